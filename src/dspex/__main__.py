@@ -1,0 +1,3 @@
+from dspex.cli import main
+
+main()

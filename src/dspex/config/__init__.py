@@ -1,0 +1,239 @@
+"""Centralized configuration: one entry point for every dspex setting.
+
+Sources, later ones winning: defaults < config file (``dspex.toml`` or
+``[tool.dspex]`` in ``pyproject.toml``; ``[env.<DSPEX_ENV>]`` overrides its base)
+< ``DSPEX_<SECTION>_<KEY>`` environment variables < :func:`configure`::
+
+    import dspex
+    dspex.configure(store={"backend": "file", "path": "/data/dspex"})
+    dspex.get_settings().store.path          # PosixPath('/data/dspex')
+    for item in dspex.config.explain():      # what `dspex config show` prints
+        print(item.key, item.value, item.source)
+
+Every setting is documented in ``docs/configuration.md``. Bad values raise
+:class:`dspex.ConfigError` naming the source, the key and what is allowed.
+Loading reads the config file and the environment and nothing else.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from dspex.config.schema import (
+    EvaluationSettings,
+    Settings,
+    StoreBackendName,
+    StoreSettings,
+    UISettings,
+    WorkerAdapterName,
+    WorkersSettings,
+    setting_keys,
+)
+from dspex.config.sources import (
+    ENVIRONMENTS,
+    SourcedValue,
+    current_env,
+    default_environ,
+    env_source,
+    file_source,
+    find_config_file,
+    flatten_overrides,
+    unknown_env_vars,
+)
+from dspex.errors import ConfigError
+
+__all__ = [
+    "ENVIRONMENTS",
+    "EvaluationSettings",
+    "LoadedConfig",
+    "SettingValue",
+    "Settings",
+    "StoreBackendName",
+    "StoreSettings",
+    "UISettings",
+    "WorkerAdapterName",
+    "WorkersSettings",
+    "configure",
+    "explain",
+    "get_settings",
+    "load",
+    "overrides",
+    "reset",
+    "setting_keys",
+    "unknown_env_vars",
+]
+
+
+@dataclass(frozen=True)
+class SettingValue:
+    """One effective setting and the source it came from."""
+
+    key: str
+    value: Any
+    source: str
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    settings: Settings
+    values: tuple[SettingValue, ...]
+    config_file: Path | None
+    env: str | None
+
+
+def load(
+    *,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    runtime: Mapping[str, Any] | None = None,
+) -> LoadedConfig:
+    """Resolve settings from every source; pure apart from reading the file and ``environ``."""
+    environ = default_environ() if environ is None else environ
+    env_name = current_env(environ)
+    file = find_config_file((cwd or Path.cwd()).resolve(), environ)
+    layered: dict[str, SourcedValue] = {}
+    if environ.get("PYTHON_EXECUTABLE"):
+        layered["workers.python_path"] = SourcedValue(
+            environ["PYTHON_EXECUTABLE"], "environment PYTHON_EXECUTABLE"
+        )
+    layered.update(file_source(file, env_name))
+    layered.update(env_source(environ))
+    layered.update({k: SourcedValue(v, "configure()") for k, v in (runtime or {}).items()})
+    settings = _validate(layered)
+    values = tuple(
+        SettingValue(key, _plain(settings, key), layered[key].source if key in layered else "default")
+        for key in setting_keys()
+    )
+    return LoadedConfig(settings, values, file.path if file else None, env_name)
+
+
+SECRET_KEYS = frozenset({"ui.token"})
+
+
+def _plain(settings: Settings, dotted: str) -> Any:
+    section, key = dotted.split(".", 1)
+    value = getattr(getattr(settings, section), key)
+    if dotted in SECRET_KEYS and value is not None:
+        return "********"
+    return value.value if hasattr(value, "value") else (str(value) if isinstance(value, Path) else value)
+
+
+def _validate(layered: Mapping[str, SourcedValue]) -> Settings:
+    nested: dict[str, dict[str, Any]] = {}
+    for dotted, sourced in layered.items():
+        section, key = dotted.split(".", 1)
+        nested.setdefault(section, {})[key] = sourced.value
+    try:
+        return Settings.model_validate(nested)
+    except PydanticValidationError as exc:
+        raise _config_error(exc, layered) from exc
+
+
+def _config_error(exc: PydanticValidationError, layered: Mapping[str, SourcedValue]) -> ConfigError:
+    lines = []
+    first_key = first_source = None
+    for error in exc.errors(include_url=False):
+        location = [str(part) for part in error["loc"]]
+        dotted = ".".join(location[:2])
+        sourced = layered.get(dotted)
+        if sourced is None:  # a cross-field check of a whole section
+            section = location[0] if location else ""
+            related = [k for k in layered if k.startswith(section + ".")]
+            source = ", ".join(sorted({layered[k].source for k in related})) or "default"
+            lines.append(f"{source}: {error['msg'].removeprefix('Value error, ')}")
+        else:
+            source = sourced.source
+            allowed = _allowed(dotted)
+            lines.append(
+                f"{source}: {dotted} = {sourced.value!r}: {error['msg']}"
+                + (f" (allowed: {allowed})" if allowed else "")
+            )
+        first_key = first_key or dotted
+        first_source = first_source or source
+    return ConfigError("invalid dspex configuration:\n  " + "\n  ".join(lines),
+                       key=first_key, source=first_source)
+
+
+def _allowed(dotted: str) -> str:
+    section, key = dotted.split(".", 1)
+    section_model = Settings.model_fields[section].annotation
+    if not (isinstance(section_model, type) and issubclass(section_model, BaseModel)):
+        return ""
+    field = section_model.model_fields.get(key)
+    annotation = getattr(field, "annotation", None)
+    if isinstance(annotation, type) and issubclass(annotation, StoreBackendName | WorkerAdapterName):
+        return " | ".join(member.value for member in annotation)
+    return ""
+
+
+_lock = threading.RLock()
+_runtime: dict[str, Any] = {}
+_cached: LoadedConfig | None = None
+
+
+def configure(overrides: Mapping[str, Any] | None = None, /, **sections: Mapping[str, Any]) -> Settings:
+    """Override settings at run time (the highest-precedence source) and return the result.
+
+    ``dspex.configure(store={"backend": "file"})`` and
+    ``dspex.configure({"store.backend": "file"})`` are equivalent. The new values are
+    validated at once; on error nothing changes.
+    """
+    global _cached
+    flat = flatten_overrides(overrides, sections)
+    with _lock:
+        candidate = {**_runtime, **flat}
+        loaded = load(runtime=candidate)
+        _runtime.clear()
+        _runtime.update(candidate)
+        _cached = loaded
+        return loaded.settings
+
+
+def _loaded() -> LoadedConfig:
+    global _cached
+    with _lock:
+        if _cached is None:
+            _cached = load(runtime=_runtime)
+        return _cached
+
+
+def get_settings() -> Settings:
+    """The effective settings (loaded once, then cached until configure() or reset())."""
+    return _loaded().settings
+
+
+def explain() -> tuple[SettingValue, ...]:
+    """Every effective setting with the source it came from."""
+    return _loaded().values
+
+
+def reset() -> None:
+    """Forget configure() overrides and re-read file and environment on next use."""
+    global _cached
+    with _lock:
+        _runtime.clear()
+        _cached = None
+
+
+@contextmanager
+def overrides(overrides: Mapping[str, Any] | None = None, /, **sections: Mapping[str, Any]) -> Iterator[Settings]:
+    """Apply :func:`configure` overrides for the duration of a ``with`` block."""
+    global _cached
+    with _lock:
+        saved = dict(_runtime)
+        saved_cache = _cached
+    try:
+        yield configure(overrides, **sections)
+    finally:
+        with _lock:
+            _runtime.clear()
+            _runtime.update(saved)
+            _cached = saved_cache

@@ -1,0 +1,178 @@
+"""What can be configured: every setting, its type, default and meaning.
+
+The field descriptions here are the reference; ``docs/configuration.md`` documents
+each of them and a test fails when one is missing there. All durations are in
+**seconds** (floats allowed).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "EvaluationSettings",
+    "Settings",
+    "StoreBackendName",
+    "StoreSettings",
+    "UISettings",
+    "WorkerAdapterName",
+    "WorkersSettings",
+    "default_python_path",
+]
+
+
+def _cpu_count() -> int:
+    return os.cpu_count() or 1
+
+
+def default_python_path() -> str:
+    """``PYTHON_EXECUTABLE`` from the environment, else the running interpreter."""
+    return os.environ.get("PYTHON_EXECUTABLE") or sys.executable
+
+
+class StoreBackendName(StrEnum):
+    MEMORY = "memory"
+    FILE = "file"
+    SQL = "sql"
+
+
+class WorkerAdapterName(StrEnum):
+    THREAD = "thread"
+    PROCESS = "process"
+    RAY = "ray"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class StoreSettings(_Section):
+    backend: StoreBackendName = Field(
+        default=StoreBackendName.MEMORY,
+        description="Where the ResultStore keeps experiments: memory, file or sql.",
+    )
+    path: Path = Field(
+        default=Path("dspex_results"),
+        description="Root directory of the file backend (relative paths are taken "
+        "from the current directory).",
+    )
+    url: str | None = Field(
+        default=None,
+        description="Database URL of the sql backend: sqlite:///path.db or "
+        "postgresql://user@host:5432/db. Required when backend is sql.",
+    )
+    auto_migrate: bool = Field(
+        default=True,
+        description="Let ResultStore.open() apply pending schema migrations of the sql "
+        "backend. Set false in production and run `dspex store migrate` instead.",
+    )
+
+    @model_validator(mode="after")
+    def _url_for_sql(self) -> StoreSettings:
+        if self.backend is StoreBackendName.SQL and not self.url:
+            raise ValueError(
+                "store.url is required when store.backend is 'sql' "
+                "(for example sqlite:///dspex.db or postgresql://localhost/dspex)"
+            )
+        if self.url and not self.url.startswith(("sqlite:", "postgresql:", "postgresql+")):
+            raise ValueError(
+                f"store.url {self.url!r} is not a sqlite:/// or postgresql:// URL"
+            )
+        return self
+
+
+class EvaluationSettings(_Section):
+    harness_pool_size: int = Field(
+        default_factory=_cpu_count,
+        ge=1,
+        description="How many examples the EvaluationHarness evaluates at once "
+        "(default: the CPU count).",
+    )
+
+
+class WorkersSettings(_Section):
+    adapter: WorkerAdapterName = Field(
+        default=WorkerAdapterName.THREAD,
+        description="What runs the program: thread (a thread pool in this process), "
+        "process (worker processes) or ray (a Ray cluster).",
+    )
+    pooling_enabled: bool = Field(
+        default=True,
+        description="When false, everything runs in the calling thread, one example at a time.",
+    )
+    pool_size: int = Field(
+        default_factory=_cpu_count,
+        ge=1,
+        description="Number of workers in the pool (default: the CPU count).",
+    )
+    pool_startup_timeout: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds for every worker of a new pool to be ready.",
+    )
+    worker_init_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds for one worker to load the program and DSPy settings.",
+    )
+    worker_shutdown_grace_period: float = Field(
+        default=2.0,
+        ge=0,
+        description="Seconds a worker may take to stop gracefully before it is killed.",
+    )
+    task_timeout: float | None = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds one example may run on a worker before the worker is "
+        "replaced and the example recorded as failed; null for no limit.",
+    )
+    python_path: str = Field(
+        default_factory=default_python_path,
+        min_length=1,
+        description="Interpreter for process workers (default: PYTHON_EXECUTABLE from "
+        "the environment, else the current interpreter).",
+    )
+    ray_address: str | None = Field(
+        default=None,
+        description="Address of the Ray cluster (ray://host:10001 or auto); unset "
+        "starts a local Ray.",
+    )
+
+
+class UISettings(_Section):
+    host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Interface `dspex ui` binds. A non-loopback host requires ui.token.",
+    )
+    port: int = Field(default=8765, ge=0, le=65535, description="Port `dspex ui` listens on.")
+    token: str | None = Field(
+        default=None,
+        description="Access token the web UI requires (as ?token= or a Bearer header); "
+        "required to bind a non-loopback host.",
+    )
+
+
+class Settings(_Section):
+    """The effective dspex configuration. Obtain it with :func:`dspex.config.get_settings`."""
+
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    workers: WorkersSettings = Field(default_factory=WorkersSettings)
+    ui: UISettings = Field(default_factory=UISettings)
+
+
+def setting_keys() -> dict[str, str]:
+    """Every dotted setting name with its description."""
+    keys = {}
+    for section_name, section_field in Settings.model_fields.items():
+        section_model = section_field.annotation
+        assert isinstance(section_model, type) and issubclass(section_model, BaseModel)
+        for name, field in section_model.model_fields.items():
+            keys[f"{section_name}.{name}"] = field.description or ""
+    return keys

@@ -1,0 +1,143 @@
+"""The one exception tree of dspex.
+
+Every error dspex raises on purpose is a :class:`DspexError`, so callers can catch
+``dspex.DspexError`` and know they caught ours::
+
+    DspexError
+    ├── ConfigError                  a setting is unknown, of the wrong type, or out of range
+    ├── ValidationError              a record or an argument is malformed (also a ValueError)
+    │   └── InvalidIdError           an id is not a dspex id of the expected kind
+    ├── StoreError                   the ResultStore could not do what was asked
+    │   ├── StoreUnavailable         the backend cannot be reached or opened
+    │   ├── ExperimentNotFound       no experiment with that id (also a KeyError)
+    │   ├── TrialNotFound            no trial with that id in that experiment (also a KeyError)
+    │   ├── ImmutableRecordError     a sealed experiment would be changed
+    │   ├── InvalidQueryError        an unknown filter key or a bad filter value
+    │   └── CorruptRecordError       a stored record fails its checksum or does not parse
+    ├── CaptureError                 instrumentation could not record a run
+    │   └── UnsupportedOptimizerVersion  an optimizer's internals moved; capture would record less
+    └── WorkerError                  a worker pool could not start, run or stop work
+        ├── WorkerStartupError       workers were not ready in time (names the ones that were not)
+        └── WorkerCrashed            a worker died while it held work
+
+Messages name the thing, the value, and what to do. Causes are chained with
+``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CaptureError",
+    "ConfigError",
+    "CorruptRecordError",
+    "DspexError",
+    "ExperimentNotFound",
+    "ImmutableRecordError",
+    "InvalidIdError",
+    "InvalidQueryError",
+    "StoreError",
+    "StoreUnavailable",
+    "TrialNotFound",
+    "UnsupportedOptimizerVersion",
+    "ValidationError",
+    "WorkerCrashed",
+    "WorkerError",
+    "WorkerStartupError",
+]
+
+
+class DspexError(Exception):
+    """Root of every error dspex raises on purpose."""
+
+
+class ConfigError(DspexError):
+    """A setting is unknown, malformed or out of range.
+
+    ``source`` names where the bad value came from (a file path, an environment
+    variable, ``configure()``), ``key`` the dotted setting name.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None, source: str | None = None):
+        super().__init__(message)
+        self.key = key
+        self.source = source
+
+
+class ValidationError(DspexError, ValueError):
+    """A record or an argument is malformed."""
+
+
+class InvalidIdError(ValidationError):
+    """An id is not a dspex id of the expected kind."""
+
+
+class StoreError(DspexError):
+    """The ResultStore could not do what was asked."""
+
+
+class StoreUnavailable(StoreError):
+    """The backend cannot be reached or opened (the URL is named without its password)."""
+
+
+class ExperimentNotFound(StoreError, KeyError):
+    """No experiment with that id."""
+
+    def __init__(self, experiment_id: str):
+        super().__init__(f"no experiment with id {experiment_id!r} in this store")
+        self.experiment_id = experiment_id
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0])
+
+
+class TrialNotFound(StoreError, KeyError):
+    """No trial with that id in that experiment."""
+
+    def __init__(self, experiment_id: str, trial_id: str):
+        super().__init__(f"no trial with id {trial_id!r} in experiment {experiment_id!r}")
+        self.experiment_id = experiment_id
+        self.trial_id = trial_id
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class ImmutableRecordError(StoreError):
+    """A sealed experiment would be changed."""
+
+
+class InvalidQueryError(StoreError, ValueError):
+    """An unknown filter key or a bad filter value."""
+
+
+class CorruptRecordError(StoreError):
+    """A stored record fails its checksum or does not parse."""
+
+    def __init__(self, record_id: str, reason: str):
+        super().__init__(f"record {record_id!r} is damaged: {reason}")
+        self.record_id = record_id
+        self.reason = reason
+
+
+class CaptureError(DspexError):
+    """Instrumentation could not record a run."""
+
+
+class UnsupportedOptimizerVersion(CaptureError):
+    """An optimizer's internals are not where capture expects them.
+
+    Raised instead of silently recording less when DSPy moves a function or an
+    attribute that an optimizer wrapper relies on.
+    """
+
+
+class WorkerError(DspexError):
+    """A worker pool could not start, run or stop work."""
+
+
+class WorkerStartupError(WorkerError):
+    """Workers were not ready within ``workers.pool_startup_timeout``."""
+
+
+class WorkerCrashed(WorkerError):
+    """A worker died while it held work."""

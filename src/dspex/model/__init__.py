@@ -1,0 +1,57 @@
+"""The dspex data model: experiments, trials and trace events, as immutable records.
+
+Records are frozen pydantic models that round-trip through JSON with no loss and
+carry a ``schema_version`` (on :class:`Experiment`). See ``docs/data-model.md``.
+"""
+
+from dspex.model._base import SCHEMA_VERSION, Record, utc_now
+from dspex.model.event import EventKind, EventSource, TraceEvent
+from dspex.model.experiment import (
+    EnvironmentInfo,
+    Experiment,
+    ExperimentStatus,
+    OptimizerInfo,
+    ProgramInfo,
+    best_trial_of,
+    summarize,
+)
+from dspex.model.hypothesis import Hypothesis, HypothesisStatus, HypothesisType
+from dspex.model.stats import LatencyStats, MetricStats, Statistics
+from dspex.model.trial import (
+    ErrorInfo,
+    ExampleResult,
+    LMSettings,
+    PredictorVariables,
+    Trial,
+    TrialStatus,
+    Variables,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "EnvironmentInfo",
+    "ErrorInfo",
+    "EventKind",
+    "EventSource",
+    "ExampleResult",
+    "Experiment",
+    "ExperimentStatus",
+    "Hypothesis",
+    "HypothesisStatus",
+    "HypothesisType",
+    "LMSettings",
+    "LatencyStats",
+    "MetricStats",
+    "OptimizerInfo",
+    "PredictorVariables",
+    "ProgramInfo",
+    "Record",
+    "Statistics",
+    "TraceEvent",
+    "Trial",
+    "TrialStatus",
+    "Variables",
+    "best_trial_of",
+    "summarize",
+    "utc_now",
+]

@@ -1,0 +1,80 @@
+"""Trace events: the timeline of one trial.
+
+Three sources interleave in one timeline, ordered by ``sequence``:
+
+* ``orchestration``: what the optimizer decided (choose a bucket, a source candidate,
+  a strategy; the advice of a feedback call; the candidate it created);
+* ``execution``: what the program did on a worker (module calls, LM calls, adapter
+  formatting and parsing, tool calls);
+* ``evaluation``: what the metric said (per example, and the trial's score).
+
+Payload keys by kind are documented in ``docs/data-model.md``. An ``lm_call`` payload
+keeps the messages exactly as sent, the response, model, settings, token usage,
+latency and cache hit.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from dspex.ids import new_id
+from dspex.model._base import EventId, JsonDict, Record, TrialId, UtcDatetime
+
+__all__ = ["EventKind", "EventSource", "TraceEvent"]
+
+
+class EventSource(StrEnum):
+    ORCHESTRATION = "orchestration"
+    EXECUTION = "execution"
+    EVALUATION = "evaluation"
+
+
+class EventKind(StrEnum):
+    # orchestration
+    OPTIMIZER_START = "optimizer_start"
+    OPTIMIZER_END = "optimizer_end"
+    STEP = "step"
+    DECISION = "decision"
+    CANDIDATE_CREATED = "candidate_created"
+    CANDIDATE_SCORED = "candidate_scored"
+    # execution
+    MODULE_START = "module_start"
+    MODULE_END = "module_end"
+    LM_CALL = "lm_call"
+    ADAPTER_FORMAT = "adapter_format"
+    ADAPTER_PARSE = "adapter_parse"
+    TOOL_CALL = "tool_call"
+    LOG = "log"
+    # evaluation
+    EXAMPLE_RESULT = "example_result"
+    METRIC = "metric"
+    TRIAL_SCORE = "trial_score"
+    # any source
+    ERROR = "error"
+
+
+class TraceEvent(Record):
+    """One thing that happened during a trial.
+
+    >>> import os, time
+    >>> from dspex import TraceEvent, new_id, utc_now
+    >>> e = TraceEvent(trial_id=new_id("trl"), sequence=0, timestamp=utc_now(),
+    ...                monotonic_ns=time.monotonic_ns(), source="execution", kind="lm_call",
+    ...                pid=os.getpid(), worker="main", payload={"model": "offline/arith"})
+    >>> e.source
+    <EventSource.EXECUTION: 'execution'>
+    """
+
+    id: EventId = Field(default_factory=lambda: new_id("evt"))
+    trial_id: TrialId
+    parent_id: EventId | None = None
+    sequence: int = Field(ge=0)
+    timestamp: UtcDatetime
+    monotonic_ns: int = Field(ge=0)
+    source: EventSource
+    kind: EventKind
+    pid: int = Field(ge=0)
+    worker: str = Field(min_length=1)
+    payload: JsonDict = Field(default_factory=dict)

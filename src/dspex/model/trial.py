@@ -1,0 +1,123 @@
+"""Trials: one candidate program evaluated on a set of examples."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field, model_validator
+
+from dspex.ids import new_id
+from dspex.model._base import ExperimentId, JsonDict, Record, TrialId, UtcDatetime
+from dspex.model.event import TraceEvent
+
+__all__ = [
+    "ErrorInfo",
+    "ExampleResult",
+    "LMSettings",
+    "PredictorVariables",
+    "Trial",
+    "TrialStatus",
+    "Variables",
+]
+
+
+class TrialStatus(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+
+
+class ErrorInfo(Record):
+    """An exception, kept as data: its type, message and formatted traceback."""
+
+    type: str = Field(min_length=1)
+    message: str = ""
+    traceback: str = ""
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ErrorInfo:
+        import traceback
+
+        return cls(
+            type=f"{type(exc).__module__}.{type(exc).__qualname__}",
+            message=str(exc),
+            traceback="".join(traceback.format_exception(exc)),
+        )
+
+
+class PredictorVariables(Record):
+    """What one predictor of the program runs with: its instructions and demos."""
+
+    signature: str = ""
+    instructions: str = ""
+    demos: tuple[JsonDict, ...] = ()
+
+
+class LMSettings(Record):
+    """The language model in effect and its settings (temperature, max_tokens, ...)."""
+
+    model: str | None = None
+    settings: JsonDict = Field(default_factory=dict)
+
+
+class Variables(Record):
+    """The configuration in effect for a trial, keyed by predictor name (``qa.predict``)."""
+
+    predictors: dict[str, PredictorVariables] = Field(default_factory=dict)
+    lm: LMSettings | None = None
+
+
+class ExampleResult(Record):
+    """How the trial's program did on one example."""
+
+    index: int = Field(ge=0)
+    inputs: JsonDict = Field(default_factory=dict)
+    labels: JsonDict = Field(default_factory=dict)
+    prediction: JsonDict | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    latency_ms: float | None = Field(default=None, ge=0)
+    tokens: int = Field(default=0, ge=0)
+    cost: float | None = Field(default=None, ge=0)
+    error: ErrorInfo | None = None
+    worker: str | None = None
+
+
+class Trial(Record):
+    """One candidate program, evaluated: its variables, results, score and timeline.
+
+    ``parent_trial_ids`` names the candidates it was derived from (empty for a
+    baseline). ``events`` are ordered by ``sequence``.
+    """
+
+    id: TrialId = Field(default_factory=lambda: new_id("trl"))
+    experiment_id: ExperimentId
+    index: int = Field(ge=0)
+    name: str = ""
+    parent_trial_ids: tuple[TrialId, ...] = ()
+    variables: Variables = Field(default_factory=Variables)
+    example_results: tuple[ExampleResult, ...] = ()
+    score: float | None = None
+    status: TrialStatus = TrialStatus.OK
+    error: ErrorInfo | None = None
+    started_at: UtcDatetime
+    finished_at: UtcDatetime | None = None
+    events: tuple[TraceEvent, ...] = ()
+    metadata: JsonDict = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Trial:
+        if self.status is TrialStatus.FAILED and self.error is None:
+            raise ValueError("a failed trial needs an error (type, message, traceback)")
+        if self.finished_at is not None and self.finished_at < self.started_at:
+            raise ValueError("finished_at is before started_at")
+        for event in self.events:
+            if event.trial_id != self.id:
+                raise ValueError(
+                    f"event {event.id} belongs to trial {event.trial_id}, not {self.id}"
+                )
+        return self
+
+    @property
+    def duration_ms(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds() * 1000

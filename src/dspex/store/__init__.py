@@ -1,0 +1,18 @@
+"""The ResultStore: a durable, queryable record of experiments over pluggable backends.
+
+See :class:`ResultStore` for the API and :mod:`dspex.store.backend` for the contract.
+"""
+
+from dspex.store.backend import Problem, StoreBackend, register_backend
+from dspex.store.query import ExperimentSummary, Query
+from dspex.store.service import Page, ResultStore
+
+__all__ = [
+    "ExperimentSummary",
+    "Page",
+    "Problem",
+    "Query",
+    "ResultStore",
+    "StoreBackend",
+    "register_backend",
+]

@@ -1,0 +1,151 @@
+"""The backend contract: what a ResultStore backend must do, and the registry of backends.
+
+The service (:class:`dspex.store.ResultStore`) validates every argument, computes
+checksums and enforces immutability; a backend only stores and finds. A backend is
+done when it passes the conformance suite in ``tests/store/test_conformance.py``.
+
+Register a backend with :func:`register_backend`; :func:`backend_for_url` picks one
+by URL scheme and lists the valid schemes when none fits.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from dspex.errors import StoreUnavailable
+from dspex.model import Experiment, Trial
+from dspex.store.query import ExperimentSummary, Query
+
+__all__ = [
+    "Problem",
+    "SealOutcome",
+    "StoreBackend",
+    "backend_for_url",
+    "redact_url",
+    "register_backend",
+    "registered_schemes",
+]
+
+
+@dataclass(frozen=True)
+class SealOutcome:
+    """What :meth:`StoreBackend.seal` did: stored the record, or found one already sealed."""
+
+    stored: bool
+    existing_checksum: str | None = None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A damaged record found by :meth:`StoreBackend.verify`."""
+
+    record_id: str
+    reason: str
+
+
+class StoreBackend(ABC):
+    """Where experiments live. Constructors are cheap: no I/O until :meth:`open`.
+
+    Thread safety: the service calls a backend from many threads at once; file and
+    SQL backends must also be safe across processes.
+    """
+
+    url: str
+
+    @abstractmethod
+    def open(self) -> None:
+        """Connect and prepare (create directories, apply migrations when allowed)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections and handles; safe to call twice."""
+
+    @abstractmethod
+    def write_running(self, experiment: Experiment) -> None:
+        """Create or update the header (no trials) of an experiment that is not sealed.
+
+        Raises :class:`dspex.ImmutableRecordError` if the id is already sealed.
+        """
+
+    @abstractmethod
+    def write_trial(self, experiment_id: str, trial: Trial) -> None:
+        """Durably add a finished trial to a running experiment (idempotent per trial id).
+
+        Raises :class:`dspex.ExperimentNotFound` if no running experiment has that id,
+        :class:`dspex.ImmutableRecordError` if it is sealed.
+        """
+
+    @abstractmethod
+    def seal(self, experiment: Experiment, checksum: str) -> SealOutcome:
+        """Atomically store the final record unless the id is already sealed.
+
+        Either the whole record becomes visible or nothing does. Returns the existing
+        checksum when the id was sealed before (the service decides what that means).
+        """
+
+    @abstractmethod
+    def load(self, experiment_id: str) -> Experiment | None:
+        """The full record (sealed, or running with the trials written so far)."""
+
+    @abstractmethod
+    def load_trial(self, experiment_id: str, trial_id: str) -> Trial | None:
+        """One trial with its events, without loading the rest of the experiment."""
+
+    @abstractmethod
+    def query(self, query: Query) -> list[ExperimentSummary]:
+        """Summaries that match, in the query's order, one page."""
+
+    @abstractmethod
+    def count(self, query: Query) -> int:
+        """How many experiments match (paging ignored)."""
+
+    @abstractmethod
+    def verify(self) -> Iterator[Problem]:
+        """Check every sealed record against its checksum; yield what is damaged."""
+
+
+BackendFactory = Callable[[str], StoreBackend]
+_REGISTRY: dict[str, BackendFactory] = {}
+
+
+def register_backend(scheme: str, factory: BackendFactory) -> None:
+    """Make ``scheme://`` URLs open with ``factory(url)``."""
+    _REGISTRY[scheme] = factory
+
+
+def registered_schemes() -> list[str]:
+    _load_builtin_backends()
+    return sorted(_REGISTRY)
+
+
+def _load_builtin_backends() -> None:
+    # Imported here, not at module level, so optional drivers load only when used.
+    from dspex.store import memory  # noqa: F401
+
+    for module in ("dspex.store.file", "dspex.store.sql"):
+        try:
+            __import__(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+def backend_for_url(url: str) -> StoreBackend:
+    """The backend for ``url`` (``memory://``, ``file:///path``, ``sqlite:///x.db``, ...)."""
+    _load_builtin_backends()
+    scheme = url.split(":", 1)[0].split("+", 1)[0] if ":" in url else ""
+    factory = _REGISTRY.get(scheme)
+    if factory is None:
+        raise StoreUnavailable(
+            f"no ResultStore backend for URL {redact_url(url)!r}; valid schemes: "
+            + ", ".join(f"{s}://" for s in sorted(_REGISTRY))
+        )
+    return factory(url)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (safe for messages and logs)."""
+    return re.sub(r"(://[^/:@]+:)[^@/]*@", r"\1***@", url)

@@ -1,0 +1,137 @@
+"""The in-memory backend: the library default and the official test double.
+
+Records are kept as JSON bytes, not live objects, so nothing a caller holds can
+change what the store returns. Stores opened with the same ``memory://name`` URL in
+one process share their records; ``memory://`` alone is private to its store.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from dspex.errors import ExperimentNotFound, ImmutableRecordError
+from dspex.model import Experiment, Trial
+from dspex.store.backend import Problem, SealOutcome, StoreBackend, register_backend
+from dspex.store.query import ExperimentSummary, Query, page, summary_of
+
+__all__ = ["MemoryBackend"]
+
+
+@dataclass
+class _Entry:
+    header: bytes  # the experiment without trials (running) or the whole record (sealed)
+    trials: dict[str, bytes] = field(default_factory=dict)
+    summary: ExperimentSummary | None = None
+    checksum: str | None = None  # set once sealed
+
+
+@dataclass
+class _Space:
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    entries: dict[str, _Entry] = field(default_factory=dict)
+
+
+_NAMED: dict[str, _Space] = {}
+_NAMED_LOCK = threading.Lock()
+
+
+class MemoryBackend(StoreBackend):
+    """Experiments in a dict, guarded by one lock."""
+
+    def __init__(self, url: str = "memory://") -> None:
+        self.url = url
+        self._name = url.removeprefix("memory://").strip("/")
+        self._space: _Space | None = None
+
+    def open(self) -> None:
+        if self._space is not None:
+            return
+        if not self._name:
+            self._space = _Space()
+            return
+        with _NAMED_LOCK:
+            self._space = _NAMED.setdefault(self._name, _Space())
+
+    def close(self) -> None:
+        """Nothing to release; records stay until the process ends."""
+
+    @property
+    def _s(self) -> _Space:
+        if self._space is None:
+            self.open()
+        assert self._space is not None
+        return self._space
+
+    def write_running(self, experiment: Experiment) -> None:
+        header = experiment.replace(trials=())
+        with self._s.lock:
+            entry = self._s.entries.get(experiment.id)
+            if entry is not None and entry.checksum is not None:
+                raise ImmutableRecordError(f"experiment {experiment.id!r} is sealed")
+            if entry is None:
+                entry = self._s.entries[experiment.id] = _Entry(header.to_json_bytes())
+            entry.header = header.to_json_bytes()
+            entry.summary = summary_of(self._assemble(entry), sealed=False, checksum=None)
+
+    def write_trial(self, experiment_id: str, trial: Trial) -> None:
+        with self._s.lock:
+            entry = self._s.entries.get(experiment_id)
+            if entry is None:
+                raise ExperimentNotFound(experiment_id)
+            if entry.checksum is not None:
+                raise ImmutableRecordError(f"experiment {experiment_id!r} is sealed")
+            entry.trials[trial.id] = trial.to_json_bytes()
+            entry.summary = summary_of(self._assemble(entry), sealed=False, checksum=None)
+
+    def seal(self, experiment: Experiment, checksum: str) -> SealOutcome:
+        with self._s.lock:
+            entry = self._s.entries.get(experiment.id)
+            if entry is not None and entry.checksum is not None:
+                return SealOutcome(stored=False, existing_checksum=entry.checksum)
+            self._s.entries[experiment.id] = _Entry(
+                header=experiment.to_json_bytes(),
+                summary=summary_of(experiment, sealed=True, checksum=checksum),
+                checksum=checksum,
+            )
+            return SealOutcome(stored=True)
+
+    def _assemble(self, entry: _Entry) -> Experiment:
+        experiment = Experiment.from_json(entry.header)
+        if entry.checksum is not None or not entry.trials:
+            return experiment
+        trials = sorted((Trial.from_json(t) for t in entry.trials.values()), key=lambda t: t.index)
+        return experiment.replace(trials=tuple(trials))
+
+    def load(self, experiment_id: str) -> Experiment | None:
+        with self._s.lock:
+            entry = self._s.entries.get(experiment_id)
+            return None if entry is None else self._assemble(entry)
+
+    def load_trial(self, experiment_id: str, trial_id: str) -> Trial | None:
+        experiment = self.load(experiment_id)
+        if experiment is None:
+            return None
+        return next((t for t in experiment.trials if t.id == trial_id), None)
+
+    def _summaries(self) -> list[ExperimentSummary]:
+        with self._s.lock:
+            return [e.summary for e in self._s.entries.values() if e.summary is not None]
+
+    def query(self, query: Query) -> list[ExperimentSummary]:
+        return page(query, self._summaries())
+
+    def count(self, query: Query) -> int:
+        unpaged = Query(**{**query.__dict__, "limit": 1 << 62, "offset": 0, "after": None})
+        return len(page(unpaged, self._summaries()))
+
+    def verify(self) -> Iterator[Problem]:
+        with self._s.lock:
+            sealed = [(i, e) for i, e in self._s.entries.items() if e.checksum is not None]
+        for experiment_id, entry in sealed:
+            if Experiment.from_json(entry.header).content_checksum() != entry.checksum:
+                yield Problem(experiment_id, "content does not match its checksum")
+
+
+register_backend("memory", MemoryBackend)

@@ -1,0 +1,301 @@
+"""Query filters and the lightweight experiment summaries that queries return.
+
+Filters are validated once, here, so that every backend sees the same clean
+:class:`Query` and every caller gets the same messages::
+
+    >>> Query.parse({"program": "qa", "created_after": "2026-11-01", "limit": 10}).limit
+    10
+    >>> Query.parse({"programme": "qa"})
+    Traceback (most recent call last):
+    ...
+    dspex.errors.InvalidQueryError: unknown filter 'programme'; did you mean 'program'? ...
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from dspex.errors import InvalidQueryError
+from dspex.ids import is_valid_id
+from dspex.model import Experiment, ExperimentStatus, Record
+from dspex.model._base import ExperimentId, HypothesisId, TrialId, UtcDatetime
+
+__all__ = ["DEFAULT_LIMIT", "FILTERS", "MAX_LIMIT", "ExperimentSummary", "Query", "summary_of"]
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 1000
+
+FILTERS: dict[str, str] = {
+    "hypothesis": "a hypothesis id (hyp_...), or text contained in its research question",
+    "program": "the program name, exactly",
+    "optimizer": "the optimizer name, exactly (for example SIMBA); 'none' for evaluations",
+    "status": "one of " + ", ".join(s.value for s in ExperimentStatus) + " (or a list of them)",
+    "tags": "a tag or a list of tags; an experiment matches when it has all of them",
+    "created_after": "an ISO date or UTC datetime; created at or after it",
+    "created_before": "an ISO date or UTC datetime; created strictly before it",
+    "min_score": "a number; best score at least this",
+    "max_score": "a number; best score at most this",
+    "limit": f"1..{MAX_LIMIT} (default {DEFAULT_LIMIT})",
+    "offset": "a non-negative integer",
+    "cursor": "the next_cursor of a previous page",
+    "order_by": "created (newest first, the default) or score (highest first)",
+}
+
+
+class ExperimentSummary(Record):
+    """One experiment as a query returns it: no trials, no events."""
+
+    id: ExperimentId
+    name: str
+    program: str
+    optimizer: str | None = None
+    status: ExperimentStatus
+    created_at: UtcDatetime
+    completed_at: UtcDatetime | None = None
+    tags: tuple[str, ...] = ()
+    hypothesis_id: HypothesisId | None = None
+    research_question: str | None = None
+    best_score: float | None = None
+    best_trial_id: TrialId | None = None
+    trial_count: int = Field(default=0, ge=0)
+    sealed: bool = False
+    checksum: str | None = None
+
+
+def summary_of(experiment: Experiment, *, sealed: bool, checksum: str | None) -> ExperimentSummary:
+    """The summary of ``experiment`` (used by every backend, so they agree)."""
+    return ExperimentSummary(
+        id=experiment.id,
+        name=experiment.name,
+        program=experiment.program.name,
+        optimizer=experiment.optimizer.name if experiment.optimizer else None,
+        status=experiment.status,
+        created_at=experiment.created_at,
+        completed_at=experiment.completed_at,
+        tags=experiment.tags,
+        hypothesis_id=experiment.hypothesis.id if experiment.hypothesis else None,
+        research_question=experiment.hypothesis.research_question if experiment.hypothesis else None,
+        best_score=experiment.best_score,
+        best_trial_id=experiment.best_trial_id,
+        trial_count=len(experiment.trials),
+        sealed=sealed,
+        checksum=checksum,
+    )
+
+
+@dataclass(frozen=True)
+class Query:
+    """Validated filters. Build it with :meth:`parse`; backends read its fields."""
+
+    hypothesis_id: str | None = None
+    hypothesis_text: str | None = None
+    program: str | None = None
+    optimizer: str | None = None  # "" matches experiments without an optimizer
+    statuses: tuple[ExperimentStatus, ...] = ()
+    tags: tuple[str, ...] = ()
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    min_score: float | None = None
+    max_score: float | None = None
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+    order_by: Literal["created", "score"] = "created"
+    after: tuple[Any, str] | None = field(default=None)  # keyset cursor: (sort value, id)
+
+    @classmethod
+    def parse(cls, filters: Mapping[str, Any] | None = None) -> Query:
+        """Validate ``filters``; raise :class:`InvalidQueryError` naming the bad key or value."""
+        if filters is None:
+            return cls()
+        if not isinstance(filters, Mapping):
+            raise InvalidQueryError(
+                f"filters must be a mapping such as {{'program': 'qa'}}, not {type(filters).__name__}"
+            )
+        values: dict[str, Any] = {}
+        for key, value in filters.items():
+            if key not in FILTERS:
+                raise _unknown(key)
+            if value is None:
+                continue
+            _PARSERS[key](values, value)
+        if values.get("after") is not None and values.get("offset"):
+            raise InvalidQueryError("use either offset or cursor, not both")
+        query = cls(**values)
+        if query.after is not None and query.after_order != query.order_by:
+            raise InvalidQueryError("this cursor belongs to a query with another order_by")
+        return query
+
+    @property
+    def after_order(self) -> str | None:
+        return None if self.after is None else ("score" if len(self.after) == 3 else "created")
+
+    def next_cursor(self, last: ExperimentSummary) -> str:
+        """The cursor that continues after ``last`` (an item of this query's page)."""
+        if self.order_by == "score":
+            key: list[Any] = [last.best_score, last.id, "score"]
+        else:
+            key = [last.created_at.isoformat(), last.id]
+        return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+
+
+def _unknown(key: object) -> InvalidQueryError:
+    hint = difflib.get_close_matches(str(key), list(FILTERS), n=1)
+    suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+    valid = "; ".join(f"{k}: {v}" for k, v in FILTERS.items())
+    return InvalidQueryError(f"unknown filter {key!r}{suggestion} Valid filters: {valid}")
+
+
+def _bad(key: str, value: Any, expected: str) -> InvalidQueryError:
+    return InvalidQueryError(f"filter {key!r} has a bad value {value!r}: expected {expected}")
+
+
+def _text(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value or len(value) > 500 or "\x00" in value:
+        raise _bad(key, value, "a non-empty string of at most 500 characters")
+    return value
+
+
+def _hypothesis(values: dict[str, Any], value: Any) -> None:
+    text = _text("hypothesis", value)
+    if is_valid_id(text, "hyp"):
+        values["hypothesis_id"] = text
+    else:
+        values["hypothesis_text"] = text
+
+
+def _datetime(key: str, value: Any) -> datetime:
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise _bad(key, value, "an ISO date such as 2026-11-01 or datetime") from None
+    else:
+        raise _bad(key, value, "an ISO date string, a date or a datetime")
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _number(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _bad(key, value, "a finite number")
+    return float(value)
+
+
+def _int(key: str, value: Any, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (
+        high is not None and value > high
+    ):
+        raise _bad(key, value, f"an integer from {low}" + (f" to {high}" if high else " up"))
+    return value
+
+
+def _statuses(values: dict[str, Any], value: Any) -> None:
+    items = [value] if isinstance(value, str | ExperimentStatus) else value
+    try:
+        values["statuses"] = tuple(ExperimentStatus(v) for v in items)
+    except (ValueError, TypeError):
+        raise _bad("status", value, FILTERS["status"]) from None
+
+
+def _tags(values: dict[str, Any], value: Any) -> None:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple | set | frozenset) or not items:
+        raise _bad("tags", value, FILTERS["tags"])
+    values["tags"] = tuple(sorted(_text("tags", v) for v in items))
+
+
+def _order(values: dict[str, Any], value: Any) -> None:
+    if value not in ("created", "score"):
+        raise _bad("order_by", value, "'created' (newest first) or 'score' (highest first)")
+    values["order_by"] = value
+
+
+def _cursor(values: dict[str, Any], value: Any) -> None:
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(_text("cursor", value).encode()))
+        if len(decoded) == 3 and decoded[2] == "score":
+            score = None if decoded[0] is None else float(decoded[0])
+            values["after"] = (score, str(decoded[1]), "score")
+        else:
+            values["after"] = (_datetime("cursor", decoded[0]), str(decoded[1]))
+        if not is_valid_id(values["after"][1], "exp"):
+            raise ValueError
+    except (ValueError, TypeError, IndexError, InvalidQueryError):
+        raise _bad("cursor", value, "the next_cursor of a previous page") from None
+
+
+_PARSERS: dict[str, Any] = {
+    "hypothesis": _hypothesis,
+    "program": lambda v, x: v.__setitem__("program", _text("program", x)),
+    "optimizer": lambda v, x: v.__setitem__(
+        "optimizer", "" if x == "none" else _text("optimizer", x)
+    ),
+    "status": _statuses,
+    "tags": _tags,
+    "created_after": lambda v, x: v.__setitem__("created_after", _datetime("created_after", x)),
+    "created_before": lambda v, x: v.__setitem__("created_before", _datetime("created_before", x)),
+    "min_score": lambda v, x: v.__setitem__("min_score", _number("min_score", x)),
+    "max_score": lambda v, x: v.__setitem__("max_score", _number("max_score", x)),
+    "limit": lambda v, x: v.__setitem__("limit", _int("limit", x, 1, MAX_LIMIT)),
+    "offset": lambda v, x: v.__setitem__("offset", _int("offset", x, 0)),
+    "cursor": _cursor,
+    "order_by": _order,
+}
+
+
+def matches(query: Query, summary: ExperimentSummary) -> bool:
+    """Whether ``summary`` passes every filter of ``query`` (paging aside).
+
+    The reference semantics: backends that filter in SQL must agree with it, and the
+    conformance suite checks that they do.
+    """
+    checks = (
+        query.hypothesis_id is None or summary.hypothesis_id == query.hypothesis_id,
+        query.hypothesis_text is None
+        or query.hypothesis_text.lower() in (summary.research_question or "").lower(),
+        query.program is None or summary.program == query.program,
+        query.optimizer is None or (summary.optimizer or "") == query.optimizer,
+        not query.statuses or summary.status in query.statuses,
+        set(query.tags) <= set(summary.tags),
+        query.created_after is None or summary.created_at >= query.created_after,
+        query.created_before is None or summary.created_at < query.created_before,
+        query.min_score is None
+        or (summary.best_score is not None and summary.best_score >= query.min_score),
+        query.max_score is None
+        or (summary.best_score is not None and summary.best_score <= query.max_score),
+    )
+    return all(checks)
+
+
+def sort_key(query: Query, summary: ExperimentSummary) -> tuple[Any, ...]:
+    """Ascending key whose reverse is the query's order (newest or highest first, then id)."""
+    if query.order_by == "score":
+        has = summary.best_score is not None
+        return (has, summary.best_score if has else 0.0, summary.id)
+    return (summary.created_at, summary.id)
+
+
+def page(query: Query, summaries: list[ExperimentSummary]) -> list[ExperimentSummary]:
+    """Filter, order and page ``summaries`` in memory (for backends without an index)."""
+    selected = sorted((s for s in summaries if matches(query, s)),
+                      key=lambda s: sort_key(query, s), reverse=True)
+    if query.after is not None:
+        if query.order_by == "score":
+            score, last_id = query.after[0], query.after[1]
+            bound: tuple[Any, ...] = (score is not None, score if score is not None else 0.0, last_id)
+        else:
+            bound = (query.after[0], query.after[1])
+        selected = [s for s in selected if sort_key(query, s) < bound]
+    return selected[query.offset : query.offset + query.limit]

@@ -1,0 +1,236 @@
+"""The ResultStore service: one API over every backend.
+
+    >>> import dspex
+    >>> store = dspex.ResultStore.open("memory://")
+    >>> exp = dspex.Experiment(name="demo", program=dspex.ProgramInfo(name="qa"),
+    ...                        status="completed")
+    >>> checksum = store.archive_experiment(exp)
+    >>> store.get_experiment(exp.id) == exp
+    True
+    >>> [s.name for s in store.query_experiments({"program": "qa"})]
+    ['demo']
+
+Validation, checksums and immutability live here, once; backends only store and
+find (see :mod:`dspex.store.backend`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from dspex.errors import (
+    DspexError,
+    ExperimentNotFound,
+    ImmutableRecordError,
+    StoreUnavailable,
+    TrialNotFound,
+    ValidationError,
+)
+from dspex.ids import validate_id
+from dspex.model import Experiment, ExperimentStatus, Trial
+from dspex.store.backend import Problem, StoreBackend, backend_for_url, redact_url
+from dspex.store.query import ExperimentSummary, Query
+
+__all__ = ["Page", "ResultStore", "url_from_settings"]
+
+
+class Page(list[ExperimentSummary]):
+    """A page of query results; ``next_cursor`` continues it (None on the last page)."""
+
+    next_cursor: str | None = None
+
+
+def url_from_settings() -> str:
+    """The store URL that the effective configuration describes."""
+    from dspex.config import get_settings
+
+    store = get_settings().store
+    if store.backend == "memory":
+        return "memory://default"
+    if store.backend == "file":
+        return "file://" + str(Path(store.path).expanduser().resolve())
+    assert store.url is not None  # the settings validator guarantees it
+    return store.url
+
+
+class ResultStore:
+    """A durable, queryable record of experiments. Safe to share between threads.
+
+    Open one with :meth:`open` (a URL, or the configured store) or use the
+    process-wide :meth:`default`. Construction does no I/O; the backend opens on
+    first use or on :meth:`connect`.
+    """
+
+    _default: ResultStore | None = None
+    _default_lock = threading.Lock()
+
+    def __init__(self, backend: StoreBackend) -> None:
+        self._backend = backend
+        self._opened = False
+        self._lock = threading.Lock()
+
+    # -- construction -------------------------------------------------------------
+
+    @classmethod
+    def open(cls, url: str | None = None) -> ResultStore:
+        """A store for ``url`` (``memory://``, ``file:///dir``, ``sqlite:///x.db``,
+        ``postgresql://...``), or for the configured store when ``url`` is None."""
+        return cls(backend_for_url(url or url_from_settings()))
+
+    @classmethod
+    def default(cls) -> ResultStore:
+        """The configured store, one shared instance per process."""
+        with cls._default_lock:
+            if cls._default is None:
+                cls._default = cls.open()
+            return cls._default
+
+    @classmethod
+    def reset_default(cls) -> None:
+        """Close and forget the shared instance (after configure(), and in tests)."""
+        with cls._default_lock:
+            if cls._default is not None:
+                cls._default.close()
+            cls._default = None
+
+    @property
+    def url(self) -> str:
+        """The backend URL, without any password."""
+        return redact_url(self._backend.url)
+
+    def connect(self) -> ResultStore:
+        """Open the backend now (otherwise it opens on first use)."""
+        if self._opened:
+            return self
+        with self._lock:
+            if not self._opened:
+                try:
+                    self._backend.open()
+                except DspexError:
+                    raise
+                except Exception as exc:
+                    raise StoreUnavailable(
+                        f"cannot open the ResultStore at {self.url}: {exc}"
+                    ) from exc
+                self._opened = True
+        return self
+
+    def close(self) -> None:
+        with self._lock:
+            if self._opened:
+                self._backend.close()
+                self._opened = False
+
+    def __enter__(self) -> ResultStore:
+        return self.connect()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ResultStore({self.url!r})"
+
+    @property
+    def backend(self) -> StoreBackend:
+        return self.connect()._backend
+
+    # -- writing ------------------------------------------------------------------
+
+    def start_experiment(self, experiment: Experiment) -> None:
+        """Record a running experiment's header so that its trials can be written."""
+        _require(experiment, Experiment, "experiment")
+        if experiment.status.is_final:
+            raise ValidationError(
+                f"experiment {experiment.id} has status {experiment.status.value!r}; "
+                "start_experiment takes a designed or running experiment, "
+                "archive_experiment a finished one"
+            )
+        self.backend.write_running(experiment.replace(trials=()))
+
+    def record_trial(self, experiment_id: str, trial: Trial) -> None:
+        """Durably add a finished trial to a running experiment."""
+        validate_id(experiment_id, "exp")
+        _require(trial, Trial, "trial")
+        if trial.experiment_id != experiment_id:
+            raise ValidationError(
+                f"trial {trial.id} belongs to experiment {trial.experiment_id}, not {experiment_id}"
+            )
+        self.backend.write_trial(experiment_id, trial)
+
+    def archive_experiment(self, experiment: Experiment) -> str:
+        """Seal a finished experiment; return its content checksum.
+
+        Archiving identical content again changes nothing; archiving different
+        content under a sealed id raises :class:`dspex.ImmutableRecordError`.
+        """
+        _require(experiment, Experiment, "experiment")
+        if not experiment.status.is_final:
+            raise ValidationError(
+                f"experiment {experiment.id} has status {experiment.status.value!r}; only "
+                "completed, failed or interrupted experiments can be archived "
+                "(use start_experiment and record_trial while it runs)"
+            )
+        checksum = experiment.content_checksum()
+        outcome = self.backend.seal(experiment, checksum)
+        if outcome.stored or outcome.existing_checksum == checksum:
+            return checksum
+        raise ImmutableRecordError(
+            f"experiment {experiment.id} is already archived with different content "
+            f"({outcome.existing_checksum}, new {checksum}); archived experiments never "
+            "change: archive the new content under a new id"
+        )
+
+    # -- reading ------------------------------------------------------------------
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        """The full record; raises :class:`dspex.ExperimentNotFound`."""
+        validate_id(experiment_id, "exp")
+        experiment = self.backend.load(experiment_id)
+        if experiment is None:
+            raise ExperimentNotFound(experiment_id)
+        return experiment
+
+    def get_trial(self, experiment_id: str, trial_id: str) -> Trial:
+        """One trial with its events; raises ExperimentNotFound or TrialNotFound."""
+        validate_id(experiment_id, "exp")
+        validate_id(trial_id, "trl")
+        trial = self.backend.load_trial(experiment_id, trial_id)
+        if trial is not None:
+            return trial
+        if self.backend.load(experiment_id) is None:
+            raise ExperimentNotFound(experiment_id)
+        raise TrialNotFound(experiment_id, trial_id)
+
+    def query_experiments(self, filters: Mapping[str, Any] | None = None, **kw: Any) -> Page:
+        """Summaries matching ``filters`` (see :data:`dspex.store.query.FILTERS`), newest first."""
+        query = Query.parse({**(filters or {}), **kw})
+        page = Page(self.backend.query(query))
+        if len(page) == query.limit:
+            page.next_cursor = query.next_cursor(page[-1])
+        return page
+
+    def count_experiments(self, filters: Mapping[str, Any] | None = None, **kw: Any) -> int:
+        """How many experiments match ``filters`` (limit and offset ignored)."""
+        return self.backend.count(Query.parse({**(filters or {}), **kw}))
+
+    def verify(self) -> list[Problem]:
+        """Every sealed record checked against its checksum; the damaged ones, by id."""
+        return list(self.backend.verify())
+
+
+def _require(value: object, kind: type, name: str) -> None:
+    if not isinstance(value, kind):
+        raise ValidationError(f"{name} must be a dspex.{kind.__name__}, not {type(value).__name__}")
+
+
+# Status values that archive_experiment accepts, for documentation and the CLI.
+FINAL_STATUSES = tuple(s for s in ExperimentStatus if s.is_final)
