@@ -14,7 +14,11 @@ from dspex.store import ResultStore
 def _isolated_settings(tmp_path, monkeypatch) -> Iterator[None]:
     # Settings read the current directory and the environment; give each test a clean one.
     monkeypatch.chdir(tmp_path)
-    for name in [n for n in __import__("os").environ if n.startswith("DSPEX_") and not n.startswith("DSPEX_TEST_")]:
+    for name in [
+        n
+        for n in __import__("os").environ
+        if n.startswith("DSPEX_") and not n.startswith("DSPEX_TEST_")
+    ]:
         monkeypatch.delenv(name)
     dspex.config.reset()
     ResultStore.reset_default()

@@ -31,8 +31,10 @@ def test_defaults_when_nothing_is_configured(tmp_path):
 
 
 def test_precedence_defaults_file_environment_configure(tmp_path):
-    write(tmp_path / "dspex.toml", '[workers]\npool_size = 3\npool_startup_timeout = 30\n'
-          '[store]\nbackend = "file"\n')
+    write(
+        tmp_path / "dspex.toml",
+        '[workers]\npool_size = 3\npool_startup_timeout = 30\n[store]\nbackend = "file"\n',
+    )
     environ = {"DSPEX_WORKERS_POOL_SIZE": "5", "DSPEX_STORE_BACKEND": "memory"}
     loaded = config.load(cwd=tmp_path, environ=environ, runtime={"workers.pool_size": 7})
     assert loaded.settings.workers.pool_size == 7
@@ -59,8 +61,11 @@ def test_pyproject_without_tool_dspex_is_skipped(tmp_path):
 
 
 def test_environment_section_overrides_the_base(tmp_path):
-    write(tmp_path / "dspex.toml", '[store]\nbackend = "file"\npath = "dev-results"\n'
-          '[env.prod.store]\nbackend = "sql"\nurl = "sqlite:///prod.db"\n')
+    write(
+        tmp_path / "dspex.toml",
+        '[store]\nbackend = "file"\npath = "dev-results"\n'
+        '[env.prod.store]\nbackend = "sql"\nurl = "sqlite:///prod.db"\n',
+    )
     dev = config.load(cwd=tmp_path, environ={})
     prod = config.load(cwd=tmp_path, environ={"DSPEX_ENV": "prod"})
     assert dev.settings.store.backend == "file"
@@ -97,7 +102,9 @@ def test_wrong_type_names_source_key_and_value(tmp_path):
     write(tmp_path / "dspex.toml", '[workers]\npool_size = "many"\n')
     with pytest.raises(ConfigError) as info:
         config.load(cwd=tmp_path, environ={})
-    assert re.search(r"dspex.toml \[workers\]: workers.pool_size = 'many': .*integer", str(info.value))
+    assert re.search(
+        r"dspex.toml \[workers\]: workers.pool_size = 'many': .*integer", str(info.value)
+    )
 
 
 def test_bad_enum_value_lists_the_allowed_ones(tmp_path):

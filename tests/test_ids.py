@@ -39,7 +39,9 @@ def test_ids_are_safe_file_names():
     assert all(c.isalnum() or c == "_" for c in value)
 
 
-@pytest.mark.parametrize("value", [None, 3, "exp_", "EXP_01JD0000000000000000000000", "exp_01JD00000000000000000000001"])
+@pytest.mark.parametrize(
+    "value", [None, 3, "exp_", "EXP_01JD0000000000000000000000", "exp_01JD00000000000000000000001"]
+)
 def test_invalid_values(value):
     assert not is_valid_id(value, "exp")
     with pytest.raises(InvalidIdError, match="experiment id"):

@@ -17,6 +17,9 @@ def test_all_is_sorted_and_unique():
 
 
 def test_every_error_descends_from_dspex_error():
-    errors = [getattr(dspex, n) for n in dspex.__all__
-              if isinstance(getattr(dspex, n), type) and issubclass(getattr(dspex, n), Exception)]
+    errors = [
+        getattr(dspex, n)
+        for n in dspex.__all__
+        if isinstance(getattr(dspex, n), type) and issubclass(getattr(dspex, n), Exception)
+    ]
     assert errors and all(issubclass(e, dspex.DspexError) for e in errors)

@@ -10,6 +10,7 @@ See ``docs/`` for the user guide.
 """
 
 from dspex import config
+from dspex.capture.api import ExperimentRun, experiment
 from dspex.config import Settings, configure, get_settings
 from dspex.errors import (
     CaptureError,
@@ -29,7 +30,9 @@ from dspex.errors import (
     WorkerError,
     WorkerStartupError,
 )
+from dspex.harness import EvaluationHarness
 from dspex.ids import new_id
+from dspex.journal import ExperimentJournal
 from dspex.model import (
     EnvironmentInfo,
     ErrorInfo,
@@ -65,11 +68,14 @@ __all__ = [
     "DspexError",
     "EnvironmentInfo",
     "ErrorInfo",
+    "EvaluationHarness",
     "EventKind",
     "EventSource",
     "ExampleResult",
     "Experiment",
+    "ExperimentJournal",
     "ExperimentNotFound",
+    "ExperimentRun",
     "ExperimentStatus",
     "ExperimentSummary",
     "Hypothesis",
@@ -102,6 +108,7 @@ __all__ = [
     "__version__",
     "config",
     "configure",
+    "experiment",
     "get_settings",
     "new_id",
     "utc_now",

@@ -28,7 +28,9 @@ from dspex import (
 from dspex.model import summarize
 
 text = st.text(max_size=40)
-names = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=20)
+names = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=20
+)
 finite = st.floats(min_value=-1e12, max_value=1e12, allow_nan=False)
 json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | finite | text
 json_values = st.recursive(
@@ -88,8 +90,12 @@ variables = st.builds(
     Variables,
     predictors=st.dictionaries(
         names,
-        st.builds(PredictorVariables, signature=text, instructions=text,
-                  demos=st.lists(json_dicts, max_size=2).map(tuple)),
+        st.builds(
+            PredictorVariables,
+            signature=text,
+            instructions=text,
+            demos=st.lists(json_dicts, max_size=2).map(tuple),
+        ),
         max_size=2,
     ),
     lm=st.none() | st.builds(LMSettings, model=st.none() | text, settings=json_dicts),
@@ -123,9 +129,14 @@ def trials(draw, experiment_id: str, index: int = 0) -> Trial:
 def experiments(draw, status: ExperimentStatus | None = None) -> Experiment:
     experiment_id = new_id("exp")
     counter = itertools.count()
-    trial_list = [draw(trials(experiment_id, next(counter))) for _ in range(draw(st.integers(0, 3)))]
-    best = max((t for t in trial_list if t.score is not None and t.status is TrialStatus.OK),
-               key=lambda t: t.score, default=None)
+    trial_list = [
+        draw(trials(experiment_id, next(counter))) for _ in range(draw(st.integers(0, 3)))
+    ]
+    best = max(
+        (t for t in trial_list if t.score is not None and t.status is TrialStatus.OK),
+        key=lambda t: t.score,
+        default=None,
+    )
     return Experiment(
         id=experiment_id,
         name=draw(names),

@@ -47,8 +47,13 @@ def test_hypothesis_round_trips(hypothesis):
 
 def test_non_finite_floats_survive_a_round_trip():
     exp_id = new_id("exp")
-    trial = Trial(experiment_id=exp_id, index=0, started_at=utc_now(), score=float("nan"),
-                  metadata={"x": float("inf")})
+    trial = Trial(
+        experiment_id=exp_id,
+        index=0,
+        started_at=utc_now(),
+        score=float("nan"),
+        metadata={"x": float("inf")},
+    )
     restored = Trial.from_json(trial.to_json())
     assert restored.score != restored.score  # NaN
     assert restored.metadata["x"] == float("inf")
@@ -70,9 +75,18 @@ def test_schema_version_is_stored_and_newer_versions_are_refused():
         Experiment.from_dict(data)
 
 
-@pytest.mark.parametrize("bad_id", ["exp_simba_run_123", "../../etc/passwd", "exp_01/..", "",
-                                    "trl_01JD0000000000000000000000", "exp_01jd0000000000000000000000",
-                                    "exp_01JD0000000000000000000000'; DROP TABLE x;--"])
+@pytest.mark.parametrize(
+    "bad_id",
+    [
+        "exp_simba_run_123",
+        "../../etc/passwd",
+        "exp_01/..",
+        "",
+        "trl_01JD0000000000000000000000",
+        "exp_01jd0000000000000000000000",
+        "exp_01JD0000000000000000000000'; DROP TABLE x;--",
+    ],
+)
 def test_malformed_ids_are_refused_naming_the_field(bad_id):
     with pytest.raises(ValidationError) as info:
         Experiment(id=bad_id, name="e", program=ProgramInfo(name="qa"))
@@ -108,17 +122,33 @@ def test_unknown_fields_are_refused():
 
 def test_payload_must_be_json():
     with pytest.raises(ValidationError, match="TraceEvent.payload"):
-        TraceEvent(trial_id=new_id("trl"), sequence=0, timestamp=utc_now(),
-                   monotonic_ns=time.monotonic_ns(), source="execution", kind="lm_call",
-                   pid=os.getpid(), worker="w", payload={"obj": object()})
+        TraceEvent(
+            trial_id=new_id("trl"),
+            sequence=0,
+            timestamp=utc_now(),
+            monotonic_ns=time.monotonic_ns(),
+            source="execution",
+            kind="lm_call",
+            pid=os.getpid(),
+            worker="w",
+            payload={"obj": object()},
+        )
 
 
 def test_trial_consistency_checks():
     exp_id = new_id("exp")
     with pytest.raises(ValidationError, match="a failed trial needs an error"):
         Trial(experiment_id=exp_id, index=0, started_at=utc_now(), status="failed")
-    other = TraceEvent(trial_id=new_id("trl"), sequence=0, timestamp=utc_now(), monotonic_ns=1,
-                       source="execution", kind="log", pid=1, worker="w")
+    other = TraceEvent(
+        trial_id=new_id("trl"),
+        sequence=0,
+        timestamp=utc_now(),
+        monotonic_ns=1,
+        source="execution",
+        kind="log",
+        pid=1,
+        worker="w",
+    )
     with pytest.raises(ValidationError, match="belongs to trial"):
         Trial(experiment_id=exp_id, index=0, started_at=utc_now(), events=(other,))
 
@@ -131,10 +161,12 @@ def test_experiment_refuses_foreign_or_duplicate_trials_and_unknown_best():
     with pytest.raises(ValidationError, match="belongs to experiment"):
         Experiment(name="e", program=ProgramInfo(name="qa"), trials=(trial,))
     with pytest.raises(ValidationError, match="best_trial_id"):
-        Experiment(id=exp_id, name="e", program=ProgramInfo(name="qa"),
-                   best_trial_id=new_id("trl"))
+        Experiment(id=exp_id, name="e", program=ProgramInfo(name="qa"), best_trial_id=new_id("trl"))
 
 
 def test_final_statuses():
     assert {s for s in ExperimentStatus if s.is_final} == {
-        ExperimentStatus.COMPLETED, ExperimentStatus.FAILED, ExperimentStatus.INTERRUPTED}
+        ExperimentStatus.COMPLETED,
+        ExperimentStatus.FAILED,
+        ExperimentStatus.INTERRUPTED,
+    }

@@ -43,10 +43,17 @@ def test_summarize_uses_the_best_trial_for_metric_spread():
     exp_id = new_id("exp")
 
     def trial(index, score, values):
-        results = tuple(ExampleResult(index=i, metrics={"accuracy": v}, latency_ms=10.0 * (i + 1),
-                                      tokens=5) for i, v in enumerate(values))
-        return Trial(experiment_id=exp_id, index=index, started_at=utc_now(), score=score,
-                     example_results=results)
+        results = tuple(
+            ExampleResult(index=i, metrics={"accuracy": v}, latency_ms=10.0 * (i + 1), tokens=5)
+            for i, v in enumerate(values)
+        )
+        return Trial(
+            experiment_id=exp_id,
+            index=index,
+            started_at=utc_now(),
+            score=score,
+            example_results=results,
+        )
 
     trials = [trial(0, 0.5, [1.0, 0.0]), trial(1, 1.0, [1.0, 1.0])]
     summary = summarize(trials)

@@ -109,7 +109,9 @@ def load(
     layered.update({k: SourcedValue(v, "configure()") for k, v in (runtime or {}).items()})
     settings = _validate(layered)
     values = tuple(
-        SettingValue(key, _plain(settings, key), layered[key].source if key in layered else "default")
+        SettingValue(
+            key, _plain(settings, key), layered[key].source if key in layered else "default"
+        )
         for key in setting_keys()
     )
     return LoadedConfig(settings, values, file.path if file else None, env_name)
@@ -123,7 +125,11 @@ def _plain(settings: Settings, dotted: str) -> Any:
     value = getattr(getattr(settings, section), key)
     if dotted in SECRET_KEYS and value is not None:
         return "********"
-    return value.value if hasattr(value, "value") else (str(value) if isinstance(value, Path) else value)
+    return (
+        value.value
+        if hasattr(value, "value")
+        else (str(value) if isinstance(value, Path) else value)
+    )
 
 
 def _validate(layered: Mapping[str, SourcedValue]) -> Settings:
@@ -158,8 +164,9 @@ def _config_error(exc: PydanticValidationError, layered: Mapping[str, SourcedVal
             )
         first_key = first_key or dotted
         first_source = first_source or source
-    return ConfigError("invalid dspex configuration:\n  " + "\n  ".join(lines),
-                       key=first_key, source=first_source)
+    return ConfigError(
+        "invalid dspex configuration:\n  " + "\n  ".join(lines), key=first_key, source=first_source
+    )
 
 
 def _allowed(dotted: str) -> str:
@@ -169,7 +176,9 @@ def _allowed(dotted: str) -> str:
         return ""
     field = section_model.model_fields.get(key)
     annotation = getattr(field, "annotation", None)
-    if isinstance(annotation, type) and issubclass(annotation, StoreBackendName | WorkerAdapterName):
+    if isinstance(annotation, type) and issubclass(
+        annotation, StoreBackendName | WorkerAdapterName
+    ):
         return " | ".join(member.value for member in annotation)
     return ""
 
@@ -179,7 +188,9 @@ _runtime: dict[str, Any] = {}
 _cached: LoadedConfig | None = None
 
 
-def configure(overrides: Mapping[str, Any] | None = None, /, **sections: Mapping[str, Any]) -> Settings:
+def configure(
+    overrides: Mapping[str, Any] | None = None, /, **sections: Mapping[str, Any]
+) -> Settings:
     """Override settings at run time (the highest-precedence source) and return the result.
 
     ``dspex.configure(store={"backend": "file"})`` and
@@ -224,7 +235,9 @@ def reset() -> None:
 
 
 @contextmanager
-def overrides(overrides: Mapping[str, Any] | None = None, /, **sections: Mapping[str, Any]) -> Iterator[Settings]:
+def overrides(
+    overrides: Mapping[str, Any] | None = None, /, **sections: Mapping[str, Any]
+) -> Iterator[Settings]:
     """Apply :func:`configure` overrides for the duration of a ``with`` block."""
     global _cached
     with _lock:

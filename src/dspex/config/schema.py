@@ -80,9 +80,7 @@ class StoreSettings(_Section):
                 "(for example sqlite:///dspex.db or postgresql://localhost/dspex)"
             )
         if self.url and not self.url.startswith(("sqlite:", "postgresql:", "postgresql+")):
-            raise ValueError(
-                f"store.url {self.url!r} is not a sqlite:/// or postgresql:// URL"
-            )
+            raise ValueError(f"store.url {self.url!r} is not a sqlite:/// or postgresql:// URL")
         return self
 
 

@@ -169,7 +169,9 @@ def summarize(trials: tuple[Trial, ...] | list[Trial], reported: Trial | None = 
             for name, value in result.metrics.items():
                 metrics.setdefault(name, []).append(value)
     scores = [t.score for t in trials if t.score is not None]
-    latencies = [r.latency_ms for t in trials for r in t.example_results if r.latency_ms is not None]
+    latencies = [
+        r.latency_ms for t in trials for r in t.example_results if r.latency_ms is not None
+    ]
     return Statistics(
         metrics={name: MetricStats.of(values) for name, values in metrics.items()},
         trial_scores=MetricStats.of(scores) if scores else None,

@@ -1,0 +1,320 @@
+"""The DSPy callback that turns module, LM, adapter and tool calls into TraceEvents.
+
+One :class:`DspexCallback` instance serves every trial: it finds the trial's
+recorder through :func:`dspex.capture.context.active_recorder` at each call, so the
+same callback attributes concurrent calls from many threads to the right trials.
+With no active recorder every handler returns at once (the no-op fast path).
+
+    import dspy
+    from dspex.capture import DspexCallback, TrialRecorder, recording
+    dspy.configure(callbacks=[DspexCallback()])
+    with recording(TrialRecorder(trial_id)):
+        program(question="2+2?")
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from dspy.utils.callback import BaseCallback
+from dspy.utils.callback_context import ACTIVE_CALL_ID
+
+from dspex.capture.context import active_journal, active_recorder
+from dspex.capture.jsonable import jsonable
+from dspex.capture.program import class_path
+from dspex.capture.recorder import TrialRecorder
+
+__all__ = ["DspexCallback", "error_payload"]
+
+
+def error_payload(exc: BaseException | None) -> dict[str, str] | None:
+    if exc is None:
+        return None
+    import traceback
+
+    return {
+        "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+    }
+
+
+class _Call:
+    __slots__ = ("recorder", "event_id", "parent_id", "started", "module", "extra")
+
+    def __init__(
+        self,
+        recorder: TrialRecorder,
+        event_id: str | None,
+        parent_id: str | None,
+        module: str,
+        extra: dict[str, Any],
+    ) -> None:
+        self.recorder = recorder
+        self.event_id = event_id
+        self.parent_id = parent_id
+        self.started = time.perf_counter()
+        self.module = module
+        self.extra = extra
+
+
+class DspexCallback(BaseCallback):
+    """Records DSPy calls into the active trial's recorder."""
+
+    def __init__(self) -> None:
+        self._calls: dict[str, _Call] = {}
+        _install_history_hook()
+
+    # -- bookkeeping ----------------------------------------------------------------
+
+    def _enclosing(self) -> _Call | None:
+        parent_call = ACTIVE_CALL_ID.get()
+        return self._calls.get(parent_call) if parent_call else None
+
+    def _start(
+        self,
+        call_id: str,
+        recorder: TrialRecorder,
+        module: str,
+        extra: dict[str, Any],
+        start_event: tuple[str, dict[str, Any]] | None,
+    ) -> None:
+        enclosing = self._enclosing()
+        parent_id = enclosing.event_id if enclosing else None
+        event_id = None
+        if start_event is not None:
+            kind, payload = start_event
+            event_id = recorder.emit("execution", kind, payload, parent_id=parent_id)
+        self._calls[call_id] = _Call(recorder, event_id, parent_id, module, extra)
+
+    def _module_of_enclosing(self, recorder: TrialRecorder, instance: Any) -> str:
+        enclosing = self._enclosing()
+        if enclosing is not None:
+            return enclosing.module
+        return recorder.module_paths.get(id(instance), type(instance).__name__)
+
+    # -- modules --------------------------------------------------------------------
+
+    def on_module_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        recorder = active_recorder()
+        if recorder is None:
+            return
+        module = recorder.module_paths.get(id(instance)) or type(instance).__name__
+        signature = getattr(instance, "signature", None)
+        payload = {
+            "module": module,
+            "class": class_path(instance),
+            "signature": str(getattr(signature, "signature", "")) if signature is not None else "",
+            "inputs": jsonable(inputs.get("kwargs", inputs)),
+        }
+        self._start(
+            call_id, recorder, module, {"class": payload["class"]}, ("module_start", payload)
+        )
+
+    def on_module_end(
+        self, call_id: str, outputs: Any | None, exception: Exception | None = None
+    ) -> None:
+        call = self._calls.pop(call_id, None)
+        if call is None:
+            return
+        call.recorder.emit(
+            "execution",
+            "module_end",
+            {
+                "module": call.module,
+                "class": call.extra["class"],
+                "outputs": jsonable(outputs) if exception is None else None,
+                "error": error_payload(exception),
+                "latency_ms": (time.perf_counter() - call.started) * 1000,
+                "start_id": call.event_id,
+            },
+            parent_id=call.parent_id,
+        )
+
+    # -- LM calls -------------------------------------------------------------------
+
+    def on_lm_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        recorder = active_recorder()
+        if recorder is None:
+            return
+        kwargs = inputs.get("kwargs") or {}
+        messages = inputs.get("messages")
+        if messages is None and inputs.get("prompt") is not None:
+            messages = [{"role": "user", "content": inputs["prompt"]}]
+        settings = {**(getattr(instance, "kwargs", {}) or {}), **kwargs}
+        extra = {
+            "model": getattr(instance, "model", type(instance).__name__),
+            "messages": jsonable(messages),
+            "settings": jsonable({k: v for k, v in settings.items() if not k.startswith("api_")}),
+        }
+        module = self._module_of_enclosing(recorder, instance)
+        self._start(call_id, recorder, module, extra, None)
+
+    def on_lm_end(
+        self, call_id: str, outputs: Any | None, exception: Exception | None = None
+    ) -> None:
+        call = self._calls.pop(call_id, None)
+        if call is None:
+            return
+        history = call.extra.get("history") or {}
+        call.recorder.emit(
+            "execution",
+            "lm_call",
+            {
+                "model": call.extra["model"],
+                "module": call.module,
+                "messages": call.extra["messages"],
+                "response": jsonable(outputs),
+                "settings": call.extra["settings"],
+                "usage": history.get("usage"),
+                "cost": history.get("cost"),
+                "cache_hit": history.get("cache_hit"),
+                "latency_ms": (time.perf_counter() - call.started) * 1000,
+                "error": error_payload(exception),
+            },
+            parent_id=call.parent_id,
+        )
+
+    def _history_entry(self, entry: dict[str, Any]) -> None:
+        """Called from inside an LM call with DSPy's history entry (usage, cost, cache hit)."""
+        call = self._calls.get(ACTIVE_CALL_ID.get() or "")
+        if call is None:
+            return
+        response = entry.get("response")
+        call.extra["history"] = {
+            "usage": jsonable(
+                {k: v for k, v in (entry.get("usage") or {}).items() if v is not None}
+            ),
+            "cost": entry.get("cost"),
+            "cache_hit": bool(getattr(response, "cache_hit", False)),
+        }
+
+    # -- adapters and tools ---------------------------------------------------------
+
+    def on_adapter_format_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        recorder = active_recorder()
+        if recorder is not None:
+            module = self._module_of_enclosing(recorder, instance)
+            self._start(call_id, recorder, module, {"adapter": type(instance).__name__}, None)
+
+    def on_adapter_format_end(
+        self, call_id: str, outputs: Any | None, exception: Exception | None = None
+    ) -> None:
+        self._adapter_end(call_id, "adapter_format", exception, None)
+
+    def on_adapter_parse_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        recorder = active_recorder()
+        if recorder is not None:
+            module = self._module_of_enclosing(recorder, instance)
+            extra = {"adapter": type(instance).__name__, "completion": inputs.get("completion")}
+            self._start(call_id, recorder, module, extra, None)
+
+    def on_adapter_parse_end(
+        self, call_id: str, outputs: Any | None, exception: Exception | None = None
+    ) -> None:
+        self._adapter_end(call_id, "adapter_parse", exception, outputs)
+
+    def _adapter_end(
+        self, call_id: str, kind: str, exception: BaseException | None, outputs: Any
+    ) -> None:
+        call = self._calls.pop(call_id, None)
+        if call is None:
+            return
+        payload: dict[str, Any] = {
+            "adapter": call.extra["adapter"],
+            "module": call.module,
+            "ok": exception is None,
+            "error": error_payload(exception),
+            "latency_ms": (time.perf_counter() - call.started) * 1000,
+        }
+        if kind == "adapter_parse" and exception is not None:
+            payload["completion"] = jsonable(call.extra.get("completion"))
+        call.recorder.emit("execution", kind, payload, parent_id=call.parent_id)
+
+    def on_tool_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        recorder = active_recorder()
+        if recorder is not None:
+            module = self._module_of_enclosing(recorder, instance)
+            extra = {
+                "tool": getattr(instance, "name", type(instance).__name__),
+                "args": jsonable(inputs.get("kwargs", inputs)),
+            }
+            self._start(call_id, recorder, module, extra, None)
+
+    def on_tool_end(
+        self, call_id: str, outputs: Any | None, exception: Exception | None = None
+    ) -> None:
+        call = self._calls.pop(call_id, None)
+        if call is None:
+            return
+        call.recorder.emit(
+            "execution",
+            "tool_call",
+            {
+                "tool": call.extra["tool"],
+                "module": call.module,
+                "args": call.extra["args"],
+                "result": jsonable(outputs),
+                "error": error_payload(exception),
+                "latency_ms": (time.perf_counter() - call.started) * 1000,
+            },
+            parent_id=call.parent_id,
+        )
+
+    # -- optimizers -----------------------------------------------------------------
+
+    def on_compile_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        journal = active_journal()
+        if journal is not None:
+            journal.compile_started(call_id, instance, inputs)
+
+    def on_compile_end(
+        self, call_id: str, outputs: Any | None, exception: Exception | None = None
+    ) -> None:
+        journal = active_journal()
+        if journal is not None:
+            journal.compile_finished(call_id, outputs, exception)
+
+
+_hook_lock = threading.Lock()
+_hook_installed = False
+
+
+def _install_history_hook() -> None:
+    """Let callbacks see DSPy's history entry (usage, cost, cache hit) of the LM call in flight.
+
+    ``on_lm_end`` only receives the outputs; the entry is built inside the call, where
+    ACTIVE_CALL_ID names the LM call, so the wrapper hands it to the callback of that call.
+    The original method always runs first and unchanged.
+    """
+    global _hook_installed
+    with _hook_lock:
+        if _hook_installed:
+            return
+        from dspy.clients.base_lm import BaseLM
+
+        original = BaseLM.update_history
+
+        def update_history(self: Any, entry: dict[str, Any]) -> Any:
+            result = original(self, entry)
+            try:
+                for callback in _callbacks_in_effect(self):
+                    callback._history_entry(entry)
+            except Exception:  # noqa: BLE001 - capture must never break an LM call
+                pass
+            return result
+
+        update_history.__wrapped__ = original  # type: ignore[attr-defined]
+        BaseLM.update_history = update_history  # type: ignore[method-assign]
+        _hook_installed = True
+
+
+def _callbacks_in_effect(lm: Any) -> list[DspexCallback]:
+    import dspy
+
+    callbacks = list(dspy.settings.get("callbacks", []) or []) + list(
+        getattr(lm, "callbacks", []) or []
+    )
+    return [c for c in callbacks if isinstance(c, DspexCallback)]

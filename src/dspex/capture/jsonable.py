@@ -1,0 +1,51 @@
+"""Turn whatever a DSPy program hands us into JSON data, cheaply and without failing.
+
+Capture must never break the program it records, so anything that is not JSON
+becomes its ``repr`` (truncated), and DSPy's own containers become dicts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["MAX_REPR", "jsonable"]
+
+MAX_REPR = 2000
+_MAX_DEPTH = 8
+
+
+def jsonable(value: Any, _depth: int = 0) -> Any:
+    """A JSON-compatible copy of ``value`` (dicts, lists, str, int, float, bool, None)."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if _depth >= _MAX_DEPTH:
+        return _short_repr(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v, _depth + 1) for v in value]
+    to_dict = getattr(value, "toDict", None)  # dspy.Example and dspy.Prediction
+    if callable(to_dict):
+        try:
+            return jsonable(to_dict(), _depth + 1)
+        except Exception:  # noqa: BLE001 - a broken toDict must not break capture
+            return _short_repr(value)
+    model_dump = getattr(value, "model_dump", None)  # pydantic models used as fields
+    if callable(model_dump):
+        try:
+            return jsonable(model_dump(mode="json"), _depth + 1)
+        except Exception:  # noqa: BLE001
+            return _short_repr(value)
+    return _short_repr(value)
+
+
+def _short_repr(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001
+        text = f"<unrepresentable {type(value).__name__}>"
+    return text if len(text) <= MAX_REPR else text[: MAX_REPR - 3] + "..."

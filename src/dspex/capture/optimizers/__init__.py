@@ -1,0 +1,46 @@
+"""Optimizer hooks: what dspex records while a DSPy optimizer's ``compile`` runs.
+
+DSPy has no public hooks for optimizer decisions, so each supported optimizer has
+one module here that wraps attributes of the optimizer *instance* (and, where DSPy
+calls a module-level function, patches it only for the duration of that compile).
+:func:`hook_for` picks the hook by optimizer class; unknown optimizers get the
+:class:`GenericHook`, which records the compile as one trial.
+
+A hook is started by ``DspexCallback.on_compile_start`` and finished by
+``on_compile_end`` (always called, also when compile raises).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from dspex.capture.optimizers.base import GenericHook, OptimizerHook, optimizer_info
+
+if TYPE_CHECKING:
+    from dspex.journal import ExperimentJournal
+
+__all__ = ["HOOKS", "GenericHook", "OptimizerHook", "hook_for", "optimizer_info", "register_hook"]
+
+HOOKS: dict[str, type[OptimizerHook]] = {}
+
+
+def register_hook(optimizer_class_name: str, hook: type[OptimizerHook]) -> None:
+    HOOKS[optimizer_class_name] = hook
+
+
+def _load_builtin_hooks() -> None:
+    for module in ("simba", "mipro", "bootstrap"):
+        try:
+            __import__(f"dspex.capture.optimizers.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"dspex.capture.optimizers.{module}":
+                raise
+
+
+def hook_for(journal: ExperimentJournal, optimizer: Any, inputs: dict[str, Any]) -> OptimizerHook:
+    _load_builtin_hooks()
+    for cls in type(optimizer).__mro__:
+        hook = HOOKS.get(cls.__name__)
+        if hook is not None:
+            return hook(journal, optimizer, inputs)
+    return GenericHook(journal, optimizer, inputs)

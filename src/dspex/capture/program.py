@@ -1,0 +1,92 @@
+"""What capture reads from a DSPy program: module paths, variables, identity.
+
+Kept in one place so that every optimizer wrapper and the harness describe
+programs the same way (and viewers can diff one trial's variables against another's).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dspex.capture.jsonable import jsonable
+from dspex.model import LMSettings, PredictorVariables, ProgramInfo, Variables
+
+__all__ = ["class_path", "module_paths", "program_info", "variables_of"]
+
+# LM kwargs worth showing as "settings in effect"; the rest are transport details.
+_LM_SETTING_KEYS = ("temperature", "max_tokens", "top_p", "n", "rollout_id", "seed", "stop")
+
+
+def class_path(obj: Any) -> str:
+    cls = obj if isinstance(obj, type) else type(obj)
+    module = cls.__module__
+    if module.startswith("dspy."):
+        return f"dspy.{cls.__qualname__}"
+    return f"{module}.{cls.__qualname__}"
+
+
+def program_name(program: Any) -> str:
+    name = getattr(program, "dspex_name", None)
+    return str(name) if name else type(program).__name__.lower()
+
+
+def program_info(program: Any, name: str | None = None) -> ProgramInfo:
+    return ProgramInfo(name=name or program_name(program), class_path=class_path(program))
+
+
+def module_paths(program: Any, name: str | None = None) -> dict[int, str]:
+    """id(module) -> dotted path for the program and every sub-module (``qa.predict``)."""
+    root = name or program_name(program)
+    paths = {id(program): root}
+    named = getattr(program, "named_sub_modules", None)
+    if callable(named):
+        for path, module in named():
+            suffix = path.removeprefix("self").lstrip(".")
+            paths.setdefault(id(module), f"{root}.{suffix}" if suffix else root)
+    return paths
+
+
+def lm_settings(lm: Any) -> LMSettings | None:
+    if lm is None:
+        return None
+    kwargs = getattr(lm, "kwargs", {}) or {}
+    settings = {k: jsonable(kwargs[k]) for k in _LM_SETTING_KEYS if k in kwargs}
+    return LMSettings(model=getattr(lm, "model", None), settings=settings)
+
+
+def variables_of(program: Any, name: str | None = None) -> Variables:
+    """The configuration in effect: per predictor its signature, instructions and demos;
+    the LM (the first predictor's own LM, else the configured one) and its settings."""
+    import dspy
+
+    root = name or program_name(program)
+    predictors: dict[str, PredictorVariables] = {}
+    first_lm = None
+    named = getattr(program, "named_predictors", None)
+    for path, predictor in named() if callable(named) else []:
+        signature = getattr(predictor, "signature", None)
+        predictors[f"{root}.{path}"] = PredictorVariables(
+            signature=_signature_text(signature),
+            instructions=str(getattr(signature, "instructions", "") or ""),
+            demos=tuple(
+                jsonable(dict(_demo_items(d))) for d in getattr(predictor, "demos", []) or []
+            ),
+        )
+        first_lm = first_lm or getattr(predictor, "lm", None)
+    return Variables(predictors=predictors, lm=lm_settings(first_lm or dspy.settings.lm))
+
+
+def _signature_text(signature: Any) -> str:
+    if signature is None:
+        return ""
+    try:
+        return str(signature.signature)
+    except Exception:  # noqa: BLE001
+        return type(signature).__name__
+
+
+def _demo_items(demo: Any) -> Any:
+    to_dict = getattr(demo, "toDict", None)
+    if callable(to_dict):
+        return to_dict().items()
+    return dict(demo).items() if isinstance(demo, dict) else {"demo": repr(demo)}.items()

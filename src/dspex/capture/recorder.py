@@ -1,0 +1,126 @@
+"""The TrialRecorder: a thread-safe, allocation-light buffer of one trial's events.
+
+The hot path (:meth:`TrialRecorder.emit`) appends a tuple and returns an event id;
+validated :class:`~dspex.model.TraceEvent` records are built later, off the calling
+thread's critical path, by :meth:`TrialRecorder.events`. Events recorded in another
+process come back as plain dicts and are merged with :meth:`merge`.
+
+    >>> from dspex.capture.recorder import TrialRecorder
+    >>> rec = TrialRecorder(new_id("trl"))
+    >>> start = rec.emit("execution", "module_start", {"module": "qa"})
+    >>> _ = rec.emit("execution", "module_end", {"module": "qa"}, parent_id=None)
+    >>> [e.kind.value for e in rec.events()]
+    ['module_start', 'module_end']
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from dspex.ids import new_id
+from dspex.model import TraceEvent
+
+__all__ = ["RawEvent", "TrialRecorder", "current_worker_name"]
+
+
+class RawEvent(NamedTuple):
+    """An event as captured: cheap to make, turned into a TraceEvent later."""
+
+    id: str
+    time_ns: int
+    monotonic_ns: int
+    source: str
+    kind: str
+    payload: dict[str, Any]
+    parent_id: str | None
+    pid: int
+    worker: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._asdict()
+
+
+def current_worker_name() -> str:
+    """The name recorded as ``worker`` on events made by the current thread."""
+    name = threading.current_thread().name
+    return "main" if name == "MainThread" else name
+
+
+def _utc(time_ns: int) -> datetime:
+    seconds, nanos = divmod(time_ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=nanos // 1000)
+
+
+class TrialRecorder:
+    """Collects the events of one trial from any number of threads."""
+
+    def __init__(self, trial_id: str, *, module_paths: dict[int, str] | None = None) -> None:
+        self.trial_id = trial_id
+        # id(module instance) -> its path in the program ("qa.predict"), for module events.
+        self.module_paths: dict[int, str] = dict(module_paths or {})
+        self._raw: list[RawEvent] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def emit(
+        self,
+        source: str,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        parent_id: str | None = None,
+    ) -> str:
+        """Record one event now; return its id (to use as a later event's parent)."""
+        event_id = new_id("evt")
+        raw = RawEvent(
+            event_id,
+            time.time_ns(),
+            time.monotonic_ns(),
+            source,
+            kind,
+            payload,
+            parent_id,
+            self._pid,
+            current_worker_name(),
+        )
+        with self._lock:
+            self._raw.append(raw)
+        return event_id
+
+    def merge(self, events: Iterable[RawEvent | dict[str, Any]]) -> None:
+        """Add events recorded elsewhere (another process), keeping their time order."""
+        incoming = [e if isinstance(e, RawEvent) else RawEvent(**e) for e in events]
+        with self._lock:
+            self._raw.extend(incoming)
+
+    def raw_events(self) -> list[RawEvent]:
+        with self._lock:
+            return list(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def events(self) -> tuple[TraceEvent, ...]:
+        """Validated TraceEvents in time order, numbered 0..n-1."""
+        raw = sorted(self.raw_events(), key=lambda e: (e.time_ns, e.monotonic_ns, e.id))
+        return tuple(
+            TraceEvent(
+                id=e.id,
+                trial_id=self.trial_id,
+                parent_id=e.parent_id,
+                sequence=sequence,
+                timestamp=_utc(e.time_ns),
+                monotonic_ns=e.monotonic_ns,
+                source=e.source,
+                kind=e.kind,
+                pid=e.pid,
+                worker=e.worker,
+                payload=e.payload,
+            )
+            for sequence, e in enumerate(raw)
+        )

@@ -1,0 +1,318 @@
+"""The ExperimentJournal: the running experiment, its trials, and their way to the store.
+
+    journal = ExperimentJournal("arith", program=program, store=store)
+    journal.start()
+    recorder = journal.new_trial(name="baseline", program=program)
+    ...                                   # run under recording(recorder)
+    trial = journal.finish_trial(recorder, example_results=results, score=0.8)
+    experiment = journal.finish()         # summary computed, experiment sealed
+
+Each finished trial is written to the ResultStore by a background writer as soon as
+it finishes (so a crash loses at most the trials still running); :meth:`finish`
+seals the experiment. Optimizer hooks (``dspex.capture.optimizers``) and the
+EvaluationHarness create trials through this class.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from dspex.capture.program import module_paths, program_info, variables_of
+from dspex.capture.recorder import TrialRecorder
+from dspex.config import get_settings
+from dspex.errors import StoreError, ValidationError
+from dspex.ids import new_id
+from dspex.journal.writer import BackgroundWriter
+from dspex.model import (
+    EnvironmentInfo,
+    ErrorInfo,
+    ExampleResult,
+    Experiment,
+    ExperimentStatus,
+    Hypothesis,
+    OptimizerInfo,
+    ProgramInfo,
+    Trial,
+    TrialStatus,
+    Variables,
+    best_trial_of,
+    summarize,
+    utc_now,
+)
+from dspex.store import ResultStore
+
+__all__ = ["ExperimentJournal"]
+
+logger = logging.getLogger(__name__)
+
+
+class _OpenTrial:
+    __slots__ = ("recorder", "index", "name", "parents", "variables", "metadata", "started_at")
+
+    def __init__(
+        self,
+        recorder: TrialRecorder,
+        index: int,
+        name: str,
+        parents: tuple[str, ...],
+        variables: Variables,
+        metadata: dict[str, Any],
+    ) -> None:
+        self.recorder = recorder
+        self.index = index
+        self.name = name
+        self.parents = parents
+        self.variables = variables
+        self.metadata = metadata
+        self.started_at = utc_now()
+
+
+class ExperimentJournal:
+    """Holds one running experiment and writes each trial to the ResultStore as it finishes."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        program: Any = None,
+        program_name: str | None = None,
+        hypothesis: str | Hypothesis | None = None,
+        optimizer: OptimizerInfo | None = None,
+        tags: Iterable[str] = (),
+        store: ResultStore | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ValidationError(f"experiment name must be a non-empty string, not {name!r}")
+        if isinstance(hypothesis, str):
+            hypothesis = Hypothesis(research_question=hypothesis, status="active")
+        self.store = store
+        self.program_name = program_name
+        info = (
+            program_info(program, program_name)
+            if program is not None
+            else ProgramInfo(name=program_name or name)
+        )
+        self._experiment = Experiment(
+            id=new_id("exp"),
+            name=name,
+            hypothesis=hypothesis,
+            program=info,
+            optimizer=optimizer,
+            tags=tuple(tags),
+            environment=EnvironmentInfo.current(_config_snapshot()),
+            metadata=metadata or {},
+        )
+        self._lock = threading.RLock()
+        self._indices = itertools.count()
+        self._open: dict[str, _OpenTrial] = {}
+        self._trials: list[Trial] = []
+        self._writer = BackgroundWriter(f"dspex-writer-{self._experiment.id[-6:]}")
+        self._compiles: dict[str, Any] = {}
+        self._finished: Experiment | None = None
+
+    # -- identity -----------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        return self._experiment.id
+
+    @property
+    def experiment(self) -> Experiment:
+        """The experiment as it stands (sealed record after :meth:`finish`)."""
+        if self._finished is not None:
+            return self._finished
+        with self._lock:
+            return self._experiment.replace(
+                trials=tuple(sorted(self._trials, key=lambda t: t.index))
+            )
+
+    @property
+    def trials(self) -> list[Trial]:
+        with self._lock:
+            return sorted(self._trials, key=lambda t: t.index)
+
+    def _store(self) -> ResultStore:
+        if self.store is None:
+            self.store = ResultStore.default()
+        return self.store
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Mark the experiment running and record its header in the store (in the background)."""
+        with self._lock:
+            self._experiment = self._experiment.replace(
+                status=ExperimentStatus.RUNNING, started_at=utc_now()
+            )
+            header = self._experiment
+        store = self._store()
+        self._writer.submit(lambda: store.start_experiment(header))
+
+    def set_optimizer(self, optimizer: OptimizerInfo) -> None:
+        with self._lock:
+            if self._experiment.optimizer is None:
+                self._experiment = self._experiment.replace(optimizer=optimizer)
+
+    def new_trial(
+        self,
+        *,
+        name: str = "",
+        parents: Sequence[str] = (),
+        program: Any = None,
+        variables: Variables | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> TrialRecorder:
+        """Open a trial; record into the returned recorder, then :meth:`finish_trial` it."""
+        trial_id = new_id("trl")
+        recorder = TrialRecorder(
+            trial_id,
+            module_paths=module_paths(program, self.program_name) if program is not None else None,
+        )
+        if variables is None:
+            variables = (
+                variables_of(program, self.program_name) if program is not None else Variables()
+            )
+        with self._lock:
+            index = next(self._indices)
+            self._open[trial_id] = _OpenTrial(
+                recorder, index, name or f"trial {index}", tuple(parents), variables, metadata or {}
+            )
+        return recorder
+
+    def open_trial_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._open)
+
+    def update_trial(
+        self,
+        recorder: TrialRecorder,
+        *,
+        program: Any = None,
+        variables: Variables | None = None,
+        metadata: dict[str, Any] | None = None,
+        name: str | None = None,
+    ) -> None:
+        """Change what an open trial will record as its variables, metadata or name."""
+        with self._lock:
+            open_trial = self._open[recorder.trial_id]
+            if program is not None:
+                recorder.module_paths.update(module_paths(program, self.program_name))
+                open_trial.variables = variables_of(program, self.program_name)
+            if variables is not None:
+                open_trial.variables = variables
+            if metadata:
+                open_trial.metadata.update(metadata)
+            if name:
+                open_trial.name = name
+
+    def finish_trial(
+        self,
+        recorder: TrialRecorder,
+        *,
+        example_results: Sequence[ExampleResult] = (),
+        score: float | None = None,
+        error: BaseException | ErrorInfo | None = None,
+    ) -> Trial:
+        """Close a trial, build its record and hand it to the store writer."""
+        with self._lock:
+            open_trial = self._open.pop(recorder.trial_id, None)
+        if open_trial is None:
+            raise ValidationError(f"trial {recorder.trial_id} is not open in experiment {self.id}")
+        if isinstance(error, BaseException):
+            error = ErrorInfo.from_exception(error)
+        trial = Trial(
+            id=recorder.trial_id,
+            experiment_id=self.id,
+            index=open_trial.index,
+            name=open_trial.name,
+            parent_trial_ids=open_trial.parents,
+            variables=open_trial.variables,
+            example_results=tuple(sorted(example_results, key=lambda r: r.index)),
+            score=score,
+            status=TrialStatus.FAILED if error is not None else TrialStatus.OK,
+            error=error,
+            started_at=open_trial.started_at,
+            finished_at=utc_now(),
+            events=recorder.events(),
+            metadata=open_trial.metadata,
+        )
+        with self._lock:
+            self._trials.append(trial)
+        store = self._store()
+        self._writer.submit(lambda: store.record_trial(self.id, trial))
+        return trial
+
+    def finish(
+        self,
+        status: ExperimentStatus = ExperimentStatus.COMPLETED,
+        error: BaseException | None = None,
+    ) -> Experiment:
+        """Close open trials as failed, compute the summary, and seal the experiment."""
+        if self._finished is not None:
+            return self._finished
+        for trial_id in self.open_trial_ids():
+            with self._lock:
+                recorder = self._open[trial_id].recorder
+            cause = error or RuntimeError(f"experiment ended with status {status.value}")
+            self.finish_trial(
+                recorder,
+                error=ErrorInfo(
+                    type="dspex.UnfinishedTrial",
+                    message=f"the experiment ended ({status.value}) before this trial finished: "
+                    f"{cause}",
+                ),
+            )
+        trials = tuple(self.trials)
+        best = best_trial_of(trials)
+        metadata = dict(self._experiment.metadata)
+        if error is not None:
+            metadata["error"] = ErrorInfo.from_exception(error).to_dict()
+        final = self._experiment.replace(
+            status=status,
+            completed_at=utc_now(),
+            trials=trials,
+            summary=summarize(trials, best) if trials else None,
+            best_trial_id=best.id if best else None,
+            metadata=metadata,
+        )
+        failed = self._writer.flush()
+        self._writer.close()
+        if failed:
+            logger.warning(
+                "dspex: %d trial writes failed; the sealed record includes them", len(failed)
+            )
+        try:
+            self._store().archive_experiment(final)
+        except StoreError:
+            raise
+        self._finished = final
+        return final
+
+    # -- optimizer hooks (called by DspexCallback.on_compile_start/end) --------------
+
+    def compile_started(self, call_id: str, optimizer: Any, inputs: dict[str, Any]) -> None:
+        from dspex.capture.optimizers import hook_for
+
+        hook = hook_for(self, optimizer, inputs)
+        with self._lock:
+            self._compiles[call_id] = hook
+        hook.start()
+
+    def compile_finished(self, call_id: str, outputs: Any, exception: BaseException | None) -> None:
+        with self._lock:
+            hook = self._compiles.pop(call_id, None)
+        if hook is not None:
+            hook.finish(outputs, exception)
+
+
+def _config_snapshot() -> dict[str, Any]:
+    settings = get_settings()
+    snapshot = settings.model_dump(mode="json")
+    if snapshot.get("ui", {}).get("token"):
+        snapshot["ui"]["token"] = "********"
+    return snapshot
