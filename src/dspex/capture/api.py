@@ -93,6 +93,10 @@ class ExperimentRun:
         if self._token is not None:
             thread_local_overrides.reset(self._token)
             self._token = None
+        capture_error = self.journal.capture_errors[0] if self.journal.capture_errors else None
+        if exc is None and capture_error is not None:
+            self.journal.finish(ExperimentStatus.FAILED, capture_error)
+            raise capture_error
         if exc is None:
             status = ExperimentStatus.COMPLETED
         elif isinstance(exc, KeyboardInterrupt):

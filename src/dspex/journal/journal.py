@@ -113,6 +113,7 @@ class ExperimentJournal:
         self._trials: list[Trial] = []
         self._writer = BackgroundWriter(f"dspex-writer-{self._experiment.id[-6:]}")
         self._compiles: dict[str, Any] = {}
+        self.capture_errors: list[BaseException] = []
         self._finished: Experiment | None = None
 
     # -- identity -----------------------------------------------------------------
@@ -196,10 +197,13 @@ class ExperimentJournal:
         variables: Variables | None = None,
         metadata: dict[str, Any] | None = None,
         name: str | None = None,
+        parents: Sequence[str] | None = None,
     ) -> None:
-        """Change what an open trial will record as its variables, metadata or name."""
+        """Change what an open trial will record as its variables, metadata, name or parents."""
         with self._lock:
             open_trial = self._open[recorder.trial_id]
+            if parents is not None:
+                open_trial.parents = tuple(parents)
             if program is not None:
                 recorder.module_paths.update(module_paths(program, self.program_name))
                 open_trial.variables = variables_of(program, self.program_name)
@@ -255,6 +259,11 @@ class ExperimentJournal:
         """Close open trials as failed, compute the summary, and seal the experiment."""
         if self._finished is not None:
             return self._finished
+        with self._lock:
+            unfinished_compiles = list(self._compiles.items())
+            self._compiles.clear()
+        for _, hook in unfinished_compiles:  # restore DSPy internals whatever happened
+            hook.finish(None, error or RuntimeError(f"experiment ended ({status.value})"))
         for trial_id in self.open_trial_ids():
             with self._lock:
                 recorder = self._open[trial_id].recorder
@@ -298,10 +307,20 @@ class ExperimentJournal:
     def compile_started(self, call_id: str, optimizer: Any, inputs: dict[str, Any]) -> None:
         from dspex.capture.optimizers import hook_for
 
+        from dspex.errors import CaptureError
+
         hook = hook_for(self, optimizer, inputs)
+        try:
+            hook.start()
+        except CaptureError as exc:
+            # DSPy swallows exceptions of compile callbacks; keep it so that the
+            # experiment fails loudly when its block ends (ExperimentRun.__exit__).
+            logger.error("dspex: %s", exc)
+            with self._lock:
+                self.capture_errors.append(exc)
+            raise
         with self._lock:
             self._compiles[call_id] = hook
-        hook.start()
 
     def compile_finished(self, call_id: str, outputs: Any, exception: BaseException | None) -> None:
         with self._lock:

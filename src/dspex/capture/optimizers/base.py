@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from dspy.dsp.utils.settings import thread_local_overrides
 
-from dspex.capture.context import RECORDER_KEY
+from dspex.capture.callback import error_payload
+from dspex.capture.context import RECORDER_KEY, active_recorder
 from dspex.capture.jsonable import jsonable
 from dspex.capture.recorder import TrialRecorder
 from dspex.model import OptimizerInfo
@@ -48,16 +49,33 @@ class OptimizerHook:
         self.student = inputs.get("student")
         self.recorder: TrialRecorder | None = None
         self._token: Token[Any] | None = None
+        # The trial whose program compile returns (set by subclasses); default: the compile.
+        self.result_trial_id: str | None = None
         self.info = optimizer_info(optimizer)
 
     @property
     def name(self) -> str:
         return self.info.name
 
+    #: DSPy thread-local settings key under which this hook is found by module patches
+    #: (see :mod:`dspex.capture.optimizers.patching`); None if it patches nothing.
+    hook_key: str | None = None
+
     def start(self) -> None:
+        """Open the compile trial, make it the active recorder, and :meth:`install`.
+
+        A compile nested in another recorded compile (BootstrapFewShot inside MIPROv2)
+        gets the outer compile's trial as its parent. If :meth:`install` fails (e.g.
+        :class:`~dspex.errors.UnsupportedOptimizerVersion`), everything is undone, the
+        trial is closed as failed, and the error propagates.
+        """
         self.journal.set_optimizer(self.info)
+        outer = active_recorder()
         self.recorder = self.journal.new_trial(
-            name=f"{self.name} compile", program=self.student, metadata={"role": "compile"}
+            name=f"{self.name} compile",
+            parents=(outer.trial_id,) if outer is not None else (),
+            program=self.student,
+            metadata={"role": "compile", "optimizer": self.name},
         )
         self.recorder.emit(
             "orchestration",
@@ -65,18 +83,38 @@ class OptimizerHook:
             {"optimizer": self.name, "settings": self.info.settings},
         )
         overrides = thread_local_overrides.get()
+        extra = {self.hook_key: self} if self.hook_key else {}
         self._token = thread_local_overrides.set(
-            type(overrides)({**overrides, RECORDER_KEY: self.recorder})
+            type(overrides)({**overrides, RECORDER_KEY: self.recorder, **extra})
         )
-        self.install()
+        try:
+            self.install()
+        except BaseException as exc:
+            try:
+                self.uninstall()
+            finally:
+                self._reset_overrides()
+            self.recorder.emit("orchestration", "error", error_payload(exc) or {})
+            self.journal.finish_trial(self.recorder, error=exc)
+            raise
+
+    def _reset_overrides(self) -> None:
+        if self._token is not None:
+            try:
+                thread_local_overrides.reset(self._token)
+            except ValueError:  # finished from another context (experiment teardown)
+                pass
+            self._token = None
+
+    def end_payload(self, outputs: Any, exception: BaseException | None) -> dict[str, Any]:
+        """Extra ``optimizer_end`` fields (``best_candidate``, ``best_score``) of a subclass."""
+        return {}
 
     def finish(self, outputs: Any, exception: BaseException | None) -> None:
         try:
             self.uninstall()
         finally:
-            if self._token is not None:
-                thread_local_overrides.reset(self._token)
-                self._token = None
+            self._reset_overrides()
         assert self.recorder is not None
         self.recorder.emit(
             "orchestration",
@@ -85,9 +123,16 @@ class OptimizerHook:
                 "optimizer": self.name,
                 "ok": exception is None,
                 "error": None if exception is None else f"{type(exception).__name__}: {exception}",
+                **self.end_payload(outputs, exception),
             },
         )
+        trial_id = self.result_trial_id or self.recorder.trial_id
         self.journal.finish_trial(self.recorder, error=exception)
+        if exception is None and outputs is not None:
+            try:
+                outputs.dspex_trial_id = trial_id
+            except AttributeError:  # not a module we can annotate (a plain value)
+                pass
 
     def install(self) -> None:
         """Wrap the optimizer's internals (nothing for the generic hook)."""

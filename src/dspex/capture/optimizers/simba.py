@@ -1,0 +1,515 @@
+"""What dspex records while ``dspy.SIMBA.compile`` runs (DSPy 3.4.x).
+
+Trials (``metadata["role"]``):
+
+* ``compile``: the orchestration timeline: ``optimizer_start``, one ``step`` event per
+  step, each step's winner (``decision``), the returned candidate, ``optimizer_end``;
+* ``candidate``: candidate 0 (the baseline), then one per program a strategy builds,
+  parented to its source candidate. Its events: ``step``, the decision that created it
+  (bucket statistics, source candidate, strategy), the OfferFeedback call (execution
+  events), the outcome (advice as ``action``), ``candidate_created`` with the changes,
+  its mini-batch runs, ``trial_score`` and ``candidate_scored``;
+* ``sampling``: one per step, SIMBA's trajectory-sampling runs (which candidate, at
+  which temperature, on which example), parented to the candidates it sampled;
+* ``validation``: each final candidate on the full trainset (``scope="full"``).
+
+The wrappers, all in this module: ``SIMBA.strategies`` (instance attribute), and
+``prepare_models_for_resampling`` / ``wrap_program`` as imported into
+``dspy.teleprompt.simba`` (module globals, patched for the duration of the compile
+through :class:`~dspex.capture.optimizers.patching.ModulePatch`). Step and bucket
+numbers are read from ``SIMBA.compile``'s local variables; :meth:`SimbaHook.check`
+verifies all of them exist and raises :class:`~dspex.errors.UnsupportedOptimizerVersion`
+naming what is missing.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import threading
+from typing import Any
+
+from dspex.capture.callback import error_payload
+from dspex.capture.context import recording
+from dspex.capture.optimizers import register_hook
+from dspex.capture.optimizers.base import OptimizerHook
+from dspex.capture.optimizers.patching import ModulePatch, require_attribute, unsupported
+from dspex.capture.optimizers.units import EvaluationUnit, changes_between
+from dspex.capture.program import module_paths, variables_of
+from dspex.capture.recorder import TrialRecorder
+from dspex.harness.example import metric_name
+from dspex.model import Variables
+
+__all__ = ["SimbaHook"]
+
+HOOK_KEY = "dspex_simba_hook"
+MODULE = "dspy.teleprompt.simba"
+WRAP_PROGRAM = ModulePatch(MODULE, "wrap_program", hook_key=HOOK_KEY, method="wrap_program")
+PREPARE_MODELS = ModulePatch(
+    MODULE, "prepare_models_for_resampling", hook_key=HOOK_KEY, method="prepare_models"
+)
+#: Local variables of SIMBA.compile read when a step starts and when a strategy runs.
+COMPILE_LOCALS = ("batch_idx", "batch_indices", "bucket_idx", "num_demos_to_drop", "src_prog_idx")
+STRATEGIES = ("append_a_demo", "append_a_rule")
+TAG = "_dspex_candidate"  # attribute naming a program's candidate trial; deepcopy keeps it
+
+
+def strategy_name(strategy: Any) -> str:
+    return str(getattr(strategy, "__name__", type(strategy).__name__)).rstrip("_")
+
+
+def _compile_locals() -> dict[str, Any]:
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "compile" and "batch_indices" in frame.f_locals:
+            return {k: frame.f_locals.get(k) for k in COMPILE_LOCALS}
+        frame = frame.f_back  # type: ignore[assignment]
+    return {}
+
+
+def bucket_stats(bucket: list[dict[str, Any]]) -> dict[str, float]:
+    scores = [float(o["score"]) for o in bucket]
+    high, low, mean = max(scores), min(scores), sum(scores) / len(scores)
+    return {
+        "max_score": high,
+        "min_score": low,
+        "avg_score": mean,
+        "max_to_min_gap": high - low,
+        "max_to_avg_gap": high - mean,
+    }
+
+
+class _Candidate:
+    __slots__ = ("trial_id", "name", "number", "variables", "unit")
+
+    def __init__(self, trial_id: str, name: str, number: int, variables: Variables) -> None:
+        self.trial_id = trial_id
+        self.name = name
+        self.number = number
+        self.variables = variables
+        self.unit: EvaluationUnit | None = None
+
+
+class SimbaHook(OptimizerHook):
+    """Records SIMBA's steps, decisions and candidates (see the module docs)."""
+
+    hook_key = HOOK_KEY
+
+    # -- install ----------------------------------------------------------------------
+
+    @classmethod
+    def check(cls, optimizer: Any) -> None:
+        """Raise UnsupportedOptimizerVersion if anything this hook wraps has moved."""
+        for patch in (WRAP_PROGRAM, PREPARE_MODELS):
+            patch.check("SIMBA")
+        strategies = require_attribute("SIMBA", optimizer, "strategies", "SIMBA.strategies")
+        if not isinstance(strategies, list) or not all(
+            strategy_name(s) in STRATEGIES for s in strategies
+        ):
+            raise unsupported("SIMBA", f"SIMBA.strategies as a list of {STRATEGIES}")
+        compile_fn = inspect.unwrap(require_attribute("SIMBA", type(optimizer), "compile", "compile"))
+        names = set(getattr(getattr(compile_fn, "__code__", None), "co_varnames", ()))
+        missing = [n for n in COMPILE_LOCALS if n not in names]
+        if missing:
+            raise unsupported("SIMBA", f"SIMBA.compile local variable(s) {', '.join(missing)}")
+
+    def install(self) -> None:
+        self.check(self.optimizer)
+        self._lock = threading.Lock()
+        self.metric = metric_name(self.optimizer.metric)
+        self.trainset = list(self.inputs.get("trainset") or [])
+        self._index = {id(ex): i for i, ex in enumerate(self.trainset)}
+        self.candidates: dict[str, _Candidate] = {}
+        self.step = 0
+        self.batch: list[int] = []
+        self.phase = "start"
+        self.sampling: EvaluationUnit | None = None
+        self.sampled: dict[str, None] = {}
+        self.step_candidates: list[_Candidate] = []
+        self.validations: dict[int, tuple[_Candidate, EvaluationUnit]] = {}
+        self._units: list[EvaluationUnit] = []
+        self._original_strategies = list(self.optimizer.strategies)
+        self.optimizer.strategies = [self._wrap_strategy(s) for s in self._original_strategies]
+        WRAP_PROGRAM.acquire("SIMBA")
+        try:
+            PREPARE_MODELS.acquire("SIMBA")
+        except BaseException:
+            WRAP_PROGRAM.release()
+            raise
+        self._patched = True
+        self.baseline = self._open_baseline()
+
+    def uninstall(self) -> None:
+        if getattr(self, "_patched", False):
+            self._patched = False
+            WRAP_PROGRAM.release()
+            PREPARE_MODELS.release()
+        if hasattr(self, "_original_strategies"):
+            self.optimizer.strategies = self._original_strategies
+
+    def _open_baseline(self) -> _Candidate:
+        recorder = self.journal.new_trial(
+            name="candidate 0 (baseline)",
+            program=self.student,
+            metadata={"role": "candidate", "optimizer": "SIMBA", "candidate": 0},
+        )
+        variables = variables_of(self.student, self.journal.program_name)
+        candidate = _Candidate(recorder.trial_id, "candidate 0", 0, variables)
+        recorder.emit(
+            "orchestration",
+            "candidate_created",
+            {
+                "optimizer": "SIMBA",
+                "candidate": recorder.trial_id,
+                "name": "candidate 0",
+                "parents": [],
+                "strategy": None,
+                "changes": [],
+            },
+        )
+        self.journal.finish_trial(recorder)
+        self.candidates[candidate.trial_id] = candidate
+        return candidate
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _candidate_of(self, program: Any) -> _Candidate:
+        return self.candidates.get(getattr(program, TAG, None) or "", self.baseline)
+
+    def _index_of(self, example: Any) -> int:
+        return self._index.get(id(example), 0)
+
+    def _paths(self, program: Any) -> dict[int, str]:
+        return module_paths(program, self.journal.program_name)
+
+    def _step_payload(self) -> dict[str, Any]:
+        return {"optimizer": "SIMBA", "step": self.step, "batch": list(self.batch)}
+
+    def _unit(self, recorder: TrialRecorder, expected: int, scope: str, **kw: Any) -> EvaluationUnit:
+        unit = EvaluationUnit(
+            self.journal, recorder, expected=expected, scope=scope, metric=self.metric, **kw
+        )
+        self._units.append(unit)
+        return unit
+
+    # -- step start: prepare_models_for_resampling ------------------------------------
+
+    def prepare_models(self, original: Any, program: Any, n: int, *args: Any, **kw: Any) -> Any:
+        self._close_step()
+        local = _compile_locals()
+        self.step = int(local.get("batch_idx") or 0) + 1
+        self.batch = [int(i) for i in local.get("batch_indices") or []]
+        if getattr(program, TAG, None) is None:
+            setattr(program, TAG, self.baseline.trial_id)
+        models = original(program, n, *args, **kw)
+        temperatures = [getattr(m, "kwargs", {}).get("temperature") for m in models]
+        assert self.recorder is not None
+        self.step_event = self.recorder.emit(
+            "orchestration",
+            "step",
+            {
+                **self._step_payload(),
+                "details": {
+                    "samples_per_example": len(models),
+                    "temperatures": temperatures,
+                    "temperature_for_sampling": self.optimizer.temperature_for_sampling,
+                },
+            },
+        )
+        recorder = self.journal.new_trial(
+            name=f"step {self.step} trajectory sampling",
+            metadata={"role": "sampling", "optimizer": "SIMBA", "step": self.step},
+        )
+        recorder.emit("orchestration", "step", self._step_payload())
+        self.sampled = {}
+        self.sampling = self._unit(
+            recorder, len(models) * len(self.batch), "minibatch", candidate=None, score_trial=False
+        )
+        self.phase = "sampling"
+        return models
+
+    # -- every program run: wrap_program ------------------------------------------------
+
+    def wrap_program(self, original: Any, program: Any, metric: Any) -> Any:
+        wrapped = original(program, metric)
+        candidate = self._candidate_of(program)
+        with self._lock:
+            unit, extra = self._unit_for(program, candidate)
+        unit.adopt(program, self._paths(program))
+        return unit.runner(wrapped, self._index_of, extra)
+
+    def _unit_for(self, program: Any, candidate: _Candidate) -> tuple[EvaluationUnit, dict]:
+        if candidate.unit is not None and not candidate.unit.closed:
+            return candidate.unit, {}
+        if self.phase == "sampling" and self.sampling is not None:
+            self.sampled[candidate.trial_id] = None
+            lm = next((p.lm for p in program.predictors() if getattr(p, "lm", None)), None)
+            settings = getattr(lm, "kwargs", {}) or {}
+            return self.sampling, {
+                "candidate": candidate.trial_id,
+                "candidate_name": candidate.name,
+                "temperature": settings.get("temperature"),
+                "rollout_id": settings.get("rollout_id"),
+            }
+        if self.phase != "validation":
+            self._close_step()
+            self.phase = "validation"
+        found = self.validations.get(id(program))
+        if found is None:
+            recorder = self.journal.new_trial(
+                name=f"validation of {candidate.name}",
+                parents=(candidate.trial_id,),
+                program=program,
+                metadata={"role": "validation", "optimizer": "SIMBA", "scope": "full"},
+            )
+            found = (
+                candidate,
+                self._unit(recorder, len(self.trainset), "full", candidate=candidate.trial_id),
+            )
+            self.validations[id(program)] = found
+        return found[1], {}
+
+    # -- strategies: one new candidate each ---------------------------------------------
+
+    def _wrap_strategy(self, strategy: Any) -> Any:
+        def strategy_wrapper(bucket: list[dict[str, Any]], system: Any, **kwargs: Any) -> Any:
+            return self._run_strategy(strategy, bucket, system, kwargs)
+
+        strategy_wrapper.__name__ = getattr(strategy, "__name__", "strategy")
+        strategy_wrapper.__wrapped__ = strategy  # type: ignore[attr-defined]
+        return strategy_wrapper
+
+    def _run_strategy(self, strategy: Any, bucket: list, system: Any, kwargs: dict) -> Any:
+        if self.phase == "sampling":
+            self._close_sampling()
+            self.phase = "proposing"
+        local = _compile_locals()
+        source = self._candidate_of(system)
+        name = strategy_name(strategy)
+        recorder = self.journal.new_trial(
+            name=f"step {self.step} proposal {int(local.get('bucket_idx') or 0) + 1}",
+            parents=(source.trial_id,),
+            program=system,
+            metadata={"role": "candidate", "optimizer": "SIMBA", "step": self.step},
+        )
+        stats = bucket_stats(bucket)
+        step_id = recorder.emit("orchestration", "step", self._step_payload())
+        example = self._index_of(bucket[0]["example"])
+        dropped = int(local.get("num_demos_to_drop") or 0)
+        details = {
+            "bucket": int(local.get("bucket_idx") or 0) + 1,
+            "example": example,
+            **stats,
+            "bucket_scores": [o["score"] for o in bucket],
+            "source_candidate": source.trial_id,
+            "source_name": source.name,
+            "temperature_for_candidates": self.optimizer.temperature_for_candidates,
+            "demos_dropped_per_predictor": dropped,
+            "batch_10p_score": _number(kwargs.get("batch_10p_score")),
+            "batch_90p_score": _number(kwargs.get("batch_90p_score")),
+        }
+        recorder.emit(
+            "orchestration",
+            "decision",
+            {
+                "optimizer": "SIMBA",
+                "step": self.step,
+                "decision": f"Propose a new candidate from {source.name}",
+                "strategy": name,
+                "rationale": (
+                    f"Bucket #{details['bucket']} (example {example}): max score "
+                    f"{stats['max_score']:g}, max-to-min gap {stats['max_to_min_gap']:g}, "
+                    f"max-to-avg gap {stats['max_to_avg_gap']:g}"
+                ),
+                "action": f"Copy {source.name}"
+                + (f", drop {dropped} demo(s) per predictor" if dropped else "")
+                + f", then {name}",
+                "details": details,
+            },
+            parent_id=step_id,
+        )
+        mark = len(recorder)
+        try:
+            with recording(recorder):
+                result = strategy(bucket, system, **kwargs)
+        except Exception as exc:
+            recorder.emit("orchestration", "error", error_payload(exc) or {}, parent_id=step_id)
+            self.journal.finish_trial(recorder, error=exc)
+            raise
+        self._emit_outcome(recorder, step_id, name, result, stats, details, mark)
+        self._register(recorder, source, system, name)
+        return result
+
+    def _emit_outcome(
+        self,
+        recorder: TrialRecorder,
+        step_id: str,
+        name: str,
+        result: Any,
+        stats: dict[str, float],
+        details: dict[str, Any],
+        mark: int,
+    ) -> None:
+        feedback = _feedback_outputs(recorder, mark)
+        if name == "append_a_rule" and feedback is not None:
+            advice = feedback.get("module_advice") or {}
+            rationale = str(feedback.get("discussion") or "")
+            action = "OfferFeedback advice: " + "; ".join(f"{k}: {v}" for k, v in _items(advice))
+            outcome = {"advice": advice, "discussion": rationale}
+        elif result is False:
+            rationale = (
+                f"Skipped: the bucket's best score {stats['max_score']:g} is at or below the "
+                f"batch's 10th percentile {details['batch_10p_score']}"
+                + (" or its worst is at or above the 90th percentile" if name == "append_a_rule" else "")
+            )
+            action, outcome = "No change", {"skipped": True}
+        else:
+            rationale = (
+                f"The best trajectory on example {details['example']} scored "
+                f"{stats['max_score']:g}, above the batch's 10th percentile "
+                f"{details['batch_10p_score']}"
+            )
+            action, outcome = "Appended the best trajectory's calls as demos", {}
+        recorder.emit(
+            "orchestration",
+            "decision",
+            {
+                "optimizer": "SIMBA",
+                "step": self.step,
+                "decision": f"{name} outcome",
+                "strategy": name,
+                "rationale": rationale,
+                "action": action,
+                "details": {**outcome, "returned": result if isinstance(result, bool) else None},
+            },
+            parent_id=step_id,
+        )
+
+    def _register(self, recorder: TrialRecorder, source: _Candidate, system: Any, name: str) -> None:
+        with self._lock:
+            number = 1 + max(c.number for c in self.candidates.values())
+            label = f"candidate {number}"
+            variables = variables_of(system, self.journal.program_name)
+            candidate = _Candidate(recorder.trial_id, label, number, variables)
+            self.candidates[candidate.trial_id] = candidate
+            self.step_candidates.append(candidate)
+        setattr(system, TAG, recorder.trial_id)
+        self.journal.update_trial(
+            recorder, program=system, name=label, metadata={"candidate": number}
+        )
+        recorder.emit(
+            "orchestration",
+            "candidate_created",
+            {
+                "optimizer": "SIMBA",
+                "candidate": recorder.trial_id,
+                "name": label,
+                "parents": [source.trial_id],
+                "strategy": name,
+                "changes": changes_between(source.variables, variables),
+            },
+        )
+        candidate.unit = self._unit(
+            recorder, len(self.batch), "minibatch", candidate=recorder.trial_id
+        )
+
+    # -- step end, validation, finish -----------------------------------------------------
+
+    def _close_sampling(self) -> None:
+        if self.sampling is not None and not self.sampling.closed:
+            self.journal.update_trial(self.sampling.recorder, parents=list(self.sampled))
+            self.sampling.close()
+
+    def _close_step(self) -> None:
+        self._close_sampling()
+        scored = [(c, c.unit.score) for c in self.step_candidates if c.unit is not None]
+        for candidate, _ in scored:
+            assert candidate.unit is not None
+            candidate.unit.close()
+        scored = [(c, s) for c, s in scored if s is not None]
+        if scored and self.recorder is not None:
+            winner, best = max(scored, key=lambda cs: cs[1])  # first of the best, as SIMBA
+            self.recorder.emit(
+                "orchestration",
+                "decision",
+                {
+                    "optimizer": "SIMBA",
+                    "step": self.step,
+                    "decision": f"Step {self.step} winner: {winner.name}",
+                    "strategy": None,
+                    "rationale": f"Highest mini-batch score {best:g} of {len(scored)} candidates",
+                    "action": f"Keep {winner.name} for the final validation",
+                    "details": {
+                        "winner": winner.trial_id,
+                        "scores": {c.name: s for c, s in scored},
+                    },
+                },
+                parent_id=getattr(self, "step_event", None),
+            )
+        self.step_candidates = []
+
+    def finish(self, outputs: Any, exception: BaseException | None) -> None:
+        try:
+            if exception is None:
+                self._close_step()
+            for unit in self._units:
+                unit.close(error=exception)
+            self._choose_result(outputs)
+        finally:
+            super().finish(outputs, exception)
+
+    def _choose_result(self, outputs: Any) -> None:
+        validated = [(c, u.score) for c, u in self.validations.values() if u.score is not None]
+        if outputs is not None:
+            self.result_trial_id = self._candidate_of(outputs).trial_id
+            try:
+                delattr(outputs, TAG)
+            except AttributeError:
+                pass
+        if not validated or self.recorder is None:
+            return
+        best, score = max(validated, key=lambda cs: cs[1])
+        self.best = (best, score)
+        self.recorder.emit(
+            "orchestration",
+            "decision",
+            {
+                "optimizer": "SIMBA",
+                "step": None,
+                "decision": f"Return {best.name}",
+                "strategy": None,
+                "rationale": f"Highest full-trainset score {score:g} among "
+                + ", ".join(f"{c.name} ({s:g})" for c, s in validated),
+                "action": f"compile returns {best.name}",
+                "details": {"scores": {c.trial_id: s for c, s in validated}},
+            },
+        )
+
+    def end_payload(self, outputs: Any, exception: BaseException | None) -> dict[str, Any]:
+        best = getattr(self, "best", None)
+        if best is None:
+            return {}
+        return {"best_candidate": best[0].trial_id, "best_score": best[1]}
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _items(advice: Any) -> list[tuple[str, Any]]:
+    return list(advice.items()) if isinstance(advice, dict) else [("advice", advice)]
+
+
+def _feedback_outputs(recorder: TrialRecorder, mark: int) -> dict[str, Any] | None:
+    """The outputs of the OfferFeedback call recorded after position ``mark``, if any."""
+    for event in recorder.raw_events()[mark:]:
+        outputs = event.payload.get("outputs") if event.kind == "module_end" else None
+        if isinstance(outputs, dict) and "module_advice" in outputs:
+            return outputs
+    return None
+
+
+register_hook("SIMBA", SimbaHook)
