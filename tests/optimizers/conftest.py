@@ -20,3 +20,37 @@ class QA(dspy.Module):
 @pytest.fixture
 def store():
     return ResultStore.open("memory://")
+
+
+@pytest.fixture
+def lm():
+    import dspex
+
+    lm = dspex.offline_lm()
+    with dspy.context(lm=lm):
+        yield lm
+
+
+@pytest.fixture(scope="session")
+def arith():
+    from dspex.offline import load_arith
+
+    return load_arith()
+
+
+def simba(**overrides):
+    from dspex.offline import exact_match
+
+    settings = dict(
+        metric=exact_match, bsize=8, num_candidates=3, max_steps=3, max_demos=2, num_threads=4
+    )
+    settings.update(overrides)
+    return dspy.SIMBA(**settings)
+
+
+def events_of(trial, kind):
+    return [e for e in trial.events if e.kind.value == kind]
+
+
+def role(experiment, name):
+    return [t for t in experiment.trials if t.metadata.get("role") == name]

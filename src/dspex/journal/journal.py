@@ -306,7 +306,6 @@ class ExperimentJournal:
 
     def compile_started(self, call_id: str, optimizer: Any, inputs: dict[str, Any]) -> None:
         from dspex.capture.optimizers import hook_for
-
         from dspex.errors import CaptureError
 
         hook = hook_for(self, optimizer, inputs)

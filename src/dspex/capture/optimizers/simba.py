@@ -107,7 +107,9 @@ class SimbaHook(OptimizerHook):
             strategy_name(s) in STRATEGIES for s in strategies
         ):
             raise unsupported("SIMBA", f"SIMBA.strategies as a list of {STRATEGIES}")
-        compile_fn = inspect.unwrap(require_attribute("SIMBA", type(optimizer), "compile", "compile"))
+        compile_fn = inspect.unwrap(
+            require_attribute("SIMBA", type(optimizer), "compile", "compile")
+        )
         names = set(getattr(getattr(compile_fn, "__code__", None), "co_varnames", ()))
         missing = [n for n in COMPILE_LOCALS if n not in names]
         if missing:
@@ -185,7 +187,9 @@ class SimbaHook(OptimizerHook):
     def _step_payload(self) -> dict[str, Any]:
         return {"optimizer": "SIMBA", "step": self.step, "batch": list(self.batch)}
 
-    def _unit(self, recorder: TrialRecorder, expected: int, scope: str, **kw: Any) -> EvaluationUnit:
+    def _unit(
+        self, recorder: TrialRecorder, expected: int, scope: str, **kw: Any
+    ) -> EvaluationUnit:
         unit = EvaluationUnit(
             self.journal, recorder, expected=expected, scope=scope, metric=self.metric, **kw
         )
@@ -242,7 +246,9 @@ class SimbaHook(OptimizerHook):
         if candidate.unit is not None and not candidate.unit.closed:
             return candidate.unit, {}
         if self.phase == "sampling" and self.sampling is not None:
-            self.sampled[candidate.trial_id] = None
+            if candidate.trial_id not in self.sampled:  # runs start after all wraps: still open
+                self.sampled[candidate.trial_id] = None
+                self.journal.update_trial(self.sampling.recorder, parents=list(self.sampled))
             lm = next((p.lm for p in program.predictors() if getattr(p, "lm", None)), None)
             settings = getattr(lm, "kwargs", {}) or {}
             return self.sampling, {
@@ -357,11 +363,7 @@ class SimbaHook(OptimizerHook):
             action = "OfferFeedback advice: " + "; ".join(f"{k}: {v}" for k, v in _items(advice))
             outcome = {"advice": advice, "discussion": rationale}
         elif result is False:
-            rationale = (
-                f"Skipped: the bucket's best score {stats['max_score']:g} is at or below the "
-                f"batch's 10th percentile {details['batch_10p_score']}"
-                + (" or its worst is at or above the 90th percentile" if name == "append_a_rule" else "")
-            )
+            rationale = _skip_reason(stats, details)
             action, outcome = "No change", {"skipped": True}
         else:
             rationale = (
@@ -385,7 +387,9 @@ class SimbaHook(OptimizerHook):
             parent_id=step_id,
         )
 
-    def _register(self, recorder: TrialRecorder, source: _Candidate, system: Any, name: str) -> None:
+    def _register(
+        self, recorder: TrialRecorder, source: _Candidate, system: Any, name: str
+    ) -> None:
         with self._lock:
             number = 1 + max(c.number for c in self.candidates.values())
             label = f"candidate {number}"
@@ -416,19 +420,17 @@ class SimbaHook(OptimizerHook):
     # -- step end, validation, finish -----------------------------------------------------
 
     def _close_sampling(self) -> None:
-        if self.sampling is not None and not self.sampling.closed:
-            self.journal.update_trial(self.sampling.recorder, parents=list(self.sampled))
+        if self.sampling is not None:
             self.sampling.close()
 
     def _close_step(self) -> None:
         self._close_sampling()
-        scored = [(c, c.unit.score) for c in self.step_candidates if c.unit is not None]
-        for candidate, _ in scored:
-            assert candidate.unit is not None
-            candidate.unit.close()
-        scored = [(c, s) for c, s in scored if s is not None]
+        units = [(c, c.unit) for c in self.step_candidates if c.unit is not None]
+        for _, unit in units:
+            unit.close()
+        scored = [(c, u.score) for c, u in units if u.score is not None]
         if scored and self.recorder is not None:
-            winner, best = max(scored, key=lambda cs: cs[1])  # first of the best, as SIMBA
+            winner, best = max(scored, key=lambda cs: cs[1] or 0.0)  # first of the best
             self.recorder.emit(
                 "orchestration",
                 "decision",
@@ -490,6 +492,19 @@ class SimbaHook(OptimizerHook):
         if best is None:
             return {}
         return {"best_candidate": best[0].trial_id, "best_score": best[1]}
+
+
+def _skip_reason(stats: dict[str, float], details: dict[str, Any]) -> str:
+    p10, p90 = details["batch_10p_score"], details["batch_90p_score"]
+    if p10 is not None and stats["max_score"] <= p10:
+        return (
+            f"Skipped: the bucket's best score {stats['max_score']:g} is at or below the "
+            f"batch's 10th percentile {p10:g}"
+        )
+    return (
+        f"Skipped: the bucket's worst score {stats['min_score']:g} is at or above the "
+        f"batch's 90th percentile {p90:g}, so there is no worse trajectory to learn from"
+    )
 
 
 def _number(value: Any) -> float | None:

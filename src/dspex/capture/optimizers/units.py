@@ -213,7 +213,12 @@ class EvaluationUnit:
             self.recorder.emit(
                 "orchestration",
                 "candidate_scored",
-                {"candidate": self.candidate, "score": score, "scope": self.scope, "n": len(results)},
+                {
+                    "candidate": self.candidate,
+                    "score": score,
+                    "scope": self.scope,
+                    "n": len(results),
+                },
             )
         trial = self.journal.finish_trial(
             self.recorder,
