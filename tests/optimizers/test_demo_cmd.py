@@ -1,0 +1,28 @@
+"""``dspex demo`` end to end, in-process with click's CliRunner."""
+
+from __future__ import annotations
+
+import re
+
+from click.testing import CliRunner
+
+from dspex import ExperimentStatus, ResultStore
+from dspex.cli import main
+
+
+def test_demo_runs_simba_and_archives_it():
+    result = CliRunner().invoke(main, ["demo", "--store", "memory://demo-test", "--steps", "2"])
+    assert result.exit_code == 0, result.output
+    experiment_id = re.search(r"Experiment (exp_\w+) \(completed\)", result.output).group(1)
+    archived = ResultStore.open("memory://demo-test").get_experiment(experiment_id)
+    assert archived.status is ExperimentStatus.COMPLETED
+    roles = [t.metadata.get("role") for t in archived.trials]
+    assert roles[0] == "evaluation" and "compile" in roles and roles[-1] == "evaluation"
+    baseline, final = archived.trials[0], archived.trials[-1]
+    assert f"Baseline dev score:  {baseline.score:.3f}" in result.output
+    assert f"Optimized dev score: {final.score:.3f}" in result.output
+    assert f"dspex experiments show {experiment_id}" in result.output
+    assert "dspex ui" in result.output
+    best = next(t for t in archived.trials if t.id == final.parent_trial_ids[0])
+    assert f"Timeline of {best.name} ({best.id})" in result.output
+    assert "candidate_created" in result.output
