@@ -1,0 +1,136 @@
+"""What dspex records while ``dspy.BootstrapFewShot.compile`` runs (DSPy 3.4.x).
+
+One trial (the compile, ``role="compile"``) whose variables are the compiled
+program's. Per bootstrap attempt (``BootstrapFewShot._bootstrap_one_example``, an
+instance attribute wrapped for the compile): a ``step`` event naming the example
+and round, the teacher's run (execution events), and a ``decision`` saying whether
+the trace became a demo and for which predictors. At the end, ``candidate_created``
+with the demos each predictor received (bootstrapped and labeled).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dspex.capture.callback import error_payload
+from dspex.capture.optimizers import register_hook
+from dspex.capture.optimizers.base import OptimizerHook
+from dspex.capture.optimizers.patching import require_attribute
+from dspex.capture.optimizers.units import changes_between
+from dspex.capture.program import variables_of
+
+__all__ = ["BootstrapFewShotHook"]
+
+NAME = "BootstrapFewShot"
+
+
+class BootstrapFewShotHook(OptimizerHook):
+    """Records each bootstrap attempt and whether it became a demo."""
+
+    @classmethod
+    def check(cls, optimizer: Any) -> None:
+        for attribute in ("_bootstrap_one_example", "_train"):
+            require_attribute(NAME, optimizer, attribute, f"{NAME}.{attribute}")
+
+    def install(self) -> None:
+        self.check(self.optimizer)
+        original = self.optimizer._bootstrap_one_example
+        self._original = original
+        self.attempts = 0
+
+        def bootstrap_one_example(example: Any, round_idx: int = 0) -> Any:
+            return self._attempt(original, example, round_idx)
+
+        self.optimizer._bootstrap_one_example = bootstrap_one_example
+
+    def uninstall(self) -> None:
+        if "_bootstrap_one_example" in vars(self.optimizer):
+            del self.optimizer._bootstrap_one_example
+
+    def _index(self, example: Any) -> int:
+        for i, candidate in enumerate(getattr(self.optimizer, "trainset", None) or []):
+            if candidate is example:
+                return i
+        return -1
+
+    def _trace_counts(self) -> dict[str, int]:
+        traces = getattr(self.optimizer, "name2traces", None) or {}
+        return {name: len(demos) for name, demos in traces.items()}
+
+    def _attempt(self, original: Any, example: Any, round_idx: int) -> Any:
+        assert self.recorder is not None
+        index = self._index(example)
+        self.attempts += 1
+        step_id = self.recorder.emit(
+            "orchestration",
+            "step",
+            {
+                "optimizer": NAME,
+                "step": self.attempts,
+                "batch": [index],
+                "details": {"round": round_idx},
+            },
+        )
+        before = self._trace_counts()
+        try:
+            success = original(example, round_idx)
+        except Exception as exc:
+            self.recorder.emit(
+                "orchestration", "error", error_payload(exc) or {}, parent_id=step_id
+            )
+            raise
+        after = self._trace_counts()
+        gained = {
+            name: after[name] - before.get(name, 0)
+            for name in after
+            if after[name] > before.get(name, 0)
+        }
+        accepted = bool(success)
+        self.recorder.emit(
+            "orchestration",
+            "decision",
+            {
+                "optimizer": NAME,
+                "step": self.attempts,
+                "decision": f"Bootstrap example {index} (round {round_idx}): "
+                + ("accepted" if accepted else "rejected"),
+                "strategy": None,
+                "rationale": "The teacher's prediction passed the metric"
+                if accepted
+                else "The teacher's prediction failed the metric (or raised)",
+                "action": ("Keep its trace as demo(s) for " + ", ".join(sorted(gained)))
+                if accepted
+                else "Discard the trace",
+                "details": {
+                    "example": index,
+                    "round": round_idx,
+                    "accepted": accepted,
+                    "demos_added": gained,
+                },
+            },
+            parent_id=step_id,
+        )
+        return success
+
+    def finish(self, outputs: Any, exception: BaseException | None) -> None:
+        if exception is None and outputs is not None and self.recorder is not None:
+            name = self.journal.program_name
+            before = variables_of(self.student, name)
+            after = variables_of(outputs, name)
+            self.journal.update_trial(self.recorder, program=outputs)
+            self.recorder.emit(
+                "orchestration",
+                "candidate_created",
+                {
+                    "optimizer": NAME,
+                    "candidate": self.recorder.trial_id,
+                    "name": f"{NAME} result",
+                    "parents": [],
+                    "strategy": "bootstrap",
+                    "changes": changes_between(before, after),
+                },
+            )
+        super().finish(outputs, exception)
+
+
+register_hook(NAME, BootstrapFewShotHook)
