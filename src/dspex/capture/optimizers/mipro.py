@@ -1,0 +1,303 @@
+"""What dspex records while ``dspy.MIPROv2.compile`` runs (DSPy 3.4.x).
+
+* the compile trial: a ``decision`` with the bootstrapped demo sets (each set also
+  comes from a nested BootstrapFewShot / LabeledFewShot compile, recorded as its own
+  trial parented to this one), one ``decision`` per instruction proposal with the
+  prompting tip used (rationale) and the instruction (action), and the proposer's
+  LM calls;
+* one trial per program MIPROv2 evaluates: the default program, each optuna trial's
+  candidate (its chosen instruction and demo-set indices as a ``decision``, then
+  ``candidate_created``, its runs, ``trial_score`` and ``candidate_scored`` with
+  ``scope`` minibatch or full), and each full evaluation of a minibatch winner
+  (parented to the candidate it re-evaluates).
+
+Wrapped: the instance methods ``_bootstrap_fewshot_examples`` and
+``_select_and_insert_instructions_and_demos``; the module globals
+``eval_candidate_program`` and ``GroundedProposer`` of
+``dspy.teleprompt.mipro_optimizer_v2`` (patched per compile).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from dspex.capture.context import recording
+from dspex.capture.jsonable import jsonable
+from dspex.capture.optimizers import register_hook
+from dspex.capture.optimizers.base import OptimizerHook
+from dspex.capture.optimizers.patching import ModulePatch, require_attribute
+from dspex.capture.optimizers.units import changes_between, example_split, prediction_dict
+from dspex.capture.program import variables_of
+from dspex.capture.recorder import TrialRecorder
+from dspex.harness.example import metric_name
+from dspex.model import ExampleResult
+
+__all__ = ["MiproHook"]
+
+NAME = "MIPROv2"
+HOOK_KEY = "dspex_mipro_hook"
+MODULE = "dspy.teleprompt.mipro_optimizer_v2"
+EVAL = ModulePatch(MODULE, "eval_candidate_program", hook_key=HOOK_KEY, method="evaluate")
+PROPOSER = ModulePatch(MODULE, "GroundedProposer", hook_key=HOOK_KEY, method="proposer")
+METHODS = ("_bootstrap_fewshot_examples", "_select_and_insert_instructions_and_demos")
+
+
+def _tip_key(tip: str | None) -> str | None:
+    from dspy.propose.grounded_proposer import TIPS
+
+    return next((key for key, text in TIPS.items() if text == tip), None)
+
+
+class MiproHook(OptimizerHook):
+    """Records MIPROv2's demo sets, instruction proposals and optuna trials."""
+
+    hook_key = HOOK_KEY
+
+    @classmethod
+    def check(cls, optimizer: Any) -> None:
+        for patch in (EVAL, PROPOSER):
+            patch.check(NAME)
+        for method in METHODS:
+            require_attribute(NAME, optimizer, method, f"{NAME}.{method}")
+        proposer = PROPOSER.original()
+        require_attribute(
+            NAME,
+            proposer,
+            "propose_instruction_for_predictor",
+            "GroundedProposer.propose_instruction_for_predictor",
+        )
+
+    def install(self) -> None:
+        self.check(self.optimizer)
+        self._lock = threading.Lock()
+        self.metric = metric_name(self.optimizer.metric)
+        self.programs: dict[int, tuple[Any, TrialRecorder | None, str]] = {}
+        self.default_trial: str | None = None
+        self.proposals = 0
+        for method in METHODS:
+            original = getattr(self.optimizer, method)
+            setattr(self.optimizer, method, self._wrapper(method, original))
+        EVAL.acquire(NAME)
+        try:
+            PROPOSER.acquire(NAME)
+        except BaseException:
+            EVAL.release()
+            raise
+        self._patched = True
+
+    def uninstall(self) -> None:
+        if getattr(self, "_patched", False):
+            self._patched = False
+            EVAL.release()
+            PROPOSER.release()
+        for method in METHODS:
+            if method in vars(self.optimizer):
+                delattr(self.optimizer, method)
+
+    def _wrapper(self, method: str, original: Any) -> Any:
+        handler = getattr(self, "_on" + method)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return handler(original, *args, **kwargs)
+
+        return wrapper
+
+    # -- step 1: demo sets ---------------------------------------------------------------
+
+    def _on_bootstrap_fewshot_examples(self, original: Any, *args: Any, **kwargs: Any) -> Any:
+        demo_sets = original(*args, **kwargs)
+        assert self.recorder is not None
+        sets = {
+            str(i): [[jsonable(d) for d in demos] for demos in candidates]
+            for i, candidates in (demo_sets or {}).items()
+        }
+        count = len(next(iter(sets.values()), []))
+        self.recorder.emit(
+            "orchestration",
+            "decision",
+            {
+                "optimizer": NAME,
+                "step": 1,
+                "decision": f"Bootstrapped {count} demo set(s) per predictor",
+                "strategy": None,
+                "rationale": "Few-shot candidates for the optuna search and for grounding "
+                "instruction proposals",
+                "action": ", ".join(f"predictor {i}: {len(c)} sets" for i, c in sets.items()),
+                "details": {"demo_sets": sets},
+            },
+        )
+        return demo_sets
+
+    # -- step 2: instruction proposals ---------------------------------------------------
+
+    def proposer(self, original: Any, *args: Any, **kwargs: Any) -> Any:
+        proposer = original(*args, **kwargs)
+        propose = proposer.propose_instruction_for_predictor
+
+        def propose_instruction_for_predictor(*a: Any, **kw: Any) -> Any:
+            instruction = propose(*a, **kw)
+            self._record_proposal(instruction, kw)
+            return instruction
+
+        proposer.propose_instruction_for_predictor = propose_instruction_for_predictor
+        return proposer
+
+    def _record_proposal(self, instruction: Any, kw: dict[str, Any]) -> None:
+        assert self.recorder is not None
+        tip = kw.get("tip")
+        key = _tip_key(tip)
+        self.proposals += 1
+        self.recorder.emit(
+            "orchestration",
+            "decision",
+            {
+                "optimizer": NAME,
+                "step": 2,
+                "decision": f"Propose an instruction for predictor {kw.get('pred_i')} "
+                f"(demo set {kw.get('demo_set_i')})",
+                "strategy": None,
+                "rationale": f"Tip '{key}': {tip}" if tip else "No tip",
+                "action": str(instruction),
+                "details": {
+                    "predictor": kw.get("pred_i"),
+                    "demo_set": kw.get("demo_set_i"),
+                    "tip_key": key,
+                    "tip": tip,
+                    "instruction": str(instruction),
+                },
+            },
+        )
+
+    # -- step 3: optuna trials -----------------------------------------------------------
+
+    def _on_select_and_insert_instructions_and_demos(
+        self, original: Any, program: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        result = original(program, *args, **kwargs)
+        chosen, raw = result
+        trial = args[2] if len(args) > 2 else kwargs.get("trial")
+        number = getattr(trial, "number", None)
+        parents = (self.default_trial,) if self.default_trial else ()
+        recorder = self.journal.new_trial(
+            name=f"optuna trial {number}",
+            parents=parents,
+            program=program,
+            metadata={"role": "candidate", "optimizer": NAME, "optuna_trial": number},
+        )
+        recorder.emit(
+            "orchestration",
+            "decision",
+            {
+                "optimizer": NAME,
+                "step": 3,
+                "decision": f"Optuna trial {number}: " + "; ".join(chosen),
+                "strategy": None,
+                "rationale": "Suggested by optuna's TPE sampler",
+                "action": "Insert the chosen instruction and demo set into each predictor",
+                "details": {"params": jsonable(raw)},
+            },
+        )
+        name = self.journal.program_name
+        recorder.emit(
+            "orchestration",
+            "candidate_created",
+            {
+                "optimizer": NAME,
+                "candidate": recorder.trial_id,
+                "name": f"optuna trial {number}",
+                "parents": list(parents),
+                "strategy": None,
+                "changes": changes_between(
+                    variables_of(self.student, name), variables_of(program, name)
+                ),
+            },
+        )
+        with self._lock:
+            self.programs[id(program)] = (program, recorder, recorder.trial_id)
+        return result
+
+    def evaluate(
+        self,
+        original: Any,
+        batch_size: int,
+        trainset: list,
+        program: Any,
+        evaluate: Any,
+        rng: Any = None,
+    ) -> Any:
+        recorder, parent = self._recorder_for(program, batch_size >= len(trainset))
+        with recording(recorder):
+            result = original(batch_size, trainset, program, evaluate, rng)
+        scope = "full" if batch_size >= len(trainset) else "minibatch"
+        self._finish(recorder, parent, result, trainset, scope)
+        return result
+
+    def _recorder_for(self, program: Any, full: bool) -> tuple[TrialRecorder, str]:
+        with self._lock:
+            known = self.programs.get(id(program))
+            if known is not None and known[1] is not None:
+                self.programs[id(program)] = (program, None, known[2])
+                return known[1], known[2]
+        if known is None and self.default_trial is None:
+            recorder = self.journal.new_trial(
+                name="default program",
+                program=program,
+                metadata={"role": "candidate", "optimizer": NAME},
+            )
+            self.default_trial = recorder.trial_id
+            return recorder, recorder.trial_id
+        parent = known[2] if known else self.default_trial
+        recorder = self.journal.new_trial(
+            name="full evaluation",
+            parents=(parent,) if parent else (),
+            program=program,
+            metadata={"role": "validation", "optimizer": NAME, "scope": "full"},
+        )
+        return recorder, parent or recorder.trial_id
+
+    def _finish(
+        self, recorder: TrialRecorder, candidate: str, result: Any, trainset: list, scope: str
+    ) -> None:
+        index = {id(ex): i for i, ex in enumerate(trainset)}
+        results = []
+        for example, prediction, value in getattr(result, "results", None) or []:
+            inputs, labels = example_split(example)
+            number = float(value) if isinstance(value, int | float) else 0.0
+            results.append(
+                ExampleResult(
+                    index=index.get(id(example), 0),
+                    inputs=inputs,
+                    labels=labels,
+                    prediction=prediction_dict(prediction),
+                    metrics={self.metric: number},
+                )
+            )
+        score = (sum(r.metrics[self.metric] for r in results) / len(results)) if results else None
+        payload = {
+            "score": score,
+            "metric": self.metric,
+            "n": len(results),
+            "failures": 0,
+            "scope": scope,
+        }
+        recorder.emit("evaluation", "trial_score", payload)
+        recorder.emit(
+            "orchestration",
+            "candidate_scored",
+            {
+                "candidate": candidate,
+                "score": score,
+                "scope": scope,
+                "n": len(results),
+                "optuna_value": _number(getattr(result, "score", None)),
+            },
+        )
+        self.journal.finish_trial(recorder, example_results=results, score=score)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+register_hook(NAME, MiproHook)

@@ -1,0 +1,87 @@
+"""MIPROv2 compiles recorded with the offline LM."""
+
+from __future__ import annotations
+
+import dspy
+import dspy.teleprompt.mipro_optimizer_v2 as mipro_module
+import pytest
+from dspy.propose import GroundedProposer
+from dspy.propose.grounded_proposer import TIPS
+from dspy.teleprompt import utils as teleprompt_utils
+
+import dspex
+from dspex import UnsupportedOptimizerVersion
+from dspex.capture.optimizers.mipro import MiproHook
+from dspex.offline import exact_match
+
+from .conftest import QA, events_of, role
+
+
+# MIPROv2 asks optuna for its experimental multivariate TPE sampler.
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_proposals_tips_and_optuna_trials_are_recorded(lm, arith, store):
+    train, dev = arith
+    optimizer = dspy.MIPROv2(
+        metric=exact_match, auto=None, num_candidates=3, num_threads=2, verbose=False
+    )
+    with dspex.experiment("mipro", program=QA(), program_name="qa", store=store) as exp:
+        optimizer.compile(
+            QA(),
+            trainset=train[:16],
+            valset=dev[:8],
+            num_trials=4,
+            minibatch_size=4,
+            minibatch_full_eval_steps=2,
+            max_bootstrapped_demos=2,
+            max_labeled_demos=2,
+        )
+    archived = store.get_experiment(exp.id)
+    assert mipro_module.eval_candidate_program is teleprompt_utils.eval_candidate_program
+    assert mipro_module.GroundedProposer is GroundedProposer
+    compile_trial = next(t for t in role(archived, "compile") if t.name == "MIPROv2 compile")
+    decisions = [e.payload for e in events_of(compile_trial, "decision")]
+    demo_sets = [d for d in decisions if d["step"] == 1]
+    assert len(demo_sets) == 1 and demo_sets[0]["details"]["demo_sets"]["0"]
+    nested = [t for t in archived.trials if t.parent_trial_ids == (compile_trial.id,)]
+    assert any(t.name == "BootstrapFewShot compile" for t in nested)
+    proposals = [d for d in decisions if d["step"] == 2]
+    assert len(proposals) == 3
+    for proposal in proposals:
+        key = proposal["details"]["tip_key"]
+        assert key in TIPS and proposal["details"]["tip"] == TIPS[key]
+        assert proposal["action"] == proposal["details"]["instruction"] != ""
+    candidates = [t for t in role(archived, "candidate") if "optuna_trial" in t.metadata]
+    assert len(candidates) == 4
+    default = next(t for t in archived.trials if t.name == "default program")
+    assert len(default.example_results) == 8
+    for trial in candidates:
+        decision = events_of(trial, "decision")[0].payload
+        assert set(decision["details"]["params"]) == {
+            "0_predictor_instruction",
+            "0_predictor_demos",
+        }
+        scored = events_of(trial, "candidate_scored")[0].payload
+        assert scored["scope"] == "minibatch" and scored["n"] == 4
+        assert trial.score == scored["score"] and trial.parent_trial_ids == (default.id,)
+        assert len(trial.example_results) == 4
+    full = role(archived, "validation")
+    assert full and all(
+        events_of(t, "candidate_scored")[0].payload["scope"] == "full" for t in full
+    )
+    lm_events = sum(len(events_of(t, "lm_call")) for t in archived.trials)
+    assert lm_events == lm.engine.calls
+
+
+@pytest.mark.parametrize("missing", ["eval_candidate_program", "GroundedProposer"])
+def test_missing_module_functions_fail_loudly(lm, monkeypatch, missing):
+    monkeypatch.delattr(mipro_module, missing)
+    optimizer = dspy.MIPROv2(metric=exact_match, auto=None, num_candidates=2)
+    with pytest.raises(UnsupportedOptimizerVersion, match=missing):
+        MiproHook.check(optimizer)
+
+
+def test_missing_methods_fail_loudly(lm, monkeypatch):
+    monkeypatch.delattr(dspy.MIPROv2, "_select_and_insert_instructions_and_demos")
+    optimizer = dspy.MIPROv2(metric=exact_match, auto=None, num_candidates=2)
+    with pytest.raises(UnsupportedOptimizerVersion, match="_select_and_insert"):
+        MiproHook.check(optimizer)
