@@ -25,7 +25,7 @@ def test_proposals_tips_and_optuna_trials_are_recorded(lm, arith, store):
         metric=exact_match, auto=None, num_candidates=3, num_threads=2, verbose=False
     )
     with dspex.experiment("mipro", program=QA(), program_name="qa", store=store) as exp:
-        optimizer.compile(
+        optimized = optimizer.compile(
             QA(),
             trainset=train[:16],
             valset=dev[:8],
@@ -70,6 +70,11 @@ def test_proposals_tips_and_optuna_trials_are_recorded(lm, arith, store):
     )
     lm_events = sum(len(events_of(t, "lm_call")) for t in archived.trials)
     assert lm_events == lm.engine.calls
+    end = events_of(compile_trial, "optimizer_end")[0].payload
+    candidate_ids = {t.id for t in candidates} | {default.id}
+    assert optimized.dspex_trial_id in candidate_ids
+    assert end["best_candidate"] == optimized.dspex_trial_id
+    assert end["best_score"] == max(t.score for t in full + [default])
 
 
 @pytest.mark.parametrize("missing", ["eval_candidate_program", "GroundedProposer"])

@@ -138,7 +138,14 @@ def demo(store_url: str | None, steps: int) -> None:
     os.environ.setdefault("TQDM_DISABLE", "1")  # DSPy's per-batch bars would bury ours
     console = Console(stderr=True)
     started = time.perf_counter()
-    store = cli_store(store_url)
+    from dspex.errors import StoreError
+
+    try:
+        store = cli_store(store_url)
+    except StoreError as exc:
+        raise click.ClickException(
+            f"{exc}\nPass --store memory:// to run the demo without keeping its results."
+        ) from exc
     exp, baseline, final, optimized = _run(store, steps, console)
     experiment = store.get_experiment(exp.id)
     click.echo(

@@ -41,6 +41,7 @@ MODULE = "dspy.teleprompt.mipro_optimizer_v2"
 EVAL = ModulePatch(MODULE, "eval_candidate_program", hook_key=HOOK_KEY, method="evaluate")
 PROPOSER = ModulePatch(MODULE, "GroundedProposer", hook_key=HOOK_KEY, method="proposer")
 METHODS = ("_bootstrap_fewshot_examples", "_select_and_insert_instructions_and_demos")
+TAG = "_dspex_candidate"  # the candidate trial of a program; MIPROv2's deepcopies keep it
 
 
 def _tip_key(tip: str | None) -> str | None:
@@ -74,6 +75,8 @@ class MiproHook(OptimizerHook):
         self.metric = metric_name(self.optimizer.metric)
         self.programs: dict[int, tuple[Any, TrialRecorder | None, str]] = {}
         self.default_trial: str | None = None
+        self.names: dict[str, str] = {}
+        self.full_scores: dict[str, float] = {}
         self.proposals = 0
         for method in METHODS:
             original = getattr(self.optimizer, method)
@@ -215,6 +218,8 @@ class MiproHook(OptimizerHook):
         )
         with self._lock:
             self.programs[id(program)] = (program, recorder, recorder.trial_id)
+            self.names[recorder.trial_id] = f"optuna trial {number}"
+        setattr(program, TAG, recorder.trial_id)
         return result
 
     def evaluate(
@@ -294,6 +299,23 @@ class MiproHook(OptimizerHook):
             },
         )
         self.journal.finish_trial(recorder, example_results=results, score=score)
+        if scope == "full" and score is not None:
+            with self._lock:
+                self.full_scores.setdefault(candidate, score)
+                self.full_scores[candidate] = max(self.full_scores[candidate], score)
+
+    def finish(self, outputs: Any, exception: BaseException | None) -> None:
+        if outputs is not None:
+            self.result_trial_id = getattr(outputs, TAG, None)
+            if self.result_trial_id is not None:
+                delattr(outputs, TAG)
+        super().finish(outputs, exception)
+
+    def end_payload(self, outputs: Any, exception: BaseException | None) -> dict[str, Any]:
+        if not self.full_scores:
+            return {}
+        best = max(self.full_scores, key=lambda trial_id: self.full_scores[trial_id])
+        return {"best_candidate": best, "best_score": self.full_scores[best]}
 
 
 def _number(value: Any) -> float | None:

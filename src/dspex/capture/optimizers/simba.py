@@ -185,7 +185,7 @@ class SimbaHook(OptimizerHook):
         return module_paths(program, self.journal.program_name)
 
     def _step_payload(self) -> dict[str, Any]:
-        return {"optimizer": "SIMBA", "step": self.step, "batch": list(self.batch)}
+        return {"optimizer": "SIMBA", "step": self.step, "batch": list(self.batch), "details": {}}
 
     def _unit(
         self, recorder: TrialRecorder, expected: int, scope: str, **kw: Any

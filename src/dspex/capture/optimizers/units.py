@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from dspex.capture.context import recording
 from dspex.capture.jsonable import jsonable
 from dspex.capture.recorder import TrialRecorder, current_worker_name
-from dspex.model import ExampleResult, Trial, Variables
+from dspex.model import ErrorInfo, ExampleResult, Trial, Variables
 
 if TYPE_CHECKING:
     from dspex.journal import ExperimentJournal
@@ -146,6 +146,15 @@ class EvaluationUnit:
         extra: dict[str, Any] | None,
     ) -> None:
         inputs, labels = example_split(example)
+        # wrap_program swallows the program's exception (a warning): find it in the run
+        error = next(
+            (
+                e.payload["error"]
+                for e in run_recorder.raw_events()
+                if e.kind == "module_end" and e.parent_id is None and e.payload.get("error")
+            ),
+            None,
+        )
         raw_score = output.get("score", 0.0)
         score = float(raw_score) if isinstance(raw_score, int | float) else 0.0
         prediction = prediction_dict(output.get("prediction"))
@@ -159,9 +168,9 @@ class EvaluationUnit:
                 "prediction": prediction,
                 "metric": self.metric,
                 "value": score,
-                "passed": score > 0,
+                "passed": error is None and score > 0,
                 "latency_ms": latency_ms,
-                "error": None,
+                "error": error,
                 **(extra or {}),
             },
         )
@@ -179,6 +188,7 @@ class EvaluationUnit:
             metrics={self.metric: score},
             latency_ms=latency_ms,
             tokens=tokens,
+            error=ErrorInfo(**error) if error else None,
             worker=current_worker_name(),
         )
         self.recorder.merge(raw)
