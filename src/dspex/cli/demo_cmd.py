@@ -11,8 +11,9 @@ candidate.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,7 @@ def _run(store: Any, steps: int, console: Any) -> tuple[Any, Any, Any, Any]:
         TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
     )
     logger = logging.getLogger(_SIMBA_LOGGER)
-    with dspy.context(lm=lm), progress:
+    with dspy.context(lm=lm), progress, _quiet_dspy():
         task = progress.add_task("Baseline evaluation", total=steps + 3)
 
         def advance(description: str) -> None:
@@ -128,6 +129,21 @@ def _run(store: Any, steps: int, console: Any) -> tuple[Any, Any, Any, Any]:
     return exp, baseline, final, optimized
 
 
+@contextlib.contextmanager
+def _quiet_dspy() -> Any:
+    """Hide DSPy's own progress bars (stdout) and INFO lines while our progress bar runs."""
+    handlers = logging.getLogger("dspy").handlers
+    levels = [h.level for h in handlers]
+    for handler in handlers:
+        handler.setLevel(max(handler.level, logging.WARNING))
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        for handler, level in zip(handlers, levels, strict=True):
+            handler.setLevel(level)
+
+
 @click.command("demo")
 @click.option("--store", "store_url", default=None, help="Store URL (default: ./dspex_results).")
 @click.option("--steps", default=DEMO_STEPS, show_default=True, help="SIMBA steps.")
@@ -135,7 +151,6 @@ def demo(store_url: str | None, steps: int) -> None:
     """Run a recorded SIMBA optimization on the offline LM and show what it decided."""
     from rich.console import Console
 
-    os.environ.setdefault("TQDM_DISABLE", "1")  # DSPy's per-batch bars would bury ours
     console = Console(stderr=True)
     started = time.perf_counter()
     from dspex.errors import StoreError
