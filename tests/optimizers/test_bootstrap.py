@@ -44,8 +44,9 @@ def test_each_attempt_and_the_accepted_demos_are_recorded(lm, arith, store):
     assert lm_events == lm.engine.calls == len(steps)
 
 
-def test_missing_internals_fail_loudly(monkeypatch):
+@pytest.mark.parametrize("missing", ["_bootstrap_one_example", "_train"])
+def test_missing_internals_fail_loudly(monkeypatch, missing):
     optimizer = dspy.BootstrapFewShot(metric=exact_match)
-    monkeypatch.delattr(dspy.BootstrapFewShot, "_bootstrap_one_example")
-    with pytest.raises(UnsupportedOptimizerVersion, match="_bootstrap_one_example"):
+    monkeypatch.delattr(dspy.BootstrapFewShot, missing)
+    with pytest.raises(UnsupportedOptimizerVersion, match=missing):
         BootstrapFewShotHook.check(optimizer)

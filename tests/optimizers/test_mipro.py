@@ -85,8 +85,16 @@ def test_missing_module_functions_fail_loudly(lm, monkeypatch, missing):
         MiproHook.check(optimizer)
 
 
-def test_missing_methods_fail_loudly(lm, monkeypatch):
-    monkeypatch.delattr(dspy.MIPROv2, "_select_and_insert_instructions_and_demos")
+@pytest.mark.parametrize(
+    "owner, missing",
+    [
+        (dspy.MIPROv2, "_bootstrap_fewshot_examples"),
+        (dspy.MIPROv2, "_select_and_insert_instructions_and_demos"),
+        (GroundedProposer, "propose_instruction_for_predictor"),
+    ],
+)
+def test_missing_methods_fail_loudly(lm, monkeypatch, owner, missing):
+    monkeypatch.delattr(owner, missing)
     optimizer = dspy.MIPROv2(metric=exact_match, auto=None, num_candidates=2)
-    with pytest.raises(UnsupportedOptimizerVersion, match="_select_and_insert"):
+    with pytest.raises(UnsupportedOptimizerVersion, match=missing):
         MiproHook.check(optimizer)

@@ -126,6 +126,14 @@ def test_candidates_are_scored_on_their_minibatch_in_their_own_trial(recorded):
         ]
         assert sorted(questions[e.payload["inputs"]["question"]] for e in runs) == sorted(batch)
         assert sorted(r.index for r in trial.example_results) == sorted(batch)
+        # ...and it is this candidate's program that ran: its demos and instructions
+        variables = trial.variables.predictors["qa.predict"]
+        calls = [e for e in events_of(trial, "lm_call") if e.sequence > created.sequence]
+        assert len(calls) == 8
+        for call in calls:
+            messages = call.payload["messages"]
+            assert len(messages) == 2 + 2 * len(variables.demos)
+            assert variables.instructions.splitlines()[-1].strip() in messages[0]["content"]
         scored = events_of(trial, "candidate_scored")[0].payload
         assert scored == {"candidate": trial.id, "score": trial.score, "scope": "minibatch", "n": 8}
         assert trial.score == pytest.approx(

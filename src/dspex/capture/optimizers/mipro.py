@@ -19,6 +19,7 @@ Wrapped: the instance methods ``_bootstrap_fewshot_examples`` and
 
 from __future__ import annotations
 
+import inspect
 import threading
 from typing import Any
 
@@ -26,7 +27,7 @@ from dspex.capture.context import recording
 from dspex.capture.jsonable import jsonable
 from dspex.capture.optimizers import register_hook
 from dspex.capture.optimizers.base import OptimizerHook
-from dspex.capture.optimizers.patching import ModulePatch, require_attribute
+from dspex.capture.optimizers.patching import ModulePatch, require_attribute, unsupported
 from dspex.capture.optimizers.units import changes_between, example_split, prediction_dict
 from dspex.capture.program import variables_of
 from dspex.capture.recorder import TrialRecorder
@@ -61,13 +62,16 @@ class MiproHook(OptimizerHook):
             patch.check(NAME)
         for method in METHODS:
             require_attribute(NAME, optimizer, method, f"{NAME}.{method}")
-        proposer = PROPOSER.original()
-        require_attribute(
-            NAME,
-            proposer,
-            "propose_instruction_for_predictor",
-            "GroundedProposer.propose_instruction_for_predictor",
+        where = "GroundedProposer.propose_instruction_for_predictor(pred_i, demo_set_i, tip)"
+        propose = require_attribute(
+            NAME, PROPOSER.original(), "propose_instruction_for_predictor", where
         )
+        try:
+            parameters = inspect.signature(propose).parameters
+        except (TypeError, ValueError) as exc:
+            raise unsupported(NAME, where, exc) from exc
+        if not {"pred_i", "demo_set_i", "tip"} <= set(parameters):
+            raise unsupported(NAME, where)
 
     def install(self) -> None:
         self.check(self.optimizer)
