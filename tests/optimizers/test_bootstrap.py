@@ -23,6 +23,9 @@ def test_each_attempt_and_the_accepted_demos_are_recorded(lm, arith, store):
     archived = store.get_experiment(exp.id)
     trial = next(t for t in role(archived, "compile") if t.name == "BootstrapFewShot compile")
     assert compiled.dspex_trial_id == trial.id
+    # the teacher's LabeledFewShot compile: generic hook, nested under BootstrapFewShot
+    nested = next(t for t in role(archived, "compile") if t.name == "LabeledFewShot compile")
+    assert nested.parent_trial_ids == (trial.id,)
     steps = events_of(trial, "step")
     decisions = [e for e in events_of(trial, "decision")]
     assert len(steps) == len(decisions) > 0

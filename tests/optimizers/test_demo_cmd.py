@@ -26,3 +26,9 @@ def test_demo_runs_simba_and_archives_it():
     best = next(t for t in archived.trials if t.id == final.parent_trial_ids[0])
     assert f"Timeline of {best.name} ({best.id})" in result.output
     assert "candidate_created" in result.output
+
+
+def test_cli_store_uses_the_url_given():
+    from dspex.cli.demo_cmd import cli_store
+
+    assert cli_store("memory://cli-store-test").url == "memory://cli-store-test"

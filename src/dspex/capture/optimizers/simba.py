@@ -50,7 +50,6 @@ PREPARE_MODELS = ModulePatch(
 )
 #: Local variables of SIMBA.compile read when a step starts and when a strategy runs.
 COMPILE_LOCALS = ("batch_idx", "batch_indices", "bucket_idx", "num_demos_to_drop", "src_prog_idx")
-STRATEGIES = ("append_a_demo", "append_a_rule")
 TAG = "_dspex_candidate"  # attribute naming a program's candidate trial; deepcopy keeps it
 
 
@@ -103,13 +102,11 @@ class SimbaHook(OptimizerHook):
         for patch in (WRAP_PROGRAM, PREPARE_MODELS):
             patch.check("SIMBA")
         strategies = require_attribute("SIMBA", optimizer, "strategies", "SIMBA.strategies")
-        if not isinstance(strategies, list) or not all(
-            strategy_name(s) in STRATEGIES for s in strategies
-        ):
-            raise unsupported("SIMBA", f"SIMBA.strategies as a list of {STRATEGIES}")
-        compile_fn = inspect.unwrap(
-            require_attribute("SIMBA", type(optimizer), "compile", "compile")
-        )
+        if not isinstance(strategies, list) or not all(callable(s) for s in strategies):
+            raise unsupported("SIMBA", "SIMBA.strategies as a list of strategy functions")
+        # SIMBA's own compile (a subclass may wrap it): its locals are what we read
+        base = next((c for c in type(optimizer).__mro__ if c.__name__ == "SIMBA"), None)
+        compile_fn = inspect.unwrap(require_attribute("SIMBA", base, "compile", "SIMBA.compile"))
         names = set(getattr(getattr(compile_fn, "__code__", None), "co_varnames", ()))
         missing = [n for n in COMPILE_LOCALS if n not in names]
         if missing:
