@@ -164,6 +164,11 @@ def test_sampling_runs_name_their_candidate_and_temperature(recorded):
         assert {r.payload["candidate"] for r in runs} == set(trial.parent_trial_ids)
         assert set(trial.parent_trial_ids) <= candidate_ids
         assert trial.score is None
+        summary = events_of(trial, "decision")[0].payload
+        assert sum(summary["details"]["runs_per_candidate"].values()) == 8 * 3
+        assert summary["details"]["batch_score"] == pytest.approx(
+            sum(r.metrics["exact_match"] for r in trial.example_results) / 24
+        )
 
 
 def test_step_winners_validation_and_returned_program(recorded):

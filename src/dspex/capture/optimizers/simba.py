@@ -224,10 +224,36 @@ class SimbaHook(OptimizerHook):
         recorder.emit("orchestration", "step", self._step_payload())
         self.sampled = {}
         self.sampling = self._unit(
-            recorder, len(models) * len(self.batch), "minibatch", candidate=None, score_trial=False
+            recorder,
+            len(models) * len(self.batch),
+            "minibatch",
+            candidate=None,
+            score_trial=False,
+            on_closing=self._summarize_sampling,
         )
         self.phase = "sampling"
         return models
+
+    def _summarize_sampling(self, unit: EvaluationUnit) -> None:
+        runs: dict[str, int] = {}
+        for event in unit.recorder.raw_events():
+            if event.kind == "example_result":
+                name = str(event.payload.get("candidate_name"))
+                runs[name] = runs.get(name, 0) + 1
+        unit.recorder.emit(
+            "orchestration",
+            "decision",
+            {
+                "optimizer": "SIMBA",
+                "step": self.step,
+                "decision": f"Sample trajectories for step {self.step}",
+                "strategy": None,
+                "rationale": "Softmax choice among the top candidates (temperature "
+                f"{self.optimizer.temperature_for_sampling}) for each example and LM copy",
+                "action": "Ran " + ", ".join(f"{n} x{k}" for n, k in sorted(runs.items())),
+                "details": {"runs_per_candidate": runs, "batch_score": unit.score},
+            },
+        )
 
     # -- every program run: wrap_program ------------------------------------------------
 

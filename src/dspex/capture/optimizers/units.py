@@ -83,7 +83,7 @@ class EvaluationUnit:
         metric: str,
         candidate: str | None,
         score_trial: bool = True,
-        on_close: Callable[[EvaluationUnit], None] | None = None,
+        on_closing: Callable[[EvaluationUnit], None] | None = None,
     ) -> None:
         self.journal = journal
         self.recorder = recorder
@@ -92,7 +92,7 @@ class EvaluationUnit:
         self.metric = metric
         self.candidate = candidate
         self.score_trial = score_trial
-        self.on_close = on_close
+        self.on_closing = on_closing  # last chance to add events before the score
         self.results: list[ExampleResult] = []
         self.scores: list[float] = []
         self.trial: Trial | None = None
@@ -207,6 +207,8 @@ class EvaluationUnit:
             self._closing = True
             results, scores = list(self.results), list(self.scores)
         score = sum(scores) / len(scores) if scores else None
+        if self.on_closing is not None:
+            self.on_closing(self)
         if results:
             self.recorder.emit(
                 "evaluation",
@@ -238,6 +240,4 @@ class EvaluationUnit:
         )
         with self._lock:
             self.trial = trial
-        if self.on_close is not None:
-            self.on_close(self)
         return trial
