@@ -104,6 +104,7 @@ def test_append_a_demo_and_source_choice_are_decisions(recorded):
     )
     assert f"max-to-min gap {details['max_to_min_gap']:g}" in first["rationale"]
     source = by_id[details["source_candidate"]]
+    assert source.metadata["candidate"] == details["source_index"]
     assert demos[0].parent_trial_ids == (source.id,)
     assert first["decision"] == f"Propose a new candidate from {source.name.split(' (')[0]}"
 

@@ -200,8 +200,7 @@ class SimbaHook(OptimizerHook):
         local = _compile_locals()
         self.step = int(local.get("batch_idx") or 0) + 1
         self.batch = [int(i) for i in local.get("batch_indices") or []]
-        if getattr(program, TAG, None) is None:
-            setattr(program, TAG, self.baseline.trial_id)
+        setattr(program, TAG, self.baseline.trial_id)  # programs[0] is always the baseline
         models = original(program, n, *args, **kw)
         temperatures = [getattr(m, "kwargs", {}).get("temperature") for m in models]
         assert self.recorder is not None
@@ -332,6 +331,7 @@ class SimbaHook(OptimizerHook):
             "bucket_scores": [o["score"] for o in bucket],
             "source_candidate": source.trial_id,
             "source_name": source.name,
+            "source_index": local.get("src_prog_idx"),
             "temperature_for_candidates": self.optimizer.temperature_for_candidates,
             "demos_dropped_per_predictor": dropped,
             "batch_10p_score": _number(kwargs.get("batch_10p_score")),
