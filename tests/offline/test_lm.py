@@ -9,6 +9,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Literal
 
 import cloudpickle
 import dspy
@@ -250,3 +251,27 @@ def test_a_pickled_program_answers_the_same_in_another_process(tmp_path):
 def test_unknown_model_is_refused_with_the_valid_names():
     with pytest.raises(dspex.ValidationError, match="offline/arith"):
         offline_lm("offline/gpt")
+
+
+class Extra(dspy.Signature):
+    """Answer, and fill fields the offline model has no skill for."""
+
+    question: str = dspy.InputField()
+    answer: str = dspy.OutputField()
+    confidence: float = dspy.OutputField()
+    sure: bool = dspy.OutputField()
+    tags: list[str] = dspy.OutputField()
+    verdict: Literal["yes", "no"] = dspy.OutputField()
+
+
+@pytest.mark.parametrize("adapter", [dspy.ChatAdapter(), dspy.JSONAdapter()])
+def test_unknown_typed_fields_get_parseable_placeholders(adapter):
+    with dspy.context(lm=offline_lm(), adapter=adapter):
+        pred = dspy.Predict(Extra)(question="What is 6 * 7?")
+    assert (pred.answer, pred.confidence, pred.sure, pred.tags, pred.verdict) == (
+        "42",
+        0.0,
+        False,
+        [],
+        "yes",
+    )
