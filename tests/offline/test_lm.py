@@ -275,3 +275,31 @@ def test_unknown_typed_fields_get_parseable_placeholders(adapter):
         [],
         "yes",
     )
+
+
+def test_more_temperature_means_more_slips():
+    train, dev = load_arith()
+    plain = [ex for ex in train + dev if ex.kind == "arith"]
+    questions = [ex.question for ex in plain]
+
+    def misses(temperature):
+        answers = _answers(offline_lm(temperature=temperature), questions)
+        return sum(a != ex.answer for a, ex in zip(answers, plain, strict=True))
+
+    assert misses(0.0) == 0
+    assert misses(0.3) < misses(2.0)
+
+
+@pytest.mark.parametrize("adapter", [dspy.ChatAdapter(), dspy.JSONAdapter()])
+def test_demos_in_the_prompt_fix_their_kind_under_both_adapters(adapter):
+    program = dspy.ChainOfThought("question -> answer")
+    with dspy.context(lm=offline_lm(), adapter=adapter):
+        assert program(question="What is 52 - 17?").answer == "45"
+        program.predict.demos = [
+            dspy.Example(
+                question="What is 71 - 22?", reasoning="borrow", answer="49", augmented=True
+            )
+        ]
+        fixed = program(question="What is 52 - 17?")
+    assert fixed.answer == "35"
+    assert fixed.reasoning.startswith("Following the worked example")
