@@ -303,3 +303,14 @@ def test_demos_in_the_prompt_fix_their_kind_under_both_adapters(adapter):
         fixed = program(question="What is 52 - 17?")
     assert fixed.answer == "35"
     assert fixed.reasoning.startswith("Following the worked example")
+
+
+def test_deep_copies_of_programs_share_the_engine_and_its_counter():
+    lm = offline_lm()
+    program = dspy.Predict("question -> answer")
+    program.set_lm(lm)
+    copied = program.deepcopy()
+    assert copied.get_lm() is not lm and copied.get_lm().engine is lm.engine
+    copied(question="What is 2 + 3?")
+    program(question="What is 2 + 3?")
+    assert lm.engine.calls == 2
