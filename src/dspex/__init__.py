@@ -5,11 +5,12 @@ Public API (everything else is internal)::
     import dspex
     dspex.configure(store={"backend": "file", "path": "results"})
     exp = dspex.Experiment(name="arith", program=dspex.ProgramInfo(name="qa"))
+    dspy.configure(lm=dspex.offline_lm())   # a deterministic LM that needs no network
 
 See ``docs/`` for the user guide.
 """
 
-from dspex import config
+from dspex import config, offline
 from dspex.capture.api import ExperimentRun, experiment
 from dspex.config import Settings, configure, get_settings
 from dspex.errors import (
@@ -57,6 +58,7 @@ from dspex.model import (
     Variables,
     utc_now,
 )
+from dspex.offline import OfflineEngine, offline_lm
 from dspex.store import ExperimentSummary, ResultStore
 
 __version__ = "0.1.0"
@@ -87,6 +89,7 @@ __all__ = [
     "LMSettings",
     "LatencyStats",
     "MetricStats",
+    "OfflineEngine",
     "OptimizerInfo",
     "PredictorVariables",
     "ProgramInfo",
@@ -111,5 +114,7 @@ __all__ = [
     "experiment",
     "get_settings",
     "new_id",
+    "offline",
+    "offline_lm",
     "utc_now",
 ]
