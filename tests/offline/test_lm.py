@@ -9,6 +9,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Literal
 
 import cloudpickle
 import dspy
@@ -250,3 +251,66 @@ def test_a_pickled_program_answers_the_same_in_another_process(tmp_path):
 def test_unknown_model_is_refused_with_the_valid_names():
     with pytest.raises(dspex.ValidationError, match="offline/arith"):
         offline_lm("offline/gpt")
+
+
+class Extra(dspy.Signature):
+    """Answer, and fill fields the offline model has no skill for."""
+
+    question: str = dspy.InputField()
+    answer: str = dspy.OutputField()
+    confidence: float = dspy.OutputField()
+    sure: bool = dspy.OutputField()
+    tags: list[str] = dspy.OutputField()
+    verdict: Literal["yes", "no"] = dspy.OutputField()
+
+
+@pytest.mark.parametrize("adapter", [dspy.ChatAdapter(), dspy.JSONAdapter()])
+def test_unknown_typed_fields_get_parseable_placeholders(adapter):
+    with dspy.context(lm=offline_lm(), adapter=adapter):
+        pred = dspy.Predict(Extra)(question="What is 6 * 7?")
+    assert (pred.answer, pred.confidence, pred.sure, pred.tags, pred.verdict) == (
+        "42",
+        0.0,
+        False,
+        [],
+        "yes",
+    )
+
+
+def test_more_temperature_means_more_slips():
+    train, dev = load_arith()
+    plain = [ex for ex in train + dev if ex.kind == "arith"]
+    questions = [ex.question for ex in plain]
+
+    def misses(temperature):
+        answers = _answers(offline_lm(temperature=temperature), questions)
+        return sum(a != ex.answer for a, ex in zip(answers, plain, strict=True))
+
+    assert misses(0.0) == 0
+    assert misses(0.3) < misses(2.0)
+
+
+@pytest.mark.parametrize("adapter", [dspy.ChatAdapter(), dspy.JSONAdapter()])
+def test_demos_in_the_prompt_fix_their_kind_under_both_adapters(adapter):
+    program = dspy.ChainOfThought("question -> answer")
+    with dspy.context(lm=offline_lm(), adapter=adapter):
+        assert program(question="What is 52 - 17?").answer == "45"
+        program.predict.demos = [
+            dspy.Example(
+                question="What is 71 - 22?", reasoning="borrow", answer="49", augmented=True
+            )
+        ]
+        fixed = program(question="What is 52 - 17?")
+    assert fixed.answer == "35"
+    assert fixed.reasoning.startswith("Following the worked example")
+
+
+def test_deep_copies_of_programs_share_the_engine_and_its_counter():
+    lm = offline_lm()
+    program = dspy.Predict("question -> answer")
+    program.set_lm(lm)
+    copied = program.deepcopy()
+    assert copied.get_lm() is not lm and copied.get_lm().engine is lm.engine
+    copied(question="What is 2 + 3?")
+    program(question="What is 2 + 3?")
+    assert lm.engine.calls == 2

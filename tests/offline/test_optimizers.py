@@ -31,7 +31,12 @@ class _LMOutputs(BaseCallback):
 
     def __init__(self):
         self.texts: list[str] = []
+        self.starts = 0
         self._lock = threading.Lock()
+
+    def on_lm_start(self, call_id, instance, inputs):
+        with self._lock:
+            self.starts += 1
 
     def on_lm_end(self, call_id, outputs, exception=None):
         with self._lock:
@@ -49,6 +54,7 @@ def test_simba_writes_rules_adds_demos_and_beats_the_baseline(module):
     train, _ = load_arith()
     lm, seen = offline_lm(), _LMOutputs()
     baseline = _dev_score(module("question -> answer"), lm)
+    calls_before = lm.engine.calls
     started = time.perf_counter()
     with dspy.context(lm=lm, callbacks=[seen]):
         simba = dspy.SIMBA(
@@ -56,6 +62,8 @@ def test_simba_writes_rules_adds_demos_and_beats_the_baseline(module):
         )
         best = simba.compile(module("question -> answer"), trainset=train, seed=0)
     assert time.perf_counter() - started < 30
+    # Rollouts run on copies of the LM; they share its engine, so nothing goes uncounted.
+    assert lm.engine.calls - calls_before == seen.starts == len(seen.texts) > 0
 
     advice = [json.loads(text) for text in seen.field("module_advice")]
     assert advice, "SIMBA never asked the LM for feedback (append_a_rule)"

@@ -307,7 +307,7 @@ def _install_history_hook() -> None:
             return result
 
         update_history.__wrapped__ = original  # type: ignore[attr-defined]
-        BaseLM.update_history = update_history  # type: ignore[method-assign]
+        BaseLM.update_history = update_history
         _hook_installed = True
 
 

@@ -58,8 +58,10 @@ class OfflineEngine:
     every call sleep that long, to make progress displays and timeouts observable.
     ``calls`` counts the
     requests this engine answered (``calls_by_model`` per model name), under a lock.
-    The engine pickles (cloudpickle or pickle) with its seed and counts, and saves
-    with ``dspy.LM.dump_state`` through :meth:`dump_state` / :meth:`load_state`.
+    ``copy.deepcopy`` returns the engine itself, so deep copies of programs and LMs
+    share it; pickling (pickle or cloudpickle) makes a new engine with the seed and
+    the counts so far. ``dspy.LM.dump_state`` saves it through :meth:`dump_state` /
+    :meth:`load_state`.
     """
 
     def __init__(self, seed: int = 0, latency: float = 0.0):
@@ -133,6 +135,12 @@ class OfflineEngine:
     def load_state(cls, state: dict[str, Any]) -> OfflineEngine:
         return cls(seed=int(state.get("seed", 0)), latency=float(state.get("latency", 0.0)))
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> OfflineEngine:
+        # DSPy deep-copies programs (and the LMs set on them) all the time; like a
+        # client connection, the engine is shared rather than forked, so its counter
+        # keeps counting every call made through any copy in this process.
+        return self
+
     def __getstate__(self) -> dict[str, Any]:
         with self._lock:
             return {**self.dump_state(), "calls": dict(self._calls)}
@@ -162,6 +170,9 @@ class AsyncOfflineEngine:
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> AsyncOfflineEngine:
+        return self
 
     def dump_state(self) -> dict[str, Any]:
         return self.sync.dump_state()

@@ -19,6 +19,7 @@ Every skill takes the parsed :class:`~dspex.offline.prompt.Prompt` and a
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import re
@@ -221,6 +222,12 @@ _SKILLS: tuple[tuple[str, Callable[[Prompt, Draws], dict[str, Any]]], ...] = (
 
 
 def _placeholder(name: str, kind: str) -> Any:
+    if kind.startswith("Literal[") and kind.endswith("]"):
+        try:
+            options = ast.literal_eval(f"[{kind[8:-1]}]")
+        except (ValueError, SyntaxError):
+            options = []
+        return options[0] if options else ""
     if kind.startswith("dict"):
         return {}
     if kind.startswith(("list", "tuple")):
