@@ -28,6 +28,7 @@ from dspex.errors import (
     WorkerCrashed,
     WorkerError,
     WorkerStartupError,
+    WorkerTimeout,
 )
 from dspex.ids import new_id
 from dspex.model import (
@@ -55,6 +56,7 @@ from dspex.model import (
     utc_now,
 )
 from dspex.store import ExperimentSummary, ResultStore
+from dspex.workers import TaskOutcome, WorkerInfo, WorkerPool, create_pool, current_worker
 
 __version__ = "0.1.0"
 
@@ -89,6 +91,7 @@ __all__ = [
     "Statistics",
     "StoreError",
     "StoreUnavailable",
+    "TaskOutcome",
     "TraceEvent",
     "Trial",
     "TrialNotFound",
@@ -98,10 +101,15 @@ __all__ = [
     "Variables",
     "WorkerCrashed",
     "WorkerError",
+    "WorkerInfo",
+    "WorkerPool",
     "WorkerStartupError",
+    "WorkerTimeout",
     "__version__",
     "config",
     "configure",
+    "create_pool",
+    "current_worker",
     "get_settings",
     "new_id",
     "utc_now",

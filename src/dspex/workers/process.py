@@ -106,7 +106,8 @@ class ProcessWorker(Worker):
             pass
 
     def _write(self, message: tuple[Any, ...]) -> None:
-        assert self._proc is not None and self._proc.stdin is not None
+        if self._proc is None or self._proc.stdin is None:
+            return  # never started: launch() already reported why
         with self._write_lock:
             try:
                 write_frame(self._proc.stdin, message)

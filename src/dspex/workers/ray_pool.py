@@ -65,8 +65,14 @@ def _actor(ray: Any) -> Any:
 
 
 def _cause(exc: BaseException) -> str:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"died ({type(exc).__name__}: {first})" if first else f"died ({type(exc).__name__})"
+    """``died (ActorDiedError: <first line>; Worker exit type: ...)``, without Ray's advice."""
+    text = str(exc).strip()
+    parts = [text.splitlines()[0]] if text else []
+    exit_at = text.find("Worker exit type:")
+    if exit_at >= 0:
+        detail = text[exit_at:].split(" Some common causes")[0]
+        parts.append(detail[:200])
+    return f"died ({type(exc).__name__}: {'; '.join(parts)})" if parts else "died"
 
 
 class RayWorker(Worker):
