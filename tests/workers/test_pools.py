@@ -242,3 +242,18 @@ def test_context_manager_starts_and_stops(make_pool, adapter):
     with pool as running:
         assert [o.value for o in running.map(helpers.square, [3])] == [9]
     assert pool.workers() == []
+
+
+@pytest.mark.parametrize("adapter", WITH_INLINE)
+def test_no_items_no_outcomes(make_pool, adapter):
+    pool = make_pool(adapter, size=1)
+    assert list(pool.map(helpers.square, [])) == []
+
+
+def test_a_function_that_cannot_be_pickled_fails_every_item_but_not_the_pool(make_pool):
+    pool = make_pool("process", size=1)
+    lock = threading.Lock()
+    outcomes = list(pool.map(lambda x: (lock, x), [1, 2]))
+    assert [o.failure for o in outcomes] == [None, None]
+    assert all(o.error is not None and "lock" in o.error.message.lower() for o in outcomes)
+    assert [o.value for o in pool.map(helpers.square, [5])] == [25]

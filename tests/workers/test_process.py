@@ -95,3 +95,17 @@ def test_workers_find_this_dspex_first():
 )
 def test_exit_codes_are_described(code, text):
     assert describe_exit(code) == ("was " + text if code < 0 else text)
+
+
+def test_a_worker_killed_while_idle_is_replaced_without_failing_an_item(make_pool):
+    import signal
+    import time
+
+    pool = make_pool("process", size=2)
+    victim_name, victim_pid = pool.workers()[0]
+    os.kill(victim_pid, signal.SIGKILL)
+    time.sleep(0.5)  # its death is now waiting in the pool's queue
+    outcomes = list(pool.map(helpers.square, range(6)))
+    assert all(o.ok for o in outcomes)
+    assert victim_name not in [name for name, _ in pool.workers()]
+    assert len(pool.workers()) == 2

@@ -111,6 +111,7 @@ class _Run:
     outstanding: set[int] = field(default_factory=set)
     task_ids: set[int] = field(default_factory=set)
     replacement_failures: int = 0
+    closed: bool = False
 
     def finish(self, task: Task, outcome: TaskOutcome) -> TaskOutcome | None:
         """The outcome to report, or None when the task is not this run's (or was reported)."""
@@ -297,18 +298,20 @@ class SupervisedPool(WorkerPool):
                 raise WorkerError(f"{self!r} is already running a map; one map at a time")
             self._mapping = True
         try:
-            closed = False
-            while run.outstanding and not closed:
+            while run.outstanding and not run.closed:
+                # Take in what already happened first, so that no item goes to a worker
+                # whose death is waiting in the queue.
+                yield from self._drain(run)
+                if run.closed:
+                    break
                 yield from self._dispatch(run)
                 if not run.outstanding:
                     break
                 event = self._next_event(self._wake_time())
                 if event is None:
                     yield from self._expire(run)
-                elif event.kind is EventKind.CLOSED:
-                    closed = True
                 else:
-                    yield from self._on_event(event, run)
+                    yield from self._handle(event, run)
             if run.outstanding:
                 missing = sorted(run.outstanding)
                 shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
@@ -319,6 +322,20 @@ class SupervisedPool(WorkerPool):
         finally:
             with self._lock:
                 self._mapping = False
+
+    def _drain(self, run: _Run) -> Iterator[TaskOutcome]:
+        while not run.closed:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                return
+            yield from self._handle(event, run)
+
+    def _handle(self, event: Event, run: _Run) -> Iterator[TaskOutcome]:
+        if event.kind is EventKind.CLOSED:
+            run.closed = True
+        else:
+            yield from self._on_event(event, run)
 
     def _dispatch(self, run: _Run) -> Iterator[TaskOutcome]:
         unsendable: list[TaskOutcome] = []

@@ -31,6 +31,7 @@ class ThreadWorker(Worker):
         super().__init__(*args)
         self._inbox: queue.Queue[Any] = queue.Queue()
         self._context = context
+        self._abandoned = False
         self._thread = threading.Thread(
             target=self._context.run, args=(self._main,), name=f"dspex-{self.name}", daemon=True
         )
@@ -46,14 +47,15 @@ class ThreadWorker(Worker):
         self._inbox.put(_STOP)
 
     def join(self, timeout: float) -> bool:
-        if self._thread.ident is None:
-            return True  # never started
+        if self._thread.ident is None or self._abandoned:
+            return True  # never started, or given up on
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
     def kill(self) -> None:
         # Threads cannot be killed; the pool has already forgotten this one, so anything
         # it posts from now on is ignored. Ask it to leave once its current call returns.
+        self._abandoned = True
         self._inbox.put(_STOP)
 
     def _main(self) -> None:
