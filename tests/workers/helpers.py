@@ -85,3 +85,9 @@ def chatty(x: int) -> int:
     print("noise on stdout", x, flush=True)
     os.write(1, b"raw noise on fd 1\n")
     return x + 1
+
+
+def configure_dummy_lm(answer: str) -> None:
+    import dspy
+
+    dspy.configure(lm=dspy.utils.DummyLM([{"answer": answer}] * 50))

@@ -99,3 +99,36 @@ def test_one_map_at_a_time(make_pool):
     with pytest.raises(dspex.WorkerError, match="one map at a time"):
         next(pool.map(helpers.square, [1]))
     assert len(list(first)) == 1
+
+
+def set_marker(value: str) -> None:
+    marker.set(value)
+
+
+def test_thread_initializer_context_variables_are_seen_by_fn(make_pool):
+    pool = make_pool("thread", size=2, initializer=set_marker, initargs=("from-initializer",))
+    assert {o.value for o in pool.map(read_marker, range(4))} == {"from-initializer"}
+    assert marker.get() == "unset"  # the caller's context is untouched
+
+
+_per_thread = threading.local()
+
+
+def make_lm(answer: str) -> None:
+    import dspy
+
+    _per_thread.lm = dspy.utils.DummyLM([{"answer": answer}] * 10)
+
+
+def ask(question: str) -> str:
+    import dspy
+
+    # dspy.configure may only be called from one thread: thread workers use dspy.context.
+    with dspy.context(lm=_per_thread.lm):
+        return dspy.Predict("question -> answer")(question=question).answer
+
+
+def test_thread_workers_can_hold_their_own_dspy_lm(make_pool):
+    pool = make_pool("thread", size=2, initializer=make_lm, initargs=("forty-two",))
+    outcomes = list(pool.map(ask, ["a", "b", "c"]))
+    assert [o.value for o in outcomes] == ["forty-two"] * 3, [o.error for o in outcomes]

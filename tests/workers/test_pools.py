@@ -257,3 +257,20 @@ def test_a_function_that_cannot_be_pickled_fails_every_item_but_not_the_pool(mak
     assert [o.failure for o in outcomes] == [None, None]
     assert all(o.error is not None and "lock" in o.error.message.lower() for o in outcomes)
     assert [o.value for o in pool.map(helpers.square, [5])] == [25]
+
+
+@pytest.mark.parametrize("adapter", ["process", pytest.param("ray", marks=pytest.mark.ray)])
+def test_a_dspy_program_travels_and_runs_under_the_workers_configured_lm(make_pool, adapter):
+    import dspy
+
+    program = dspy.Predict("question -> answer")  # a string signature: plain pickle fails
+
+    def run(question: str) -> tuple[str, str]:
+        return program(question=question).answer, helpers.current_worker().name
+
+    pool = make_pool(
+        adapter, size=2, initializer=helpers.configure_dummy_lm, initargs=("forty-two",)
+    )
+    outcomes = list(pool.map(run, ["a", "b", "c", "d"]))
+    assert [o.error for o in outcomes] == [None] * 4
+    assert all(o.value == ("forty-two", o.worker) for o in outcomes)
