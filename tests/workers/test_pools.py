@@ -16,6 +16,19 @@ from tests.workers.conftest import ADAPTERS
 WITH_INLINE = [*ADAPTERS, "inline"]
 
 
+def wait_until_busy(pool, count: int) -> None:
+    """Wait until ``count`` workers hold an item (the pool's own view)."""
+    from dspex.workers._core import WorkerState
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        busy = [w for w in list(pool._workers.values()) if w.state is WorkerState.BUSY]
+        if len(busy) >= count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{count} workers never became busy")
+
+
 def by_index(outcomes: list[TaskOutcome]) -> dict[int, TaskOutcome]:
     indices = [o.index for o in outcomes]
     assert len(indices) == len(set(indices)), f"an item was reported twice: {indices}"
@@ -189,7 +202,7 @@ def test_shutdown_with_work_in_flight_lets_it_finish_and_reports_nothing_twice(m
 
     consumer = threading.Thread(target=consume)
     consumer.start()
-    time.sleep(0.4)  # items 0 and 1 are running
+    wait_until_busy(pool, 2)  # items 0 and 1 are running
     pool.shutdown(grace=5.0)
     consumer.join(10)
     assert not consumer.is_alive()
@@ -214,7 +227,7 @@ def test_shutdown_kills_workers_that_outlive_the_grace_period(make_pool, adapter
 
     consumer = threading.Thread(target=consume)
     consumer.start()
-    time.sleep(0.4)
+    wait_until_busy(pool, 2)
     started = time.monotonic()
     pool.shutdown(grace=0.3)
     assert time.monotonic() - started < 5
