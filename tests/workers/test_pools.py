@@ -287,3 +287,20 @@ def test_a_dspy_program_travels_and_runs_under_the_workers_configured_lm(make_po
     outcomes = list(pool.map(run, ["a", "b", "c", "d"]))
     assert [o.error for o in outcomes] == [None] * 4
     assert all(o.value == ("forty-two", o.worker) for o in outcomes)
+
+
+@pytest.mark.parametrize("adapter", ["process", pytest.param("ray", marks=pytest.mark.ray)])
+def test_a_worker_killed_from_outside_while_busy_reports_its_item_crashed(make_pool, adapter):
+    import signal
+
+    pool = make_pool(adapter, size=1)
+    [(name, pid)] = pool.workers()
+    outcomes: list[TaskOutcome] = []
+    consumer = threading.Thread(target=lambda: outcomes.extend(pool.map(helpers.nap, [30.0, 0.0])))
+    consumer.start()
+    wait_until_busy(pool, 1)
+    os.kill(pid, signal.SIGKILL)
+    consumer.join(30)
+    result = by_index(outcomes)
+    assert result[0].failure == "crashed" and result[0].worker == name
+    assert result[1].ok and result[1].worker != name
