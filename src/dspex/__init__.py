@@ -30,6 +30,7 @@ from dspex.errors import (
     WorkerCrashed,
     WorkerError,
     WorkerStartupError,
+    WorkerTimeout,
 )
 from dspex.harness import EvaluationHarness
 from dspex.ids import new_id
@@ -60,6 +61,7 @@ from dspex.model import (
 )
 from dspex.offline import OfflineEngine, offline_lm
 from dspex.store import ExperimentSummary, ResultStore
+from dspex.workers import TaskOutcome, WorkerInfo, WorkerPool, create_pool, current_worker
 
 __version__ = "0.1.0"
 
@@ -98,6 +100,7 @@ __all__ = [
     "Statistics",
     "StoreError",
     "StoreUnavailable",
+    "TaskOutcome",
     "TraceEvent",
     "Trial",
     "TrialNotFound",
@@ -107,10 +110,15 @@ __all__ = [
     "Variables",
     "WorkerCrashed",
     "WorkerError",
+    "WorkerInfo",
+    "WorkerPool",
     "WorkerStartupError",
+    "WorkerTimeout",
     "__version__",
     "config",
     "configure",
+    "create_pool",
+    "current_worker",
     "experiment",
     "get_settings",
     "new_id",

@@ -18,7 +18,8 @@ Every error dspex raises on purpose is a :class:`DspexError`, so callers can cat
     │   └── UnsupportedOptimizerVersion  an optimizer's internals moved; capture would record less
     └── WorkerError                  a worker pool could not start, run or stop work
         ├── WorkerStartupError       workers were not ready in time (names the ones that were not)
-        └── WorkerCrashed            a worker died while it held work
+        ├── WorkerCrashed            a worker died while it held work
+        └── WorkerTimeout            a worker held one item past workers.task_timeout
 
 Messages name the thing, the value, and what to do. Causes are chained with
 ``raise ... from exc``.
@@ -43,6 +44,7 @@ __all__ = [
     "WorkerCrashed",
     "WorkerError",
     "WorkerStartupError",
+    "WorkerTimeout",
 ]
 
 
@@ -136,8 +138,19 @@ class WorkerError(DspexError):
 
 
 class WorkerStartupError(WorkerError):
-    """Workers were not ready within ``workers.pool_startup_timeout``."""
+    """Workers were not ready within ``workers.pool_startup_timeout``.
+
+    ``workers`` names the workers that were not ready (``("worker-2", "worker-4")``).
+    """
+
+    def __init__(self, message: str, *, workers: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.workers = workers
 
 
 class WorkerCrashed(WorkerError):
     """A worker died while it held work."""
+
+
+class WorkerTimeout(WorkerError, TimeoutError):
+    """A worker held one item longer than ``workers.task_timeout``; it was replaced."""

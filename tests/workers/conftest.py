@@ -1,0 +1,53 @@
+"""Pools for the worker tests; one local Ray (2 CPUs) for the whole session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from dspex.config.schema import WorkersSettings
+from dspex.workers import WorkerPool, create_pool
+
+ADAPTERS = ["thread", "process", pytest.param("ray", marks=pytest.mark.ray)]
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[Any]:
+    from dspex.workers.ray_pool import ensure_ray
+
+    ray = ensure_ray(None)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def make_pool(request: pytest.FixtureRequest) -> Iterator[Callable[..., WorkerPool]]:
+    """make_pool(adapter, size=2, initializer=None, initargs=(), start=True, **settings)."""
+    pools: list[WorkerPool] = []
+
+    def make(
+        adapter: str,
+        *,
+        size: int = 2,
+        initializer: Callable[..., Any] | None = None,
+        initargs: tuple[Any, ...] = (),
+        start: bool = True,
+        **settings: Any,
+    ) -> WorkerPool:
+        if adapter == "ray":
+            request.getfixturevalue("ray_session")
+        pooling = adapter != "inline"
+        options = {"adapter": adapter if pooling else "thread", "pooling_enabled": pooling}
+        options.setdefault("worker_shutdown_grace_period", 1.0)
+        config = WorkersSettings(**{**options, "pool_size": size, **settings})
+        pool = create_pool(config, initializer=initializer, initargs=initargs)
+        pools.append(pool)
+        if start:
+            pool.start()
+        return pool
+
+    yield make
+    for pool in pools:
+        pool.shutdown(grace=0)

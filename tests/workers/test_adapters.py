@@ -1,0 +1,134 @@
+"""Choosing the adapter, the thread and inline specifics, and current_worker outside pools."""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import threading
+import time
+
+import pytest
+
+import dspex
+from dspex.config.schema import WorkersSettings
+from dspex.errors import ValidationError
+from dspex.workers import WorkerInfo, create_pool, current_worker
+from dspex.workers.inline import InlinePool
+from dspex.workers.process import ProcessPool
+from dspex.workers.ray_pool import RayPool
+from dspex.workers.thread import ThreadPool
+from tests.workers import helpers
+
+
+@pytest.mark.parametrize(
+    ("adapter", "cls"), [("thread", ThreadPool), ("process", ProcessPool), ("ray", RayPool)]
+)
+def test_create_pool_follows_the_adapter_setting(adapter, cls):
+    pool = create_pool(WorkersSettings(adapter=adapter, pool_size=3))
+    assert type(pool) is cls and pool.adapter == adapter and pool.size == 3
+
+
+def test_create_pool_reads_the_effective_settings_and_size_overrides_them():
+    dspex.configure(workers={"adapter": "process", "pool_size": 5})
+    assert type(create_pool()) is ProcessPool and create_pool().size == 5
+    assert create_pool(size=2).size == 2
+
+
+def test_pooling_disabled_gives_an_inline_pool_whatever_the_adapter():
+    pool = create_pool(WorkersSettings(adapter="ray", pooling_enabled=False, pool_size=8))
+    assert type(pool) is InlinePool and pool.size == 1
+
+
+def test_a_pool_size_below_one_is_refused():
+    with pytest.raises(ValidationError, match="pool size"):
+        ThreadPool(size=0)
+
+
+def test_current_worker_outside_any_pool_is_main():
+    assert current_worker() == WorkerInfo("main", os.getpid())
+
+
+marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="unset")
+
+
+def read_marker(_: object) -> str:
+    return marker.get()
+
+
+def test_thread_workers_see_the_context_of_the_thread_that_started_them(make_pool):
+    token = marker.set("from-caller")
+    try:
+        pool = make_pool("thread", size=2)
+    finally:
+        marker.reset(token)
+    assert {o.value for o in pool.map(read_marker, range(4))} == {"from-caller"}
+
+
+def test_a_timed_out_thread_that_finishes_later_is_not_reported(make_pool):
+    pool = make_pool("thread", size=1, task_timeout=0.3)
+    outcomes = list(pool.map(helpers.nap, [0.8]))
+    assert [o.failure for o in outcomes] == ["timeout"]
+    time.sleep(0.8)  # the abandoned thread returns now; its result must be dropped
+    later = list(pool.map(helpers.square, [2, 3]))
+    assert sorted((o.index, o.value) for o in later) == [(0, 4), (1, 9)]
+
+
+def test_inline_runs_in_the_calling_thread_one_at_a_time(make_pool):
+    pool = make_pool("inline")
+    caller = threading.get_ident()
+    seen = [o.value for o in pool.map(lambda x: (threading.get_ident(), x), range(3))]
+    assert seen == [(caller, 0), (caller, 1), (caller, 2)]
+
+
+def test_inline_lets_keyboard_interrupt_through(make_pool):
+    pool = make_pool("inline")
+    with pytest.raises(KeyboardInterrupt):
+        list(pool.map(helpers.crash, ["a", "keyboardinterrupt"]))
+
+
+def test_inline_does_not_enforce_task_timeout(make_pool):
+    pool = make_pool("inline", task_timeout=0.1)
+    [outcome] = list(pool.map(helpers.nap, [0.3]))
+    assert outcome.ok
+
+
+def test_one_map_at_a_time(make_pool):
+    pool = make_pool("thread", size=1)
+    first = pool.map(helpers.nap, [0.2, 0.2])
+    next(first)
+    with pytest.raises(dspex.WorkerError, match="one map at a time"):
+        next(pool.map(helpers.square, [1]))
+    assert len(list(first)) == 1
+
+
+def set_marker(value: str) -> None:
+    marker.set(value)
+
+
+def test_thread_initializer_context_variables_are_seen_by_fn(make_pool):
+    pool = make_pool("thread", size=2, initializer=set_marker, initargs=("from-initializer",))
+    assert {o.value for o in pool.map(read_marker, range(4))} == {"from-initializer"}
+    assert marker.get() == "unset"  # the caller's context is untouched
+
+
+_per_thread = threading.local()
+
+
+def make_lm(answer: str) -> None:
+    import dspy
+
+    _per_thread.lm = dspy.utils.DummyLM([{"answer": answer}] * 10)
+
+
+def ask(question: str) -> str:
+    import dspy
+
+    # dspy.configure may only be called from one thread: thread workers use dspy.context.
+    with dspy.context(lm=_per_thread.lm):
+        return dspy.Predict("question -> answer")(question=question).answer
+
+
+def test_thread_workers_can_hold_their_own_dspy_lm(make_pool):
+    pool = make_pool("thread", size=2, initializer=make_lm, initargs=("forty-two",))
+    outcomes = list(pool.map(ask, ["a", "b", "c"]))
+    assert [o.value for o in outcomes] == ["forty-two"] * 3, [o.error for o in outcomes]
