@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -25,3 +26,13 @@ def _isolated_settings(tmp_path, monkeypatch) -> Iterator[None]:
     yield
     dspex.config.reset()
     ResultStore.reset_default()
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[Any]:
+    """One local Ray (2 CPUs, no dashboard) shared by every test of the session that needs it."""
+    from dspex.workers.ray_pool import ensure_ray
+
+    ray = ensure_ray(None)
+    yield ray
+    ray.shutdown()

@@ -1,4 +1,4 @@
-"""Pools for the worker tests; one local Ray (2 CPUs) for the whole session."""
+"""Pools for the worker tests (the session's local Ray comes from tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,6 @@ from dspex.config.schema import WorkersSettings
 from dspex.workers import WorkerPool, create_pool
 
 ADAPTERS = ["thread", "process", pytest.param("ray", marks=pytest.mark.ray)]
-
-
-@pytest.fixture(scope="session")
-def ray_session() -> Iterator[Any]:
-    from dspex.workers.ray_pool import ensure_ray
-
-    ray = ensure_ray(None)
-    yield ray
-    ray.shutdown()
 
 
 @pytest.fixture

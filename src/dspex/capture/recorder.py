@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 from dspex.ids import new_id
 from dspex.model import TraceEvent
+from dspex.workers.outcome import current_worker
 
 __all__ = ["RawEvent", "TrialRecorder", "current_worker_name"]
 
@@ -46,7 +47,11 @@ class RawEvent(NamedTuple):
 
 
 def current_worker_name() -> str:
-    """The name recorded as ``worker`` on events made by the current thread."""
+    """The name recorded as ``worker`` on events: the pool worker's (``worker-3``), else the
+    thread's (DSPy's own worker threads), else ``main``."""
+    worker = current_worker().name
+    if worker != "main":
+        return worker
     name = threading.current_thread().name
     return "main" if name == "MainThread" else name
 

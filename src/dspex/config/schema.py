@@ -88,8 +88,8 @@ class EvaluationSettings(_Section):
     harness_pool_size: int = Field(
         default_factory=_cpu_count,
         ge=1,
-        description="How many examples the EvaluationHarness evaluates at once "
-        "(default: the CPU count).",
+        description="How many workers the EvaluationHarness evaluates examples on "
+        "(default: the CPU count); the kind of worker comes from workers.adapter.",
     )
 
 

@@ -11,24 +11,30 @@ thread DSPy runs it on.
 
 from __future__ import annotations
 
-import itertools
-import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from dspy.dsp.utils.settings import thread_local_overrides
 
+from dspex.capture.jsonable import jsonable
+from dspex.capture.program import program_name
 from dspex.config import get_settings
 from dspex.errors import ValidationError
 from dspex.harness.example import (
-    ExampleOutcome,
-    ExampleTask,
     metric_name,
-    run_example,
     with_callback,
 )
-from dspex.model import ExampleResult, Trial
+from dspex.harness.remote import (
+    EvaluationState,
+    WorkerTask,
+    evaluate_in_worker,
+    forget,
+    init_worker,
+    settings_snapshot,
+)
+from dspex.ids import new_id
+from dspex.model import ErrorInfo, ExampleResult, Trial
+from dspex.workers import TaskOutcome, create_pool
 
 if TYPE_CHECKING:
     from dspex.capture.recorder import TrialRecorder
@@ -102,27 +108,51 @@ class EvaluationHarness:
     def _run(
         self, recorder: TrialRecorder, program: Any, examples: list[Any], metric: Any
     ) -> list[ExampleResult]:
-        tasks = [
-            ExampleTask(recorder.trial_id, i, program, ex, metric, recorder.module_paths)
-            for i, ex in enumerate(examples)
-        ]
-        outcomes: list[ExampleOutcome]
-        if self.pool_size <= 1 or not get_settings().workers.pooling_enabled:
-            outcomes = [run_example(task) for task in tasks]
-        else:
-            counter = itertools.count(1)
-            # DSPy settings of the caller (dspy.context(lm=...)) must hold in the workers too,
-            # as dspy.Parallel does for its own threads.
-            overrides = type(thread_local_overrides.get())(
-                with_callback(dict(thread_local_overrides.get()))
-            )
+        evaluation_id = new_id("trl")  # unique key of this evaluation's state in the workers
+        paths = dict(recorder.module_paths)
+        paths[-1] = self.journal.program_name or program_name(program)  # root name for copies
+        state = EvaluationState(
+            evaluation_id, recorder.trial_id, program, metric, settings_snapshot(), paths
+        )
+        tasks = [WorkerTask(evaluation_id, i, example) for i, example in enumerate(examples)]
+        results: list[ExampleResult] = []
+        pool = create_pool(size=self.pool_size, initializer=init_worker, initargs=(state,))
+        try:
+            with pool:
+                for outcome in pool.map(evaluate_in_worker, tasks):
+                    results.append(self._result_of(outcome, tasks, recorder))
+        finally:
+            forget(evaluation_id)
+        return results
 
-            def name_worker() -> None:
-                threading.current_thread().name = f"worker-{next(counter)}"
-                thread_local_overrides.set(overrides)
-
-            with ThreadPoolExecutor(self.pool_size, initializer=name_worker) as pool:
-                outcomes = list(pool.map(run_example, tasks))
-        for outcome in outcomes:
-            recorder.merge(outcome.events)
-        return [o.result for o in outcomes]
+    @staticmethod
+    def _result_of(
+        outcome: TaskOutcome, tasks: list[WorkerTask], recorder: TrialRecorder
+    ) -> ExampleResult:
+        """The example's result; a worker that crashed or timed out fails only its example."""
+        if outcome.ok:
+            recorder.merge(outcome.value.events)
+            return outcome.value.result
+        error = outcome.error or ErrorInfo(type="dspex.errors.WorkerError", message="worker failed")
+        task = tasks[outcome.index]
+        inputs = dict(task.example.inputs()) if hasattr(task.example, "inputs") else {}
+        labels = dict(task.example.labels()) if hasattr(task.example, "labels") else {}
+        recorder.emit(
+            "evaluation",
+            "error",
+            {
+                "example": outcome.index,
+                "type": error.type,
+                "message": error.message,
+                "traceback": error.traceback,
+                "failure": outcome.failure,
+                "worker": outcome.worker,
+            },
+        )
+        return ExampleResult(
+            index=outcome.index,
+            inputs=jsonable(inputs),
+            labels=jsonable(labels),
+            error=error,
+            worker=outcome.worker or None,
+        )

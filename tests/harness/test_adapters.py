@@ -1,0 +1,100 @@
+"""The same evaluation on every worker adapter: identical results, one unbroken trace."""
+
+from __future__ import annotations
+
+import os
+
+import dspy
+import pytest
+
+import dspex
+from dspex import EventKind, ResultStore
+from dspex.offline import exact_match, load_arith
+
+ADAPTERS = ["inline", "thread", "process", pytest.param("ray", marks=pytest.mark.ray)]
+
+
+class Solver(dspy.Module):
+    def __init__(self):
+        super().__init__()
+        self.answer = dspy.Predict("question -> answer")
+
+    def forward(self, question):
+        if "CRASH" in question:
+            os._exit(7)  # a worker that dies holding this example
+        return self.answer(question=question)
+
+
+def _configure(adapter: str, request: pytest.FixtureRequest, **extra) -> None:
+    if adapter == "ray":
+        request.getfixturevalue("ray_session")
+    pooling = adapter != "inline"
+    dspex.configure(
+        workers={
+            "adapter": adapter if pooling else "thread",
+            "pooling_enabled": pooling,
+            "worker_shutdown_grace_period": 1.0,
+            **extra,
+        },
+        evaluation={"harness_pool_size": 2},
+    )
+
+
+def _evaluate(devset, metric=exact_match):
+    lm = dspex.offline_lm(seed=3)
+    store = ResultStore.open("memory://")
+    with (
+        dspy.context(lm=lm),
+        dspex.experiment("adapters", program_name="solver", store=store) as exp,
+    ):
+        trial = exp.evaluate(Solver(), devset, metric)
+    return lm, store.get_trial(exp.id, trial.id)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """The evaluation in the calling thread: the results every adapter must reproduce."""
+    with dspex.config.overrides(workers={"pooling_enabled": False}):
+        lm, trial = _evaluate(load_arith()[1])
+    assert len([e for e in trial.events if e.kind is EventKind.LM_CALL]) == lm.engine.calls
+    return trial
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_every_adapter_gives_identical_results_and_a_whole_trace(adapter, request, reference):
+    expected = reference
+    _configure(adapter, request)
+    lm, trial = _evaluate(load_arith()[1])
+    got = [(r.index, r.prediction, r.metrics, r.error) for r in trial.example_results]
+    want = [(r.index, r.prediction, r.metrics, r.error) for r in expected.example_results]
+    assert got == want
+    assert trial.score == expected.score
+    lm_calls = [e for e in trial.events if e.kind is EventKind.LM_CALL]
+    assert len(lm_calls) == len([e for e in expected.events if e.kind is EventKind.LM_CALL])
+    if adapter in ("inline", "thread"):  # in other processes the LM counts in its copies
+        assert len(lm_calls) == lm.engine.calls
+    assert [e.sequence for e in trial.events] == list(range(len(trial.events)))
+    ids = {e.id for e in trial.events}
+    assert all(e.parent_id is None or e.parent_id in ids for e in trial.events)
+    pids = {e.pid for e in lm_calls}
+    if adapter in ("process", "ray"):
+        assert os.getpid() not in pids
+        assert {r.worker for r in trial.example_results} <= {"worker-1", "worker-2"}
+    else:
+        assert pids == {os.getpid()}
+    assert all(e.payload["module"] == "solver.answer" for e in lm_calls)
+
+
+@pytest.mark.parametrize("adapter", ["process", pytest.param("ray", marks=pytest.mark.ray)])
+def test_a_crashing_worker_fails_only_its_example(adapter, request):
+    _configure(adapter, request)
+    devset = load_arith()[1][:6]
+    crash = dspy.Example(question="CRASH now", answer="0").with_inputs("question")
+    _, trial = _evaluate([*devset[:3], crash, *devset[3:]])
+    failed = [r for r in trial.example_results if r.error]
+    assert [r.index for r in failed] == [3]
+    assert "WorkerCrashed" in failed[0].error.type
+    assert "exit" in failed[0].error.message or "died" in failed[0].error.message
+    assert len(trial.example_results) == 7
+    ok = [r for r in trial.example_results if not r.error]
+    assert trial.score == pytest.approx(sum(r.metrics["exact_match"] for r in ok) / 7)
