@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 
 from dspex.errors import ExperimentNotFound, ImmutableRecordError
 from dspex.model import Experiment, Trial
-from dspex.store.backend import Problem, SealOutcome, StoreBackend, register_backend
+from dspex.store.backend import (
+    BackendOptions,
+    Problem,
+    SealOutcome,
+    StoreBackend,
+    register_backend,
+)
+from dspex.store.codec import EncodedRecord, sha256
 from dspex.store.query import ExperimentSummary, Query, page, summary_of
 
 __all__ = ["MemoryBackend"]
@@ -40,7 +47,7 @@ _NAMED_LOCK = threading.Lock()
 class MemoryBackend(StoreBackend):
     """Experiments in a dict, guarded by one lock."""
 
-    def __init__(self, url: str = "memory://") -> None:
+    def __init__(self, url: str = "memory://", options: BackendOptions | None = None) -> None:
         self.url = url
         self._name = url.removeprefix("memory://").strip("/")
         self._space: _Space | None = None
@@ -85,15 +92,13 @@ class MemoryBackend(StoreBackend):
             entry.trials[trial.id] = trial.to_json_bytes()
             entry.summary = summary_of(self._assemble(entry), sealed=False, checksum=None)
 
-    def seal(self, experiment: Experiment, checksum: str) -> SealOutcome:
+    def seal(self, record: EncodedRecord) -> SealOutcome:
         with self._s.lock:
-            entry = self._s.entries.get(experiment.id)
+            entry = self._s.entries.get(record.id)
             if entry is not None and entry.checksum is not None:
                 return SealOutcome(stored=False, existing_checksum=entry.checksum)
-            self._s.entries[experiment.id] = _Entry(
-                header=experiment.to_json_bytes(),
-                summary=summary_of(experiment, sealed=True, checksum=checksum),
-                checksum=checksum,
+            self._s.entries[record.id] = _Entry(
+                header=record.body, summary=record.summary, checksum=record.checksum
             )
             return SealOutcome(stored=True)
 
@@ -130,7 +135,7 @@ class MemoryBackend(StoreBackend):
         with self._s.lock:
             sealed = [(i, e) for i, e in self._s.entries.items() if e.checksum is not None]
         for experiment_id, entry in sealed:
-            if Experiment.from_json(entry.header).content_checksum() != entry.checksum:
+            if sha256(entry.header) != entry.checksum:
                 yield Problem(experiment_id, "content does not match its checksum")
 
 

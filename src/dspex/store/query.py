@@ -83,7 +83,9 @@ def summary_of(experiment: Experiment, *, sealed: bool, checksum: str | None) ->
         completed_at=experiment.completed_at,
         tags=experiment.tags,
         hypothesis_id=experiment.hypothesis.id if experiment.hypothesis else None,
-        research_question=experiment.hypothesis.research_question if experiment.hypothesis else None,
+        research_question=experiment.hypothesis.research_question
+        if experiment.hypothesis
+        else None,
         best_score=experiment.best_score,
         best_trial_id=experiment.best_trial_id,
         trial_count=len(experiment.trials),
@@ -118,7 +120,8 @@ class Query:
             return cls()
         if not isinstance(filters, Mapping):
             raise InvalidQueryError(
-                f"filters must be a mapping such as {{'program': 'qa'}}, not {type(filters).__name__}"
+                "filters must be a mapping such as {'program': 'qa'}, "
+                f"not {type(filters).__name__}"
             )
         values: dict[str, Any] = {}
         for key, value in filters.items():
@@ -194,8 +197,11 @@ def _number(key: str, value: Any) -> float:
 
 
 def _int(key: str, value: Any, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (
-        high is not None and value > high
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
     ):
         raise _bad(key, value, f"an integer from {low}" + (f" to {high}" if high else " up"))
     return value
@@ -289,12 +295,17 @@ def sort_key(query: Query, summary: ExperimentSummary) -> tuple[Any, ...]:
 
 def page(query: Query, summaries: list[ExperimentSummary]) -> list[ExperimentSummary]:
     """Filter, order and page ``summaries`` in memory (for backends without an index)."""
-    selected = sorted((s for s in summaries if matches(query, s)),
-                      key=lambda s: sort_key(query, s), reverse=True)
+    selected = sorted(
+        (s for s in summaries if matches(query, s)), key=lambda s: sort_key(query, s), reverse=True
+    )
     if query.after is not None:
         if query.order_by == "score":
             score, last_id = query.after[0], query.after[1]
-            bound: tuple[Any, ...] = (score is not None, score if score is not None else 0.0, last_id)
+            bound: tuple[Any, ...] = (
+                score is not None,
+                score if score is not None else 0.0,
+                last_id,
+            )
         else:
             bound = (query.after[0], query.after[1])
         selected = [s for s in selected if sort_key(query, s) < bound]
