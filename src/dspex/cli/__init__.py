@@ -17,6 +17,8 @@ __all__ = ["main"]
 # (module, attribute) of each command family, imported when the CLI starts.
 COMMANDS: list[tuple[str, str]] = [
     ("dspex.cli.config_cmd", "config_group"),
+    ("dspex.cli.store_cmd", "experiments_group"),
+    ("dspex.cli.store_cmd", "store_group"),
 ]
 
 
