@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, MetaData, create_engine, delete, event, insert
-from sqlalchemy.pool import NullPool
 
 from dspex.store._summarytable import (
     select_count,
@@ -40,7 +39,8 @@ def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
 
 
 def _on_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.info.get("write") else "BEGIN")
+    write = connection.get_execution_options().get("dspex_write")
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 class FileIndex:
@@ -52,8 +52,10 @@ class FileIndex:
 
     def open(self) -> bool:
         """Connect; create the tables. Returns True when the index was (re)created empty."""
-        # NullPool: a connection per use, so forked or threaded users never share one.
-        engine = create_engine(f"sqlite:///{self.path}", poolclass=NullPool)
+        # Pooled connections are used by one thread at a time (check_same_thread off).
+        engine = create_engine(
+            f"sqlite:///{self.path}", connect_args={"check_same_thread": False, "timeout": 60}
+        )
         event.listen(engine, "connect", _on_connect)
         event.listen(engine, "begin", _on_begin)
         self._engine = engine
@@ -78,9 +80,7 @@ class FileIndex:
 
     def writing(self) -> Any:
         """A write transaction (BEGIN IMMEDIATE)."""
-        conn = self.engine.connect()
-        conn.info["write"] = True
-        return _Transaction(conn)
+        return _Transaction(self.engine.connect().execution_options(dspex_write=True))
 
     def put(self, conn: Connection, summary: ExperimentSummary) -> None:
         self.remove(conn, summary.id)
