@@ -1,6 +1,6 @@
 """Run every ``benchmarks/bench_*.py`` module's ``main()``, or only those named.
 
-    python -m benchmarks [--quick] [store ...]
+python -m benchmarks [--quick] [store ...]
 """
 
 from __future__ import annotations

@@ -219,7 +219,7 @@ def bench_archive(tmp: Path, pg: Postgres, factor: float) -> list[list[Any]]:
         store = ResultStore.open(url, auto_migrate=True).connect()
         seconds = timed(lambda store=store: store.archive_experiment(experiment))
         trial = experiment.trials[len(parts) // 2]
-        get_trial = p50(lambda _, s=store: s.get_trial(experiment.id, trial.id), 20)
+        get_trial = p50(lambda _, s=store, t=trial: s.get_trial(experiment.id, t.id), 20)
         rows.append([f"dspex {name}: archive_experiment", seconds, megabytes, get_trial])
         store.close()
     runs = max(10, int(1000 * factor))
@@ -363,7 +363,9 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     cells = [headers, *[[cell(v) for v in row] for row in rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     return "\n".join(
-        "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        "  ".join(
+            c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
         for r in cells
     )
 

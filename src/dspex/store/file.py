@@ -238,26 +238,32 @@ class FileBackend(StoreBackend):
 
     def _reindex_locked(self) -> list[Problem]:
         problems: list[Problem] = []
-        summaries = []
-        for experiment_id in self._experiment_ids():
-            try:
-                summary = self._summary(experiment_id)
-            except (CorruptRecordError, DspexValidationError) as exc:
-                problems.append(Problem(experiment_id, str(exc)))
-                continue
-            if summary is not None:
-                summaries.append(summary)
+        batch: list[ExperimentSummary] = []
+        # One transaction, so readers see the old index until the new one is complete;
+        # summaries go in batches so memory stays flat however many records there are.
         with self._index.writing() as conn:
             self._index.clear(conn)
-            self._index.put_many(conn, summaries)
+            for experiment_id in self._experiment_ids():
+                try:
+                    summary = self._summary(experiment_id)
+                except (CorruptRecordError, DspexValidationError) as exc:
+                    problems.append(Problem(experiment_id, str(exc)))
+                    continue
+                if summary is not None:
+                    batch.append(summary)
+                if len(batch) >= 1000:
+                    self._index.put_many(conn, batch)
+                    batch.clear()
+            self._index.put_many(conn, batch)
         for marker in (self.root / "pending").iterdir():
             marker.unlink(missing_ok=True)
         return problems
 
     def _experiment_ids(self) -> Iterator[str]:
-        for folder in sorted((self.root / "experiments").glob("*/*/*/exp_*")):
-            if is_valid_id(folder.name, "exp"):
-                yield folder.name
+        for day in sorted((self.root / "experiments").glob("*/*/*")):
+            for folder in sorted(day.glob("exp_*")):
+                if is_valid_id(folder.name, "exp"):
+                    yield folder.name
 
     def verify(self) -> Iterator[Problem]:
         for experiment_id in self._experiment_ids():

@@ -32,6 +32,7 @@ class _Entry:
     trials: dict[str, bytes] = field(default_factory=dict)
     summary: ExperimentSummary | None = None
     checksum: str | None = None  # set once sealed
+    spans: tuple[tuple[str, int, int], ...] = ()  # where each sealed trial sits in header
 
 
 @dataclass
@@ -98,7 +99,10 @@ class MemoryBackend(StoreBackend):
             if entry is not None and entry.checksum is not None:
                 return SealOutcome(stored=False, existing_checksum=entry.checksum)
             self._s.entries[record.id] = _Entry(
-                header=record.body, summary=record.summary, checksum=record.checksum
+                header=record.body,
+                summary=record.summary,
+                checksum=record.checksum,
+                spans=record.spans,
             )
             return SealOutcome(stored=True)
 
@@ -115,10 +119,17 @@ class MemoryBackend(StoreBackend):
             return None if entry is None else self._assemble(entry)
 
     def load_trial(self, experiment_id: str, trial_id: str) -> Trial | None:
-        experiment = self.load(experiment_id)
-        if experiment is None:
-            return None
-        return next((t for t in experiment.trials if t.id == trial_id), None)
+        with self._s.lock:
+            entry = self._s.entries.get(experiment_id)
+            if entry is None:
+                return None
+            if entry.checksum is not None:  # sealed: parse just that trial's bytes
+                for tid, start, end in entry.spans:
+                    if tid == trial_id:
+                        return Trial.from_json(entry.header[start:end])
+                return None
+            data = entry.trials.get(trial_id)
+        return None if data is None else Trial.from_json(data)
 
     def _summaries(self) -> list[ExperimentSummary]:
         with self._s.lock:
