@@ -14,11 +14,11 @@ def _check(experiment: Experiment) -> None:
     record = encode(experiment)
     assert record.body == experiment.to_json_bytes()
     assert record.checksum == experiment.content_checksum()
-    for position, trial in enumerate(experiment.trials):
-        assert bytes(record.trial(position)) == trial.to_json_bytes()
-    header, at = record.header()
-    parts = [record.trial(i) for i in range(len(experiment.trials))]
-    assert splice(header, at, parts) == record.body
+    for (trial_id, start, end), trial in zip(record.spans, experiment.trials, strict=True):
+        assert (trial_id, record.body[start:end]) == (trial.id, trial.to_json_bytes())
+    parts = [data for _, data in record.trials]
+    assert splice(record.header, record.at, parts) == record.body
+    assert b"".join(record.chunks()) == record.body
 
 
 @settings(max_examples=60, deadline=None)

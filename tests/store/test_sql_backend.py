@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -60,3 +62,11 @@ def test_trials_are_stored_compressed_one_row_each(store_url_factory):
     engine.dispose()
     assert len(rows) == 3
     assert sum(map(len, rows)) < sum(len(t.to_json_bytes()) for t in experiment.trials)
+
+
+def test_a_missing_postgres_driver_gives_an_install_hint(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if psycopg were not installed
+    store = ResultStore.open("postgresql://bob:pw@db.example/x")
+    with pytest.raises(StoreUnavailable, match=r"pip install 'dspex\[postgres\]'") as caught:
+        store.connect()
+    assert "pw@" not in str(caught.value)

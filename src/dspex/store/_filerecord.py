@@ -75,22 +75,23 @@ def write_atomic(path: Path, chunks: Iterable[bytes | memoryview]) -> None:
 
 def write_record(path: Path, record: EncodedRecord) -> None:
     """Write a sealed record atomically (see the module docstring for the layout)."""
-    body = memoryview(record.body)
+    spans = record.spans
+    body_length = sum(len(chunk) for chunk in record.chunks())
     footer = json.dumps(
         {
             "id": record.id,
             "checksum": record.checksum,
-            "body_length": len(body),
+            "body_length": body_length,
             "trials": [
-                [tid, start, end, hashlib.sha256(body[start:end]).hexdigest()]
-                for tid, start, end in record.spans
+                [tid, start, end, hashlib.sha256(data).hexdigest()]
+                for (tid, start, end), (_, data) in zip(spans, record.trials, strict=True)
             ],
             "summary": record.summary.to_dict(),
         },
         separators=(",", ":"),
     ).encode()
-    trailer = _TRAILER % (len(body), len(footer), hashlib.sha256(footer).hexdigest().encode())
-    write_atomic(path, [body, footer, trailer])
+    trailer = _TRAILER % (body_length, len(footer), hashlib.sha256(footer).hexdigest().encode())
+    write_atomic(path, [*record.chunks(), footer, trailer])
 
 
 @dataclass

@@ -102,7 +102,7 @@ class MemoryBackend(StoreBackend):
                 header=record.body,
                 summary=record.summary,
                 checksum=record.checksum,
-                spans=record.spans,
+                spans=tuple(record.spans),
             )
             return SealOutcome(stored=True)
 
