@@ -385,6 +385,11 @@ def main() -> None:
         print("\nQuery: one program, 60-day range, first page of 50, newest first")
         print(table(["what", "experiments", "p50 ms", "fill s", "x faster than MLflow"],
                     [[r[0], r[1], r[2] * 1000, r[3], r[4]] for r in query]))  # fmt: skip
+        print(
+            "  (stores bulk-loaded with summary rows: the file index and the sql tables "
+            "directly, no record files;\n   MLflow runs, tags and params bulk-inserted into "
+            "its SQLite tables; fill s = that load)"
+        )
         _targets(archive, query)
     finally:
         pg.drop()

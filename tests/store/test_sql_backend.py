@@ -70,3 +70,18 @@ def test_a_missing_postgres_driver_gives_an_install_hint(monkeypatch):
     with pytest.raises(StoreUnavailable, match=r"pip install 'dspex\[postgres\]'") as caught:
         store.connect()
     assert "pw@" not in str(caught.value)
+
+
+def test_an_unopenable_sqlite_file_is_named(tmp_path):
+    url = f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}"
+    with pytest.raises(StoreUnavailable, match="unable to open") as caught:
+        ResultStore.open(url).connect()
+    assert url in str(caught.value)
+
+
+def test_an_unwritable_file_store_is_named(tmp_path):
+    (tmp_path / "blocker").write_text("a file, not a directory")
+    url = f"file://{tmp_path / 'blocker' / 'store'}"
+    with pytest.raises(StoreUnavailable) as caught:
+        ResultStore.open(url).connect()
+    assert url in str(caught.value)

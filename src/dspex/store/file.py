@@ -104,9 +104,11 @@ class FileBackend(StoreBackend):
         with self._locked():
             marker = self.root / "pending" / experiment_id
             marker.touch()
-            yield
-            self._resync(experiment_id)
-            marker.unlink()
+            try:
+                yield
+            finally:  # if this fails too, the marker stays and the next open() replays it
+                self._resync(experiment_id)
+                marker.unlink()
 
     # -- paths --------------------------------------------------------------------------
 
