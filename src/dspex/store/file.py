@@ -177,8 +177,8 @@ class FileBackend(StoreBackend):
         folder = self._dir(experiment_id)
         try:
             header = (folder / "running.json").read_bytes()
-        except FileNotFoundError:
-            return None
+        except FileNotFoundError:  # none, or sealed (and tidied) since the check above
+            return _parse(record, Experiment, record.body()) if record.path.exists() else None
         experiment = _parse(record, Experiment, header)
         trials = sorted(self._running_trials(folder, record), key=lambda t: t.index)
         return experiment.replace(trials=tuple(trials)) if trials else experiment
@@ -192,14 +192,15 @@ class FileBackend(StoreBackend):
 
     def load_trial(self, experiment_id: str, trial_id: str) -> Trial | None:
         record = self._record(experiment_id)
-        if record.path.exists():
-            data = record.trial(trial_id)
-            return None if data is None else _parse(record, Trial, data)
-        path = self._dir(experiment_id) / "trials" / f"{trial_id}.json"
-        try:
-            return _parse(record, Trial, path.read_bytes())
-        except FileNotFoundError:
-            return None
+        if not record.path.exists():
+            path = self._dir(experiment_id) / "trials" / f"{trial_id}.json"
+            try:
+                return _parse(record, Trial, path.read_bytes())
+            except FileNotFoundError:  # not recorded, or sealed meanwhile
+                if not record.path.exists():
+                    return None
+        data = record.trial(trial_id)
+        return None if data is None else _parse(record, Trial, data)
 
     def query(self, query: Query) -> list[ExperimentSummary]:
         return self._index.query(query)
