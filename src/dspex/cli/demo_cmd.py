@@ -15,26 +15,16 @@ import contextlib
 import io
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import click
 
-__all__ = ["cli_store", "demo"]
+from dspex.cli._store import cli_store, store_option
+
+__all__ = ["demo"]
 
 DEMO_STEPS = 4
 _SIMBA_LOGGER = "dspy.teleprompt.simba"
-
-
-def cli_store(url: str | None = None) -> Any:
-    """The store the CLI writes to: ``url``, else the configured one, else ./dspex_results."""
-    from dspex import ResultStore, get_settings
-
-    if url:
-        return ResultStore.open(url)
-    if get_settings().store.backend == "memory":
-        return ResultStore.open("file://" + str(Path("dspex_results").resolve()))
-    return ResultStore.default()
 
 
 class _StepWatcher(logging.Handler):
@@ -145,7 +135,7 @@ def _quiet_dspy() -> Any:
 
 
 @click.command("demo")
-@click.option("--store", "store_url", default=None, help="Store URL (default: ./dspex_results).")
+@store_option
 @click.option("--steps", default=DEMO_STEPS, show_default=True, help="SIMBA steps.")
 def demo(store_url: str | None, steps: int) -> None:
     """Run a recorded SIMBA optimization on the offline LM and show what it decided."""
@@ -153,14 +143,7 @@ def demo(store_url: str | None, steps: int) -> None:
 
     console = Console(stderr=True)
     started = time.perf_counter()
-    from dspex.errors import StoreError
-
-    try:
-        store = cli_store(store_url)
-    except StoreError as exc:
-        raise click.ClickException(
-            f"{exc}\nPass --store memory:// to run the demo without keeping its results."
-        ) from exc
+    store = cli_store(store_url)
     exp, baseline, final, optimized = _run(store, steps, console)
     experiment = store.get_experiment(exp.id)
     click.echo(

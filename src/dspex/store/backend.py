@@ -17,9 +17,11 @@ from dataclasses import dataclass
 
 from dspex.errors import StoreUnavailable
 from dspex.model import Experiment, Trial
+from dspex.store.codec import EncodedRecord
 from dspex.store.query import ExperimentSummary, Query
 
 __all__ = [
+    "BackendOptions",
     "Problem",
     "SealOutcome",
     "StoreBackend",
@@ -36,6 +38,13 @@ class SealOutcome:
 
     stored: bool
     existing_checksum: str | None = None
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Settings a backend may use; each backend ignores what does not concern it."""
+
+    auto_migrate: bool = True  # sql: apply pending schema migrations in open()
 
 
 @dataclass(frozen=True)
@@ -79,11 +88,12 @@ class StoreBackend(ABC):
         """
 
     @abstractmethod
-    def seal(self, experiment: Experiment, checksum: str) -> SealOutcome:
+    def seal(self, record: EncodedRecord) -> SealOutcome:
         """Atomically store the final record unless the id is already sealed.
 
-        Either the whole record becomes visible or nothing does. Returns the existing
-        checksum when the id was sealed before (the service decides what that means).
+        Either the whole record becomes visible or nothing does; the running header
+        and trials of that id, if any, are replaced. Returns the existing checksum when
+        the id was sealed before (the service decides what that means).
         """
 
     @abstractmethod
@@ -107,12 +117,12 @@ class StoreBackend(ABC):
         """Check every sealed record against its checksum; yield what is damaged."""
 
 
-BackendFactory = Callable[[str], StoreBackend]
+BackendFactory = Callable[[str, BackendOptions], StoreBackend]
 _REGISTRY: dict[str, BackendFactory] = {}
 
 
 def register_backend(scheme: str, factory: BackendFactory) -> None:
-    """Make ``scheme://`` URLs open with ``factory(url)``."""
+    """Make ``scheme://`` URLs open with ``factory(url, options)``."""
     _REGISTRY[scheme] = factory
 
 
@@ -133,7 +143,7 @@ def _load_builtin_backends() -> None:
                 raise
 
 
-def backend_for_url(url: str) -> StoreBackend:
+def backend_for_url(url: str, options: BackendOptions | None = None) -> StoreBackend:
     """The backend for ``url`` (``memory://``, ``file:///path``, ``sqlite:///x.db``, ...)."""
     _load_builtin_backends()
     scheme = url.split(":", 1)[0].split("+", 1)[0] if ":" in url else ""
@@ -143,7 +153,7 @@ def backend_for_url(url: str) -> StoreBackend:
             f"no ResultStore backend for URL {redact_url(url)!r}; valid schemes: "
             + ", ".join(f"{s}://" for s in sorted(_REGISTRY))
         )
-    return factory(url)
+    return factory(url, options or BackendOptions())
 
 
 def redact_url(url: str) -> str:

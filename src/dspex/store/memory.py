@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 
 from dspex.errors import ExperimentNotFound, ImmutableRecordError
 from dspex.model import Experiment, Trial
-from dspex.store.backend import Problem, SealOutcome, StoreBackend, register_backend
+from dspex.store.backend import (
+    BackendOptions,
+    Problem,
+    SealOutcome,
+    StoreBackend,
+    register_backend,
+)
+from dspex.store.codec import EncodedRecord, sha256
 from dspex.store.query import ExperimentSummary, Query, page, summary_of
 
 __all__ = ["MemoryBackend"]
@@ -25,6 +32,7 @@ class _Entry:
     trials: dict[str, bytes] = field(default_factory=dict)
     summary: ExperimentSummary | None = None
     checksum: str | None = None  # set once sealed
+    spans: tuple[tuple[str, int, int], ...] = ()  # where each sealed trial sits in header
 
 
 @dataclass
@@ -40,7 +48,7 @@ _NAMED_LOCK = threading.Lock()
 class MemoryBackend(StoreBackend):
     """Experiments in a dict, guarded by one lock."""
 
-    def __init__(self, url: str = "memory://") -> None:
+    def __init__(self, url: str = "memory://", options: BackendOptions | None = None) -> None:
         self.url = url
         self._name = url.removeprefix("memory://").strip("/")
         self._space: _Space | None = None
@@ -85,15 +93,16 @@ class MemoryBackend(StoreBackend):
             entry.trials[trial.id] = trial.to_json_bytes()
             entry.summary = summary_of(self._assemble(entry), sealed=False, checksum=None)
 
-    def seal(self, experiment: Experiment, checksum: str) -> SealOutcome:
+    def seal(self, record: EncodedRecord) -> SealOutcome:
         with self._s.lock:
-            entry = self._s.entries.get(experiment.id)
+            entry = self._s.entries.get(record.id)
             if entry is not None and entry.checksum is not None:
                 return SealOutcome(stored=False, existing_checksum=entry.checksum)
-            self._s.entries[experiment.id] = _Entry(
-                header=experiment.to_json_bytes(),
-                summary=summary_of(experiment, sealed=True, checksum=checksum),
-                checksum=checksum,
+            self._s.entries[record.id] = _Entry(
+                header=record.body,
+                summary=record.summary,
+                checksum=record.checksum,
+                spans=tuple(record.spans),
             )
             return SealOutcome(stored=True)
 
@@ -110,10 +119,17 @@ class MemoryBackend(StoreBackend):
             return None if entry is None else self._assemble(entry)
 
     def load_trial(self, experiment_id: str, trial_id: str) -> Trial | None:
-        experiment = self.load(experiment_id)
-        if experiment is None:
-            return None
-        return next((t for t in experiment.trials if t.id == trial_id), None)
+        with self._s.lock:
+            entry = self._s.entries.get(experiment_id)
+            if entry is None:
+                return None
+            if entry.checksum is not None:  # sealed: parse just that trial's bytes
+                for tid, start, end in entry.spans:
+                    if tid == trial_id:
+                        return Trial.from_json(entry.header[start:end])
+                return None
+            data = entry.trials.get(trial_id)
+        return None if data is None else Trial.from_json(data)
 
     def _summaries(self) -> list[ExperimentSummary]:
         with self._s.lock:
@@ -130,7 +146,7 @@ class MemoryBackend(StoreBackend):
         with self._s.lock:
             sealed = [(i, e) for i, e in self._s.entries.items() if e.checksum is not None]
         for experiment_id, entry in sealed:
-            if Experiment.from_json(entry.header).content_checksum() != entry.checksum:
+            if sha256(entry.header) != entry.checksum:
                 yield Problem(experiment_id, "content does not match its checksum")
 
 

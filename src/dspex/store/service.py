@@ -32,7 +32,14 @@ from dspex.errors import (
 )
 from dspex.ids import validate_id
 from dspex.model import Experiment, ExperimentStatus, Trial
-from dspex.store.backend import Problem, StoreBackend, backend_for_url, redact_url
+from dspex.store.backend import (
+    BackendOptions,
+    Problem,
+    StoreBackend,
+    backend_for_url,
+    redact_url,
+)
+from dspex.store.codec import encode
 from dspex.store.query import ExperimentSummary, Query
 
 __all__ = ["Page", "ResultStore", "url_from_settings"]
@@ -45,7 +52,11 @@ class Page(list[ExperimentSummary]):
 
 
 def url_from_settings() -> str:
-    """The store URL that the effective configuration describes."""
+    """The store URL that the effective configuration describes.
+
+    >>> url_from_settings()
+    'memory://default'
+    """
     from dspex.config import get_settings
 
     store = get_settings().store
@@ -76,10 +87,19 @@ class ResultStore:
     # -- construction -------------------------------------------------------------
 
     @classmethod
-    def open(cls, url: str | None = None) -> ResultStore:
+    def open(cls, url: str | None = None, *, auto_migrate: bool | None = None) -> ResultStore:
         """A store for ``url`` (``memory://``, ``file:///dir``, ``sqlite:///x.db``,
-        ``postgresql://...``), or for the configured store when ``url`` is None."""
-        return cls(backend_for_url(url or url_from_settings()))
+        ``postgresql://...``), or for the configured store when ``url`` is None.
+
+        ``auto_migrate`` (default: the ``store.auto_migrate`` setting) lets the sql
+        backend apply pending schema migrations when it first connects.
+        """
+        if auto_migrate is None:
+            from dspex.config import get_settings
+
+            auto_migrate = get_settings().store.auto_migrate
+        options = BackendOptions(auto_migrate=auto_migrate)
+        return cls(backend_for_url(url or url_from_settings(), options))
 
     @classmethod
     def default(cls) -> ResultStore:
@@ -179,8 +199,9 @@ class ResultStore:
                 "completed, failed or interrupted experiments can be archived "
                 "(use start_experiment and record_trial while it runs)"
             )
-        checksum = experiment.content_checksum()
-        outcome = self.backend.seal(experiment, checksum)
+        record = encode(experiment)
+        checksum = record.checksum
+        outcome = self.backend.seal(record)
         if outcome.stored or outcome.existing_checksum == checksum:
             return checksum
         raise ImmutableRecordError(

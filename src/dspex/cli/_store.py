@@ -1,0 +1,62 @@
+"""The store the command line uses, for every CLI module that reads or writes experiments.
+
+The configured store, except that the default ``memory`` backend (nothing configured)
+would forget everything when the command exits: then a file store at
+``./dspex_results``. Every command that uses a store takes ``--store URL``::
+
+    @click.command()
+    @store_option
+    def mine(store_url: str | None) -> None:
+        store = cli_store(store_url)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dspex.errors import DspexError
+from dspex.store import ResultStore
+from dspex.store.service import url_from_settings
+
+__all__ = ["cli_store", "cli_store_url", "store_option"]
+
+DEFAULT_CLI_STORE = Path("dspex_results")
+
+
+def cli_store_url(url: str | None = None) -> str:
+    """``url`` if given, else the configured store URL (a file store instead of memory)."""
+    if url:
+        return url
+    from dspex.config import get_settings
+
+    try:
+        backend = get_settings().store.backend
+    except DspexError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if backend == "memory":
+        return "file://" + str(DEFAULT_CLI_STORE.resolve())
+    return url_from_settings()
+
+
+def cli_store(url: str | None = None) -> ResultStore:
+    """The connected store for a command; errors become a one-line message and exit 1."""
+    try:
+        return ResultStore.open(cli_store_url(url)).connect()
+    except DspexError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def store_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--store URL``: use this store instead of the configured one."""
+    return click.option(
+        "--store",
+        "store_url",
+        metavar="URL",
+        default=None,
+        help="Store URL (file:///dir, sqlite:///x.db, postgresql://...); "
+        "default: the configured store, or ./dspex_results.",
+    )(command)

@@ -1,0 +1,170 @@
+"""Files of the file backend: atomic writes, and the sealed record format.
+
+A sealed record is one file, written atomically (temp file, fsync, rename, fsync of the
+directory), laid out as::
+
+    <body: the experiment's exact JSON> <footer JSON> <trailer line>
+
+The footer holds the checksum, the summary and where each trial sits in the body (with
+its own SHA-256), so a summary or one trial is read without reading the rest. The
+fixed-length trailer names the footer's length and SHA-256; a truncated or damaged file
+fails these checks and raises :class:`dspex.CorruptRecordError` naming the record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dspex.errors import CorruptRecordError
+from dspex.store.codec import EncodedRecord, sha256
+from dspex.store.query import ExperimentSummary
+
+__all__ = ["RecordFile", "ensure_dir", "fsync_dir", "write_atomic", "write_record"]
+
+_TRAILER = b"\ndspex-record v1 %020d %020d %s\n"
+_TRAILER_LEN = len(_TRAILER % (0, 0, b"0" * 64))
+_CHUNK = 1 << 20
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def ensure_dir(path: Path) -> None:
+    """Create ``path`` and its missing parents, each made durable in its parent."""
+    if path.is_dir():
+        return
+    ensure_dir(path.parent)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        return
+    fsync_dir(path.parent)
+
+
+def write_atomic(path: Path, chunks: Iterable[bytes | memoryview]) -> None:
+    """Write ``path`` so that it holds either its old content or all of ``chunks``."""
+    # The temp name starts with '.' so that readers and reindex never take it for a record.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def write_record(path: Path, record: EncodedRecord) -> None:
+    """Write a sealed record atomically (see the module docstring for the layout)."""
+    spans = record.spans
+    body_length = sum(len(chunk) for chunk in record.chunks())
+    footer = json.dumps(
+        {
+            "id": record.id,
+            "checksum": record.checksum,
+            "body_length": body_length,
+            "trials": [
+                [tid, start, end, hashlib.sha256(data).hexdigest()]
+                for (tid, start, end), (_, data) in zip(spans, record.trials, strict=True)
+            ],
+            "summary": record.summary.to_dict(),
+        },
+        separators=(",", ":"),
+    ).encode()
+    trailer = _TRAILER % (body_length, len(footer), hashlib.sha256(footer).hexdigest().encode())
+    write_atomic(path, [*record.chunks(), footer, trailer])
+
+
+@dataclass
+class RecordFile:
+    """A sealed record on disk; every read checks what it reads."""
+
+    path: Path
+    record_id: str
+
+    def _fail(self, reason: str) -> CorruptRecordError:
+        return CorruptRecordError(self.record_id, f"{reason} ({self.path})")
+
+    def footer(self) -> dict[str, Any]:
+        try:
+            with open(self.path, "rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                if size < _TRAILER_LEN:
+                    raise self._fail(f"file is truncated ({size} bytes)")
+                f.seek(size - _TRAILER_LEN)
+                parts = f.read(_TRAILER_LEN).split()
+                if len(parts) != 5 or parts[:2] != [b"dspex-record", b"v1"]:
+                    raise self._fail("file is truncated or not a dspex record (bad trailer)")
+                body_len, footer_len = int(parts[2]), int(parts[3])
+                if body_len + footer_len + _TRAILER_LEN != size:
+                    raise self._fail("file length does not match its trailer")
+                f.seek(body_len)
+                footer = f.read(footer_len)
+        except OSError as exc:
+            raise self._fail(f"cannot read: {exc}") from exc
+        if hashlib.sha256(footer).hexdigest().encode() != parts[4]:
+            raise self._fail("footer does not match its checksum")
+        data: dict[str, Any] = json.loads(footer)
+        if data.get("id") != self.record_id:
+            raise self._fail(f"file holds record {data.get('id')!r}")
+        return data
+
+    def summary(self) -> ExperimentSummary:
+        return ExperimentSummary.from_dict(self.footer()["summary"])
+
+    def body(self) -> bytes:
+        footer = self.footer()
+        with open(self.path, "rb") as f:
+            body = f.read(footer["body_length"])
+        if sha256(body) != footer["checksum"]:
+            raise self._fail("content does not match its checksum")
+        return body
+
+    def trial(self, trial_id: str) -> bytes | None:
+        for tid, start, end, digest in self.footer()["trials"]:
+            if tid == trial_id:
+                with open(self.path, "rb") as f:
+                    f.seek(start)
+                    data = f.read(end - start)
+                if hashlib.sha256(data).hexdigest() != digest:
+                    raise self._fail(f"trial {trial_id} does not match its checksum")
+                return data
+        return None
+
+    def check(self) -> Iterator[str]:
+        """Reasons this record is damaged (none when it is sound); streams the body."""
+        try:
+            footer = self.footer()
+        except CorruptRecordError as exc:
+            yield exc.reason
+            return
+        digest = hashlib.sha256()
+        with open(self.path, "rb") as f:
+            remaining = footer["body_length"]
+            while remaining:
+                chunk = f.read(min(_CHUNK, remaining))
+                if not chunk:
+                    break
+                digest.update(chunk)
+                remaining -= len(chunk)
+        if "sha256:" + digest.hexdigest() != footer["checksum"]:
+            yield f"content does not match its checksum ({self.path})"

@@ -1,0 +1,183 @@
+"""SQL tables of experiment summaries, and queries over them, shared by the sql backend and
+the file backend's SQLite index.
+
+Rows are not domain objects: :func:`summary_row` and :func:`summary_from_row` convert, here
+only. Filters compile to SQL that agrees with :func:`dspex.store.query.matches` (the
+conformance suite checks it on generated data).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ColumnElement,
+    Float,
+    Index,
+    MetaData,
+    PrimaryKeyConstraint,
+    Select,
+    String,
+    Table,
+    Text,
+    and_,
+    exists,
+    func,
+    or_,
+    select,
+)
+
+from dspex.store.query import ExperimentSummary, Query
+
+__all__ = [
+    "ID",
+    "micros",
+    "select_count",
+    "select_page",
+    "summary_from_row",
+    "summary_row",
+    "summary_tables",
+    "tag_rows",
+]
+
+# Ids compare as plain bytes everywhere (PostgreSQL would otherwise use the locale's order).
+ID = String(30).with_variant(String(30, collation="C"), "postgresql")
+
+
+def summary_tables(metadata: MetaData, prefix: str, *extra: Column[Any]) -> tuple[Table, Table]:
+    """The experiments table (summary columns plus ``extra``) and its tags table."""
+    experiments = Table(
+        f"{prefix}experiments",
+        metadata,
+        Column("id", ID, primary_key=True),
+        Column("program", Text, nullable=False),
+        Column("optimizer", Text, nullable=False),  # '' when there is none
+        Column("status", String(16), nullable=False),
+        Column("created_us", BigInteger, nullable=False),  # microseconds since the epoch, UTC
+        Column("hypothesis_id", ID),
+        Column("question_lc", Text),  # research question, lower-cased in Python
+        Column("best_score", Float),
+        Column("sealed", Boolean, nullable=False),
+        Column("summary", Text, nullable=False),  # the ExperimentSummary JSON queries return
+        *extra,
+        Index(f"ix_{prefix}exp_program_created", "program", "created_us", "id"),
+        Index(f"ix_{prefix}exp_optimizer", "optimizer", "created_us"),
+        Index(f"ix_{prefix}exp_status", "status", "created_us"),
+        Index(f"ix_{prefix}exp_created", "created_us", "id"),
+        Index(f"ix_{prefix}exp_hypothesis", "hypothesis_id"),
+        Index(f"ix_{prefix}exp_score", "best_score", "id"),
+    )
+    tags = Table(
+        f"{prefix}tags",
+        metadata,
+        Column("experiment_id", ID, nullable=False),
+        Column("tag", Text, nullable=False),
+        PrimaryKeyConstraint("experiment_id", "tag"),
+        Index(f"ix_{prefix}tags_tag", "tag", "experiment_id"),
+    )
+    return experiments, tags
+
+
+def micros(moment: datetime) -> int:
+    """A UTC datetime as integer microseconds since the epoch (exact, sorts everywhere)."""
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+_EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+
+
+def text_key(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; filter values never contain it (Query refuses it).
+    return value.replace("\x00", "\ufffd")
+
+
+def summary_row(summary: ExperimentSummary) -> dict[str, Any]:
+    """The indexed columns of one summary."""
+    question = summary.research_question
+    return {
+        "id": summary.id,
+        "program": text_key(summary.program),
+        "optimizer": text_key(summary.optimizer or ""),
+        "status": summary.status.value,
+        "created_us": micros(summary.created_at),
+        "hypothesis_id": summary.hypothesis_id,
+        "question_lc": None if question is None else text_key(question.lower()),
+        "best_score": summary.best_score,
+        "sealed": summary.sealed,
+        "summary": summary.to_json(),
+    }
+
+
+def tag_rows(summary: ExperimentSummary) -> list[dict[str, str]]:
+    return [{"experiment_id": summary.id, "tag": text_key(t)} for t in set(summary.tags)]
+
+
+def summary_from_row(text: str) -> ExperimentSummary:
+    return ExperimentSummary.from_json(text)
+
+
+def _where(t: Table, tags: Table, q: Query) -> list[ColumnElement[bool]]:
+    c = t.c
+    where: list[ColumnElement[bool]] = []
+    if q.hypothesis_id is not None:
+        where.append(c.hypothesis_id == q.hypothesis_id)
+    if q.hypothesis_text is not None:
+        where.append(c.question_lc.contains(text_key(q.hypothesis_text.lower()), autoescape=True))
+    if q.program is not None:
+        where.append(c.program == text_key(q.program))
+    if q.optimizer is not None:
+        where.append(c.optimizer == text_key(q.optimizer))
+    if q.statuses:
+        where.append(c.status.in_([s.value for s in q.statuses]))
+    for tag in q.tags:
+        where.append(
+            exists().where(and_(tags.c.experiment_id == c.id, tags.c.tag == text_key(tag)))
+        )
+    if q.created_after is not None:
+        where.append(c.created_us >= micros(q.created_after))
+    if q.created_before is not None:
+        where.append(c.created_us < micros(q.created_before))
+    if q.min_score is not None:
+        where.append(c.best_score >= q.min_score)
+    if q.max_score is not None:
+        where.append(c.best_score <= q.max_score)
+    if q.after is not None:
+        where.append(_after(c, q))
+    return where
+
+
+def _after(c: Any, q: Query) -> ColumnElement[bool]:
+    assert q.after is not None
+    value, last_id = q.after[0], q.after[1]
+    if q.order_by == "created":
+        at = micros(value)
+        return or_(c.created_us < at, and_(c.created_us == at, c.id < last_id))
+    if value is None:  # the last row had no score: only unscored rows with smaller ids follow
+        return and_(c.best_score.is_(None), c.id < last_id)
+    return or_(
+        c.best_score.is_(None),
+        c.best_score < value,
+        and_(c.best_score == value, c.id < last_id),
+    )
+
+
+def select_page(t: Table, tags: Table, q: Query) -> Select[Any]:
+    """The page of summary JSON texts that ``q`` asks for, in its order."""
+    if q.order_by == "score":
+        order = [t.c.best_score.is_(None), t.c.best_score.desc(), t.c.id.desc()]
+    else:
+        order = [t.c.created_us.desc(), t.c.id.desc()]
+    stmt = select(t.c.summary).where(*_where(t, tags, q)).order_by(*order).limit(q.limit)
+    return stmt.offset(q.offset) if q.offset else stmt
+
+
+def select_count(t: Table, tags: Table, q: Query) -> Select[Any]:
+    """How many rows match ``q``'s filters (paging ignored)."""
+    unpaged = dataclasses.replace(q, after=None)
+    return select(func.count()).select_from(t).where(*_where(t, tags, unpaged))

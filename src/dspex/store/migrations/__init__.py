@@ -1,0 +1,1 @@
+"""Alembic migrations of the sql backend (applied by ``dspex store migrate`` or ``open()``)."""

@@ -1,0 +1,327 @@
+"""The sql backend: SQLite (``sqlite:///path.db``) or PostgreSQL (``postgresql://...``).
+
+Built on SQLAlchemy 2 Core; the schema comes from the Alembic migrations shipped in
+``dspex/store/migrations`` and is applied by ``dspex store migrate``, or by :meth:`open`
+when ``store.auto_migrate`` is true. ``postgresql://`` URLs use psycopg 3
+(``pip install 'dspex[postgres]'``).
+
+Sealing is one transaction; the id's primary key makes concurrent archiving of one id
+from many processes or machines safe (the loser sees the winner's checksum). SQLite
+write transactions start with ``BEGIN IMMEDIATE`` so that writers queue instead of
+failing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from dspex.errors import (
+    CorruptRecordError,
+    ExperimentNotFound,
+    ImmutableRecordError,
+    StoreUnavailable,
+)
+from dspex.model import Experiment, Trial
+from dspex.store import _sqltables as tables
+from dspex.store import migrate
+from dspex.store._summarytable import select_count, select_page, summary_from_row
+from dspex.store.backend import (
+    BackendOptions,
+    Problem,
+    SealOutcome,
+    StoreBackend,
+    redact_url,
+    register_backend,
+)
+from dspex.store.codec import EncodedRecord, sha256, splice
+from dspex.store.query import ExperimentSummary, Query, summary_of
+
+__all__ = ["SqlBackend", "engine_for_url"]
+
+E, T, TAGS = tables.experiments, tables.trials, tables.tags
+
+
+def engine_for_url(url: str) -> Engine:
+    """An engine for a dspex sql URL (no connection is made yet)."""
+    if url.startswith(("postgresql:", "postgres:")):
+        try:
+            import psycopg  # noqa: F401
+        except ModuleNotFoundError as exc:
+            raise StoreUnavailable(
+                f"the ResultStore at {redact_url(url)} needs the PostgreSQL driver psycopg 3: "
+                "pip install 'dspex[postgres]'"
+            ) from exc
+        url = "postgresql+psycopg:" + url.split(":", 1)[1]
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (see _sqlite_begin)
+    dbapi_connection.execute("PRAGMA journal_mode=WAL")
+    dbapi_connection.execute("PRAGMA synchronous=FULL")  # a commit survives power loss
+    dbapi_connection.execute("PRAGMA busy_timeout=60000")
+    dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    write = connection.get_execution_options().get("dspex_write")
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+class SqlBackend(StoreBackend):
+    """Experiments in three tables (see :mod:`dspex.store._sqltables`)."""
+
+    def __init__(self, url: str, options: BackendOptions | None = None) -> None:
+        self.url = url
+        self.auto_migrate = (options or BackendOptions()).auto_migrate
+        self._engine: Engine | None = None
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def open(self) -> None:
+        engine = engine_for_url(self.url)
+        try:
+            with self._guard(), engine.connect() as conn:
+                revision = migrate.current_revision(conn)
+            if revision != migrate.head():
+                if not self.auto_migrate:
+                    raise StoreUnavailable(
+                        f"the ResultStore at {redact_url(self.url)} has schema revision "
+                        f"{revision or '(none)'}, this dspex needs {migrate.head()}: run "
+                        "`dspex store migrate` (or set store.auto_migrate = true)"
+                    )
+                self._migrate(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        self._engine = engine
+
+    def migrate(self) -> tuple[str | None, str]:
+        """Apply pending migrations (without opening); return (revision before, after)."""
+        engine = engine_for_url(self.url)
+        try:
+            with self._guard(), engine.connect() as conn:
+                before = migrate.current_revision(conn)
+            self._migrate(engine)
+            return before, migrate.head()
+        finally:
+            engine.dispose()
+
+    def _migrate(self, engine: Engine) -> None:
+        with self._guard(), engine.connect() as conn:
+            conn.execution_options(dspex_write=True)
+            with conn.begin():
+                if conn.dialect.name == "postgresql":  # one migrator at a time, cluster-wide
+                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(814151932)")
+                if migrate.current_revision(conn) != migrate.head():
+                    migrate.upgrade(conn)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except (OperationalError, DBAPIError) as exc:
+            if isinstance(exc, IntegrityError):
+                raise
+            cause = str(exc.orig or exc).strip().splitlines()[0]
+            raise StoreUnavailable(
+                f"cannot use the ResultStore at {redact_url(self.url)}: {cause}"
+            ) from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        assert self._engine is not None, "the sql store is not open"
+        with self._guard(), self._engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        assert self._engine is not None, "the sql store is not open"
+        with self._guard(), self._engine.connect() as conn:
+            conn.execution_options(dspex_write=True)
+            with conn.begin():
+                yield conn
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _lock_row(self, conn: Connection, experiment_id: str) -> Any:
+        stmt = select(E.c.sealed, E.c.checksum, E.c.header).where(E.c.id == experiment_id)
+        return conn.execute(stmt.with_for_update()).first()
+
+    def write_running(self, experiment: Experiment) -> None:
+        for _ in range(3):
+            try:
+                with self._write() as conn:
+                    self._put_running(conn, experiment)
+                return
+            except IntegrityError:  # another writer created the row first: try again
+                continue
+        raise StoreUnavailable(f"experiment {experiment.id}: concurrent writers kept colliding")
+
+    def _put_running(self, conn: Connection, experiment: Experiment) -> None:
+        row = self._lock_row(conn, experiment.id)
+        if row is not None and row.sealed:
+            raise ImmutableRecordError(f"experiment {experiment.id!r} is sealed")
+        count = 0 if row is None else _trial_count(conn, experiment.id)
+        summary = summary_of(experiment, sealed=False, checksum=None)
+        values = tables.running_row(
+            summary.model_copy(update={"trial_count": count}), experiment.to_json_bytes()
+        )
+        self._replace_summary(conn, row is not None, values, summary)
+
+    def _replace_summary(
+        self, conn: Connection, exists: bool, values: dict[str, Any], summary: ExperimentSummary
+    ) -> None:
+        if exists:
+            conn.execute(update(E).where(E.c.id == summary.id).values(values))
+            conn.execute(delete(TAGS).where(TAGS.c.experiment_id == summary.id))
+        else:
+            conn.execute(insert(E).values(values))
+        tag_rows = tables.summary_tag_rows(summary)
+        if tag_rows:
+            conn.execute(insert(TAGS), tag_rows)
+
+    def write_trial(self, experiment_id: str, trial: Trial) -> None:
+        with self._write() as conn:
+            row = self._lock_row(conn, experiment_id)
+            if row is None:
+                raise ExperimentNotFound(experiment_id)
+            if row.sealed:
+                raise ImmutableRecordError(f"experiment {experiment_id!r} is sealed")
+            key = (T.c.experiment_id == experiment_id) & (T.c.trial_id == trial.id)
+            conn.execute(delete(T).where(key))
+            payload = tables.compress(trial.to_json_bytes())
+            conn.execute(
+                insert(T).values(
+                    experiment_id=experiment_id,
+                    trial_id=trial.id,
+                    position=trial.index,
+                    payload=payload,
+                )
+            )
+            header = Experiment.from_json(tables.decompress(experiment_id, row.header))
+            summary = summary_of(header, sealed=False, checksum=None)
+            summary = summary.model_copy(update={"trial_count": _trial_count(conn, experiment_id)})
+            conn.execute(update(E).where(E.c.id == experiment_id).values(summary=summary.to_json()))
+
+    def seal(self, record: EncodedRecord) -> SealOutcome:
+        row, trial_rows = tables.experiment_rows(record)
+        for _ in range(3):
+            try:
+                with self._write() as conn:
+                    existing = self._lock_row(conn, record.id)
+                    if existing is not None and existing.sealed:
+                        return SealOutcome(stored=False, existing_checksum=existing.checksum)
+                    if existing is not None:
+                        conn.execute(delete(T).where(T.c.experiment_id == record.id))
+                    self._replace_summary(conn, existing is not None, row, record.summary)
+                    if trial_rows:
+                        conn.execute(insert(T), trial_rows)
+                return SealOutcome(stored=True)
+            except IntegrityError:  # another process sealed or started this id meanwhile
+                continue
+        raise StoreUnavailable(f"experiment {record.id}: concurrent writers kept colliding")
+
+    # -- reading ------------------------------------------------------------------------
+
+    def load(self, experiment_id: str) -> Experiment | None:
+        with self._read() as conn:
+            row = conn.execute(
+                select(E.c.sealed, E.c.checksum, E.c.header, E.c.trials_at).where(
+                    E.c.id == experiment_id
+                )
+            ).first()
+            if row is None:
+                return None
+            payloads = conn.execute(
+                select(T.c.payload).where(T.c.experiment_id == experiment_id).order_by(T.c.position)
+            ).scalars()
+            parts = [tables.decompress(experiment_id, p) for p in payloads]
+        header = tables.decompress(experiment_id, row.header)
+        if not row.sealed:
+            experiment = Experiment.from_json(header)
+            trials = sorted((Trial.from_json(p) for p in parts), key=lambda t: t.index)
+            return experiment.replace(trials=tuple(trials)) if trials else experiment
+        body = splice(header, row.trials_at, parts)
+        del parts
+        if sha256(body) != row.checksum:
+            raise CorruptRecordError(experiment_id, "content does not match its checksum")
+        return Experiment.from_json(body)
+
+    def load_trial(self, experiment_id: str, trial_id: str) -> Trial | None:
+        key = (T.c.experiment_id == experiment_id) & (T.c.trial_id == trial_id)
+        with self._read() as conn:
+            payload = conn.execute(select(T.c.payload).where(key)).scalar()
+        if payload is None:
+            return None
+        return Trial.from_json(tables.decompress(experiment_id, payload))
+
+    def query(self, query: Query) -> list[ExperimentSummary]:
+        with self._read() as conn:
+            texts = conn.execute(select_page(E, TAGS, query)).scalars().all()
+        return [summary_from_row(t) for t in texts]
+
+    def count(self, query: Query) -> int:
+        with self._read() as conn:
+            return int(conn.execute(select_count(E, TAGS, query)).scalar_one())
+
+    def verify(self) -> Iterator[Problem]:
+        last = ""
+        while True:
+            with self._read() as conn:
+                ids = (
+                    conn.execute(
+                        select(E.c.id)
+                        .where(E.c.sealed.is_(True), E.c.id > last)
+                        .order_by(E.c.id)
+                        .limit(500)
+                    )
+                    .scalars()
+                    .all()
+                )
+            if not ids:
+                return
+            for experiment_id in ids:
+                try:
+                    self.load(experiment_id)
+                except CorruptRecordError as exc:
+                    yield Problem(experiment_id, exc.reason)
+            last = ids[-1]
+
+
+def _trial_count(conn: Connection, experiment_id: str) -> int:
+    stmt = select(func.count()).select_from(T).where(T.c.experiment_id == experiment_id)
+    return int(conn.execute(stmt).scalar_one())
+
+
+def _factory(url: str, options: BackendOptions) -> SqlBackend:
+    return SqlBackend(url, options)
+
+
+register_backend("sqlite", _factory)
+register_backend("postgresql", _factory)
+register_backend("postgres", _factory)

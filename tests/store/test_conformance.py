@@ -1,0 +1,380 @@
+"""The conformance suite: every backend (memory, file, SQLite, PostgreSQL) behaves the same.
+
+Query results are compared with the reference semantics of :mod:`dspex.store.query`
+(``page`` over summaries) on generated data.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dspex import (
+    ExampleResult,
+    Experiment,
+    ExperimentNotFound,
+    ExperimentStatus,
+    Hypothesis,
+    ImmutableRecordError,
+    InvalidIdError,
+    InvalidQueryError,
+    OptimizerInfo,
+    ProgramInfo,
+    TraceEvent,
+    Trial,
+    TrialNotFound,
+    new_id,
+)
+from dspex.model import best_trial_of, summarize
+from dspex.store.query import MAX_LIMIT, Query, page, summary_of
+from tests.model.strategies import experiments
+
+SETTINGS = settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+PROGRAMS = ["qa", "rag", "a%b_c", "x'; DROP TABLE dspex_experiments; --"]
+OPTIMIZERS = [None, "SIMBA", "MIPROv2"]
+TAGS = ["t1", "t2", "it's", "50%"]
+HYPOTHESES = [
+    Hypothesis(research_question="Do appended rules beat demos?"),
+    Hypothesis(research_question="Does ÉCOLE help with 100% of_cases?"),
+]
+DAYS = [datetime(2026, 1, d, tzinfo=UTC) for d in range(1, 6)]
+SCORES = [None, -0.5, 0.0, 0.5, 0.5, 1.0]
+
+
+def make_trial(experiment_id: str, index: int, score: float | None, events: int = 0) -> Trial:
+    trial_id = new_id("trl")
+    start = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=index)
+    return Trial(
+        id=trial_id,
+        experiment_id=experiment_id,
+        index=index,
+        score=score,
+        started_at=start,
+        finished_at=start + timedelta(seconds=1),
+        example_results=(ExampleResult(index=0, metrics={"acc": 1.0}, latency_ms=3.0),),
+        events=tuple(
+            TraceEvent(
+                trial_id=trial_id,
+                sequence=i,
+                timestamp=start,
+                monotonic_ns=i,
+                source="execution",
+                kind="lm_call",
+                pid=1,
+                worker="w0",
+                payload={
+                    "model": "offline",
+                    "messages": [{"role": "user", "content": "2+2?"}],
+                    "response": "4",
+                },
+            )
+            for i in range(events)
+        ),
+    )
+
+
+def make_experiment(status: str = "completed", trials: int = 2, **fields) -> Experiment:
+    experiment_id = new_id("exp")
+    made = [make_trial(experiment_id, i, 0.25 * i, events=2) for i in range(trials)]
+    best = best_trial_of(made)
+    values = dict(
+        id=experiment_id,
+        name="demo",
+        program=ProgramInfo(name="qa"),
+        status=status,
+        trials=tuple(made),
+        best_trial_id=best.id if best else None,
+        summary=summarize(made) if made else None,
+    )
+    return Experiment(**{**values, **fields})
+
+
+@st.composite
+def catalog_entries(draw) -> Experiment:
+    experiment_id = new_id("exp")
+    scores = draw(st.lists(st.sampled_from(SCORES), max_size=2))
+    made = [make_trial(experiment_id, i, s) for i, s in enumerate(scores)]
+    best = best_trial_of(made)
+    optimizer = draw(st.sampled_from(OPTIMIZERS))
+    return Experiment(
+        id=experiment_id,
+        name="e",
+        hypothesis=draw(st.none() | st.sampled_from(HYPOTHESES)),
+        program=ProgramInfo(name=draw(st.sampled_from(PROGRAMS))),
+        optimizer=OptimizerInfo(name=optimizer) if optimizer else None,
+        status=draw(st.sampled_from(list(ExperimentStatus))),
+        created_at=draw(st.sampled_from(DAYS)) + timedelta(hours=draw(st.sampled_from([0, 0, 5]))),
+        tags=tuple(draw(st.lists(st.sampled_from(TAGS), unique=True, max_size=3))),
+        trials=tuple(made),
+        best_trial_id=best.id if best else None,
+    )
+
+
+def put(store, experiment: Experiment):
+    """Store ``experiment`` (archive it, or start it and record its trials); its summary."""
+    if experiment.status.is_final:
+        checksum = store.archive_experiment(experiment)
+        return summary_of(experiment, sealed=True, checksum=checksum)
+    store.start_experiment(experiment.replace(trials=(), best_trial_id=None))
+    for trial in experiment.trials:
+        store.record_trial(experiment.id, trial)
+    running = experiment.replace(best_trial_id=None)
+    return summary_of(running, sealed=False, checksum=None)
+
+
+days_text = st.sampled_from(DAYS).map(lambda d: d.date().isoformat())
+filters = st.fixed_dictionaries(
+    {},
+    optional={
+        "hypothesis": st.sampled_from(
+            [h.id for h in HYPOTHESES] + ["RULES", "école", "100%", "of_c", "%", "_", "zzz"]
+        ),
+        "program": st.sampled_from([*PROGRAMS, "nope", "%"]),
+        "optimizer": st.sampled_from(["none", "SIMBA", "MIPROv2"]),
+        "status": st.sampled_from(list(ExperimentStatus)).map(str)
+        | st.lists(st.sampled_from([s.value for s in ExperimentStatus]), min_size=1, max_size=2),
+        "tags": st.lists(st.sampled_from(TAGS), min_size=1, max_size=2),
+        "created_after": days_text,
+        "created_before": days_text | st.sampled_from(DAYS),
+        "min_score": st.sampled_from([-1, 0, 0.5, 1.0]),
+        "max_score": st.sampled_from([-0.5, 0, 0.5, 2]),
+        "order_by": st.sampled_from(["created", "score"]),
+        "limit": st.integers(1, 6),
+        "offset": st.integers(0, 3),
+    },
+)
+
+
+# -- round trips --------------------------------------------------------------------------
+
+
+def test_archive_and_get_round_trip(store):
+    experiment = make_experiment()
+    checksum = store.archive_experiment(experiment)
+    assert checksum == experiment.content_checksum()
+    assert store.get_experiment(experiment.id) == experiment
+    [summary] = store.query_experiments()
+    assert summary == summary_of(experiment, sealed=True, checksum=checksum)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_generated_experiments_round_trip(make_store, data):
+    store = make_store()
+    experiment = data.draw(experiments(status=ExperimentStatus.COMPLETED))
+    assert store.archive_experiment(experiment) == experiment.content_checksum()
+    assert store.get_experiment(experiment.id) == experiment
+    for trial in experiment.trials:
+        assert store.get_trial(experiment.id, trial.id) == trial
+
+
+def test_archiving_identical_content_again_changes_nothing(store):
+    experiment = make_experiment()
+    first = store.archive_experiment(experiment)
+    copy = Experiment.from_json(experiment.to_json())
+    assert store.archive_experiment(copy) == first
+    assert store.count_experiments() == 1
+    assert store.get_experiment(experiment.id) == experiment
+
+
+def test_archiving_different_content_under_a_sealed_id_is_refused(store):
+    experiment = make_experiment()
+    store.archive_experiment(experiment)
+    with pytest.raises(ImmutableRecordError, match=experiment.id):
+        store.archive_experiment(experiment.replace(name="changed"))
+    with pytest.raises(ImmutableRecordError):
+        store.start_experiment(experiment.replace(status="running", trials=(), best_trial_id=None))
+    with pytest.raises(ImmutableRecordError):
+        store.record_trial(experiment.id, make_trial(experiment.id, 9, 0.1))
+    assert store.get_experiment(experiment.id) == experiment
+
+
+def test_incremental_start_record_then_archive(store):
+    final = make_experiment(trials=3)
+    store.start_experiment(final.replace(status="running", trials=(), best_trial_id=None))
+    for count, trial in enumerate(final.trials, start=1):
+        store.record_trial(final.id, trial)
+        running = store.get_experiment(final.id)
+        assert running.trials == final.trials[:count]
+        assert store.get_trial(final.id, trial.id) == trial
+        [summary] = store.query_experiments(status="running")
+        assert (summary.trial_count, summary.sealed, summary.checksum) == (count, False, None)
+    store.record_trial(final.id, final.trials[0])  # recording a trial twice keeps one
+    assert len(store.get_experiment(final.id).trials) == 3
+    checksum = store.archive_experiment(final)
+    assert store.get_experiment(final.id) == final
+    assert store.query_experiments() == [summary_of(final, sealed=True, checksum=checksum)]
+    assert store.count_experiments(status="running") == 0
+
+
+def test_get_trial_loads_one_trial_with_its_events(store):
+    experiment = make_experiment(trials=3)
+    store.archive_experiment(experiment)
+    trial = experiment.trials[1]
+    loaded = store.get_trial(experiment.id, trial.id)
+    assert loaded == trial and len(loaded.events) == 2
+
+
+def test_not_found_errors(store):
+    missing = new_id("exp")
+    with pytest.raises(ExperimentNotFound, match=missing):
+        store.get_experiment(missing)
+    with pytest.raises(ExperimentNotFound):
+        store.get_trial(missing, new_id("trl"))
+    with pytest.raises(ExperimentNotFound):
+        store.record_trial(missing, make_trial(missing, 0, None))
+    experiment = make_experiment()
+    store.archive_experiment(experiment)
+    trial_id = new_id("trl")
+    with pytest.raises(TrialNotFound, match=trial_id):
+        store.get_trial(experiment.id, trial_id)
+
+
+# -- queries ------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(catalog=st.lists(catalog_entries(), max_size=12), queries=st.lists(filters, max_size=6))
+def test_every_filter_matches_the_reference(make_store, catalog, queries):
+    store = make_store()
+    summaries = [put(store, experiment) for experiment in catalog]
+    for raw in [{}, *queries]:
+        expected = page(Query.parse(raw), summaries)
+        assert list(store.query_experiments(raw)) == expected, raw
+        unpaged = {k: v for k, v in raw.items() if k not in ("limit", "offset")}
+        every = page(Query.parse({**unpaged, "limit": MAX_LIMIT}), summaries)
+        assert store.count_experiments(raw) == len(every)
+        assert _walk_with_cursor(store, {**unpaged, "limit": 2}) == every
+
+
+def _walk_with_cursor(store, filters):
+    seen, cursor = [], None
+    while True:
+        result = store.query_experiments(filters, cursor=cursor)
+        seen.extend(result)
+        cursor = result.next_cursor
+        if cursor is None:
+            return seen
+
+
+def test_order_by_score_puts_unscored_last(store):
+    made = [make_experiment(trials=n) for n in (0, 3, 2)]
+    for experiment in made:
+        store.archive_experiment(experiment)
+    ranked = [s.best_score for s in store.query_experiments(order_by="score")]
+    assert ranked == [0.5, 0.25, None]
+
+
+@pytest.mark.parametrize(
+    ("filters", "named"),
+    [
+        ({"programme": "qa"}, "'programme'"),
+        ({"limit": 0}, "'limit'"),
+        ({"limit": "10"}, "'limit'"),
+        ({"min_score": "high"}, "'min_score'"),
+        ({"max_score": float("nan")}, "'max_score'"),
+        ({"created_after": "yesterday"}, "'created_after'"),
+        ({"status": "done"}, "'status'"),
+        ({"order_by": "name"}, "'order_by'"),
+        ({"cursor": "not-a-cursor"}, "'cursor'"),
+        ({"tags": []}, "'tags'"),
+        ({"program": ""}, "'program'"),
+        ({"program": "a\x00b"}, "'program'"),
+    ],
+)
+def test_unknown_filters_and_bad_values_are_named(store, filters, named):
+    with pytest.raises(InvalidQueryError, match=named) as caught:
+        store.query_experiments(filters)
+    if "programme" in filters:
+        assert "did you mean 'program'" in str(caught.value) and "order_by" in str(caught.value)
+    with pytest.raises(InvalidQueryError):
+        store.count_experiments(filters)
+
+
+HOSTILE = [
+    "../../etc/passwd",
+    "exp_/..",
+    "exp_" + "A" * 25 + "/",
+    "'; DROP TABLE x; --",
+    "exp_01ARZ3NDEKTSV4RRFFQ69G5FA%",
+    "",
+    "exp_01arz3ndektsv4rrffq69g5fav",
+]
+
+
+@pytest.mark.parametrize("bad_id", HOSTILE)
+def test_hostile_ids_are_refused_and_nothing_is_written(store, bad_id):
+    store.archive_experiment(make_experiment())
+    with pytest.raises(InvalidIdError):
+        store.get_experiment(bad_id)
+    with pytest.raises(InvalidIdError):
+        store.get_trial(bad_id, new_id("trl"))
+    with pytest.raises(InvalidIdError):
+        store.record_trial(bad_id, make_trial(new_id("exp"), 0, None))
+    with pytest.raises(InvalidIdError):
+        store.get_trial(new_id("exp"), bad_id)
+    assert store.count_experiments() == 1
+    if bad_id:  # as a filter value it is text that matches nothing
+        assert store.query_experiments(program=bad_id, hypothesis=bad_id) == []
+
+
+@pytest.mark.parametrize(
+    "text", ["x' OR '1'='1", "%", "_", "qa%", "\\", "'; DELETE FROM dspex_tags; --", "../.."]
+)
+def test_sql_and_path_text_in_filters_is_only_text(store, text):
+    plain = make_experiment()
+    hostile = make_experiment(
+        program=ProgramInfo(name=text),
+        tags=(text,),
+        hypothesis=Hypothesis(research_question=f"why {text}?"),
+    )
+    summaries = [put(store, e) for e in (plain, hostile)]
+    for filters in (
+        {"program": text},
+        {"tags": [text]},
+        {"hypothesis": text},
+        {"optimizer": text},
+        {"program": text + "x"},
+    ):
+        assert list(store.query_experiments(filters)) == page(Query.parse(filters), summaries)
+    assert store.count_experiments() == 2
+
+
+# -- concurrency --------------------------------------------------------------------------
+
+
+def test_many_threads_archiving_at_once(store):
+    made = [make_experiment(trials=1) for _ in range(24)]
+    shared = make_experiment(trials=2)
+    errors: list[BaseException] = []
+
+    def work(batch):
+        try:
+            for experiment in batch:
+                store.archive_experiment(experiment)
+                store.archive_experiment(shared)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(made[i::6],)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert store.count_experiments() == 25
+    assert sorted(s.id for s in store.query_experiments(limit=100)) == sorted(
+        e.id for e in [*made, shared]
+    )
+    for experiment in [*made, shared]:
+        assert store.get_experiment(experiment.id) == experiment
+    assert store.verify() == []
