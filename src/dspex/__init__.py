@@ -55,6 +55,7 @@ from dspex.model import (
     utc_now,
 )
 from dspex.store import ExperimentSummary, ResultStore
+from dspex.view import ExperimentView, TraceViewer, TrialView
 
 __version__ = "0.1.0"
 
@@ -72,6 +73,7 @@ __all__ = [
     "ExperimentNotFound",
     "ExperimentStatus",
     "ExperimentSummary",
+    "ExperimentView",
     "Hypothesis",
     "HypothesisStatus",
     "HypothesisType",
@@ -90,9 +92,11 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "TraceEvent",
+    "TraceViewer",
     "Trial",
     "TrialNotFound",
     "TrialStatus",
+    "TrialView",
     "UnsupportedOptimizerVersion",
     "ValidationError",
     "Variables",

@@ -17,6 +17,7 @@ __all__ = ["main"]
 # (module, attribute) of each command family, imported when the CLI starts.
 COMMANDS: list[tuple[str, str]] = [
     ("dspex.cli.config_cmd", "config_group"),
+    ("dspex.cli.ui_cmd", "ui_command"),
 ]
 
 
