@@ -9,22 +9,27 @@ import click
 from dspex.errors import DspexError
 from dspex.store import ResultStore
 
-__all__ = ["ui_command"]
+__all__ = ["store_url", "ui_command"]
 
 DEFAULT_RESULTS_DIR = "dspex_results"
 
 
-def _store(url: str | None) -> ResultStore:
-    """``--store``, else the configured store; with nothing configured (the memory
-    default, which another process cannot see) the ``./dspex_results`` file store
-    that ``dspex demo`` writes."""
-    if url:
-        return ResultStore.open(url)
+def store_url(explicit: str | None) -> str | None:
+    """The URL ``dspex ui`` opens: ``--store``, else None for the configured store; with
+    nothing configured (the memory default, which another process cannot see) the
+    ``./dspex_results`` file store that ``dspex demo`` writes."""
+    if explicit:
+        return explicit
     from dspex.config import get_settings
 
     if get_settings().store.backend == "memory":
-        return ResultStore.open("file://" + str(Path(DEFAULT_RESULTS_DIR).resolve()))
-    return ResultStore.default()
+        return "file://" + str(Path(DEFAULT_RESULTS_DIR).resolve())
+    return None
+
+
+def _store(explicit: str | None) -> ResultStore:
+    url = store_url(explicit)
+    return ResultStore.open(url) if url else ResultStore.default()
 
 
 @click.command("ui")

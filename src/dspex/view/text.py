@@ -361,22 +361,47 @@ def _best_lines(overview: Overview, width: int) -> list[str]:
 
 # -- Markdown ----------------------------------------------------------------------
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+_MD_INLINE = re.compile(r"([\\`*_\[\]{}|~])")
+_MD_LINE_START = re.compile(r"^(\s*)([#>+=-]|\d+[.)])", re.M)
 
 
 def md(text: Any) -> str:
-    """Escape ``text`` for Markdown: HTML special characters and Markdown punctuation."""
+    """Escape ``text`` for inline Markdown: HTML special characters become entities and
+    Markdown punctuation is backslash-escaped, so data never becomes markup."""
     value = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MD_SPECIAL.sub(r"\\\1", value)
+    value = _MD_INLINE.sub(r"\\\1", value)
+    return _MD_LINE_START.sub(_escape_line_start, value)
+
+
+def _escape_line_start(match: re.Match[str]) -> str:
+    # "# x", "- x", "1. x" at the start of a line would become a heading or a list.
+    mark = match.group(2)
+    return match.group(1) + mark[:-1] + "\\" + mark[-1]
+
+
+def _fenced(lines: list[str], info: str = "text") -> list[str]:
+    """``lines`` as a fenced code block, its fence longer than any backtick run inside."""
+    longest = max((len(run) for line in lines for run in re.findall(r"`+", line)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + info, *lines, fence]
+
+
+def _code(text: Any) -> str:
+    """An inline code span (verbatim, HTML included) around ``text``."""
+    value = str(text).replace("\n", " ")
+    longest = max((len(run) for run in re.findall(r"`+", value)), default=0)
+    ticks = "`" * (longest + 1)
+    pad = " " if value.startswith("`") or value.endswith("`") else ""
+    return f"{ticks}{pad}{value}{pad}{ticks}"
 
 
 def _md_quote(text: str, max_lines: int | None = None) -> list[str]:
+    """``text`` as a fenced code block: Markdown renders it verbatim, HTML included."""
     lines = text.splitlines() or [""]
     shown = lines if max_lines is None else lines[:max_lines]
-    out = [f"> {md(line)}  " if line else ">" for line in shown]
     if len(shown) < len(lines):
-        out.append(f"> … ({len(lines) - len(shown)} more lines)")
-    return out
+        shown = [*shown, f"… ({len(lines) - len(shown)} more lines)"]
+    return _fenced(shown)
 
 
 def _md_fields(fields: Iterable[tuple[str, str]], indent: str = "") -> list[str]:
@@ -387,10 +412,10 @@ def timeline_markdown(timeline: Timeline, *, max_events: int | None = None) -> s
     """The trial's timeline as Markdown, in the layout of the design document."""
     lines = [f"# Unified Trace: {md(timeline.title)}", ""]
     if timeline.parent is not None:
-        how = f" by `{md(timeline.strategy)}`" if timeline.strategy else ""
+        how = f" by {_code(timeline.strategy)}" if timeline.strategy else ""
         lines += [f"Derived from Trial {timeline.parent.index}{how}.", ""]
         for change in timeline.changes:
-            lines += ["```diff", *change_lines(change, width=100, indent=0), "```"]
+            lines += _fenced(change_lines(change, width=100, indent=0), "diff")
     if timeline.time_by_source:
         lines += [
             "",
@@ -445,12 +470,12 @@ def experiment_markdown(experiment: Experiment) -> str:
         )
     lines += ["", "## Lineage", ""]
     for node in overview.lineage:
-        how = f" via `{md(node.strategy)}`" if node.strategy else ""
+        how = f" via {_code(node.strategy)}" if node.strategy else ""
         lines.append(
             "  " * node.depth + f"* Trial {node.trial.index} "
             f"({format_score(node.trial.score)}){how}"
         )
     best_lines = _best_lines(overview, 100)
     if best_lines:
-        lines += ["", "## Best against baseline", "", "```", *best_lines[2:], "```"]
+        lines += ["", "## Best against baseline", "", *_fenced(best_lines[2:], "")]
     return "\n".join(lines).rstrip() + "\n"

@@ -98,8 +98,23 @@ def _filters(request: Request) -> dict[str, Any]:
         values = [v for v in request.query_params.getlist(key) if v != ""]
         if not values:
             continue
-        filters[key] = values if key in _MULTI and len(values) > 1 else values[-1]
+        if key in _MULTI and len(values) > 1:
+            filters[key] = values
+        else:
+            filters[key] = _typed(key, values[-1])
     return filters
+
+
+def _typed(key: str, value: str) -> Any:
+    """Numbers arrive as text; convert those the store expects as numbers (and leave a bad
+    one as text, so that the store's own message names it)."""
+    kind = {"min_score": float, "max_score": float, "limit": int, "offset": int}.get(key)
+    if kind is None:
+        return value
+    try:
+        return kind(value)
+    except ValueError:
+        return value
 
 
 class _Cache:
@@ -159,7 +174,9 @@ class _Handlers:
         filters = _filters(request)
         context: dict[str, Any] = {
             "filters": [(k, FILTERS[k]) for k in _LIST_FILTERS],
-            "values": {k: v if isinstance(v, str) else ",".join(v) for k, v in filters.items()},
+            "values": {
+                k: ",".join(v) if isinstance(v, list) else str(v) for k, v in filters.items()
+            },
             "store_url": self.store.url,
             "root": request.scope.get("root_path", ""),
             "experiments": None,
