@@ -66,7 +66,7 @@ def test_trial_page_filters_expands_and_searches(server, page, simba, artifacts)
     call = p.locator("details.lm-call").first
     prompt = call.locator(".text pre").first
     assert not prompt.is_visible()
-    call.locator("summary").click()
+    call.locator(":scope > summary").click()
     assert prompt.is_visible()
     assert "trajectories" in prompt.inner_text()
     p.screenshot(path=str(artifacts / "web-trial-expanded.png"), full_page=True)
