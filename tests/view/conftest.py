@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,17 @@ def store(simba: Experiment) -> ResultStore:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+def make_client(app: Any, **kwargs: Any) -> Any:
+    """Starlette's TestClient (imported here: with anyio 4.16, importing it warns about the
+    deprecated anyio.abc.BlockingPortal alias, which starlette 0.52 still names)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="The anyio.abc.BlockingPortal alias", category=DeprecationWarning
+        )
+        from starlette.testclient import TestClient
+    return TestClient(app, **kwargs)
 
 
 class LiveServer:

@@ -48,12 +48,16 @@ def _kernel_spec(directory: Path) -> Path:
     path = [str(src), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
     spec_dir = directory / "kernels" / KERNEL
     spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "dspex view test",
-        "language": "python",
-        "env": {"PYTHONPATH": os.pathsep.join(path)},
-    }))
+    (spec_dir / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "dspex view test",
+                "language": "python",
+                "env": {"PYTHONPATH": os.pathsep.join(path)},
+            }
+        )
+    )
     return directory / "kernels"
 
 
@@ -66,16 +70,25 @@ def _execute(tmp_path: Path) -> nbformat.NotebookNode:
     nb.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
     specs = KernelSpecManager(kernel_dirs=[str(_kernel_spec(tmp_path / "jupyter"))])
     manager = KernelManager(kernel_name=KERNEL, kernel_spec_manager=specs)
-    client = NotebookClient(nb, km=manager, timeout=120, kernel_name=KERNEL,
-                            resources={"metadata": {"path": str(tmp_path)}})
+    client = NotebookClient(
+        nb,
+        km=manager,
+        timeout=120,
+        kernel_name=KERNEL,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
     client.execute()
     nbformat.write(nb, tmp_path / "viewer.ipynb")
     return nb
 
 
 def _html_outputs(nb: nbformat.NotebookNode) -> list[str]:
-    return [out["data"]["text/html"] for cell in nb.cells for out in cell.get("outputs", [])
-            if "data" in out and "text/html" in out["data"]]
+    return [
+        out["data"]["text/html"]
+        for cell in nb.cells
+        for out in cell.get("outputs", [])
+        if "data" in out and "text/html" in out["data"]
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +100,9 @@ def executed(tmp_path_factory) -> tuple[nbformat.NotebookNode, Path]:
     # Roughly what an exported notebook holds: each output's HTML in its own cell div.
     page.write_text(
         "<!doctype html><meta charset=utf-8><title>notebook outputs</title>"
-        + "".join(f'<div class="output" id="out-{i}">{html}</div>'
-                  for i, html in enumerate(outputs)),
+        + "".join(
+            f'<div class="output" id="out-{i}">{html}</div>' for i, html in enumerate(outputs)
+        ),
         encoding="utf-8",
     )
     return nb, page
@@ -104,7 +118,7 @@ def test_notebook_runs_and_renders_html_views(executed, simba):
     plain = [out["data"]["text/plain"] for cell in nb.cells[1:4] for out in cell.outputs]
     assert plain[0].startswith("Experiment simba-arith")
     streams = "".join(out.get("text", "") for out in nb.cells[4].outputs)
-    assert f"no trial with id 'trl_" in streams and simba.id in streams
+    assert "no trial with id 'trl_" in streams and simba.id in streams
 
 
 def test_notebook_outputs_are_interactive_in_chromium(executed, page, artifacts):

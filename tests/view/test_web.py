@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from starlette.testclient import TestClient
 
 import dspex
 from dspex import ConfigError, ResultStore, new_id
@@ -15,13 +14,14 @@ from dspex.cli import main
 from dspex.cli.ui_cmd import store_url
 from dspex.view.web import check_bind, create_app
 from dspex.view.web.app import EVENTS_PER_PAGE
+from tests.view.conftest import make_client
 from tests.view.fixtures import XSS, large_experiment
 from tests.view.htmltree import parse
 
 
 @pytest.fixture
 def client(store):
-    return TestClient(create_app(store))
+    return make_client(create_app(store))
 
 
 def test_list_shows_experiments_with_links(client, simba):
@@ -136,7 +136,7 @@ def test_dspex_ui_refuses_a_public_host_without_a_token():
 
 
 def test_token_is_required_when_configured(store, simba):
-    client = TestClient(create_app(store, token="s3cret"))
+    client = make_client(create_app(store, token="s3cret"))
     assert client.get("/").status_code == 401
     assert client.get("/api/experiments").status_code == 401
     assert client.get("/", headers={"Authorization": "Bearer wrong"}).status_code == 401
@@ -146,7 +146,7 @@ def test_token_is_required_when_configured(store, simba):
 
 
 def test_token_in_the_query_sets_a_cookie_and_is_dropped_from_the_address(store, simba):
-    client = TestClient(create_app(store, token="s3cret"))
+    client = make_client(create_app(store, token="s3cret"))
     response = client.get(f"/experiments/{simba.id}?token=s3cret", follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"].endswith(f"/experiments/{simba.id}")
@@ -168,7 +168,7 @@ def test_long_trial_is_paginated_and_fast():
     store = ResultStore.open("memory://")
     large = large_experiment()
     store.archive_experiment(large)
-    client = TestClient(create_app(store))
+    client = make_client(create_app(store))
     url = f"/experiments/{large.id}/trials/{large.trials[0].id}"
     client.get(url)  # the first view parses the record; later views reuse it
     started = time.perf_counter()

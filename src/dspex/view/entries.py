@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from dspex.model import TraceEvent, Trial
-from dspex.view.timeline import Entry, format_score, short_json
+from dspex.view.timeline import Description, Entry, format_score, short_json
 
 __all__ = ["block_header", "describe", "describe_change", "format_ms", "format_time"]
 
@@ -262,19 +262,15 @@ _DESCRIBERS: dict[str, Callable[[dict[str, Any]], tuple[str, Fields, list[tuple[
 }
 
 
-def describe(event: TraceEvent, *, depth: int, module: str | None, trial: Trial) -> Entry:
-    """The :class:`Entry` for ``event``."""
+def describe(event: TraceEvent) -> Description:
+    """How ``event`` reads: its title, short fields, long texts and whether it failed."""
     kind = event.kind.value
     title, fields, texts = _DESCRIBERS.get(kind, _generic)(dict(event.payload))
-    failed = _failed(kind, event.payload)
-    return Entry(
-        event=event,
-        depth=depth,
-        module=module,
+    return Description(
         title=title or kind.replace("_", " ").capitalize(),
         fields=tuple(fields),
         texts=tuple((label, text) for label, text in texts if text),
-        failed=failed,
+        failed=_failed(kind, event.payload),
     )
 
 

@@ -27,6 +27,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from dspex.model import Experiment, TraceEvent, Trial
@@ -34,6 +35,7 @@ from dspex.model import Experiment, TraceEvent, Trial
 __all__ = [
     "Block",
     "Change",
+    "Description",
     "Entry",
     "Problem",
     "TimeShare",
@@ -52,20 +54,49 @@ SOURCE_LABELS = {
 
 
 @dataclass(frozen=True)
-class Entry:
-    """One event as the renderers show it.
+class Description:
+    """How an event reads: ``fields`` are short (name, value) pairs; ``texts`` are long
+    texts (an LM prompt's messages, its responses, a traceback) that renderers fold."""
 
-    ``fields`` are short (name, value) pairs; ``texts`` are long texts (an LM prompt's
-    messages, its responses, a traceback) that renderers fold.
+    title: str
+    fields: tuple[tuple[str, str], ...] = ()
+    texts: tuple[tuple[str, str], ...] = ()
+    failed: bool = False
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One event in the timeline: where it sits (depth, module) and how it reads.
+
+    The description is worked out on first use, so that a page showing 400 events of a
+    2,000-event trial only describes those 400.
     """
 
     event: TraceEvent
     depth: int
     module: str | None
-    title: str
-    fields: tuple[tuple[str, str], ...] = ()
-    texts: tuple[tuple[str, str], ...] = ()
-    failed: bool = False
+
+    @cached_property
+    def description(self) -> Description:
+        from dspex.view.entries import describe
+
+        return describe(self.event)
+
+    @property
+    def title(self) -> str:
+        return self.description.title
+
+    @property
+    def fields(self) -> tuple[tuple[str, str], ...]:
+        return self.description.fields
+
+    @property
+    def texts(self) -> tuple[tuple[str, str], ...]:
+        return self.description.texts
+
+    @property
+    def failed(self) -> bool:
+        return self.description.failed
 
     @property
     def kind(self) -> str:
@@ -77,7 +108,7 @@ class Entry:
 
     @property
     def is_lm_call(self) -> bool:
-        return self.kind == "lm_call"
+        return self.event.kind.value == "lm_call"
 
     def search_text(self) -> str:
         """Lowercased text that a search matches against."""
@@ -225,14 +256,9 @@ def short_json(value: Any, limit: int | None = None) -> str:
 
 def build_timeline(trial: Trial, experiment: Experiment | None = None) -> Timeline:
     """The timeline of ``trial``; ``experiment`` lets it find the parent candidate."""
-    from dspex.view.entries import describe
-
     events = sorted(trial.events, key=lambda e: e.sequence)
     by_id = {e.id: e for e in events}
-    entries = [
-        describe(e, depth=_depth(e, by_id), module=_module_of(e, by_id), trial=trial)
-        for e in events
-    ]
+    entries = [Entry(e, _depth(e, by_id), _module_of(e, by_id)) for e in events]
     parent = _parent_of(trial, experiment)
     return Timeline(
         trial=trial,
@@ -240,10 +266,8 @@ def build_timeline(trial: Trial, experiment: Experiment | None = None) -> Timeli
         blocks=tuple(_blocks(entries, trial)),
         changes=tuple(variables_diff(parent, trial)) if parent is not None else (),
         problems=tuple(_problems(trial, entries)),
-        time_by_source=tuple(_time_shares(events, lambda e: e.source.value)),
-        time_by_module=tuple(
-            _time_shares(events, lambda e: _module_of(e, by_id) or "(outside modules)")
-        ),
+        time_by_source=tuple(_time_shares(entries, lambda e: e.source)),
+        time_by_module=tuple(_time_shares(entries, lambda e: e.module or "(outside modules)")),
         sources=tuple(dict.fromkeys(e.source.value for e in events)),
         workers=tuple(sorted({e.worker for e in events})),
         modules=tuple(sorted({m for m in (entry.module for entry in entries) if m})),
@@ -381,13 +405,15 @@ def _all_problems(trial: Trial, entries: list[Entry]) -> Iterable[Problem]:
             )
 
 
-def _time_shares(events: list[TraceEvent], key: Any) -> Iterable[TimeShare]:
+def _time_shares(entries: list[Entry], key: Any) -> Iterable[TimeShare]:
     """Attribute each gap between consecutive events to the earlier event's key."""
     totals: dict[str, float] = {}
-    for current, following in zip(events, events[1:], strict=False):
-        gap = max(following.monotonic_ns - current.monotonic_ns, 0) / 1e6
-        if current.pid != following.pid:  # clocks of different processes do not compare
-            gap = max((following.timestamp - current.timestamp).total_seconds() * 1000, 0.0)
+    for current, following in zip(entries, entries[1:], strict=False):
+        a, b = current.event, following.event
+        if a.pid == b.pid:
+            gap = max(b.monotonic_ns - a.monotonic_ns, 0) / 1e6
+        else:  # clocks of different processes do not compare; timestamps do
+            gap = max((b.timestamp - a.timestamp).total_seconds() * 1000, 0.0)
         label = key(current)
         totals[label] = totals.get(label, 0.0) + gap
     whole = sum(totals.values())
