@@ -150,6 +150,7 @@ def test_notebook_outputs_are_interactive_in_chromium(executed, page, artifacts)
     fold.locator("summary").click()
     assert full.is_visible() and not fold.locator("pre.preview").is_visible()
 
+    assert XSS[4] in p.locator("#out-2").inner_text()  # dataset text, shown as text
     p.locator("#out-0 table.trial-table th", has_text="score").click()
     p.screenshot(path=str(artifacts / "notebook-outputs.png"), full_page=True)
     page.assert_no_script_ran()

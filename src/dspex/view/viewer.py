@@ -16,6 +16,7 @@ dspex.errors.ExperimentNotFound: no experiment with id 'exp_...' in this store
 
 from __future__ import annotations
 
+from dspex.ids import validate_id
 from dspex.store import ResultStore
 from dspex.view.display import ExperimentView, TrialView
 
@@ -41,6 +42,7 @@ class TraceViewer:
         experiment_id: str, trial_id: str, store: ResultStore | None = None
     ) -> TrialView:
         """The unified timeline of one trial (its experiment is read to find the parent)."""
+        validate_id(trial_id, "trl")
         store = store or ResultStore.default()
         experiment = store.get_experiment(experiment_id)
         return TrialView(experiment, experiment.trial(trial_id))
