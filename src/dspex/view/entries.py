@@ -315,7 +315,10 @@ def _program_fields(entries: list[Entry], trial: Trial) -> Fields:
             continue
         if variables.instructions:
             fields.append((f"instructions · {name}", short_json(variables.instructions, 240)))
-        fields.append((f"demos · {name}", f"{len(variables.demos)} demo(s)"))
+        demos = f"{len(variables.demos)} demo(s)"
+        if variables.demos:
+            demos += ": " + short_json(list(variables.demos), 200)
+        fields.append((f"demos · {name}", demos))
     fields += _lm_settings(entries, trial)
     return fields
 
