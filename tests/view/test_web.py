@@ -37,6 +37,8 @@ def test_list_applies_store_filters(client):
     assert "data-experiment" in client.get("/?optimizer=SIMBA&min_score=0.9").text
     assert "data-experiment" not in client.get("/?optimizer=MIPROv2").text
     assert "data-experiment" in client.get("/?status=completed&status=failed").text
+    assert "data-experiment" in client.get("/?status=completed,failed&tags=simba").text
+    assert "data-experiment" not in client.get("/?tags=simba,other").text
 
 
 @pytest.mark.parametrize("query", ["programme=qa", "min_score=high", "status=done"])

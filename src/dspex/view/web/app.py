@@ -96,6 +96,8 @@ def _filters(request: Request) -> dict[str, Any]:
         if key == "token":
             continue
         values = [v for v in request.query_params.getlist(key) if v != ""]
+        if key in _MULTI:  # the list form's text box takes "completed,failed"
+            values = [part.strip() for v in values for part in v.split(",") if part.strip()]
         if not values:
             continue
         if key in _MULTI and len(values) > 1:
