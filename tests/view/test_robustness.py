@@ -96,7 +96,13 @@ OUR_TAGS = {
 }
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(
     st.lists(st.tuples(st.sampled_from(list(EventKind)), PAYLOAD, NASTY), min_size=1, max_size=6)
 )

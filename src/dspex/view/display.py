@@ -48,7 +48,7 @@ class TrialView:
         return str(timeline_html(self.timeline))
 
     def to_markdown(self) -> str:
-        from dspex.view.text import timeline_markdown
+        from dspex.view.markdown import timeline_markdown
 
         return timeline_markdown(self.timeline)
 
@@ -101,7 +101,7 @@ class ExperimentView:
         return str(experiment_html(self.experiment))
 
     def to_markdown(self) -> str:
-        from dspex.view.text import experiment_markdown
+        from dspex.view.markdown import experiment_markdown
 
         return experiment_markdown(self.experiment)
 

@@ -106,10 +106,10 @@ def _candidate_created(p: dict[str, Any]) -> tuple[str, Fields, list[tuple[str, 
     name = p.get("name") or p.get("candidate") or "?"
     fields: Fields = [("Action", f"Created program configuration {name}")]
     _put(fields, "Candidate", p.get("candidate"))
-    _put(fields, "Parents", ", ".join(str(x) for x in p.get("parents") or []))
+    _put(fields, "Parents", ", ".join(str(x) for x in _list(p.get("parents"))))
     _put(fields, "Strategy", p.get("strategy"))
     texts = []
-    for change in p.get("changes") or []:
+    for change in _list(p.get("changes")):
         fields.append(("Change", describe_change(change)))
         if isinstance(change, dict):
             label = f"{change.get('predictor', '?')}.{change.get('field', '?')} after"
@@ -162,7 +162,7 @@ def _lm_call(p: dict[str, Any]) -> tuple[str, Fields, list[tuple[str, str]]]:
         fields.append(("Cache", "hit"))
     _put(fields, "Settings", p.get("settings"))
     texts: list[tuple[str, str]] = []
-    for message in p.get("messages") or []:
+    for message in _list(p.get("messages")):
         if isinstance(message, dict):
             texts.append((f"prompt · {message.get('role', '?')}", _content(message.get("content"))))
     responses = p.get("response") or []
@@ -334,6 +334,11 @@ def _lm_settings(entries: Iterable[Entry], trial: Trial) -> Fields:
             settings.update(sent)
             break
     return [(key, short_json(settings[key])) for key in ("temperature",) if key in settings]
+
+
+def _list(value: Any) -> list[Any]:
+    """``value`` if it is a list; a payload of another shape shows nothing rather than fail."""
+    return value if isinstance(value, list) else []
 
 
 def _num(value: Any) -> float | None:
