@@ -6,7 +6,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dspex import PredictorVariables, TraceEvent, Trial, Variables, new_id
+from dspex import (
+    Experiment,
+    PredictorVariables,
+    ProgramInfo,
+    TraceEvent,
+    Trial,
+    Variables,
+    new_id,
+)
+from dspex.view import TrialView
 from dspex.view.timeline import build_timeline, format_score, variables_diff
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -63,29 +72,47 @@ def test_events_are_ordered_by_sequence_not_by_storage_order():
     assert [e.event.sequence for e in timeline.entries] == [0, 1]
 
 
-def test_consecutive_events_of_one_source_and_worker_form_one_block():
+def test_consecutive_events_of_one_source_form_one_block_listing_its_workers():
     def events(tid):
         return [
             _event(tid, 0, "orchestration", "step", {"step": 1}),
             _event(tid, 1, "orchestration", "decision", {"decision": "d"}),
             _event(tid, 2, "execution", "log", {"message": "a"}, worker="worker-1"),
             _event(tid, 3, "execution", "log", {"message": "b"}, worker="worker-2"),
-            _event(tid, 4, "execution", "log", {"message": "c"}, worker="worker-2"),
+            _event(tid, 4, "execution", "log", {"message": "c"}, worker="worker-1"),
             _event(tid, 5, "evaluation", "trial_score", {"score": 0.5}),
+            _event(tid, 6, "execution", "log", {"message": "d"}, worker="worker-2"),
         ]
 
     timeline = build_timeline(_trial(events))
-    shape = [(b.source, b.worker, len(b.entries)) for b in timeline.blocks]
+    shape = [(b.source, b.workers, len(b.entries)) for b in timeline.blocks]
     assert shape == [
-        ("orchestration", "main", 2),
-        ("execution", "worker-1", 1),
-        ("execution", "worker-2", 2),
-        ("evaluation", "main", 1),
+        ("orchestration", ("main",), 2),
+        ("execution", ("worker-1", "worker-2"), 3),
+        ("evaluation", ("main",), 1),
+        ("execution", ("worker-2",), 1),
     ]
     assert timeline.blocks[1].header[:2] == (
         ("Timestamp", "2026-01-01T00:00:00.000Z"),
-        ("Worker", "worker-1"),
+        ("Worker", "worker-1, worker-2"),
     )
+    # Parallel workers' events are told apart within the block in every format.
+    view = TrialView(
+        Experiment(
+            id=timeline.trial.experiment_id,
+            name="x",
+            program=ProgramInfo(name="p"),
+            trials=(timeline.trial,),
+        ),
+        timeline.trial,
+    )
+    assert "Log @worker-2" in view.to_text()
+    assert 'class="badge worker">worker-2<' in view.to_html()
+    assert worker_filtered(timeline).blocks[1].workers == ("worker-2",)
+
+
+def worker_filtered(timeline):
+    return timeline.filter(workers=["worker-2", "main"])
 
 
 def test_module_nesting_follows_parent_ids_and_lm_calls_inherit_the_module():

@@ -292,7 +292,7 @@ def block_header(source: str, entries: list[Entry], trial: Trial) -> Fields:
         if optimizers:
             fields.append(("Optimizer", ", ".join(sorted(str(o) for o in optimizers))))
     elif source == "execution":
-        fields.append(("Worker", entries[0].event.worker))
+        fields.append(("Worker", ", ".join(dict.fromkeys(e.event.worker for e in entries))))
         fields += _program_fields(entries, trial)
     else:
         metrics = {e.event.payload.get("metric") for e in entries} - {None}

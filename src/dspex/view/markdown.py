@@ -91,6 +91,8 @@ def timeline_markdown(timeline: Timeline, *, max_events: int | None = None) -> s
             shown += 1
             indent = "  " * min(entry.depth, 4)
             failed = " ❌" if entry.failed else ""
+            if len(block.workers) > 1:
+                failed = f" ({_code(entry.event.worker)})" + failed
             lines.append(f"{indent}* **{md(entry.title)}**{failed}")
             lines += _md_fields(entry.fields, indent + "  ")
             for label, text in entry.texts:

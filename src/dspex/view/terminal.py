@@ -54,10 +54,12 @@ def _quoted(label: str, text: str, max_lines: int | None) -> RenderableType:
     return Group(Text(f"{label}:", style="dim"), Padding(body, (0, 0, 0, 2)))
 
 
-def _entry(entry: Entry, max_lines: int | None) -> RenderableType:
+def _entry(entry: Entry, max_lines: int | None, show_worker: bool = False) -> RenderableType:
     ts = entry.event.timestamp
     title = Text(ts.strftime("%H:%M:%S.") + f"{ts.microsecond // 1000:03d} ", style="dim")
     title.append(entry.title, style="bold red" if entry.failed else "bold")
+    if show_worker:
+        title.append(f" @{entry.event.worker}", style="cyan")
     if entry.failed:
         title.append(" [FAILED]", style="red")
     parts: list[RenderableType] = [title]
@@ -99,7 +101,8 @@ def timeline_renderables(
         yield Text("\n".join(lines))
     for block in timeline.blocks:
         body: list[RenderableType] = [_fields(block.header)]
-        body += [_indent(_entry(e, max_lines), e.depth) for e in block.entries]
+        several = len(block.workers) > 1
+        body += [_indent(_entry(e, max_lines, several), e.depth) for e in block.entries]
         yield Panel(
             Group(*body),
             title=Text(f"{block.label} · {block.worker}"),

@@ -169,8 +169,9 @@ def _blocks_text(
         lines += ["", f"── {block.label} " + "─" * max(width - len(block.label) - 4, 0)]
         for name, value in block.header:
             lines += wrap_field(name, value, width=width, indent=0)
+        several = len(block.workers) > 1
         for entry in block.entries[: limit - shown]:
-            lines += _entry_text(entry, width=width, max_lines=max_lines)
+            lines += _entry_text(entry, width=width, max_lines=max_lines, show_worker=several)
         shown += min(len(block.entries), limit - shown)
     if shown < timeline.event_count:
         more = timeline.event_count - shown
@@ -193,9 +194,12 @@ def _problem_lines(timeline: Timeline, *, width: int, max_lines: int | None) -> 
     return lines
 
 
-def _entry_text(entry: Entry, *, width: int, max_lines: int | None) -> list[str]:
+def _entry_text(
+    entry: Entry, *, width: int, max_lines: int | None, show_worker: bool = False
+) -> list[str]:
     indent = 2 + 2 * min(entry.depth, 6)
-    mark = " [FAILED]" if entry.failed else ""
+    mark = f" @{entry.event.worker}" if show_worker else ""
+    mark += " [FAILED]" if entry.failed else ""
     lines = [" " * indent + f"[{_clock(entry)}] {entry.title}{mark}"]
     for name, value in entry.fields:
         lines += wrap_field(name, value, width=width, indent=indent + 2)

@@ -2,7 +2,7 @@
 
 :func:`build_timeline` turns a :class:`~dspex.Trial` (and its experiment, to find the
 parent candidate) into a :class:`Timeline`: blocks of consecutive events of one source
-and worker, in ``sequence`` order, each item nested under its enclosing module call::
+in ``sequence`` order, each item nested under its enclosing module call::
 
     >>> from datetime import UTC, datetime
     >>> from dspex import Experiment, ProgramInfo, TraceEvent, Trial, new_id
@@ -118,12 +118,20 @@ class Entry:
 
 @dataclass(frozen=True)
 class Block:
-    """Consecutive entries of one source on one worker."""
+    """Consecutive entries of one source, and the workers they ran on.
+
+    Events of parallel workers interleave; they stay in one block (each entry names
+    its worker) rather than splitting into a block per event.
+    """
 
     source: str
-    worker: str
+    workers: tuple[str, ...]
     entries: tuple[Entry, ...]
     header: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def worker(self) -> str:
+        return ", ".join(self.workers)
 
     @property
     def label(self) -> str:
@@ -215,7 +223,8 @@ class Timeline:
         for block in self.blocks:
             kept = tuple(e for e in block.entries if _matches(e, *wanted))
             if kept:
-                blocks.append(replace(block, entries=kept))
+                workers = tuple(dict.fromkeys(e.event.worker for e in kept))
+                blocks.append(replace(block, entries=kept, workers=workers))
         return replace(self, blocks=tuple(blocks))
 
 
@@ -315,7 +324,7 @@ def _blocks(entries: list[Entry], trial: Trial) -> Iterable[Block]:
     groups: list[list[Entry]] = []
     for entry in entries:
         last = groups[-1][0] if groups else None
-        if last is None or entry.source != last.source or entry.event.worker != last.event.worker:
+        if last is None or entry.source != last.source:
             groups.append([])
         groups[-1].append(entry)
     shown: dict[str, str] = {}
@@ -328,7 +337,8 @@ def _blocks(entries: list[Entry], trial: Trial) -> Iterable[Block]:
                     continue
                 shown[name] = value
             header.append((name, value))
-        yield Block(group[0].source, group[0].event.worker, tuple(group), tuple(header))
+        workers = tuple(dict.fromkeys(e.event.worker for e in group))
+        yield Block(group[0].source, workers, tuple(group), tuple(header))
 
 
 _VARIABLE_FIELDS = ("temperature",)
