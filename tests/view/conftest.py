@@ -64,7 +64,7 @@ def make_client(app: Any, **kwargs: Any) -> Any:
             "ignore", message="The anyio.abc.BlockingPortal alias", category=DeprecationWarning
         )
         from starlette.testclient import TestClient
-    return TestClient(app, **kwargs)
+    return TestClient(app, **{"base_url": "http://127.0.0.1", **kwargs})
 
 
 class LiveServer:

@@ -137,6 +137,32 @@ def test_dspex_ui_refuses_a_public_host_without_a_token():
     assert "without an access token" in result.output
 
 
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1:8765", "[::1]:8765", "localhost:1"])
+def test_loopback_host_names_are_served(store, host):
+    client = make_client(create_app(store))
+    assert client.get("/", headers={"host": host}).status_code == 200
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8765", "127.0.0.1.evil.example"])
+def test_other_host_names_are_refused_without_a_token(store, host):
+    # A page on another site could otherwise read the UI through DNS rebinding.
+    client = make_client(create_app(store))
+    response = client.get("/api/experiments", headers={"host": host})
+    assert response.status_code == 400
+    assert "unexpected Host" in response.json()["error"]
+    with_token = make_client(create_app(store, token="s3cret"))
+    ok = with_token.get(
+        "/api/experiments", headers={"host": host, "Authorization": "Bearer s3cret"}
+    )
+    assert ok.status_code == 200
+
+
+def test_non_ascii_tokens_are_refused_not_crashing(store):
+    client = make_client(create_app(store, token="s3cret"))
+    assert client.get("/?token=%C3%A9").status_code == 401
+    assert client.get("/", headers={"Authorization": b"Bearer \xc3\xa9"}).status_code == 401
+
+
 def test_token_is_required_when_configured(store, simba):
     client = make_client(create_app(store, token="s3cret"))
     assert client.get("/").status_code == 401

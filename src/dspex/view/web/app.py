@@ -289,9 +289,21 @@ def _error_response(request: Request, status: int, message: str) -> Response:
     return _error_page(request, status, message)
 
 
-def create_app(store: ResultStore | None = None, *, token: str | None = None) -> Starlette:
-    """The web app over ``store`` (default: the configured store); ``token``, when set,
-    is required on every request."""
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def create_app(
+    store: ResultStore | None = None,
+    *,
+    token: str | None = None,
+    allowed_hosts: tuple[str, ...] | None = None,
+) -> Starlette:
+    """The web app over ``store`` (default: the configured store).
+
+    ``token``, when set, is required on every request. Without a token, requests must
+    name a loopback host (``allowed_hosts``, by default 127.0.0.1, localhost, [::1]) in
+    their Host header, so a web page cannot reach the UI through DNS rebinding.
+    """
     handlers = _Handlers(store or ResultStore.default())
 
     async def not_found(request: Request, exc: Exception) -> Response:
@@ -322,26 +334,40 @@ def create_app(store: ResultStore | None = None, *, token: str | None = None) ->
             405: http_error,
         },
     )
-    app.add_middleware(_Guard, token=token)
+    hosts = allowed_hosts if allowed_hosts is not None else (() if token else LOOPBACK_HOSTS)
+    app.add_middleware(_Guard, token=token, allowed_hosts=hosts)
     return app
 
 
 class _Guard:
     """Security headers, Server-Timing, and the access token when one is configured."""
 
-    def __init__(self, app: ASGIApp, token: str | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, token: str | None = None, allowed_hosts: tuple[str, ...] = ()
+    ) -> None:
         self.app = app
         self.token = token
+        self.allowed_hosts = allowed_hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request = Request(scope)
+        if self.allowed_hosts and _host_name(request) not in self.allowed_hosts:
+            response = _error_response(
+                request,
+                400,
+                f"unexpected Host {request.headers.get('host', '')!r}: this dspex UI answers "
+                f"only to {', '.join(self.allowed_hosts)}; configure ui.token to serve "
+                "other names",
+            )
+            await response(scope, receive, send)
+            return
         set_cookie = False
         if self.token:
             given = request.query_params.get("token")
-            if given is not None and secrets.compare_digest(given, self.token):
+            if given is not None and _same(given, self.token):
                 set_cookie = True
             elif not self._authorized(request):
                 response = _error_response(
@@ -380,6 +406,18 @@ class _Guard:
         assert self.token is not None
         header = request.headers.get("authorization", "")
         if header.lower().startswith("bearer "):
-            return secrets.compare_digest(header[7:].strip(), self.token)
+            return _same(header[7:].strip(), self.token)
         cookie = request.cookies.get(TOKEN_COOKIE)
-        return cookie is not None and secrets.compare_digest(cookie, self.token)
+        return cookie is not None and _same(cookie, self.token)
+
+
+def _same(given: str, expected: str) -> bool:
+    # compare_digest refuses non-ASCII str; compare bytes so any token just fails to match.
+    return secrets.compare_digest(given.encode(), expected.encode())
+
+
+def _host_name(request: Request) -> str:
+    host = request.headers.get("host", "")
+    if host.startswith("["):
+        return host[: host.find("]") + 1]
+    return host.rsplit(":", 1)[0] if ":" in host else host
