@@ -65,3 +65,14 @@ def test_trial_view_filters_and_trial_lookup(simba):
     assert {e.source for e in view.timeline.entries} == {"orchestration"}
     assert "── Execution" not in str(view)
     assert "lm-call" not in view.to_html()
+
+
+def test_a_trial_without_events_says_so(simba):
+    bare = simba.trials[0].replace(events=())
+    experiment = simba.replace(trials=(bare, *simba.trials[1:]))
+    view = TrialView(experiment, bare)
+    assert "(no events were recorded for this trial)" in view.to_text()
+    assert "No events were recorded for this trial." in view.to_html()
+    filtered = TrialView(simba, simba.trials[0]).filter(text="nothing matches this")
+    assert "(no events match these filters)" in filtered.to_text()
+    assert "No events match these filters." in filtered.to_html()

@@ -173,6 +173,13 @@ def _blocks_text(
         for entry in block.entries[: limit - shown]:
             lines += _entry_text(entry, width=width, max_lines=max_lines, show_worker=several)
         shown += min(len(block.entries), limit - shown)
+    if not timeline.blocks:
+        lines += [
+            "",
+            "(no events were recorded for this trial)"
+            if not timeline.trial.events
+            else "(no events match these filters)",
+        ]
     if shown < timeline.event_count:
         more = timeline.event_count - shown
         lines += ["", f"... {more} more events (view the whole trial with `dspex ui`)"]
