@@ -8,6 +8,7 @@ import pytest
 
 from dspex.view import ExperimentView, TrialView
 from dspex.view.html import json_for_script
+from dspex.view.overview import build_overview
 from dspex.view.timeline import build_timeline
 from tests.view.fixtures import XSS
 from tests.view.htmltree import parse
@@ -23,8 +24,11 @@ def test_trial_view_has_every_section_and_every_event(recorded):
         root = doc.find("div", "dspex-view")
         assert root.find("h2").text().startswith(f"Trial {trial.index} (Score: ")
         sections = {c for s in root.find_all("section") for c in s.classes}
-        assert {"dspex-time", "dspex-controls", "dspex-timeline"} <= sections
-        assert ("dspex-diff" in sections) == bool(trial.parent_trial_ids)
+        timeline = build_timeline(trial, recorded)
+        assert {"dspex-controls", "dspex-timeline"} <= sections
+        assert ("dspex-time" in sections) == bool(timeline.time_by_source)
+        assert ("dspex-diff" in sections) == (timeline.parent is not None)
+        assert ("dspex-errors" in sections) == bool(timeline.problems)
         entries = root.find_all(cls="dspex-entry")
         assert len(entries) == len(trial.events)
         assert [int(e.attrs["data-seq"]) for e in entries] == sorted(
@@ -33,7 +37,7 @@ def test_trial_view_has_every_section_and_every_event(recorded):
         lm_calls = [e for e in trial.events if e.kind.value == "lm_call"]
         assert len(root.find_all("details", "lm-call")) == len(lm_calls)
         blocks = root.find_all("details", "dspex-block")
-        assert len(blocks) == len(build_timeline(trial, recorded).blocks)
+        assert len(blocks) == len(timeline.blocks)
         assert {b.attrs["data-source"] for b in blocks} == {e.source.value for e in trial.events}
 
 
@@ -98,14 +102,10 @@ def test_experiment_view_sections(recorded):
     doc = parse(ExperimentView(recorded).to_html())
     root = doc.find("div", "dspex-experiment")
     sections = {c for s in root.find_all("section") for c in s.classes}
-    assert {
-        "dspex-about",
-        "dspex-summary",
-        "dspex-plot",
-        "dspex-lineage",
-        "dspex-trials",
-        "dspex-best",
-    } <= sections
+    assert {"dspex-about", "dspex-summary", "dspex-lineage", "dspex-trials"} <= sections
+    overview = build_overview(recorded)
+    assert ("dspex-plot" in sections) == any(t.score is not None for t in recorded.trials)
+    assert ("dspex-best" in sections) == bool(overview.best and overview.baseline)
     rows = root.find("table", "trial-table").find("tbody").find_all("tr")
     assert len(rows) == len(recorded.trials)
     scored = [t for t in recorded.trials if t.score is not None]
