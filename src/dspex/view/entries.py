@@ -342,7 +342,8 @@ def _list(value: Any) -> list[Any]:
 
 
 def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    # A metric may return a bool; True reads as 1.
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _content(value: Any) -> str:
