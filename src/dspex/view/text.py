@@ -183,7 +183,20 @@ def _blocks_text(
     if shown < timeline.event_count:
         more = timeline.event_count - shown
         lines += ["", f"... {more} more events (view the whole trial with `dspex ui`)"]
+        hidden = timeline.entries[shown:]
+        scores = [e for e in hidden if e.kind == "trial_score"]
+        if scores:  # the outcome is worth printing even when the events are cut short
+            lines += wrap_field("Final Score", _score_line(scores[-1]), width=width, indent=0)
     return lines
+
+
+def _score_line(entry: Entry) -> str:
+    p = entry.event.payload
+    score = p.get("score")
+    details = [str(p[k]) for k in ("metric",) if p.get(k)]
+    details += [f"{k} {p[k]}" for k in ("n", "failures", "scope") if p.get(k) is not None]
+    text = format_score(float(score)) if isinstance(score, int | float) else "n/a"
+    return text + (f" ({', '.join(details)})" if details else "")
 
 
 def _problem_lines(timeline: Timeline, *, width: int, max_lines: int | None) -> list[str]:
