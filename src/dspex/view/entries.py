@@ -333,7 +333,11 @@ def _lm_settings(entries: Iterable[Entry], trial: Trial) -> Fields:
         if entry.is_lm_call and isinstance(sent, dict):
             settings.update(sent)
             break
-    return [(key, short_json(settings[key])) for key in ("temperature",) if key in settings]
+    return [
+        (key, short_json(settings[key]))
+        for key in ("temperature",)
+        if settings.get(key) is not None
+    ]
 
 
 def _list(value: Any) -> list[Any]:

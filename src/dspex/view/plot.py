@@ -49,7 +49,7 @@ def score_plot(overview: Overview, width: int = 640, height: int = 220) -> Plot 
     def y(score: float) -> float:
         return bottom - (score - low) / ((high - low) or 1) * (bottom - top)
 
-    strategies = sorted({r.strategy or "baseline" for r in rows})
+    strategies = sorted({_kind(r) for r in rows})
     colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(strategies)}
     by_id = {r.trial.id: r for r in rows}
     best_id = overview.best.id if overview.best else None
@@ -57,13 +57,13 @@ def score_plot(overview: Overview, width: int = 640, height: int = 220) -> Plot 
     for row in rows:
         t = row.trial
         assert t.score is not None
-        color = colors[row.strategy or "baseline"]
+        color = colors[_kind(row)]
         points.append(
             {
                 "x": round(x(t.index), 1),
                 "y": round(y(t.score), 1),
                 "index": t.index,
-                "label": f"{format_score(t.score)} ({row.strategy or 'baseline'})",
+                "label": f"{format_score(t.score)} ({_kind(row)})",
                 "color": color,
                 "best": t.id == best_id,
             }
@@ -98,3 +98,10 @@ def score_plot(overview: Overview, width: int = 640, height: int = 220) -> Plot 
         yticks,
         tuple(colors.items()),
     )
+
+
+def _kind(row: Any) -> str:
+    """What a point stands for: its strategy, a baseline, or another evaluation."""
+    if row.strategy:
+        return str(row.strategy)
+    return "evaluation" if row.trial.parent_trial_ids else "baseline"

@@ -132,9 +132,27 @@ def timeline_text(
     lines = _title_lines(timeline, width)
     lines += _time_bar(timeline, width)
     lines += _parent_lines(timeline, width)
+    if abridged:
+        timeline = _without_routine(timeline)
     lines += _blocks_text(timeline, width=width, max_lines=max_lines, max_events=max_events)
     lines += _problem_lines(timeline, width=width, max_lines=max_lines)
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+ROUTINE_KINDS = ("adapter_format", "adapter_parse", "module_end")
+"""Events an abridged timeline leaves out unless they failed: they repeat what the
+surrounding module call and LM call already show."""
+
+
+def _without_routine(timeline: Timeline) -> Timeline:
+    from dataclasses import replace
+
+    blocks = []
+    for block in timeline.blocks:
+        kept = tuple(e for e in block.entries if e.kind not in ROUTINE_KINDS or e.failed)
+        if kept:
+            blocks.append(replace(block, entries=kept))
+    return replace(timeline, blocks=tuple(blocks))
 
 
 def _title_lines(timeline: Timeline, width: int) -> list[str]:
@@ -343,7 +361,7 @@ def _table_text(overview: Overview, width: int) -> list[str]:
     scores = [r.trial.score for r in overview.rows if r.trial.score is not None]
     low, high = (min(0.0, *scores), max(scores)) if scores else (0.0, 1.0)
     head = (
-        f"  {'#':>3}  {'name':<16} {'score':>7}  {'parent':>6}  {'strategy':<14} "
+        f"  {'#':>3}  {'name':<24} {'score':>7}  {'parents':<8} {'strategy':<14} "
         f"{'LM':>4} {'err':>3}  "
     )
     bar_width = max(width - len(head), 5)
@@ -352,13 +370,17 @@ def _table_text(overview: Overview, width: int) -> list[str]:
         t = row.trial
         best = "*" if overview.best is not None and t.id == overview.best.id else " "
         parents = ",".join(str(p) for p in row.parents) or "-"
-        name = (t.name or "")[:16]
+        name = _cut(t.name or "", 24)
         lines.append(
-            f" {best}{t.index:>3}  {name:<16} {format_score(t.score):>7}  {parents:>6}  "
+            f" {best}{t.index:>3}  {name:<24} {format_score(t.score):>7}  {_cut(parents, 8):<8} "
             f"{(row.strategy or '-')[:14]:<14} {row.lm_calls:>4} {row.errors:>3}  "
             + _score_bar(t.score, low, high, bar_width)
         )
     return lines
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _best_lines(overview: Overview, width: int) -> list[str]:
