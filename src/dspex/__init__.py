@@ -61,6 +61,7 @@ from dspex.model import (
 )
 from dspex.offline import OfflineEngine, offline_lm
 from dspex.store import ExperimentSummary, ResultStore
+from dspex.view import ExperimentView, TraceViewer, TrialView
 from dspex.workers import TaskOutcome, WorkerInfo, WorkerPool, create_pool, current_worker
 
 __version__ = "0.1.0"
@@ -82,6 +83,7 @@ __all__ = [
     "ExperimentRun",
     "ExperimentStatus",
     "ExperimentSummary",
+    "ExperimentView",
     "Hypothesis",
     "HypothesisStatus",
     "HypothesisType",
@@ -102,9 +104,11 @@ __all__ = [
     "StoreUnavailable",
     "TaskOutcome",
     "TraceEvent",
+    "TraceViewer",
     "Trial",
     "TrialNotFound",
     "TrialStatus",
+    "TrialView",
     "UnsupportedOptimizerVersion",
     "ValidationError",
     "Variables",

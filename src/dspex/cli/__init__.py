@@ -20,6 +20,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("dspex.cli.demo_cmd", "demo"),
     ("dspex.cli.store_cmd", "experiments_group"),
     ("dspex.cli.store_cmd", "store_group"),
+    ("dspex.cli.ui_cmd", "ui_command"),
 ]
 
 

@@ -23,7 +23,7 @@ from dspex.cli._store import cli_store, store_option
 
 __all__ = ["demo"]
 
-DEMO_STEPS = 4
+DEMO_STEPS = 8
 _SIMBA_LOGGER = "dspy.teleprompt.simba"
 
 
@@ -105,7 +105,7 @@ def _run(store: Any, steps: int, console: Any) -> tuple[Any, Any, Any, Any]:
                 optimizer = dspy.SIMBA(
                     metric=exact_match,
                     bsize=8,
-                    num_candidates=4,
+                    num_candidates=6,
                     max_steps=steps,
                     max_demos=3,
                     num_threads=2,
@@ -121,11 +121,11 @@ def _run(store: Any, steps: int, console: Any) -> tuple[Any, Any, Any, Any]:
 
 @contextlib.contextmanager
 def _quiet_dspy() -> Any:
-    """Hide DSPy's own progress bars (stdout) and INFO lines while our progress bar runs."""
+    """Hide DSPy's own progress bars (stdout) and log lines below ERROR while our bar runs."""
     handlers = logging.getLogger("dspy").handlers
     levels = [h.level for h in handlers]
     for handler in handlers:
-        handler.setLevel(max(handler.level, logging.WARNING))
+        handler.setLevel(max(handler.level, logging.ERROR))
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             yield
@@ -161,47 +161,7 @@ def demo(store_url: str | None, steps: int) -> None:
     trials = {t.id: t for t in experiment.trials}
     best = trials.get(getattr(optimized, "dspex_trial_id", "") or "")
     if best is not None:
+        from dspex.view import render_trial_text
+
         click.echo("")
-        _print_timeline(experiment, best)
-
-
-def _summary(event: Any) -> str:
-    p = event.payload
-    kind = event.kind.value
-    if kind == "decision":
-        return f"{p.get('decision')} [{p.get('strategy') or '-'}] -> {p.get('action')}"
-    if kind == "candidate_created":
-        fields = ", ".join(f"{c['predictor']}.{c['field']}" for c in p.get("changes", []))
-        return f"{p.get('name')} via {p.get('strategy')} (changed: {fields or 'nothing'})"
-    if kind in ("module_start", "module_end"):
-        return str(p.get("module"))
-    if kind == "lm_call":
-        response = p.get("response") or [""]
-        return f"{p.get('model')} -> {str(response[0])[:60]!r}"
-    if kind == "example_result":
-        return f"example {p.get('example')}: {p.get('metric')}={p.get('value')}"
-    if kind in ("trial_score", "candidate_scored"):
-        return f"score {p.get('score')} ({p.get('scope')}, n={p.get('n')})"
-    if kind == "step":
-        return f"step {p.get('step')} batch {p.get('batch')}"
-    return ""
-
-
-def _print_timeline(experiment: Any, trial: Any, limit: int = 40) -> None:
-    """A compact plain-text timeline of ``trial`` (indented by nesting), abridged."""
-    click.echo(f"Timeline of {trial.name} ({trial.id}), score {trial.score}:")
-    depth: dict[str, int] = {}
-    lines = []
-    for event in trial.events:
-        level = depth.get(event.parent_id, -1) + 1 if event.parent_id else 0
-        depth[event.id] = level
-        if event.kind.value in ("module_end", "adapter_format", "adapter_parse"):
-            continue
-        text = _summary(event)
-        lines.append(f"{event.sequence:>4} {'  ' * level}{event.kind.value:<17} {text}"[:140])
-    for line in lines[:limit]:
-        click.echo(line)
-    if len(lines) > limit:
-        click.echo(
-            f"     ... {len(lines) - limit} more events (dspex experiments show {experiment.id})"
-        )
+        click.echo(render_trial_text(experiment, best, width=100, abridged=True, max_events=60))

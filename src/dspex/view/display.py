@@ -1,0 +1,131 @@
+"""Display objects that render wherever they are shown.
+
+A :class:`TrialView` or :class:`ExperimentView` holds records and renders lazily:
+HTML in Jupyter, JupyterLab and VS Code (``_repr_mimebundle_``), rich in a terminal
+(``__rich_console__``), Markdown (``_repr_markdown_``) and plain text (``str``)::
+
+    >>> from dspex import Experiment, ProgramInfo
+    >>> view = ExperimentView(Experiment(name="demo", program=ProgramInfo(name="qa")))
+    >>> print(str(view).splitlines()[0])
+    Experiment demo
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cached_property
+from typing import Any
+
+from dspex.model import Experiment, Trial
+from dspex.view.timeline import Timeline, build_timeline
+
+__all__ = ["ExperimentView", "TrialView"]
+
+TEXT_WIDTH = 100
+
+
+class TrialView:
+    """One trial's unified timeline; ``timeline`` is the data every rendering shares."""
+
+    def __init__(self, experiment: Experiment, trial: Trial) -> None:
+        self.experiment = experiment
+        self.trial = trial
+
+    @cached_property
+    def timeline(self) -> Timeline:
+        return build_timeline(self.trial, self.experiment)
+
+    def filter(self, **filters: Any) -> TrialView:
+        """A view showing only the events that match (``sources=``, ``workers=``,
+        ``modules=``, ``text=``; see :meth:`Timeline.filter`)."""
+        view = TrialView(self.experiment, self.trial)
+        view.__dict__["timeline"] = self.timeline.filter(**filters)
+        return view
+
+    def to_html(self) -> str:
+        from dspex.view.html import timeline_html
+
+        return str(timeline_html(self.timeline))
+
+    def to_markdown(self) -> str:
+        from dspex.view.markdown import timeline_markdown
+
+        return timeline_markdown(self.timeline)
+
+    def to_text(self, width: int = TEXT_WIDTH, *, abridged: bool = False) -> str:
+        from dspex.view.text import timeline_text
+
+        return timeline_text(self.timeline, width=width, abridged=abridged)
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/html": self.to_html(), "text/plain": self.to_text(abridged=True)}
+
+    def __rich_console__(self, console: Any, options: Any) -> Iterator[Any]:
+        from dspex.view.terminal import timeline_renderables
+
+        yield from timeline_renderables(self.timeline)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def __repr__(self) -> str:
+        return f"<TrialView {self.timeline.title} of experiment {self.experiment.id}>"
+
+
+class ExperimentView:
+    """One experiment's overview: design, statistics, plot, lineage and trials."""
+
+    def __init__(self, experiment: Experiment) -> None:
+        self.experiment = experiment
+
+    def trial(self, trial: int | str) -> TrialView:
+        """The view of one trial, by index or id."""
+        if isinstance(trial, int):
+            match = [t for t in self.experiment.trials if t.index == trial]
+            if not match:
+                from dspex.errors import TrialNotFound
+
+                raise TrialNotFound(self.experiment.id, f"index {trial}")
+            return TrialView(self.experiment, match[0])
+        return TrialView(self.experiment, self.experiment.trial(trial))
+
+    def to_html(self) -> str:
+        from dspex.view.html import experiment_html
+
+        return str(experiment_html(self.experiment))
+
+    def to_markdown(self) -> str:
+        from dspex.view.markdown import experiment_markdown
+
+        return experiment_markdown(self.experiment)
+
+    def to_text(self, width: int = TEXT_WIDTH) -> str:
+        from dspex.view.text import experiment_text
+
+        return experiment_text(self.experiment, width=width)
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/html": self.to_html(), "text/plain": self.to_text()}
+
+    def __rich_console__(self, console: Any, options: Any) -> Iterator[Any]:
+        from dspex.view.terminal import experiment_renderables
+
+        yield from experiment_renderables(self.experiment)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def __repr__(self) -> str:
+        return f"<ExperimentView {self.experiment.name!r} ({self.experiment.id})>"

@@ -1,0 +1,281 @@
+"""Self-contained interactive HTML for trials and experiments.
+
+One renderer serves notebooks and the web UI: inline CSS and JS, no network assets,
+and everything still readable with JS off (LM calls and long texts are ``<details>``
+elements; filters and the search box appear only when the script runs). Every string
+from data goes through Jinja2's autoescape or :func:`markupsafe.escape`::
+
+    >>> json_for_script({"text": "</script><b>"})
+    '{"text": "\\\\u003c/script\\\\u003e\\\\u003cb\\\\u003e"}'
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from markupsafe import Markup, escape
+
+from dspex.model import Experiment, Trial
+from dspex.view.entries import format_ms
+from dspex.view.overview import LineageNode, Overview, build_overview
+from dspex.view.plot import score_plot
+from dspex.view.text import _stats_lines
+from dspex.view.timeline import Change, Entry, Timeline, build_timeline, format_score
+
+__all__ = [
+    "FOLD_CHARS",
+    "Pager",
+    "experiment_html",
+    "json_for_script",
+    "timeline_html",
+    "trial_html",
+]
+
+FOLD_CHARS = 600
+"""Texts longer than this (or of more than FOLD_LINES lines) fold behind "show all"."""
+FOLD_LINES = 12
+OPEN_BLOCKS = 40
+"""Blocks beyond this many start closed, so a long trial opens quickly."""
+
+TrialUrl = Callable[[Trial], str]
+
+
+@dataclass(frozen=True)
+class Pager:
+    """Which slice of a long timeline a page shows, with links to its neighbours."""
+
+    first: int
+    last: int
+    total: int
+    prev_url: str | None = None
+    next_url: str | None = None
+
+
+def json_for_script(value: Any) -> str:
+    """JSON that is safe inside ``<script>``: ``<``, ``>`` and ``&`` become ``\\u003c`` etc."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+@cache
+def _static(name: str) -> Markup:
+    # Our own CSS/JS shipped with the package: trusted markup, never data.
+    return Markup(
+        resources.files("dspex.view").joinpath("static").joinpath(name).read_text("utf-8")
+    )
+
+
+@cache
+def _environment() -> Any:
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    env = Environment(
+        loader=PackageLoader("dspex.view", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=False,
+    )
+    env.globals.update(
+        clock=_clock,
+        lm_summary=_lm_summary,
+        preview=_preview,
+        diff_ops=diff_ops,
+        ms=lambda v: format_ms(v) if v is not None else "",
+        score=format_score,
+        pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str),
+    )
+    return env
+
+
+def _clock(entry: Entry) -> str:
+    ts = entry.event.timestamp
+    return ts.strftime("%H:%M:%S.") + f"{ts.microsecond // 1000:03d}"
+
+
+def _lm_summary(entry: Entry) -> str:
+    p = entry.event.payload
+    usage = p.get("usage") if isinstance(p.get("usage"), dict) else {}
+    parts = [str(p.get("model", ""))]
+    if usage:
+        parts.append(f"{usage.get('total_tokens', 0)} tokens")  # type: ignore[union-attr]
+    if isinstance(p.get("latency_ms"), int | float):
+        parts.append(format_ms(p.get("latency_ms")))
+    if p.get("cache_hit"):
+        parts.append("cached")
+    return " · ".join(x for x in parts if x)
+
+
+def _preview(text: str) -> str:
+    head = "\n".join(text.splitlines()[:FOLD_LINES])[:FOLD_CHARS]
+    return head + " …"
+
+
+def diff_ops(change: Change) -> list[tuple[str, str]]:
+    """Line diff of one change as (op, line) with op in ``' '``, ``'-'``, ``'+'``."""
+    before, after = change.before, change.after
+    if not isinstance(before, str) or not isinstance(after, str):
+        before = _lines_of(before)
+        after = _lines_of(after)
+    ops = []
+    for line in difflib.ndiff(before.splitlines(), after.splitlines()):
+        if line.startswith(("+ ", "- ", "  ")):
+            ops.append((line[0], line[2:]))
+    return ops
+
+
+def _lines_of(value: Any) -> str:
+    if isinstance(value, list):
+        return "\n".join(json.dumps(v, ensure_ascii=False, default=str) for v in value)
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def timeline_html(
+    timeline: Timeline,
+    *,
+    trial_url: TrialUrl | None = None,
+    offset: int = 0,
+    limit: int | None = None,
+    page_url: Callable[[int], str] | None = None,
+) -> Markup:
+    """HTML of a trial's timeline; ``limit`` shows only events ``offset..offset+limit``."""
+    blocks, pager = _page(timeline, offset, limit, page_url)
+    html = (
+        _environment()
+        .get_template("trial.html")
+        .render(
+            tl=timeline,
+            trial=timeline.trial,
+            blocks=blocks,
+            pager=pager,
+            trial_url=trial_url,
+            open_blocks=OPEN_BLOCKS,
+            fold_chars=FOLD_CHARS,
+            fold_lines=FOLD_LINES,
+            css=_static("view.css"),
+            js=_static("view.js"),
+            data=Markup(json_for_script(_trial_data(timeline))),
+        )
+    )
+    return Markup(html)
+
+
+def _trial_data(timeline: Timeline) -> dict[str, Any]:
+    trial = timeline.trial
+    return {
+        "view": "trial",
+        "experiment": trial.experiment_id,
+        "trial": trial.id,
+        "title": timeline.title,
+        "events": timeline.event_count,
+        "lm_calls": timeline.lm_call_count,
+    }
+
+
+def _page(
+    timeline: Timeline, offset: int, limit: int | None, page_url: Callable[[int], str] | None
+) -> tuple[list[Any], Pager | None]:
+    total = timeline.event_count
+    if limit is None or total <= limit and offset == 0:
+        return list(timeline.blocks), None
+    from dataclasses import replace
+
+    offset = max(0, min(offset, max(total - 1, 0)))
+    end = min(offset + limit, total)
+    blocks, position = [], 0
+    for block in timeline.blocks:
+        size = len(block.entries)
+        lo, hi = max(offset - position, 0), min(end - position, size)
+        if lo < hi:
+            blocks.append(replace(block, entries=block.entries[lo:hi]))
+        position += size
+    url = page_url or (lambda start: f"?offset={start}")
+    pager = Pager(
+        first=offset + 1 if total else 0,
+        last=end,
+        total=total,
+        prev_url=url(max(offset - limit, 0)) if offset > 0 else None,
+        next_url=url(end) if end < total else None,
+    )
+    return blocks, pager
+
+
+def trial_html(
+    experiment: Experiment, trial: Trial | str, *, trial_url: TrialUrl | None = None
+) -> Markup:
+    """The trial view of ``trial`` (a Trial or an id of one of ``experiment``'s trials)."""
+    if isinstance(trial, str):
+        trial = experiment.trial(trial)
+    return timeline_html(build_timeline(trial, experiment), trial_url=trial_url)
+
+
+def experiment_html(experiment: Experiment, *, trial_url: TrialUrl | None = None) -> Markup:
+    """The experiment view: design, statistics, score plot, lineage, trial table, best."""
+    overview = build_overview(experiment)
+    best, baseline = overview.best, overview.baseline
+    delta = None
+    if best and baseline and best.score is not None and baseline.score is not None:
+        delta = best.score - baseline.score
+
+    def link(trial: Trial, text: str) -> Markup:
+        if trial_url is None:
+            return escape(text)
+        return Markup('<a href="{}">{}</a>').format(trial_url(trial), text)
+
+    html = (
+        _environment()
+        .get_template("experiment.html")
+        .render(
+            exp=experiment,
+            ov=overview,
+            stats_rows=_stats_lines(overview),
+            plot=score_plot(overview),
+            lineage_html=_lineage_html(overview, link),
+            link=link,
+            delta=delta,
+            fold_chars=FOLD_CHARS,
+            fold_lines=FOLD_LINES,
+            css=_static("view.css"),
+            js=_static("view.js"),
+            data=Markup(
+                json_for_script(
+                    {"view": "experiment", "experiment": experiment.id, "name": experiment.name}
+                )
+            ),
+        )
+    )
+    return Markup(html)
+
+
+def _lineage_html(overview: Overview, link: Callable[[Trial, str], Markup]) -> Markup:
+    """Nested lists: each candidate under the one it was derived from."""
+    if not overview.lineage:
+        return Markup("<p>No trials.</p>")
+    parts: list[Markup | str] = []
+    depth = -1
+    for node in overview.lineage:
+        parts.append(_lineage_step(depth, node.depth))
+        depth = node.depth
+        parts.append(_lineage_item(node, link))
+    parts.append(Markup("</li></ul>") * (depth + 1))
+    return Markup("").join(parts)
+
+
+def _lineage_step(previous: int, depth: int) -> Markup:
+    if depth > previous:
+        return Markup('<ul class="lineage"><li>') * (depth - previous)
+    return Markup("</li></ul>") * (previous - depth) + Markup("</li><li>")
+
+
+def _lineage_item(node: LineageNode, link: Callable[[Trial, str], Markup]) -> Markup:
+    trial = node.trial
+    label = f"Trial {trial.index}" + (f" · {trial.name}" if trial.name else "")
+    how = Markup(" via <code>{}</code>").format(node.strategy) if node.strategy else Markup("")
+    return Markup('{} <span class="meta">({})</span>{}').format(
+        link(trial, label), format_score(trial.score), how
+    )

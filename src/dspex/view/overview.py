@@ -1,0 +1,119 @@
+"""What an experiment view shows, as plain data: statistics, lineage, trial rows.
+
+>>> from dspex import Experiment, ProgramInfo
+>>> overview = build_overview(Experiment(name="empty", program=ProgramInfo(name="qa")))
+>>> overview.rows, overview.best, overview.baseline
+((), None, None)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dspex.model import Experiment, Statistics, Trial
+from dspex.model.experiment import best_trial_of, summarize
+from dspex.view.timeline import Change, variables_diff
+
+__all__ = ["LineageNode", "Overview", "TrialRow", "build_overview", "strategies_by_trial"]
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One row of the trial table."""
+
+    trial: Trial
+    strategy: str | None
+    parents: tuple[int, ...]
+    lm_calls: int
+    tokens: int
+    errors: int
+    event_count: int
+
+
+@dataclass(frozen=True)
+class LineageNode:
+    """A trial in the candidate tree; ``depth`` 0 for roots (baselines)."""
+
+    trial: Trial
+    depth: int
+    strategy: str | None
+
+
+@dataclass(frozen=True)
+class Overview:
+    experiment: Experiment
+    stats: Statistics
+    rows: tuple[TrialRow, ...]
+    lineage: tuple[LineageNode, ...]
+    best: Trial | None
+    baseline: Trial | None
+    best_changes: tuple[Change, ...]
+
+
+def strategies_by_trial(experiment: Experiment) -> dict[str, str | None]:
+    """Trial id -> the strategy named by the candidate_created event that made it."""
+    found: dict[str, str | None] = {}
+    for trial in experiment.trials:
+        for event in trial.events:
+            if event.kind.value == "candidate_created":
+                candidate = event.payload.get("candidate")
+                strategy = event.payload.get("strategy")
+                if isinstance(candidate, str):
+                    found[candidate] = str(strategy) if strategy else None
+    return found
+
+
+def build_overview(experiment: Experiment) -> Overview:
+    """The overview of ``experiment`` (statistics are recomputed when none were stored)."""
+    strategies = strategies_by_trial(experiment)
+    index_of = {t.id: t.index for t in experiment.trials}
+    rows = tuple(
+        TrialRow(
+            trial=t,
+            strategy=strategies.get(t.id),
+            parents=tuple(index_of[p] for p in t.parent_trial_ids if p in index_of),
+            lm_calls=sum(1 for e in t.events if e.kind.value == "lm_call"),
+            tokens=sum(r.tokens for r in t.example_results),
+            errors=sum(1 for r in t.example_results if r.error is not None),
+            event_count=len(t.events),
+        )
+        for t in sorted(experiment.trials, key=lambda t: t.index)
+    )
+    best = experiment.best_trial or best_trial_of(experiment.trials)
+    baseline = _baseline(experiment)
+    changes = variables_diff(baseline, best) if best and baseline and best is not baseline else []
+    return Overview(
+        experiment=experiment,
+        stats=experiment.summary or summarize(experiment.trials),
+        rows=rows,
+        lineage=tuple(_lineage(experiment, strategies)),
+        best=best,
+        baseline=baseline,
+        best_changes=tuple(changes),
+    )
+
+
+def _baseline(experiment: Experiment) -> Trial | None:
+    trials = sorted(experiment.trials, key=lambda t: t.index)
+    roots = [t for t in trials if not t.parent_trial_ids]
+    return roots[0] if roots else (trials[0] if trials else None)
+
+
+def _lineage(experiment: Experiment, strategies: dict[str, str | None]) -> list[LineageNode]:
+    trials = sorted(experiment.trials, key=lambda t: t.index)
+    known = {t.id for t in trials}
+    children: dict[str | None, list[Trial]] = {}
+    for trial in trials:
+        parent = next((p for p in trial.parent_trial_ids if p in known), None)
+        children.setdefault(parent, []).append(trial)
+    nodes: list[LineageNode] = []
+    stack = [(t, 0) for t in reversed(children.get(None, []))]
+    seen: set[str] = set()
+    while stack:
+        trial, depth = stack.pop()
+        if trial.id in seen:
+            continue
+        seen.add(trial.id)
+        nodes.append(LineageNode(trial, depth, strategies.get(trial.id)))
+        stack += [(c, depth + 1) for c in reversed(children.get(trial.id, []))]
+    return nodes

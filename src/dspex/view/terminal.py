@@ -1,0 +1,192 @@
+"""Rich renderables for trials and experiments (``__rich_console__`` of the views).
+
+Data is always wrapped in :class:`rich.text.Text`, never parsed as console markup, so
+a ``[bold]`` in a prompt stays text::
+
+    >>> from rich.console import Console
+    >>> from dspex import Experiment, ProgramInfo
+    >>> from dspex.view import ExperimentView
+    >>> console = Console(width=60, record=True, color_system=None)
+    >>> console.print(ExperimentView(Experiment(name="[red]x", program=ProgramInfo(name="qa"))))
+    ╭─ Experiment [red]x ─...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from dspex.model import Experiment
+from dspex.view.entries import format_ms
+from dspex.view.overview import build_overview
+from dspex.view.text import _header_lines, _stats_lines, change_lines
+from dspex.view.timeline import Entry, Timeline, format_score
+
+__all__ = ["experiment_renderables", "timeline_renderables"]
+
+SOURCE_STYLES = {"orchestration": "magenta", "execution": "blue", "evaluation": "green"}
+TEXT_LINES = 12
+
+
+def _fields(fields: Iterable[tuple[str, str]]) -> Table:
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for name, value in fields:
+        grid.add_row(Text(f"{name}:"), Text(value))
+    return grid
+
+
+def _quoted(label: str, text: str, max_lines: int | None) -> RenderableType:
+    from rich.padding import Padding
+
+    lines = text.splitlines() or [""]
+    shown = lines if max_lines is None else lines[:max_lines]
+    body = Text("\n".join(shown))
+    if len(shown) < len(lines):
+        body.append(f"\n… {len(lines) - len(shown)} more lines", style="dim")
+    return Group(Text(f"{label}:", style="dim"), Padding(body, (0, 0, 0, 2)))
+
+
+def _entry(entry: Entry, max_lines: int | None, show_worker: bool = False) -> RenderableType:
+    ts = entry.event.timestamp
+    title = Text(ts.strftime("%H:%M:%S.") + f"{ts.microsecond // 1000:03d} ", style="dim")
+    title.append(entry.title, style="bold red" if entry.failed else "bold")
+    if show_worker:
+        title.append(f" @{entry.event.worker}", style="cyan")
+    if entry.failed:
+        title.append(" [FAILED]", style="red")
+    parts: list[RenderableType] = [title]
+    if entry.fields:
+        parts.append(_fields(entry.fields))
+    parts += [_quoted(label, text, max_lines) for label, text in entry.texts]
+    return (
+        Panel.fit(Group(*parts), border_style="dim")
+        if entry.is_lm_call
+        else _indent(Group(*parts), 0)
+    )
+
+
+def _indent(renderable: RenderableType, depth: int) -> RenderableType:
+    from rich.padding import Padding
+
+    return Padding(renderable, (0, 0, 0, 2 * min(depth, 6)))
+
+
+def timeline_renderables(
+    timeline: Timeline, *, max_lines: int | None = TEXT_LINES
+) -> Iterator[RenderableType]:
+    """The trial view: title, time bar, parent diff, one panel per block, errors."""
+    trial = timeline.trial
+    meta = [x for x in (trial.name, trial.id, f"status {trial.status.value}") if x]
+    if timeline.parent is not None:
+        meta.append(f"parent: Trial {timeline.parent.index}")
+    if timeline.strategy:
+        meta.append(f"strategy {timeline.strategy}")
+    yield Text(timeline.title, style="bold underline")
+    yield Text(" · ".join(meta), style="dim")
+    yield from _time_bar(timeline)
+    if timeline.parent is not None:
+        lines = [f"Changes against parent (Trial {timeline.parent.index}):"]
+        for change in timeline.changes:
+            lines += change_lines(change, width=96, indent=2)
+        if not timeline.changes:
+            lines.append("  (none)")
+        yield Text("\n".join(lines))
+    for block in timeline.blocks:
+        body: list[RenderableType] = [_fields(block.header)]
+        several = len(block.workers) > 1
+        body += [_indent(_entry(e, max_lines, several), e.depth) for e in block.entries]
+        yield Panel(
+            Group(*body),
+            title=Text(f"{block.label} · {block.worker}"),
+            title_align="left",
+            border_style=SOURCE_STYLES.get(block.source, "white"),
+        )
+    for problem in timeline.problems:
+        yield Panel(
+            Group(
+                Text(f"{problem.type}: {problem.message}", style="bold red"),
+                Text(problem.traceback),
+            ),
+            title=Text(f"Error in {problem.where}"),
+            title_align="left",
+            border_style="red",
+        )
+
+
+def _time_bar(timeline: Timeline) -> Iterator[RenderableType]:
+    if not timeline.time_by_source:
+        return
+    bar = Text()
+    legend = Text()
+    for share in timeline.time_by_source:
+        style = SOURCE_STYLES.get(share.label, "white")
+        bar.append("█" * max(1, round(share.fraction * 60)), style=style)
+        legend.append(
+            f"■ {share.label} {share.fraction:.0%} ({format_ms(share.ms)})  ", style=style
+        )
+    yield bar
+    yield legend
+
+
+def experiment_renderables(experiment: Experiment) -> Iterator[RenderableType]:
+    """The experiment view: design, summary, trial table, lineage tree, best vs baseline."""
+    overview = build_overview(experiment)
+    yield Panel(
+        _fields(_header_lines(overview)),
+        title=Text(f"Experiment {experiment.name}"),
+        title_align="left",
+    )
+    yield _fields(_stats_lines(overview))
+    yield _trial_table(overview)
+    tree = Tree(Text("Lineage", style="bold"))
+    branches: dict[int, Any] = {-1: tree}
+    for node in overview.lineage:
+        how = f" via {node.strategy}" if node.strategy else ""
+        label = Text(f"Trial {node.trial.index} ({format_score(node.trial.score)}){how}")
+        branches[node.depth] = branches[node.depth - 1].add(label)
+    yield tree
+    if overview.best and overview.baseline:
+        best, base = overview.best, overview.baseline
+        lines = [
+            f"Best Trial {best.index} {format_score(best.score)} vs baseline "
+            f"Trial {base.index} {format_score(base.score)}"
+        ]
+        for change in overview.best_changes:
+            lines += change_lines(change, width=96, indent=2)
+        yield Text("\n".join(lines))
+
+
+def _trial_table(overview: Any) -> Table:
+    table = Table(title="Trials", title_justify="left")
+    for name, justify in (
+        ("#", "right"),
+        ("name", "left"),
+        ("score", "right"),
+        ("parents", "left"),
+        ("strategy", "left"),
+        ("LM calls", "right"),
+        ("errors", "right"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for row in overview.rows:
+        t = row.trial
+        best = overview.best is not None and overview.best.id == t.id
+        table.add_row(
+            str(t.index),
+            Text(t.name),
+            format_score(t.score),
+            ", ".join(str(p) for p in row.parents) or "-",
+            Text(row.strategy or "-"),
+            str(row.lm_calls),
+            str(row.errors),
+            style="bold" if best else None,
+        )
+    return table

@@ -1,0 +1,400 @@
+"""Plain text renderings of trials and experiments at a fixed width.
+
+    >>> from dspex.view.text import wrap_field
+    >>> wrap_field("Strategy", "append_a_rule", width=40, indent=2)
+    ['  Strategy: append_a_rule']
+
+:func:`render_trial_text` is what ``dspex demo`` prints at the end of a run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import textwrap
+
+from dspex.model import Experiment, Trial
+from dspex.view.entries import format_ms
+from dspex.view.overview import Overview, build_overview
+from dspex.view.timeline import Change, Entry, Timeline, build_timeline, format_score
+
+__all__ = [
+    "change_lines",
+    "experiment_text",
+    "render_trial_text",
+    "timeline_text",
+    "wrap_field",
+]
+
+ABRIDGED_TEXT_LINES = 6
+
+
+def wrap_field(name: str, value: str, *, width: int, indent: int) -> list[str]:
+    """``name: value`` wrapped to ``width``; continuation lines indented under the value."""
+    prefix = " " * indent + f"{name}: "
+    lines: list[str] = []
+    for number, paragraph in enumerate(value.splitlines() or [""]):
+        first = prefix if number == 0 else " " * len(prefix)
+        lines += textwrap.wrap(
+            paragraph,
+            width=max(width, len(prefix) + 20),
+            initial_indent=first,
+            subsequent_indent=" " * len(prefix),
+            break_long_words=True,
+            replace_whitespace=False,
+            drop_whitespace=True,
+        ) or [first.rstrip()]
+    return lines
+
+
+def _quote(label: str, text: str, *, width: int, indent: int, max_lines: int | None) -> list[str]:
+    pad = " " * indent
+    lines = [f"{pad}{label}:"]
+    body: list[str] = []
+    for raw in text.splitlines() or [""]:
+        body += textwrap.wrap(
+            raw, width=max(width - indent - 2, 20), break_long_words=True, replace_whitespace=False
+        ) or [""]
+    shown = body if max_lines is None else body[:max_lines]
+    lines += [f"{pad}> {line}".rstrip() for line in shown]
+    if len(shown) < len(body):
+        lines.append(f"{pad}> ... ({len(body) - len(shown)} more lines)")
+    return lines
+
+
+def change_lines(change: Change, *, width: int, indent: int) -> list[str]:
+    """A readable diff of one changed variable."""
+    pad = " " * indent
+    head = f"{pad}{change.predictor}.{change.field}"
+    if isinstance(change.before, str) and isinstance(change.after, str):
+        diff = difflib.ndiff(change.before.splitlines(), change.after.splitlines())
+        lines = [head]
+        for line in diff:
+            if line.startswith(("+ ", "- ")):
+                lines += textwrap.wrap(
+                    line,
+                    width=width - indent - 2,
+                    initial_indent=pad + "  ",
+                    subsequent_indent=pad + "    ",
+                )
+        return lines
+    if isinstance(change.before, list) and isinstance(change.after, list):
+        lines = [f"{head}: {len(change.before)} -> {len(change.after)} demo(s)"]
+        removed = [d for d in change.before if d not in change.after]
+        added = [d for d in change.after if d not in change.before]
+        for sign, demos in (("-", removed), ("+", added)):
+            for demo in demos:
+                text = json.dumps(demo, ensure_ascii=False)
+                lines += textwrap.wrap(
+                    f"{sign} {text}",
+                    width=width - indent - 2,
+                    initial_indent=pad + "  ",
+                    subsequent_indent=pad + "    ",
+                )
+        return lines
+    return [f"{head}: {json.dumps(change.before)} -> {json.dumps(change.after)}"]
+
+
+def _clock(entry: Entry) -> str:
+    ts = entry.event.timestamp
+    return ts.strftime("%H:%M:%S.") + f"{ts.microsecond // 1000:03d}"
+
+
+def _time_bar(timeline: Timeline, width: int) -> list[str]:
+    shares = timeline.time_by_source
+    if not shares:
+        return []
+    bar_width = max(width - 2, 10)
+    letters = {"orchestration": "O", "execution": "X", "evaluation": "E"}
+    bar = "".join(letters.get(s.label, "?") * round(s.fraction * bar_width) for s in shares)
+    legend = " · ".join(
+        f"{letters.get(s.label, '?')} {s.label} {s.fraction:.0%} ({format_ms(s.ms)})"
+        for s in shares
+    )
+    lines = [f"[{bar[:bar_width]:<{bar_width}}]"]
+    lines += textwrap.wrap("Time: " + legend, width=width)
+    modules = [s for s in timeline.time_by_module if s.label != "(outside modules)"][:5]
+    if modules:
+        text = " · ".join(f"{s.label} {s.fraction:.0%}" for s in modules)
+        lines += textwrap.wrap("Modules: " + text, width=width)
+    return lines
+
+
+def timeline_text(
+    timeline: Timeline,
+    *,
+    width: int = 100,
+    abridged: bool = False,
+    max_events: int | None = None,
+) -> str:
+    """The trial's timeline as plain text at ``width`` columns."""
+    max_lines = ABRIDGED_TEXT_LINES if abridged else None
+    lines = _title_lines(timeline, width)
+    lines += _time_bar(timeline, width)
+    lines += _parent_lines(timeline, width)
+    if abridged:
+        timeline = _without_routine(timeline)
+    lines += _blocks_text(timeline, width=width, max_lines=max_lines, max_events=max_events)
+    lines += _problem_lines(timeline, width=width, max_lines=max_lines)
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+ROUTINE_KINDS = ("adapter_format", "adapter_parse", "module_end")
+"""Events an abridged timeline leaves out unless they failed: they repeat what the
+surrounding module call and LM call already show."""
+
+
+def _without_routine(timeline: Timeline) -> Timeline:
+    from dataclasses import replace
+
+    blocks = []
+    for block in timeline.blocks:
+        kept = tuple(e for e in block.entries if e.kind not in ROUTINE_KINDS or e.failed)
+        if kept:
+            blocks.append(replace(block, entries=kept))
+    return replace(timeline, blocks=tuple(blocks))
+
+
+def _title_lines(timeline: Timeline, width: int) -> list[str]:
+    trial = timeline.trial
+    meta = [trial.name] if trial.name else []
+    meta += [f"id {trial.id}", f"status {trial.status.value}"]
+    if timeline.parent is not None:
+        meta.append(f"parent: Trial {timeline.parent.index}")
+    if timeline.strategy:
+        meta.append(f"strategy {timeline.strategy}")
+    return [timeline.title, *textwrap.wrap(" · ".join(meta), width=width), "=" * width]
+
+
+def _parent_lines(timeline: Timeline, width: int) -> list[str]:
+    if timeline.parent is None:
+        return []
+    lines = ["", f"Changes against parent (Trial {timeline.parent.index}):"]
+    for change in timeline.changes:
+        lines += change_lines(change, width=width, indent=2)
+    return lines if timeline.changes else [*lines, "  (none)"]
+
+
+def _blocks_text(
+    timeline: Timeline, *, width: int, max_lines: int | None, max_events: int | None
+) -> list[str]:
+    lines: list[str] = []
+    limit = timeline.event_count if max_events is None else max_events
+    shown = 0
+    for block in timeline.blocks:
+        if shown >= limit:
+            break
+        lines += ["", f"── {block.label} " + "─" * max(width - len(block.label) - 4, 0)]
+        for name, value in block.header:
+            lines += wrap_field(name, value, width=width, indent=0)
+        several = len(block.workers) > 1
+        for entry in block.entries[: limit - shown]:
+            lines += _entry_text(entry, width=width, max_lines=max_lines, show_worker=several)
+        shown += min(len(block.entries), limit - shown)
+    if not timeline.blocks:
+        lines += [
+            "",
+            "(no events were recorded for this trial)"
+            if not timeline.trial.events
+            else "(no events match these filters)",
+        ]
+    if shown < timeline.event_count:
+        more = timeline.event_count - shown
+        lines += ["", f"... {more} more events (view the whole trial with `dspex ui`)"]
+        hidden = timeline.entries[shown:]
+        scores = [e for e in hidden if e.kind == "trial_score"]
+        if scores:  # the outcome is worth printing even when the events are cut short
+            lines += wrap_field("Final Score", _score_line(scores[-1]), width=width, indent=0)
+    return lines
+
+
+def _score_line(entry: Entry) -> str:
+    p = entry.event.payload
+    score = p.get("score")
+    details = [str(p[k]) for k in ("metric",) if p.get(k)]
+    details += [f"{k} {p[k]}" for k in ("n", "failures", "scope") if p.get(k) is not None]
+    text = format_score(float(score)) if isinstance(score, int | float) else "n/a"
+    return text + (f" ({', '.join(details)})" if details else "")
+
+
+def _problem_lines(timeline: Timeline, *, width: int, max_lines: int | None) -> list[str]:
+    if not timeline.problems:
+        return []
+    lines = ["", "── Errors " + "─" * (width - 10)]
+    for problem in timeline.problems:
+        lines += wrap_field(
+            problem.where, f"{problem.type}: {problem.message}", width=width, indent=0
+        )
+        if problem.traceback:
+            lines += _quote(
+                "traceback", problem.traceback, width=width, indent=2, max_lines=max_lines
+            )
+    return lines
+
+
+def _entry_text(
+    entry: Entry, *, width: int, max_lines: int | None, show_worker: bool = False
+) -> list[str]:
+    indent = 2 + 2 * min(entry.depth, 6)
+    mark = f" @{entry.event.worker}" if show_worker else ""
+    mark += " [FAILED]" if entry.failed else ""
+    lines = [" " * indent + f"[{_clock(entry)}] {entry.title}{mark}"]
+    for name, value in entry.fields:
+        lines += wrap_field(name, value, width=width, indent=indent + 2)
+    for label, text in entry.texts:
+        lines += _quote(label, text, width=width, indent=indent + 2, max_lines=max_lines)
+    return lines
+
+
+def render_trial_text(
+    experiment: Experiment,
+    trial: Trial | str,
+    width: int = 100,
+    abridged: bool = True,
+    max_events: int | None = 60,
+) -> str:
+    """A trial's timeline as plain text, as ``dspex demo`` prints it.
+
+    ``trial`` is a :class:`~dspex.Trial` or a trial id of ``experiment``; ``abridged``
+    folds long texts to a few lines and ``max_events`` stops after that many events.
+    """
+    if isinstance(trial, str):
+        trial = experiment.trial(trial)
+    text = timeline_text(
+        build_timeline(trial, experiment),
+        width=width,
+        abridged=abridged,
+        max_events=max_events,
+    )
+    return text
+
+
+# -- experiment --------------------------------------------------------------------
+
+
+def _stats_lines(overview: Overview) -> list[tuple[str, str]]:
+    stats = overview.stats
+    rows: list[tuple[str, str]] = []
+    for name, metric in stats.metrics.items():
+        rows.append(
+            (
+                f"{name} (best trial)",
+                _mean_ci(metric.mean, metric.ci95_low, metric.ci95_high, metric.n),
+            )
+        )
+    if stats.trial_scores is not None:
+        s = stats.trial_scores
+        rows.append(("score over trials", _mean_ci(s.mean, s.ci95_low, s.ci95_high, s.n)))
+    if stats.latency_ms is not None:
+        rows.append(
+            (
+                "latency",
+                f"p50 {format_ms(stats.latency_ms.p50)}, p95 {format_ms(stats.latency_ms.p95)}",
+            )
+        )
+    rows.append(("tokens", f"{stats.total_tokens:,}"))
+    rows.append(("cost", f"${stats.total_cost:.4f}"))
+    rows.append(
+        (
+            "trials / examples / errors",
+            f"{stats.trial_count} / {stats.example_count} / {stats.error_count}",
+        )
+    )
+    return rows
+
+
+def _mean_ci(mean: float, low: float, high: float, n: int) -> str:
+    return f"mean {mean:.3f} (95% CI {low:.3f} to {high:.3f}, n={n})"
+
+
+def _header_lines(overview: Overview) -> list[tuple[str, str]]:
+    exp = overview.experiment
+    rows = [("id", exp.id), ("status", exp.status.value)]
+    if exp.hypothesis is not None:
+        h = exp.hypothesis
+        rows.append(("hypothesis", f"{h.research_question} [{h.status.value}]"))
+        if h.prediction:
+            rows.append(("prediction", h.prediction))
+    program = exp.program.name + (f" ({exp.program.class_path})" if exp.program.class_path else "")
+    rows.append(("program", program))
+    if exp.optimizer is not None:
+        settings = json.dumps(exp.optimizer.settings, ensure_ascii=False)
+        rows.append(("optimizer", f"{exp.optimizer.name} {settings}"))
+    if exp.tags:
+        rows.append(("tags", ", ".join(exp.tags)))
+    return rows
+
+
+def _score_bar(score: float | None, lowest: float, highest: float, width: int) -> str:
+    if score is None:
+        return ""
+    span = highest - lowest
+    fraction = 1.0 if span <= 0 else (score - lowest) / span
+    return "#" * max(1, round(fraction * width))
+
+
+def experiment_text(experiment: Experiment, *, width: int = 100) -> str:
+    """An experiment's overview as plain text at ``width`` columns."""
+    overview = build_overview(experiment)
+    lines = [f"Experiment {experiment.name}", "=" * width]
+    for name, value in _header_lines(overview):
+        lines += wrap_field(name, value, width=width, indent=0)
+    lines += ["", "Summary"]
+    for name, value in _stats_lines(overview):
+        lines += wrap_field(name, value, width=width, indent=2)
+    lines += ["", "Trials"]
+    lines += _table_text(overview, width)
+    lines += ["", "Lineage"]
+    for node in overview.lineage:
+        how = f" via {node.strategy}" if node.strategy else ""
+        lines.append(
+            "  "
+            + "  " * node.depth
+            + ("└ " if node.depth else "")
+            + f"Trial {node.trial.index} ({format_score(node.trial.score)}){how}"
+        )
+    lines += _best_lines(overview, width)
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _table_text(overview: Overview, width: int) -> list[str]:
+    scores = [r.trial.score for r in overview.rows if r.trial.score is not None]
+    low, high = (min(0.0, *scores), max(scores)) if scores else (0.0, 1.0)
+    head = (
+        f"  {'#':>3}  {'name':<24} {'score':>7}  {'parents':<8} {'strategy':<14} "
+        f"{'LM':>4} {'err':>3}  "
+    )
+    bar_width = max(width - len(head), 5)
+    lines = [head + "plot"]
+    for row in overview.rows:
+        t = row.trial
+        best = "*" if overview.best is not None and t.id == overview.best.id else " "
+        parents = ",".join(str(p) for p in row.parents) or "-"
+        name = _cut(t.name or "", 24)
+        lines.append(
+            f" {best}{t.index:>3}  {name:<24} {format_score(t.score):>7}  {_cut(parents, 8):<8} "
+            f"{(row.strategy or '-')[:14]:<14} {row.lm_calls:>4} {row.errors:>3}  "
+            + _score_bar(t.score, low, high, bar_width)
+        )
+    return lines
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _best_lines(overview: Overview, width: int) -> list[str]:
+    best, baseline = overview.best, overview.baseline
+    if best is None or baseline is None:
+        return []
+    lines = ["", "Best against baseline"]
+    delta = ""
+    if best.score is not None and baseline.score is not None:
+        delta = f" ({best.score - baseline.score:+.3f})"
+    lines.append(
+        f"  best Trial {best.index} {format_score(best.score)} vs baseline "
+        f"Trial {baseline.index} {format_score(baseline.score)}{delta}"
+    )
+    for change in overview.best_changes:
+        lines += change_lines(change, width=width, indent=2)
+    return lines

@@ -1,0 +1,431 @@
+"""The unified timeline of one trial, as plain data that every renderer shares.
+
+:func:`build_timeline` turns a :class:`~dspex.Trial` (and its experiment, to find the
+parent candidate) into a :class:`Timeline`: blocks of consecutive events of one source
+in ``sequence`` order, each item nested under its enclosing module call::
+
+    >>> from datetime import UTC, datetime
+    >>> from dspex import Experiment, ProgramInfo, TraceEvent, Trial, new_id
+    >>> exp_id, trl_id = new_id("exp"), new_id("trl")
+    >>> t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> ev = TraceEvent(trial_id=trl_id, sequence=0, timestamp=t0, monotonic_ns=0,
+    ...                 source="evaluation", kind="trial_score", pid=1, worker="main",
+    ...                 payload={"score": 0.5, "metric": "accuracy"})
+    >>> trial = Trial(id=trl_id, experiment_id=exp_id, index=0, started_at=t0, score=0.5,
+    ...               events=(ev,))
+    >>> timeline = build_timeline(trial)
+    >>> timeline.title, [b.source for b in timeline.blocks]
+    ('Trial 0 (Score: 0.5)', ['evaluation'])
+
+Nothing here renders; :mod:`dspex.view.text`, :mod:`dspex.view.terminal` and
+:mod:`dspex.view.html` do.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+from dspex.model import Experiment, TraceEvent, Trial
+
+__all__ = [
+    "Block",
+    "Change",
+    "Description",
+    "Entry",
+    "Problem",
+    "TimeShare",
+    "Timeline",
+    "build_timeline",
+    "format_score",
+    "short_json",
+    "variables_diff",
+]
+
+SOURCE_LABELS = {
+    "orchestration": "Orchestration",
+    "execution": "Execution",
+    "evaluation": "Evaluation",
+}
+
+
+@dataclass(frozen=True)
+class Description:
+    """How an event reads: ``fields`` are short (name, value) pairs; ``texts`` are long
+    texts (an LM prompt's messages, its responses, a traceback) that renderers fold."""
+
+    title: str
+    fields: tuple[tuple[str, str], ...] = ()
+    texts: tuple[tuple[str, str], ...] = ()
+    failed: bool = False
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One event in the timeline: where it sits (depth, module) and how it reads.
+
+    The description is worked out on first use, so that a page showing 400 events of a
+    2,000-event trial only describes those 400.
+    """
+
+    event: TraceEvent
+    depth: int
+    module: str | None
+
+    @cached_property
+    def description(self) -> Description:
+        from dspex.view.entries import describe
+
+        return describe(self.event)
+
+    @property
+    def title(self) -> str:
+        return self.description.title
+
+    @property
+    def fields(self) -> tuple[tuple[str, str], ...]:
+        return self.description.fields
+
+    @property
+    def texts(self) -> tuple[tuple[str, str], ...]:
+        return self.description.texts
+
+    @property
+    def failed(self) -> bool:
+        return self.description.failed
+
+    @property
+    def kind(self) -> str:
+        return self.event.kind.value
+
+    @property
+    def source(self) -> str:
+        return self.event.source.value
+
+    @property
+    def is_lm_call(self) -> bool:
+        return self.event.kind.value == "lm_call"
+
+    def search_text(self) -> str:
+        """Lowercased text that a search matches against."""
+        parts = [self.title, *(f"{k} {v}" for k, v in self.fields), *(t for _, t in self.texts)]
+        return "\n".join(parts).lower()
+
+
+@dataclass(frozen=True)
+class Block:
+    """Consecutive entries of one source, and the workers they ran on.
+
+    Events of parallel workers interleave; they stay in one block (each entry names
+    its worker) rather than splitting into a block per event.
+    """
+
+    source: str
+    workers: tuple[str, ...]
+    entries: tuple[Entry, ...]
+    header: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def worker(self) -> str:
+        return ", ".join(self.workers)
+
+    @property
+    def label(self) -> str:
+        return SOURCE_LABELS.get(self.source, self.source.title())
+
+    @property
+    def started(self) -> datetime:
+        return self.entries[0].event.timestamp
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference between a trial's variables and its parent's."""
+
+    predictor: str
+    field: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An error somewhere in the trial: where it happened and its traceback."""
+
+    where: str
+    type: str
+    message: str
+    traceback: str
+    sequence: int | None = None
+
+
+@dataclass(frozen=True)
+class TimeShare:
+    """Time spent in one source or module, as milliseconds and a fraction of the trial."""
+
+    label: str
+    ms: float
+    fraction: float
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Everything a trial view shows, already ordered and grouped."""
+
+    trial: Trial
+    parent: Trial | None
+    blocks: tuple[Block, ...]
+    changes: tuple[Change, ...]
+    problems: tuple[Problem, ...]
+    time_by_source: tuple[TimeShare, ...]
+    time_by_module: tuple[TimeShare, ...]
+    sources: tuple[str, ...] = ()
+    workers: tuple[str, ...] = ()
+    modules: tuple[str, ...] = ()
+    strategy: str | None = None
+
+    @property
+    def title(self) -> str:
+        return f"Trial {self.trial.index} (Score: {format_score(self.trial.score)})"
+
+    @property
+    def entries(self) -> list[Entry]:
+        return [entry for block in self.blocks for entry in block.entries]
+
+    @property
+    def lm_call_count(self) -> int:
+        return sum(1 for entry in self.entries if entry.is_lm_call)
+
+    @property
+    def event_count(self) -> int:
+        return sum(len(block.entries) for block in self.blocks)
+
+    def filter(
+        self,
+        *,
+        sources: Iterable[str] | None = None,
+        workers: Iterable[str] | None = None,
+        modules: Iterable[str] | None = None,
+        text: str | None = None,
+    ) -> Timeline:
+        """The same timeline keeping only entries that match every given filter."""
+        wanted = (
+            set(sources) if sources is not None else None,
+            set(workers) if workers is not None else None,
+            set(modules) if modules is not None else None,
+            text.lower() if text else None,
+        )
+        blocks = []
+        for block in self.blocks:
+            kept = tuple(e for e in block.entries if _matches(e, *wanted))
+            if kept:
+                workers = tuple(dict.fromkeys(e.event.worker for e in kept))
+                blocks.append(replace(block, entries=kept, workers=workers))
+        return replace(self, blocks=tuple(blocks))
+
+
+def _matches(
+    entry: Entry,
+    sources: set[str] | None,
+    workers: set[str] | None,
+    modules: set[str] | None,
+    text: str | None,
+) -> bool:
+    if sources is not None and entry.source not in sources:
+        return False
+    if workers is not None and entry.event.worker not in workers:
+        return False
+    if modules is not None and entry.module not in modules:
+        return False
+    return text is None or text in entry.search_text()
+
+
+def format_score(score: float | None) -> str:
+    """``0.85`` -> ``'0.85'``; None -> ``'n/a'`` (at most 4 decimals, no trailing zeros)."""
+    if score is None:
+        return "n/a"
+    text = f"{score:.4f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def short_json(value: Any, limit: int | None = None) -> str:
+    """Compact one-line JSON for a value (strings as they are); cut at ``limit`` chars."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    if limit is not None and len(text) > limit:
+        return text[: max(limit - 1, 0)] + "…"
+    return text
+
+
+# -- building ----------------------------------------------------------------------
+
+
+def build_timeline(trial: Trial, experiment: Experiment | None = None) -> Timeline:
+    """The timeline of ``trial``; ``experiment`` lets it find the parent candidate."""
+    events = sorted(trial.events, key=lambda e: e.sequence)
+    by_id = {e.id: e for e in events}
+    entries = [Entry(e, _depth(e, by_id), _module_of(e, by_id)) for e in events]
+    parent = _parent_of(trial, experiment)
+    return Timeline(
+        trial=trial,
+        parent=parent,
+        blocks=tuple(_blocks(entries, trial)),
+        changes=tuple(variables_diff(parent, trial)) if parent is not None else (),
+        problems=tuple(_problems(trial, entries)),
+        time_by_source=tuple(_time_shares(entries, lambda e: e.source)),
+        time_by_module=tuple(_time_shares(entries, lambda e: e.module or "(outside modules)")),
+        sources=tuple(dict.fromkeys(e.source.value for e in events)),
+        workers=tuple(sorted({e.worker for e in events})),
+        modules=tuple(sorted({m for m in (entry.module for entry in entries) if m})),
+        strategy=_strategy_of(trial, experiment),
+    )
+
+
+def _depth(event: TraceEvent, by_id: dict[str, TraceEvent]) -> int:
+    depth, seen, current = 0, set(), event.parent_id
+    while current is not None and current in by_id and current not in seen:
+        seen.add(current)
+        depth += 1
+        current = by_id[current].parent_id
+    if event.kind.value == "module_end":
+        return max(depth - 1, 0) if _start_is_parent(event, by_id) else depth
+    return depth
+
+
+def _start_is_parent(event: TraceEvent, by_id: dict[str, TraceEvent]) -> bool:
+    # A module_end may be recorded inside its own start's scope; draw it level with the start.
+    return event.parent_id is not None and event.parent_id == event.payload.get("start_id")
+
+
+def _module_of(event: TraceEvent, by_id: dict[str, TraceEvent]) -> str | None:
+    """The module path of ``event``: its own for module events, else the enclosing one's."""
+    if event.source.value != "execution":
+        return None
+    own = event.payload.get("module")
+    if isinstance(own, str) and own:
+        return own
+    current = event.parent_id
+    seen: set[str] = set()
+    while current is not None and current in by_id and current not in seen:
+        seen.add(current)
+        module = by_id[current].payload.get("module")
+        if isinstance(module, str) and module:
+            return module
+        current = by_id[current].parent_id
+    return None
+
+
+def _blocks(entries: list[Entry], trial: Trial) -> Iterable[Block]:
+    from dspex.view.entries import block_header
+
+    groups: list[list[Entry]] = []
+    for entry in entries:
+        last = groups[-1][0] if groups else None
+        if last is None or entry.source != last.source:
+            groups.append([])
+        groups[-1].append(entry)
+    shown: dict[str, str] = {}
+    for group in groups:
+        header = []
+        for name, value in block_header(group[0].source, group, trial):
+            # Variables in effect are repeated only when they differ from the last block's.
+            if name in _VARIABLE_FIELDS or name.startswith(_VARIABLE_PREFIXES):
+                if shown.get(name) == value:
+                    continue
+                shown[name] = value
+            header.append((name, value))
+        workers = tuple(dict.fromkeys(e.event.worker for e in group))
+        yield Block(group[0].source, workers, tuple(group), tuple(header))
+
+
+_VARIABLE_FIELDS = ("temperature",)
+_VARIABLE_PREFIXES = ("instructions · ", "demos · ")
+
+
+def _parent_of(trial: Trial, experiment: Experiment | None) -> Trial | None:
+    if experiment is None or not trial.parent_trial_ids:
+        return None
+    by_id = {t.id: t for t in experiment.trials}
+    return by_id.get(trial.parent_trial_ids[0])
+
+
+def _strategy_of(trial: Trial, experiment: Experiment | None) -> str | None:
+    """The strategy that created ``trial``, from a candidate_created event naming it."""
+    trials = experiment.trials if experiment is not None else (trial,)
+    for candidate in trials:
+        for event in candidate.events:
+            payload = event.payload
+            if event.kind.value == "candidate_created" and payload.get("candidate") == trial.id:
+                strategy = payload.get("strategy")
+                return str(strategy) if strategy else None
+    return None
+
+
+def variables_diff(parent: Trial | None, trial: Trial) -> list[Change]:
+    """Instructions, demos and LM settings that differ between ``parent`` and ``trial``."""
+    if parent is None:
+        return []
+    changes = []
+    before, after = parent.variables.predictors, trial.variables.predictors
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name), after.get(name)
+        old_instr = old.instructions if old else ""
+        new_instr = new.instructions if new else ""
+        if old_instr != new_instr:
+            changes.append(Change(name, "instructions", old_instr, new_instr))
+        old_demos = list(old.demos) if old else []
+        new_demos = list(new.demos) if new else []
+        if old_demos != new_demos:
+            changes.append(Change(name, "demos", old_demos, new_demos))
+    old_lm = parent.variables.lm.settings if parent.variables.lm else {}
+    new_lm = trial.variables.lm.settings if trial.variables.lm else {}
+    for key in sorted(set(old_lm) | set(new_lm)):
+        if old_lm.get(key) != new_lm.get(key):
+            changes.append(Change("lm", key, old_lm.get(key), new_lm.get(key)))
+    return changes
+
+
+def _problems(trial: Trial, entries: list[Entry]) -> Iterable[Problem]:
+    seen: set[tuple[str, str, str]] = set()
+    for problem in _all_problems(trial, entries):
+        # One exception surfaces in the module, its callers and the example; show it once.
+        key = (problem.type, problem.message, problem.traceback)
+        if key not in seen:
+            seen.add(key)
+            yield problem
+
+
+def _all_problems(trial: Trial, entries: list[Entry]) -> Iterable[Problem]:
+    if trial.error is not None:
+        yield Problem("trial", trial.error.type, trial.error.message, trial.error.traceback)
+    for entry in entries:
+        error = entry.event.payload.get("error")
+        if entry.kind == "error":
+            error = entry.event.payload
+        if isinstance(error, dict) and error:
+            yield Problem(
+                where=entry.title,
+                type=str(error.get("type", "error")),
+                message=str(error.get("message", "")),
+                traceback=str(error.get("traceback", "")),
+                sequence=entry.event.sequence,
+            )
+
+
+def _time_shares(entries: list[Entry], key: Any) -> Iterable[TimeShare]:
+    """Attribute each gap between consecutive events to the earlier event's key."""
+    totals: dict[str, float] = {}
+    for current, following in zip(entries, entries[1:], strict=False):
+        a, b = current.event, following.event
+        if a.pid == b.pid:
+            gap = max(b.monotonic_ns - a.monotonic_ns, 0) / 1e6
+        else:  # clocks of different processes do not compare; timestamps do
+            gap = max((b.timestamp - a.timestamp).total_seconds() * 1000, 0.0)
+        label = key(current)
+        totals[label] = totals.get(label, 0.0) + gap
+    whole = sum(totals.values())
+    for label, ms in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])):
+        yield TimeShare(label, ms, ms / whole if whole else 0.0)

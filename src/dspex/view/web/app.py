@@ -1,0 +1,423 @@
+"""The Starlette application: experiment list, experiment and trial pages, JSON API.
+
+Routes (all GET)::
+
+    /                                         experiments, filtered by the query string
+    /experiments/{experiment_id}              the experiment view
+    /experiments/{experiment_id}/trials/{id}  the trial view (events paginated)
+    /api/experiments                          summaries as JSON (same filters)
+    /api/experiments/{experiment_id}         the experiment without events, as JSON
+    /api/experiments/{experiment_id}/trials/{id}  one trial with its events, as JSON
+
+Unknown or malformed ids answer 404, invalid filters 400, both with the message.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+from urllib.parse import urlencode
+
+from markupsafe import Markup
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dspex.errors import (
+    ExperimentNotFound,
+    InvalidIdError,
+    InvalidQueryError,
+    TrialNotFound,
+)
+from dspex.model import Experiment, Trial
+from dspex.store import ResultStore
+from dspex.store.query import FILTERS
+from dspex.view.html import experiment_html, timeline_html
+from dspex.view.timeline import Timeline, build_timeline, format_score
+
+__all__ = ["EVENTS_PER_PAGE", "create_app"]
+
+EVENTS_PER_PAGE = 400
+"""Trial pages show this many events at a time; longer trials get earlier/later links."""
+
+TOKEN_COOKIE = "dspex_token"
+_LIST_FILTERS = tuple(k for k in FILTERS if k not in ("cursor", "offset"))
+_MULTI = ("status", "tags")
+_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+    "img-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+@cache
+def _templates() -> Any:
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    env = Environment(
+        loader=PackageLoader("dspex.view.web", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+    )
+    env.globals["score"] = format_score
+    return env
+
+
+def _page(
+    request: Request, title: str, content: Markup, crumbs: list[tuple[str, str]], status: int = 200
+) -> HTMLResponse:
+    html = (
+        _templates()
+        .get_template("base.html")
+        .render(
+            title=title, content=content, crumbs=crumbs, root=request.scope.get("root_path", "")
+        )
+    )
+    return HTMLResponse(html, status_code=status)
+
+
+def _error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    content = Markup('<h2>{}</h2><p class="error" role="alert">{}</p>').format(
+        {400: "Bad request", 401: "Unauthorized", 404: "Not found"}.get(status, "Error"), message
+    )
+    return _page(request, "Error", content, [], status=status)
+
+
+def _filters(request: Request) -> dict[str, Any]:
+    """Query parameters as ResultStore filters (repeated status/tags become lists)."""
+    filters: dict[str, Any] = {}
+    for key in request.query_params:
+        if key == "token":
+            continue
+        values = [v for v in request.query_params.getlist(key) if v != ""]
+        if key in _MULTI:  # the list form's text box takes "completed,failed"
+            values = [part.strip() for v in values for part in v.split(",") if part.strip()]
+        if not values:
+            continue
+        if key in _MULTI and len(values) > 1:
+            filters[key] = values
+        else:
+            filters[key] = _typed(key, values[-1])
+    return filters
+
+
+def _typed(key: str, value: str) -> Any:
+    """Numbers arrive as text; convert those the store expects as numbers (and leave a bad
+    one as text, so that the store's own message names it)."""
+    kind = {"min_score": float, "max_score": float, "limit": int, "offset": int}.get(key)
+    if kind is None:
+        return value
+    try:
+        return kind(value)
+    except ValueError:
+        return value
+
+
+class _Cache:
+    """Recently viewed finished experiments and their timelines.
+
+    A finished experiment in a store is archived, and archived records never change,
+    so parsing it once serves every later page; running ones are always read afresh.
+    """
+
+    def __init__(self, store: ResultStore, size: int = 8) -> None:
+        self.store = store
+        self.size = size
+        self._lock = threading.Lock()
+        self._experiments: OrderedDict[str, Experiment] = OrderedDict()
+        self._timelines: OrderedDict[tuple[str, str], Timeline] = OrderedDict()
+
+    def experiment(self, experiment_id: str) -> Experiment:
+        with self._lock:
+            if experiment_id in self._experiments:
+                self._experiments.move_to_end(experiment_id)
+                return self._experiments[experiment_id]
+        experiment = self.store.get_experiment(experiment_id)
+        if experiment.status.is_final:
+            with self._lock:
+                self._experiments[experiment_id] = experiment
+                while len(self._experiments) > self.size:
+                    self._experiments.popitem(last=False)
+        return experiment
+
+    def timeline(self, experiment: Experiment, trial: Trial) -> Timeline:
+        key = (experiment.id, trial.id)
+        with self._lock:
+            if key in self._timelines:
+                self._timelines.move_to_end(key)
+                return self._timelines[key]
+        timeline = build_timeline(trial, experiment)
+        if experiment.status.is_final:
+            with self._lock:
+                self._timelines[key] = timeline
+                while len(self._timelines) > self.size * 4:
+                    self._timelines.popitem(last=False)
+        return timeline
+
+
+class _Handlers:
+    """The route endpoints, bound to one store (sync: Starlette runs them in a thread)."""
+
+    def __init__(self, store: ResultStore) -> None:
+        self.store = store
+        self.cache = _Cache(store)
+
+    def _trial_url(self, request: Request) -> Callable[[Trial], str]:
+        root = request.scope.get("root_path", "")
+        return lambda t: f"{root}/experiments/{t.experiment_id}/trials/{t.id}"
+
+    def index(self, request: Request) -> Response:
+        filters = _filters(request)
+        context: dict[str, Any] = {
+            "filters": [(k, FILTERS[k]) for k in _LIST_FILTERS],
+            "values": {
+                k: ",".join(v) if isinstance(v, list) else str(v) for k, v in filters.items()
+            },
+            "store_url": self.store.url,
+            "root": request.scope.get("root_path", ""),
+            "experiments": None,
+            "error": None,
+            "total": 0,
+            "next_url": None,
+        }
+        status = 200
+        try:
+            page = self.store.query_experiments(filters)
+            context["total"] = self.store.count_experiments(filters)
+        except InvalidQueryError as exc:
+            context["error"], status = str(exc), 400
+        else:
+            context["experiments"] = list(page)
+            if page.next_cursor:
+                following = {k: v for k, v in filters.items() if k != "offset"}
+                following["cursor"] = page.next_cursor
+                context["next_url"] = "?" + urlencode(following, doseq=True)
+        content = Markup(_templates().get_template("list.html").render(**context))
+        return _page(request, "Experiments", content, [], status=status)
+
+    def experiment(self, request: Request) -> Response:
+        experiment = self.cache.experiment(request.path_params["experiment_id"])
+        content = experiment_html(experiment, trial_url=self._trial_url(request))
+        return _page(request, experiment.name, content, [(experiment.name, request.url.path)])
+
+    def trial(self, request: Request) -> Response:
+        experiment = self.cache.experiment(request.path_params["experiment_id"])
+        trial = experiment.trial(request.path_params["trial_id"])
+        timeline = self.cache.timeline(experiment, trial)
+        filters = _timeline_filters(request)
+        if filters:
+            timeline = timeline.filter(**filters)
+        offset = _int(request.query_params.get("offset"), 0)
+        params = {
+            k: v for k, v in request.query_params.multi_items() if k not in ("offset", "token")
+        }
+
+        def page_url(start: int) -> str:
+            return "?" + urlencode([*params.items(), ("offset", str(start))])
+
+        content = timeline_html(
+            timeline,
+            trial_url=self._trial_url(request),
+            offset=offset,
+            limit=EVENTS_PER_PAGE,
+            page_url=page_url,
+        )
+        root = request.scope.get("root_path", "")
+        crumbs = [
+            (experiment.name, f"{root}/experiments/{experiment.id}"),
+            (f"Trial {trial.index}", request.url.path),
+        ]
+        return _page(request, f"Trial {trial.index} · {experiment.name}", content, crumbs)
+
+    def api_experiments(self, request: Request) -> Response:
+        filters = _filters(request)
+        page = self.store.query_experiments(filters)
+        return JSONResponse(
+            {"experiments": [s.to_dict() for s in page], "next_cursor": page.next_cursor}
+        )
+
+    def api_experiment(self, request: Request) -> Response:
+        experiment = self.store.get_experiment(request.path_params["experiment_id"])
+        return JSONResponse(_without_events(experiment))
+
+    def api_trial(self, request: Request) -> Response:
+        trial = self.store.get_trial(
+            request.path_params["experiment_id"], request.path_params["trial_id"]
+        )
+        return JSONResponse(trial.to_dict())
+
+
+def _without_events(experiment: Experiment) -> dict[str, Any]:
+    data = experiment.to_dict()
+    for trial, record in zip(data["trials"], experiment.trials, strict=True):
+        trial["events"] = []
+        trial["event_count"] = len(record.events)
+    return data
+
+
+def _timeline_filters(request: Request) -> dict[str, Any]:
+    filters: dict[str, Any] = {}
+    for param, key in (("source", "sources"), ("worker", "workers"), ("module", "modules")):
+        values = request.query_params.getlist(param)
+        if values:
+            filters[key] = values
+    if request.query_params.get("q"):
+        filters["text"] = request.query_params["q"]
+    return filters
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return max(int(value), 0) if value is not None else default
+    except ValueError:
+        return default
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith(request.scope.get("root_path", "") + "/api/")
+
+
+def _error_response(request: Request, status: int, message: str) -> Response:
+    if _is_api(request):
+        return JSONResponse({"error": message}, status_code=status)
+    return _error_page(request, status, message)
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def create_app(
+    store: ResultStore | None = None,
+    *,
+    token: str | None = None,
+    allowed_hosts: tuple[str, ...] | None = None,
+) -> Starlette:
+    """The web app over ``store`` (default: the configured store).
+
+    ``token``, when set, is required on every request. Without a token, requests must
+    name a loopback host (``allowed_hosts``, by default 127.0.0.1, localhost, [::1]) in
+    their Host header, so a web page cannot reach the UI through DNS rebinding.
+    """
+    handlers = _Handlers(store or ResultStore.default())
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return _error_response(request, 404, str(exc))
+
+    async def bad_request(request: Request, exc: Exception) -> Response:
+        return _error_response(request, 400, str(exc))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 500)
+        return _error_response(request, status, str(getattr(exc, "detail", exc)))
+
+    app = Starlette(
+        routes=[
+            Route("/", handlers.index),
+            Route("/experiments/{experiment_id}", handlers.experiment),
+            Route("/experiments/{experiment_id}/trials/{trial_id}", handlers.trial),
+            Route("/api/experiments", handlers.api_experiments),
+            Route("/api/experiments/{experiment_id}", handlers.api_experiment),
+            Route("/api/experiments/{experiment_id}/trials/{trial_id}", handlers.api_trial),
+        ],
+        exception_handlers={
+            ExperimentNotFound: not_found,
+            TrialNotFound: not_found,
+            InvalidIdError: not_found,  # a malformed id names nothing that exists
+            InvalidQueryError: bad_request,
+            404: http_error,
+            405: http_error,
+        },
+    )
+    hosts = allowed_hosts if allowed_hosts is not None else (() if token else LOOPBACK_HOSTS)
+    app.add_middleware(_Guard, token=token, allowed_hosts=hosts)
+    return app
+
+
+class _Guard:
+    """Security headers, Server-Timing, and the access token when one is configured."""
+
+    def __init__(
+        self, app: ASGIApp, token: str | None = None, allowed_hosts: tuple[str, ...] = ()
+    ) -> None:
+        self.app = app
+        self.token = token
+        self.allowed_hosts = allowed_hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        if self.allowed_hosts and _host_name(request) not in self.allowed_hosts:
+            response = _error_response(
+                request,
+                400,
+                f"unexpected Host {request.headers.get('host', '')!r}: this dspex UI answers "
+                f"only to {', '.join(self.allowed_hosts)}; configure ui.token to serve "
+                "other names",
+            )
+            await response(scope, receive, send)
+            return
+        set_cookie = False
+        if self.token:
+            given = request.query_params.get("token")
+            if given is not None and _same(given, self.token):
+                set_cookie = True
+            elif not self._authorized(request):
+                response = _error_response(
+                    request,
+                    401,
+                    "this dspex UI requires its access token: open it once with ?token=<token> "
+                    "or send 'Authorization: Bearer <token>'",
+                )
+                await response(scope, receive, send)
+                return
+        if set_cookie and request.method == "GET" and not _is_api(request):
+            # Drop the token from the address bar (and from history) once the cookie is set.
+            clean = request.url.remove_query_params("token")
+            redirect = RedirectResponse(str(clean), status_code=303)
+            redirect.set_cookie(TOKEN_COOKIE, self.token or "", httponly=True, samesite="strict")
+            await redirect(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                elapsed = (time.perf_counter() - started) * 1000
+                headers += [
+                    (b"server-timing", f"app;dur={elapsed:.1f}".encode()),
+                    (b"content-security-policy", _CSP.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _authorized(self, request: Request) -> bool:
+        assert self.token is not None
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("bearer "):
+            return _same(header[7:].strip(), self.token)
+        cookie = request.cookies.get(TOKEN_COOKIE)
+        return cookie is not None and _same(cookie, self.token)
+
+
+def _same(given: str, expected: str) -> bool:
+    # compare_digest refuses non-ASCII str; compare bytes so any token just fails to match.
+    return secrets.compare_digest(given.encode(), expected.encode())
+
+
+def _host_name(request: Request) -> str:
+    host = request.headers.get("host", "")
+    if host.startswith("["):
+        return host[: host.find("]") + 1]
+    return host.rsplit(":", 1)[0] if ":" in host else host

@@ -1,0 +1,57 @@
+"""Running the web app with uvicorn, refusing to expose it without a token.
+
+>>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("0.0.0.0")
+(True, True, False)
+>>> check_bind("0.0.0.0", None)
+Traceback (most recent call last):
+...
+dspex.errors.ConfigError: refusing to serve the dspex UI on '0.0.0.0' ...
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from dspex.errors import ConfigError
+from dspex.store import ResultStore
+
+__all__ = ["check_bind", "is_loopback", "serve"]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only this machine (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Raise :class:`dspex.ConfigError` when ``host`` is reachable from elsewhere and no
+    access token is configured."""
+    if not is_loopback(host) and not token:
+        raise ConfigError(
+            f"refusing to serve the dspex UI on {host!r} without an access token: anyone "
+            "who can reach this address could read every experiment; set ui.token "
+            "(DSPEX_UI_TOKEN or --token) or bind 127.0.0.1",
+            key="ui.host",
+        )
+
+
+def serve(
+    store: ResultStore,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    token: str | None = None,
+    log_level: str = "info",
+) -> None:
+    """Serve the UI until interrupted (blocks)."""
+    import uvicorn
+
+    from dspex.view.web.app import create_app
+
+    check_bind(host, token)
+    uvicorn.run(create_app(store, token=token), host=host, port=port, log_level=log_level)
