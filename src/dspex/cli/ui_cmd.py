@@ -9,6 +9,7 @@ from dspex.errors import DspexError
 
 __all__ = ["ui_command"]
 
+
 @click.command("ui")
 @click.option("--host", default=None, help="Interface to bind (default: ui.host, 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default: ui.port, 8765).")

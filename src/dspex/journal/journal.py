@@ -145,14 +145,18 @@ class ExperimentJournal:
     # -- lifecycle ----------------------------------------------------------------
 
     def start(self) -> None:
-        """Mark the experiment running and record its header in the store (in the background)."""
+        """Mark the experiment running and record its header in the store.
+
+        This one write happens in the calling thread, before anything runs, so that an
+        unreachable store fails at once (not when the experiment ends) and a crash
+        always leaves a running experiment behind for the trials written later.
+        """
         with self._lock:
             self._experiment = self._experiment.replace(
                 status=ExperimentStatus.RUNNING, started_at=utc_now()
             )
             header = self._experiment
-        store = self._store()
-        self._writer.submit(lambda: store.start_experiment(header))
+        self._store().start_experiment(header)
 
     def set_optimizer(self, optimizer: OptimizerInfo) -> None:
         with self._lock:
