@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from typing import Any
 
 from dspy.utils.callback import BaseCallback
@@ -66,6 +67,7 @@ class DspexCallback(BaseCallback):
     def __init__(self) -> None:
         self._calls: dict[str, _Call] = {}
         _install_history_hook()
+        _instances.add(self)
 
     # -- bookkeeping ----------------------------------------------------------------
 
@@ -102,11 +104,10 @@ class DspexCallback(BaseCallback):
         if recorder is None:
             return
         module = recorder.module_paths.get(id(instance)) or type(instance).__name__
-        signature = getattr(instance, "signature", None)
         payload = {
             "module": module,
-            "class": class_path(instance),
-            "signature": str(getattr(signature, "signature", "")) if signature is not None else "",
+            "class": _class_path(instance),
+            "signature": _signature_text(getattr(instance, "signature", None)),
             "inputs": jsonable(inputs.get("kwargs", inputs)),
         }
         self._start(
@@ -144,10 +145,13 @@ class DspexCallback(BaseCallback):
         if messages is None and inputs.get("prompt") is not None:
             messages = [{"role": "user", "content": inputs["prompt"]}]
         settings = {**(getattr(instance, "kwargs", {}) or {}), **kwargs}
+        # messages, response and settings are built by DSPy for this one call and never
+        # changed afterwards: the recorder turns them into JSON at finish time, off the
+        # hot path (module inputs and outputs, which user code may change, are copied now)
         extra = {
             "model": getattr(instance, "model", type(instance).__name__),
-            "messages": jsonable(messages),
-            "settings": jsonable({k: v for k, v in settings.items() if not k.startswith("api_")}),
+            "messages": messages,
+            "settings": {k: v for k, v in settings.items() if not k.startswith("api_")},
         }
         module = self._module_of_enclosing(recorder, instance)
         self._start(call_id, recorder, module, extra, None)
@@ -166,7 +170,7 @@ class DspexCallback(BaseCallback):
                 "model": call.extra["model"],
                 "module": call.module,
                 "messages": call.extra["messages"],
-                "response": jsonable(outputs),
+                "response": outputs,
                 "settings": call.extra["settings"],
                 "usage": history.get("usage"),
                 "cost": history.get("cost"),
@@ -184,9 +188,7 @@ class DspexCallback(BaseCallback):
             return
         response = entry.get("response")
         call.extra["history"] = {
-            "usage": jsonable(
-                {k: v for k, v in (entry.get("usage") or {}).items() if v is not None}
-            ),
+            "usage": {k: v for k, v in (entry.get("usage") or {}).items() if v is not None},
             "cost": entry.get("cost"),
             "cache_hit": bool(getattr(response, "cache_hit", False)),
         }
@@ -300,21 +302,44 @@ def _install_history_hook() -> None:
         def update_history(self: Any, entry: dict[str, Any]) -> Any:
             result = original(self, entry)
             try:
-                for callback in _callbacks_in_effect(self):
+                # only the callback that saw this LM call start holds it in _calls
+                for callback in list(_instances):
                     callback._history_entry(entry)
             except Exception:  # noqa: BLE001 - capture must never break an LM call
                 pass
             return result
 
         update_history.__wrapped__ = original  # type: ignore[attr-defined]
-        BaseLM.update_history = update_history  # type: ignore[method-assign]
+        BaseLM.update_history = update_history
         _hook_installed = True
 
 
-def _callbacks_in_effect(lm: Any) -> list[DspexCallback]:
-    import dspy
+_instances: weakref.WeakSet[DspexCallback] = weakref.WeakSet()
+_signature_texts: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
 
-    callbacks = list(dspy.settings.get("callbacks", []) or []) + list(
-        getattr(lm, "callbacks", []) or []
-    )
-    return [c for c in callbacks if isinstance(c, DspexCallback)]
+
+_class_paths: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
+
+
+def _class_path(instance: Any) -> str:
+    cls = type(instance)
+    path = _class_paths.get(cls)
+    if path is None:
+        path = _class_paths[cls] = class_path(cls)
+    return path
+
+
+def _signature_text(signature: Any) -> str:
+    """``"question -> answer"`` for a signature class; cached, DSPy rebuilds it on each access."""
+    if signature is None:
+        return ""
+    try:
+        return _signature_texts[signature]
+    except (KeyError, TypeError):
+        pass
+    text = str(getattr(signature, "signature", ""))
+    try:
+        _signature_texts[signature] = text
+    except TypeError:  # not weak-referenceable: not cached
+        pass
+    return text

@@ -35,12 +35,12 @@ def _lookup(key: str) -> Any:
 
 def active_recorder() -> TrialRecorder | None:
     """The recorder of the trial the current code runs for, if any."""
-    return _lookup(RECORDER_KEY)  # type: ignore[no-any-return]
+    return _lookup(RECORDER_KEY)
 
 
 def active_journal() -> ExperimentJournal | None:
     """The journal of the experiment the current code runs in, if any."""
-    return _lookup(JOURNAL_KEY)  # type: ignore[no-any-return]
+    return _lookup(JOURNAL_KEY)
 
 
 @contextmanager

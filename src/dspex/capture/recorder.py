@@ -2,10 +2,14 @@
 
 The hot path (:meth:`TrialRecorder.emit`) appends a tuple and returns an event id;
 validated :class:`~dspex.model.TraceEvent` records are built later, off the calling
-thread's critical path, by :meth:`TrialRecorder.events`. Events recorded in another
-process come back as plain dicts and are merged with :meth:`merge`.
+thread's critical path, by :meth:`TrialRecorder.events`, which is also where payloads
+become JSON data (so the hot path may hand over values that are not JSON yet, as long
+as nothing changes them afterwards: the LM messages and responses DSPy builds per call).
+Events recorded in another process come back as plain dicts and are merged with
+:meth:`merge`.
 
     >>> from dspex.capture.recorder import TrialRecorder
+    >>> from dspex.ids import new_id
     >>> rec = TrialRecorder(new_id("trl"))
     >>> start = rec.emit("execution", "module_start", {"module": "qa"})
     >>> _ = rec.emit("execution", "module_end", {"module": "qa"}, parent_id=None)
@@ -22,7 +26,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from dspex.ids import new_id
+from dspex.capture.jsonable import jsonable
+from dspex.ids import IdSeries
 from dspex.model import TraceEvent
 
 __all__ = ["RawEvent", "TrialRecorder", "current_worker_name"]
@@ -66,6 +71,7 @@ class TrialRecorder:
         self._raw: list[RawEvent] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        self._next_id = IdSeries("evt")
 
     def emit(
         self,
@@ -75,21 +81,26 @@ class TrialRecorder:
         *,
         parent_id: str | None = None,
     ) -> str:
-        """Record one event now; return its id (to use as a later event's parent)."""
-        event_id = new_id("evt")
-        raw = RawEvent(
-            event_id,
-            time.time_ns(),
-            time.monotonic_ns(),
-            source,
-            kind,
-            payload,
-            parent_id,
-            self._pid,
-            current_worker_name(),
+        """Record one event now; return its id (to use as a later event's parent).
+
+        Lock-free: ``list.append`` is atomic under the GIL, and this runs for every
+        module, adapter and LM call of the program.
+        """
+        event_id = self._next_id()
+        name = threading.current_thread().name
+        self._raw.append(
+            RawEvent(
+                event_id,
+                time.time_ns(),
+                time.monotonic_ns(),
+                source,
+                kind,
+                payload,
+                parent_id,
+                self._pid,
+                "main" if name == "MainThread" else name,
+            )
         )
-        with self._lock:
-            self._raw.append(raw)
         return event_id
 
     def merge(self, events: Iterable[RawEvent | dict[str, Any]]) -> None:
@@ -120,7 +131,7 @@ class TrialRecorder:
                 kind=e.kind,
                 pid=e.pid,
                 worker=e.worker,
-                payload=e.payload,
+                payload=jsonable(e.payload),
             )
             for sequence, e in enumerate(raw)
         )

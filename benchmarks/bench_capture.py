@@ -1,0 +1,239 @@
+"""What recording costs per ``dspy.Predict`` call, and whether every call is recorded.
+
+    python -m benchmarks.bench_capture            # default sizes (~1 minute on 2 cores)
+    python -m benchmarks.bench_capture --calls 200 --reps 5 --burst 10000
+
+The LM is a zero-latency custom engine (cache off), so the numbers are the overhead of
+DSPy itself plus each way of observing it. Every configuration runs the same
+``Predict("question -> answer")`` calls; repetitions are interleaved (config A, B, C,
+D, A, B, ...) so that machine noise hits all of them alike, and the table reports
+medians and the ratio to DSPy's own no-op ``BaseCallback`` (the floor: the cost of
+DSPy's callback dispatch, which any callback-based recorder pays):
+
+- ``no callback``: nothing installed;
+- ``no-op BaseCallback``: the floor;
+- ``DspexCallback``: dspex recording every module, adapter and LM call into a trial;
+- ``mlflow.dspy.autolog``: MLflow tracing (with ``track_usage=True``, as it configures
+  DSPy), traces written to a temporary sqlite tracking store. Skipped with a note when
+  MLflow is not installed (``pip install 'dspex[bench]'``).
+
+Then a burst of ``--burst`` calls from 8 threads into one recorder checks that the
+share of LM calls recorded is 100%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+__all__ = ["main", "measure", "burst"]
+
+ANSWER = "[[ ## answer ## ]]\n4\n\n[[ ## completed ## ]]"
+
+
+class ZeroLatencyEngine:
+    """A DSPy custom engine that answers at once and counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def complete(self, request: Any) -> Any:
+        from dspy.lm15 import Message, Response, TextPart, Usage
+
+        with self._lock:
+            self.calls += 1
+        return Response(
+            id=None,
+            model="zero",
+            message=Message.assistant([TextPart(ANSWER)]),
+            finish_reason="stop",
+            usage=Usage(input_tokens=50, output_tokens=5, total_tokens=55),
+        )
+
+    def stream(self, request: Any) -> Any:
+        raise NotImplementedError("streaming is not benchmarked")
+
+    def close(self) -> None:
+        pass
+
+
+def zero_latency_lm(engine: ZeroLatencyEngine) -> Any:
+    import dspy
+
+    return dspy.LM("bench/zero", engine=engine, cache=False, temperature=0.0)
+
+
+Config = Callable[[], AbstractContextManager[Any]]
+
+
+def _configs(lm: Any, tracking_dir: str) -> tuple[dict[str, Config], str | None]:
+    import dspy
+    from dspy.utils.callback import BaseCallback
+
+    from dspex.capture import DspexCallback, TrialRecorder
+    from dspex.capture.context import RECORDER_KEY
+    from dspex.ids import new_id
+
+    dspex_callback = DspexCallback()
+    noop = BaseCallback()
+
+    @contextmanager
+    def recording() -> Iterator[Any]:
+        recorder = TrialRecorder(new_id("trl"))
+        with dspy.context(lm=lm, callbacks=[dspex_callback], **{RECORDER_KEY: recorder}):
+            yield recorder
+
+    configs: dict[str, Config] = {
+        "no callback": lambda: dspy.context(lm=lm, callbacks=[]),
+        "no-op BaseCallback": lambda: dspy.context(lm=lm, callbacks=[noop]),
+        "DspexCallback": recording,
+    }
+    mlflow_callback, note = _mlflow_callback(tracking_dir)
+    if mlflow_callback is not None:
+        configs["mlflow.dspy.autolog"] = lambda: dspy.context(
+            lm=lm, callbacks=[mlflow_callback], track_usage=True
+        )
+    return configs, note
+
+
+def _mlflow_callback(tracking_dir: str) -> tuple[Any, str | None]:
+    """Run ``mlflow.dspy.autolog()`` and take its callback out of the global settings,
+    so that it is active only inside its own configuration."""
+    try:
+        import mlflow
+        import mlflow.dspy
+    except ImportError:
+        return None, "mlflow not installed: pip install 'dspex[bench]'"
+    import dspy
+
+    mlflow.set_tracking_uri(f"sqlite:///{tracking_dir}/mlflow.db")
+    # an explicit artifact location, or MLflow creates ./mlruns in the working directory
+    mlflow.create_experiment("dspex-bench", artifact_location=f"file://{tracking_dir}/artifacts")
+    mlflow.set_experiment("dspex-bench")
+    before = list(dspy.settings.callbacks)
+    mlflow.dspy.autolog(silent=True)
+    added = [c for c in dspy.settings.callbacks if c not in before]
+    dspy.settings.configure(callbacks=before, track_usage=False)
+    return (added[0] if added else None), None
+
+
+def measure(config: Config, calls: int) -> float:
+    """CPU microseconds of this process per Predict call under ``config`` (one thread).
+
+    Process CPU time, not wall time: it includes every thread of this process (MLflow
+    exports traces from a background thread) but not other processes competing for
+    the machine, which made wall-clock medians swing by ±20% on a shared 2-core box.
+    """
+    import dspy
+
+    predict = dspy.Predict("question -> answer")
+    with config():
+        predict(question="warm up")
+        started = time.process_time()
+        for i in range(calls):
+            predict(question=f"What is {i} + 2?")
+        elapsed = time.process_time() - started
+    return elapsed / calls * 1e6
+
+
+def burst(lm: Any, engine: ZeroLatencyEngine, calls: int, threads: int = 8) -> dict[str, Any]:
+    """``calls`` Predict calls from ``threads`` threads into one recorder: what was recorded."""
+    import dspy
+
+    from dspex.capture import DspexCallback, TrialRecorder, recording
+    from dspex.ids import new_id
+
+    recorder = TrialRecorder(new_id("trl"))
+    predict = dspy.Predict("question -> answer")
+    before = engine.calls
+    with dspy.context(lm=lm, callbacks=[DspexCallback()]), recording(recorder):
+        overrides = dspy.settings.copy()
+
+        def work(i: int) -> None:
+            with dspy.context(**overrides):
+                predict(question=f"What is {i} + 2?")
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(work, range(calls)))
+        elapsed = time.perf_counter() - started
+    made = engine.calls - before
+    events = recorder.events()
+    recorded = sum(1 for e in events if e.kind.value == "lm_call")
+    return {
+        "calls": made,
+        "recorded": recorded,
+        "share": recorded / made if made else 0.0,
+        "gapless": [e.sequence for e in events] == list(range(len(events))),
+        "seconds": elapsed,
+    }
+
+
+def run(calls: int, reps: int, burst_calls: int) -> tuple[dict[str, list[float]], dict, str | None]:
+    engine = ZeroLatencyEngine()
+    lm = zero_latency_lm(engine)
+    with tempfile.TemporaryDirectory(prefix="dspex-bench-") as tracking_dir:
+        configs, note = _configs(lm, tracking_dir)
+        samples: dict[str, list[float]] = {name: [] for name in configs}
+        for _ in range(reps):
+            for name, config in configs.items():
+                samples[name].append(measure(config, calls))
+        _disable_mlflow()
+    return samples, burst(lm, engine, burst_calls), note
+
+
+def _disable_mlflow() -> None:
+    try:
+        import mlflow
+        import mlflow.dspy
+    except ImportError:
+        return
+    mlflow.dspy.autolog(disable=True, silent=True)
+    # traces are exported in the background; they must land before the temp dir goes
+    mlflow.flush_trace_async_logging(terminate=True)
+
+
+def table(samples: dict[str, list[float]]) -> str:
+    floor = statistics.median(samples["no-op BaseCallback"])
+    rows = [f"{'configuration':<22} {'median µs/call':>15} {'min':>9} {'max':>9} {'× no-op':>8}"]
+    rows.append("-" * len(rows[0]))
+    for name, values in samples.items():
+        median = statistics.median(values)
+        rows.append(
+            f"{name:<22} {median:>15.1f} {min(values):>9.1f} {max(values):>9.1f} "
+            f"{median / floor:>8.3f}"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bench_capture", description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=300, help="Predict calls per repetition")
+    parser.add_argument("--reps", type=int, default=9, help="interleaved repetitions")
+    parser.add_argument("--burst", type=int, default=10_000, help="calls in the 8-thread burst")
+    args = parser.parse_args(argv)
+    import logging
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    samples, burst_result, note = run(args.calls, args.reps, args.burst)
+    print(f"Recording cost per dspy.Predict call ({args.calls} calls × {args.reps} reps)")
+    print(table(samples))
+    if note:
+        print(f"note: {note}")
+    print(
+        f"burst: {burst_result['calls']} calls from 8 threads in "
+        f"{burst_result['seconds']:.1f}s, {burst_result['recorded']} recorded "
+        f"({burst_result['share']:.2%}), sequence gapless: {burst_result['gapless']}"
+    )
+
+
+if __name__ == "__main__":
+    main()
