@@ -11,6 +11,7 @@ See ``docs/`` for the user guide.
 
 from dspex import config
 from dspex.capture.api import ExperimentRun, experiment
+from dspex.capture.autolog import autolog
 from dspex.config import Settings, configure, get_settings
 from dspex.errors import (
     CaptureError,
@@ -106,6 +107,7 @@ __all__ = [
     "WorkerError",
     "WorkerStartupError",
     "__version__",
+    "autolog",
     "config",
     "configure",
     "experiment",

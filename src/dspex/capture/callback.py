@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dspy.utils.callback import BaseCallback
 from dspy.utils.callback_context import ACTIVE_CALL_ID
@@ -26,6 +26,9 @@ from dspex.capture.context import active_journal, active_recorder
 from dspex.capture.jsonable import jsonable
 from dspex.capture.program import class_path
 from dspex.capture.recorder import TrialRecorder
+
+if TYPE_CHECKING:
+    from dspex.capture.autolog import AutologHandler
 
 __all__ = ["DspexCallback", "error_payload"]
 
@@ -66,6 +69,10 @@ class DspexCallback(BaseCallback):
 
     def __init__(self) -> None:
         self._calls: dict[str, _Call] = {}
+        # Set by dspex.autolog(): records compiles and dspy.Evaluate calls that no
+        # dspex.experiment covers. Calls it started stay with it until they end.
+        self.autolog: AutologHandler | None = None
+        self._autolog_calls: dict[str, AutologHandler] = {}
         _install_history_hook()
         _instances.add(self)
 
@@ -271,13 +278,34 @@ class DspexCallback(BaseCallback):
         journal = active_journal()
         if journal is not None:
             journal.compile_started(call_id, instance, inputs)
+        elif self.autolog is not None:
+            self._autolog_calls[call_id] = self.autolog
+            self.autolog.compile_started(call_id, instance, inputs)
 
     def on_compile_end(
         self, call_id: str, outputs: Any | None, exception: Exception | None = None
     ) -> None:
+        handler = self._autolog_calls.pop(call_id, None)
+        if handler is not None:
+            handler.compile_finished(call_id, outputs, exception)
+            return
         journal = active_journal()
         if journal is not None:
             journal.compile_finished(call_id, outputs, exception)
+
+    # -- evaluation (recorded only under dspex.autolog) -------------------------------
+
+    def on_evaluate_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        if self.autolog is not None:
+            self._autolog_calls[call_id] = self.autolog
+            self.autolog.evaluate_started(call_id, instance, inputs)
+
+    def on_evaluate_end(
+        self, call_id: str, outputs: Any | None, exception: Exception | None = None
+    ) -> None:
+        handler = self._autolog_calls.pop(call_id, None)
+        if handler is not None:
+            handler.evaluate_finished(call_id, outputs, exception)
 
 
 _hook_lock = threading.Lock()
