@@ -79,6 +79,13 @@ def test_evaluate_outside_any_trial_is_an_experiment_with_one_trial(autolog, eng
     assert first.inputs == {"question": "What is 3 + 3?"} and first.labels == {"answer": "6"}
     assert first.prediction == {"answer": "6"} and first.metrics == {"exact": 1.0}
     assert trial.score == 1.0 and trial.metadata["dspy_score"] == 100.0
+    # each example's worker, latency and tokens, from the calls made with its inputs
+    assert {r.worker for r in trial.example_results} == {e.worker for e in lm_calls(trial)}
+    by_question = {e.payload["messages"][-1]["content"]: e for e in lm_calls(trial)}
+    for r in trial.example_results:
+        (call,) = [e for q, e in by_question.items() if r.inputs["question"] in q]
+        assert r.worker == call.worker and r.tokens == call.payload["usage"]["total_tokens"] > 0
+        assert r.latency_ms is not None and r.latency_ms >= call.payload["latency_ms"]
     results = [e for e in trial.events if e.kind is EventKind.EXAMPLE_RESULT]
     assert sorted(e.payload["example"] for e in results) == list(range(12))
     (score,) = [e for e in trial.events if e.kind is EventKind.TRIAL_SCORE]

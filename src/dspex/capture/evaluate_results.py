@@ -3,6 +3,8 @@
 ``dspy.Evaluate(...)(program)`` returns an ``EvaluationResult`` whose ``results`` is a
 list of ``(example, prediction, score)`` in devset order; an example whose program or
 metric raised gets an empty ``dspy.Prediction()`` and the evaluator's failure score.
+Worker, latency, tokens and cost of each example come from the trial's events: the
+top-level module call made with the example's inputs, and the LM calls within it.
 
     results = record_example_results(recorder, evaluation_result, metric)
     score = record_score(recorder, results, metric)   # mean metric value, 0..1 for 0/1 metrics
@@ -10,11 +12,12 @@ metric raised gets an empty ``dspy.Prediction()`` and the evaluator's failure sc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 from dspex.capture.jsonable import jsonable
-from dspex.capture.recorder import TrialRecorder
+from dspex.capture.recorder import RawEvent, TrialRecorder
 from dspex.harness.example import metric_name, metric_value
 from dspex.harness.harness import score_of
 from dspex.model import ErrorInfo, ExampleResult
@@ -36,7 +39,51 @@ def _inputs_labels(example: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         return (data if isinstance(data, dict) else {"example": data}), {}
 
 
-def _result(index: int, example: Any, prediction: Any, raw_score: Any, name: str) -> ExampleResult:
+class _Calls:
+    """The top-level module calls of a trial, by inputs, with what happened inside them."""
+
+    def __init__(self, events: list[RawEvent]) -> None:
+        self._children: dict[str, list[RawEvent]] = {}
+        self._ends: dict[str, RawEvent] = {}
+        self._roots: dict[str, list[RawEvent]] = {}
+        for e in sorted(events, key=lambda e: (e.time_ns, e.monotonic_ns)):
+            if e.parent_id is not None:
+                self._children.setdefault(e.parent_id, []).append(e)
+            elif e.kind == "module_start":
+                self._roots.setdefault(_key(e.payload.get("inputs")), []).append(e)
+            if e.kind == "module_end":
+                self._ends[e.payload.get("start_id") or ""] = e
+
+    def take(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Worker, latency, tokens and cost of the next call made with ``inputs``."""
+        roots = self._roots.get(_key(jsonable(inputs)))
+        if not roots:
+            return {}
+        root = roots.pop(0)
+        end = self._ends.get(root.id)
+        tokens, cost = 0, 0.0
+        stack = [root.id]
+        while stack:
+            for e in self._children.get(stack.pop(), ()):
+                stack.append(e.id)
+                if e.kind == "lm_call":
+                    tokens += int((e.payload.get("usage") or {}).get("total_tokens") or 0)
+                    cost += float(e.payload.get("cost") or 0.0)
+        return {
+            "worker": root.worker,
+            "latency_ms": end.payload.get("latency_ms") if end is not None else None,
+            "tokens": tokens,
+            "cost": cost or None,
+        }
+
+
+def _key(inputs: Any) -> str:
+    return json.dumps(inputs, sort_keys=True, default=str)
+
+
+def _result(
+    index: int, example: Any, prediction: Any, raw_score: Any, name: str, calls: _Calls
+) -> ExampleResult:
     inputs, labels = _inputs_labels(example)
     predicted = jsonable(prediction) if prediction is not None else None
     error = NO_PREDICTION if not predicted else None
@@ -51,6 +98,7 @@ def _result(index: int, example: Any, prediction: Any, raw_score: Any, name: str
         prediction=predicted if isinstance(predicted, dict) and predicted else None,
         metrics={name: value},
         error=error,
+        **calls.take(inputs),
     )
 
 
@@ -59,8 +107,9 @@ def record_example_results(
 ) -> list[ExampleResult]:
     """One ExampleResult (and one ``example_result`` event) per example Evaluate scored."""
     name = metric_name(metric)
+    calls = _Calls(recorder.raw_events())
     results = [
-        _result(index, example, prediction, score, name)
+        _result(index, example, prediction, score, name, calls)
         for index, (example, prediction, score) in enumerate(
             getattr(evaluation, "results", None) or []
         )
@@ -77,7 +126,7 @@ def record_example_results(
                 "metric": name,
                 "value": r.metrics[name],
                 "passed": r.error is None and r.metrics[name] > 0,
-                "latency_ms": None,
+                "latency_ms": r.latency_ms,
                 "error": r.error.to_dict() if r.error else None,
             },
         )
