@@ -1,7 +1,7 @@
 """What recording costs per ``dspy.Predict`` call, and whether every call is recorded.
 
     python -m benchmarks.bench_capture            # default sizes (~1 minute on 2 cores)
-    python -m benchmarks.bench_capture --calls 200 --reps 5 --burst 10000
+    python -m benchmarks.bench_capture --calls 200 --reps 5 --burst 10000 --no-mlflow
 
 The LM is a zero-latency custom engine (cache off), so the numbers are the overhead of
 DSPy itself plus each way of observing it. Every configuration runs the same
@@ -78,14 +78,16 @@ Config = Callable[[], AbstractContextManager[Any]]
 class Recorders:
     """The configurations that record, and how to count what each recorded."""
 
-    def __init__(self, lm: Any, tracking_dir: str) -> None:
+    def __init__(self, lm: Any, tracking_dir: str, *, mlflow: bool = True) -> None:
         from dspex.capture import DspexCallback
 
         self.lm = lm
         self.tracking_dir = tracking_dir
         self.dspex_callback = DspexCallback()
         self.recorders: list[Any] = []
-        self.mlflow_callback, self.note = _mlflow_callback(tracking_dir)
+        self.mlflow_callback, self.note = (
+            _mlflow_callback(tracking_dir) if mlflow else (None, "MLflow left out (--no-mlflow)")
+        )
 
     @contextmanager
     def dspex(self) -> Iterator[None]:
@@ -212,12 +214,14 @@ def burst(
     }
 
 
-def run(calls: int, reps: int, burst_calls: int) -> tuple[dict[str, list[float]], dict, str | None]:
+def run(
+    calls: int, reps: int, burst_calls: int, *, mlflow: bool = True
+) -> tuple[dict[str, list[float]], dict[str, dict[str, Any]], str | None]:
     """Interleaved per-call samples of every configuration, then the bursts."""
     engine = ZeroLatencyEngine()
     lm = zero_latency_lm(engine)
     with tempfile.TemporaryDirectory(prefix="dspex-bench-") as tracking_dir:
-        rec = Recorders(lm, tracking_dir)
+        rec = Recorders(lm, tracking_dir, mlflow=mlflow)
         configs = _configs(rec)
         samples: dict[str, list[float]] = {name: [] for name in configs}
         for _ in range(reps):
@@ -228,7 +232,8 @@ def run(calls: int, reps: int, burst_calls: int) -> tuple[dict[str, list[float]]
             bursts["mlflow.dspy.autolog"] = burst(
                 rec.mlflow, rec.mlflow_recorded, engine, burst_calls
             )
-        _disable_mlflow()
+        if rec.mlflow_callback is not None:
+            _disable_mlflow()
     return samples, bursts, rec.note
 
 
@@ -261,9 +266,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calls", type=int, default=200, help="Predict calls per repetition")
     parser.add_argument("--reps", type=int, default=9, help="interleaved repetitions")
     parser.add_argument("--burst", type=int, default=10_000, help="calls in the 8-thread burst")
+    parser.add_argument("--no-mlflow", action="store_true", help="leave MLflow out")
     # called without argv (benchmarks/__main__ runs every module): the defaults
     args = parser.parse_args(argv or [])
-    samples, bursts, note = run(args.calls, args.reps, args.burst)
+    samples, bursts, note = run(args.calls, args.reps, args.burst, mlflow=not args.no_mlflow)
     print(f"Recording cost per dspy.Predict call ({args.calls} calls × {args.reps} reps, CPU time)")
     print(table(samples))
     if note:
