@@ -232,3 +232,22 @@ def test_autolog_reaches_threads_that_start_later(autolog, lm, engine):
     thread.join()
     (trial,) = only_experiment(autolog).trials
     assert len(lm_calls(trial)) == engine.calls == 2
+
+
+class UnwalkableQA(QA):
+    """A program dspex cannot describe: walking its sub-modules raises."""
+
+    def named_sub_modules(self, *args, **kwargs):
+        raise RuntimeError("cannot walk this program")
+
+
+def test_a_capture_failure_warns_and_closes_the_experiment_it_opened(autolog):
+    with pytest.warns(RuntimeWarning, match="cannot walk this program"):
+        result = dspy.Evaluate(devset=addition_set(2), metric=exact, display_progress=False)(
+            UnwalkableQA()
+        )
+    assert result.score == 100.0
+    archived = only_experiment(autolog)
+    assert archived.status is ExperimentStatus.FAILED and archived.trials == ()
+    assert "cannot walk this program" in archived.metadata["error"]["message"]
+    assert dspex.capture.active_journal() is None and dspex.capture.active_recorder() is None

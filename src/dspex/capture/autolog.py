@@ -109,14 +109,13 @@ class AutologHandler:
             journal = ExperimentJournal(
                 name, program=student, store=self.store, tags=(TAG,), metadata={TAG: "compile"}
             )
-            journal.start()
             run = self._runs[call_id] = _Run(journal, owns_journal=True)
+            journal.start()
             run.activate(**{JOURNAL_KEY: journal})
             journal.compile_started(call_id, optimizer, inputs)
         except Exception as exc:  # noqa: BLE001 - capture must not break compile
-            if run is not None:
-                run.deactivate()
             self._runs.pop(call_id, None)
+            _abandon(run, exc)
             _warn(f"the compile of {type(optimizer).__name__}", exc)
 
     def compile_finished(self, call_id: str, outputs: Any, exception: BaseException | None) -> None:
@@ -129,6 +128,9 @@ class AutologHandler:
                 run.journal.compile_finished(call_id, outputs, exception)
             finally:
                 run.deactivate()
+        except Exception as exc:  # noqa: BLE001
+            _warn(f"the end of compile in {run.journal.experiment.name!r}", exc)
+        try:
             run.journal.finish(_status(exception), exception)
         except Exception as exc:  # noqa: BLE001
             _warn(f"experiment {run.journal.experiment.name!r}", exc)
@@ -136,12 +138,15 @@ class AutologHandler:
     # -- dspy.Evaluate ------------------------------------------------------------------
 
     def evaluate_started(self, call_id: str, evaluate: Any, inputs: dict[str, Any]) -> None:
+        run: _Run | None = None
         try:
             run = self._evaluation_run(evaluate, inputs)
             if run is not None:
                 self._runs[call_id] = run
                 run.activate(**{JOURNAL_KEY: run.journal, RECORDER_KEY: run.recorder})
         except Exception as exc:  # noqa: BLE001
+            self._runs.pop(call_id, None)
+            _abandon(run, exc)
             _warn("a dspy.Evaluate call", exc)
 
     def _evaluation_run(self, evaluate: Any, inputs: dict[str, Any]) -> _Run | None:
@@ -163,15 +168,23 @@ class AutologHandler:
             run = _Run(journal, owns_journal=True)
         else:
             run = _Run(journal, owns_journal=False)
-        run.metric = inputs.get("metric") or getattr(evaluate, "metric", None)
-        run.devset = list(inputs.get("devset") or getattr(evaluate, "devset", None) or [])
-        parent = getattr(program, "dspex_trial_id", None)
-        run.recorder = journal.new_trial(
-            name=f"dspy.Evaluate of {_program_label(program)}",
-            parents=(parent,) if parent else (),
-            program=program,
-            metadata={"role": "evaluation", "source": "dspy.Evaluate", "examples": len(run.devset)},
-        )
+        try:
+            run.metric = inputs.get("metric") or getattr(evaluate, "metric", None)
+            run.devset = list(inputs.get("devset") or getattr(evaluate, "devset", None) or [])
+            parent = getattr(program, "dspex_trial_id", None)
+            run.recorder = journal.new_trial(
+                name=f"dspy.Evaluate of {_program_label(program)}",
+                parents=(parent,) if parent else (),
+                program=program,
+                metadata={
+                    "role": "evaluation",
+                    "source": "dspy.Evaluate",
+                    "examples": len(run.devset),
+                },
+            )
+        except Exception as exc:
+            _abandon(run, exc)
+            raise
         return run
 
     def evaluate_finished(
@@ -193,7 +206,21 @@ class AutologHandler:
             if run.owns_journal:
                 run.journal.finish(_status(exception), exception)
         except Exception as exc:  # noqa: BLE001
+            _abandon(run, exc)
             _warn(f"experiment {run.journal.experiment.name!r}", exc)
+
+
+def _abandon(run: _Run | None, exc: BaseException) -> None:
+    """After a capture failure: undo the run's token, and close the experiment it opened
+    (as failed, naming the capture error) so that no writer thread or open record is left."""
+    if run is None:
+        return
+    run.deactivate()
+    if run.owns_journal:
+        try:
+            run.journal.finish(ExperimentStatus.FAILED, exc)
+        except Exception:  # noqa: BLE001 - the store may be what failed; warned already
+            logger.debug("dspex autolog: could not close experiment %s", run.journal.id)
 
 
 def _program_label(program: Any) -> str:
