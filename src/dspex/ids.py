@@ -147,9 +147,7 @@ def is_valid_id(value: object, kind: IdKind | None = None) -> bool:
     if not isinstance(value, str):
         return False
     match = _ID_RE.match(value)
-    if match is None:
-        return False
-    return kind is None or match.group(1) == kind
+    return match is not None and (kind is None or match.group(1) == kind)
 
 
 def validate_id(value: object, kind: IdKind) -> str:
