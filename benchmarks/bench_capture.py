@@ -1,6 +1,6 @@
 """What recording costs per ``dspy.Predict`` call, and whether every call is recorded.
 
-    python -m benchmarks.bench_capture            # default sizes (~1 minute on 2 cores)
+    python -m benchmarks.bench_capture            # default sizes (~2 minutes on 2 cores)
     python -m benchmarks.bench_capture --calls 200 --reps 5 --burst 10000 --no-mlflow
 
 The LM is a zero-latency custom engine (cache off), so the numbers are the overhead of
@@ -17,8 +17,9 @@ DSPy's callback dispatch, which any callback-based recorder pays):
   DSPy), traces written to a temporary sqlite tracking store. Skipped with a note when
   MLflow is not installed (``pip install 'dspex[bench]'``).
 
-Then a burst of ``--burst`` calls from 8 threads into one recorder checks that the
-share of LM calls recorded is 100%.
+Then a burst of ``--burst`` calls from 8 threads checks the share of calls recorded:
+LM call events in the trial for dspex (it must be 100%), traces in the tracking store
+for MLflow (whose background exporter discards traces when its queue is full).
 """
 
 from __future__ import annotations
@@ -263,8 +264,8 @@ def table(samples: dict[str, list[float]]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench_capture", description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=200, help="Predict calls per repetition")
-    parser.add_argument("--reps", type=int, default=9, help="interleaved repetitions")
+    parser.add_argument("--calls", type=int, default=100, help="Predict calls per repetition")
+    parser.add_argument("--reps", type=int, default=25, help="interleaved repetitions")
     parser.add_argument("--burst", type=int, default=10_000, help="calls in the 8-thread burst")
     parser.add_argument("--no-mlflow", action="store_true", help="leave MLflow out")
     # called without argv (benchmarks/__main__ runs every module): the defaults
