@@ -54,7 +54,7 @@ class _Call:
         event_id: str | None,
         parent_id: str | None,
         module: str,
-        extra: dict[str, Any],
+        extra: Any,
     ) -> None:
         self.recorder = recorder
         self.event_id = event_id
@@ -82,27 +82,17 @@ class DspexCallback(BaseCallback):
         parent_call = ACTIVE_CALL_ID.get()
         return self._calls.get(parent_call) if parent_call else None
 
-    def _start(
-        self,
-        call_id: str,
-        recorder: TrialRecorder,
-        module: str,
-        extra: dict[str, Any],
-        start_event: tuple[str, dict[str, Any]] | None,
-    ) -> None:
+    def _begin(self, call_id: str, recorder: TrialRecorder, instance: Any, extra: Any) -> None:
+        """Remember a call whose event is emitted when it ends (LM, adapter and tool calls):
+        it belongs to the enclosing module call, if any."""
         enclosing = self._enclosing()
-        parent_id = enclosing.event_id if enclosing else None
-        event_id = None
-        if start_event is not None:
-            kind, payload = start_event
-            event_id = recorder.emit("execution", kind, payload, parent_id=parent_id)
-        self._calls[call_id] = _Call(recorder, event_id, parent_id, module, extra)
-
-    def _module_of_enclosing(self, recorder: TrialRecorder, instance: Any) -> str:
-        enclosing = self._enclosing()
-        if enclosing is not None:
-            return enclosing.module
-        return recorder.module_paths.get(id(instance), type(instance).__name__)
+        if enclosing is None:
+            module = recorder.module_paths.get(id(instance)) or type(instance).__name__
+            self._calls[call_id] = _Call(recorder, None, None, module, extra)
+        else:
+            self._calls[call_id] = _Call(
+                recorder, None, enclosing.event_id, enclosing.module, extra
+            )
 
     # -- modules --------------------------------------------------------------------
 
@@ -111,15 +101,17 @@ class DspexCallback(BaseCallback):
         if recorder is None:
             return
         module = recorder.module_paths.get(id(instance)) or type(instance).__name__
+        cls = _class_path(instance)
         payload = {
             "module": module,
-            "class": _class_path(instance),
+            "class": cls,
             "signature": _signature_text(getattr(instance, "signature", None)),
             "inputs": jsonable(inputs.get("kwargs", inputs)),
         }
-        self._start(
-            call_id, recorder, module, {"class": payload["class"]}, ("module_start", payload)
-        )
+        enclosing = self._enclosing()
+        parent_id = enclosing.event_id if enclosing is not None else None
+        event_id = recorder.emit("execution", "module_start", payload, parent_id=parent_id)
+        self._calls[call_id] = _Call(recorder, event_id, parent_id, module, cls)
 
     def on_module_end(
         self, call_id: str, outputs: Any | None, exception: Exception | None = None
@@ -132,7 +124,7 @@ class DspexCallback(BaseCallback):
             "module_end",
             {
                 "module": call.module,
-                "class": call.extra["class"],
+                "class": call.extra,
                 "outputs": jsonable(outputs) if exception is None else None,
                 "error": error_payload(exception),
                 "latency_ms": (time.perf_counter() - call.started) * 1000,
@@ -160,8 +152,7 @@ class DspexCallback(BaseCallback):
             "messages": messages,
             "settings": {k: v for k, v in settings.items() if not k.startswith("api_")},
         }
-        module = self._module_of_enclosing(recorder, instance)
-        self._start(call_id, recorder, module, extra, None)
+        self._begin(call_id, recorder, instance, extra)
 
     def on_lm_end(
         self, call_id: str, outputs: Any | None, exception: Exception | None = None
@@ -191,8 +182,8 @@ class DspexCallback(BaseCallback):
     def _history_entry(self, entry: dict[str, Any]) -> None:
         """Called from inside an LM call with DSPy's history entry (usage, cost, cache hit)."""
         call = self._calls.get(ACTIVE_CALL_ID.get() or "")
-        if call is None:
-            return
+        if call is None or type(call.extra) is not dict or "messages" not in call.extra:
+            return  # not an LM call this callback started
         response = entry.get("response")
         call.extra["history"] = {
             "usage": {k: v for k, v in (entry.get("usage") or {}).items() if v is not None},
@@ -205,8 +196,7 @@ class DspexCallback(BaseCallback):
     def on_adapter_format_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
         recorder = active_recorder()
         if recorder is not None:
-            module = self._module_of_enclosing(recorder, instance)
-            self._start(call_id, recorder, module, {"adapter": type(instance).__name__}, None)
+            self._begin(call_id, recorder, instance, (type(instance).__name__, None))
 
     def on_adapter_format_end(
         self, call_id: str, outputs: Any | None, exception: Exception | None = None
@@ -216,9 +206,8 @@ class DspexCallback(BaseCallback):
     def on_adapter_parse_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
         recorder = active_recorder()
         if recorder is not None:
-            module = self._module_of_enclosing(recorder, instance)
-            extra = {"adapter": type(instance).__name__, "completion": inputs.get("completion")}
-            self._start(call_id, recorder, module, extra, None)
+            extra = (type(instance).__name__, inputs.get("completion"))
+            self._begin(call_id, recorder, instance, extra)
 
     def on_adapter_parse_end(
         self, call_id: str, outputs: Any | None, exception: Exception | None = None
@@ -231,26 +220,26 @@ class DspexCallback(BaseCallback):
         call = self._calls.pop(call_id, None)
         if call is None:
             return
+        adapter, completion = call.extra
         payload: dict[str, Any] = {
-            "adapter": call.extra["adapter"],
+            "adapter": adapter,
             "module": call.module,
             "ok": exception is None,
             "error": error_payload(exception),
             "latency_ms": (time.perf_counter() - call.started) * 1000,
         }
         if kind == "adapter_parse" and exception is not None:
-            payload["completion"] = jsonable(call.extra.get("completion"))
+            payload["completion"] = jsonable(completion)
         call.recorder.emit("execution", kind, payload, parent_id=call.parent_id)
 
     def on_tool_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
         recorder = active_recorder()
         if recorder is not None:
-            module = self._module_of_enclosing(recorder, instance)
             extra = {
                 "tool": getattr(instance, "name", type(instance).__name__),
                 "args": jsonable(inputs.get("kwargs", inputs)),
             }
-            self._start(call_id, recorder, module, extra, None)
+            self._begin(call_id, recorder, instance, extra)
 
     def on_tool_end(
         self, call_id: str, outputs: Any | None, exception: Exception | None = None
@@ -343,16 +332,20 @@ def _install_history_hook() -> None:
 
 
 _instances: weakref.WeakSet[DspexCallback] = weakref.WeakSet()
-_signature_texts: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
 
-
-_class_paths: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
+# Plain dicts keyed by class (a weak dictionary costs a weakref per lookup, on every
+# call); cleared when full, since optimizers create signature classes as they go.
+_CACHE_SIZE = 4096
+_class_paths: dict[type, str] = {}
+_signature_texts: dict[type, str] = {}
 
 
 def _class_path(instance: Any) -> str:
     cls = type(instance)
     path = _class_paths.get(cls)
     if path is None:
+        if len(_class_paths) >= _CACHE_SIZE:
+            _class_paths.clear()
         path = _class_paths[cls] = class_path(cls)
     return path
 
@@ -367,7 +360,9 @@ def _signature_text(signature: Any) -> str:
         pass
     text = str(getattr(signature, "signature", ""))
     try:
+        if len(_signature_texts) >= _CACHE_SIZE:
+            _signature_texts.clear()
         _signature_texts[signature] = text
-    except TypeError:  # not weak-referenceable: not cached
+    except TypeError:  # not hashable: not cached
         pass
     return text
