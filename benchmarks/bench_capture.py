@@ -225,9 +225,11 @@ def run(
         rec = Recorders(lm, tracking_dir, mlflow=mlflow)
         configs = _configs(rec)
         samples: dict[str, list[float]] = {name: [] for name in configs}
-        for _ in range(reps):
-            for name, config in configs.items():
-                samples[name].append(measure(config, calls))
+        names = list(configs)
+        for rep in range(reps):
+            # rotate the order too, so that no configuration always runs first or last
+            for name in names[rep % len(names) :] + names[: rep % len(names)]:
+                samples[name].append(measure(configs[name], calls))
         bursts = {"DspexCallback": burst(rec.dspex, rec.dspex_recorded, engine, burst_calls)}
         if rec.mlflow_callback is not None:
             bursts["mlflow.dspy.autolog"] = burst(
@@ -250,14 +252,21 @@ def _disable_mlflow() -> None:
 
 
 def table(samples: dict[str, list[float]]) -> str:
-    floor = statistics.median(samples["no-op BaseCallback"])
-    rows = [f"{'configuration':<22} {'median µs/call':>15} {'min':>9} {'max':>9} {'× no-op':>8}"]
-    rows.append("-" * len(rows[0]))
+    """Medians, and ratios to the no-op floor: of the medians, and the median of the
+    ratios within each repetition (paired: both ran within the same second, so a slow
+    spell on the machine cancels out)."""
+    floor = samples["no-op BaseCallback"]
+    header = (
+        f"{'configuration':<22} {'median µs/call':>15} {'min':>9} {'max':>9} "
+        f"{'× no-op':>8} {'paired × no-op':>15}"
+    )
+    rows = [header, "-" * len(header)]
     for name, values in samples.items():
         median = statistics.median(values)
+        paired = statistics.median(v / f for v, f in zip(values, floor, strict=True))
         rows.append(
             f"{name:<22} {median:>15.1f} {min(values):>9.1f} {max(values):>9.1f} "
-            f"{median / floor:>8.3f}"
+            f"{median / statistics.median(floor):>8.3f} {paired:>15.3f}"
         )
     return "\n".join(rows)
 

@@ -14,7 +14,7 @@ def test_bench_capture_prints_the_table_and_the_burst(capsys):
         m.group(1).strip(): float(m.group(2))
         for m in re.finditer(
             r"^(no callback|no-op BaseCallback|DspexCallback)\s+[\d.]+\s+"
-            r"[\d.]+\s+[\d.]+\s+([\d.]+)$",
+            r"[\d.]+\s+[\d.]+\s+[\d.]+\s+([\d.]+)$",
             out,
             flags=re.M,
         )
