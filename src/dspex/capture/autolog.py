@@ -122,6 +122,7 @@ class AutologHandler:
         run = self._runs.pop(call_id, None)
         if run is None:
             return
+        problems: list[tuple[str, Exception]] = []
         try:
             try:
                 # the optimizer hook resets its own token first, then ours goes
@@ -129,11 +130,14 @@ class AutologHandler:
             finally:
                 run.deactivate()
         except Exception as exc:  # noqa: BLE001
-            _warn(f"the end of compile in {run.journal.experiment.name!r}", exc)
+            problems.append((f"the end of compile in {run.journal.experiment.name!r}", exc))
         try:
             run.journal.finish(_status(exception), exception)
         except Exception as exc:  # noqa: BLE001
-            _warn(f"experiment {run.journal.experiment.name!r}", exc)
+            problems.append((f"experiment {run.journal.experiment.name!r}", exc))
+        # warnings last: under a warnings-as-errors filter a warning raises
+        for what, problem in problems:
+            _warn(what, problem)
 
     # -- dspy.Evaluate ------------------------------------------------------------------
 
