@@ -12,6 +12,7 @@ See ``docs/`` for the user guide.
 
 from dspex import config, offline
 from dspex.capture.api import ExperimentRun, experiment
+from dspex.capture.autolog import autolog
 from dspex.config import Settings, configure, get_settings
 from dspex.errors import (
     CaptureError,
@@ -119,6 +120,7 @@ __all__ = [
     "WorkerStartupError",
     "WorkerTimeout",
     "__version__",
+    "autolog",
     "config",
     "configure",
     "create_pool",

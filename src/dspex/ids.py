@@ -19,6 +19,7 @@ Anything else offered as an id is refused with :class:`~dspex.errors.InvalidIdEr
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import threading
@@ -28,7 +29,15 @@ from typing import Literal
 
 from dspex.errors import InvalidIdError
 
-__all__ = ["ID_KINDS", "IdKind", "id_timestamp", "is_valid_id", "new_id", "validate_id"]
+__all__ = [
+    "ID_KINDS",
+    "IdKind",
+    "IdSeries",
+    "id_timestamp",
+    "is_valid_id",
+    "new_id",
+    "validate_id",
+]
 
 IdKind = Literal["exp", "trl", "evt", "hyp"]
 ID_KINDS: dict[str, str] = {
@@ -84,6 +93,53 @@ def new_id(kind: IdKind) -> str:
     if kind not in ID_KINDS:
         raise InvalidIdError(f"unknown id kind {kind!r}; valid kinds: {', '.join(ID_KINDS)}")
     return f"{kind}_{_encode(_generator.next())}"
+
+
+_SERIES_BITS = 25  # the last 5 characters count up within a series
+_SERIES_SIZE = 1 << _SERIES_BITS
+_PAIRS = tuple(a + b for a in _ALPHABET for b in _ALPHABET)
+
+
+class IdSeries:
+    """Many ids of one kind, cheaply, for hot paths that make thousands (trace events).
+
+    A series draws a random stem once (the creation millisecond and 55 random bits) and
+    counts up in the last 5 characters, so making an id is one counter step and a
+    string concatenation instead of a locked ULID encoding. The ids are valid ids of
+    ``kind``; they sort in creation order within one stem; :func:`id_timestamp`
+    gives the stem's creation time. After 2**25 ids the series draws a new stem::
+
+        >>> from dspex.ids import IdSeries, validate_id
+        >>> next_event_id = IdSeries("evt")
+        >>> a, b = next_event_id(), next_event_id()
+        >>> a < b and validate_id(b, "evt") == b
+        True
+    """
+
+    __slots__ = ("kind", "_state", "_lock")
+
+    def __init__(self, kind: IdKind) -> None:
+        if kind not in ID_KINDS:
+            raise InvalidIdError(f"unknown id kind {kind!r}; valid kinds: {', '.join(ID_KINDS)}")
+        self.kind = kind
+        self._lock = threading.Lock()
+        self._state = self._new_state()
+
+    def _new_state(self) -> tuple[str, itertools.count[int]]:
+        stem = int.from_bytes(os.urandom(7), "big") >> 1  # 55 random bits
+        value = ((time.time_ns() // 1_000_000) << _RANDOM_BITS) | (stem << _SERIES_BITS)
+        return f"{self.kind}_{_encode(value)[:21]}", itertools.count()
+
+    def __call__(self) -> str:
+        # prefix and counter are read as one tuple: a concurrent restart cannot mix them
+        prefix, counter = self._state
+        n = next(counter)  # atomic: itertools.count is implemented in C
+        if n >= _SERIES_SIZE:
+            with self._lock:
+                if self._state[1] is counter:
+                    self._state = self._new_state()
+            return self()
+        return prefix + _ALPHABET[n >> 20] + _PAIRS[(n >> 10) & 1023] + _PAIRS[n & 1023]
 
 
 def is_valid_id(value: object, kind: IdKind | None = None) -> bool:

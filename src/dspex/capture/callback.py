@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+import weakref
+from typing import TYPE_CHECKING, Any
 
 from dspy.utils.callback import BaseCallback
 from dspy.utils.callback_context import ACTIVE_CALL_ID
@@ -25,6 +26,9 @@ from dspex.capture.context import active_journal, active_recorder
 from dspex.capture.jsonable import jsonable
 from dspex.capture.program import class_path
 from dspex.capture.recorder import TrialRecorder
+
+if TYPE_CHECKING:
+    from dspex.capture.autolog import AutologHandler
 
 __all__ = ["DspexCallback", "error_payload"]
 
@@ -50,7 +54,7 @@ class _Call:
         event_id: str | None,
         parent_id: str | None,
         module: str,
-        extra: dict[str, Any],
+        extra: Any,
     ) -> None:
         self.recorder = recorder
         self.event_id = event_id
@@ -65,7 +69,12 @@ class DspexCallback(BaseCallback):
 
     def __init__(self) -> None:
         self._calls: dict[str, _Call] = {}
+        # Set by dspex.autolog(): records compiles and dspy.Evaluate calls that no
+        # dspex.experiment covers. Calls it started stay with it until they end.
+        self.autolog: AutologHandler | None = None
+        self._autolog_calls: dict[str, AutologHandler] = {}
         _install_history_hook()
+        _instances.add(self)
 
     # -- bookkeeping ----------------------------------------------------------------
 
@@ -73,27 +82,17 @@ class DspexCallback(BaseCallback):
         parent_call = ACTIVE_CALL_ID.get()
         return self._calls.get(parent_call) if parent_call else None
 
-    def _start(
-        self,
-        call_id: str,
-        recorder: TrialRecorder,
-        module: str,
-        extra: dict[str, Any],
-        start_event: tuple[str, dict[str, Any]] | None,
-    ) -> None:
+    def _begin(self, call_id: str, recorder: TrialRecorder, instance: Any, extra: Any) -> None:
+        """Remember a call whose event is emitted when it ends (LM, adapter and tool calls):
+        it belongs to the enclosing module call, if any."""
         enclosing = self._enclosing()
-        parent_id = enclosing.event_id if enclosing else None
-        event_id = None
-        if start_event is not None:
-            kind, payload = start_event
-            event_id = recorder.emit("execution", kind, payload, parent_id=parent_id)
-        self._calls[call_id] = _Call(recorder, event_id, parent_id, module, extra)
-
-    def _module_of_enclosing(self, recorder: TrialRecorder, instance: Any) -> str:
-        enclosing = self._enclosing()
-        if enclosing is not None:
-            return enclosing.module
-        return recorder.module_paths.get(id(instance), type(instance).__name__)
+        if enclosing is None:
+            module = recorder.module_paths.get(id(instance)) or type(instance).__name__
+            self._calls[call_id] = _Call(recorder, None, None, module, extra)
+        else:
+            self._calls[call_id] = _Call(
+                recorder, None, enclosing.event_id, enclosing.module, extra
+            )
 
     # -- modules --------------------------------------------------------------------
 
@@ -102,16 +101,17 @@ class DspexCallback(BaseCallback):
         if recorder is None:
             return
         module = recorder.module_paths.get(id(instance)) or type(instance).__name__
-        signature = getattr(instance, "signature", None)
+        cls = _class_path(instance)
         payload = {
             "module": module,
-            "class": class_path(instance),
-            "signature": str(getattr(signature, "signature", "")) if signature is not None else "",
+            "class": cls,
+            "signature": _signature_text(getattr(instance, "signature", None)),
             "inputs": jsonable(inputs.get("kwargs", inputs)),
         }
-        self._start(
-            call_id, recorder, module, {"class": payload["class"]}, ("module_start", payload)
-        )
+        enclosing = self._enclosing()
+        parent_id = enclosing.event_id if enclosing is not None else None
+        event_id = recorder.emit("execution", "module_start", payload, parent_id=parent_id)
+        self._calls[call_id] = _Call(recorder, event_id, parent_id, module, cls)
 
     def on_module_end(
         self, call_id: str, outputs: Any | None, exception: Exception | None = None
@@ -124,7 +124,7 @@ class DspexCallback(BaseCallback):
             "module_end",
             {
                 "module": call.module,
-                "class": call.extra["class"],
+                "class": call.extra,
                 "outputs": jsonable(outputs) if exception is None else None,
                 "error": error_payload(exception),
                 "latency_ms": (time.perf_counter() - call.started) * 1000,
@@ -144,13 +144,15 @@ class DspexCallback(BaseCallback):
         if messages is None and inputs.get("prompt") is not None:
             messages = [{"role": "user", "content": inputs["prompt"]}]
         settings = {**(getattr(instance, "kwargs", {}) or {}), **kwargs}
+        # messages, response and settings are built by DSPy for this one call and never
+        # changed afterwards: the recorder turns them into JSON at finish time, off the
+        # hot path (module inputs and outputs, which user code may change, are copied now)
         extra = {
             "model": getattr(instance, "model", type(instance).__name__),
-            "messages": jsonable(messages),
-            "settings": jsonable({k: v for k, v in settings.items() if not k.startswith("api_")}),
+            "messages": messages,
+            "settings": {k: v for k, v in settings.items() if not k.startswith("api_")},
         }
-        module = self._module_of_enclosing(recorder, instance)
-        self._start(call_id, recorder, module, extra, None)
+        self._begin(call_id, recorder, instance, extra)
 
     def on_lm_end(
         self, call_id: str, outputs: Any | None, exception: Exception | None = None
@@ -166,7 +168,7 @@ class DspexCallback(BaseCallback):
                 "model": call.extra["model"],
                 "module": call.module,
                 "messages": call.extra["messages"],
-                "response": jsonable(outputs),
+                "response": outputs,
                 "settings": call.extra["settings"],
                 "usage": history.get("usage"),
                 "cost": history.get("cost"),
@@ -180,13 +182,11 @@ class DspexCallback(BaseCallback):
     def _history_entry(self, entry: dict[str, Any]) -> None:
         """Called from inside an LM call with DSPy's history entry (usage, cost, cache hit)."""
         call = self._calls.get(ACTIVE_CALL_ID.get() or "")
-        if call is None:
-            return
+        if call is None or type(call.extra) is not dict or "messages" not in call.extra:
+            return  # not an LM call this callback started
         response = entry.get("response")
         call.extra["history"] = {
-            "usage": jsonable(
-                {k: v for k, v in (entry.get("usage") or {}).items() if v is not None}
-            ),
+            "usage": {k: v for k, v in (entry.get("usage") or {}).items() if v is not None},
             "cost": entry.get("cost"),
             "cache_hit": bool(getattr(response, "cache_hit", False)),
         }
@@ -196,8 +196,7 @@ class DspexCallback(BaseCallback):
     def on_adapter_format_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
         recorder = active_recorder()
         if recorder is not None:
-            module = self._module_of_enclosing(recorder, instance)
-            self._start(call_id, recorder, module, {"adapter": type(instance).__name__}, None)
+            self._begin(call_id, recorder, instance, (type(instance).__name__, None))
 
     def on_adapter_format_end(
         self, call_id: str, outputs: Any | None, exception: Exception | None = None
@@ -207,9 +206,8 @@ class DspexCallback(BaseCallback):
     def on_adapter_parse_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
         recorder = active_recorder()
         if recorder is not None:
-            module = self._module_of_enclosing(recorder, instance)
-            extra = {"adapter": type(instance).__name__, "completion": inputs.get("completion")}
-            self._start(call_id, recorder, module, extra, None)
+            extra = (type(instance).__name__, inputs.get("completion"))
+            self._begin(call_id, recorder, instance, extra)
 
     def on_adapter_parse_end(
         self, call_id: str, outputs: Any | None, exception: Exception | None = None
@@ -222,26 +220,26 @@ class DspexCallback(BaseCallback):
         call = self._calls.pop(call_id, None)
         if call is None:
             return
+        adapter, completion = call.extra
         payload: dict[str, Any] = {
-            "adapter": call.extra["adapter"],
+            "adapter": adapter,
             "module": call.module,
             "ok": exception is None,
             "error": error_payload(exception),
             "latency_ms": (time.perf_counter() - call.started) * 1000,
         }
         if kind == "adapter_parse" and exception is not None:
-            payload["completion"] = jsonable(call.extra.get("completion"))
+            payload["completion"] = jsonable(completion)
         call.recorder.emit("execution", kind, payload, parent_id=call.parent_id)
 
     def on_tool_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
         recorder = active_recorder()
         if recorder is not None:
-            module = self._module_of_enclosing(recorder, instance)
             extra = {
                 "tool": getattr(instance, "name", type(instance).__name__),
                 "args": jsonable(inputs.get("kwargs", inputs)),
             }
-            self._start(call_id, recorder, module, extra, None)
+            self._begin(call_id, recorder, instance, extra)
 
     def on_tool_end(
         self, call_id: str, outputs: Any | None, exception: Exception | None = None
@@ -269,13 +267,34 @@ class DspexCallback(BaseCallback):
         journal = active_journal()
         if journal is not None:
             journal.compile_started(call_id, instance, inputs)
+        elif self.autolog is not None:
+            self._autolog_calls[call_id] = self.autolog
+            self.autolog.compile_started(call_id, instance, inputs)
 
     def on_compile_end(
         self, call_id: str, outputs: Any | None, exception: Exception | None = None
     ) -> None:
+        handler = self._autolog_calls.pop(call_id, None)
+        if handler is not None:
+            handler.compile_finished(call_id, outputs, exception)
+            return
         journal = active_journal()
         if journal is not None:
             journal.compile_finished(call_id, outputs, exception)
+
+    # -- evaluation (recorded only under dspex.autolog) -------------------------------
+
+    def on_evaluate_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        if self.autolog is not None:
+            self._autolog_calls[call_id] = self.autolog
+            self.autolog.evaluate_started(call_id, instance, inputs)
+
+    def on_evaluate_end(
+        self, call_id: str, outputs: Any | None, exception: Exception | None = None
+    ) -> None:
+        handler = self._autolog_calls.pop(call_id, None)
+        if handler is not None:
+            handler.evaluate_finished(call_id, outputs, exception)
 
 
 _hook_lock = threading.Lock()
@@ -300,7 +319,8 @@ def _install_history_hook() -> None:
         def update_history(self: Any, entry: dict[str, Any]) -> Any:
             result = original(self, entry)
             try:
-                for callback in _callbacks_in_effect(self):
+                # only the callback that saw this LM call start holds it in _calls
+                for callback in list(_instances):
                     callback._history_entry(entry)
             except Exception:  # noqa: BLE001 - capture must never break an LM call
                 pass
@@ -311,10 +331,38 @@ def _install_history_hook() -> None:
         _hook_installed = True
 
 
-def _callbacks_in_effect(lm: Any) -> list[DspexCallback]:
-    import dspy
+_instances: weakref.WeakSet[DspexCallback] = weakref.WeakSet()
 
-    callbacks = list(dspy.settings.get("callbacks", []) or []) + list(
-        getattr(lm, "callbacks", []) or []
-    )
-    return [c for c in callbacks if isinstance(c, DspexCallback)]
+# Plain dicts keyed by class (a weak dictionary costs a weakref per lookup, on every
+# call); cleared when full, since optimizers create signature classes as they go.
+_CACHE_SIZE = 4096
+_class_paths: dict[type, str] = {}
+_signature_texts: dict[type, str] = {}
+
+
+def _class_path(instance: Any) -> str:
+    cls = type(instance)
+    path = _class_paths.get(cls)
+    if path is None:
+        if len(_class_paths) >= _CACHE_SIZE:
+            _class_paths.clear()
+        path = _class_paths[cls] = class_path(cls)
+    return path
+
+
+def _signature_text(signature: Any) -> str:
+    """``"question -> answer"`` for a signature class; cached, DSPy rebuilds it on each access."""
+    if signature is None:
+        return ""
+    try:
+        return _signature_texts[signature]
+    except (KeyError, TypeError):
+        pass
+    text = str(getattr(signature, "signature", ""))
+    try:
+        if len(_signature_texts) >= _CACHE_SIZE:
+            _signature_texts.clear()
+        _signature_texts[signature] = text
+    except TypeError:  # not hashable: not cached
+        pass
+    return text

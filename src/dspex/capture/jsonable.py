@@ -17,18 +17,42 @@ _MAX_DEPTH = 8
 
 
 def jsonable(value: Any, _depth: int = 0) -> Any:
-    """A JSON-compatible copy of ``value`` (dicts, lists, str, int, float, bool, None)."""
-    if value is None or isinstance(value, str | bool | int):
+    """A JSON-compatible copy of ``value`` (dicts, lists, str, int, float, bool, None).
+
+    >>> jsonable({"q": ("a", 1.5), 2: float("nan"), "obj": object()})
+    {'q': ['a', 1.5], '2': 'nan', 'obj': '<object object at ...>'}
+    """
+    # Exact-type checks first: this runs for every recorded call, and the common
+    # values (str, dict, list) are answered without an ABC isinstance check.
+    cls = type(value)
+    if cls is str or cls is int or cls is bool or value is None:
+        return value
+    if _depth >= _MAX_DEPTH:
+        return _short_repr(value)
+    if cls is dict:
+        return {
+            (k if type(k) is str else str(k)): jsonable(v, _depth + 1) for k, v in value.items()
+        }
+    if cls is list or cls is tuple:
+        return [jsonable(v, _depth + 1) for v in value]
+    if cls is float:
+        return value if math.isfinite(value) else repr(value)
+    return _jsonable_other(value, _depth)
+
+
+def _jsonable_other(value: Any, _depth: int) -> Any:
+    store = _example_store(value)
+    if store is not None:  # dspy.Example and dspy.Prediction, without toDict's extra copy
+        return jsonable(store, _depth + 1)
+    if isinstance(value, str | bool | int):  # subclasses (enums and the like)
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
-    if _depth >= _MAX_DEPTH:
-        return _short_repr(value)
     if isinstance(value, Mapping):
         return {str(k): jsonable(v, _depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [jsonable(v, _depth + 1) for v in value]
-    to_dict = getattr(value, "toDict", None)  # dspy.Example and dspy.Prediction
+    to_dict = getattr(value, "toDict", None)
     if callable(to_dict):
         try:
             return jsonable(to_dict(), _depth + 1)
@@ -41,6 +65,22 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
         except Exception:  # noqa: BLE001
             return _short_repr(value)
     return _short_repr(value)
+
+
+_example_class: type | None = None
+
+
+def _example_store(value: Any) -> dict[str, Any] | None:
+    global _example_class
+    if _example_class is None:
+        from dspy.primitives.example import Example
+
+        _example_class = Example
+    if isinstance(value, _example_class):
+        store = value.__dict__.get("_store")
+        if type(store) is dict:
+            return store
+    return None
 
 
 def _short_repr(value: Any) -> str:

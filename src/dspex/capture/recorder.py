@@ -2,10 +2,14 @@
 
 The hot path (:meth:`TrialRecorder.emit`) appends a tuple and returns an event id;
 validated :class:`~dspex.model.TraceEvent` records are built later, off the calling
-thread's critical path, by :meth:`TrialRecorder.events`. Events recorded in another
-process come back as plain dicts and are merged with :meth:`merge`.
+thread's critical path, by :meth:`TrialRecorder.events`, which is also where payloads
+become JSON data (so the hot path may hand over values that are not JSON yet, as long
+as nothing changes them afterwards: the LM messages and responses DSPy builds per call).
+Events recorded in another process come back as plain dicts and are merged with
+:meth:`merge`.
 
     >>> from dspex.capture.recorder import TrialRecorder
+    >>> from dspex.ids import new_id
     >>> rec = TrialRecorder(new_id("trl"))
     >>> start = rec.emit("execution", "module_start", {"module": "qa"})
     >>> _ = rec.emit("execution", "module_end", {"module": "qa"}, parent_id=None)
@@ -22,9 +26,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from dspex.ids import new_id
+from dspex.capture.jsonable import jsonable
+from dspex.ids import IdSeries
 from dspex.model import TraceEvent
-from dspex.workers.outcome import current_worker
+from dspex.workers.outcome import pool_worker_name
 
 __all__ = ["RawEvent", "TrialRecorder", "current_worker_name"]
 
@@ -49,8 +54,8 @@ class RawEvent(NamedTuple):
 def current_worker_name() -> str:
     """The name recorded as ``worker`` on events: the pool worker's (``worker-3``), else the
     thread's (DSPy's own worker threads), else ``main``."""
-    worker = current_worker().name
-    if worker != "main":
+    worker = pool_worker_name()
+    if worker is not None:
         return worker
     name = threading.current_thread().name
     return "main" if name == "MainThread" else name
@@ -71,6 +76,7 @@ class TrialRecorder:
         self._raw: list[RawEvent] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        self._next_id = IdSeries("evt")
 
     def emit(
         self,
@@ -80,21 +86,25 @@ class TrialRecorder:
         *,
         parent_id: str | None = None,
     ) -> str:
-        """Record one event now; return its id (to use as a later event's parent)."""
-        event_id = new_id("evt")
-        raw = RawEvent(
-            event_id,
-            time.time_ns(),
-            time.monotonic_ns(),
-            source,
-            kind,
-            payload,
-            parent_id,
-            self._pid,
-            current_worker_name(),
+        """Record one event now; return its id (to use as a later event's parent).
+
+        Lock-free: ``list.append`` is atomic under the GIL, and this runs for every
+        module, adapter and LM call of the program.
+        """
+        event_id = self._next_id()
+        self._raw.append(
+            RawEvent(
+                event_id,
+                time.time_ns(),
+                time.monotonic_ns(),
+                source,
+                kind,
+                payload,
+                parent_id,
+                self._pid,
+                current_worker_name(),
+            )
         )
-        with self._lock:
-            self._raw.append(raw)
         return event_id
 
     def merge(self, events: Iterable[RawEvent | dict[str, Any]]) -> None:
@@ -125,7 +135,7 @@ class TrialRecorder:
                 kind=e.kind,
                 pid=e.pid,
                 worker=e.worker,
-                payload=e.payload,
+                payload=jsonable(e.payload),
             )
             for sequence, e in enumerate(raw)
         )

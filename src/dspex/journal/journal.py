@@ -193,6 +193,12 @@ class ExperimentJournal:
         with self._lock:
             return list(self._open)
 
+    def trial_role(self, trial_id: str) -> str | None:
+        """The ``role`` metadata of an open trial ("compile", "evaluation", ...), if any."""
+        with self._lock:
+            open_trial = self._open.get(trial_id)
+            return None if open_trial is None else open_trial.metadata.get("role")
+
     def update_trial(
         self,
         recorder: TrialRecorder,

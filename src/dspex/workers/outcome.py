@@ -69,6 +69,12 @@ def current_worker() -> WorkerInfo:
     return WorkerInfo("main", os.getpid())
 
 
+def pool_worker_name() -> str | None:
+    """The pool worker's name for the calling code, or None outside pools (cheap: no pid)."""
+    info = _CURRENT.get() or _process_worker
+    return info.name if info is not None else None
+
+
 def set_process_worker(info: WorkerInfo) -> None:
     """Mark this whole process as the worker ``info`` (called in worker processes only)."""
     global _process_worker

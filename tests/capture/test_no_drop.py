@@ -1,0 +1,87 @@
+"""Capture drops nothing at any call rate, and never waits on the store in the calling thread."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import dspy
+import pytest
+from dspy.dsp.utils.settings import thread_local_overrides
+
+import dspex
+from dspex import EventKind, ResultStore
+from dspex.capture import TrialRecorder, recording
+from dspex.harness.example import ensure_callback_installed
+from dspex.journal import ExperimentJournal
+from dspex.store.memory import MemoryBackend
+
+CALLS = 10_000
+THREADS = 8
+
+
+@pytest.mark.slow
+def test_a_burst_from_many_threads_records_every_lm_call(lm, engine):
+    ensure_callback_installed()
+    recorder = TrialRecorder(dspex.new_id("trl"))
+    predict = dspy.Predict("question -> answer")
+    with recording(recorder):
+        overrides = thread_local_overrides.get()
+
+        def adopt() -> None:
+            thread_local_overrides.set(overrides)
+
+        with ThreadPoolExecutor(THREADS, initializer=adopt) as pool:
+            answers = list(
+                pool.map(lambda i: predict(question=f"What is {i} + 1?").answer, range(CALLS))
+            )
+    assert answers == [str(i + 1) for i in range(CALLS)]
+    events = recorder.events()
+    calls = [e for e in events if e.kind is EventKind.LM_CALL]
+    assert engine.calls == CALLS and len(calls) == engine.calls
+    assert [e.sequence for e in events] == list(range(len(events)))
+    assert len({e.id for e in events}) == len(events)
+    assert all(e.trial_id == recorder.trial_id for e in events)
+    # every LM call sits in the Predict call that made it, on the same thread
+    starts = {e.id: e for e in events if e.kind is EventKind.MODULE_START}
+    assert len(starts) == CALLS
+    assert all(e.parent_id in starts and starts[e.parent_id].worker == e.worker for e in calls)
+    asked = {c.payload["messages"][-1]["content"].split("What is ")[1] for c in calls}
+    assert len(asked) == CALLS  # each call's own messages, none lost or duplicated
+    assert len({e.worker for e in calls}) == THREADS
+
+
+class SlowBackend(MemoryBackend):
+    """A store whose trial writes take half a second."""
+
+    DELAY = 0.5
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[float] = []
+
+    def write_trial(self, experiment_id, trial):
+        time.sleep(self.DELAY)
+        super().write_trial(experiment_id, trial)
+        self.writes.append(time.perf_counter())
+
+
+def test_a_slow_store_does_not_slow_finish_trial():
+    backend = SlowBackend()
+    store = ResultStore(backend)
+    journal = ExperimentJournal("slow store", store=store)
+    journal.start()
+    recorders = [journal.new_trial(name=f"t{i}") for i in range(3)]
+    for recorder in recorders:
+        for n in range(100):
+            recorder.emit("execution", "log", {"level": "INFO", "message": f"event {n}"})
+    started = time.perf_counter()
+    for recorder in recorders:
+        journal.finish_trial(recorder, score=1.0)
+    returned = time.perf_counter()
+    assert returned - started < SlowBackend.DELAY  # three writes would take 1.5 s
+    assert backend.writes == []  # nothing was written while the caller waited
+    experiment = journal.finish()
+    assert len(backend.writes) == 3 and backend.writes[0] > returned
+    stored = store.get_experiment(experiment.id)
+    assert [len(t.events) for t in stored.trials] == [100, 100, 100]
