@@ -111,7 +111,6 @@ def test_trials_reach_the_store_before_the_experiment_ends(lm, store):
     program = QA()
     with dspex.experiment("incremental", program=program, store=store) as exp:
         trial = exp.evaluate(program, addition_set(2), exact)
-        exp.journal._writer.flush()
         running = store.get_experiment(exp.id)
         assert running.status is ExperimentStatus.RUNNING
         assert [t.id for t in running.trials] == [trial.id]

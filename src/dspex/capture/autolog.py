@@ -216,7 +216,7 @@ class AutologHandler:
 
 def _abandon(run: _Run | None, exc: BaseException) -> None:
     """After a capture failure: undo the run's token, and close the experiment it opened
-    (as failed, naming the capture error) so that no writer thread or open record is left."""
+    (as failed, naming the capture error) so that no open record is left."""
     if run is None:
         return
     run.deactivate()

@@ -7,9 +7,9 @@
     trial = journal.finish_trial(recorder, example_results=results, score=0.8)
     experiment = journal.finish()         # summary computed, experiment sealed
 
-Each finished trial is written to the ResultStore by a background writer as soon as
-it finishes (so a crash loses at most the trials still running); :meth:`finish`
-seals the experiment. Optimizer hooks (``dspex.capture.optimizers``) and the
+Each finished trial is written to the ResultStore when it finishes (so a crash loses
+at most the trials still running); recording inside a trial never touches the store.
+:meth:`finish` seals the experiment. Optimizer hooks (``dspex.capture.optimizers``) and the
 EvaluationHarness create trials through this class.
 """
 
@@ -24,9 +24,8 @@ from typing import Any
 from dspex.capture.program import module_paths, program_info, variables_of
 from dspex.capture.recorder import TrialRecorder
 from dspex.config import get_settings
-from dspex.errors import StoreError, ValidationError
+from dspex.errors import ValidationError
 from dspex.ids import new_id
-from dspex.journal.writer import BackgroundWriter
 from dspex.model import (
     EnvironmentInfo,
     ErrorInfo,
@@ -111,7 +110,6 @@ class ExperimentJournal:
         self._indices = itertools.count()
         self._open: dict[str, _OpenTrial] = {}
         self._trials: list[Trial] = []
-        self._writer = BackgroundWriter(f"dspex-writer-{self._experiment.id[-6:]}")
         self._compiles: dict[str, Any] = {}
         self.capture_errors: list[BaseException] = []
         self._finished: Experiment | None = None
@@ -232,7 +230,12 @@ class ExperimentJournal:
         score: float | None = None,
         error: BaseException | ErrorInfo | None = None,
     ) -> Trial:
-        """Close a trial, build its record and hand it to the store writer."""
+        """Close a trial, build its record and write it to the store before returning.
+
+        The write makes the trial durable: a crash after this returns loses nothing of
+        it. A store that fails here does not fail the run: the trial is kept, a warning
+        logged, and the sealed record at :meth:`finish` includes it.
+        """
         with self._lock:
             open_trial = self._open.pop(recorder.trial_id, None)
         if open_trial is None:
@@ -257,8 +260,10 @@ class ExperimentJournal:
         )
         with self._lock:
             self._trials.append(trial)
-        store = self._store()
-        self._writer.submit(lambda: store.record_trial(self.id, trial))
+        try:
+            self._store().record_trial(self.id, trial)
+        except Exception as exc:  # noqa: BLE001 - kept in memory and sealed at finish()
+            logger.warning("dspex: trial %s could not be written yet: %s", trial.id, exc)
         return trial
 
     def finish(
@@ -299,16 +304,7 @@ class ExperimentJournal:
             best_trial_id=best.id if best else None,
             metadata=metadata,
         )
-        failed = self._writer.flush()
-        self._writer.close()
-        if failed:
-            logger.warning(
-                "dspex: %d trial writes failed; the sealed record includes them", len(failed)
-            )
-        try:
-            self._store().archive_experiment(final)
-        except StoreError:
-            raise
+        self._store().archive_experiment(final)
         self._finished = final
         return final
 
