@@ -11,6 +11,7 @@ thread DSPy runs it on.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,6 @@ from dspex.harness.remote import (
     init_worker,
     settings_snapshot,
 )
-from dspex.ids import new_id
 from dspex.model import ErrorInfo, ExampleResult, Trial
 from dspex.workers import TaskOutcome, create_pool
 
@@ -108,11 +108,15 @@ class EvaluationHarness:
     def _run(
         self, recorder: TrialRecorder, program: Any, examples: list[Any], metric: Any
     ) -> list[ExampleResult]:
-        evaluation_id = new_id("trl")  # unique key of this evaluation's state in the workers
-        paths = dict(recorder.module_paths)
-        paths[-1] = self.journal.program_name or program_name(program)  # root name for copies
+        evaluation_id = uuid.uuid4().hex  # key of this evaluation's state in the workers
         state = EvaluationState(
-            evaluation_id, recorder.trial_id, program, metric, settings_snapshot(), paths
+            evaluation_id,
+            recorder.trial_id,
+            program,
+            metric,
+            settings_snapshot(),
+            dict(recorder.module_paths),
+            self.journal.program_name or program_name(program),
         )
         tasks = [WorkerTask(evaluation_id, i, example) for i, example in enumerate(examples)]
         results: list[ExampleResult] = []

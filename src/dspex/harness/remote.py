@@ -34,6 +34,7 @@ class EvaluationState:
     metric: Any
     settings: dict[str, Any]
     module_paths: dict[int, str]
+    program_name: str
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,7 @@ def evaluate_in_worker(task: WorkerTask) -> ExampleOutcome:
     if id(state.program) not in paths:
         from dspex.capture.program import module_paths
 
-        root = paths.get(-1, None)
-        paths = module_paths(state.program, root)
+        paths = module_paths(state.program, state.program_name)
     with dspy.context(**state.settings, callbacks=[shared_callback()]):
         return run_example(
             ExampleTask(
