@@ -52,3 +52,11 @@ def test_kind_must_match():
     assert not is_valid_id(new_id("trl"), "exp")
     with pytest.raises(InvalidIdError, match="unknown id kind"):
         new_id("run")  # type: ignore[arg-type]
+
+
+def test_a_trailing_newline_or_other_suffix_is_refused():
+    value = new_id("exp")
+    for bad in (value + "\n", value + "/", " " + value, value + "\x00"):
+        assert not is_valid_id(bad, "exp")
+        with pytest.raises(InvalidIdError):
+            validate_id(bad, "exp")

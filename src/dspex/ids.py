@@ -49,7 +49,7 @@ ID_KINDS: dict[str, str] = {
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ULID_RE = "[0-9A-HJKMNP-TV-Z]{26}"
-_ID_RE = re.compile(rf"^(exp|trl|evt|hyp)_({_ULID_RE})$")
+_ID_RE = re.compile(rf"(exp|trl|evt|hyp)_({_ULID_RE})")  # used with fullmatch only
 _RANDOM_BITS = 80
 _RANDOM_MAX = (1 << _RANDOM_BITS) - 1
 
@@ -146,7 +146,7 @@ def is_valid_id(value: object, kind: IdKind | None = None) -> bool:
     """Whether ``value`` is a well-formed id (of ``kind``, when given)."""
     if not isinstance(value, str):
         return False
-    match = _ID_RE.match(value)
+    match = _ID_RE.fullmatch(value)
     return match is not None and (kind is None or match.group(1) == kind)
 
 
@@ -164,7 +164,7 @@ def validate_id(value: object, kind: IdKind) -> str:
 
 def id_timestamp(value: str) -> datetime:
     """The UTC creation time (millisecond precision) encoded in an id."""
-    match = _ID_RE.match(value)
+    match = _ID_RE.fullmatch(value)
     if not match:
         raise InvalidIdError(f"{value!r} is not a dspex id")
     number = 0

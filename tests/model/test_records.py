@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from datetime import datetime, timedelta, timezone
@@ -170,3 +171,25 @@ def test_final_statuses():
         ExperimentStatus.FAILED,
         ExperimentStatus.INTERRUPTED,
     }
+
+
+def test_a_bad_event_inside_a_parsed_trial_is_named_by_its_full_path_once():
+    exp_id, trial_id = new_id("exp"), new_id("trl")
+    event = TraceEvent(
+        trial_id=trial_id, sequence=0, timestamp=utc_now(), monotonic_ns=1,
+        source="execution", kind="log", pid=1, worker="w",
+    )  # fmt: skip
+    trial = Trial(id=trial_id, experiment_id=exp_id, index=0, started_at=utc_now(),
+                  events=(event,))  # fmt: skip
+    data = trial.to_dict()
+    data["events"][0].update(sequence=-1, id="evt_bad")
+    for parse in (Trial.from_dict, lambda d: Trial.from_json(json.dumps(d))):
+        with pytest.raises(ValidationError) as info:
+            parse(data)
+        lines = str(info.value).splitlines()
+        assert lines[0] == "invalid Trial:"
+        assert [line.split(" = ")[0].strip() for line in lines[1:]] == [
+            "Trial.events.0.id",
+            "Trial.events.0.sequence",
+        ]
+        assert "not a dspex id" in lines[1] and "greater than or equal to 0" in lines[2]

@@ -97,6 +97,12 @@ class Record(BaseModel):
         except PydanticValidationError as exc:
             raise ValidationError(describe_validation_error(type(self).__name__, exc)) from exc
 
+    # Marked as pydantic's own __init__, so that parsing (from_json, from_dict and the
+    # records nested in them) does not call it for each record: that validated every
+    # event a second time in Python, and made reading a long trial 2-3x slower. It only
+    # translates errors, and from_json and from_dict translate theirs themselves.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
     @classmethod
     def from_dict(cls, data: Any) -> Self:
         """Build a record from plain data (as produced by :meth:`to_dict`)."""

@@ -16,8 +16,10 @@ latency and cache hit.
 from __future__ import annotations
 
 from enum import StrEnum
+from operator import attrgetter
+from typing import Annotated, TypeVar
 
-from pydantic import Field
+from pydantic import Field, PlainSerializer
 
 from dspex.ids import new_id
 from dspex.model._base import EventId, JsonDict, Record, TrialId, UtcDatetime
@@ -55,6 +57,15 @@ class EventKind(StrEnum):
     ERROR = "error"
 
 
+# In JSON, an event's source and kind are written as their values, read with a C-level
+# getter: pydantic would otherwise call the Enum ``value`` property, in Python, twice per
+# event, a tenth of the time it takes to serialize a trial. The text is the same.
+_E = TypeVar("_E")
+_AsJsonText = Annotated[
+    _E, PlainSerializer(attrgetter("_value_"), return_type=str, when_used="json")
+]
+
+
 class TraceEvent(Record):
     """One thing that happened during a trial.
 
@@ -73,8 +84,8 @@ class TraceEvent(Record):
     sequence: int = Field(ge=0)
     timestamp: UtcDatetime
     monotonic_ns: int = Field(ge=0)
-    source: EventSource
-    kind: EventKind
+    source: _AsJsonText[EventSource]
+    kind: _AsJsonText[EventKind]
     pid: int = Field(ge=0)
     worker: str = Field(min_length=1)
     payload: JsonDict = Field(default_factory=dict)

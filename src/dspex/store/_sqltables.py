@@ -13,6 +13,7 @@ definitions must match them (a test compares the two).
 from __future__ import annotations
 
 import os
+import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -74,14 +75,18 @@ def _zstd() -> Any:
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _PARALLEL_BYTES = 4 << 20  # below this, threads cost more than they save
+_local = threading.local()  # one compressor per thread: a context is not thread-safe
 
 
 def compress(data: bytes | memoryview) -> bytes:
     """Zstandard level 1 (LM payloads shrink about 4x at hundreds of MB/s), else zlib."""
-    zstd = _zstd()
-    if zstd is None:
-        return zlib.compress(data, 1)
-    return bytes(zstd.ZstdCompressor(level=1).compress(data))
+    compressor = getattr(_local, "compressor", None)
+    if compressor is None:
+        zstd = _zstd()
+        if zstd is None:
+            return zlib.compress(data, 1)
+        compressor = _local.compressor = zstd.ZstdCompressor(level=1)
+    return bytes(compressor.compress(data))
 
 
 def compress_many(parts: list[bytes]) -> list[bytes]:
@@ -118,7 +123,9 @@ def experiment_rows(record: EncodedRecord) -> tuple[dict[str, Any], list[dict[st
         "header": compress(record.header),
         "trials_at": record.at,
     }
-    payloads = compress_many([data for _, data in record.trials])
+    payloads = record.stored  # compressed while the record was encoded (see sql.part_transform)
+    if payloads is None:
+        payloads = tuple(compress_many([data for _, data in record.trials]))
     trial_rows = [
         {"experiment_id": record.id, "trial_id": tid, "position": position, "payload": payload}
         for position, ((tid, _), payload) in enumerate(zip(record.trials, payloads, strict=True))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from dspex.errors import StoreUnavailable
 from dspex.model import Experiment, Trial
-from dspex.store.codec import EncodedRecord
+from dspex.store.codec import EncodedRecord, PartTransform
 from dspex.store.query import ExperimentSummary, Query
 
 __all__ = [
@@ -63,6 +63,9 @@ class StoreBackend(ABC):
     """
 
     url: str
+    part_transform: PartTransform | None = None
+    """Applied to each trial's JSON while a record is encoded for :meth:`seal` (the
+    results are ``record.stored``); the sql backend compresses there."""
 
     @abstractmethod
     def open(self) -> None:

@@ -12,19 +12,34 @@ stored, and one trial can be read (or checked) without parsing the rest::
 Each trial is serialized once; the full JSON is the header (the experiment with an
 empty ``trials`` list) with the trials put back at ``at``. Backends write the parts
 (:meth:`EncodedRecord.chunks`) without joining them; :func:`splice` joins them back.
+
+A backend that stores trials in another form (the sql backend compresses them) passes
+that ``transform`` to :func:`encode`: for a large record the hashing and the transform
+run on worker threads while the next trials serialize (both release the GIL), so
+archiving costs little more than serializing::
+
+    >>> import zlib
+    >>> record = encode(exp, transform=zlib.compress)
+    >>> record.stored
+    ()
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from dspex.model import Experiment, Record
 from dspex.store.query import ExperimentSummary, summary_of
 
-__all__ = ["EncodedRecord", "encode", "sha256", "splice"]
+__all__ = ["EncodedRecord", "PartTransform", "encode", "sha256", "splice"]
+
+PartTransform = Callable[[bytes], bytes]
+"""What a backend does to each trial's JSON before storing it (e.g. compress it)."""
 
 _MARKER = b'"trials":['
 _EMPTY = _MARKER + b"]"
@@ -51,6 +66,7 @@ class EncodedRecord:
     trials: tuple[tuple[str, bytes], ...]  # (trial id, its JSON), in record order
     checksum: str
     summary: ExperimentSummary
+    stored: tuple[bytes, ...] | None = None  # each trial's JSON transformed, when asked for
 
     def chunks(self) -> Iterator[bytes]:
         """The record's JSON, piece by piece (concatenated they are :attr:`body`)."""
@@ -71,22 +87,111 @@ class EncodedRecord:
         return spans
 
 
-def encode(experiment: Experiment) -> EncodedRecord:
-    """Serialize ``experiment`` once, as a header and one JSON part per trial."""
-    parts = [_json(t) for t in experiment.trials]
+def encode(experiment: Experiment, transform: PartTransform | None = None) -> EncodedRecord:
+    """Serialize ``experiment`` once, as a header and one JSON part per trial.
+
+    With ``transform``, :attr:`EncodedRecord.stored` holds ``transform(part)`` for each
+    trial, worked out alongside the serialization.
+    """
     header = _json(experiment.model_copy(update={"trials": ()}))
     at: int | None = None
-    if parts and header.count(_EMPTY) == 1:
+    if experiment.trials and header.count(_EMPTY) == 1:
         at = header.index(_EMPTY) + len(_MARKER)
-    elif parts:  # some metadata also holds an empty "trials" list: locate the real one
-        header, at = _locate(experiment, parts)
     digest = hashlib.sha256()
-    for chunk in _chunks(header, at, parts):
-        digest.update(chunk)
+    streaming = at is not None  # else the trials' place is known only at the end
+    if streaming:
+        digest.update(header[:at])
+    pipeline = _Pipeline(digest if streaming else None, transform)
+    try:
+        parts = []
+        for trial in experiment.trials:
+            data = _json(trial)
+            parts.append(data)
+            pipeline.add(data)
+        stored = pipeline.finish()
+    finally:
+        pipeline.close()
+    if streaming:
+        digest.update(header[at:])
+    else:
+        if parts:  # some metadata also holds an empty "trials" list: locate the real one
+            header, at = _locate(experiment, parts)
+        for chunk in _chunks(header, at, parts):
+            digest.update(chunk)
     checksum = "sha256:" + digest.hexdigest()
     trials = tuple(zip((t.id for t in experiment.trials), parts, strict=True))
     summary = summary_of(experiment, sealed=True, checksum=checksum)
-    return EncodedRecord(experiment.id, header, at, trials, checksum, summary)
+    return EncodedRecord(experiment.id, header, at, trials, checksum, summary, stored)
+
+
+_BATCH_BYTES = 1 << 20  # below this much JSON everything stays on the calling thread
+_WORKERS = max(1, min(4, os.cpu_count() or 1))
+
+
+class _Pipeline:
+    """Hashes the trials' JSON in order and transforms it, in batches of about 1 MB on
+    worker threads, while the caller serializes the next trials."""
+
+    def __init__(self, digest: Any, transform: PartTransform | None) -> None:
+        self.digest = digest
+        self.transform = transform
+        self.batch: list[bytes] = []
+        self.batch_bytes = 0
+        self.first = True
+        self.hasher: ThreadPoolExecutor | None = None
+        self.pool: ThreadPoolExecutor | None = None
+        self.pending: list[Future[Any]] = []
+        self.stored: list[Future[list[bytes]]] = []
+
+    def add(self, data: bytes) -> None:
+        self.batch.append(data)
+        self.batch_bytes += len(data)
+        if self.batch_bytes >= _BATCH_BYTES:
+            self._submit()
+
+    def _submit(self) -> None:
+        batch, first = self.batch, self.first
+        self.batch, self.batch_bytes, self.first = [], 0, False
+        if self.hasher is None:
+            self.hasher = ThreadPoolExecutor(1, thread_name_prefix="dspex-hash")
+            self.pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="dspex-encode")
+        assert self.pool is not None
+        if self.digest is not None:  # one thread takes the batches in order
+            self.pending.append(self.hasher.submit(_hash, self.digest, batch, first))
+        if self.transform is not None:
+            self.stored.append(self.pool.submit(_apply, self.transform, batch))
+
+    def finish(self) -> tuple[bytes, ...] | None:
+        """Wait for the workers; the transformed parts (None without a transform)."""
+        if self.hasher is None:  # a small record: no threads
+            if self.digest is not None:
+                _hash(self.digest, self.batch, self.first)
+            if self.transform is None:
+                return None
+            return tuple(_apply(self.transform, self.batch))
+        if self.batch:
+            self._submit()
+        for future in self.pending:
+            future.result()
+        if self.transform is None:
+            return None
+        return tuple(part for future in self.stored for part in future.result())
+
+    def close(self) -> None:
+        for pool in (self.hasher, self.pool):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _hash(digest: Any, batch: list[bytes], first: bool) -> None:
+    for position, data in enumerate(batch):
+        if position or not first:
+            digest.update(b",")
+        digest.update(data)
+
+
+def _apply(transform: PartTransform, batch: list[bytes]) -> list[bytes]:
+    return [transform(data) for data in batch]
 
 
 def _chunks(header: bytes, at: int | None, parts: Sequence[bytes]) -> Iterator[bytes]:

@@ -199,7 +199,7 @@ class ResultStore:
                 "completed, failed or interrupted experiments can be archived "
                 "(use start_experiment and record_trial while it runs)"
             )
-        record = encode(experiment)
+        record = encode(experiment, self.backend.part_transform)
         checksum = record.checksum
         outcome = self.backend.seal(record)
         if outcome.stored or outcome.existing_checksum == checksum:

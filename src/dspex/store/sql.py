@@ -90,6 +90,8 @@ def _sqlite_begin(connection: Connection) -> None:
 class SqlBackend(StoreBackend):
     """Experiments in three tables (see :mod:`dspex.store._sqltables`)."""
 
+    part_transform = staticmethod(tables.compress)  # trials compress while they serialize
+
     def __init__(self, url: str, options: BackendOptions | None = None) -> None:
         self.url = url
         self.auto_migrate = (options or BackendOptions()).auto_migrate

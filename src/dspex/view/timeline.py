@@ -108,7 +108,7 @@ class Entry:
 
     @property
     def is_lm_call(self) -> bool:
-        return self.event.kind.value == "lm_call"
+        return self.event.kind == "lm_call"  # a StrEnum: no .value lookup in this hot path
 
     def search_text(self) -> str:
         """Lowercased text that a search matches against."""
@@ -290,7 +290,7 @@ def _depth(event: TraceEvent, by_id: dict[str, TraceEvent]) -> int:
         seen.add(current)
         depth += 1
         current = by_id[current].parent_id
-    if event.kind.value == "module_end":
+    if event.kind == "module_end":
         return max(depth - 1, 0) if _start_is_parent(event, by_id) else depth
     return depth
 
@@ -302,7 +302,7 @@ def _start_is_parent(event: TraceEvent, by_id: dict[str, TraceEvent]) -> bool:
 
 def _module_of(event: TraceEvent, by_id: dict[str, TraceEvent]) -> str | None:
     """The module path of ``event``: its own for module events, else the enclosing one's."""
-    if event.source.value != "execution":
+    if event.source != "execution":
         return None
     own = event.payload.get("module")
     if isinstance(own, str) and own:
@@ -324,7 +324,7 @@ def _blocks(entries: list[Entry], trial: Trial) -> Iterable[Block]:
     groups: list[list[Entry]] = []
     for entry in entries:
         last = groups[-1][0] if groups else None
-        if last is None or entry.source != last.source:
+        if last is None or entry.event.source is not last.event.source:
             groups.append([])
         groups[-1].append(entry)
     shown: dict[str, str] = {}
@@ -358,7 +358,7 @@ def _strategy_of(trial: Trial, experiment: Experiment | None) -> str | None:
     for candidate in trials:
         for event in candidate.events:
             payload = event.payload
-            if event.kind.value == "candidate_created" and payload.get("candidate") == trial.id:
+            if event.kind == "candidate_created" and payload.get("candidate") == trial.id:
                 strategy = payload.get("strategy")
                 return str(strategy) if strategy else None
     return None

@@ -69,6 +69,17 @@ def _templates() -> Any:
     return env
 
 
+def _compile_templates() -> None:
+    """Compile every page template now (once per process), not in the first request that
+    needs it: the trial page's templates alone take tens of milliseconds."""
+    from dspex.view import html
+
+    for name in ("trial.html", "experiment.html"):
+        html._environment().get_template(name)
+    for name in ("base.html", "list.html"):
+        _templates().get_template(name)
+
+
 def _page(
     request: Request, title: str, content: Markup, crumbs: list[tuple[str, str]], status: int = 200
 ) -> HTMLResponse:
@@ -305,6 +316,7 @@ def create_app(
     their Host header, so a web page cannot reach the UI through DNS rebinding.
     """
     handlers = _Handlers(store or ResultStore.default())
+    _compile_templates()
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return _error_response(request, 404, str(exc))
