@@ -33,6 +33,7 @@ __all__ = [
     "ID_KINDS",
     "IdKind",
     "IdSeries",
+    "id_at",
     "id_timestamp",
     "is_valid_id",
     "new_id",
@@ -140,6 +141,22 @@ class IdSeries:
                     self._state = self._new_state()
             return self()
         return prefix + _ALPHABET[n >> 20] + _PAIRS[(n >> 10) & 1023] + _PAIRS[n & 1023]
+
+
+def id_at(kind: IdKind, milliseconds: int, serial: int) -> str:
+    """A reproducible id of ``kind`` for a given creation time and serial number.
+
+    For fixtures and imports that need the same ids on every run; live records use
+    :func:`new_id`::
+
+        >>> id_at("trl", 1_780_000_000_000, 7) < id_at("trl", 1_780_000_000_000, 8)
+        True
+    """
+    if kind not in ID_KINDS:
+        raise InvalidIdError(f"unknown id kind {kind!r}; valid kinds: {', '.join(ID_KINDS)}")
+    if not (0 <= milliseconds < 1 << 48 and 0 <= serial <= _RANDOM_MAX):
+        raise InvalidIdError("milliseconds must fit 48 bits and serial 80 bits")
+    return f"{kind}_{_encode((milliseconds << _RANDOM_BITS) | serial)}"
 
 
 def is_valid_id(value: object, kind: IdKind | None = None) -> bool:

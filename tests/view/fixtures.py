@@ -31,6 +31,7 @@ from dspex import (
     Trial,
     Variables,
 )
+from dspex.ids import id_at
 from dspex.model.experiment import summarize
 
 XSS = (
@@ -55,16 +56,7 @@ QUESTIONS = (
     ("What is 15% of 200? " + XSS[4], "30"),
 )
 
-_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 DATA_DIR = Path(__file__).resolve().parent / "data"
-
-
-def _encode(value: int) -> str:
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
 
 
 @dataclass
@@ -82,7 +74,7 @@ class _Clock:
 
     def id(self, kind: str) -> str:
         self.counter += 1
-        return f"{kind}_{_encode((1_780_000_000_000 << 80) + self.seed * 1_000_000 + self.counter)}"
+        return id_at(kind, 1_780_000_000_000, self.seed * 1_000_000 + self.counter)
 
     def tick(self, low_ms: float = 1.0, high_ms: float = 30.0) -> tuple[datetime, int]:
         self.ns += int(self.rng.uniform(low_ms, high_ms) * 1e6)
