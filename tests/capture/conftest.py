@@ -11,7 +11,7 @@ from dspy.lm15 import Message, Response, TextPart, Usage
 
 
 class AdditionEngine:
-    """Answers `a + b` questions; counts its calls; raises on the word 'explode'."""
+    """Answers `a + b` questions; counts its calls; raises on 'explode', babbles on 'garble'."""
 
     def __init__(self) -> None:
         self.calls = 0
@@ -23,6 +23,14 @@ class AdditionEngine:
         text = " ".join(m.text or "" for m in request.messages)
         if "explode" in text:
             raise RuntimeError("the engine exploded")
+        if "garble" in text:  # no output fields at all: every adapter fails to parse it
+            return Response(
+                id=None,
+                model="addition",
+                message=Message.assistant([TextPart("I refuse to use markers.")]),
+                finish_reason="stop",
+                usage=Usage(input_tokens=1, output_tokens=5, total_tokens=6),
+            )
         numbers = (
             [int(n) for n in re.findall(r"(\d+) \+ (\d+)", text)[-1]] if " + " in text else [0]
         )

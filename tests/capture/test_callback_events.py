@@ -1,0 +1,76 @@
+"""What the DSPy callback records for tools, adapter failures and nesting."""
+
+from __future__ import annotations
+
+import dspy
+import pytest
+
+import dspex
+from dspex import EventKind
+from dspex.capture import TrialRecorder, recording
+from dspex.harness.example import with_callback
+
+
+def _record(fn):
+    recorder = TrialRecorder(dspex.new_id("trl"))
+    callbacks = with_callback({})["callbacks"]
+    with dspy.context(callbacks=callbacks), recording(recorder):
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - the test looks at what was recorded
+            recorder.error = exc  # type: ignore[attr-defined]
+    return recorder, recorder.events()
+
+
+def test_tool_calls_are_recorded_with_args_result_and_errors():
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    def broken(a: int) -> int:
+        """Always fails."""
+        raise ValueError(f"cannot handle {a}")
+
+    add_tool, broken_tool = dspy.Tool(add), dspy.Tool(broken)
+    _, events = _record(lambda: (add_tool(a=2, b=3), broken_tool(a=7)))
+    calls = [e for e in events if e.kind is EventKind.TOOL_CALL]
+    assert [c.payload["tool"] for c in calls] == ["add", "broken"]
+    assert calls[0].payload["args"] == {"a": 2, "b": 3} and calls[0].payload["result"] == 5
+    assert calls[0].payload["error"] is None
+    assert "cannot handle 7" in calls[1].payload["error"]["message"]
+
+
+def test_an_unparseable_completion_is_recorded_as_a_failed_parse(lm):
+    predict = dspy.Predict("question -> answer")
+    recorder, events = _record(lambda: predict(question="garble this"))
+    parses = [e for e in events if e.kind is EventKind.ADAPTER_PARSE]
+    assert parses and all(not p.payload["ok"] for p in parses)
+    assert any("I refuse to use markers." in str(p.payload.get("completion")) for p in parses)
+    assert parses[0].payload["error"]["type"].endswith("AdapterParseError")
+    end = next(e for e in events if e.kind is EventKind.MODULE_END)
+    assert end.payload["error"] is not None  # the Predict call failed, and says why
+    assert isinstance(recorder.error, Exception)  # type: ignore[attr-defined]
+
+
+def test_successful_calls_nest_adapter_and_lm_events_under_their_module(lm):
+    predict = dspy.Predict("question -> answer")
+    _, events = _record(lambda: predict(question="What is 2 + 2?"))
+    kinds = [e.kind.value for e in events]
+    assert kinds == ["module_start", "adapter_format", "lm_call", "adapter_parse", "module_end"]
+    start = events[0]
+    assert all(e.parent_id == start.id for e in events[1:-1])
+    # the end sits beside its start (same parent) and points back at it
+    assert events[-1].parent_id == start.parent_id
+    assert events[-1].payload["start_id"] == start.id
+    assert events[-1].payload["outputs"] == {"answer": "4"}
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_no_recorder_means_nothing_is_recorded_and_nothing_breaks(lm, threads):
+    predict = dspy.Predict("question -> answer")
+    callbacks = with_callback({})["callbacks"]
+    with dspy.context(callbacks=callbacks):
+        results = dspy.Parallel(num_threads=threads)(
+            [(predict, {"question": f"What is {i} + 1?"}) for i in range(4)]
+        )
+    assert [r.answer for r in results] == ["1", "2", "3", "4"]
