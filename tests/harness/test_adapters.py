@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import dspy
 import pytest
@@ -22,6 +23,8 @@ class Solver(dspy.Module):
     def forward(self, question):
         if "CRASH" in question:
             os._exit(7)  # a worker that dies holding this example
+        if "STALL" in question:
+            time.sleep(4)  # longer than the task timeout of the test
         return self.answer(question=question)
 
 
@@ -98,3 +101,20 @@ def test_a_crashing_worker_fails_only_its_example(adapter, request):
     assert len(trial.example_results) == 7
     ok = [r for r in trial.example_results if not r.error]
     assert trial.score == pytest.approx(sum(r.metrics["exact_match"] for r in ok) / 7)
+
+
+@pytest.mark.parametrize(
+    "adapter", ["thread", "process", pytest.param("ray", marks=pytest.mark.ray)]
+)
+def test_an_example_past_the_task_timeout_fails_alone(adapter, request):
+    _configure(adapter, request, task_timeout=1.0)
+    devset = load_arith()[1][:4]
+    stall = dspy.Example(question="STALL here", answer="0").with_inputs("question")
+    _, trial = _evaluate([*devset[:2], stall, *devset[2:]])
+    failed = [r for r in trial.example_results if r.error]
+    assert [r.index for r in failed] == [2]
+    assert "WorkerTimeout" in failed[0].error.type
+    assert len([r for r in trial.example_results if not r.error]) == 4
+    assert any(
+        e.kind is EventKind.ERROR and e.payload["failure"] == "timeout" for e in trial.events
+    )
