@@ -43,17 +43,9 @@ class _StepWatcher(logging.Handler):
 
 
 def _program() -> Any:
-    import dspy
+    from dspex.offline import ArithQA
 
-    class QA(dspy.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.predict = dspy.Predict("question -> answer")
-
-        def forward(self, question: str) -> Any:
-            return self.predict(question=question)
-
-    return QA()
+    return ArithQA()
 
 
 def _configure_lm() -> Any:

@@ -11,10 +11,12 @@ See ``docs/offline-lm.md``.
 
 from dspex.offline.datasets import exact_match, load_arith, load_rows
 from dspex.offline.lm import AsyncOfflineEngine, OfflineEngine, offline_lm
+from dspex.offline.programs import ArithQA
 from dspex.offline.tasks import RULES
 
 __all__ = [
     "RULES",
+    "ArithQA",
     "AsyncOfflineEngine",
     "OfflineEngine",
     "exact_match",
