@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from click.testing import CliRunner
 
@@ -183,16 +181,14 @@ def test_token_in_the_query_sets_a_cookie_and_is_dropped_from_the_address(store,
 # -- a long trial ---------------------------------------------------------------------
 
 
-def test_long_trial_is_paginated_and_fast():
+def test_long_trial_is_paginated():
     store = ResultStore.open("memory://")
     large = large_experiment()
     store.archive_experiment(large)
     client = make_client(create_app(store))
     url = f"/experiments/{large.id}/trials/{large.trials[0].id}"
     client.get(url)  # the first view parses the record; later views reuse it
-    started = time.perf_counter()
     response = client.get(url)
-    elapsed = time.perf_counter() - started
     doc = parse(response.text)
     assert len(doc.find_all(cls="dspex-entry")) == EVENTS_PER_PAGE
     pager = doc.find(cls="pager")
@@ -201,5 +197,4 @@ def test_long_trial_is_paginated_and_fast():
     assert following == f"?offset={EVENTS_PER_PAGE}"
     second = parse(client.get(url + following).text)
     first_seq = int(second.find(cls="dspex-entry").attrs["data-seq"])
-    assert first_seq == EVENTS_PER_PAGE
-    assert elapsed < 2.0  # generous for a loaded CI machine; see docs/viewer.md for numbers
+    assert first_seq == EVENTS_PER_PAGE  # speed: benchmarks/bench_viewer.py
