@@ -133,3 +133,13 @@ def test_dspy_parallel_threads_attribute_events_to_the_trial(lm, engine, store):
     ids = {e.id for e in events}
     assert all(e.parent_id in ids for e in lm_calls)
     assert len({e.worker for e in lm_calls}) > 1
+
+
+def test_an_unreachable_store_fails_when_the_experiment_starts(lm):
+    store = dspex.ResultStore.open("postgresql://dspex:hunter2@127.0.0.1:1/nowhere")
+    with pytest.raises(dspex.StoreUnavailable) as info:
+        with dspex.experiment("no store", program=QA(), store=store):
+            pytest.fail("the block must not run without a store")
+    message = str(info.value)
+    assert "127.0.0.1:1/nowhere" in message
+    assert "hunter2" not in message
