@@ -122,3 +122,17 @@ def test_python_dash_m_dspex_runs_the_store_commands(file_url):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert experiment.id in done.stdout
+
+
+def test_show_trial_prints_the_unified_timeline(file_url):
+    experiment = make_experiment(trials=3)
+    ResultStore.open(file_url).connect().archive_experiment(experiment)
+    trial = experiment.trials[1]
+    by_id = run("experiments", "show", experiment.id, "--trial", trial.id, "--store", file_url)
+    by_index = run("experiments", "show", experiment.id, "--trial", "1", "--store", file_url)
+    assert by_id == by_index
+    assert f"Trial {trial.index} (Score: " in by_id and trial.id in by_id
+    full = run("experiments", "show", experiment.id, "--trial", "1", "--full", "--store", file_url)
+    assert trial.id in full
+    missing = run("experiments", "show", experiment.id, "--trial", "9", "--store", file_url, code=1)
+    assert "no trial with id '9'" in missing

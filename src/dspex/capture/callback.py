@@ -100,7 +100,7 @@ class DspexCallback(BaseCallback):
         recorder = active_recorder()
         if recorder is None:
             return
-        module = recorder.module_paths.get(id(instance)) or type(instance).__name__
+        module = recorder.module_paths.get(id(instance)) or _unregistered_name(instance)
         cls = _class_path(instance)
         payload = {
             "module": module,
@@ -348,6 +348,16 @@ def _class_path(instance: Any) -> str:
             _class_paths.clear()
         path = _class_paths[cls] = class_path(cls)
     return path
+
+
+def _unregistered_name(instance: Any) -> str:
+    """A name for a module outside the trial's program (an optimizer's own predictor):
+    its class, with the signature's name when it has one, as in ``Predict(OfferFeedback)``."""
+    name = type(instance).__name__
+    signature_name = getattr(getattr(instance, "signature", None), "__name__", "")
+    if signature_name and signature_name != "StringSignature":
+        return f"{name}({signature_name})"
+    return name
 
 
 def _signature_text(signature: Any) -> str:

@@ -147,11 +147,13 @@ def demo(store_url: str | None, steps: int) -> None:
         f"Optimized dev score: {final.score:.3f} "
         f"({final.score - baseline.score:+.3f} against the baseline)"
     )
-    click.echo("Look at it with:")
-    click.echo(f"  dspex experiments show {experiment.id}")
-    click.echo("  dspex ui")
     trials = {t.id: t for t in experiment.trials}
     best = trials.get(getattr(optimized, "dspex_trial_id", "") or "")
+    click.echo("Look at it with:")
+    click.echo(f"  dspex experiments show {experiment.id}")
+    if best is not None:
+        click.echo(f"  dspex experiments show {experiment.id} --trial {best.index} --full")
+    click.echo("  dspex ui")
     if best is not None:
         from dspex.view import render_trial_text
 

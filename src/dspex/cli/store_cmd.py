@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -9,8 +10,8 @@ from typing import Any
 import click
 
 from dspex.cli._store import cli_store, cli_store_url, store_option
-from dspex.errors import DspexError
-from dspex.model import Experiment
+from dspex.errors import DspexError, TrialNotFound
+from dspex.model import Experiment, Trial
 from dspex.store import ExperimentSummary
 
 __all__ = ["experiments_group", "render_experiment", "render_table", "store_group"]
@@ -80,15 +81,47 @@ def _ls_row(s: ExperimentSummary) -> list[Any]:
 
 @experiments_group.command("show")
 @click.argument("experiment_id")
+@click.option(
+    "--trial",
+    "trial_ref",
+    metavar="TRIAL",
+    help="Print this trial's unified timeline instead (its id, or its # in the table).",
+)
+@click.option("--full", is_flag=True, help="With --trial: every event, long texts unfolded.")
 @store_option
-def show(store_url: str | None, experiment_id: str) -> None:
+def show(store_url: str | None, experiment_id: str, trial_ref: str | None, full: bool) -> None:
     """Show one experiment: what it tested, its result and its trials."""
     store = cli_store(store_url)
     try:
         experiment = store.get_experiment(experiment_id)
+        if trial_ref is None:
+            click.echo(render_experiment(experiment))
+            return
+        trial = _trial(experiment, trial_ref)
     except DspexError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(render_experiment(experiment))
+    from dspex.view import render_trial_text
+
+    width = shutil.get_terminal_size((100, 24)).columns
+    click.echo(
+        render_trial_text(
+            experiment,
+            trial,
+            width=max(60, min(width, 160)),
+            abridged=not full,
+            max_events=None if full else 200,
+        )
+    )
+
+
+def _trial(experiment: Experiment, ref: str) -> Trial:
+    """The trial named by ``ref``: its id, or its index in the experiment."""
+    if ref.isdigit():
+        for trial in experiment.trials:
+            if trial.index == int(ref):
+                return trial
+        raise TrialNotFound(experiment.id, ref)
+    return experiment.trial(ref)
 
 
 def render_experiment(e: Experiment) -> str:
