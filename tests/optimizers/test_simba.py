@@ -68,6 +68,7 @@ def test_append_a_rule_records_offer_feedback_advice_and_changes(recorded):
         if "module_advice" in e.payload["messages"][0]["content"]
     ]
     assert len(feedback) == 1
+    assert feedback[0].payload["module"] == "Predict(OfferFeedback)"  # SIMBA's own predictor
     # orchestration first: step, decision, the OfferFeedback call, outcome, candidate_created
     assert kinds[0] == "step" and kinds[1] == "decision"
     assert feedback[0].sequence < decision.sequence < kinds.index("candidate_created")
