@@ -7,17 +7,11 @@ import pytest
 
 import dspex
 from dspex import EventKind, ExperimentStatus
+from dspex.offline import ArithQA
 
 from .conftest import addition_set, exact
 
-
-class QA(dspy.Module):
-    def __init__(self):
-        super().__init__()
-        self.predict = dspy.Predict("question -> answer")
-
-    def forward(self, question):
-        return self.predict(question=question)
+QA = ArithQA  # the bundled one-predictor program
 
 
 def test_evaluation_is_archived_with_every_lm_call(lm, engine, store):

@@ -6,15 +6,9 @@ import dspy
 import pytest
 
 from dspex import ResultStore
+from dspex.offline import ArithQA
 
-
-class QA(dspy.Module):
-    def __init__(self):
-        super().__init__()
-        self.predict = dspy.Predict("question -> answer")
-
-    def forward(self, question):
-        return self.predict(question=question)
+QA = ArithQA  # the bundled one-predictor program
 
 
 @pytest.fixture
