@@ -22,9 +22,12 @@ from dspex.model.trial import (
     ExampleResult,
     LMSettings,
     PredictorVariables,
+    ScoreScope,
     Trial,
     TrialStatus,
     Variables,
+    example_key,
+    examples_fingerprint,
 )
 
 __all__ = [
@@ -46,12 +49,15 @@ __all__ = [
     "PredictorVariables",
     "ProgramInfo",
     "Record",
+    "ScoreScope",
     "Statistics",
     "TraceEvent",
     "Trial",
     "TrialStatus",
     "Variables",
     "best_trial_of",
+    "example_key",
+    "examples_fingerprint",
     "summarize",
     "utc_now",
 ]

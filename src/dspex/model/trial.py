@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Iterable
 from enum import StrEnum
 
 from pydantic import Field, model_validator
@@ -15,9 +18,12 @@ __all__ = [
     "ExampleResult",
     "LMSettings",
     "PredictorVariables",
+    "ScoreScope",
     "Trial",
     "TrialStatus",
     "Variables",
+    "example_key",
+    "examples_fingerprint",
 ]
 
 
@@ -81,6 +87,45 @@ class ExampleResult(Record):
     worker: str | None = None
 
 
+def example_key(inputs: JsonDict, labels: JsonDict) -> str:
+    """A stable key of one example: the hash of its inputs and labels as recorded.
+
+    >>> example_key({"question": "2+2?"}, {"answer": "4"})
+    '1b6503d9c25be673'
+    """
+    text = json.dumps([inputs, labels], sort_keys=True, ensure_ascii=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def examples_fingerprint(keys: Iterable[str]) -> str:
+    """The fingerprint of a set of examples (their :func:`example_key` values, any order).
+
+    Two scores are comparable only when their example sets have the same fingerprint.
+    """
+    joined = "\n".join(sorted(keys))
+    return "ex_" + hashlib.sha256(joined.encode()).hexdigest()[:16]
+
+
+class ScoreScope(Record):
+    """What a trial's score was measured on: which examples, how many, with which metric.
+
+    ``name`` is for people (``dev``, ``train``, ``minibatch``, ``full``);
+    ``fingerprint`` (see :func:`examples_fingerprint`) decides comparability.
+    """
+
+    name: str = Field(min_length=1)
+    fingerprint: str = Field(min_length=1)
+    n: int = Field(ge=0)
+    metric: str = ""
+
+    def comparable_with(self, other: ScoreScope | None) -> bool:
+        return (
+            other is not None
+            and self.fingerprint == other.fingerprint
+            and self.metric == other.metric
+        )
+
+
 class Trial(Record):
     """One candidate program, evaluated: its variables, results, score and timeline.
 
@@ -96,6 +141,7 @@ class Trial(Record):
     variables: Variables = Field(default_factory=Variables)
     example_results: tuple[ExampleResult, ...] = ()
     score: float | None = None
+    score_scope: ScoreScope | None = None
     status: TrialStatus = TrialStatus.OK
     error: ErrorInfo | None = None
     started_at: UtcDatetime

@@ -10,13 +10,13 @@ by URL scheme and lists the valid schemes when none fits.
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from dspex.errors import StoreUnavailable
 from dspex.model import Experiment, Trial
+from dspex.redact import redact_url
 from dspex.store.codec import EncodedRecord, PartTransform
 from dspex.store.query import ExperimentSummary, Query
 
@@ -157,8 +157,3 @@ def backend_for_url(url: str, options: BackendOptions | None = None) -> StoreBac
             + ", ".join(f"{s}://" for s in sorted(_REGISTRY))
         )
     return factory(url, options or BackendOptions())
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (safe for messages and logs)."""
-    return re.sub(r"(://[^/:@]+:)[^@/]*@", r"\1***@", url)
