@@ -11,8 +11,6 @@ See ``docs/`` for the user guide.
 """
 
 from dspex import config, offline
-from dspex.capture.api import ExperimentRun, experiment
-from dspex.capture.autolog import autolog
 from dspex.config import Settings, configure, get_settings
 from dspex.errors import (
     CaptureError,
@@ -53,6 +51,7 @@ from dspex.model import (
     OptimizerInfo,
     PredictorVariables,
     ProgramInfo,
+    ScoreScope,
     Statistics,
     TraceEvent,
     Trial,
@@ -62,6 +61,7 @@ from dspex.model import (
 )
 from dspex.offline import OfflineEngine, offline_lm
 from dspex.store import ExperimentSummary, ResultStore
+from dspex.tracking import ExperimentRun, autolog, experiment
 from dspex.view import ExperimentView, TraceViewer, TrialView
 from dspex.workers import TaskOutcome, WorkerInfo, WorkerPool, create_pool, current_worker
 
@@ -99,6 +99,7 @@ __all__ = [
     "PredictorVariables",
     "ProgramInfo",
     "ResultStore",
+    "ScoreScope",
     "Settings",
     "Statistics",
     "StoreError",

@@ -9,8 +9,11 @@ from dspy.teleprompt import Teleprompter
 
 import dspex
 from dspex import EventKind, ExperimentStatus, ResultStore
-from dspex.harness.example import shared_callback
+from dspex.capture import shared_callback
+from dspex.capture.context import LISTENER_KEY
+from dspex.capture.dspy_bridge import lookup
 from dspex.store.memory import MemoryBackend
+from dspex.tracking.autolog import autolog_listener
 
 from .conftest import addition_set, exact
 
@@ -89,12 +92,14 @@ def test_evaluate_outside_any_trial_is_an_experiment_with_one_trial(autolog, eng
     results = [e for e in trial.events if e.kind is EventKind.EXAMPLE_RESULT]
     assert sorted(e.payload["example"] for e in results) == list(range(12))
     (score,) = [e for e in trial.events if e.kind is EventKind.TRIAL_SCORE]
+    assert trial.score_scope is not None and trial.score_scope.n == 12
     assert score.payload == {
         "score": 1.0,
         "metric": "exact",
         "n": 12,
         "failures": 0,
-        "scope": "devset",
+        "scope": "dev",
+        "fingerprint": trial.score_scope.fingerprint,
     }
     assert trial.variables.predictors["qa.predict"].signature == "question -> answer"
 
@@ -134,7 +139,7 @@ def test_compile_is_an_experiment_with_optimizer_and_settings(autolog, engine):
     kinds = {e.kind for t in archived.trials for e in t.events}
     assert {EventKind.OPTIMIZER_START, EventKind.OPTIMIZER_END} <= kinds
     # the compile's journal is no longer active once compile returned
-    assert dspex.capture.active_journal() is None and dspex.capture.active_recorder() is None
+    assert lookup(LISTENER_KEY) is None and dspex.capture.active_recorder() is None
 
 
 def test_evaluate_inside_a_compile_is_a_trial_of_its_experiment(autolog, engine):
@@ -175,7 +180,7 @@ def test_compile_that_raises_is_sealed_failed_or_interrupted(autolog, error, sta
     archived = only_experiment(autolog)
     assert archived.status is status
     assert archived.trials[0].status.value == "failed"
-    assert dspex.capture.active_journal() is None
+    assert lookup(LISTENER_KEY) is None
 
 
 def test_disable_restores_callbacks_and_records_nothing(lm, store):
@@ -186,7 +191,7 @@ def test_disable_restores_callbacks_and_records_nothing(lm, store):
     dspex.autolog(disable=True)
     assert list(dspy.settings.callbacks) == thread_view
     assert list(main_thread_config["callbacks"]) == global_view
-    assert shared_callback().autolog is None
+    assert autolog_listener() is None
     dspy.Evaluate(devset=addition_set(2), metric=exact, display_progress=False)(QA())
     EvaluatingOptimizer(addition_set(2)).compile(QA(), trainset=addition_set(2))
     assert store.count_experiments() == 0
@@ -216,7 +221,7 @@ def test_a_broken_store_warns_and_leaves_the_program_alone(lm):
         assert compiled(question="What is 2 + 2?").answer == "4"
     finally:
         dspex.autolog(disable=True)
-    assert dspex.capture.active_journal() is None and dspex.capture.active_recorder() is None
+    assert lookup(LISTENER_KEY) is None and dspex.capture.active_recorder() is None
 
 
 def test_autolog_reaches_threads_that_start_later(autolog, lm, engine):
@@ -250,4 +255,4 @@ def test_a_capture_failure_warns_and_closes_the_experiment_it_opened(autolog):
     archived = only_experiment(autolog)
     assert archived.status is ExperimentStatus.FAILED and archived.trials == ()
     assert "cannot walk this program" in archived.metadata["error"]["message"]
-    assert dspex.capture.active_journal() is None and dspex.capture.active_recorder() is None
+    assert lookup(LISTENER_KEY) is None and dspex.capture.active_recorder() is None

@@ -7,13 +7,12 @@ import pytest
 
 import dspex
 from dspex import EventKind
-from dspex.capture import TrialRecorder, recording
-from dspex.harness.example import with_callback
+from dspex.capture import TrialRecorder, recording, shared_callback
 
 
 def _record(fn):
     recorder = TrialRecorder(dspex.new_id("trl"))
-    callbacks = with_callback({})["callbacks"]
+    callbacks = [shared_callback()]
     with dspy.context(callbacks=callbacks), recording(recorder):
         try:
             fn()
@@ -68,7 +67,7 @@ def test_successful_calls_nest_adapter_and_lm_events_under_their_module(lm):
 @pytest.mark.parametrize("threads", [1, 4])
 def test_no_recorder_means_nothing_is_recorded_and_nothing_breaks(lm, threads):
     predict = dspy.Predict("question -> answer")
-    callbacks = with_callback({})["callbacks"]
+    callbacks = [shared_callback()]
     with dspy.context(callbacks=callbacks):
         results = dspy.Parallel(num_threads=threads)(
             [(predict, {"question": f"What is {i} + 1?"}) for i in range(4)]

@@ -11,8 +11,8 @@ from dspy.dsp.utils.settings import thread_local_overrides
 
 import dspex
 from dspex import EventKind, ResultStore
-from dspex.capture import TrialRecorder, recording
-from dspex.harness.example import ensure_callback_installed
+from dspex.capture import TrialRecorder, recording, shared_callback
+from dspex.capture.dspy_bridge import ensure_callback
 from dspex.journal import ExperimentJournal
 from dspex.store.memory import MemoryBackend
 
@@ -22,7 +22,7 @@ THREADS = 8
 
 @pytest.mark.slow
 def test_a_burst_from_many_threads_records_every_lm_call(lm, engine):
-    ensure_callback_installed()
+    ensure_callback(shared_callback())
     recorder = TrialRecorder(dspex.new_id("trl"))
     predict = dspy.Predict("question -> answer")
     with recording(recorder):

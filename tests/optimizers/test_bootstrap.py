@@ -7,8 +7,8 @@ import pytest
 
 import dspex
 from dspex import UnsupportedOptimizerVersion
-from dspex.capture.optimizers.bootstrap import BootstrapFewShotHook
 from dspex.offline import exact_match
+from dspex.optimizers.bootstrap import BootstrapFewShotHook
 
 from .conftest import QA, events_of, role
 

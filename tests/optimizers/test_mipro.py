@@ -11,8 +11,8 @@ from dspy.teleprompt import utils as teleprompt_utils
 
 import dspex
 from dspex import UnsupportedOptimizerVersion
-from dspex.capture.optimizers.mipro import MiproHook
 from dspex.offline import exact_match
+from dspex.optimizers.mipro import MiproHook
 
 from .conftest import QA, events_of, role
 

@@ -11,8 +11,8 @@ from dspy.teleprompt import simba_utils
 
 import dspex
 from dspex import ExperimentStatus, UnsupportedOptimizerVersion
-from dspex.capture.optimizers import simba as simba_hook
 from dspex.offline import exact_match
+from dspex.optimizers import simba as simba_hook
 
 from .conftest import QA, events_of, role, simba
 
@@ -137,7 +137,14 @@ def test_candidates_are_scored_on_their_minibatch_in_their_own_trial(recorded):
             assert len(messages) == 2 + 2 * len(variables.demos)
             assert variables.instructions.splitlines()[-1].strip() in messages[0]["content"]
         scored = events_of(trial, "candidate_scored")[0].payload
-        assert scored == {"candidate": trial.id, "score": trial.score, "scope": "minibatch", "n": 8}
+        assert trial.score_scope is not None and trial.score_scope.name == "minibatch"
+        assert scored == {
+            "candidate": trial.id,
+            "score": trial.score,
+            "scope": "minibatch",
+            "n": 8,
+            "fingerprint": trial.score_scope.fingerprint,
+        }
         assert trial.score == pytest.approx(
             sum(r.metrics["exact_match"] for r in trial.example_results) / 8
         )

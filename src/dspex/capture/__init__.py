@@ -1,18 +1,28 @@
-"""Capture: recording DSPy runs as TraceEvents on the right Trial.
+"""Capture: the low layer that records DSPy runs as TraceEvents on the right Trial.
 
-Data flows one way: DSPy run -> :class:`DspexCallback` and optimizer hooks ->
-:class:`TrialRecorder` -> ExperimentJournal -> ResultStore. Capture never renders.
+Data flows one way: DSPy run -> :class:`DspexCallback` -> :class:`TrialRecorder` (or the
+:class:`CaptureListener` of the experiment, for calls outside any trial) -> the journal
+(:mod:`dspex.journal`) -> the ResultStore. This package imports nothing above it: it
+knows no journal, no front end, no store, and never renders. Its modules:
+
+- ``recorder``: the per-trial event buffer; ``context``: where a call is recorded;
+- ``callback``: the DSPy callback; ``dspy_bridge``: the one module touching DSPy's
+  private settings; ``program``: what a program is made of; ``jsonable``: JSON data;
+- ``scoring``: example results, trial scores and their scopes; ``evaluation``:
+  ``dspy.Evaluate`` results through scoring.
 """
 
-from dspex.capture.callback import DspexCallback
-from dspex.capture.context import active_journal, active_recorder, recording
+from dspex.capture.callback import DspexCallback, shared_callback
+from dspex.capture.context import CaptureListener, active_listener, active_recorder, recording
 from dspex.capture.recorder import RawEvent, TrialRecorder
 
 __all__ = [
+    "CaptureListener",
     "DspexCallback",
     "RawEvent",
     "TrialRecorder",
-    "active_journal",
+    "active_listener",
     "active_recorder",
     "recording",
+    "shared_callback",
 ]

@@ -1,9 +1,11 @@
 """The DSPy callback that turns module, LM, adapter and tool calls into TraceEvents.
 
-One :class:`DspexCallback` instance serves every trial: it finds the trial's
-recorder through :func:`dspex.capture.context.active_recorder` at each call, so the
-same callback attributes concurrent calls from many threads to the right trials.
-With no active recorder every handler returns at once (the no-op fast path).
+One :class:`DspexCallback` instance serves every trial: at each call it finds where the
+call is recorded (:mod:`dspex.capture.context`): the active trial's recorder; else, for a
+call nested in a recorded call, that call's recorder; else the experiment's listener,
+which places a top-level call made outside any trial (a direct call in an experiment
+block). Compiles and ``dspy.Evaluate`` calls are reported to the listener. With nothing
+active every handler returns at once (the no-op fast path).
 
     import dspy
     from dspex.capture import DspexCallback, TrialRecorder, recording
@@ -16,28 +18,30 @@ from __future__ import annotations
 
 import threading
 import time
+import traceback
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dspy.utils.callback import BaseCallback
 from dspy.utils.callback_context import ACTIVE_CALL_ID
 
-from dspex.capture.context import active_journal, active_recorder
+from dspex.capture.context import CaptureListener, active_listener, active_recorder
+from dspex.capture.dspy_bridge import add_lm_history_listener
 from dspex.capture.jsonable import jsonable
-from dspex.capture.program import class_path
+from dspex.capture.program import (
+    class_path,
+    module_paths,
+    predictor_name,
+    root_module_name,
+)
 from dspex.capture.recorder import TrialRecorder
 
-if TYPE_CHECKING:
-    from dspex.capture.autolog import AutologHandler
-
-__all__ = ["DspexCallback", "error_payload"]
+__all__ = ["DspexCallback", "error_payload", "shared_callback"]
 
 
 def error_payload(exc: BaseException | None) -> dict[str, str] | None:
     if exc is None:
         return None
-    import traceback
-
     return {
         "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
         "message": str(exc),
@@ -46,7 +50,7 @@ def error_payload(exc: BaseException | None) -> dict[str, str] | None:
 
 
 class _Call:
-    __slots__ = ("recorder", "event_id", "parent_id", "started", "module", "extra")
+    __slots__ = ("recorder", "event_id", "parent_id", "started", "module", "extra", "listener")
 
     def __init__(
         self,
@@ -55,6 +59,7 @@ class _Call:
         parent_id: str | None,
         module: str,
         extra: Any,
+        listener: CaptureListener | None,
     ) -> None:
         self.recorder = recorder
         self.event_id = event_id
@@ -62,45 +67,79 @@ class _Call:
         self.started = time.perf_counter()
         self.module = module
         self.extra = extra
+        # the listener that placed this top-level call, told when it ends
+        self.listener = listener
+
+
+_Placed = tuple[TrialRecorder, _Call | None, CaptureListener | None]
 
 
 class DspexCallback(BaseCallback):
-    """Records DSPy calls into the active trial's recorder."""
+    """Records DSPy calls into the trial they belong to (see the module docs)."""
 
     def __init__(self) -> None:
         self._calls: dict[str, _Call] = {}
-        # Set by dspex.autolog(): records compiles and dspy.Evaluate calls that no
-        # dspex.experiment covers. Calls it started stay with it until they end.
-        self.autolog: AutologHandler | None = None
-        self._autolog_calls: dict[str, AutologHandler] = {}
-        _install_history_hook()
+        # compile and dspy.Evaluate calls reported to a listener: it hears their end too
+        self._listened: dict[str, CaptureListener] = {}
         _instances.add(self)
+        add_lm_history_listener(_history_to_callbacks)
 
     # -- bookkeeping ----------------------------------------------------------------
 
-    def _enclosing(self) -> _Call | None:
+    def _place(self, instance: Any) -> _Placed | None:
+        """Where a call starting now is recorded: its recorder, the enclosing recorded call
+        (its parent), and the listener that placed it when it is a top-level direct call."""
         parent_call = ACTIVE_CALL_ID.get()
-        return self._calls.get(parent_call) if parent_call else None
+        enclosing = self._calls.get(parent_call) if parent_call else None
+        recorder = active_recorder()
+        if recorder is not None:
+            if enclosing is not None and enclosing.recorder.trial_id != recorder.trial_id:
+                enclosing = None  # recorded into another trial: not this call's parent
+            return recorder, enclosing, None
+        if enclosing is not None:
+            return enclosing.recorder, enclosing, None
+        listener = active_listener()
+        if listener is None:
+            return None
+        recorder = listener.calls_recorder(instance)
+        return None if recorder is None else (recorder, None, listener)
 
-    def _begin(self, call_id: str, recorder: TrialRecorder, instance: Any, extra: Any) -> None:
+    @staticmethod
+    def _module_name(recorder: TrialRecorder, instance: Any, enclosing: _Call | None) -> str:
+        name = recorder.module_paths.get(id(instance))
+        if name is not None:
+            return name
+        if enclosing is None:  # a program the trial did not know: name it and its modules
+            root = recorder.root_names.get(type(instance)) or root_module_name(instance)
+            return recorder.adopt(instance, module_paths(instance, root))
+        return predictor_name(instance)
+
+    def _begin(self, call_id: str, placed: _Placed, instance: Any, extra: Any) -> None:
         """Remember a call whose event is emitted when it ends (LM, adapter and tool calls):
         it belongs to the enclosing module call, if any."""
-        enclosing = self._enclosing()
+        recorder, enclosing, listener = placed
         if enclosing is None:
             module = recorder.module_paths.get(id(instance)) or type(instance).__name__
-            self._calls[call_id] = _Call(recorder, None, None, module, extra)
+            self._calls[call_id] = _Call(recorder, None, None, module, extra, listener)
         else:
             self._calls[call_id] = _Call(
-                recorder, None, enclosing.event_id, enclosing.module, extra
+                recorder, None, enclosing.event_id, enclosing.module, extra, None
             )
+
+    def _end(self, call_id: str) -> _Call | None:
+        call = self._calls.pop(call_id, None)
+        if call is not None and call.listener is not None:
+            call.listener.calls_done(call.recorder)
+        return call
 
     # -- modules --------------------------------------------------------------------
 
     def on_module_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        recorder = active_recorder()
-        if recorder is None:
+        placed = self._place(instance)
+        if placed is None:
             return
-        module = recorder.module_paths.get(id(instance)) or _unregistered_name(instance)
+        recorder, enclosing, listener = placed
+        module = self._module_name(recorder, instance, enclosing)
         cls = _class_path(instance)
         payload = {
             "module": module,
@@ -108,10 +147,9 @@ class DspexCallback(BaseCallback):
             "signature": _signature_text(getattr(instance, "signature", None)),
             "inputs": jsonable(inputs.get("kwargs", inputs)),
         }
-        enclosing = self._enclosing()
         parent_id = enclosing.event_id if enclosing is not None else None
         event_id = recorder.emit("execution", "module_start", payload, parent_id=parent_id)
-        self._calls[call_id] = _Call(recorder, event_id, parent_id, module, cls)
+        self._calls[call_id] = _Call(recorder, event_id, parent_id, module, cls, listener)
 
     def on_module_end(
         self, call_id: str, outputs: Any | None, exception: Exception | None = None
@@ -132,12 +170,14 @@ class DspexCallback(BaseCallback):
             },
             parent_id=call.parent_id,
         )
+        if call.listener is not None:
+            call.listener.calls_done(call.recorder)
 
     # -- LM calls -------------------------------------------------------------------
 
     def on_lm_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        recorder = active_recorder()
-        if recorder is None:
+        placed = self._place(instance)
+        if placed is None:
             return
         kwargs = inputs.get("kwargs") or {}
         messages = inputs.get("messages")
@@ -152,12 +192,12 @@ class DspexCallback(BaseCallback):
             "messages": messages,
             "settings": {k: v for k, v in settings.items() if not k.startswith("api_")},
         }
-        self._begin(call_id, recorder, instance, extra)
+        self._begin(call_id, placed, instance, extra)
 
     def on_lm_end(
         self, call_id: str, outputs: Any | None, exception: Exception | None = None
     ) -> None:
-        call = self._calls.pop(call_id, None)
+        call = self._end(call_id)
         if call is None:
             return
         history = call.extra.get("history") or {}
@@ -194,30 +234,28 @@ class DspexCallback(BaseCallback):
     # -- adapters and tools ---------------------------------------------------------
 
     def on_adapter_format_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        recorder = active_recorder()
-        if recorder is not None:
-            self._begin(call_id, recorder, instance, (type(instance).__name__, None))
+        placed = self._place(instance)
+        if placed is not None:
+            self._begin(call_id, placed, instance, (type(instance).__name__, None))
 
     def on_adapter_format_end(
         self, call_id: str, outputs: Any | None, exception: Exception | None = None
     ) -> None:
-        self._adapter_end(call_id, "adapter_format", exception, None)
+        self._adapter_end(call_id, "adapter_format", exception)
 
     def on_adapter_parse_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        recorder = active_recorder()
-        if recorder is not None:
+        placed = self._place(instance)
+        if placed is not None:
             extra = (type(instance).__name__, inputs.get("completion"))
-            self._begin(call_id, recorder, instance, extra)
+            self._begin(call_id, placed, instance, extra)
 
     def on_adapter_parse_end(
         self, call_id: str, outputs: Any | None, exception: Exception | None = None
     ) -> None:
-        self._adapter_end(call_id, "adapter_parse", exception, outputs)
+        self._adapter_end(call_id, "adapter_parse", exception)
 
-    def _adapter_end(
-        self, call_id: str, kind: str, exception: BaseException | None, outputs: Any
-    ) -> None:
-        call = self._calls.pop(call_id, None)
+    def _adapter_end(self, call_id: str, kind: str, exception: BaseException | None) -> None:
+        call = self._end(call_id)
         if call is None:
             return
         adapter, completion = call.extra
@@ -233,18 +271,18 @@ class DspexCallback(BaseCallback):
         call.recorder.emit("execution", kind, payload, parent_id=call.parent_id)
 
     def on_tool_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        recorder = active_recorder()
-        if recorder is not None:
+        placed = self._place(instance)
+        if placed is not None:
             extra = {
                 "tool": getattr(instance, "name", type(instance).__name__),
                 "args": jsonable(inputs.get("kwargs", inputs)),
             }
-            self._begin(call_id, recorder, instance, extra)
+            self._begin(call_id, placed, instance, extra)
 
     def on_tool_end(
         self, call_id: str, outputs: Any | None, exception: Exception | None = None
     ) -> None:
-        call = self._calls.pop(call_id, None)
+        call = self._end(call_id)
         if call is None:
             return
         call.recorder.emit(
@@ -261,77 +299,56 @@ class DspexCallback(BaseCallback):
             parent_id=call.parent_id,
         )
 
-    # -- optimizers -----------------------------------------------------------------
+    # -- compiles and dspy.Evaluate: reported to the experiment's listener ----------
 
     def on_compile_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        journal = active_journal()
-        if journal is not None:
-            journal.compile_started(call_id, instance, inputs)
-        elif self.autolog is not None:
-            self._autolog_calls[call_id] = self.autolog
-            self.autolog.compile_started(call_id, instance, inputs)
+        listener = active_listener()
+        if listener is not None:
+            self._listened[call_id] = listener
+            listener.compile_started(call_id, instance, inputs)
 
     def on_compile_end(
         self, call_id: str, outputs: Any | None, exception: Exception | None = None
     ) -> None:
-        handler = self._autolog_calls.pop(call_id, None)
-        if handler is not None:
-            handler.compile_finished(call_id, outputs, exception)
-            return
-        journal = active_journal()
-        if journal is not None:
-            journal.compile_finished(call_id, outputs, exception)
-
-    # -- evaluation (recorded only under dspex.autolog) -------------------------------
+        listener = self._listened.pop(call_id, None)
+        if listener is not None:
+            listener.compile_finished(call_id, outputs, exception)
 
     def on_evaluate_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        if self.autolog is not None:
-            self._autolog_calls[call_id] = self.autolog
-            self.autolog.evaluate_started(call_id, instance, inputs)
+        listener = active_listener()
+        if listener is not None:
+            self._listened[call_id] = listener
+            listener.evaluate_started(call_id, instance, inputs)
 
     def on_evaluate_end(
         self, call_id: str, outputs: Any | None, exception: Exception | None = None
     ) -> None:
-        handler = self._autolog_calls.pop(call_id, None)
-        if handler is not None:
-            handler.evaluate_finished(call_id, outputs, exception)
-
-
-_hook_lock = threading.Lock()
-_hook_installed = False
-
-
-def _install_history_hook() -> None:
-    """Let callbacks see DSPy's history entry (usage, cost, cache hit) of the LM call in flight.
-
-    ``on_lm_end`` only receives the outputs; the entry is built inside the call, where
-    ACTIVE_CALL_ID names the LM call, so the wrapper hands it to the callback of that call.
-    The original method always runs first and unchanged.
-    """
-    global _hook_installed
-    with _hook_lock:
-        if _hook_installed:
-            return
-        from dspy.clients.base_lm import BaseLM
-
-        original = BaseLM.update_history
-
-        def update_history(self: Any, entry: dict[str, Any]) -> Any:
-            result = original(self, entry)
-            try:
-                # only the callback that saw this LM call start holds it in _calls
-                for callback in list(_instances):
-                    callback._history_entry(entry)
-            except Exception:  # noqa: BLE001 - capture must never break an LM call
-                pass
-            return result
-
-        update_history.__wrapped__ = original  # type: ignore[attr-defined]
-        BaseLM.update_history = update_history
-        _hook_installed = True
+        listener = self._listened.pop(call_id, None)
+        if listener is not None:
+            listener.evaluate_finished(call_id, outputs, exception)
 
 
 _instances: weakref.WeakSet[DspexCallback] = weakref.WeakSet()
+
+
+def _history_to_callbacks(entry: dict[str, Any]) -> None:
+    # only the callback that saw this LM call start holds it in its calls
+    for callback in list(_instances):
+        callback._history_entry(entry)
+
+
+_shared: DspexCallback | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_callback() -> DspexCallback:
+    """The one DspexCallback of this process (every front end installs this one)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = DspexCallback()
+        return _shared
+
 
 # Plain dicts keyed by class (a weak dictionary costs a weakref per lookup, on every
 # call); cleared when full, since optimizers create signature classes as they go.
@@ -348,16 +365,6 @@ def _class_path(instance: Any) -> str:
             _class_paths.clear()
         path = _class_paths[cls] = class_path(cls)
     return path
-
-
-def _unregistered_name(instance: Any) -> str:
-    """A name for a module outside the trial's program (an optimizer's own predictor):
-    its class, with the signature's name when it has one, as in ``Predict(OfferFeedback)``."""
-    name = type(instance).__name__
-    signature_name = getattr(getattr(instance, "signature", None), "__name__", "")
-    if signature_name and signature_name != "StringSignature":
-        return f"{name}({signature_name})"
-    return name
 
 
 def _signature_text(signature: Any) -> str:

@@ -11,7 +11,15 @@ from typing import Any
 from dspex.capture.jsonable import jsonable
 from dspex.model import LMSettings, PredictorVariables, ProgramInfo, Variables
 
-__all__ = ["class_path", "module_paths", "program_info", "variables_of"]
+__all__ = [
+    "class_path",
+    "module_paths",
+    "program_info",
+    "predictor_name",
+    "program_name",
+    "root_module_name",
+    "variables_of",
+]
 
 # LM kwargs worth showing as "settings in effect"; the rest are transport details.
 _LM_SETTING_KEYS = ("temperature", "max_tokens", "top_p", "n", "rollout_id", "seed", "stop")
@@ -30,6 +38,34 @@ def program_name(program: Any) -> str:
     return str(name) if name else type(program).__name__.lower()
 
 
+def root_module_name(module: Any) -> str:
+    """The name of a module called at the top level that no trial knew: a program (one
+    with sub-modules) by :func:`program_name`, as a trial's own program would be; a lone
+    predictor by its class and signature, as in ``Predict(OfferFeedback)`` (an optimizer's
+    own predictor)."""
+    if getattr(module, "dspex_name", None):
+        return program_name(module)
+    named = getattr(module, "named_sub_modules", None)
+    if callable(named) and any(path != "self" for path, _ in named()):
+        return program_name(module)
+    return predictor_name(module)
+
+
+def predictor_name(module: Any) -> str:
+    """A module's class, with its signature's name when it has one: ``Predict(OfferFeedback)``."""
+    name = type(module).__name__
+    signature_name = getattr(getattr(module, "signature", None), "__name__", "")
+    if signature_name and signature_name != "StringSignature":
+        return f"{name}({signature_name})"
+    return name
+
+
+def _join(root: str, path: str) -> str:
+    """``qa`` + ``self.predict`` or ``predict`` -> ``qa.predict``; ``self`` is the root."""
+    suffix = path[5:] if path == "self" or path.startswith("self.") else path
+    return f"{root}.{suffix}" if suffix else root
+
+
 def program_info(program: Any, name: str | None = None) -> ProgramInfo:
     return ProgramInfo(name=name or program_name(program), class_path=class_path(program))
 
@@ -41,8 +77,7 @@ def module_paths(program: Any, name: str | None = None) -> dict[int, str]:
     named = getattr(program, "named_sub_modules", None)
     if callable(named):
         for path, module in named():
-            suffix = path.removeprefix("self").lstrip(".")
-            paths.setdefault(id(module), f"{root}.{suffix}" if suffix else root)
+            paths.setdefault(id(module), _join(root, path))
     return paths
 
 
@@ -65,7 +100,7 @@ def variables_of(program: Any, name: str | None = None) -> Variables:
     named = getattr(program, "named_predictors", None)
     for path, predictor in named() if callable(named) else []:
         signature = getattr(predictor, "signature", None)
-        predictors[f"{root}.{path}"] = PredictorVariables(
+        predictors[_join(root, path)] = PredictorVariables(
             signature=_signature_text(signature),
             instructions=str(getattr(signature, "instructions", "") or ""),
             demos=tuple(

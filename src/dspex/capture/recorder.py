@@ -73,6 +73,11 @@ class TrialRecorder:
         self.trial_id = trial_id
         # id(module instance) -> its path in the program ("qa.predict"), for module events.
         self.module_paths: dict[int, str] = dict(module_paths or {})
+        # programs named by adopt(), kept alive so that their ids stay theirs
+        self._adopted: list[Any] = []
+        # class of an adopted program -> its name: an optimizer's copy of the student is
+        # named like the student
+        self.root_names: dict[type, str] = {}
         self._raw: list[RawEvent] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -106,6 +111,20 @@ class TrialRecorder:
             )
         )
         return event_id
+
+    def adopt(self, program: Any, paths: dict[int, str]) -> str:
+        """Name ``program`` and its sub-modules with ``paths`` (from
+        :func:`dspex.capture.program.module_paths`) for this trial's module events; return
+        the program's name. The program is kept alive, so that its id stays its own, and
+        its name is remembered for other programs of its class (:attr:`root_names`).
+        """
+        with self._lock:
+            self._adopted.append(program)
+            for module_id, path in paths.items():
+                self.module_paths.setdefault(module_id, path)
+            name = self.module_paths.get(id(program), "")
+            self.root_names.setdefault(type(program), name)
+        return name
 
     def merge(self, events: Iterable[RawEvent | dict[str, Any]]) -> None:
         """Add events recorded elsewhere (another process), keeping their time order."""

@@ -3,22 +3,38 @@
 :func:`run_example` records into a fresh per-example recorder and returns its raw
 events with the result, so that the same function works in a thread (the caller
 merges the events into the trial) and in another process (the events travel back
-with the result).
+with the result). Programs that define only ``aforward`` run through ``acall``;
+:func:`arun_example` is the same for the caller's own event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import threading
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from dspex.capture.callback import DspexCallback
 from dspex.capture.context import recording
-from dspex.capture.jsonable import jsonable
 from dspex.capture.recorder import RawEvent, TrialRecorder, current_worker_name
+from dspex.capture.scoring import (
+    ExampleRun,
+    example_inputs,
+    metric_name,
+    record_example,
+    usage_of,
+)
 from dspex.model import ErrorInfo, ExampleResult
 
-__all__ = ["ExampleOutcome", "ExampleTask", "metric_name", "metric_value", "run_example"]
+__all__ = [
+    "ExampleOutcome",
+    "ExampleTask",
+    "arun_example",
+    "is_async_only",
+    "run_example",
+]
 
 
 @dataclass(frozen=True)
@@ -39,130 +55,100 @@ class ExampleOutcome:
     events: list[RawEvent]
 
 
-def metric_name(metric: Any) -> str:
-    return getattr(metric, "__name__", None) or type(metric).__name__
-
-
-def metric_value(value: Any) -> float:
-    """A metric's return value as a number: bools and numbers, or an object with ``score``."""
-    if isinstance(value, bool | int | float):
-        return float(value)
-    score = getattr(value, "score", None)
-    if isinstance(score, bool | int | float):
-        return float(score)
-    raise TypeError(
-        f"the metric returned {type(value).__name__} {value!r}; return a number, a bool, "
-        "or an object with a numeric .score"
+def is_async_only(program: Any) -> bool:
+    """A module that defines ``aforward`` and no ``forward``: it can only run through ``acall``."""
+    return not callable(getattr(program, "forward", None)) and callable(
+        getattr(program, "aforward", None)
     )
-
-
-def _split(example: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    inputs = dict(example.inputs()) if hasattr(example, "inputs") else dict(example)
-    labels = dict(example.labels()) if hasattr(example, "labels") else {}
-    return inputs, labels
 
 
 def run_example(task: ExampleTask) -> ExampleOutcome:
     """Run ``task.program`` on ``task.example`` and score it with ``task.metric``."""
+    recorder = _recorder(task)
+    prediction, error, started = None, None, time.perf_counter()
+    with recording(recorder):
+        try:
+            inputs = example_inputs(task.example)
+            if is_async_only(task.program):
+                prediction = _run_coroutine(task.program.acall(**inputs))
+            else:
+                prediction = task.program(**inputs)
+        except Exception as exc:  # noqa: BLE001 - recorded on the example, the run goes on
+            error = ErrorInfo.from_exception(exc)
+    return _score(task, recorder, prediction, error, started)
+
+
+async def arun_example(task: ExampleTask) -> ExampleOutcome:
+    """:func:`run_example` in the caller's event loop (``acall`` for every program)."""
+    recorder = _recorder(task)
+    prediction, error, started = None, None, time.perf_counter()
+    with recording(recorder):
+        try:
+            prediction = await task.program.acall(**example_inputs(task.example))
+        except Exception as exc:  # noqa: BLE001 - recorded on the example, the run goes on
+            error = ErrorInfo.from_exception(exc)
+    return _score(task, recorder, prediction, error, started)
+
+
+def _recorder(task: ExampleTask) -> TrialRecorder:
     recorder = TrialRecorder(task.trial_id)
     if task.module_paths:
         recorder.module_paths.update(task.module_paths)
-    inputs, labels = _split(task.example)
-    name = metric_name(task.metric)
-    prediction = None
-    error: ErrorInfo | None = None
-    value = 0.0
-    started = time.perf_counter()
-    with recording(recorder):
-        try:
-            prediction = task.program(**inputs)
-        except Exception as exc:  # noqa: BLE001 - recorded on the example, the run goes on
-            error = ErrorInfo.from_exception(exc)
+    return recorder
+
+
+def _score(
+    task: ExampleTask,
+    recorder: TrialRecorder,
+    prediction: Any,
+    error: ErrorInfo | None,
+    started: float,
+) -> ExampleOutcome:
     latency_ms = (time.perf_counter() - started) * 1000
+    value = None
     if error is None:
         try:
-            value = metric_value(task.metric(task.example, prediction))
+            value = task.metric(task.example, prediction)
         except Exception as exc:  # noqa: BLE001
             error = ErrorInfo.from_exception(exc)
-    tokens = sum(
-        int((e.payload.get("usage") or {}).get("total_tokens") or 0)
-        for e in recorder.raw_events()
-        if e.kind == "lm_call"
-    )
-    cost = sum(
-        float(e.payload.get("cost") or 0.0) for e in recorder.raw_events() if e.kind == "lm_call"
-    )
-    predicted = jsonable(prediction) if prediction is not None else None
-    recorder.emit(
-        "evaluation",
-        "example_result",
-        {
-            "example": task.index,
-            "inputs": jsonable(inputs),
-            "labels": jsonable(labels),
-            "prediction": predicted,
-            "metric": name,
-            "value": value,
-            "passed": error is None and value > 0,
-            "latency_ms": latency_ms,
-            "error": error.to_dict() if error else None,
-        },
-    )
-    result = ExampleResult(
-        index=task.index,
-        inputs=jsonable(inputs),
-        labels=jsonable(labels),
-        prediction=predicted
-        if isinstance(predicted, dict)
-        else (None if predicted is None else {"value": predicted}),
-        metrics={name: value},
+    tokens, cost = usage_of(recorder.raw_events())
+    run = ExampleRun(
+        task.index,
+        task.example,
+        prediction,
+        value,
+        error,
         latency_ms=latency_ms,
         tokens=tokens,
-        cost=cost or None,
-        error=error,
+        cost=cost,
         worker=current_worker_name(),
     )
+    result = record_example(recorder, run, metric_name(task.metric))
     return ExampleOutcome(result, recorder.raw_events())
 
 
-_shared_callback: DspexCallback | None = None
+def _run_coroutine(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``coroutine`` to completion from synchronous code, in this thread's context.
 
-
-def shared_callback() -> DspexCallback:
-    """The one DspexCallback of this process."""
-    global _shared_callback
-    if _shared_callback is None:
-        _shared_callback = DspexCallback()
-    return _shared_callback
-
-
-def with_callback(overrides: dict[str, Any]) -> dict[str, Any]:
-    """``overrides`` (DSPy thread-local settings) with the DspexCallback among its callbacks.
-
-    ``dspy.context`` snapshots the callbacks in effect when it is entered, so adding ours
-    to the global configuration is not enough: it must be in the thread's overrides too.
+    A thread with a running event loop (a notebook's) cannot block on a new one, so there
+    the coroutine runs on a helper thread, with this thread's context (the recorder).
     """
-    import dspy
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    context = contextvars.copy_context()
+    outcome: dict[str, Any] = {}
 
-    callbacks = list(overrides.get("callbacks", dspy.settings.get("callbacks", [])) or [])
-    if not any(isinstance(c, DspexCallback) for c in callbacks):
-        callbacks.append(shared_callback())
-    return {**overrides, "callbacks": callbacks}
-
-
-def ensure_callback_installed() -> DspexCallback:
-    """Make the DspexCallback active in this thread's DSPy settings (and globally, if allowed)."""
-    import dspy
-    from dspy.dsp.utils.settings import thread_local_overrides
-
-    callback = shared_callback()
-    overrides = thread_local_overrides.get()
-    if overrides:
-        thread_local_overrides.set(type(overrides)(with_callback(dict(overrides))))
-    globals_ = list(dspy.settings.get("callbacks", []) or [])
-    if not any(isinstance(c, DspexCallback) for c in globals_):
+    def run() -> None:
         try:
-            dspy.settings.configure(callbacks=[*globals_, callback])
-        except RuntimeError:  # configure() is reserved to the thread that first called it
-            pass
-    return callback
+            outcome["value"] = context.run(asyncio.run, coroutine)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+            outcome["error"] = exc
+
+    helper = threading.Thread(target=run, name=f"{threading.current_thread().name}-async")
+    helper.start()
+    helper.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

@@ -1,29 +1,36 @@
-"""What a worker runs for the harness: one evaluation's state, set up once per worker.
+"""What a worker runs for the harness: one evaluation's state, then one example per task.
 
-The pool's initializer (:func:`init_worker`) receives the program, the metric and a
-snapshot of the caller's DSPy settings (the LM, the adapter) once per worker;
-each task then carries only an example. In a thread pool the state stays in this
-process; in process and Ray workers it arrives by cloudpickle.
+A harness keeps one pool for the life of its experiment, so an evaluation's state (the
+program, the metric, a snapshot of the caller's DSPy settings) cannot travel with the
+pool's initializer. In-process workers (threads, inline) find it in a registry of this
+process; for process and Ray workers each task carries it pickled once per evaluation
+(bytes, not the objects), and each worker unpickles it once and keeps the last few.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from dspex.harness.example import ExampleOutcome, ExampleTask, run_example, shared_callback
+import cloudpickle
+
+from dspex.capture.callback import DspexCallback, shared_callback
+from dspex.capture.dspy_bridge import scoped
+from dspex.capture.program import module_paths
+from dspex.harness.example import ExampleOutcome, ExampleTask, run_example
 
 __all__ = [
     "EvaluationState",
     "WorkerTask",
     "evaluate_in_worker",
-    "init_worker",
-    "settings_snapshot",
+    "forget",
+    "register",
 ]
 
-# DSPy settings that decide what a program does; everything else stays behind.
-_SETTING_KEYS = ("lm", "adapter", "rm", "trace", "max_errors", "track_usage")
+# States unpickled in a worker process: the evaluations in flight are the newest ones.
+_KEEP = 8
 
 
 @dataclass(frozen=True)
@@ -42,25 +49,20 @@ class WorkerTask:
     evaluation_id: str
     index: int
     example: Any
+    state: bytes | None = None  # the pickled EvaluationState, for workers in other processes
 
 
-_states: dict[str, EvaluationState] = {}
+_states: OrderedDict[str, EvaluationState] = OrderedDict()
 _states_lock = threading.Lock()
 
 
-def settings_snapshot() -> dict[str, Any]:
-    """The caller's DSPy settings that a worker needs to run the program the same way."""
-    import dspy
-
-    return {
-        key: dspy.settings.get(key) for key in _SETTING_KEYS if dspy.settings.get(key) is not None
-    }
-
-
-def init_worker(state: EvaluationState) -> None:
-    """Pool initializer: remember the evaluation's state in this worker's process."""
-    with _states_lock:
-        _states[state.evaluation_id] = state
+def register(state: EvaluationState, *, in_process: bool) -> bytes | None:
+    """Make ``state`` reachable from the workers; the bytes its tasks carry (None in-process)."""
+    if in_process:
+        with _states_lock:
+            _states[state.evaluation_id] = state
+        return None
+    return bytes(cloudpickle.dumps(state))
 
 
 def forget(evaluation_id: str) -> None:
@@ -68,21 +70,46 @@ def forget(evaluation_id: str) -> None:
         _states.pop(evaluation_id, None)
 
 
+def _state_of(task: WorkerTask) -> EvaluationState:
+    with _states_lock:
+        state = _states.get(task.evaluation_id)
+    if state is not None:
+        return state
+    if task.state is None:
+        raise RuntimeError(f"evaluation {task.evaluation_id} is unknown to this worker")
+    state = cloudpickle.loads(task.state)
+    # Module paths were computed for the caller's objects; in another process the
+    # program is a copy, so they are recomputed for this copy (once per evaluation).
+    state = EvaluationState(
+        state.evaluation_id,
+        state.trial_id,
+        state.program,
+        state.metric,
+        state.settings,
+        module_paths(state.program, state.program_name),
+        state.program_name,
+    )
+    with _states_lock:
+        _states[task.evaluation_id] = state
+        while len(_states) > _KEEP:
+            _states.popitem(last=False)
+    return state
+
+
 def evaluate_in_worker(task: WorkerTask) -> ExampleOutcome:
     """Pool function: evaluate one example with the state its evaluation set up."""
-    import dspy
-
-    state = _states[task.evaluation_id]
-    # Module paths were computed for the caller's objects; in another process the
-    # program is a copy, so recompute them for this copy.
-    paths = state.module_paths
-    if id(state.program) not in paths:
-        from dspex.capture.program import module_paths
-
-        paths = module_paths(state.program, state.program_name)
-    with dspy.context(**state.settings, callbacks=[shared_callback()]):
+    state = _state_of(task)
+    callbacks = list(state.settings.get("callbacks") or [])
+    if not any(isinstance(c, DspexCallback) for c in callbacks):
+        callbacks.append(shared_callback())
+    with scoped(**{**state.settings, "callbacks": callbacks}):
         return run_example(
             ExampleTask(
-                state.trial_id, task.index, state.program, task.example, state.metric, paths
+                state.trial_id,
+                task.index,
+                state.program,
+                task.example,
+                state.metric,
+                state.module_paths,
             )
         )

@@ -9,8 +9,9 @@
 
 Each finished trial is written to the ResultStore when it finishes (so a crash loses
 at most the trials still running); recording inside a trial never touches the store.
-:meth:`finish` seals the experiment. Optimizer hooks (``dspex.capture.optimizers``) and the
-EvaluationHarness create trials through this class.
+:meth:`finish` seals the experiment. The front ends (``dspex.experiment``,
+``dspex.autolog``, the EvaluationHarness, the optimizer hooks) create trials through this
+class; it knows nothing of them.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from dspex.model import (
     Hypothesis,
     OptimizerInfo,
     ProgramInfo,
+    ScoreScope,
     Trial,
     TrialStatus,
     Variables,
@@ -42,6 +44,7 @@ from dspex.model import (
     summarize,
     utc_now,
 )
+from dspex.redact import redact
 from dspex.store import ResultStore
 
 __all__ = ["ExperimentJournal"]
@@ -110,8 +113,7 @@ class ExperimentJournal:
         self._indices = itertools.count()
         self._open: dict[str, _OpenTrial] = {}
         self._trials: list[Trial] = []
-        self._compiles: dict[str, Any] = {}
-        self.capture_errors: list[BaseException] = []
+        self._warnings: list[str] = []
         self._finished: Experiment | None = None
 
     # -- identity -----------------------------------------------------------------
@@ -127,8 +129,13 @@ class ExperimentJournal:
             return self._finished
         with self._lock:
             return self._experiment.replace(
-                trials=tuple(sorted(self._trials, key=lambda t: t.index))
+                trials=tuple(sorted(self._trials, key=lambda t: t.index)),
+                warnings=tuple(self._warnings),
             )
+
+    @property
+    def finished(self) -> bool:
+        return self._finished is not None
 
     @property
     def trials(self) -> list[Trial]:
@@ -161,6 +168,13 @@ class ExperimentJournal:
             if self._experiment.optimizer is None:
                 self._experiment = self._experiment.replace(optimizer=optimizer)
 
+    def warn(self, message: str) -> None:
+        """Note on the experiment what the recording could not capture (shown in every view)."""
+        logger.warning("dspex: experiment %s: %s", self.id, message)
+        with self._lock:
+            if message not in self._warnings:
+                self._warnings.append(message)
+
     def new_trial(
         self,
         *,
@@ -172,10 +186,9 @@ class ExperimentJournal:
     ) -> TrialRecorder:
         """Open a trial; record into the returned recorder, then :meth:`finish_trial` it."""
         trial_id = new_id("trl")
-        recorder = TrialRecorder(
-            trial_id,
-            module_paths=module_paths(program, self.program_name) if program is not None else None,
-        )
+        recorder = TrialRecorder(trial_id)
+        if program is not None:
+            recorder.adopt(program, module_paths(program, self.program_name))
         if variables is None:
             variables = (
                 variables_of(program, self.program_name) if program is not None else Variables()
@@ -213,7 +226,7 @@ class ExperimentJournal:
             if parents is not None:
                 open_trial.parents = tuple(parents)
             if program is not None:
-                recorder.module_paths.update(module_paths(program, self.program_name))
+                recorder.adopt(program, module_paths(program, self.program_name))
                 open_trial.variables = variables_of(program, self.program_name)
             if variables is not None:
                 open_trial.variables = variables
@@ -228,13 +241,15 @@ class ExperimentJournal:
         *,
         example_results: Sequence[ExampleResult] = (),
         score: float | None = None,
+        score_scope: ScoreScope | None = None,
         error: BaseException | ErrorInfo | None = None,
     ) -> Trial:
         """Close a trial, build its record and write it to the store before returning.
 
         The write makes the trial durable: a crash after this returns loses nothing of
         it. A store that fails here does not fail the run: the trial is kept, a warning
-        logged, and the sealed record at :meth:`finish` includes it.
+        logged, and the sealed record at :meth:`finish` includes it. Anything else that
+        goes wrong (a record that cannot be serialized, Ctrl-C) propagates.
         """
         with self._lock:
             open_trial = self._open.pop(recorder.trial_id, None)
@@ -251,6 +266,7 @@ class ExperimentJournal:
             variables=open_trial.variables,
             example_results=tuple(sorted(example_results, key=lambda r: r.index)),
             score=score,
+            score_scope=score_scope,
             status=TrialStatus.FAILED if error is not None else TrialStatus.OK,
             error=error,
             started_at=open_trial.started_at,
@@ -263,6 +279,7 @@ class ExperimentJournal:
         try:
             self._store().record_trial(self.id, trial)
         except Exception as exc:  # noqa: BLE001 - kept in memory and sealed at finish()
+            raise_interrupt(exc)
             logger.warning("dspex: trial %s could not be written yet: %s", trial.id, exc)
         return trial
 
@@ -274,11 +291,6 @@ class ExperimentJournal:
         """Close open trials as failed, compute the summary, and seal the experiment."""
         if self._finished is not None:
             return self._finished
-        with self._lock:
-            unfinished_compiles = list(self._compiles.items())
-            self._compiles.clear()
-        for _, hook in unfinished_compiles:  # restore DSPy internals whatever happened
-            hook.finish(None, error or RuntimeError(f"experiment ended ({status.value})"))
         for trial_id in self.open_trial_ids():
             with self._lock:
                 recorder = self._open[trial_id].recorder
@@ -302,41 +314,35 @@ class ExperimentJournal:
             trials=trials,
             summary=summarize(trials, best) if trials else None,
             best_trial_id=best.id if best else None,
+            warnings=tuple(self._warnings),
             metadata=metadata,
         )
         self._store().archive_experiment(final)
         self._finished = final
         return final
 
-    # -- optimizer hooks (called by DspexCallback.on_compile_start/end) --------------
 
-    def compile_started(self, call_id: str, optimizer: Any, inputs: dict[str, Any]) -> None:
-        from dspex.capture.optimizers import hook_for
-        from dspex.errors import CaptureError
+def raise_interrupt(exc: BaseException) -> None:
+    """Re-raise a Ctrl-C that a library turned into another exception.
 
-        hook = hook_for(self, optimizer, inputs)
-        try:
-            hook.start()
-        except CaptureError as exc:
-            # DSPy swallows exceptions of compile callbacks; keep it so that the
-            # experiment fails loudly when its block ends (ExperimentRun.__exit__).
-            logger.error("dspex: %s", exc)
-            with self._lock:
-                self.capture_errors.append(exc)
-            raise
-        with self._lock:
-            self._compiles[call_id] = hook
-
-    def compile_finished(self, call_id: str, outputs: Any, exception: BaseException | None) -> None:
-        with self._lock:
-            hook = self._compiles.pop(call_id, None)
-        if hook is not None:
-            hook.finish(outputs, exception)
+    pydantic-core reports a KeyboardInterrupt that lands while it serializes a record as a
+    PydanticSerializationError (a ValueError) naming it; on the recording path that must
+    stay a Ctrl-C, never an error to log and go past.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, KeyboardInterrupt):
+            raise current
+        if type(current).__name__ == "PydanticSerializationError" and "KeyboardInterrupt" in str(
+            current
+        ):
+            raise KeyboardInterrupt(str(current)) from current
+        current = current.__cause__ or current.__context__
 
 
 def _config_snapshot() -> dict[str, Any]:
-    settings = get_settings()
-    snapshot = settings.model_dump(mode="json")
-    if snapshot.get("ui", {}).get("token"):
-        snapshot["ui"]["token"] = "********"
+    """The effective settings, as stored in every experiment: no secret leaves with them."""
+    snapshot: dict[str, Any] = redact(get_settings().model_dump(mode="json"))
     return snapshot

@@ -87,6 +87,10 @@ class EnvironmentInfo(Record):
 class Experiment(Record):
     """One experiment: immutable once archived, JSON round-trippable.
 
+    ``warnings`` says what the recording could not capture (calls from threads that could
+    not be attributed, calls still running when the experiment ended): a gap is never
+    silent.
+
     >>> from dspex import Experiment, ProgramInfo
     >>> exp = Experiment(name="arith", program=ProgramInfo(name="qa"))
     >>> exp.status
@@ -108,6 +112,7 @@ class Experiment(Record):
     trials: tuple[Trial, ...] = ()
     summary: Statistics | None = None
     best_trial_id: TrialId | None = None
+    warnings: tuple[str, ...] = ()
     metadata: JsonDict = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -1,11 +1,11 @@
 """Shared pieces of the optimizer hooks: evaluation units and variable diffs.
 
 An :class:`EvaluationUnit` is one open trial that an optimizer evaluates example by
-example, from any thread. Each run records into its own short-lived recorder (as
-:func:`dspex.harness.example.run_example` does) and is merged into the trial when
-it ends, so that per-example token counts are exact and no event can land on
-another candidate's trial. When the expected number of runs has arrived, the unit
-closes its trial (score, ``trial_score``, ``candidate_scored``).
+example, from any thread. Each run records into its own short-lived recorder (as the
+harness does) and is merged into the trial when it ends, so that per-example token
+counts are exact and no event can land on another candidate's trial. When the expected
+number of runs has arrived, the unit closes its trial (score and scope,
+``trial_score``, ``candidate_scored``), all built by :mod:`dspex.capture.scoring`.
 
     unit = EvaluationUnit(journal, recorder, expected=8, scope="minibatch",
                           metric="exact_match", candidate=recorder.trial_id)
@@ -18,30 +18,22 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dspex.capture.context import recording
-from dspex.capture.jsonable import jsonable
 from dspex.capture.recorder import TrialRecorder, current_worker_name
+from dspex.capture.scoring import (
+    ExampleRun,
+    Score,
+    record_candidate_scored,
+    record_example,
+    record_score,
+    usage_of,
+)
+from dspex.journal import ExperimentJournal
 from dspex.model import ErrorInfo, ExampleResult, Trial, Variables
 
-if TYPE_CHECKING:
-    from dspex.journal import ExperimentJournal
-
-__all__ = ["EvaluationUnit", "changes_between", "example_split", "prediction_dict"]
-
-
-def example_split(example: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    inputs = dict(example.inputs()) if hasattr(example, "inputs") else {}
-    labels = dict(example.labels()) if hasattr(example, "labels") else {}
-    return jsonable(inputs), jsonable(labels)
-
-
-def prediction_dict(prediction: Any) -> dict[str, Any] | None:
-    if prediction is None:
-        return None
-    value = jsonable(prediction)
-    return value if isinstance(value, dict) else {"value": value}
+__all__ = ["EvaluationUnit", "changes_between"]
 
 
 def changes_between(before: Variables, after: Variables) -> list[dict[str, Any]]:
@@ -96,6 +88,7 @@ class EvaluationUnit:
         self.results: list[ExampleResult] = []
         self.scores: list[float] = []
         self.trial: Trial | None = None
+        self.score_record: Score | None = None
         self._closing = False
         self._lock = threading.Lock()
         self._programs: list[Any] = []  # keeps copies alive so their ids stay theirs
@@ -145,7 +138,6 @@ class EvaluationUnit:
         latency_ms: float,
         extra: dict[str, Any] | None,
     ) -> None:
-        inputs, labels = example_split(example)
         # wrap_program swallows the program's exception (a warning): find it in the run
         error = next(
             (
@@ -156,45 +148,24 @@ class EvaluationUnit:
             None,
         )
         raw_score = output.get("score", 0.0)
-        score = float(raw_score) if isinstance(raw_score, int | float) else 0.0
-        prediction = prediction_dict(output.get("prediction"))
-        run_recorder.emit(
-            "evaluation",
-            "example_result",
-            {
-                "example": index,
-                "inputs": inputs,
-                "labels": labels,
-                "prediction": prediction,
-                "metric": self.metric,
-                "value": score,
-                "passed": error is None and score > 0,
-                "latency_ms": latency_ms,
-                "error": error,
-                **(extra or {}),
-            },
-        )
-        raw = run_recorder.raw_events()
-        tokens = sum(
-            int((e.payload.get("usage") or {}).get("total_tokens") or 0)
-            for e in raw
-            if e.kind == "lm_call"
-        )
-        result = ExampleResult(
-            index=index,
-            inputs=inputs,
-            labels=labels,
-            prediction=prediction,
-            metrics={self.metric: score},
+        tokens, cost = usage_of(run_recorder.raw_events())
+        run = ExampleRun(
+            index,
+            example,
+            output.get("prediction"),
+            raw_score if isinstance(raw_score, int | float) else 0.0,
+            ErrorInfo(**error) if error else None,
             latency_ms=latency_ms,
             tokens=tokens,
-            error=ErrorInfo(**error) if error else None,
+            cost=cost,
             worker=current_worker_name(),
+            extra=extra or {},
         )
-        self.recorder.merge(raw)
+        result = record_example(run_recorder, run, self.metric)
+        self.recorder.merge(run_recorder.raw_events())
         with self._lock:
             self.results.append(result)
-            self.scores.append(score)
+            self.scores.append(0.0 if result.error else result.metrics[self.metric])
             done = len(self.results) >= self.expected
         if done:
             self.close()
@@ -205,37 +176,18 @@ class EvaluationUnit:
             if self._closing:
                 return self.trial
             self._closing = True
-            results, scores = list(self.results), list(self.scores)
-        score = sum(scores) / len(scores) if scores else None
+            results = sorted(self.results, key=lambda r: r.index)
         if self.on_closing is not None:
             self.on_closing(self)
-        if results:
-            self.recorder.emit(
-                "evaluation",
-                "trial_score",
-                {
-                    "score": score,
-                    "metric": self.metric,
-                    "n": len(results),
-                    "failures": 0,
-                    "scope": self.scope,
-                },
-            )
+        score = record_score(self.recorder, results, self.metric, scope=self.scope)
         if self.candidate is not None and error is None:
-            self.recorder.emit(
-                "orchestration",
-                "candidate_scored",
-                {
-                    "candidate": self.candidate,
-                    "score": score,
-                    "scope": self.scope,
-                    "n": len(results),
-                },
-            )
+            record_candidate_scored(self.recorder, self.candidate, score, scope=self.scope)
+        self.score_record = score
         trial = self.journal.finish_trial(
             self.recorder,
             example_results=results,
-            score=score if self.score_trial else None,
+            score=score.value if self.score_trial else None,
+            score_scope=score.scope if self.score_trial else None,
             error=error,
         )
         with self._lock:

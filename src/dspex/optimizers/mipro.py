@@ -24,15 +24,15 @@ import threading
 from typing import Any
 
 from dspex.capture.context import recording
+from dspex.capture.evaluation import evaluation_results
 from dspex.capture.jsonable import jsonable
-from dspex.capture.optimizers import register_hook
-from dspex.capture.optimizers.base import OptimizerHook
-from dspex.capture.optimizers.patching import ModulePatch, require_attribute, unsupported
-from dspex.capture.optimizers.units import changes_between, example_split, prediction_dict
 from dspex.capture.program import variables_of
 from dspex.capture.recorder import TrialRecorder
-from dspex.harness.example import metric_name
-from dspex.model import ExampleResult
+from dspex.capture.scoring import metric_name, record_candidate_scored, record_score
+from dspex.optimizers import register_hook
+from dspex.optimizers.base import OptimizerHook
+from dspex.optimizers.patching import ModulePatch, require_attribute, unsupported
+from dspex.optimizers.units import changes_between
 
 __all__ = ["MiproHook"]
 
@@ -269,40 +269,21 @@ class MiproHook(OptimizerHook):
         self, recorder: TrialRecorder, candidate: str, result: Any, trainset: list, scope: str
     ) -> None:
         index = {id(ex): i for i, ex in enumerate(trainset)}
-        results = []
-        for example, prediction, value in getattr(result, "results", None) or []:
-            inputs, labels = example_split(example)
-            number = float(value) if isinstance(value, int | float) else 0.0
-            results.append(
-                ExampleResult(
-                    index=index.get(id(example), 0),
-                    inputs=inputs,
-                    labels=labels,
-                    prediction=prediction_dict(prediction),
-                    metrics={self.metric: number},
-                )
-            )
-        score = (sum(r.metrics[self.metric] for r in results) / len(results)) if results else None
-        payload = {
-            "score": score,
-            "metric": self.metric,
-            "n": len(results),
-            "failures": 0,
-            "scope": scope,
-        }
-        recorder.emit("evaluation", "trial_score", payload)
-        recorder.emit(
-            "orchestration",
-            "candidate_scored",
-            {
-                "candidate": candidate,
-                "score": score,
-                "scope": scope,
-                "n": len(results),
-                "optuna_value": _number(getattr(result, "score", None)),
-            },
+        results = evaluation_results(
+            recorder, result, self.metric, index_of=lambda ex: index.get(id(ex), 0)
         )
-        self.journal.finish_trial(recorder, example_results=results, score=score)
+        scored = record_score(recorder, results, self.metric, scope=scope)
+        record_candidate_scored(
+            recorder,
+            candidate,
+            scored,
+            scope=scope,
+            extra={"optuna_value": _number(getattr(result, "score", None))},
+        )
+        self.journal.finish_trial(
+            recorder, example_results=results, score=scored.value, score_scope=scored.scope
+        )
+        score = scored.value
         if scope == "full" and score is not None:
             with self._lock:
                 self.full_scores.setdefault(candidate, score)

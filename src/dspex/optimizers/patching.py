@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from dspex.capture.context import _lookup
+from dspex.capture.dspy_bridge import lookup
 from dspex.errors import UnsupportedOptimizerVersion
 
 __all__ = ["ModulePatch", "require_attribute", "unsupported"]
@@ -101,7 +101,7 @@ class ModulePatch:
         hook_key, method = self.hook_key, self.method
 
         def dispatch(*args: Any, **kwargs: Any) -> Any:
-            hook = _lookup(hook_key)
+            hook = lookup(hook_key)
             if hook is None:
                 return original(*args, **kwargs)
             return getattr(hook, method)(original, *args, **kwargs)

@@ -1,5 +1,8 @@
 """Optimizer hooks: what dspex records while a DSPy optimizer's ``compile`` runs.
 
+A front end: hooks open trials through the :class:`~dspex.journal.ExperimentJournal`
+and score through :mod:`dspex.capture.scoring`.
+
 DSPy has no public hooks for optimizer decisions, so each supported optimizer has
 one module here that wraps attributes of the optimizer *instance* (and, where DSPy
 calls a module-level function, patches it only for the duration of that compile).
@@ -12,12 +15,11 @@ A hook is started by ``DspexCallback.on_compile_start`` and finished by
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import importlib
+from typing import Any
 
-from dspex.capture.optimizers.base import GenericHook, OptimizerHook, optimizer_info
-
-if TYPE_CHECKING:
-    from dspex.journal import ExperimentJournal
+from dspex.journal import ExperimentJournal
+from dspex.optimizers.base import GenericHook, OptimizerHook, optimizer_info
 
 __all__ = ["HOOKS", "GenericHook", "OptimizerHook", "hook_for", "optimizer_info", "register_hook"]
 
@@ -29,12 +31,10 @@ def register_hook(optimizer_class_name: str, hook: type[OptimizerHook]) -> None:
 
 
 def _load_builtin_hooks() -> None:
+    # Imported on first use: each one registers itself, and imports DSPy's optimizer
+    # modules, which `import dspex` should not pay for.
     for module in ("simba", "mipro", "bootstrap"):
-        try:
-            __import__(f"dspex.capture.optimizers.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"dspex.capture.optimizers.{module}":
-                raise
+        importlib.import_module(f"dspex.optimizers.{module}")
 
 
 def hook_for(journal: ExperimentJournal, optimizer: Any, inputs: dict[str, Any]) -> OptimizerHook:

@@ -16,7 +16,7 @@ Trials (``metadata["role"]``):
 The wrappers, all in this module: ``SIMBA.strategies`` (instance attribute), and
 ``prepare_models_for_resampling`` / ``wrap_program`` as imported into
 ``dspy.teleprompt.simba`` (module globals, patched for the duration of the compile
-through :class:`~dspex.capture.optimizers.patching.ModulePatch`). Step and bucket
+through :class:`~dspex.optimizers.patching.ModulePatch`). Step and bucket
 numbers are read from ``SIMBA.compile``'s local variables; :meth:`SimbaHook.check`
 verifies all of them exist and raises :class:`~dspex.errors.UnsupportedOptimizerVersion`
 naming what is missing.
@@ -31,14 +31,14 @@ from typing import Any
 
 from dspex.capture.callback import error_payload
 from dspex.capture.context import recording
-from dspex.capture.optimizers import register_hook
-from dspex.capture.optimizers.base import OptimizerHook
-from dspex.capture.optimizers.patching import ModulePatch, require_attribute, unsupported
-from dspex.capture.optimizers.units import EvaluationUnit, changes_between
 from dspex.capture.program import module_paths, variables_of
 from dspex.capture.recorder import TrialRecorder
-from dspex.harness.example import metric_name
+from dspex.capture.scoring import metric_name
 from dspex.model import Variables
+from dspex.optimizers import register_hook
+from dspex.optimizers.base import OptimizerHook
+from dspex.optimizers.patching import ModulePatch, require_attribute, unsupported
+from dspex.optimizers.units import EvaluationUnit, changes_between
 
 __all__ = ["SimbaHook"]
 

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import inspect
 from contextvars import Token
-from typing import TYPE_CHECKING, Any
-
-from dspy.dsp.utils.settings import thread_local_overrides
+from typing import Any
 
 from dspex.capture.callback import error_payload
 from dspex.capture.context import RECORDER_KEY, active_recorder
+from dspex.capture.dspy_bridge import pop, push
 from dspex.capture.jsonable import jsonable
 from dspex.capture.recorder import TrialRecorder
+from dspex.journal import ExperimentJournal
 from dspex.model import OptimizerInfo
-
-if TYPE_CHECKING:
-    from dspex.journal import ExperimentJournal
+from dspex.redact import redact
 
 __all__ = ["GenericHook", "OptimizerHook", "optimizer_info"]
 
@@ -23,7 +21,11 @@ _SIMPLE = (str, int, float, bool, type(None))
 
 
 def optimizer_info(optimizer: Any) -> OptimizerInfo:
-    """Name and simple settings (numbers, strings, flags; callables by name) of an optimizer."""
+    """Name and simple settings (numbers, strings, flags; callables by name) of an optimizer.
+
+    Secrets (``wandb_api_key``, a URL with a password...) are hidden before they reach the
+    record.
+    """
     settings: dict[str, Any] = {}
     for key, value in sorted(vars(optimizer).items()):
         if key.startswith("_"):
@@ -32,7 +34,7 @@ def optimizer_info(optimizer: Any) -> OptimizerInfo:
             settings[key] = jsonable(value)
         elif callable(value) and hasattr(value, "__name__") and not inspect.isclass(value):
             settings[key] = f"<{value.__name__}>"
-    return OptimizerInfo(name=type(optimizer).__name__, settings=settings)
+    return OptimizerInfo(name=type(optimizer).__name__, settings=redact(settings))
 
 
 class OptimizerHook:
@@ -58,7 +60,7 @@ class OptimizerHook:
         return self.info.name
 
     #: DSPy thread-local settings key under which this hook is found by module patches
-    #: (see :mod:`dspex.capture.optimizers.patching`); None if it patches nothing.
+    #: (see :mod:`dspex.optimizers.patching`); None if it patches nothing.
     hook_key: str | None = None
 
     def start(self) -> None:
@@ -82,11 +84,8 @@ class OptimizerHook:
             "optimizer_start",
             {"optimizer": self.name, "settings": self.info.settings},
         )
-        overrides = thread_local_overrides.get()
         extra = {self.hook_key: self} if self.hook_key else {}
-        self._token = thread_local_overrides.set(
-            type(overrides)({**overrides, RECORDER_KEY: self.recorder, **extra})
-        )
+        self._token = push(**{RECORDER_KEY: self.recorder, **extra})
         try:
             self.install()
         except BaseException as exc:
@@ -100,10 +99,7 @@ class OptimizerHook:
 
     def _reset_overrides(self) -> None:
         if self._token is not None:
-            try:
-                thread_local_overrides.reset(self._token)
-            except ValueError:  # finished from another context (experiment teardown)
-                pass
+            pop(self._token)
             self._token = None
 
     def end_payload(self, outputs: Any, exception: BaseException | None) -> dict[str, Any]:

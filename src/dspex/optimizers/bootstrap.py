@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from dspex.capture.callback import error_payload
-from dspex.capture.optimizers import register_hook
-from dspex.capture.optimizers.base import OptimizerHook
-from dspex.capture.optimizers.patching import require_attribute
-from dspex.capture.optimizers.units import changes_between
 from dspex.capture.program import variables_of
+from dspex.optimizers import register_hook
+from dspex.optimizers.base import OptimizerHook
+from dspex.optimizers.patching import require_attribute
+from dspex.optimizers.units import changes_between
 
 __all__ = ["BootstrapFewShotHook"]
 

@@ -1,0 +1,274 @@
+"""The one place that scores: one example's run -> an ExampleResult and its ``example_result``
+event; a trial's results -> its score, its scope and its ``trial_score`` event.
+
+The harness (``exp.evaluate``), ``dspy.Evaluate`` under dspex, and every optimizer hook
+build their records here, so that a fix lands once::
+
+    result = record_example(recorder, ExampleRun(index=0, example=ex, prediction=pred,
+                                                 value=True, latency_ms=12.0), "exact_match")
+    score = record_score(recorder, [result], "exact_match", scope="dev")
+    score.value, score.scope.n          # (1.0, 1)
+
+Rules: a failed example (program or metric raised) scores 0 and counts in ``failures``;
+a metric's value is a number, a bool, or an object with a numeric ``score``; an example
+is split into inputs and labels by ``dspy.Example.inputs()/labels()`` when it declares its
+inputs, else every field is an input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NotRequired, TypedDict
+
+from dspex.capture.jsonable import jsonable
+from dspex.capture.recorder import RawEvent, TrialRecorder
+from dspex.model import (
+    ErrorInfo,
+    ExampleResult,
+    ScoreScope,
+    example_key,
+    examples_fingerprint,
+)
+
+__all__ = [
+    "CandidateScoredPayload",
+    "ExampleResultPayload",
+    "ExampleRun",
+    "Score",
+    "TrialScorePayload",
+    "example_fields",
+    "example_inputs",
+    "metric_name",
+    "metric_value",
+    "prediction_dict",
+    "record_candidate_scored",
+    "record_example",
+    "record_score",
+    "score_of",
+    "scope_of",
+    "usage_of",
+]
+
+
+class ExampleResultPayload(TypedDict):
+    """The payload of an ``example_result`` event (plus any hook-specific keys)."""
+
+    example: int
+    inputs: dict[str, Any]
+    labels: dict[str, Any]
+    prediction: dict[str, Any] | None
+    metric: str
+    value: float
+    passed: bool
+    latency_ms: float | None
+    error: dict[str, Any] | None
+
+
+class TrialScorePayload(TypedDict):
+    """The payload of a ``trial_score`` event."""
+
+    score: float | None
+    metric: str
+    n: int
+    failures: int
+    scope: str
+    fingerprint: str | None
+
+
+class CandidateScoredPayload(TypedDict):
+    """The payload of an optimizer's ``candidate_scored`` event (plus hook-specific keys)."""
+
+    candidate: str
+    score: float | None
+    scope: str
+    n: int
+    fingerprint: NotRequired[str | None]
+
+
+def metric_name(metric: Any) -> str:
+    return getattr(metric, "__name__", None) or type(metric).__name__
+
+
+def metric_value(value: Any) -> float:
+    """A metric's return value as a number: bools and numbers, or an object with ``score``."""
+    if isinstance(value, bool | int | float):
+        return float(value)
+    score = getattr(value, "score", None)
+    if isinstance(score, bool | int | float):
+        return float(score)
+    raise TypeError(
+        f"the metric returned {type(value).__name__} {value!r}; return a number, a bool, "
+        "or an object with a numeric .score"
+    )
+
+
+def example_inputs(example: Any) -> dict[str, Any]:
+    """The keyword arguments to call a program with on ``example`` (values as they are)."""
+    inputs_of = getattr(example, "inputs", None)
+    if callable(inputs_of):
+        try:
+            return dict(inputs_of())
+        except ValueError:  # a dspy.Example that never declared its inputs
+            pass
+    if isinstance(example, Mapping):
+        return dict(example)
+    store = getattr(example, "toDict", None)
+    if callable(store):
+        return dict(store())
+    raise TypeError(
+        f"cannot call a program on a {type(example).__name__}: pass dspy.Example objects "
+        "(with .with_inputs(...)) or dicts of the program's input fields"
+    )
+
+
+def example_fields(example: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(inputs, labels)`` of an example, as JSON data (see the module docs for the rule)."""
+    inputs_of = getattr(example, "inputs", None)
+    if callable(inputs_of):
+        try:
+            return jsonable(dict(inputs_of())), jsonable(dict(example.labels()))
+        except ValueError:  # a dspy.Example that never declared its inputs
+            pass
+    data = jsonable(example)
+    return (data if isinstance(data, dict) else {"example": data}), {}
+
+
+def prediction_dict(prediction: Any) -> dict[str, Any] | None:
+    if prediction is None:
+        return None
+    value = jsonable(prediction)
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def usage_of(events: Iterable[RawEvent]) -> tuple[int, float | None]:
+    """Total tokens and cost of the LM calls among ``events``."""
+    tokens, cost = 0, 0.0
+    for event in events:
+        if event.kind == "lm_call":
+            tokens += int((event.payload.get("usage") or {}).get("total_tokens") or 0)
+            cost += float(event.payload.get("cost") or 0.0)
+    return tokens, (cost or None)
+
+
+@dataclass
+class ExampleRun:
+    """What happened when a program ran on one example and the metric judged it.
+
+    ``value`` is the metric's raw return value (ignored when ``error`` is set).
+    """
+
+    index: int
+    example: Any
+    prediction: Any = None
+    value: Any = None
+    error: ErrorInfo | None = None
+    latency_ms: float | None = None
+    tokens: int = 0
+    cost: float | None = None
+    worker: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def record_example(recorder: TrialRecorder, run: ExampleRun, metric: str) -> ExampleResult:
+    """The example's result, after emitting its ``example_result`` event into ``recorder``."""
+    inputs, labels = example_fields(run.example)
+    error = run.error
+    value = 0.0
+    if error is None:
+        try:
+            value = metric_value(run.value)
+        except TypeError as exc:
+            error = ErrorInfo.from_exception(exc)
+    prediction = prediction_dict(run.prediction)
+    payload: ExampleResultPayload = {
+        "example": run.index,
+        "inputs": inputs,
+        "labels": labels,
+        "prediction": prediction,
+        "metric": metric,
+        "value": value,
+        "passed": error is None and value > 0,
+        "latency_ms": run.latency_ms,
+        "error": error.to_dict() if error is not None else None,
+    }
+    recorder.emit("evaluation", "example_result", {**payload, **run.extra})
+    return ExampleResult(
+        index=run.index,
+        inputs=inputs,
+        labels=labels,
+        prediction=prediction,
+        metrics={metric: value},
+        latency_ms=run.latency_ms,
+        tokens=run.tokens,
+        cost=run.cost,
+        error=error,
+        worker=run.worker,
+    )
+
+
+def score_of(results: Sequence[ExampleResult], metric: str) -> float | None:
+    """Mean of ``metric`` over ``results``; an example that failed counts as 0."""
+    if not results:
+        return None
+    return sum(0.0 if r.error else r.metrics.get(metric, 0.0) for r in results) / len(results)
+
+
+def scope_of(results: Sequence[ExampleResult], metric: str, name: str) -> ScoreScope | None:
+    """Which examples ``results`` cover (their fingerprint), how many, with which metric."""
+    if not results:
+        return None
+    keys = (example_key(r.inputs, r.labels) for r in results)
+    return ScoreScope(
+        name=name, fingerprint=examples_fingerprint(keys), n=len(results), metric=metric
+    )
+
+
+@dataclass(frozen=True)
+class Score:
+    """A trial's score and what it was measured on (``value`` None: nothing was scored)."""
+
+    value: float | None
+    scope: ScoreScope | None
+    failures: int = 0
+
+
+def record_score(
+    recorder: TrialRecorder, results: Sequence[ExampleResult], metric: str, *, scope: str
+) -> Score:
+    """Score ``results`` and emit the ``trial_score`` event (none when there are no results)."""
+    score = Score(
+        score_of(results, metric),
+        scope_of(results, metric, scope),
+        sum(1 for r in results if r.error is not None),
+    )
+    if results:
+        payload: TrialScorePayload = {
+            "score": score.value,
+            "metric": metric,
+            "n": len(results),
+            "failures": score.failures,
+            "scope": scope,
+            "fingerprint": score.scope.fingerprint if score.scope else None,
+        }
+        recorder.emit("evaluation", "trial_score", dict(payload))
+    return score
+
+
+def record_candidate_scored(
+    recorder: TrialRecorder,
+    candidate: str,
+    score: Score,
+    *,
+    scope: str,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Emit an optimizer's ``candidate_scored`` event for ``candidate`` (a trial id)."""
+    payload: CandidateScoredPayload = {
+        "candidate": candidate,
+        "score": score.value,
+        "scope": scope,
+        "n": score.scope.n if score.scope else 0,
+        "fingerprint": score.scope.fingerprint if score.scope else None,
+    }
+    recorder.emit("orchestration", "candidate_scored", {**payload, **(extra or {})})
