@@ -113,12 +113,32 @@ def test_failing_examples_are_recorded_as_errors(autolog):
     (trial,) = only_experiment(autolog).trials
     failed = trial.example_results[3]
     assert failed.error is not None and failed.prediction is None
+    assert failed.error.type == "dspy.utils.exceptions.LMUnexpectedError"  # DSPy wraps it
+    assert "the engine exploded" in failed.error.traceback
     assert failed.metrics == {"exact": 0.0}
     assert trial.score == pytest.approx(3 / 4)
     assert any(
         e.kind is EventKind.MODULE_END and e.payload["error"] and "exploded" in str(e.payload)
         for e in trial.events
     )
+
+
+def test_a_metric_that_raises_is_recorded_with_its_type_message_and_traceback(autolog):
+    def strict(example, prediction, trace=None):
+        if example.question == "What is 2 + 2?":
+            raise KeyError("no such grading rule")
+        return exact(example, prediction)
+
+    evaluate = dspy.Evaluate(devset=addition_set(3), metric=strict, display_progress=False)
+    evaluate(QA())
+    (trial,) = only_experiment(autolog).trials
+    failed = [r for r in trial.example_results if r.error is not None]
+    assert [r.index for r in failed] == [2]
+    assert failed[0].error.type == "builtins.KeyError"
+    assert "no such grading rule" in failed[0].error.message
+    assert 'raise KeyError("no such grading rule")' in failed[0].error.traceback
+    # the program's output was fine: the example says what the metric did
+    assert not [e for e in trial.events if e.kind is EventKind.MODULE_END and e.payload["error"]]
 
 
 def test_compile_is_an_experiment_with_optimizer_and_settings(autolog, engine):

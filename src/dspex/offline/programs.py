@@ -27,3 +27,6 @@ class ArithQA(dspy.Module):
 
     def forward(self, question: str) -> Any:
         return self.predict(question=question)
+
+    async def aforward(self, question: str) -> Any:
+        return await self.predict.acall(question=question)
