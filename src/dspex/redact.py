@@ -16,11 +16,20 @@ CLI. A secret is a value under a secret-looking key (``api_key``, ``wandb_api_ke
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MASK", "URL_MASK", "is_secret_key", "redact", "redact_text", "redact_url"]
+__all__ = [
+    "MASK",
+    "URL_MASK",
+    "is_secret_key",
+    "redact",
+    "redact_settings",
+    "redact_text",
+    "redact_url",
+]
 
 MASK = "********"
 URL_MASK = "***"
@@ -50,6 +59,14 @@ _SECRET_WORDS = frozenset(
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://\S+")
+# a host (name, IPv4 or [IPv6]) and an optional port, then the end or the path/query
+_HOST = re.compile(r"(?:[A-Za-z0-9._~\-]+|\[[0-9A-Fa-f:.]+\])(?::\d*)?(?:[/?#]|$)")
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_name(name: str) -> bool:
+    words = {w.lower() for w in _WORD.findall(name)}
+    return not words.isdisjoint(_SECRET_WORDS)
 
 
 def is_secret_key(name: object) -> bool:
@@ -58,10 +75,7 @@ def is_secret_key(name: object) -> bool:
     >>> [is_secret_key(k) for k in ("api_key", "ui.token", "max_tokens", "OPENAI_API_KEY")]
     [True, True, False, True]
     """
-    if not isinstance(name, str):
-        return False
-    words = {w.lower() for w in _WORD.findall(name)}
-    return not words.isdisjoint(_SECRET_WORDS)
+    return isinstance(name, str) and _secret_name(name)
 
 
 def redact_url(url: str) -> str:
@@ -82,23 +96,25 @@ def redact_url(url: str) -> str:
 def _redact_userinfo(rest: str, *, token_user: bool) -> str:
     """``user:password@host/...`` -> ``user:***@host/...``.
 
-    The user info ends at the last ``@`` before the query (the first ``?`` after the
-    first ``@``), so a password holding ``@``, ``/`` or ``?`` is hidden whole, while an
-    ``@`` inside the query (``?application_name=a@b``) is not taken for it. On http(s),
-    a user name alone (``https://<token>@host``) is hidden too.
+    Passwords typed unencoded may hold ``@``, ``/``, ``?`` and ``:``, so the user info
+    ends at the *last* ``@`` that a host name follows. An ``@`` in the query
+    (``?application_name=a@b``) then hides more than the password, never less. On
+    http(s), a user name alone (``https://<token>@host``) is hidden too.
     """
-    first = rest.find("@")
-    if first < 0:
+    at = next((i for i in _positions(rest, "@") if _HOST.match(rest, i + 1)), -1)
+    if at < 0:
         return rest
-    query = rest.find("?", first)
-    end = query if query >= 0 else len(rest)
-    at = rest.rfind("@", 0, end)
     userinfo, host = rest[:at], rest[at + 1 :]
     if ":" not in userinfo:
         # a database user name alone is no secret; on http(s) it is usually a token
         return f"{URL_MASK}@{host}" if token_user else rest
     user = userinfo.split(":", 1)[0]
     return f"{user}:{URL_MASK}@{host}"
+
+
+def _positions(text: str, char: str) -> list[int]:
+    """Where ``char`` occurs in ``text``, last first."""
+    return [i for i in range(len(text) - 1, -1, -1) if text[i] == char]
 
 
 def _redact_query(rest: str) -> str:
@@ -138,3 +154,17 @@ def redact(value: Any) -> Any:
     if isinstance(value, list):
         return [redact(v) for v in value]
     return value
+
+
+def redact_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A flat mapping of settings (an LM's kwargs) without its secrets, cheaply: this runs
+    for every recorded LM call. Keys are checked once per name (cached); values only when
+    they are text holding a URL."""
+    return {
+        key: (
+            MASK
+            if is_secret_key(key) and value not in (None, "")
+            else (redact_text(value) if type(value) is str and "://" in value else value)
+        )
+        for key, value in settings.items()
+    }

@@ -73,3 +73,24 @@ def test_no_recorder_means_nothing_is_recorded_and_nothing_breaks(lm, threads):
             [(predict, {"question": f"What is {i} + 1?"}) for i in range(4)]
         )
     assert [r.answer for r in results] == ["1", "2", "3", "4"]
+
+
+def test_lm_settings_are_recorded_without_their_secrets():
+    """A provider LM holds its key and may hold a proxy URL with a password: the recorded
+    settings keep the names and the harmless values, never the secrets."""
+    lm = dspy.LM(
+        "openai/gpt-4o-mini",
+        api_key="sk-live-000111",
+        api_base="https://user:proxy-pass@proxy.example/v1",
+        temperature=0.3,
+    )
+    callback = shared_callback()
+    recorder = TrialRecorder(dspex.new_id("trl"))
+    with recording(recorder):  # the handlers DSPy would call around lm(...), without a network
+        callback.on_lm_start("call-1", lm, {"messages": [{"role": "user", "content": "hi"}]})
+        callback.on_lm_end("call-1", ["hello"], None)
+    (event,) = recorder.events()
+    settings = event.payload["settings"]
+    assert settings["api_key"] == "********" and settings["temperature"] == 0.3
+    assert settings["api_base"] == "https://user:***@proxy.example/v1"
+    assert "sk-live-000111" not in event.to_json() and "proxy-pass" not in event.to_json()

@@ -35,6 +35,7 @@ from dspex.capture.program import (
     root_module_name,
 )
 from dspex.capture.recorder import TrialRecorder
+from dspex.redact import redact_settings
 
 __all__ = ["DspexCallback", "error_payload", "shared_callback"]
 
@@ -190,7 +191,7 @@ class DspexCallback(BaseCallback):
         extra = {
             "model": getattr(instance, "model", type(instance).__name__),
             "messages": messages,
-            "settings": {k: v for k, v in settings.items() if not k.startswith("api_")},
+            "settings": redact_settings(settings),
         }
         self._begin(call_id, placed, instance, extra)
 
