@@ -268,3 +268,24 @@ def test_a_metric_that_raises_under_dspy_evaluate_is_recorded_with_its_traceback
     assert trial.score == 0.75
     (score,) = [e for e in trial.events if e.kind is EventKind.TRIAL_SCORE]
     assert score.payload["failures"] == 1
+
+
+def test_calls_made_after_the_callback_was_replaced_are_still_recorded(counted, store):
+    """dspy.configure/dspy.context(callbacks=[...]) in the block drops dspex's callback;
+    the LM calls made there are kept, from DSPy's own LM history."""
+    from dspy.utils.callback import BaseCallback
+
+    program = ArithQA()
+    with dspex.experiment("replaced", program=program, store=store) as run:
+        with dspy.context(callbacks=[BaseCallback()]):
+            program(question="What is 1 + 1?")
+        previous = dspy.settings.callbacks
+        dspy.configure(callbacks=[])
+        try:
+            program(question="What is 2 + 2?")
+        finally:
+            dspy.configure(callbacks=previous)
+    calls = lm_calls(sealed(store, run))
+    assert len(calls) == counted() == 2
+    assert all("not active" in c.payload["recorded_from"] for c in calls)
+    assert [c.payload["messages"][-1]["content"].count("What is") for c in calls] == [1, 1]

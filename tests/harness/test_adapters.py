@@ -118,3 +118,41 @@ def test_an_example_past_the_task_timeout_fails_alone(adapter, request):
     assert any(
         e.kind is EventKind.ERROR and e.payload["failure"] == "timeout" for e in trial.events
     )
+
+
+class Doubler(dspy.Module):
+    """Another program: answers twice the number, so each evaluation's program is visible."""
+
+    def __init__(self, times: int):
+        super().__init__()
+        self.times = times
+        self.answer = dspy.Predict("question -> answer")
+
+    def forward(self, question):
+        return dspy.Prediction(answer=str(self.times), worker_pid=os.getpid())
+
+
+def _same(example, prediction, trace=None):
+    return float(prediction.answer == example.times)
+
+
+@pytest.mark.parametrize(
+    "adapter", ["thread", "process", pytest.param("ray", marks=pytest.mark.ray)]
+)
+def test_one_pool_serves_every_evaluation_of_an_experiment(adapter, request):
+    """Workers start once per experiment; each evaluation still runs its own program."""
+    _configure(adapter, request)
+    examples = [
+        dspy.Example(question=f"q{i}", times=str(t)).with_inputs("question")
+        for i, t in enumerate([1, 2, 3, 1])
+    ]
+    store = ResultStore.open("memory://")
+    with dspex.experiment("pool reuse", store=store) as exp:
+        trials = [exp.evaluate(Doubler(t), examples, _same, name=f"x{t}") for t in (1, 2, 3)]
+        assert exp.harness.pools_started == 1
+        pids = [{r.prediction["worker_pid"] for r in t.example_results} for t in trials]
+    assert [t.score for t in trials] == [0.5, 0.25, 0.25]
+    if adapter != "thread":
+        assert pids[0] == pids[1] == pids[2] and os.getpid() not in pids[0]
+    assert exp.harness.pools_started == 1  # and stopped with the block: a new one would be #2
+    assert exp.harness._pool is None

@@ -220,17 +220,14 @@ class DspexCallback(BaseCallback):
             parent_id=call.parent_id,
         )
 
-    def _history_entry(self, entry: dict[str, Any]) -> None:
-        """Called from inside an LM call with DSPy's history entry (usage, cost, cache hit)."""
+    def _history_entry(self, entry: dict[str, Any]) -> bool:
+        """Called from inside an LM call with DSPy's history entry (usage, cost, cache hit);
+        True when the call is one this callback saw start."""
         call = self._calls.get(ACTIVE_CALL_ID.get() or "")
         if call is None or type(call.extra) is not dict or "messages" not in call.extra:
-            return  # not an LM call this callback started
-        response = entry.get("response")
-        call.extra["history"] = {
-            "usage": {k: v for k, v in (entry.get("usage") or {}).items() if v is not None},
-            "cost": entry.get("cost"),
-            "cache_hit": bool(getattr(response, "cache_hit", False)),
-        }
+            return False  # not an LM call this callback started
+        call.extra["history"] = _usage(entry)
+        return True
 
     # -- adapters and tools ---------------------------------------------------------
 
@@ -335,7 +332,53 @@ _instances: weakref.WeakSet[DspexCallback] = weakref.WeakSet()
 def _history_to_callbacks(entry: dict[str, Any]) -> None:
     # only the callback that saw this LM call start holds it in its calls
     for callback in list(_instances):
-        callback._history_entry(entry)
+        if callback._history_entry(entry):
+            return
+    _record_unseen_lm_call(entry)
+
+
+def _usage(entry: dict[str, Any]) -> dict[str, Any]:
+    response = entry.get("response")
+    return {
+        "usage": {k: v for k, v in (entry.get("usage") or {}).items() if v is not None},
+        "cost": entry.get("cost"),
+        "cache_hit": bool(getattr(response, "cache_hit", False)),
+    }
+
+
+def _record_unseen_lm_call(entry: dict[str, Any]) -> None:
+    """An LM call no dspex callback saw, made where dspex records: recorded from DSPy's
+    history entry, without its module. This happens when ``dspy.configure(callbacks=...)``
+    or ``dspy.context(callbacks=...)`` inside an experiment replaced dspex's callback; the
+    call is kept (with what the history knows), never silently dropped."""
+    recorder, listener = active_recorder(), None
+    if recorder is None:
+        listener = active_listener()
+        recorder = listener.calls_recorder(None) if listener is not None else None
+    if recorder is None:
+        return
+    messages = entry.get("messages")
+    if messages is None and entry.get("prompt") is not None:
+        messages = [{"role": "user", "content": entry["prompt"]}]
+    try:
+        recorder.emit(
+            "execution",
+            "lm_call",
+            {
+                "model": entry.get("model"),
+                "module": None,
+                "messages": messages,
+                "response": entry.get("outputs"),
+                "settings": redact_settings(entry.get("kwargs") or {}),
+                **_usage(entry),
+                "latency_ms": None,
+                "error": None,
+                "recorded_from": "DSPy's LM history: the dspex callback was not active here",
+            },
+        )
+    finally:
+        if listener is not None:
+            listener.calls_done(recorder)
 
 
 _shared: DspexCallback | None = None

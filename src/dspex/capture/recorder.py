@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 from dspex.capture.jsonable import jsonable
 from dspex.ids import IdSeries
-from dspex.model import TraceEvent
+from dspex.model.event import TraceEvent, trusted_event
 from dspex.workers.outcome import pool_worker_name
 
 __all__ = ["RawEvent", "TrialRecorder", "current_worker_name"]
@@ -58,7 +58,7 @@ def current_worker_name() -> str:
     if worker is not None:
         return worker
     name = threading.current_thread().name
-    return "main" if name == "MainThread" else name
+    return "main" if name == "MainThread" else (name or "thread")
 
 
 def _utc(time_ns: int) -> datetime:
@@ -143,7 +143,7 @@ class TrialRecorder:
         """Validated TraceEvents in time order, numbered 0..n-1."""
         raw = sorted(self.raw_events(), key=lambda e: (e.time_ns, e.monotonic_ns, e.id))
         return tuple(
-            TraceEvent(
+            trusted_event(
                 id=e.id,
                 trial_id=self.trial_id,
                 parent_id=e.parent_id,
