@@ -166,6 +166,62 @@ def render(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def experiment_seconds(adapter: str, size: int, *, reuse: bool, evaluations: int = 10) -> float:
+    """Wall time of an experiment of ``evaluations`` ``exp.evaluate`` calls (16 examples
+    each, the 20 ms LM) on ``size`` workers: with the harness's one pool per experiment
+    (``reuse``), or with a new pool per evaluation (the harness's pool closed after each
+    one, as it was before pools lived as long as the experiment)."""
+    import cloudpickle
+    import dspy
+
+    import dspex
+    from benchmarks import bench_workers as module
+
+    cloudpickle.register_pickle_by_value(module)  # workers in other processes get the engine
+    engine = module.SleepEngine(LM_DELAY)
+    lm = dspy.LM(
+        "sleepy/x", engine=engine, async_engine=module.AsyncSleepEngine(engine), cache=False
+    )
+    devset = [
+        dspy.Example(question=f"What is 6 x 7? (#{i})", answer="42").with_inputs("question")
+        for i in range(16)
+    ]
+
+    def metric(example: Any, prediction: Any, trace: Any = None) -> bool:
+        return bool(prediction.answer == example.answer)
+
+    overrides = {
+        "workers": {
+            "adapter": adapter,
+            "pool_startup_timeout": 300,
+            "worker_init_timeout": 300,
+            "task_timeout": 60,
+        }
+    }
+    with dspex.config.overrides(**overrides), dspy.context(lm=lm):
+        started = time.perf_counter()
+        store = dspex.ResultStore.open("memory://")
+        with dspex.experiment("pools", store=store, pool_size=size) as exp:
+            for _ in range(evaluations):
+                trial = exp.evaluate(dspy.Predict("question -> answer"), devset, metric)
+                assert trial.score == 1.0, trial.score
+                if not reuse:
+                    exp.harness.close()
+        return time.perf_counter() - started
+
+
+def render_reuse(rows: list[tuple[str, int, float, float]]) -> str:
+    lines = [
+        "adapter | workers | pool per evaluation s | one pool per experiment s | saved s",
+        "--------+---------+-----------------------+---------------------------+--------",
+    ]
+    for adapter, size, fresh, reused in rows:
+        lines.append(
+            f"{adapter:>7} | {size:>7} | {fresh:>21.1f} | {reused:>25.1f} | {fresh - reused:>6.1f}"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     scale = float(os.environ.get("DSPEX_BENCH_SCALE", "1"))
     count = max(16, int(EXAMPLES * scale))
@@ -174,10 +230,15 @@ def main() -> None:
 
     ray = ensure_ray(None)
     rows = [measure("inline", 1, questions)]
+    reuse = []
     try:
         for adapter in ("thread", "process", "ray"):
             for size in SIZES:
                 rows.append(measure(adapter, size, questions))
+        for adapter in ("process", "ray"):
+            fresh = experiment_seconds(adapter, 16, reuse=False)
+            reused = experiment_seconds(adapter, 16, reuse=True)
+            reuse.append((adapter, 16, fresh, reused))
     finally:
         ray.shutdown()
     print(
@@ -188,6 +249,12 @@ def main() -> None:
         "startup (not in run s) includes each worker's initializer: build the LM, one warm-up call."
     )
     print(render(rows))
+    print()
+    print(
+        "An experiment of 10 exp.evaluate calls (16 examples each) on 16 workers: "
+        "what keeping one pool for the experiment saves"
+    )
+    print(render_reuse(reuse))
 
 
 if __name__ == "__main__":
