@@ -138,3 +138,14 @@ def test_an_unreachable_store_fails_when_the_experiment_starts(lm):
     message = str(info.value)
     assert "127.0.0.1:1/nowhere" in message
     assert "hunter2" not in message
+
+
+def test_a_bare_predict_is_named_by_itself_not_predict_self(lm, store):
+    """A program that is a lone dspy.Predict: its predictor is `predict`, its demos
+    `predict` demos (not `predict.self`), in the variables and in the module events."""
+    program = dspy.Predict("question -> answer")
+    with dspex.experiment("bare", program=program, store=store) as exp:
+        trial = exp.evaluate(program, addition_set(2), exact)
+    assert list(trial.variables.predictors) == ["predict"]
+    modules = {e.payload["module"] for e in trial.events if e.kind is EventKind.MODULE_START}
+    assert modules == {"predict"}
