@@ -8,6 +8,7 @@ import pytest
 import dspex
 from dspex import EventKind, ExperimentStatus
 from dspex.offline import ArithQA
+from dspex.store.memory import MemoryBackend
 
 from .conftest import addition_set, exact
 
@@ -149,3 +150,27 @@ def test_a_bare_predict_is_named_by_itself_not_predict_self(lm, store):
     assert list(trial.variables.predictors) == ["predict"]
     modules = {e.payload["module"] for e in trial.events if e.kind is EventKind.MODULE_START}
     assert modules == {"predict"}
+
+
+class InterruptedWhileSerializing(MemoryBackend):
+    """Ctrl-C landing while a trial is serialized: pydantic-core reports it as a
+    PydanticSerializationError (a ValueError) that names the KeyboardInterrupt."""
+
+    def write_trial(self, experiment_id, trial):
+        from typing import Annotated
+
+        from pydantic import PlainSerializer, TypeAdapter
+
+        def interrupted(value):
+            raise KeyboardInterrupt
+
+        TypeAdapter(Annotated[int, PlainSerializer(interrupted)]).dump_json(1)
+
+
+def test_ctrl_c_while_a_trial_is_serialized_interrupts_the_experiment(lm):
+    store = dspex.ResultStore(InterruptedWhileSerializing())
+    with pytest.raises(KeyboardInterrupt):
+        with dspex.experiment("ctrl-c", program=ArithQA(), store=store) as exp:
+            exp.evaluate(ArithQA(), addition_set(2), exact)
+            raise AssertionError("the run went on past Ctrl-C")
+    assert store.get_experiment(exp.id).status is dspex.ExperimentStatus.INTERRUPTED
