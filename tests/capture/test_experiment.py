@@ -174,3 +174,12 @@ def test_ctrl_c_while_a_trial_is_serialized_interrupts_the_experiment(lm):
             exp.evaluate(ArithQA(), addition_set(2), exact)
             raise AssertionError("the run went on past Ctrl-C")
     assert store.get_experiment(exp.id).status is dspex.ExperimentStatus.INTERRUPTED
+
+
+def test_exp_evaluate_makes_dspy_log_no_warning(lm, store, caplog):
+    """Asking whether a program is async-only must not read program.forward, which makes
+    DSPy log "Calling module.forward(...) directly is discouraged" once per example."""
+    with caplog.at_level("WARNING"):
+        with dspex.experiment("quiet", program=ArithQA(), store=store) as exp:
+            exp.evaluate(ArithQA(), addition_set(3), exact)
+    assert not [r for r in caplog.records if "forward" in r.getMessage()]

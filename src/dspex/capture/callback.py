@@ -149,7 +149,9 @@ class DspexCallback(BaseCallback):
             "inputs": jsonable(inputs.get("kwargs", inputs)),
         }
         parent_id = enclosing.event_id if enclosing is not None else None
-        event_id = recorder.emit("execution", "module_start", payload, parent_id=parent_id)
+        event_id = recorder.emit(
+            "execution", "module_start", payload, parent_id=parent_id, json_ready=True
+        )
         self._calls[call_id] = _Call(recorder, event_id, parent_id, module, cls, listener)
 
     def on_module_end(
@@ -170,6 +172,7 @@ class DspexCallback(BaseCallback):
                 "start_id": call.event_id,
             },
             parent_id=call.parent_id,
+            json_ready=True,
         )
         if call.listener is not None:
             call.listener.calls_done(call.recorder)
@@ -266,7 +269,7 @@ class DspexCallback(BaseCallback):
         }
         if kind == "adapter_parse" and exception is not None:
             payload["completion"] = jsonable(completion)
-        call.recorder.emit("execution", kind, payload, parent_id=call.parent_id)
+        call.recorder.emit("execution", kind, payload, parent_id=call.parent_id, json_ready=True)
 
     def on_tool_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
         placed = self._place(instance)
@@ -295,6 +298,7 @@ class DspexCallback(BaseCallback):
                 "latency_ms": (time.perf_counter() - call.started) * 1000,
             },
             parent_id=call.parent_id,
+            json_ready=True,
         )
 
     # -- compiles and dspy.Evaluate: reported to the experiment's listener ----------

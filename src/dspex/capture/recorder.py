@@ -46,6 +46,7 @@ class RawEvent(NamedTuple):
     parent_id: str | None
     pid: int
     worker: str
+    json_ready: bool = False  # the payload is JSON data already (no conversion at the end)
 
     def to_dict(self) -> dict[str, Any]:
         return self._asdict()
@@ -59,6 +60,19 @@ def current_worker_name() -> str:
         return worker
     name = threading.current_thread().name
     return "main" if name == "MainThread" else (name or "thread")
+
+
+# One series of event ids per process, shared by every recorder: a recorder per example
+# (the harness makes one per example) must not pay for a new random stem each time.
+_next_event_id = IdSeries("evt")
+
+
+def _new_series_in_child() -> None:
+    global _next_event_id
+    _next_event_id = IdSeries("evt")
+
+
+os.register_at_fork(after_in_child=_new_series_in_child)  # a forked child draws its own stem
 
 
 def _utc(time_ns: int) -> datetime:
@@ -81,7 +95,6 @@ class TrialRecorder:
         self._raw: list[RawEvent] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
-        self._next_id = IdSeries("evt")
 
     def emit(
         self,
@@ -90,13 +103,15 @@ class TrialRecorder:
         payload: dict[str, Any],
         *,
         parent_id: str | None = None,
+        json_ready: bool = False,
     ) -> str:
         """Record one event now; return its id (to use as a later event's parent).
 
         Lock-free: ``list.append`` is atomic under the GIL, and this runs for every
-        module, adapter and LM call of the program.
+        module, adapter and LM call of the program. ``json_ready``: the payload is JSON
+        data already (built through ``jsonable``), so the end of the trial takes it as is.
         """
-        event_id = self._next_id()
+        event_id = _next_event_id()
         self._raw.append(
             RawEvent(
                 event_id,
@@ -108,6 +123,7 @@ class TrialRecorder:
                 parent_id,
                 self._pid,
                 current_worker_name(),
+                json_ready,
             )
         )
         return event_id
@@ -154,7 +170,7 @@ class TrialRecorder:
                 kind=e.kind,
                 pid=e.pid,
                 worker=e.worker,
-                payload=jsonable(e.payload),
+                payload=e.payload if e.json_ready else jsonable(e.payload),
             )
             for sequence, e in enumerate(raw)
         )

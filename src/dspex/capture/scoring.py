@@ -187,12 +187,13 @@ def record_example(recorder: TrialRecorder, run: ExampleRun, metric: str) -> Exa
         "labels": labels,
         "prediction": prediction,
         "metric": metric,
-        "value": value,
+        "value": jsonable(value),  # a non-finite value is recorded as text, as everywhere
         "passed": error is None and value > 0,
-        "latency_ms": run.latency_ms,
+        "latency_ms": jsonable(run.latency_ms),
         "error": error.to_dict() if error is not None else None,
     }
-    recorder.emit("evaluation", "example_result", {**payload, **run.extra})
+    extra = jsonable(run.extra) if run.extra else {}
+    recorder.emit("evaluation", "example_result", {**payload, **extra}, json_ready=True)
     return ExampleResult(
         index=run.index,
         inputs=inputs,

@@ -56,10 +56,13 @@ class ExampleOutcome:
 
 
 def is_async_only(program: Any) -> bool:
-    """A module that defines ``aforward`` and no ``forward``: it can only run through ``acall``."""
-    return not callable(getattr(program, "forward", None)) and callable(
-        getattr(program, "aforward", None)
-    )
+    """A module that defines ``aforward`` and no ``forward``: it can only run through ``acall``.
+
+    Asked of the class: reading ``program.forward`` makes DSPy log "Calling
+    module.forward(...) directly is discouraged" (it checks who reads the attribute).
+    """
+    cls = type(program)
+    return not callable(getattr(cls, "forward", None)) and callable(getattr(cls, "aforward", None))
 
 
 def run_example(task: ExampleTask) -> ExampleOutcome:
