@@ -13,6 +13,8 @@ from typing import Any
 __all__ = ["MAX_REPR", "jsonable"]
 
 MAX_REPR = 2000
+# Exact types that are JSON already (subclasses, such as enums, take the slower path).
+_AS_IS = frozenset({str, int, bool, type(None)})
 _MAX_DEPTH = 8
 
 
@@ -23,18 +25,21 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
     {'q': ['a', 1.5], '2': 'nan', 'obj': '<object object at ...>'}
     """
     # Exact-type checks first: this runs for every recorded call, and the common
-    # values (str, dict, list) are answered without an ABC isinstance check.
+    # values (str, dict, list) are answered without an ABC isinstance check; the leaves
+    # of a dict or list are kept without a call per leaf.
     cls = type(value)
-    if cls is str or cls is int or cls is bool or value is None:
+    if cls in _AS_IS:
         return value
     if _depth >= _MAX_DEPTH:
         return _short_repr(value)
+    depth = _depth + 1
     if cls is dict:
         return {
-            (k if type(k) is str else str(k)): jsonable(v, _depth + 1) for k, v in value.items()
+            (k if type(k) is str else str(k)): (v if type(v) in _AS_IS else jsonable(v, depth))
+            for k, v in value.items()
         }
     if cls is list or cls is tuple:
-        return [jsonable(v, _depth + 1) for v in value]
+        return [v if type(v) in _AS_IS else jsonable(v, depth) for v in value]
     if cls is float:
         return value if math.isfinite(value) else repr(value)
     return _jsonable_other(value, _depth)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import platform
 from enum import StrEnum
 
@@ -69,19 +71,21 @@ class EnvironmentInfo(Record):
     @classmethod
     def current(cls, config: JsonDict | None = None) -> EnvironmentInfo:
         """The environment of this process (reads installed package versions only)."""
-        from importlib.metadata import PackageNotFoundError, version
-
-        def _version(package: str) -> str:
-            try:
-                return version(package)
-            except PackageNotFoundError:
-                return ""
-
         return cls(
-            dspex_version=_version("dspex"),
-            dspy_version=_version("dspy"),
+            dspex_version=_package_version("dspex"),
+            dspy_version=_package_version("dspy"),
             config=config or {},
         )
+
+
+@functools.lru_cache(maxsize=8)
+def _package_version(package: str) -> str:
+    """An installed package's version ("" if absent). Read once per process: parsing the
+    package metadata costs milliseconds, once per experiment otherwise."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
 
 
 class Experiment(Record):
