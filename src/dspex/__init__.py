@@ -11,10 +11,12 @@ See ``docs/`` for the user guide.
 """
 
 from dspex import config, offline
+from dspex.analysis import Comparison, compare, verdict_of
 from dspex.capture.api import ExperimentRun, experiment
 from dspex.capture.autolog import autolog
 from dspex.config import Settings, configure, get_settings
 from dspex.errors import (
+    AnalysisError,
     CaptureError,
     ConfigError,
     CorruptRecordError,
@@ -23,6 +25,7 @@ from dspex.errors import (
     ImmutableRecordError,
     InvalidIdError,
     InvalidQueryError,
+    NotComparableError,
     StoreError,
     StoreUnavailable,
     TrialNotFound,
@@ -49,15 +52,19 @@ from dspex.model import (
     HypothesisType,
     LatencyStats,
     LMSettings,
+    MetricKind,
     MetricStats,
     OptimizerInfo,
     PredictorVariables,
     ProgramInfo,
+    ScoreScope,
     Statistics,
     TraceEvent,
     Trial,
     TrialStatus,
     Variables,
+    Verdict,
+    VerdictOutcome,
     utc_now,
 )
 from dspex.offline import OfflineEngine, offline_lm
@@ -68,7 +75,9 @@ from dspex.workers import TaskOutcome, WorkerInfo, WorkerPool, create_pool, curr
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnalysisError",
     "CaptureError",
+    "Comparison",
     "ConfigError",
     "CorruptRecordError",
     "DspexError",
@@ -93,12 +102,15 @@ __all__ = [
     "InvalidQueryError",
     "LMSettings",
     "LatencyStats",
+    "MetricKind",
     "MetricStats",
+    "NotComparableError",
     "OfflineEngine",
     "OptimizerInfo",
     "PredictorVariables",
     "ProgramInfo",
     "ResultStore",
+    "ScoreScope",
     "Settings",
     "Statistics",
     "StoreError",
@@ -113,6 +125,8 @@ __all__ = [
     "UnsupportedOptimizerVersion",
     "ValidationError",
     "Variables",
+    "Verdict",
+    "VerdictOutcome",
     "WorkerCrashed",
     "WorkerError",
     "WorkerInfo",
@@ -121,6 +135,7 @@ __all__ = [
     "WorkerTimeout",
     "__version__",
     "autolog",
+    "compare",
     "config",
     "configure",
     "create_pool",
@@ -131,4 +146,5 @@ __all__ = [
     "offline",
     "offline_lm",
     "utc_now",
+    "verdict_of",
 ]

@@ -1,6 +1,6 @@
 """Trials scored on known examples, for the tests of scopes, comparisons and verdicts.
 
-    trial = scored_trial(exp_id, 0, [1, 0, 1], examples=dev(3), name="baseline")
+trial = scored_trial(exp_id, 0, [1, 0, 1], examples=dev(3), name="baseline")
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def scored_trial(
 
 
 def experiment_of(trials: Sequence[Trial], experiment_id: str, **fields: Any) -> Experiment:
-    """A completed experiment holding ``trials``, best trial and summary as the journal sets them."""
+    """A completed experiment of ``trials``, best trial and summary set as the journal does."""
     best = best_trial_of(list(trials))
     values: dict[str, Any] = dict(
         id=experiment_id,
