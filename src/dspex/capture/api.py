@@ -59,12 +59,19 @@ class ExperimentRun:
         return self.experiment.best_trial_id
 
     def evaluate(
-        self, program: Any, devset: Sequence[Any], metric: Any, *, name: str | None = None
+        self,
+        program: Any,
+        devset: Sequence[Any],
+        metric: Any,
+        *,
+        name: str | None = None,
+        scope: str = "dev",
     ) -> Trial:
         """Evaluate ``program`` on ``devset`` with ``metric`` as a new trial of this experiment.
 
         A program returned by a recorded optimizer remembers the trial it came from;
-        that trial becomes the new trial's parent.
+        that trial becomes the new trial's parent. ``scope`` names the example set
+        (``dev``, ``test``) in views; the trial's ``score_scope`` records which examples.
         """
         parent = getattr(program, "dspex_trial_id", None)
         return self.harness.evaluate(
@@ -73,6 +80,7 @@ class ExperimentRun:
             metric,
             name=name or ("evaluation of " + (f"candidate {parent}" if parent else "program")),
             parents=(parent,) if parent else (),
+            scope=scope,
         )
 
     def __enter__(self) -> ExperimentRun:

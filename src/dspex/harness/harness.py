@@ -3,6 +3,7 @@
     harness = EvaluationHarness(journal)
     trial = harness.evaluate(program, devset, exact_match, name="baseline")
     trial.score          # mean metric value; failed examples count as 0
+    trial.score_scope    # over which examples: ScoreScope(name="dev", n=..., fingerprint=...)
 
 Examples run on a pool of ``evaluation.harness_pool_size`` workers; every event
 recorded while a program runs on an example is attributed to the trial, whatever
@@ -33,7 +34,7 @@ from dspex.harness.remote import (
     init_worker,
     settings_snapshot,
 )
-from dspex.model import ErrorInfo, ExampleResult, Trial
+from dspex.model import ErrorInfo, ExampleResult, ScoreScope, Trial
 from dspex.workers import TaskOutcome, create_pool
 
 if TYPE_CHECKING:
@@ -66,8 +67,13 @@ class EvaluationHarness:
         name: str = "evaluation",
         parents: Sequence[str] = (),
         metadata: dict[str, Any] | None = None,
+        scope: str = "dev",
     ) -> Trial:
-        """Run ``program`` on every example of ``devset``; record and return the Trial."""
+        """Run ``program`` on every example of ``devset``; record and return the Trial.
+
+        ``scope`` names the example set for people (``dev``, ``test``); whether two
+        scores are comparable is decided by the examples themselves (their fingerprint).
+        """
         if not callable(program):
             raise ValidationError(
                 f"program must be a callable DSPy module, not {type(program).__name__}"
@@ -100,10 +106,15 @@ class EvaluationHarness:
                 "metric": key,
                 "n": len(results),
                 "failures": sum(1 for r in results if r.error),
-                "scope": "devset",
+                "scope": scope,
             },
         )
-        return self.journal.finish_trial(recorder, example_results=results, score=score)
+        return self.journal.finish_trial(
+            recorder,
+            example_results=results,
+            score=score,
+            score_scope=ScoreScope.of_results(results, name=scope, metric=key),
+        )
 
     def _run(
         self, recorder: TrialRecorder, program: Any, examples: list[Any], metric: Any

@@ -35,6 +35,7 @@ from dspex.model import (
     Hypothesis,
     OptimizerInfo,
     ProgramInfo,
+    ScoreScope,
     Trial,
     TrialStatus,
     Variables,
@@ -229,6 +230,7 @@ class ExperimentJournal:
         example_results: Sequence[ExampleResult] = (),
         score: float | None = None,
         error: BaseException | ErrorInfo | None = None,
+        score_scope: ScoreScope | None = None,
     ) -> Trial:
         """Close a trial, build its record and write it to the store before returning.
 
@@ -251,6 +253,7 @@ class ExperimentJournal:
             variables=open_trial.variables,
             example_results=tuple(sorted(example_results, key=lambda r: r.index)),
             score=score,
+            score_scope=score_scope,
             status=TrialStatus.FAILED if error is not None else TrialStatus.OK,
             error=error,
             started_at=open_trial.started_at,
