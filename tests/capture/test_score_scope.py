@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dspy
+
 import dspex
 from dspex.model import example_key, examples_fingerprint
 from dspex.offline import ArithQA
@@ -26,3 +28,23 @@ def test_an_evaluation_records_its_score_scope(lm, store):
     trial_score = [e for e in held_out.events if e.kind.value == "trial_score"][-1]
     assert trial_score.payload["scope"] == "test"
     assert store.get_experiment(exp.id).trials[0].score_scope == scope
+
+
+class Guess(dspy.Module):
+    """A baseline that answers 0 to everything."""
+
+    def forward(self, question):
+        return dspy.Prediction(answer="0")
+
+
+def test_the_sealed_record_carries_the_verdict_on_its_hypothesis(lm, store):
+    program, devset = ArithQA(), addition_set(8, offset=1)
+    with dspex.experiment("decided", program=program, store=store, hypothesis="LMs add") as exp:
+        exp.evaluate(Guess(), devset, exact, name="baseline")
+        exp.evaluate(program, devset, exact, name="final")
+    hypothesis = store.get_experiment(exp.id).hypothesis
+    verdict = hypothesis.verdict
+    assert verdict is not None and verdict.outcome.value == "validated"
+    assert hypothesis.status.value == "validated"
+    assert (verdict.n, verdict.wins, verdict.losses, verdict.effect) == (8, 8, 0, 1.0)
+    assert verdict.test == "exact McNemar" and verdict.p_value == 2 / 2**8
