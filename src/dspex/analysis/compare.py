@@ -227,7 +227,11 @@ def compare(
         mean_a=float(values_a.mean()),
         mean_b=float(values_b.mean()),
         interval=paired_bootstrap_interval(
-            values_a, values_b, confidence=confidence, seed=seed, resamples=resamples
+            values_a.tolist(),
+            values_b.tolist(),
+            confidence=confidence,
+            seed=seed,
+            resamples=resamples,
         ),
         test=test,
         statistic=statistic,

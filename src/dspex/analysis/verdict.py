@@ -16,7 +16,8 @@ when the experiment finishes; :func:`verdict_of` gives it for any experiment::
     # (<VerdictOutcome.VALIDATED: 'validated'>, 'exact McNemar', 0.0039)
 
 The baseline is the first trial on the experiment's reference example set that derives
-from no other trial; the final evaluation is the last trial scored on that set after it.
+from no other trial; the final evaluation is the last evaluation scored on that set after
+it (see :func:`verdict_pair`).
 """
 
 from __future__ import annotations
@@ -31,13 +32,19 @@ __all__ = ["verdict_of", "verdict_pair", "with_verdict"]
 
 
 def verdict_pair(experiment: Experiment) -> tuple[Trial, Trial] | None:
-    """(baseline, final evaluation) on the experiment's reference example set, or None."""
+    """(baseline, final evaluation) on the experiment's reference example set, or None.
+
+    The final evaluation is the last later trial on that set made by an evaluation
+    (``metadata.role == "evaluation"``) when there is one, else the last later trial.
+    """
     scope = reference_scope(experiment.trials)
     baseline = baseline_in(experiment.trials, scope)
     if baseline is None:
         return None
     later = [t for t in comparable(experiment.trials, scope) if t.index > baseline.index]
-    return (baseline, later[-1]) if later else None
+    evaluations = [t for t in later if t.metadata.get("role") == "evaluation"]
+    last = (evaluations or later)[-1:]
+    return (baseline, last[0]) if last else None
 
 
 def verdict_of(
