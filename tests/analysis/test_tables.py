@@ -9,9 +9,11 @@ import sys
 import pandas
 import pyarrow.parquet
 import pytest
+from click.testing import CliRunner
 
-from dspex import AnalysisError, Experiment, ProgramInfo, ValidationError
+from dspex import AnalysisError, Experiment, ProgramInfo, ResultStore, ValidationError, new_id
 from dspex.analysis.export import export_experiment
+from dspex.cli import main
 from dspex.model.rows import example_rows, trial_rows
 from tests.model.scored import demo_like
 
@@ -84,3 +86,25 @@ def test_parquet_without_pyarrow_says_which_extra_to_install(tmp_path, monkeypat
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     with pytest.raises(AnalysisError, match="dspex\\[analysis\\]"):
         export_experiment(demo_like(), tmp_path, "parquet")
+
+
+def test_dspex_export_writes_the_tables_of_an_archived_experiment(tmp_path):
+    url = f"file://{tmp_path / 'store'}"
+    experiment = demo_like()
+    ResultStore.open(url).connect().archive_experiment(experiment)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main, ["export", experiment.id, "--format", "jsonl", "--output", str(out), "--store", url]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.split() == [
+        str(out / f"{experiment.id}.trials.jsonl"),
+        str(out / f"{experiment.id}.examples.jsonl"),
+    ]
+    assert len(_read(out / f"{experiment.id}.trials.jsonl", "jsonl")) == 4
+    only = CliRunner().invoke(
+        main, ["export", experiment.id, "--table", "trials", "--output", str(out), "--store", url]
+    )
+    assert only.output.split() == [str(out / f"{experiment.id}.trials.csv")]
+    missing = CliRunner().invoke(main, ["export", new_id("exp"), "--store", url])
+    assert missing.exit_code == 1 and "no experiment with id" in missing.output
