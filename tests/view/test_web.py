@@ -27,6 +27,8 @@ def test_list_shows_experiments_with_links(client, simba):
     assert [r.attrs["data-experiment"] for r in rows] == [simba.id]
     assert rows[0].find("a").attrs["href"] == f"/experiments/{simba.id}"
     assert XSS[0] in rows[0].text() and XSS[0] not in response.text
+    assert "inconclusive" in rows[0].find("span", "verdict").text()  # the stored verdict
+    assert "on full (n=6)" in rows[0].text()  # where the best score was measured
 
 
 def test_list_applies_store_filters(client, simba):
