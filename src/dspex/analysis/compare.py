@@ -21,10 +21,10 @@ Trials scored on different example sets, or with different metrics, are refused 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import fmean
 from typing import Literal
-
-import numpy as np
 
 from dspex.errors import NotComparableError
 from dspex.model import ExampleResult, MetricKind, ScoreScope, Trial, example_key, scope_of
@@ -213,54 +213,52 @@ def compare(
         )
     scope = _checked_scope(a, b)
     pairs = pair_examples(a, b, scope.metric)
-    values_a = np.array([p.value_a for p in pairs])
-    values_b = np.array([p.value_b for p in pairs])
+    values_a = [p.value_a for p in pairs]
+    values_b = [p.value_b for p in pairs]
+    differences = [p.difference for p in pairs]
     declared = scope if scope.kind is not None else scope_of(b)  # either may declare it
     kind = kind_of(declared, [*values_a, *values_b])
-    test, statistic, p_value = _test(kind, values_b - values_a)
+    test, statistic, p_value = _test(kind, differences)
     return Comparison(
         a=a,
         b=b,
         scope=scope,
         kind=kind,
         pairs=pairs,
-        mean_a=float(values_a.mean()),
-        mean_b=float(values_b.mean()),
+        mean_a=fmean(values_a),
+        mean_b=fmean(values_b),
         interval=paired_bootstrap_interval(
-            values_a.tolist(),
-            values_b.tolist(),
-            confidence=confidence,
-            seed=seed,
-            resamples=resamples,
+            values_a, values_b, confidence=confidence, seed=seed, resamples=resamples
         ),
         test=test,
         statistic=statistic,
         p_value=p_value,
-        effect_size=rank_biserial(values_b - values_a),
+        effect_size=rank_biserial(differences),
     )
 
 
-def _test(kind: MetricKind, differences: np.ndarray) -> tuple[str, float | None, float]:
+def _test(kind: MetricKind, differences: list[float]) -> tuple[str, float | None, float]:
     stats = scipy_stats()
     if kind is MetricKind.BINARY:
-        wins, losses = int((differences > 0).sum()), int((differences < 0).sum())
+        wins, losses = sum(d > 0 for d in differences), sum(d < 0 for d in differences)
         if wins + losses == 0:
             return "exact McNemar", 0.0, 1.0
         result = stats.binomtest(wins, wins + losses, 0.5)
         return "exact McNemar", float(wins), float(result.pvalue)
-    if not np.any(differences):
+    if not any(differences):
         return "Wilcoxon signed-rank", 0.0, 1.0
     result = stats.wilcoxon(differences)
     return "Wilcoxon signed-rank", float(result.statistic), float(result.pvalue)
 
 
-def rank_biserial(differences: np.ndarray) -> float | None:
+def rank_biserial(differences: Sequence[float]) -> float | None:
     """Matched-pairs rank-biserial correlation of ``differences`` (zeros left out).
 
     For 0/1 metrics it is (wins - losses) / (wins + losses). None when nothing differs.
     """
-    nonzero = differences[differences != 0]
-    if not len(nonzero):
+    nonzero = [d for d in differences if d != 0]
+    if not nonzero:
         return None
-    ranks = scipy_stats().rankdata(np.abs(nonzero))
-    return float((ranks[nonzero > 0].sum() - ranks[nonzero < 0].sum()) / ranks.sum())
+    ranks = [float(r) for r in scipy_stats().rankdata([abs(d) for d in nonzero])]
+    signed = sum(r if d > 0 else -r for r, d in zip(ranks, nonzero, strict=True))
+    return signed / sum(ranks)

@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-import numpy as np
-
 from dspex.model.trial import MetricKind
 
 __all__ = [
@@ -75,11 +73,18 @@ class Interval:
 
 def scipy_stats() -> ModuleType:
     """The ``scipy.stats`` module, imported on first use."""
-    # scipy.stats takes a second or more to import: pay for it when a statistic is
-    # computed, not whenever dspex is imported (a CLI listing experiments never needs it).
+    # scipy.stats (and numpy) take a second or more to import: pay for them when a
+    # statistic is computed, not whenever dspex is imported (in every worker process,
+    # and in a CLI that only lists experiments).
     import scipy.stats
 
     return scipy.stats
+
+
+def _numpy() -> ModuleType:
+    import numpy
+
+    return numpy
 
 
 def metric_kind(values: Sequence[float]) -> MetricKind:
@@ -151,6 +156,7 @@ def bootstrap_interval(
     resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> Interval:
     """Seeded bootstrap interval (BCa; percentile when BCa is undefined) for a [0, 1] mean."""
+    np = _numpy()
     data = np.asarray(values, dtype=float)
     if np.ptp(data) == 0:
         return wilson_bound(float(data[0]), len(data), confidence=confidence)
@@ -167,6 +173,7 @@ def paired_bootstrap_interval(
     resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> Interval:
     """Seeded paired bootstrap interval for the mean of ``b - a`` (examples resampled together)."""
+    np = _numpy()
     first, second = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if len(first) != len(second) or not len(first):
         raise ValueError("paired values need two sequences of the same, non-zero length")
@@ -192,7 +199,7 @@ def _bootstrap(
     resamples: int,
     paired: bool,
 ) -> tuple[float, float, str]:
-    stats = scipy_stats()
+    stats, np = scipy_stats(), _numpy()
     for method in ("BCa", "percentile"):
         with warnings.catch_warnings():
             # BCa is undefined for some small or lumpy samples; scipy then warns and
@@ -216,6 +223,7 @@ def _bootstrap(
 
 def t_interval(values: Sequence[float], *, confidence: float = CONFIDENCE) -> Interval:
     """Student's t interval for the mean; undefined for fewer than two values."""
+    np = _numpy()
     data = np.asarray(values, dtype=float)
     if len(data) < 2:
         return Interval(None, None, "Student's t needs two values", confidence)
