@@ -11,8 +11,10 @@ See ``docs/`` for the user guide.
 """
 
 from dspex import config, offline
+from dspex.analysis import Comparison, compare, verdict_of
 from dspex.config import Settings, configure, get_settings
 from dspex.errors import (
+    AnalysisError,
     CaptureError,
     ConfigError,
     CorruptRecordError,
@@ -21,6 +23,7 @@ from dspex.errors import (
     ImmutableRecordError,
     InvalidIdError,
     InvalidQueryError,
+    NotComparableError,
     StoreError,
     StoreUnavailable,
     TrialNotFound,
@@ -47,6 +50,7 @@ from dspex.model import (
     HypothesisType,
     LatencyStats,
     LMSettings,
+    MetricKind,
     MetricStats,
     OptimizerInfo,
     PredictorVariables,
@@ -57,6 +61,8 @@ from dspex.model import (
     Trial,
     TrialStatus,
     Variables,
+    Verdict,
+    VerdictOutcome,
     utc_now,
 )
 from dspex.offline import OfflineEngine, offline_lm
@@ -68,7 +74,9 @@ from dspex.workers import TaskOutcome, WorkerInfo, WorkerPool, create_pool, curr
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnalysisError",
     "CaptureError",
+    "Comparison",
     "ConfigError",
     "CorruptRecordError",
     "DspexError",
@@ -93,7 +101,9 @@ __all__ = [
     "InvalidQueryError",
     "LMSettings",
     "LatencyStats",
+    "MetricKind",
     "MetricStats",
+    "NotComparableError",
     "OfflineEngine",
     "OptimizerInfo",
     "PredictorVariables",
@@ -114,6 +124,8 @@ __all__ = [
     "UnsupportedOptimizerVersion",
     "ValidationError",
     "Variables",
+    "Verdict",
+    "VerdictOutcome",
     "WorkerCrashed",
     "WorkerError",
     "WorkerInfo",
@@ -122,6 +134,7 @@ __all__ = [
     "WorkerTimeout",
     "__version__",
     "autolog",
+    "compare",
     "config",
     "configure",
     "create_pool",
@@ -132,4 +145,5 @@ __all__ = [
     "offline",
     "offline_lm",
     "utc_now",
+    "verdict_of",
 ]

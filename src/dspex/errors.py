@@ -14,6 +14,8 @@ Every error dspex raises on purpose is a :class:`DspexError`, so callers can cat
     │   ├── ImmutableRecordError     a sealed experiment would be changed
     │   ├── InvalidQueryError        an unknown filter key or a bad filter value
     │   └── CorruptRecordError       a stored record fails its checksum or does not parse
+    ├── AnalysisError                statistics or a table could not be made as asked
+    │   └── NotComparableError       two scores are over different examples or metrics
     ├── CaptureError                 instrumentation could not record a run
     │   └── UnsupportedOptimizerVersion  an optimizer's internals moved; capture would record less
     └── WorkerError                  a worker pool could not start, run or stop work
@@ -28,6 +30,7 @@ Messages name the thing, the value, and what to do. Causes are chained with
 from __future__ import annotations
 
 __all__ = [
+    "AnalysisError",
     "CaptureError",
     "ConfigError",
     "CorruptRecordError",
@@ -36,6 +39,7 @@ __all__ = [
     "ImmutableRecordError",
     "InvalidIdError",
     "InvalidQueryError",
+    "NotComparableError",
     "StoreError",
     "StoreUnavailable",
     "TrialNotFound",
@@ -119,6 +123,19 @@ class CorruptRecordError(StoreError):
         super().__init__(f"record {record_id!r} is damaged: {reason}")
         self.record_id = record_id
         self.reason = reason
+
+
+class AnalysisError(DspexError):
+    """Statistics, a comparison or a table could not be made as asked (a missing optional
+    dependency says which extra to install)."""
+
+
+class NotComparableError(AnalysisError, ValueError):
+    """Two scores were measured on different example sets, or with different metrics.
+
+    Scores mean something only next to scores over the same examples; the message names
+    both sets and what to do (evaluate both programs on one set).
+    """
 
 
 class CaptureError(DspexError):

@@ -15,14 +15,19 @@ from dspex import (
     Experiment,
     ExperimentStatus,
     Hypothesis,
+    HypothesisStatus,
     LMSettings,
+    MetricKind,
     OptimizerInfo,
     PredictorVariables,
     ProgramInfo,
+    ScoreScope,
     TraceEvent,
     Trial,
     TrialStatus,
     Variables,
+    Verdict,
+    VerdictOutcome,
     new_id,
 )
 from dspex.model import summarize
@@ -43,6 +48,36 @@ datetimes = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
 )
 
+scopes = st.builds(
+    ScoreScope,
+    name=names,
+    fingerprint=names,
+    n=st.integers(0, 10_000),
+    metric=text,
+    kind=st.none() | st.sampled_from(list(MetricKind)),
+)
+unit = st.floats(0, 1)
+verdicts = st.builds(
+    Verdict,
+    outcome=st.sampled_from(list(VerdictOutcome)),
+    alpha=st.floats(0.001, 0.5),
+    test=st.sampled_from(["exact McNemar", "Wilcoxon signed-rank"]),
+    p_value=unit,
+    effect=st.floats(-1, 1),
+    effect_size=st.none() | st.floats(-1, 1),
+    ci_low=st.none() | st.floats(-1, 1),
+    ci_high=st.none() | st.floats(-1, 1),
+    ci_method=text,
+    n=st.integers(0, 10_000),
+    wins=st.integers(0, 100),
+    losses=st.integers(0, 100),
+    ties=st.integers(0, 100),
+    baseline_trial_id=st.builds(lambda: new_id("trl")),
+    final_trial_id=st.builds(lambda: new_id("trl")),
+    scope=scopes,
+    reason=text,
+    decided_at=datetimes,
+)
 hypotheses = st.builds(
     Hypothesis,
     research_question=names,
@@ -50,7 +85,8 @@ hypotheses = st.builds(
     independent_variables=st.lists(text, max_size=3).map(tuple),
     dependent_variables=st.lists(text, max_size=3).map(tuple),
     type=st.sampled_from(["comparative", "exploratory"]),
-    status=st.sampled_from(["proposed", "active", "validated", "rejected"]),
+    status=st.sampled_from(list(HypothesisStatus)),
+    verdict=st.none() | verdicts,
     metadata=json_dicts,
 )
 
@@ -116,6 +152,7 @@ def trials(draw, experiment_id: str, index: int = 0) -> Trial:
         variables=draw(variables),
         example_results=tuple(draw(st.lists(example_results, max_size=3))),
         score=draw(st.none() | finite),
+        score_scope=draw(st.none() | scopes),
         status=TrialStatus.FAILED if failed else TrialStatus.OK,
         error=draw(errors) if failed else None,
         started_at=started,

@@ -1,4 +1,4 @@
-"""Summary statistics against values computed by hand and by the standard library."""
+"""Summary statistics against values computed by hand, by the standard library and scipy."""
 
 from __future__ import annotations
 
@@ -6,30 +6,50 @@ import math
 import statistics
 
 import pytest
+import scipy.stats
 
 from dspex import ExampleResult, Trial, new_id, utc_now
 from dspex.model import LatencyStats, MetricStats, summarize
-from dspex.model.stats import percentile, t_critical_95
+from dspex.model.stats import percentile
 
 
-def test_metric_stats_of_known_values():
+def test_metric_stats_of_a_binary_metric_use_the_wilson_interval():
     stats = MetricStats.of([1.0, 0.0, 1.0, 1.0])
     assert stats.mean == 0.75
     assert stats.median == 1.0
     assert stats.std == pytest.approx(statistics.stdev([1, 0, 1, 1]))
-    half = 3.182 * stats.std / 2
-    assert (stats.ci95_low, stats.ci95_high) == pytest.approx((0.75 - half, 0.75 + half))
+    wilson = scipy.stats.binomtest(3, 4).proportion_ci(0.95, method="wilson")
+    assert (stats.ci95_low, stats.ci95_high) == pytest.approx((wilson.low, wilson.high))
+    assert stats.ci_method == "Wilson score"
 
 
-def test_single_value_has_zero_width_interval():
-    stats = MetricStats.of([0.5])
-    assert (stats.std, stats.ci95_low, stats.ci95_high) == (0.0, 0.5, 0.5)
+def test_a_binary_metric_at_n_8_stays_inside_0_and_1():
+    # The issue's example: Student's t gave 0.363 to 1.137 for this 0/1 metric.
+    stats = MetricStats.of([1, 1, 1, 0, 1, 1, 0, 1])
+    assert stats.ci95_low is not None and stats.ci95_high is not None
+    assert 0.0 <= stats.ci95_low < stats.mean < stats.ci95_high <= 1.0
 
 
-def test_t_critical_values_approach_the_normal_quantile():
-    assert t_critical_95(1) == 12.706
-    assert t_critical_95(31) == pytest.approx(2.040, abs=2e-3)
-    assert t_critical_95(1000) == pytest.approx(1.962, abs=1e-3)
+def test_an_unbounded_metric_uses_students_t():
+    values = [2.5, -1.0, 4.0, 3.5, 0.5]
+    stats = MetricStats.of(values)
+    t = scipy.stats.t.interval(0.95, 4, loc=stats.mean, scale=scipy.stats.sem(values))
+    assert (stats.ci95_low, stats.ci95_high) == pytest.approx(t)
+    assert stats.ci_method == "Student's t"
+
+
+def test_a_single_value_has_no_false_certainty():
+    bounded = MetricStats.of([0.5])
+    assert bounded.std == 0.0 and bounded.ci_method == "Wilson bound"
+    assert bounded.ci95_low is not None and bounded.ci95_low < 0.5 < (bounded.ci95_high or 0)
+    unbounded = MetricStats.of([3.0])
+    assert (unbounded.ci95_low, unbounded.ci95_high) == (None, None)
+
+
+def test_old_records_without_a_method_still_read():
+    old = {"n": 8, "mean": 0.75, "std": 0.46, "min": 0.0, "max": 1.0, "median": 1.0,
+           "ci95_low": 0.363, "ci95_high": 1.137}  # fmt: skip
+    assert MetricStats.from_dict(old).ci_method is None
 
 
 def test_percentiles_interpolate_like_numpy():
@@ -58,6 +78,7 @@ def test_summarize_uses_the_best_trial_for_metric_spread():
     trials = [trial(0, 0.5, [1.0, 0.0]), trial(1, 1.0, [1.0, 1.0])]
     summary = summarize(trials)
     assert summary.metrics["accuracy"].mean == 1.0
+    assert summary.scope is not None and summary.scope.n == 2
     assert summary.trial_scores is not None and summary.trial_scores.mean == 0.75
     assert summary.total_tokens == 20
     assert summary.example_count == 4

@@ -19,9 +19,25 @@ def test_demo_runs_simba_and_archives_it():
     roles = [t.metadata.get("role") for t in archived.trials]
     assert roles[0] == "evaluation" and "compile" in roles and roles[-1] == "evaluation"
     baseline, final = archived.trials[0], archived.trials[-1]
-    assert f"Baseline dev score:  {baseline.score:.3f}" in result.output
-    assert f"Optimized dev score: {final.score:.3f}" in result.output
+    # the headline compares baseline and optimized on the same dev set, never a minibatch
+    assert baseline.score_scope.name == "dev" and baseline.score_scope.n == 20
+    assert baseline.score_scope.comparable_with(final.score_scope)
+    assert archived.best_trial.score_scope.comparable_with(baseline.score_scope)
+    assert f"Baseline:  {baseline.score:.3f} on dev (n=20)" in result.output
+    assert f"Optimized: {final.score:.3f} on the same examples: " in result.output
+    # ...and the sealed record answers the hypothesis
+    verdict = archived.hypothesis.verdict
+    assert verdict is not None and archived.hypothesis.status.value == verdict.outcome.value
+    assert (verdict.baseline_trial_id, verdict.final_trial_id) == (baseline.id, final.id)
+    assert f"Hypothesis {verdict.outcome.value} at alpha 0.05" in result.output
     assert f"dspex experiments show {experiment_id}" in result.output
+    hint = (
+        f"dspex compare {experiment_id}:0 {experiment_id}:{final.index} --store memory://demo-test"
+    )
+    assert hint in result.output
+    compared = CliRunner().invoke(main, hint.split()[1:])
+    assert compared.exit_code == 0, compared.output
+    assert "difference (B - A)" in compared.output and "exact McNemar" in compared.output
     assert "dspex ui" in result.output
     best = next(t for t in archived.trials if t.id == final.parent_trial_ids[0])
     # ends with the best candidate's unified trace (abridged)

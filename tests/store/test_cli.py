@@ -37,11 +37,13 @@ def test_ls_lists_experiments_with_filters(file_url):
     out = run("experiments", "ls", "--store", file_url)
     lines = out.splitlines()
     assert lines[0].split() == ["ID", "NAME", "PROGRAM", "OPTIMIZER", "STATUS", "CREATED",
-                                "TRIALS", "BEST"]  # fmt: skip
+                                "TRIALS", "BEST", "ON", "VERDICT"]  # fmt: skip
     assert [line.split()[0] for line in lines[1:]] == [rag.id, qa.id]
     out = run("experiments", "ls", "--store", file_url, "--program", "qa", "--tag", "nightly",
-              "--min-score", "0.2", "--order-by", "score")  # fmt: skip
+              "--min-score", "0.2", "--order-by", "score", "--scope", qa.id)  # fmt: skip
     assert qa.id in out and rag.id not in out and "0.25" in out
+    refused = run("experiments", "ls", "--store", file_url, "--order-by", "score", code=1)
+    assert "comparable only over the same examples" in refused and "scope=" in refused
     assert "no experiments match" in run("experiments", "ls", "--store", file_url, "--after",
                                          "2999-01-01")  # fmt: skip
     out = run("experiments", "ls", "--store", file_url, "--limit", "1")
@@ -59,6 +61,7 @@ def test_show_prints_the_summary_and_trials(file_url):
     out = run("experiments", "show", experiment.id, "--store", file_url)
     assert f"id:         {experiment.id}" in out
     assert "best score: 0.5" in out and "trials (3):" in out
+    assert "scored on:  examples (n=1), scope key ex_" in out
     for trial in experiment.trials:
         assert trial.id in out
     missing = make_experiment().id

@@ -29,8 +29,10 @@ from dspex import (
     TrialNotFound,
     new_id,
 )
-from dspex.model import best_trial_of, summarize
+from dspex.analysis import with_verdict
+from dspex.model import ScoreScope, VerdictOutcome, best_trial_of, summarize
 from dspex.store.query import MAX_LIMIT, Query, page, summary_of
+from tests.model.scored import demo_like
 from tests.model.strategies import experiments
 
 SETTINGS = settings(
@@ -50,7 +52,18 @@ DAYS = [datetime(2026, 1, d, tzinfo=UTC) for d in range(1, 6)]
 SCORES = [None, -0.5, 0.0, 0.5, 0.5, 1.0]
 
 
-def make_trial(experiment_id: str, index: int, score: float | None, events: int = 0) -> Trial:
+EXAMPLE_SETS = ["set-a", "set-b"]
+
+
+def scope_key(example_set: str) -> str:
+    """The score scope key of a trial made by :func:`make_trial` on ``example_set``."""
+    results = [ExampleResult(index=0, inputs={"q": example_set}, metrics={"acc": 1.0})]
+    return ScoreScope.of_results(results, name="examples", metric="acc").key
+
+
+def make_trial(
+    experiment_id: str, index: int, score: float | None, events: int = 0, examples: str = "set-a"
+) -> Trial:
     trial_id = new_id("trl")
     start = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=index)
     return Trial(
@@ -60,7 +73,9 @@ def make_trial(experiment_id: str, index: int, score: float | None, events: int 
         score=score,
         started_at=start,
         finished_at=start + timedelta(seconds=1),
-        example_results=(ExampleResult(index=0, metrics={"acc": 1.0}, latency_ms=3.0),),
+        example_results=(
+            ExampleResult(index=0, inputs={"q": examples}, metrics={"acc": 1.0}, latency_ms=3.0),
+        ),
         events=tuple(
             TraceEvent(
                 trial_id=trial_id,
@@ -102,7 +117,8 @@ def make_experiment(status: str = "completed", trials: int = 2, **fields) -> Exp
 def catalog_entries(draw) -> Experiment:
     experiment_id = new_id("exp")
     scores = draw(st.lists(st.sampled_from(SCORES), max_size=2))
-    made = [make_trial(experiment_id, i, s) for i, s in enumerate(scores)]
+    examples = draw(st.sampled_from(EXAMPLE_SETS))
+    made = [make_trial(experiment_id, i, s, examples=examples) for i, s in enumerate(scores)]
     best = best_trial_of(made)
     optimizer = draw(st.sampled_from(OPTIMIZERS))
     return Experiment(
@@ -145,13 +161,20 @@ filters = st.fixed_dictionaries(
         "tags": st.lists(st.sampled_from(TAGS), min_size=1, max_size=2),
         "created_after": days_text,
         "created_before": days_text | st.sampled_from(DAYS),
+        "scope": st.sampled_from([*map(scope_key, EXAMPLE_SETS), "ex_0000000000000000:acc"]),
         "min_score": st.sampled_from([-1, 0, 0.5, 1.0]),
         "max_score": st.sampled_from([-0.5, 0, 0.5, 2]),
         "order_by": st.sampled_from(["created", "score"]),
         "limit": st.integers(1, 6),
         "offset": st.integers(0, 3),
     },
+).map(
+    lambda f: f if "scope" in f or not _compares_scores(f) else {**f, "scope": scope_key("set-a")}
 )
+
+
+def _compares_scores(filters: dict) -> bool:
+    return "min_score" in filters or "max_score" in filters or filters.get("order_by") == "score"
 
 
 # -- round trips --------------------------------------------------------------------------
@@ -266,12 +289,55 @@ def _walk_with_cursor(store, filters):
             return seen
 
 
-def test_order_by_score_puts_unscored_last(store):
+def test_order_by_score_ranks_only_scores_over_one_example_set(store):
     made = [make_experiment(trials=n) for n in (0, 3, 2)]
-    for experiment in made:
+    exp_id = new_id("exp")
+    other = make_trial(exp_id, 0, 0.9, examples="set-b")
+    elsewhere = Experiment(
+        id=exp_id,
+        name="elsewhere",
+        program=ProgramInfo(name="qa"),
+        status="completed",
+        trials=(other,),
+        best_trial_id=other.id,
+    )
+    for experiment in [*made, elsewhere]:
         store.archive_experiment(experiment)
-    ranked = [s.best_score for s in store.query_experiments(order_by="score")]
-    assert ranked == [0.5, 0.25, None]
+    with pytest.raises(InvalidQueryError, match="comparable only over the same examples"):
+        store.query_experiments(order_by="score")
+    with pytest.raises(InvalidQueryError, match="scope="):
+        store.count_experiments(min_score=0.1)
+    ranked = store.query_experiments(order_by="score", scope=scope_key("set-a"))
+    assert [s.best_score for s in ranked] == [0.5, 0.25]  # not 0.9: another example set
+    assert all(s.score_scope.key == scope_key("set-a") for s in ranked)
+    by_experiment = store.query_experiments(order_by="score", scope=made[1].id)
+    assert by_experiment == ranked
+    assert [s.id for s in store.query_experiments(scope=exp_id, min_score=0)] == [exp_id]
+
+
+def test_scope_filter_names_a_bad_value_or_an_unusable_experiment(store):
+    unscored = make_experiment(trials=0)
+    store.archive_experiment(unscored)
+    with pytest.raises(InvalidQueryError, match="'scope'.*<fingerprint>:<metric>"):
+        store.query_experiments(scope="dev")
+    with pytest.raises(InvalidQueryError, match="no best score"):
+        store.query_experiments(scope=unscored.id)
+    with pytest.raises(InvalidQueryError, match="no experiment with id"):
+        store.query_experiments(scope=new_id("exp"))
+
+
+def test_a_verdict_is_stored_and_read_back_by_every_backend(store):
+    hypothesis = Hypothesis(research_question="Does SIMBA beat the baseline?", status="active")
+    experiment = with_verdict(demo_like().replace(hypothesis=hypothesis))
+    verdict = experiment.hypothesis.verdict
+    assert verdict is not None and verdict.outcome is VerdictOutcome.VALIDATED
+    checksum = store.archive_experiment(experiment)
+    assert store.get_experiment(experiment.id) == experiment
+    assert store.get_experiment(experiment.id).hypothesis.verdict == verdict
+    [summary] = store.query_experiments()
+    assert summary == summary_of(experiment, sealed=True, checksum=checksum)
+    assert summary.verdict is VerdictOutcome.VALIDATED
+    assert summary.score_scope == experiment.trials[3].score_scope
 
 
 @pytest.mark.parametrize(

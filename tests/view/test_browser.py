@@ -35,7 +35,10 @@ def test_list_experiment_and_trial_pages(server, page, simba, artifacts):
 
     p.get_by_role("link", name=simba.name).click()
     p.wait_for_url(f"**/experiments/{simba.id}")
-    assert p.locator("svg circle").count() == len(simba.trials)
+    # one panel per scope; each scored trial a point that links to its trial page
+    points = p.locator("section.dspex-plot svg a circle")
+    assert points.count() == len(simba.trials)
+    assert p.locator("section.dspex-plot path.best-so-far").count() == 1
     p.screenshot(path=str(artifacts / "web-experiment.png"), full_page=True)
 
     # Sorting the trial table by score (JS): ascending, then descending.
@@ -51,6 +54,50 @@ def test_list_experiment_and_trial_pages(server, page, simba, artifacts):
     p.locator("table.trial-table a", has_text="candidate 1").click()
     p.wait_for_url(f"**/trials/{simba.trials[1].id}")
     assert p.locator("h2").first.inner_text() == "Trial 1 (Score: 0.8333)"
+    page.assert_no_script_ran()
+
+
+def test_compare_two_trials_picked_from_tables(server, page, simba, artifacts):
+    p = page.page
+    p.goto(server.url + "/")
+    p.get_by_role("link", name="compare").click()
+    p.wait_for_url("**/compare")
+    # Two experiments' tables; pick the same experiment on both sides.
+    p.locator(f"fieldset[data-side=a] tr[data-experiment='{simba.id}'] input").check()
+    p.locator(f"fieldset[data-side=b] tr[data-experiment='{simba.id}'] input").check()
+    p.get_by_role("button", name="Compare").click()
+    # Now each side lists that experiment's trials: pick the baseline and candidate 2.
+    baseline, candidate = simba.trials[0], simba.trials[2]
+    p.locator(f"fieldset[data-side=a] tr[data-trial='{baseline.id}'] input").check()
+    p.locator(f"fieldset[data-side=b] tr[data-trial='{candidate.id}'] input").check()
+    p.get_by_role("button", name="Compare").click()
+    p.wait_for_url("**/compare?a=*")
+    view = p.locator(".dspex-compare")
+    assert "Trial 0 · baseline" in view.locator("table.sides").inner_text()
+    stats = view.locator("section.dspex-statistics").inner_text()
+    assert "exact McNemar" in stats and "B better on 2, A better on 0, same on 4" in stats
+    outcomes = view.locator("table.examples tbody tr").evaluate_all(
+        "rows => rows.map(r => r.dataset.outcome)"
+    )
+    assert outcomes == ["win", "win", "tie", "tie", "tie", "tie"]
+    assert (
+        p.locator("fieldset[data-side=b] input:checked")
+        .get_attribute("value")
+        .endswith(candidate.id)
+    )
+    p.screenshot(path=str(artifacts / "web-compare.png"), full_page=True)
+    view.locator("table.sides a", has_text="candidate 2").click()
+    p.wait_for_url(f"**/trials/{candidate.id}")
+    page.assert_no_script_ran()
+
+
+def test_experiment_page_links_best_and_baseline_side_by_side(server, page, simba):
+    p = page.page
+    p.goto(f"{server.url}/experiments/{simba.id}")
+    p.locator("section.dspex-best a.compare-link").click()
+    p.wait_for_url("**/compare?a=*")
+    sides = p.locator(".dspex-compare table.sides").inner_text()
+    assert "Trial 0 · baseline" in sides and "Trial 2 · candidate 2" in sides
     page.assert_no_script_ran()
 
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from dspex.model.scopes import scored
 from dspex.view import ExperimentView, TrialView
 from dspex.view.html import json_for_script
 from dspex.view.overview import build_overview
@@ -105,19 +106,23 @@ def test_experiment_view_sections(recorded):
     assert {"dspex-about", "dspex-summary", "dspex-lineage", "dspex-trials"} <= sections
     overview = build_overview(recorded)
     assert ("dspex-plot" in sections) == any(t.score is not None for t in recorded.trials)
-    assert ("dspex-best" in sections) == bool(overview.best and overview.baseline)
+    assert "dspex-best" in sections  # the pair, or why there is none
     rows = root.find("table", "trial-table").find("tbody").find_all("tr")
     assert len(rows) == len(recorded.trials)
-    scored = [t for t in recorded.trials if t.score is not None]
-    assert len(root.find("svg").find_all("circle")) == len(scored)
-    scored_ids = {t.id for t in scored}
-    # A line joins each scored candidate to each scored parent in this experiment.
-    assert len(root.find("svg").find_all("line", "edge")) == sum(
-        1 for t in scored for p in t.parent_trial_ids if p in scored_ids
-    )
+    # One panel per scope: scores of different example sets never share a line.
+    pairs = scored(recorded.trials)
+    panels = root.find("section", "dspex-plot").find_all("svg")
+    assert len(panels) == len({s.name for _, s in pairs})
+    assert sum(len(svg.find_all("circle")) for svg in panels) == len(pairs)
+    assert all(len(svg.find_all("path", "best-so-far")) == 1 for svg in panels)
+    assert {c.attrs["data-trial"] for svg in panels for c in svg.find_all("circle")} == {
+        t.id for t, _ in pairs
+    }
+    assert overview.scope is not None
     assert len(root.find("section", "dspex-lineage").find_all("li")) == len(recorded.trials)
     stats = root.find("section", "dspex-summary").text()
     assert "95% CI" in stats and "p50" in stats and "p95" in stats and "tokens" in stats
+    assert "Wilson score" in stats and overview.scope.label in stats
 
 
 def test_lineage_nests_candidates_under_their_parents(simba):

@@ -40,6 +40,8 @@ ResultStore.default().archive_experiment(exp)""",
     TraceViewer.view_trial(exp.id, dspex.new_id("trl"), store=store)
 except dspex.TrialNotFound as exc:
     print("not found:", exc)""",
+    "TraceViewer.compare(exp.id, 0, exp.id, 2, store=store)  # two trials side by side",
+    "print(TraceViewer.compare(exp.id, 0, exp.id, 2, store=store).comparison.describe())",
 ]
 
 
@@ -111,7 +113,7 @@ def executed(tmp_path_factory) -> tuple[nbformat.NotebookNode, Path]:
 def test_notebook_runs_and_renders_html_views(executed, simba):
     nb, _ = executed
     outputs = _html_outputs(nb)
-    assert len(outputs) == 3
+    assert len(outputs) == 4
     assert "dspex-experiment" in outputs[0]
     assert "Trial 1 (Score: 0.8333)" in outputs[1]
     assert "Trial 0 (Score: 0.6667)" in outputs[2]
@@ -176,3 +178,23 @@ def test_notebook_outputs_stay_readable_without_javascript(executed, chromium, a
         p.screenshot(path=str(artifacts / "notebook-no-js.png"), full_page=False)
     finally:
         context.close()
+
+
+def test_notebook_compares_two_trials_side_by_side(executed, page, simba, artifacts):
+    nb, path = executed
+    printed = "".join(out.get("text", "") for out in nb.cells[6].outputs)
+    assert "2 wins / 0 losses / 4 ties" in printed and "exact McNemar" in printed
+    p = page.page
+    p.goto(path.as_uri())
+    view = p.locator("#out-3 .dspex-compare")
+    assert view.locator("table.sides tbody tr").count() == 2
+    stats = view.locator("section.dspex-statistics").inner_text()
+    assert "difference (B - A)" in stats and "paired bootstrap" in stats
+    rows = view.locator("table.examples tbody tr")
+    assert rows.count() == 6
+    outcomes = [rows.nth(i).get_attribute("data-outcome") for i in range(6)]
+    assert outcomes == ["win", "win", "tie", "tie", "tie", "tie"]  # the flips first
+    assert XSS[1] in view.locator("table.examples").inner_text()  # dataset text, as text
+    assert "qa.predict.instructions" in view.locator("section.dspex-variables").inner_text()
+    view.screenshot(path=str(artifacts / "notebook-compare.png"))
+    page.assert_no_script_ran()

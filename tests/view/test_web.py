@@ -27,10 +27,13 @@ def test_list_shows_experiments_with_links(client, simba):
     assert [r.attrs["data-experiment"] for r in rows] == [simba.id]
     assert rows[0].find("a").attrs["href"] == f"/experiments/{simba.id}"
     assert XSS[0] in rows[0].text() and XSS[0] not in response.text
+    assert "inconclusive" in rows[0].find("span", "verdict").text()  # the stored verdict
+    assert "on full (n=6)" in rows[0].text()  # where the best score was measured
 
 
-def test_list_applies_store_filters(client):
-    assert "data-experiment" in client.get("/?optimizer=SIMBA&min_score=0.9").text
+def test_list_applies_store_filters(client, simba):
+    assert "data-experiment" in client.get(f"/?optimizer=SIMBA&min_score=0.9&scope={simba.id}").text
+    assert client.get("/?optimizer=SIMBA&min_score=0.9").status_code == 400  # needs a scope
     assert "data-experiment" not in client.get("/?optimizer=MIPROv2").text
     assert "data-experiment" in client.get("/?status=completed&status=failed").text
     assert "data-experiment" in client.get("/?status=completed,failed&tags=simba").text

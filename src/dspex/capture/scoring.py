@@ -27,8 +27,6 @@ from dspex.model import (
     ErrorInfo,
     ExampleResult,
     ScoreScope,
-    example_key,
-    examples_fingerprint,
 )
 
 __all__ = [
@@ -46,7 +44,6 @@ __all__ = [
     "record_example",
     "record_score",
     "score_of",
-    "scope_of",
     "usage_of",
 ]
 
@@ -215,16 +212,6 @@ def score_of(results: Sequence[ExampleResult], metric: str) -> float | None:
     return sum(0.0 if r.error else r.metrics.get(metric, 0.0) for r in results) / len(results)
 
 
-def scope_of(results: Sequence[ExampleResult], metric: str, name: str) -> ScoreScope | None:
-    """Which examples ``results`` cover (their fingerprint), how many, with which metric."""
-    if not results:
-        return None
-    keys = (example_key(r.inputs, r.labels) for r in results)
-    return ScoreScope(
-        name=name, fingerprint=examples_fingerprint(keys), n=len(results), metric=metric
-    )
-
-
 @dataclass(frozen=True)
 class Score:
     """A trial's score and what it was measured on (``value`` None: nothing was scored)."""
@@ -240,7 +227,7 @@ def record_score(
     """Score ``results`` and emit the ``trial_score`` event (none when there are no results)."""
     score = Score(
         score_of(results, metric),
-        scope_of(results, metric, scope),
+        ScoreScope.of_results(results, name=scope, metric=metric) if results else None,
         sum(1 for r in results if r.error is not None),
     )
     if results:

@@ -16,8 +16,10 @@ __all__ = ["main"]
 
 # (module, attribute) of each command family, imported when the CLI starts.
 COMMANDS: list[tuple[str, str]] = [
+    ("dspex.cli.compare_cmd", "compare_command"),
     ("dspex.cli.config_cmd", "config_group"),
     ("dspex.cli.demo_cmd", "demo"),
+    ("dspex.cli.export_cmd", "export_command"),
     ("dspex.cli.store_cmd", "experiments_group"),
     ("dspex.cli.store_cmd", "store_group"),
     ("dspex.cli.ui_cmd", "ui_command"),

@@ -19,6 +19,8 @@ from typing import Any
 
 import click
 
+from dspex.analysis import compare
+from dspex.analysis.compare import format_p
 from dspex.cli._store import cli_store, store_option
 
 __all__ = ["demo"]
@@ -126,6 +128,23 @@ def _quiet_dspy() -> Any:
             handler.setLevel(level)
 
 
+def headline(experiment: Any, baseline: Any, final: Any) -> list[str]:
+    """Baseline and optimized program on the same dev set, compared example by example."""
+    c = compare(baseline, final)
+    lines = [
+        f"Baseline:  {c.mean_a:.3f} on {c.scope.label}",
+        f"Optimized: {c.mean_b:.3f} on the same examples: {c.difference:+.3f} "
+        f"({c.interval.describe()})",
+        f"           better on {c.wins}, worse on {c.losses}, unchanged on {c.ties}; "
+        f"{c.test} p={format_p(c.p_value)}",
+    ]
+    if experiment.hypothesis is not None:
+        verdict = experiment.hypothesis.verdict
+        decided = f"{verdict.outcome.value} at alpha {verdict.alpha:g}" if verdict else "undecided"
+        lines.append(f"Hypothesis {decided}: {experiment.hypothesis.research_question}")
+    return lines
+
+
 @click.command("demo")
 @store_option
 @click.option("--steps", default=DEMO_STEPS, show_default=True, help="SIMBA steps.")
@@ -142,15 +161,16 @@ def demo(store_url: str | None, steps: int) -> None:
         f"Experiment {experiment.id} ({experiment.status.value}) in "
         f"{time.perf_counter() - started:.1f}s"
     )
-    click.echo(f"Baseline dev score:  {baseline.score:.3f}")
-    click.echo(
-        f"Optimized dev score: {final.score:.3f} "
-        f"({final.score - baseline.score:+.3f} against the baseline)"
-    )
+    for line in headline(experiment, baseline, final):
+        click.echo(line)
     trials = {t.id: t for t in experiment.trials}
     best = trials.get(getattr(optimized, "dspex_trial_id", "") or "")
+    store_arg = f" --store {store_url}" if store_url else ""
     click.echo("Look at it with:")
     click.echo(f"  dspex experiments show {experiment.id}")
+    click.echo(
+        f"  dspex compare {experiment.id}:{baseline.index} {experiment.id}:{final.index}{store_arg}"
+    )
     if best is not None:
         click.echo(f"  dspex experiments show {experiment.id} --trial {best.index} --full")
     click.echo("  dspex ui")

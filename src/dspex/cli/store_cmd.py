@@ -11,8 +11,9 @@ import click
 
 from dspex.cli._store import cli_store, cli_store_url, store_option
 from dspex.errors import DspexError, TrialNotFound
-from dspex.model import Experiment, Trial
+from dspex.model import Experiment, Trial, scope_of
 from dspex.store import ExperimentSummary
+from dspex.view.verdict import verdict_line
 
 __all__ = ["experiments_group", "render_experiment", "render_table", "store_group"]
 
@@ -46,8 +47,14 @@ def experiments_group() -> None:
 @click.option("--tag", "tags", multiple=True, help="Tag; repeat: experiments with all of them.")
 @click.option("--after", "created_after", help="Created at or after this ISO date/time.")
 @click.option("--before", "created_before", help="Created before this ISO date/time.")
-@click.option("--min-score", type=float, help="Best score at least this.")
-@click.option("--max-score", type=float, help="Best score at most this.")
+@click.option(
+    "--scope",
+    help="Best scores over this example set only: a scope key <fingerprint>:<metric> "
+    "(see `experiments show`) or an experiment id. Needed by --min-score, --max-score "
+    "and --order-by score.",
+)
+@click.option("--min-score", type=float, help="Best score at least this (with --scope).")
+@click.option("--max-score", type=float, help="Best score at most this (with --scope).")
 @click.option("--limit", type=int, default=50, show_default=True)
 @click.option("--order-by", type=click.Choice(["created", "score"]), default="created")
 @click.option("--cursor", help="Continue from a previous page (printed under it).")
@@ -70,13 +77,16 @@ def ls(
         click.echo(f"\nmore: --cursor {page.next_cursor}")
 
 
-_LS_HEADERS = ("ID", "NAME", "PROGRAM", "OPTIMIZER", "STATUS", "CREATED", "TRIALS", "BEST")
+_LS_HEADERS = ("ID", "NAME", "PROGRAM", "OPTIMIZER", "STATUS", "CREATED", "TRIALS", "BEST",
+               "ON", "VERDICT")  # fmt: skip
 
 
 def _ls_row(s: ExperimentSummary) -> list[Any]:
     status = s.status.value + ("" if s.sealed else "*")
+    on = s.score_scope.label.replace(" ", "") if s.score_scope else ""
+    verdict = s.verdict.value if s.verdict else "-"
     return [s.id, s.name, s.program, s.optimizer or "-", status, _when(s.created_at),
-            s.trial_count, _score(s.best_score)]  # fmt: skip
+            s.trial_count, _score(s.best_score), on, verdict]  # fmt: skip
 
 
 @experiments_group.command("show")
@@ -136,8 +146,10 @@ def render_experiment(e: Experiment) -> str:
         ("completed", _when(e.completed_at)),
         ("tags", ", ".join(e.tags)),
         ("hypothesis", e.hypothesis.research_question if e.hypothesis else ""),
+        ("verdict", verdict_line(e.hypothesis.verdict) if e.hypothesis else ""),
         ("best score", _score(e.best_score)),
         ("best trial", e.best_trial_id or ""),
+        ("scored on", _scope_line(e)),
     ]
     head = "\n".join(f"{name + ':':<12}{value}" for name, value in fields if value)
     rows = [
@@ -149,6 +161,11 @@ def render_experiment(e: Experiment) -> str:
         return head + "\n\nno trials"
     headers = ("#", "TRIAL", "NAME", "STATUS", "SCORE", "EXAMPLES", "EVENTS", "DURATION")
     return head + f"\n\ntrials ({len(rows)}):\n" + render_table(headers, rows)
+
+
+def _scope_line(e: Experiment) -> str:
+    scope = scope_of(e.best_trial) if e.best_trial else None
+    return f"{scope.label}, scope key {scope.key}" if scope else ""
 
 
 @click.group("store")

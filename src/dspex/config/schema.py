@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "AnalysisSettings",
     "EvaluationSettings",
     "Settings",
     "StoreBackendName",
@@ -93,6 +94,17 @@ class EvaluationSettings(_Section):
     )
 
 
+class AnalysisSettings(_Section):
+    alpha: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="Significance level of hypothesis verdicts: the final evaluation "
+        "validates or rejects the hypothesis when the paired test against the baseline "
+        "gives p below alpha; otherwise the verdict is inconclusive.",
+    )
+
+
 class WorkersSettings(_Section):
     adapter: WorkerAdapterName = Field(
         default=WorkerAdapterName.THREAD,
@@ -161,6 +173,7 @@ class Settings(_Section):
 
     store: StoreSettings = Field(default_factory=StoreSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
     workers: WorkersSettings = Field(default_factory=WorkersSettings)
     ui: UISettings = Field(default_factory=UISettings)
 

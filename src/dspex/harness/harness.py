@@ -39,6 +39,7 @@ from dspex.harness.remote import (
     WorkerTask,
     evaluate_in_worker,
     forget,
+    prepare_worker,
     register,
 )
 from dspex.journal import ExperimentJournal
@@ -66,7 +67,7 @@ class EvaluationHarness:
     def _running_pool(self) -> WorkerPool:
         with self._pool_lock:
             if self._pool is None:
-                pool = create_pool(size=self.pool_size)
+                pool = create_pool(size=self.pool_size, initializer=prepare_worker)
                 pool.start()
                 self._pool = pool
                 self.pools_started += 1

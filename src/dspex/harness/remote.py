@@ -26,6 +26,7 @@ __all__ = [
     "WorkerTask",
     "evaluate_in_worker",
     "forget",
+    "prepare_worker",
     "register",
 ]
 
@@ -54,6 +55,14 @@ class WorkerTask:
 
 _states: OrderedDict[str, EvaluationState] = OrderedDict()
 _states_lock = threading.Lock()
+
+
+def prepare_worker() -> None:
+    """Pool initializer: a worker loads DSPy and dspex's capture (importing this module does)
+    and makes its callback before it takes work, within ``workers.worker_init_timeout``, so
+    that the first example of an evaluation is not charged seconds of imports against
+    ``workers.task_timeout``."""
+    shared_callback()
 
 
 def register(state: EvaluationState, *, in_process: bool) -> bytes | None:

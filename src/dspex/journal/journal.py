@@ -22,6 +22,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from dspex.analysis import with_verdict
 from dspex.capture.program import module_paths, program_info, variables_of
 from dspex.capture.recorder import TrialRecorder
 from dspex.config import get_settings
@@ -317,6 +318,7 @@ class ExperimentJournal:
             warnings=tuple(self._warnings),
             metadata=metadata,
         )
+        final = _decided(final)
         self._store().archive_experiment(final)
         self._finished = final
         return final
@@ -340,6 +342,16 @@ def raise_interrupt(exc: BaseException) -> None:
         ):
             raise KeyboardInterrupt(str(current)) from current
         current = current.__cause__ or current.__context__
+
+
+def _decided(experiment: Experiment) -> Experiment:
+    """``experiment`` with its hypothesis's verdict; as it was if statistics fail, so that a
+    failure of the analysis never costs the record."""
+    try:
+        return with_verdict(experiment, alpha=get_settings().analysis.alpha)
+    except Exception as exc:  # noqa: BLE001 - the record matters more than its verdict
+        logger.warning("dspex: no verdict for experiment %s: %s", experiment.id, exc)
+        return experiment
 
 
 def _config_snapshot() -> dict[str, Any]:

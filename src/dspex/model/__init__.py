@@ -15,12 +15,20 @@ from dspex.model.experiment import (
     best_trial_of,
     summarize,
 )
-from dspex.model.hypothesis import Hypothesis, HypothesisStatus, HypothesisType
+from dspex.model.hypothesis import (
+    Hypothesis,
+    HypothesisStatus,
+    HypothesisType,
+    Verdict,
+    VerdictOutcome,
+)
+from dspex.model.scopes import reference_scope, scope_of
 from dspex.model.stats import LatencyStats, MetricStats, Statistics
 from dspex.model.trial import (
     ErrorInfo,
     ExampleResult,
     LMSettings,
+    MetricKind,
     PredictorVariables,
     ScoreScope,
     Trial,
@@ -44,6 +52,7 @@ __all__ = [
     "HypothesisType",
     "LMSettings",
     "LatencyStats",
+    "MetricKind",
     "MetricStats",
     "OptimizerInfo",
     "PredictorVariables",
@@ -55,9 +64,13 @@ __all__ = [
     "Trial",
     "TrialStatus",
     "Variables",
+    "Verdict",
+    "VerdictOutcome",
     "best_trial_of",
     "example_key",
     "examples_fingerprint",
+    "reference_scope",
+    "scope_of",
     "summarize",
     "utc_now",
 ]

@@ -6,6 +6,7 @@ import functools
 import importlib.metadata
 import platform
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field, model_validator
 
@@ -20,8 +21,10 @@ from dspex.model._base import (
     utc_now,
 )
 from dspex.model.hypothesis import Hypothesis
+from dspex.model.rows import data_frame, example_rows, trial_rows
+from dspex.model.scopes import comparable, kind_of, reference_scope, scope_of, values_of
 from dspex.model.stats import LatencyStats, MetricStats, Statistics
-from dspex.model.trial import Trial, TrialStatus
+from dspex.model.trial import ScoreScope, Trial
 
 __all__ = [
     "EnvironmentInfo",
@@ -157,33 +160,52 @@ class Experiment(Record):
         best = self.best_trial
         return best.score if best else None
 
+    def trials_frame(self) -> Any:
+        """One row per trial as a pandas DataFrame (``pip install 'dspex[analysis]'``).
 
-def best_trial_of(trials: tuple[Trial, ...] | list[Trial]) -> Trial | None:
-    """The scored, successful trial with the highest score (earliest wins a tie)."""
-    scored = [t for t in trials if t.score is not None and t.status is TrialStatus.OK]
-    if not scored:
+        Columns: see :func:`dspex.model.rows.trial_rows` (score, its scope and n, tokens...).
+        """
+        return data_frame(trial_rows(self))
+
+    def examples_frame(self) -> Any:
+        """One row per example result of every trial as a pandas DataFrame.
+
+        Columns: see :func:`dspex.model.rows.example_rows` (value, inputs, labels...).
+        """
+        return data_frame(example_rows(self))
+
+
+def best_trial_of(
+    trials: tuple[Trial, ...] | list[Trial], scope: ScoreScope | None = None
+) -> Trial | None:
+    """The highest-scoring successful trial among those scored on one example set.
+
+    The set is ``scope``, by default the experiment's reference set (see
+    :func:`dspex.model.scopes.reference_scope`); scores over other sets are not ranked
+    against it. The earliest trial wins a tie; None when no trial is comparable.
+    """
+    candidates = comparable(trials, scope or reference_scope(trials))
+    if not candidates:
         return None
-    return max(scored, key=lambda t: (t.score, -t.index))
+    return max(candidates, key=lambda t: (t.score, -t.index))
 
 
 def summarize(trials: tuple[Trial, ...] | list[Trial], reported: Trial | None = None) -> Statistics:
     """Summary statistics over ``trials``; per-metric spread over ``reported``'s examples.
 
-    ``reported`` defaults to the best trial.
+    ``reported`` defaults to the best trial. Its score's metric counts failed examples
+    as 0, as the score does; ``trial_scores`` covers the trials scored on its example set.
     """
     reported = reported or best_trial_of(trials)
-    metrics: dict[str, list[float]] = {}
-    if reported is not None:
-        for result in reported.example_results:
-            for name, value in result.metrics.items():
-                metrics.setdefault(name, []).append(value)
-    scores = [t.score for t in trials if t.score is not None]
+    scope = scope_of(reported) if reported is not None else None
+    scores = [t.score for t in comparable(trials, scope) if t.score is not None]
     latencies = [
         r.latency_ms for t in trials for r in t.example_results if r.latency_ms is not None
     ]
     return Statistics(
-        metrics={name: MetricStats.of(values) for name, values in metrics.items()},
+        metrics=_metric_stats(reported, scope),
         trial_scores=MetricStats.of(scores) if scores else None,
+        scope=scope,
         latency_ms=_latency(latencies),
         total_tokens=sum(r.tokens for t in trials for r in t.example_results),
         total_cost=sum(r.cost or 0.0 for t in trials for r in t.example_results),
@@ -191,6 +213,23 @@ def summarize(trials: tuple[Trial, ...] | list[Trial], reported: Trial | None = 
         example_count=sum(len(t.example_results) for t in trials),
         error_count=sum(1 for t in trials for r in t.example_results if r.error is not None),
     )
+
+
+def _metric_stats(reported: Trial | None, scope: ScoreScope | None) -> dict[str, MetricStats]:
+    if reported is None:
+        return {}
+    metrics: dict[str, list[float]] = {}
+    for result in reported.example_results:
+        for name, value in result.metrics.items():
+            metrics.setdefault(name, []).append(value)
+    if scope is not None and reported.example_results:
+        values = values_of(reported, scope.metric)
+        metrics[scope.metric] = values
+        return {
+            name: MetricStats.of(data, kind_of(scope, data) if name == scope.metric else None)
+            for name, data in metrics.items()
+        }
+    return {name: MetricStats.of(data) for name, data in metrics.items()}
 
 
 def _latency(values: list[float]) -> LatencyStats | None:

@@ -1,7 +1,9 @@
 """Summary statistics of an experiment: per-metric spread, latency percentiles, totals.
 
-The confidence interval is Student's t interval for the mean (two-sided, 95%);
-percentiles interpolate linearly between closest ranks (numpy's default method).
+The confidence interval of a mean suits the metric (see :mod:`dspex.model.intervals`):
+Wilson for 0/1 metrics, a seeded bootstrap for metrics in [0, 1], Student's t otherwise;
+``ci_method`` names it. Percentiles interpolate linearly between closest ranks (numpy's
+default method).
 """
 
 from __future__ import annotations
@@ -13,26 +15,10 @@ from collections.abc import Iterable, Sequence
 from pydantic import Field
 
 from dspex.model._base import Record
+from dspex.model.intervals import mean_interval
+from dspex.model.trial import MetricKind, ScoreScope
 
-__all__ = ["LatencyStats", "MetricStats", "Statistics", "percentile", "t_critical_95"]
-
-# Two-sided 95% critical values of Student's t for 1..30 degrees of freedom.
-_T95 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
-
-
-def t_critical_95(dof: int) -> float:
-    """Two-sided 95% critical value of Student's t with ``dof`` degrees of freedom."""
-    if dof < 1:
-        raise ValueError("degrees of freedom must be at least 1")
-    if dof <= len(_T95):
-        return _T95[dof - 1]
-    # Cornish-Fisher expansion around the normal quantile; accurate to 1e-3 beyond 30.
-    z = 1.959964
-    return z + (z**3 + z) / (4 * dof) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * dof**2)
+__all__ = ["LatencyStats", "MetricStats", "Statistics", "percentile"]
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -47,7 +33,13 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 class MetricStats(Record):
-    """Spread of one metric's values."""
+    """Spread of one metric's values, with a 95% confidence interval of the mean.
+
+    ``ci_method`` names the interval (``Wilson score``, ``bootstrap BCa``, ``Student's t``);
+    None in records written before intervals suited the metric, whose bounds are
+    Student's t. ``ci95_low``/``ci95_high`` are None when no interval is defined
+    (one value of an unbounded metric).
+    """
 
     n: int = Field(ge=0)
     mean: float
@@ -55,26 +47,29 @@ class MetricStats(Record):
     min: float
     max: float
     median: float
-    ci95_low: float
-    ci95_high: float
+    ci95_low: float | None
+    ci95_high: float | None
+    ci_method: str | None = None
 
     @classmethod
-    def of(cls, values: Iterable[float]) -> MetricStats:
+    def of(
+        cls, values: Iterable[float], kind: MetricKind | None = None, *, seed: int = 0
+    ) -> MetricStats:
+        """Statistics of ``values``; ``kind`` (default: read from the values) picks the interval."""
         data = [float(v) for v in values]
         if not data:
             raise ValueError("no values to summarize")
-        mean = statistics.fmean(data)
-        std = statistics.stdev(data) if len(data) > 1 else 0.0
-        half = t_critical_95(len(data) - 1) * std / math.sqrt(len(data)) if len(data) > 1 else 0.0
+        interval = mean_interval(data, kind, seed=seed)
         return cls(
             n=len(data),
-            mean=mean,
-            std=std,
+            mean=statistics.fmean(data),
+            std=statistics.stdev(data) if len(data) > 1 else 0.0,
             min=min(data),
             max=max(data),
             median=statistics.median(data),
-            ci95_low=mean - half,
-            ci95_high=mean + half,
+            ci95_low=interval.low,
+            ci95_high=interval.high,
+            ci_method=interval.method,
         )
 
 
@@ -103,13 +98,15 @@ class Statistics(Record):
     """An experiment's summary.
 
     ``metrics`` summarizes each metric over the example results of the reported
-    trial (the best one, or the only one of an evaluation); ``trial_scores``
-    summarizes the scores of every scored trial; latency and totals cover every
-    example result of every trial.
+    trial (the best one, or the only one of an evaluation); ``scope`` is the example set
+    that trial was scored on, and ``trial_scores`` summarizes the scores of the trials
+    scored on that same set (None in older records: every scored trial). Latency and
+    totals cover every example result of every trial.
     """
 
     metrics: dict[str, MetricStats] = Field(default_factory=dict)
     trial_scores: MetricStats | None = None
+    scope: ScoreScope | None = None
     latency_ms: LatencyStats | None = None
     total_tokens: int = Field(default=0, ge=0)
     total_cost: float = Field(default=0.0, ge=0)

@@ -17,6 +17,7 @@ __all__ = [
     "ErrorInfo",
     "ExampleResult",
     "LMSettings",
+    "MetricKind",
     "PredictorVariables",
     "ScoreScope",
     "Trial",
@@ -106,23 +107,68 @@ def examples_fingerprint(keys: Iterable[str]) -> str:
     return "ex_" + hashlib.sha256(joined.encode()).hexdigest()[:16]
 
 
+class MetricKind(StrEnum):
+    """The values a metric takes, which decides the confidence interval of its mean."""
+
+    BINARY = "binary"  # 0 or 1: Wilson score interval
+    BOUNDED = "bounded"  # anywhere in [0, 1]: bootstrap interval
+    UNBOUNDED = "unbounded"  # any real number: Student's t interval
+
+
 class ScoreScope(Record):
     """What a trial's score was measured on: which examples, how many, with which metric.
 
     ``name`` is for people (``dev``, ``train``, ``minibatch``, ``full``);
-    ``fingerprint`` (see :func:`examples_fingerprint`) decides comparability.
+    ``fingerprint`` (see :func:`examples_fingerprint`) decides comparability. ``kind``
+    declares the metric's values (None: read them from the example results).
+
+    >>> a = ScoreScope(name="dev", fingerprint="ex_1", n=20, metric="exact_match")
+    >>> a.comparable_with(a.replace(name="holdout")), a.label
+    (True, 'dev (n=20)')
+    >>> a.comparable_with(a.replace(fingerprint="ex_2"))
+    False
     """
 
     name: str = Field(min_length=1)
     fingerprint: str = Field(min_length=1)
     n: int = Field(ge=0)
     metric: str = ""
+    kind: MetricKind | None = None
 
     def comparable_with(self, other: ScoreScope | None) -> bool:
         return (
             other is not None
             and self.fingerprint == other.fingerprint
             and self.metric == other.metric
+        )
+
+    @property
+    def key(self) -> str:
+        """``<fingerprint>:<metric>``: equal keys, comparable scores (the ``scope`` filter)."""
+        return f"{self.fingerprint}:{self.metric}"
+
+    @property
+    def label(self) -> str:
+        """A short name for people: ``dev (n=20)``."""
+        return f"{self.name} (n={self.n})"
+
+    @classmethod
+    def of_results(
+        cls,
+        results: Iterable[ExampleResult],
+        *,
+        name: str,
+        metric: str,
+        kind: MetricKind | None = None,
+    ) -> ScoreScope:
+        """The scope of a score computed over ``results`` (their inputs and labels as recorded)."""
+        keys = [example_key(r.inputs, r.labels) for r in results]
+        return cls(
+            name=name,
+            fingerprint=examples_fingerprint(keys),
+            n=len(keys),
+            metric=metric,
+            kind=kind,
         )
 
 

@@ -26,7 +26,7 @@ from dspex.store.query import ExperimentSummary, Query
 
 __all__ = ["FileIndex"]
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: the score_scope column
 _metadata = MetaData()
 _experiments, _tags = summary_tables(_metadata, "")
 

@@ -62,6 +62,7 @@ def summary_tables(metadata: MetaData, prefix: str, *extra: Column[Any]) -> tupl
         Column("hypothesis_id", ID),
         Column("question_lc", Text),  # research question, lower-cased in Python
         Column("best_score", Float),
+        Column("score_scope", Text),  # ScoreScope.key of best_score: scores compare within one
         Column("sealed", Boolean, nullable=False),
         Column("summary", Text, nullable=False),  # the ExperimentSummary JSON queries return
         *extra,
@@ -71,6 +72,7 @@ def summary_tables(metadata: MetaData, prefix: str, *extra: Column[Any]) -> tupl
         Index(f"ix_{prefix}exp_created", "created_us", "id"),
         Index(f"ix_{prefix}exp_hypothesis", "hypothesis_id"),
         Index(f"ix_{prefix}exp_score", "best_score", "id"),
+        Index(f"ix_{prefix}exp_scope_score", "score_scope", "best_score", "id"),
     )
     tags = Table(
         f"{prefix}tags",
@@ -109,6 +111,7 @@ def summary_row(summary: ExperimentSummary) -> dict[str, Any]:
         "hypothesis_id": summary.hypothesis_id,
         "question_lc": None if question is None else text_key(question.lower()),
         "best_score": summary.best_score,
+        "score_scope": text_key(summary.score_scope.key) if summary.score_scope else None,
         "sealed": summary.sealed,
         "summary": summary.to_json(),
     }
@@ -143,12 +146,20 @@ def _where(t: Table, tags: Table, q: Query) -> list[ColumnElement[bool]]:
         where.append(c.created_us >= micros(q.created_after))
     if q.created_before is not None:
         where.append(c.created_us < micros(q.created_before))
+    where += _score_where(c, q)
+    if q.after is not None:
+        where.append(_after(c, q))
+    return where
+
+
+def _score_where(c: Any, q: Query) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if q.scope is not None:
+        where.append(c.score_scope == text_key(q.scope))
     if q.min_score is not None:
         where.append(c.best_score >= q.min_score)
     if q.max_score is not None:
         where.append(c.best_score <= q.max_score)
-    if q.after is not None:
-        where.append(_after(c, q))
     return where
 
 

@@ -26,7 +26,7 @@ from pydantic import Field
 
 from dspex.errors import InvalidQueryError
 from dspex.ids import is_valid_id
-from dspex.model import Experiment, ExperimentStatus, Record
+from dspex.model import Experiment, ExperimentStatus, Record, ScoreScope, VerdictOutcome, scope_of
 from dspex.model._base import ExperimentId, HypothesisId, TrialId, UtcDatetime
 
 __all__ = ["DEFAULT_LIMIT", "FILTERS", "MAX_LIMIT", "ExperimentSummary", "Query", "summary_of"]
@@ -42,17 +42,25 @@ FILTERS: dict[str, str] = {
     "tags": "a tag or a list of tags; an experiment matches when it has all of them",
     "created_after": "an ISO date or UTC datetime; created at or after it",
     "created_before": "an ISO date or UTC datetime; created strictly before it",
-    "min_score": "a number; best score at least this",
-    "max_score": "a number; best score at most this",
+    "scope": "the example set and metric of the best score: its key <fingerprint>:<metric> "
+    "(dspex experiments show prints it), or an experiment id (exp_...) for that experiment's "
+    "set; required by min_score, max_score and order_by=score",
+    "min_score": "a number; best score at least this (with scope)",
+    "max_score": "a number; best score at most this (with scope)",
     "limit": f"1..{MAX_LIMIT} (default {DEFAULT_LIMIT})",
     "offset": "a non-negative integer",
     "cursor": "the next_cursor of a previous page",
-    "order_by": "created (newest first, the default) or score (highest first)",
+    "order_by": "created (newest first, the default) or score (highest first, with scope)",
 }
+SCORE_FILTERS = ("min_score", "max_score")
 
 
 class ExperimentSummary(Record):
-    """One experiment as a query returns it: no trials, no events."""
+    """One experiment as a query returns it: no trials, no events.
+
+    ``score_scope`` is the example set and metric of ``best_score``; ``verdict`` the
+    outcome of the hypothesis's verdict, when there is one.
+    """
 
     id: ExperimentId
     name: str
@@ -66,6 +74,8 @@ class ExperimentSummary(Record):
     research_question: str | None = None
     best_score: float | None = None
     best_trial_id: TrialId | None = None
+    score_scope: ScoreScope | None = None
+    verdict: VerdictOutcome | None = None
     trial_count: int = Field(default=0, ge=0)
     sealed: bool = False
     checksum: str | None = None
@@ -88,10 +98,17 @@ def summary_of(experiment: Experiment, *, sealed: bool, checksum: str | None) ->
         else None,
         best_score=experiment.best_score,
         best_trial_id=experiment.best_trial_id,
+        score_scope=scope_of(experiment.best_trial) if experiment.best_trial else None,
+        verdict=_verdict(experiment),
         trial_count=len(experiment.trials),
         sealed=sealed,
         checksum=checksum,
     )
+
+
+def _verdict(experiment: Experiment) -> VerdictOutcome | None:
+    hypothesis = experiment.hypothesis
+    return hypothesis.verdict.outcome if hypothesis and hypothesis.verdict else None
 
 
 @dataclass(frozen=True)
@@ -106,6 +123,8 @@ class Query:
     tags: tuple[str, ...] = ()
     created_after: datetime | None = None
     created_before: datetime | None = None
+    scope: str | None = None  # a ScoreScope.key
+    scope_experiment: str | None = None  # the store replaces it with that experiment's key
     min_score: float | None = None
     max_score: float | None = None
     limit: int = DEFAULT_LIMIT
@@ -132,6 +151,7 @@ class Query:
             _PARSERS[key](values, value)
         if values.get("after") is not None and values.get("offset"):
             raise InvalidQueryError("use either offset or cursor, not both")
+        _require_scope(values)
         query = cls(**values)
         if query.after is not None and query.after_order != query.order_by:
             raise InvalidQueryError("this cursor belongs to a query with another order_by")
@@ -148,6 +168,22 @@ class Query:
         else:
             key = [last.created_at.isoformat(), last.id]
         return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+
+
+def _require_scope(values: dict[str, Any]) -> None:
+    """Scores are compared only over one example set: score filters need ``scope``."""
+    if values.get("scope") or values.get("scope_experiment"):
+        return
+    used = [k for k in SCORE_FILTERS if values.get(k) is not None]
+    if values.get("order_by") == "score":
+        used.append("order_by=score")
+    if used:
+        raise InvalidQueryError(
+            f"{' and '.join(used)} compare{'s' if len(used) == 1 else ''} best scores, and "
+            "scores are comparable only over the same examples with the same metric: add "
+            "scope=<fingerprint>:<metric> (printed by `dspex experiments show ID`) or "
+            "scope=<experiment id> to compare with that experiment's example set"
+        )
 
 
 def _unknown(key: object) -> InvalidQueryError:
@@ -173,6 +209,21 @@ def _hypothesis(values: dict[str, Any], value: Any) -> None:
         values["hypothesis_id"] = text
     else:
         values["hypothesis_text"] = text
+
+
+def _scope(values: dict[str, Any], value: Any) -> None:
+    text = _text("scope", value)
+    if is_valid_id(text, "exp"):
+        values["scope_experiment"] = text
+    elif ":" in text.strip(":"):
+        values["scope"] = text
+    else:
+        raise _bad(
+            "scope",
+            value,
+            "a score scope key <fingerprint>:<metric> such as 'ex_1b6503d9c25be673:exact_match', "
+            "or an experiment id (exp_...)",
+        )
 
 
 def _datetime(key: str, value: Any) -> datetime:
@@ -252,6 +303,7 @@ _PARSERS: dict[str, Any] = {
     "tags": _tags,
     "created_after": lambda v, x: v.__setitem__("created_after", _datetime("created_after", x)),
     "created_before": lambda v, x: v.__setitem__("created_before", _datetime("created_before", x)),
+    "scope": _scope,
     "min_score": lambda v, x: v.__setitem__("min_score", _number("min_score", x)),
     "max_score": lambda v, x: v.__setitem__("max_score", _number("max_score", x)),
     "limit": lambda v, x: v.__setitem__("limit", _int("limit", x, 1, MAX_LIMIT)),
@@ -277,6 +329,8 @@ def matches(query: Query, summary: ExperimentSummary) -> bool:
         set(query.tags) <= set(summary.tags),
         query.created_after is None or summary.created_at >= query.created_after,
         query.created_before is None or summary.created_at < query.created_before,
+        query.scope is None
+        or (summary.score_scope is not None and summary.score_scope.key == query.scope),
         query.min_score is None
         or (summary.best_score is not None and summary.best_score >= query.min_score),
         query.max_score is None

@@ -16,6 +16,7 @@ find (see :mod:`dspex.store.backend`).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,12 +27,13 @@ from dspex.errors import (
     DspexError,
     ExperimentNotFound,
     ImmutableRecordError,
+    InvalidQueryError,
     StoreUnavailable,
     TrialNotFound,
     ValidationError,
 )
 from dspex.ids import validate_id
-from dspex.model import Experiment, ExperimentStatus, Trial
+from dspex.model import Experiment, ExperimentStatus, Trial, scope_of
 from dspex.store.backend import (
     BackendOptions,
     Problem,
@@ -233,7 +235,7 @@ class ResultStore:
 
     def query_experiments(self, filters: Mapping[str, Any] | None = None, **kw: Any) -> Page:
         """Summaries matching ``filters`` (see :data:`dspex.store.query.FILTERS`), newest first."""
-        query = Query.parse({**(filters or {}), **kw})
+        query = self._resolved(Query.parse({**(filters or {}), **kw}))
         page = Page(self.backend.query(query))
         if len(page) == query.limit:
             page.next_cursor = query.next_cursor(page[-1])
@@ -241,7 +243,24 @@ class ResultStore:
 
     def count_experiments(self, filters: Mapping[str, Any] | None = None, **kw: Any) -> int:
         """How many experiments match ``filters`` (limit and offset ignored)."""
-        return self.backend.count(Query.parse({**(filters or {}), **kw}))
+        return self.backend.count(self._resolved(Query.parse({**(filters or {}), **kw})))
+
+    def _resolved(self, query: Query) -> Query:
+        """``query`` with ``scope=<experiment id>`` replaced by that experiment's score scope."""
+        if query.scope_experiment is None:
+            return query
+        try:
+            experiment = self.get_experiment(query.scope_experiment)
+        except ExperimentNotFound as exc:
+            raise InvalidQueryError(f"filter 'scope' names {exc}") from exc
+        best = experiment.best_trial
+        scope = scope_of(best) if best is not None else None
+        if scope is None:
+            raise InvalidQueryError(
+                f"filter 'scope' names experiment {experiment.id}, which has no best score "
+                "over recorded examples to compare with"
+            )
+        return dataclasses.replace(query, scope=scope.key, scope_experiment=None)
 
     def verify(self) -> list[Problem]:
         """Every sealed record checked against its checksum; the damaged ones, by id."""

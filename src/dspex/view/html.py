@@ -25,8 +25,9 @@ from dspex.model import Experiment, Trial
 from dspex.view.entries import format_ms
 from dspex.view.overview import LineageNode, Overview, build_overview
 from dspex.view.plot import score_plot
-from dspex.view.text import _stats_lines
+from dspex.view.text import _stats_lines, best_against_baseline
 from dspex.view.timeline import Change, Entry, Timeline, build_timeline, format_score
+from dspex.view.verdict import no_verdict_reason, verdict_fields, verdict_line
 
 __all__ = [
     "FOLD_CHARS",
@@ -35,6 +36,7 @@ __all__ = [
     "json_for_script",
     "timeline_html",
     "trial_html",
+    "verdict_html",
 ]
 
 FOLD_CHARS = 600
@@ -44,6 +46,7 @@ OPEN_BLOCKS = 40
 """Blocks beyond this many start closed, so a long trial opens quickly."""
 
 TrialUrl = Callable[[Trial], str]
+CompareUrl = Callable[[Trial, Trial], str]
 
 
 @dataclass(frozen=True)
@@ -214,19 +217,65 @@ def trial_html(
     return timeline_html(build_timeline(trial, experiment), trial_url=trial_url)
 
 
-def experiment_html(experiment: Experiment, *, trial_url: TrialUrl | None = None) -> Markup:
-    """The experiment view: design, statistics, score plot, lineage, trial table, best."""
-    overview = build_overview(experiment)
-    best, baseline = overview.best, overview.baseline
-    delta = None
-    if best and baseline and best.score is not None and baseline.score is not None:
-        delta = best.score - baseline.score
-
+def _linker(trial_url: TrialUrl | None) -> Callable[[Trial, str], Markup]:
     def link(trial: Trial, text: str) -> Markup:
         if trial_url is None:
             return escape(text)
         return Markup('<a href="{}">{}</a>').format(trial_url(trial), text)
 
+    return link
+
+
+def verdict_html(
+    experiment: Experiment,
+    *,
+    trial_url: TrialUrl | None = None,
+    compare_url: CompareUrl | None = None,
+) -> Markup:
+    """The hypothesis verdict fragment (``templates/_verdict.html``), or why there is none.
+
+    Any page can include it; ``trial_url`` links the two trials and ``compare_url`` adds a
+    link to them side by side. Every string is escaped.
+    """
+    hypothesis = experiment.hypothesis
+    verdict = hypothesis.verdict if hypothesis is not None else None
+    trials = {t.id: t for t in experiment.trials}
+    baseline = trials.get(verdict.baseline_trial_id) if verdict else None
+    final = trials.get(verdict.final_trial_id) if verdict else None
+    html = (
+        _environment()
+        .get_template("_verdict.html")
+        .render(
+            verdict=verdict,
+            line=verdict_line(verdict) if verdict else "",
+            fields=verdict_fields(verdict) if verdict else [],
+            reason="" if verdict else no_verdict_reason(experiment),
+            baseline=baseline,
+            final=final,
+            link=_linker(trial_url),
+            compare_href=compare_url(baseline, final) if compare_url and baseline and final else "",
+        )
+    )
+    return Markup(html)
+
+
+def experiment_html(
+    experiment: Experiment,
+    *,
+    trial_url: TrialUrl | None = None,
+    compare_url: CompareUrl | None = None,
+) -> Markup:
+    """The experiment view: design and verdict, statistics, score plot, lineage, trials, best.
+
+    ``trial_url`` links trials (and the plot's points); ``compare_url`` links the best
+    trial and the baseline side by side.
+    """
+    overview = build_overview(experiment)
+    best, baseline = overview.best, overview.baseline
+    link = _linker(trial_url)
+    compare_href = ""
+    if compare_url and best and baseline and best.id != baseline.id:
+        compare_href = compare_url(baseline, best)
     html = (
         _environment()
         .get_template("experiment.html")
@@ -234,10 +283,12 @@ def experiment_html(experiment: Experiment, *, trial_url: TrialUrl | None = None
             exp=experiment,
             ov=overview,
             stats_rows=_stats_lines(overview),
-            plot=score_plot(overview),
+            plot=score_plot(overview, trial_url=trial_url),
             lineage_html=_lineage_html(overview, link),
             link=link,
-            delta=delta,
+            verdict=verdict_html(experiment, trial_url=trial_url, compare_url=compare_url),
+            best_lines=best_against_baseline(overview),
+            compare_href=compare_href,
             fold_chars=FOLD_CHARS,
             fold_lines=FOLD_LINES,
             css=_static("view.css"),

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dspex.model import Experiment, Statistics, Trial
+from dspex.analysis import Comparison, compare
+from dspex.errors import NotComparableError
+from dspex.model import Experiment, ScoreScope, Statistics, Trial, Verdict, reference_scope
 from dspex.model.experiment import best_trial_of, summarize
+from dspex.model.scopes import baseline_in
 from dspex.view.timeline import Change, variables_diff
 
 __all__ = ["LineageNode", "Overview", "TrialRow", "build_overview", "strategies_by_trial"]
@@ -41,6 +44,15 @@ class LineageNode:
 
 @dataclass(frozen=True)
 class Overview:
+    """What the experiment views show.
+
+    ``best`` is the best trial on ``scope`` (the reference example set), ``baseline``
+    the first trial on that set that derives from no other, ``comparison`` the two
+    compared example by example (None when either is missing or they are one trial).
+    ``root`` is the first root trial whatever it was scored on, so that a view can say
+    when the baseline was measured elsewhere.
+    """
+
     experiment: Experiment
     stats: Statistics
     rows: tuple[TrialRow, ...]
@@ -48,6 +60,14 @@ class Overview:
     best: Trial | None
     baseline: Trial | None
     best_changes: tuple[Change, ...]
+    scope: ScoreScope | None = None
+    root: Trial | None = None
+    comparison: Comparison | None = None
+
+    @property
+    def verdict(self) -> Verdict | None:
+        hypothesis = self.experiment.hypothesis
+        return hypothesis.verdict if hypothesis is not None else None
 
 
 def strategies_by_trial(experiment: Experiment) -> dict[str, str | None]:
@@ -79,21 +99,44 @@ def build_overview(experiment: Experiment) -> Overview:
         )
         for t in sorted(experiment.trials, key=lambda t: t.index)
     )
-    best = experiment.best_trial or best_trial_of(experiment.trials)
-    baseline = _baseline(experiment)
+    scope = reference_scope(experiment.trials)
+    # Recomputed rather than read from best_trial_id: records written before scores had
+    # scopes named a minibatch score "best" against a dev-set baseline.
+    best = best_trial_of(experiment.trials, scope)
+    baseline = baseline_in(experiment.trials, scope)
     changes = variables_diff(baseline, best) if best and baseline and best is not baseline else []
     return Overview(
         experiment=experiment,
-        stats=experiment.summary or summarize(experiment.trials),
+        stats=_statistics(experiment),
         rows=rows,
         lineage=tuple(_lineage(experiment, strategies)),
         best=best,
         baseline=baseline,
         best_changes=tuple(changes),
+        scope=scope,
+        root=_root(experiment),
+        comparison=_comparison(baseline, best),
     )
 
 
-def _baseline(experiment: Experiment) -> Trial | None:
+def _statistics(experiment: Experiment) -> Statistics:
+    """The stored summary; recomputed for records whose intervals did not suit the metric."""
+    stored = experiment.summary
+    if stored is None or any(m.ci_method is None for m in stored.metrics.values()):
+        return summarize(experiment.trials)
+    return stored
+
+
+def _comparison(baseline: Trial | None, best: Trial | None) -> Comparison | None:
+    if baseline is None or best is None or baseline.id == best.id:
+        return None
+    try:
+        return compare(baseline, best)
+    except NotComparableError:  # the same set by fingerprint, but results that do not pair
+        return None
+
+
+def _root(experiment: Experiment) -> Trial | None:
     trials = sorted(experiment.trials, key=lambda t: t.index)
     roots = [t for t in trials if not t.parent_trial_ids]
     return roots[0] if roots else (trials[0] if trials else None)

@@ -25,7 +25,7 @@ from rich.tree import Tree
 from dspex.model import Experiment
 from dspex.view.entries import format_ms
 from dspex.view.overview import build_overview
-from dspex.view.text import _header_lines, _stats_lines, change_lines
+from dspex.view.text import _header_lines, _stats_lines, best_against_baseline, change_lines
 from dspex.view.timeline import Entry, Timeline, format_score
 
 __all__ = ["experiment_renderables", "timeline_renderables"]
@@ -153,15 +153,10 @@ def experiment_renderables(experiment: Experiment) -> Iterator[RenderableType]:
         label = Text(f"Trial {node.trial.index} ({format_score(node.trial.score)}){how}")
         branches[node.depth] = branches[node.depth - 1].add(label)
     yield tree
-    if overview.best and overview.baseline:
-        best, base = overview.best, overview.baseline
-        lines = [
-            f"Best Trial {best.index} {format_score(best.score)} vs baseline "
-            f"Trial {base.index} {format_score(base.score)}"
-        ]
-        for change in overview.best_changes:
-            lines += change_lines(change, width=96, indent=2)
-        yield Text("\n".join(lines))
+    lines = ["Best against baseline", *(f"  {x}" for x in best_against_baseline(overview))]
+    for change in overview.best_changes:
+        lines += change_lines(change, width=96, indent=2)
+    yield Text("\n".join(lines))
 
 
 def _trial_table(overview: Any) -> Table:

@@ -13,14 +13,17 @@ import difflib
 import json
 import textwrap
 
-from dspex.model import Experiment, Trial
+from dspex.model import Experiment, MetricStats, Trial, scope_of
 from dspex.view.entries import format_ms
 from dspex.view.overview import Overview, build_overview
 from dspex.view.timeline import Change, Entry, Timeline, build_timeline, format_score
+from dspex.view.verdict import no_verdict_reason, verdict_line
 
 __all__ = [
+    "best_against_baseline",
     "change_lines",
     "experiment_text",
+    "mean_ci",
     "render_trial_text",
     "timeline_text",
     "wrap_field",
@@ -275,16 +278,13 @@ def render_trial_text(
 def _stats_lines(overview: Overview) -> list[tuple[str, str]]:
     stats = overview.stats
     rows: list[tuple[str, str]] = []
+    on = f" on {stats.scope.label}" if stats.scope is not None else ""
     for name, metric in stats.metrics.items():
-        rows.append(
-            (
-                f"{name} (best trial)",
-                _mean_ci(metric.mean, metric.ci95_low, metric.ci95_high, metric.n),
-            )
-        )
+        rows.append((f"{name}, best trial{on}", mean_ci(metric)))
     if stats.trial_scores is not None:
         s = stats.trial_scores
-        rows.append(("score over trials", _mean_ci(s.mean, s.ci95_low, s.ci95_high, s.n)))
+        spread = f"{s.n} trials, {format_score(s.min)} to {format_score(s.max)}" if s.n > 1 else ""
+        rows.append((f"scores{on}", spread or f"1 trial, {format_score(s.mean)}"))
     if stats.latency_ms is not None:
         rows.append(
             (
@@ -303,8 +303,17 @@ def _stats_lines(overview: Overview) -> list[tuple[str, str]]:
     return rows
 
 
-def _mean_ci(mean: float, low: float, high: float, n: int) -> str:
-    return f"mean {mean:.3f} (95% CI {low:.3f} to {high:.3f}, n={n})"
+def mean_ci(metric: MetricStats) -> str:
+    """``mean 0.750 (95% CI 0.409 to 0.929, Wilson score, n=8)``: the method named with it."""
+    if metric.ci95_low is None or metric.ci95_high is None:
+        return (
+            f"mean {metric.mean:.3f} (no interval: {metric.ci_method or 'undefined'}, n={metric.n})"
+        )
+    method = metric.ci_method or "Student's t"
+    return (
+        f"mean {metric.mean:.3f} (95% CI {metric.ci95_low:.3f} to {metric.ci95_high:.3f}, "
+        f"{method}, n={metric.n})"
+    )
 
 
 def _header_lines(overview: Overview) -> list[tuple[str, str]]:
@@ -315,6 +324,7 @@ def _header_lines(overview: Overview) -> list[tuple[str, str]]:
         rows.append(("hypothesis", f"{h.research_question} [{h.status.value}]"))
         if h.prediction:
             rows.append(("prediction", h.prediction))
+        rows.append(("verdict", verdict_line(h.verdict) if h.verdict else no_verdict_reason(exp)))
     program = exp.program.name + (f" ({exp.program.class_path})" if exp.program.class_path else "")
     rows.append(("program", program))
     if exp.optimizer is not None:
@@ -384,17 +394,31 @@ def _cut(text: str, width: int) -> str:
 
 
 def _best_lines(overview: Overview, width: int) -> list[str]:
-    best, baseline = overview.best, overview.baseline
-    if best is None or baseline is None:
-        return []
     lines = ["", "Best against baseline"]
-    delta = ""
-    if best.score is not None and baseline.score is not None:
-        delta = f" ({best.score - baseline.score:+.3f})"
-    lines.append(
-        f"  best Trial {best.index} {format_score(best.score)} vs baseline "
-        f"Trial {baseline.index} {format_score(baseline.score)}{delta}"
-    )
+    for line in best_against_baseline(overview):
+        lines += textwrap.wrap(line, width=width, initial_indent="  ", subsequent_indent="    ")
     for change in overview.best_changes:
         lines += change_lines(change, width=width, indent=2)
+    return lines
+
+
+def best_against_baseline(overview: Overview) -> list[str]:
+    """The best trial against the baseline on one example set, or why there is no such pair."""
+    best, baseline, scope = overview.best, overview.baseline, overview.scope
+    if best is None or scope is None:
+        return ["no trial has a score over recorded examples: nothing to rank"]
+    lines = [f"best: Trial {best.index} ({format_score(best.score)}) on {scope.label}"]
+    if baseline is None:
+        root = overview.root
+        elsewhere = ""
+        if root is not None and root.id != best.id:
+            other = scope_of(root)
+            where = f"on {other.label}" if other else "without recorded examples"
+            elsewhere = f"; the baseline Trial {root.index} was scored {where}"
+        return [lines[0] + f": no baseline was scored on this example set{elsewhere}"]
+    if baseline.id == best.id:
+        return [lines[0] + ": the baseline itself; no later trial on this set scored higher"]
+    lines[0] += f", against the baseline Trial {baseline.index} ({format_score(baseline.score)})"
+    if overview.comparison is not None:
+        lines.append("difference: " + overview.comparison.describe())
     return lines

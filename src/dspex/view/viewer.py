@@ -16,8 +16,12 @@ dspex.errors.ExperimentNotFound: no experiment with id 'exp_...' in this store
 
 from __future__ import annotations
 
+from dspex.errors import TrialNotFound, ValidationError
 from dspex.ids import validate_id
+from dspex.model import Experiment, Trial
 from dspex.store import ResultStore
+from dspex.view.compare_view import ComparisonView
+from dspex.view.comparison import experiments_side_by_side, trials_side_by_side
 from dspex.view.display import ExperimentView, TrialView
 
 __all__ = ["TraceViewer"]
@@ -46,3 +50,51 @@ class TraceViewer:
         store = store or ResultStore.default()
         experiment = store.get_experiment(experiment_id)
         return TrialView(experiment, experiment.trial(trial_id))
+
+    @staticmethod
+    def compare(
+        experiment_a: str,
+        trial_a: str | int | None = None,
+        experiment_b: str | None = None,
+        trial_b: str | int | None = None,
+        *,
+        store: ResultStore | None = None,
+    ) -> ComparisonView:
+        """Two trials side by side, or two experiments when no trial is named.
+
+        ``TraceViewer.compare(exp_a, trial_a, exp_b, trial_b)``: trials by id or index, of
+        any experiments (``experiment_b`` defaults to ``experiment_a``). The paired
+        statistics need both trials scored on the same examples; otherwise the view
+        says why and still shows variables, costs and scores.
+        ``TraceViewer.compare(exp_a, experiment_b=exp_b)``: the best trial of each on
+        their shared example set, and the settings that differ.
+        """
+        store = store or ResultStore.default()
+        first = store.get_experiment(experiment_a)
+        second = store.get_experiment(experiment_b) if experiment_b else first
+        if trial_a is None and trial_b is None:
+            if second.id == first.id:
+                raise ValidationError(
+                    "name two trials to compare within one experiment, or two experiments: "
+                    "TraceViewer.compare(exp_a, trial_a, exp_b, trial_b)"
+                )
+            return ComparisonView(experiments=experiments_side_by_side(first, second))
+        if trial_a is None or trial_b is None:
+            raise ValidationError(
+                "name both trials (trial_a and trial_b), or neither to compare the experiments"
+            )
+        return ComparisonView(
+            trials_side_by_side(
+                first, find_trial(first, trial_a), second, find_trial(second, trial_b)
+            )
+        )
+
+
+def find_trial(experiment: Experiment, ref: str | int) -> Trial:
+    """The trial of ``experiment`` named by ``ref``: its id, or its index (an int or digits)."""
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        for trial in experiment.trials:
+            if trial.index == int(ref):
+                return trial
+        raise TrialNotFound(experiment.id, f"index {ref}")
+    return experiment.trial(ref)

@@ -5,6 +5,7 @@ Routes (all GET)::
     /                                         experiments, filtered by the query string
     /experiments/{experiment_id}              the experiment view
     /experiments/{experiment_id}/trials/{id}  the trial view (events paginated)
+    /compare?a=EXP[:TRIAL]&b=EXP[:TRIAL]      two trials or experiments side by side
     /api/experiments                          summaries as JSON (same filters)
     /api/experiments/{experiment_id}         the experiment without events, as JSON
     /api/experiments/{experiment_id}/trials/{id}  one trial with its events, as JSON
@@ -41,6 +42,7 @@ from dspex.store import ResultStore
 from dspex.store.query import FILTERS
 from dspex.view.html import experiment_html, timeline_html
 from dspex.view.timeline import Timeline, build_timeline, format_score
+from dspex.view.web.compare_page import compare_context, compare_url, parse_ref
 
 __all__ = ["EVENTS_PER_PAGE", "create_app"]
 
@@ -76,7 +78,7 @@ def _compile_templates() -> None:
 
     for name in ("trial.html", "experiment.html"):
         html._environment().get_template(name)
-    for name in ("base.html", "list.html"):
+    for name in ("base.html", "list.html", "compare_page.html"):
         _templates().get_template(name)
 
 
@@ -214,8 +216,21 @@ class _Handlers:
 
     def experiment(self, request: Request) -> Response:
         experiment = self.cache.experiment(request.path_params["experiment_id"])
-        content = experiment_html(experiment, trial_url=self._trial_url(request))
+        root = request.scope.get("root_path", "")
+        content = experiment_html(
+            experiment,
+            trial_url=self._trial_url(request),
+            compare_url=lambda a, b: compare_url(root, a, b),
+        )
         return _page(request, experiment.name, content, [(experiment.name, request.url.path)])
+
+    def compare(self, request: Request) -> Response:
+        root = request.scope.get("root_path", "")
+        a = parse_ref(request.query_params.get("a"), "a")
+        b = parse_ref(request.query_params.get("b"), "b")
+        context = compare_context(self.store, self.cache.experiment, a, b, root=root)
+        content = Markup(_templates().get_template("compare_page.html").render(**context))
+        return _page(request, context["title"], content, [("Compare", f"{root}/compare")])
 
     def trial(self, request: Request) -> Response:
         experiment = self.cache.experiment(request.path_params["experiment_id"])
@@ -333,6 +348,7 @@ def create_app(
             Route("/", handlers.index),
             Route("/experiments/{experiment_id}", handlers.experiment),
             Route("/experiments/{experiment_id}/trials/{trial_id}", handlers.trial),
+            Route("/compare", handlers.compare),
             Route("/api/experiments", handlers.api_experiments),
             Route("/api/experiments/{experiment_id}", handlers.api_experiment),
             Route("/api/experiments/{experiment_id}/trials/{trial_id}", handlers.api_trial),

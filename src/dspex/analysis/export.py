@@ -1,0 +1,93 @@
+"""Write an experiment's trials and example results as tables: CSV, JSON lines or Parquet.
+
+    >>> import io
+    >>> out = io.StringIO()
+    >>> write_rows([{"trial": "baseline", "score": 0.4}], out, "csv")
+    >>> out.getvalue().splitlines()
+    ['trial,score', 'baseline,0.4']
+
+Rows come from :mod:`dspex.model.rows`; Parquet needs pyarrow (``pip install
+'dspex[analysis]'``). ``dspex export EXP --format csv|jsonl|parquet`` uses
+:func:`export_experiment`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from dspex.errors import AnalysisError, ValidationError
+from dspex.model import Experiment
+from dspex.model.rows import Row, example_rows, trial_rows
+
+__all__ = ["FORMATS", "TABLES", "export_experiment", "write_rows"]
+
+Format = Literal["csv", "jsonl", "parquet"]
+FORMATS: tuple[Format, ...] = ("csv", "jsonl", "parquet")
+TABLES = {"trials": trial_rows, "examples": example_rows}
+
+
+def _columns(rows: Sequence[Row]) -> list[str]:
+    seen: dict[str, None] = {}
+    for row in rows:
+        seen.update(dict.fromkeys(row))
+    return list(seen)
+
+
+def write_rows(rows: Sequence[Row], out: IO[Any], fmt: str) -> None:
+    """Write ``rows`` to ``out`` (text for csv and jsonl, binary for parquet)."""
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=_columns(rows), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    elif fmt == "jsonl":
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False, allow_nan=False, default=str) + "\n")
+    elif fmt == "parquet":
+        _write_parquet(rows, out)
+    else:
+        raise ValidationError(f"unknown table format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def _write_parquet(rows: Sequence[Row], out: IO[bytes]) -> None:
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError as exc:
+        raise AnalysisError(
+            "Parquet needs pyarrow, which is not installed: pip install 'dspex[analysis]' "
+            "(or export --format csv or jsonl)"
+        ) from exc
+    columns = _columns(rows)
+    table = pyarrow.Table.from_pydict({c: [row.get(c) for row in rows] for c in columns})
+    pyarrow.parquet.write_table(table, out)
+
+
+def export_experiment(
+    experiment: Experiment,
+    directory: Path,
+    fmt: str,
+    tables: Sequence[str] = tuple(TABLES),
+) -> list[Path]:
+    """Write each of ``tables`` of ``experiment`` to ``directory/<id>.<table>.<fmt>``."""
+    if fmt not in FORMATS:
+        raise ValidationError(f"unknown table format {fmt!r}; use one of {', '.join(FORMATS)}")
+    unknown = [t for t in tables if t not in TABLES]
+    if unknown:
+        raise ValidationError(f"unknown table {unknown[0]!r}; use {' or '.join(TABLES)}")
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for table in tables:
+        path = directory / f"{experiment.id}.{table}.{fmt}"
+        rows = TABLES[table](experiment)
+        if fmt == "parquet":
+            with path.open("wb") as binary:
+                write_rows(rows, binary, fmt)
+        else:
+            with path.open("w", encoding="utf-8", newline="") as text:
+                write_rows(rows, text, fmt)
+        written.append(path)
+    return written

@@ -1,0 +1,131 @@
+"""Records as flat rows, for analysis outside dspex (pandas, CSV, JSON lines, Parquet).
+
+One row per trial (:func:`trial_rows`) and one per example result (:func:`example_rows`);
+every value is a string, a number, a boolean or None, so that every table format holds it.
+Inputs, labels and predictions are JSON text; each metric is a ``metric.<name>`` column::
+
+    >>> from dspex import Experiment, ProgramInfo
+    >>> trial_rows(Experiment(name="empty", program=ProgramInfo(name="qa")))
+    []
+
+:meth:`dspex.Experiment.trials_frame` and :meth:`~dspex.Experiment.examples_frame` wrap
+them in pandas DataFrames (``pip install 'dspex[analysis]'``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from dspex.errors import AnalysisError
+from dspex.model.scopes import example_value, scope_of
+from dspex.model.trial import ExampleResult, Trial, example_key
+
+if TYPE_CHECKING:
+    from dspex.model.experiment import Experiment
+
+__all__ = ["Row", "data_frame", "example_rows", "trial_rows"]
+
+Row = dict[str, Any]
+
+
+def trial_rows(experiment: Experiment) -> list[Row]:
+    """One row per trial: identity, lineage, score and its scope, cost and timing."""
+    return [_trial_row(experiment, trial) for trial in experiment.trials]
+
+
+def _trial_row(experiment: Experiment, trial: Trial) -> Row:
+    scope = scope_of(trial)
+    results = trial.example_results
+    return {
+        "experiment_id": experiment.id,
+        "experiment": experiment.name,
+        "trial_id": trial.id,
+        "index": trial.index,
+        "name": trial.name,
+        "role": _text(trial.metadata.get("role")),
+        "parents": ",".join(trial.parent_trial_ids),
+        "status": trial.status.value,
+        "score": trial.score,
+        "scope": scope.name if scope else None,
+        "scope_fingerprint": scope.fingerprint if scope else None,
+        "scope_n": scope.n if scope else None,
+        "metric": scope.metric if scope else None,
+        "best": trial.id == experiment.best_trial_id,
+        "examples": len(results),
+        "errors": sum(1 for r in results if r.error is not None),
+        "tokens": sum(r.tokens for r in results),
+        "cost": sum(r.cost or 0.0 for r in results),
+        "lm_calls": sum(1 for e in trial.events if e.kind.value == "lm_call"),
+        "started_at": trial.started_at.isoformat(),
+        "finished_at": trial.finished_at.isoformat() if trial.finished_at else None,
+        "duration_ms": trial.duration_ms,
+        "error": trial.error.type if trial.error else None,
+    }
+
+
+def example_rows(experiment: Experiment) -> list[Row]:
+    """One row per example result of every trial, with the value it added to the score."""
+    names = sorted(
+        {name for t in experiment.trials for r in t.example_results for name in r.metrics}
+    )
+    rows = []
+    for trial in experiment.trials:
+        scope = scope_of(trial)
+        for result in trial.example_results:
+            rows.append(
+                _example_row(experiment, trial, result, scope.metric if scope else None, names)
+            )
+    return rows
+
+
+def _example_row(
+    experiment: Experiment,
+    trial: Trial,
+    result: ExampleResult,
+    metric: str | None,
+    names: list[str],
+) -> Row:
+    row: Row = {
+        "experiment_id": experiment.id,
+        "trial_id": trial.id,
+        "trial_index": trial.index,
+        "trial": trial.name,
+        "example_index": result.index,
+        "example_key": example_key(result.inputs, result.labels),
+        "value": example_value(result, metric) if metric is not None else None,
+        "passed": None
+        if metric is None
+        else result.error is None and example_value(result, metric) > 0,
+        "inputs": _json(result.inputs),
+        "labels": _json(result.labels),
+        "prediction": None if result.prediction is None else _json(result.prediction),
+        "latency_ms": result.latency_ms,
+        "tokens": result.tokens,
+        "cost": result.cost,
+        "worker": result.worker,
+        "error": result.error.type if result.error else None,
+        "error_message": result.error.message if result.error else None,
+    }
+    for name in names:
+        row[f"metric.{name}"] = result.metrics.get(name)
+    return row
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def data_frame(rows: list[Row]) -> Any:
+    """``rows`` as a pandas DataFrame (pandas is the optional ``analysis`` extra)."""
+    try:
+        import pandas
+    except ImportError as exc:
+        raise AnalysisError(
+            "data frames need pandas, which is not installed: pip install 'dspex[analysis]'"
+        ) from exc
+    return pandas.DataFrame.from_records(rows)

@@ -1,0 +1,188 @@
+"""Two trials (of any experiments) or two experiments side by side, as plain data.
+
+:func:`trials_side_by_side` puts two trials next to each other: the paired statistics of
+:func:`dspex.compare` when they were scored on the same examples (or why they cannot be
+compared), what differs in their variables (instructions, demos, LM and its settings),
+what each cost (tokens, money, LM calls, latency, time) and, per example, what each
+answered, the examples they disagree on first. :func:`experiments_side_by_side` does the
+same for the best trial of each experiment on their shared example set, with the
+settings that differ. Every renderer (text, rich, HTML) reads these records::
+
+    side = trials_side_by_side(exp, exp.trials[0], exp, exp.trials[3])
+    side.comparison.describe()     # None when the two were scored on different examples
+    side.not_comparable            # ...and then this says why
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dspex.analysis import (
+    Comparison,
+    ExperimentComparison,
+    SettingDiff,
+    compare,
+    compare_experiments,
+    settings_diff,
+)
+from dspex.errors import NotComparableError
+from dspex.model import Experiment, ScoreScope, Trial, scope_of
+from dspex.model.stats import percentile
+from dspex.view.timeline import Change, format_score, variables_diff
+
+__all__ = [
+    "CostRow",
+    "ExperimentsSideBySide",
+    "Side",
+    "TrialsSideBySide",
+    "experiments_side_by_side",
+    "trials_side_by_side",
+]
+
+
+@dataclass(frozen=True)
+class Side:
+    """One of the two trials and the experiment it belongs to."""
+
+    letter: str
+    experiment: Experiment
+    trial: Trial
+
+    @property
+    def scope(self) -> ScoreScope | None:
+        return scope_of(self.trial)
+
+    @property
+    def title(self) -> str:
+        name = f" · {self.trial.name}" if self.trial.name else ""
+        return f"Trial {self.trial.index}{name}"
+
+    @property
+    def score_text(self) -> str:
+        scope = self.scope
+        on = f" on {scope.label}" if scope else " (no recorded examples)"
+        return format_score(self.trial.score) + on
+
+
+@dataclass(frozen=True)
+class CostRow:
+    """One measure of what a trial cost, for both sides."""
+
+    name: str
+    a: float | None
+    b: float | None
+    unit: str = ""
+
+    def show(self, value: float | None) -> str:
+        if value is None:
+            return "–"
+        if self.unit == "ms":
+            return f"{value:,.1f} ms"
+        if self.unit == "$":
+            return f"${value:.4f}"
+        return f"{value:,.0f}"
+
+    @property
+    def difference(self) -> str:
+        if self.a is None or self.b is None:
+            return ""
+        delta = self.b - self.a
+        if self.unit == "ms":
+            return f"{delta:+,.1f} ms"
+        if self.unit == "$":
+            return f"{delta:+.4f}"
+        return f"{delta:+,.0f}"
+
+
+@dataclass(frozen=True)
+class TrialsSideBySide:
+    a: Side
+    b: Side
+    comparison: Comparison | None
+    not_comparable: str | None
+    changes: tuple[Change, ...]
+    costs: tuple[CostRow, ...]
+
+
+@dataclass(frozen=True)
+class ExperimentsSideBySide:
+    a: Experiment
+    b: Experiment
+    settings: tuple[SettingDiff, ...]
+    result: ExperimentComparison | None
+    trials: TrialsSideBySide | None
+    not_comparable: str | None
+
+
+def trials_side_by_side(
+    experiment_a: Experiment, trial_a: Trial, experiment_b: Experiment, trial_b: Trial
+) -> TrialsSideBySide:
+    """``trial_b`` against ``trial_a`` (statistics only when they share their examples)."""
+    comparison, reason = None, None
+    try:
+        comparison = compare(trial_a, trial_b)
+    except NotComparableError as exc:
+        reason = str(exc)
+    return TrialsSideBySide(
+        a=Side("A", experiment_a, trial_a),
+        b=Side("B", experiment_b, trial_b),
+        comparison=comparison,
+        not_comparable=reason,
+        changes=tuple(_changes(trial_a, trial_b)),
+        costs=_costs(trial_a, trial_b),
+    )
+
+
+def experiments_side_by_side(a: Experiment, b: Experiment) -> ExperimentsSideBySide:
+    """The best trials of ``a`` and ``b`` on their shared examples, and their settings diff."""
+    try:
+        result = compare_experiments(a, b)
+    except NotComparableError as exc:
+        return ExperimentsSideBySide(a, b, settings_diff(a, b), None, None, str(exc))
+    trials = TrialsSideBySide(
+        a=Side("A", a, result.best_a),
+        b=Side("B", b, result.best_b),
+        comparison=result.comparison,
+        not_comparable=None,
+        changes=tuple(_changes(result.best_a, result.best_b)),
+        costs=_costs(result.best_a, result.best_b),
+    )
+    return ExperimentsSideBySide(a, b, result.settings, result, trials, None)
+
+
+def _changes(a: Trial, b: Trial) -> list[Change]:
+    changes = variables_diff(a, b)
+    model_a = a.variables.lm.model if a.variables.lm else None
+    model_b = b.variables.lm.model if b.variables.lm else None
+    if model_a != model_b:
+        changes.append(Change("lm", "model", model_a, model_b))
+    return changes
+
+
+def _costs(a: Trial, b: Trial) -> tuple[CostRow, ...]:
+    def latencies(trial: Trial) -> list[float]:
+        return [r.latency_ms for r in trial.example_results if r.latency_ms is not None]
+
+    def pct(trial: Trial, q: float) -> float | None:
+        values = latencies(trial)
+        return percentile(values, q) if values else None
+
+    def total(trial: Trial, attribute: str) -> float:
+        return float(sum(getattr(r, attribute) or 0 for r in trial.example_results))
+
+    def lm_calls(trial: Trial) -> float:
+        return float(sum(1 for e in trial.events if e.kind.value == "lm_call"))
+
+    def errors(trial: Trial) -> float:
+        return float(sum(1 for r in trial.example_results if r.error is not None))
+
+    return (
+        CostRow("examples", float(len(a.example_results)), float(len(b.example_results))),
+        CostRow("tokens", total(a, "tokens"), total(b, "tokens")),
+        CostRow("cost", total(a, "cost"), total(b, "cost"), "$"),
+        CostRow("LM calls", lm_calls(a), lm_calls(b)),
+        CostRow("latency p50", pct(a, 50), pct(b, 50), "ms"),
+        CostRow("latency p95", pct(a, 95), pct(b, 95), "ms"),
+        CostRow("duration", a.duration_ms, b.duration_ms, "ms"),
+        CostRow("errors", errors(a), errors(b)),
+    )
