@@ -166,7 +166,9 @@ def run(examples: int, reps: int, *, mlflow: bool = True) -> tuple[dict[str, Any
         if setup.mlflow_callback is not None:
             tables["evaluation"]["dspy.Evaluate, mlflow.dspy.autolog"] = setup.evaluate_mlflow
             tables["direct calls"]["calls, mlflow.dspy.autolog"] = setup.calls_mlflow
-        samples: dict[str, dict[str, list[float]]] = {t: {n: [] for n in c} for t, c in tables.items()}
+        samples: dict[str, dict[str, list[float]]] = {
+            t: {n: [] for n in c} for t, c in tables.items()
+        }
         for configs in tables.values():  # warm up every path once
             for fn in configs.values():
                 fn()
@@ -187,9 +189,7 @@ def run(examples: int, reps: int, *, mlflow: bool = True) -> tuple[dict[str, Any
 def table(samples: dict[str, list[float]], per: int, unit: str) -> str:
     names = list(samples)
     floor = samples[names[0]]
-    header = (
-        f"{'configuration':<40} {'median ' + unit:>16} {'× floor':>8} {'paired × floor':>15}"
-    )
+    header = f"{'configuration':<40} {'median ' + unit:>16} {'× floor':>8} {'paired × floor':>15}"
     rows = [header, "-" * len(header)]
     for name in names:
         values = samples[name]
