@@ -35,6 +35,7 @@ from dspex.model import (
     Hypothesis,
     OptimizerInfo,
     ProgramInfo,
+    ScoreScope,
     Trial,
     TrialStatus,
     Variables,
@@ -228,9 +229,12 @@ class ExperimentJournal:
         *,
         example_results: Sequence[ExampleResult] = (),
         score: float | None = None,
+        score_scope: ScoreScope | None = None,
         error: BaseException | ErrorInfo | None = None,
     ) -> Trial:
         """Close a trial, build its record and write it to the store before returning.
+
+        ``score_scope`` says which examples ``score`` was measured on.
 
         The write makes the trial durable: a crash after this returns loses nothing of
         it. A store that fails here does not fail the run: the trial is kept, a warning
@@ -251,6 +255,7 @@ class ExperimentJournal:
             variables=open_trial.variables,
             example_results=tuple(sorted(example_results, key=lambda r: r.index)),
             score=score,
+            score_scope=score_scope,
             status=TrialStatus.FAILED if error is not None else TrialStatus.OK,
             error=error,
             started_at=open_trial.started_at,
