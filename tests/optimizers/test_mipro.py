@@ -12,6 +12,8 @@ from dspy.teleprompt import utils as teleprompt_utils
 import dspex
 from dspex import UnsupportedOptimizerVersion
 from dspex.capture.optimizers.mipro import MiproHook
+from dspex.capture.optimizers.units import example_split
+from dspex.model import example_key, examples_fingerprint
 from dspex.offline import exact_match
 
 from .conftest import QA, events_of, role
@@ -54,6 +56,8 @@ def test_proposals_tips_and_optuna_trials_are_recorded(lm, arith, store):
     assert len(candidates) == 4
     default = next(t for t in archived.trials if t.name == "default program")
     assert len(default.example_results) == 8
+    valset = examples_fingerprint(example_key(*example_split(ex)) for ex in dev[:8])
+    assert default.score_scope.fingerprint == valset and default.score_scope.n == 8
     for trial in candidates:
         decision = events_of(trial, "decision")[0].payload
         assert set(decision["details"]["params"]) == {
@@ -63,11 +67,14 @@ def test_proposals_tips_and_optuna_trials_are_recorded(lm, arith, store):
         scored = events_of(trial, "candidate_scored")[0].payload
         assert scored["scope"] == "minibatch" and scored["n"] == 4
         assert trial.score == scored["score"] and trial.parent_trial_ids == (default.id,)
+        assert trial.score_scope.name == "minibatch" and trial.score_scope.n == 4
+        assert scored["fingerprint"] == trial.score_scope.fingerprint != valset
         assert len(trial.example_results) == 4
     full = role(archived, "validation")
     assert full and all(
         events_of(t, "candidate_scored")[0].payload["scope"] == "full" for t in full
     )
+    assert {t.score_scope.fingerprint for t in full} == {valset}
     lm_events = sum(len(events_of(t, "lm_call")) for t in archived.trials)
     assert lm_events == lm.engine.calls
     end = events_of(compile_trial, "optimizer_end")[0].payload

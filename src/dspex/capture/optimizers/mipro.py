@@ -28,11 +28,10 @@ from dspex.capture.jsonable import jsonable
 from dspex.capture.optimizers import register_hook
 from dspex.capture.optimizers.base import OptimizerHook
 from dspex.capture.optimizers.patching import ModulePatch, require_attribute, unsupported
-from dspex.capture.optimizers.units import changes_between, example_split, prediction_dict
+from dspex.capture.optimizers.units import changes_between, finish_scored, record_runs
 from dspex.capture.program import variables_of
 from dspex.capture.recorder import TrialRecorder
 from dspex.harness.example import metric_name
-from dspex.model import ExampleResult
 
 __all__ = ["MiproHook"]
 
@@ -269,44 +268,23 @@ class MiproHook(OptimizerHook):
         self, recorder: TrialRecorder, candidate: str, result: Any, trainset: list, scope: str
     ) -> None:
         index = {id(ex): i for i, ex in enumerate(trainset)}
-        results = []
-        for example, prediction, value in getattr(result, "results", None) or []:
-            inputs, labels = example_split(example)
-            number = float(value) if isinstance(value, int | float) else 0.0
-            results.append(
-                ExampleResult(
-                    index=index.get(id(example), 0),
-                    inputs=inputs,
-                    labels=labels,
-                    prediction=prediction_dict(prediction),
-                    metrics={self.metric: number},
-                )
-            )
-        score = (sum(r.metrics[self.metric] for r in results) / len(results)) if results else None
-        payload = {
-            "score": score,
-            "metric": self.metric,
-            "n": len(results),
-            "failures": 0,
-            "scope": scope,
-        }
-        recorder.emit("evaluation", "trial_score", payload)
-        recorder.emit(
-            "orchestration",
-            "candidate_scored",
-            {
-                "candidate": candidate,
-                "score": score,
-                "scope": scope,
-                "n": len(results),
-                "optuna_value": _number(getattr(result, "score", None)),
-            },
+        runs = [
+            (index.get(id(example), 0), example, prediction, value)
+            for example, prediction, value in getattr(result, "results", None) or []
+        ]
+        trial = finish_scored(
+            self.journal,
+            recorder,
+            record_runs(recorder, runs, self.metric),
+            metric=self.metric,
+            scope=scope,
+            candidate=candidate,
+            scored_extra={"optuna_value": _number(getattr(result, "score", None))},
         )
-        self.journal.finish_trial(recorder, example_results=results, score=score)
-        if scope == "full" and score is not None:
+        if scope == "full" and trial.score is not None:
             with self._lock:
-                self.full_scores.setdefault(candidate, score)
-                self.full_scores[candidate] = max(self.full_scores[candidate], score)
+                self.full_scores.setdefault(candidate, trial.score)
+                self.full_scores[candidate] = max(self.full_scores[candidate], trial.score)
 
     def finish(self, outputs: Any, exception: BaseException | None) -> None:
         if outputs is not None:

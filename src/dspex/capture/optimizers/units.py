@@ -1,11 +1,19 @@
-"""Shared pieces of the optimizer hooks: evaluation units and variable diffs.
+"""Shared pieces of the optimizer hooks: example results, scores, evaluation units, diffs.
 
-An :class:`EvaluationUnit` is one open trial that an optimizer evaluates example by
-example, from any thread. Each run records into its own short-lived recorder (as
-:func:`dspex.harness.example.run_example` does) and is merged into the trial when
-it ends, so that per-example token counts are exact and no event can land on
-another candidate's trial. When the expected number of runs has arrived, the unit
-closes its trial (score, ``trial_score``, ``candidate_scored``).
+Every hook records "one example ran" and "a candidate was scored" through this module,
+so that the payloads are the same whatever the optimizer:
+
+* :func:`example_result`: one run as an ``ExampleResult`` and its ``example_result`` event;
+* :func:`record_runs`: runs another component executed (``dspy.Evaluate`` inside MIPROv2,
+  COPRO, random search, GEPA's adapter), given as ``(index, example, prediction, value)``;
+* :func:`finish_scored`: ``trial_score``, ``candidate_scored`` and the trial's
+  :class:`~dspex.model.ScoreScope` (which examples the score was measured on);
+* :class:`EvaluationUnit`: one open trial that an optimizer evaluates run by run, from
+  any thread (SIMBA's ``wrap_program`` runs). Each run records into its own short-lived
+  recorder (as :func:`dspex.harness.example.run_example` does) and is merged into the
+  trial when it ends, so that per-example token counts are exact and no event can land
+  on another candidate's trial. When the expected number of runs has arrived, the unit
+  closes its trial.
 
     unit = EvaluationUnit(journal, recorder, expected=8, scope="minibatch",
                           metric="exact_match", candidate=recorder.trial_id)
@@ -17,18 +25,44 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dspex.capture.context import recording
 from dspex.capture.jsonable import jsonable
 from dspex.capture.recorder import TrialRecorder, current_worker_name
-from dspex.model import ErrorInfo, ExampleResult, Trial, Variables
+from dspex.harness.example import metric_value
+from dspex.model import (
+    ErrorInfo,
+    ExampleResult,
+    ScoreScope,
+    Trial,
+    Variables,
+    example_key,
+    examples_fingerprint,
+)
 
 if TYPE_CHECKING:
     from dspex.journal import ExperimentJournal
 
-__all__ = ["EvaluationUnit", "changes_between", "example_split", "prediction_dict"]
+__all__ = [
+    "NO_PREDICTION",
+    "EvaluationUnit",
+    "changes_between",
+    "example_result",
+    "example_split",
+    "finish_scored",
+    "prediction_dict",
+    "record_runs",
+    "score_scope",
+]
+
+#: The error of an example the optimizer's evaluator ran without a prediction to show.
+NO_PREDICTION = ErrorInfo(
+    type="dspex.NoPrediction",
+    message="the optimizer's evaluator returned no prediction for this example: the program "
+    "or the metric raised (see the error events of this trial's timeline)",
+)
 
 
 def example_split(example: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -70,6 +104,162 @@ def changes_between(before: Variables, after: Variables) -> list[dict[str, Any]]
     return changes
 
 
+# -- one example ----------------------------------------------------------------------
+
+
+def example_result(
+    index: int,
+    example: Any,
+    prediction: Any,
+    value: Any,
+    metric: str,
+    *,
+    error: ErrorInfo | None = None,
+    latency_ms: float | None = None,
+    tokens: int = 0,
+    worker: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[ExampleResult, dict[str, Any]]:
+    """One run as an ExampleResult, and the payload of its ``example_result`` event.
+
+    ``value`` is what the metric returned (a number, a bool, or an object with a
+    numeric ``score`` such as GEPA's ``dspy.Prediction(score=..., feedback=...)``);
+    anything else scores 0 and is recorded as the example's error.
+    """
+    inputs, labels = example_split(example)
+    predicted = prediction_dict(prediction)
+    try:
+        score = metric_value(value)
+    except TypeError as exc:
+        score, error = 0.0, error or ErrorInfo.from_exception(exc)
+    feedback = getattr(value, "feedback", None)
+    result = ExampleResult(
+        index=index,
+        inputs=inputs,
+        labels=labels,
+        prediction=predicted,
+        metrics={metric: score},
+        latency_ms=latency_ms,
+        tokens=tokens,
+        error=error,
+        worker=worker,
+    )
+    payload = {
+        "example": index,
+        "inputs": inputs,
+        "labels": labels,
+        "prediction": predicted,
+        "metric": metric,
+        "value": score,
+        "passed": error is None and score > 0,
+        "latency_ms": latency_ms,
+        "error": error.to_dict() if error else None,
+        **({"feedback": str(feedback)} if isinstance(feedback, str) else {}),
+        **(extra or {}),
+    }
+    return result, payload
+
+
+def record_runs(
+    recorder: TrialRecorder,
+    runs: Iterable[tuple[int, Any, Any, Any]],
+    metric: str,
+    *,
+    extra: dict[str, Any] | None = None,
+) -> list[ExampleResult]:
+    """ExampleResults (and ``example_result`` events) of runs another component executed.
+
+    ``runs`` are ``(index, example, prediction, metric value)``; a missing or empty
+    prediction is the evaluator's sign that the program or metric raised.
+    """
+    results = []
+    for index, example, prediction, value in runs:
+        empty = prediction is None or not prediction_dict(prediction)
+        result, payload = example_result(
+            index,
+            example,
+            None if empty else prediction,
+            value,
+            metric,
+            error=NO_PREDICTION if empty else None,
+            extra=extra,
+        )
+        recorder.emit("evaluation", "example_result", payload)
+        results.append(result)
+    return results
+
+
+# -- scores ---------------------------------------------------------------------------
+
+
+def score_scope(name: str, results: Sequence[ExampleResult], metric: str) -> ScoreScope:
+    """The scope of a score over ``results``: its name and the fingerprint of the examples."""
+    keys = dict.fromkeys(example_key(r.inputs, r.labels) for r in results)
+    return ScoreScope(name=name, fingerprint=examples_fingerprint(keys), n=len(keys), metric=metric)
+
+
+def mean_score(results: Sequence[ExampleResult], metric: str) -> float | None:
+    values = [r.metrics.get(metric, 0.0) for r in results]
+    return sum(values) / len(values) if values else None
+
+
+def finish_scored(
+    journal: ExperimentJournal,
+    recorder: TrialRecorder,
+    results: Sequence[ExampleResult],
+    *,
+    metric: str,
+    scope: str,
+    candidate: str | None,
+    score_trial: bool = True,
+    error: BaseException | None = None,
+    scored_extra: dict[str, Any] | None = None,
+) -> Trial:
+    """Record the score of ``results`` (``trial_score``, and ``candidate_scored`` for
+    ``candidate``) and finish the trial with it and its scope.
+
+    ``score_trial=False`` keeps the score off the trial (runs of several candidates).
+    """
+    score = mean_score(results, metric)
+    where = score_scope(scope, results, metric) if results else None
+    if results:
+        recorder.emit(
+            "evaluation",
+            "trial_score",
+            {
+                "score": score,
+                "metric": metric,
+                "n": len(results),
+                "failures": sum(1 for r in results if r.error is not None),
+                "scope": scope,
+                "fingerprint": where.fingerprint if where else None,
+            },
+        )
+    if candidate is not None and error is None:
+        recorder.emit(
+            "orchestration",
+            "candidate_scored",
+            {
+                "candidate": candidate,
+                "score": score,
+                "scope": scope,
+                "n": len(results),
+                "fingerprint": where.fingerprint if where else None,
+                **(scored_extra or {}),
+            },
+        )
+    return journal.finish_trial(
+        recorder,
+        example_results=results,
+        score=score if score_trial else None,
+        score_scope=where if score_trial else None,
+        error=error,
+    )
+
+
+# -- a trial evaluated run by run -----------------------------------------------------
+
+
 class EvaluationUnit:
     """One trial evaluated run by run (from any thread) until ``expected`` runs are in."""
 
@@ -94,7 +284,6 @@ class EvaluationUnit:
         self.score_trial = score_trial
         self.on_closing = on_closing  # last chance to add events before the score
         self.results: list[ExampleResult] = []
-        self.scores: list[float] = []
         self.trial: Trial | None = None
         self._closing = False
         self._lock = threading.Lock()
@@ -107,7 +296,7 @@ class EvaluationUnit:
     @property
     def score(self) -> float | None:
         with self._lock:
-            return sum(self.scores) / len(self.scores) if self.scores else None
+            return mean_score(self.results, self.metric)
 
     def adopt(self, program: Any, paths: dict[int, str]) -> None:
         """Attribute module events of ``program`` (a copy of the candidate) to this trial."""
@@ -145,56 +334,37 @@ class EvaluationUnit:
         latency_ms: float,
         extra: dict[str, Any] | None,
     ) -> None:
-        inputs, labels = example_split(example)
+        raw = run_recorder.raw_events()
         # wrap_program swallows the program's exception (a warning): find it in the run
         error = next(
             (
                 e.payload["error"]
-                for e in run_recorder.raw_events()
+                for e in raw
                 if e.kind == "module_end" and e.parent_id is None and e.payload.get("error")
             ),
             None,
         )
         raw_score = output.get("score", 0.0)
-        score = float(raw_score) if isinstance(raw_score, int | float) else 0.0
-        prediction = prediction_dict(output.get("prediction"))
-        run_recorder.emit(
-            "evaluation",
-            "example_result",
-            {
-                "example": index,
-                "inputs": inputs,
-                "labels": labels,
-                "prediction": prediction,
-                "metric": self.metric,
-                "value": score,
-                "passed": error is None and score > 0,
-                "latency_ms": latency_ms,
-                "error": error,
-                **(extra or {}),
-            },
-        )
-        raw = run_recorder.raw_events()
-        tokens = sum(
-            int((e.payload.get("usage") or {}).get("total_tokens") or 0)
-            for e in raw
-            if e.kind == "lm_call"
-        )
-        result = ExampleResult(
-            index=index,
-            inputs=inputs,
-            labels=labels,
-            prediction=prediction,
-            metrics={self.metric: score},
-            latency_ms=latency_ms,
-            tokens=tokens,
+        result, payload = example_result(
+            index,
+            example,
+            output.get("prediction"),
+            raw_score if isinstance(raw_score, int | float) else 0.0,
+            self.metric,
             error=ErrorInfo(**error) if error else None,
+            latency_ms=latency_ms,
+            tokens=sum(
+                int((e.payload.get("usage") or {}).get("total_tokens") or 0)
+                for e in raw
+                if e.kind == "lm_call"
+            ),
             worker=current_worker_name(),
+            extra=extra,
         )
-        self.recorder.merge(raw)
+        run_recorder.emit("evaluation", "example_result", payload)
+        self.recorder.merge(run_recorder.raw_events())
         with self._lock:
             self.results.append(result)
-            self.scores.append(score)
             done = len(self.results) >= self.expected
         if done:
             self.close()
@@ -205,37 +375,17 @@ class EvaluationUnit:
             if self._closing:
                 return self.trial
             self._closing = True
-            results, scores = list(self.results), list(self.scores)
-        score = sum(scores) / len(scores) if scores else None
+            results = list(self.results)
         if self.on_closing is not None:
             self.on_closing(self)
-        if results:
-            self.recorder.emit(
-                "evaluation",
-                "trial_score",
-                {
-                    "score": score,
-                    "metric": self.metric,
-                    "n": len(results),
-                    "failures": 0,
-                    "scope": self.scope,
-                },
-            )
-        if self.candidate is not None and error is None:
-            self.recorder.emit(
-                "orchestration",
-                "candidate_scored",
-                {
-                    "candidate": self.candidate,
-                    "score": score,
-                    "scope": self.scope,
-                    "n": len(results),
-                },
-            )
-        trial = self.journal.finish_trial(
+        trial = finish_scored(
+            self.journal,
             self.recorder,
-            example_results=results,
-            score=score if self.score_trial else None,
+            results,
+            metric=self.metric,
+            scope=self.scope,
+            candidate=self.candidate,
+            score_trial=self.score_trial,
             error=error,
         )
         with self._lock:
