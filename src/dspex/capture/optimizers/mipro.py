@@ -26,7 +26,7 @@ from typing import Any
 from dspex.capture.context import recording
 from dspex.capture.jsonable import jsonable
 from dspex.capture.optimizers import register_hook
-from dspex.capture.optimizers.base import OptimizerHook
+from dspex.capture.optimizers.base import PRIVATE_MARK, OptimizerHook
 from dspex.capture.optimizers.patching import ModulePatch, require_attribute, unsupported
 from dspex.capture.optimizers.units import changes_between, finish_scored, record_runs
 from dspex.capture.program import variables_of
@@ -41,7 +41,7 @@ MODULE = "dspy.teleprompt.mipro_optimizer_v2"
 EVAL = ModulePatch(MODULE, "eval_candidate_program", hook_key=HOOK_KEY, method="evaluate")
 PROPOSER = ModulePatch(MODULE, "GroundedProposer", hook_key=HOOK_KEY, method="proposer")
 METHODS = ("_bootstrap_fewshot_examples", "_select_and_insert_instructions_and_demos")
-TAG = "_dspex_candidate"  # the candidate trial of a program; MIPROv2's deepcopies keep it
+TAG = PRIVATE_MARK  # names a program's candidate trial; the deepcopies DSPy makes keep it
 
 
 def _tip_key(tip: str | None) -> str | None:

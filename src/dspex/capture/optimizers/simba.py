@@ -32,7 +32,7 @@ from typing import Any
 from dspex.capture.callback import error_payload
 from dspex.capture.context import recording
 from dspex.capture.optimizers import register_hook
-from dspex.capture.optimizers.base import OptimizerHook
+from dspex.capture.optimizers.base import PRIVATE_MARK, OptimizerHook
 from dspex.capture.optimizers.patching import ModulePatch, require_attribute, unsupported
 from dspex.capture.optimizers.units import EvaluationUnit, changes_between
 from dspex.capture.program import module_paths, variables_of
@@ -50,7 +50,7 @@ PREPARE_MODELS = ModulePatch(
 )
 #: Local variables of SIMBA.compile read when a step starts and when a strategy runs.
 COMPILE_LOCALS = ("batch_idx", "batch_indices", "bucket_idx", "num_demos_to_drop", "src_prog_idx")
-TAG = "_dspex_candidate"  # attribute naming a program's candidate trial; deepcopy keeps it
+TAG = PRIVATE_MARK  # names a program's candidate trial; the deepcopies DSPy makes keep it
 
 
 def strategy_name(strategy: Any) -> str:

@@ -1,0 +1,58 @@
+"""Nothing of dspex stays on what an optimizer hands back, in memory or saved.
+
+The returned program carries ``dspex_trial_id`` (the documented link to its candidate
+trial); nothing else, and no other object reachable from it or from the optimizer,
+carries anything of dspex. Saving the program (cloudpickle) and loading it back shows
+the same.
+"""
+
+from __future__ import annotations
+
+import dspy
+import pytest
+
+import dspex
+from dspex.offline import exact_match
+
+from .conftest import QA, dspex_marks, simba
+
+
+def _simba(train, dev):
+    optimizer = simba(max_steps=2)
+    return optimizer, optimizer.compile(QA(), trainset=train[:16], seed=0)
+
+
+def _mipro(train, dev):
+    optimizer = dspy.MIPROv2(
+        metric=exact_match, auto=None, num_candidates=2, num_threads=2, verbose=False
+    )
+    program = optimizer.compile(
+        QA(),
+        trainset=train[:12],
+        valset=dev[:6],
+        num_trials=4,
+        minibatch_size=3,
+        minibatch_full_eval_steps=2,
+        max_bootstrapped_demos=1,
+        max_labeled_demos=1,
+    )
+    return optimizer, program
+
+
+RUNS = {"SIMBA": _simba, "MIPROv2": _mipro}
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_nothing_of_dspex_stays_on_what_compile_hands_back(name, lm, arith, store, tmp_path):
+    train, dev = arith
+    with dspex.experiment(name, program=QA(), program_name="qa", store=store) as exp:
+        optimizer, program = RUNS[name](train, dev)
+    assert program.dspex_trial_id in {t.id for t in store.get_experiment(exp.id).trials}
+    assert dspex_marks(program, optimizer) == [("root0", "dspex_trial_id")]
+    program.save(tmp_path / "saved", save_program=True)
+    saved = b"".join(p.read_bytes() for p in (tmp_path / "saved").iterdir())
+    assert b"_dspex" not in saved
+    loaded = dspy.load(str(tmp_path / "saved"), allow_pickle=True)
+    assert dspex_marks(loaded) == [("root0", "dspex_trial_id")]
