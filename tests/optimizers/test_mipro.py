@@ -46,7 +46,7 @@ def test_proposals_tips_and_optuna_trials_are_recorded(lm, arith, store):
     assert len(demo_sets) == 1 and demo_sets[0]["details"]["demo_sets"]["0"]
     nested = [t for t in archived.trials if t.parent_trial_ids == (compile_trial.id,)]
     assert any(t.name == "BootstrapFewShot compile" for t in nested)
-    proposals = [d for d in decisions if d["step"] == 2]
+    proposals = [d for d in decisions if d["step"] == 2 and "tip_key" in d["details"]]
     assert len(proposals) == 3
     for proposal in proposals:
         key = proposal["details"]["tip_key"]
@@ -105,3 +105,68 @@ def test_missing_methods_fail_loudly(lm, monkeypatch, owner, missing):
     optimizer = dspy.MIPROv2(metric=exact_match, auto=None, num_candidates=2)
     with pytest.raises(UnsupportedOptimizerVersion, match=missing):
         MiproHook.check(optimizer)
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_instruction_set_is_the_one_mipro_uses_and_trials_name_their_instruction(lm, arith, store):
+    train, dev = arith
+    optimizer = dspy.MIPROv2(
+        metric=exact_match, auto=None, num_candidates=3, num_threads=2, verbose=False
+    )
+    student = QA()
+    with dspex.experiment("mipro", program=student, program_name="qa", store=store) as exp:
+        optimizer.compile(
+            student,
+            trainset=train[:16],
+            valset=dev[:8],
+            num_trials=4,
+            minibatch_size=4,
+            minibatch_full_eval_steps=2,
+            max_bootstrapped_demos=1,
+            max_labeled_demos=1,
+        )
+    archived = store.get_experiment(exp.id)
+    compile_trial = next(t for t in archived.trials if t.name == "MIPROv2 compile")
+    decisions = [e.payload for e in events_of(compile_trial, "decision")]
+    proposals = [d for d in decisions if d["step"] == 2 and "index" in d["details"]]
+    (candidates,) = [d for d in decisions if d["decision"].startswith("Instruction candidates")]
+    instructions = candidates["details"]["instructions"]
+    original = student.predict.signature.instructions
+    # DSPy puts the original instruction in slot 0, in place of the first proposal
+    assert instructions[0] == original and candidates["details"]["sources"][0] == "original"
+    assert [p["details"]["index"] for p in proposals] == [0, 1, 2]
+    assert proposals[0]["details"]["used"] is False and "original" in proposals[0]["rationale"]
+    assert [p["action"] for p in proposals[1:]] == instructions[1:]
+    assert all(p["details"]["used"] for p in proposals[1:])
+    for trial in [t for t in archived.trials if "optuna_trial" in t.metadata]:
+        decision = events_of(trial, "decision")[0].payload
+        index = decision["details"]["params"]["0_predictor_instruction"]
+        assert decision["details"]["instructions"] == {"0": instructions[index]}
+        assert trial.variables.predictors["qa.predict"].instructions == instructions[index]
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_full_evaluations_name_the_optuna_trial_they_evaluate(lm, arith, store):
+    train, dev = arith
+    optimizer = dspy.MIPROv2(
+        metric=exact_match, auto=None, num_candidates=2, num_threads=2, verbose=False
+    )
+    with dspex.experiment("mipro", program=QA(), program_name="qa", store=store) as exp:
+        optimizer.compile(
+            QA(),
+            trainset=train[:12],
+            valset=dev[:6],
+            num_trials=4,
+            minibatch_size=3,
+            minibatch_full_eval_steps=2,
+            max_bootstrapped_demos=1,
+            max_labeled_demos=1,
+        )
+    archived = store.get_experiment(exp.id)
+    by_id = {t.id: t for t in archived.trials}
+    full = role(archived, "validation")
+    assert full
+    for trial in full:
+        (parent,) = trial.parent_trial_ids
+        assert by_id[parent].name.startswith("optuna trial ")
+        assert trial.name == f"full evaluation of {by_id[parent].name}"
