@@ -8,11 +8,14 @@ the same.
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import dspy
 import pytest
 
 import dspex
-from dspex.offline import exact_match
+from dspex.offline import exact_match, exact_match_with_feedback
 
 from .conftest import QA, dspex_marks, simba
 
@@ -39,7 +42,18 @@ def _mipro(train, dev):
     return optimizer, program
 
 
-RUNS = {"SIMBA": _simba, "MIPROv2": _mipro}
+def _gepa(train, dev):
+    optimizer = dspy.GEPA(
+        metric=exact_match_with_feedback,
+        max_metric_calls=60,
+        reflection_lm=dspy.settings.lm,
+        track_stats=True,
+    )
+    with contextlib.redirect_stderr(io.StringIO()):
+        return optimizer, optimizer.compile(QA(), trainset=train[:12], valset=dev[:6])
+
+
+RUNS = {"SIMBA": _simba, "MIPROv2": _mipro, "GEPA": _gepa}
 
 
 @pytest.mark.slow

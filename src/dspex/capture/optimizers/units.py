@@ -52,6 +52,7 @@ __all__ = [
     "example_result",
     "example_split",
     "finish_scored",
+    "mean_score",
     "prediction_dict",
     "record_runs",
     "score_scope",
