@@ -53,7 +53,14 @@ def _gepa(train, dev):
         return optimizer, optimizer.compile(QA(), trainset=train[:12], valset=dev[:6])
 
 
-RUNS = {"SIMBA": _simba, "MIPROv2": _mipro, "GEPA": _gepa}
+def _copro(train, dev):
+    optimizer = dspy.COPRO(metric=exact_match, breadth=2, depth=2)
+    return optimizer, optimizer.compile(
+        QA(), trainset=train[:8], eval_kwargs={"display_progress": False}
+    )
+
+
+RUNS = {"SIMBA": _simba, "MIPROv2": _mipro, "GEPA": _gepa, "COPRO": _copro}
 
 
 @pytest.mark.slow
