@@ -60,7 +60,21 @@ def _copro(train, dev):
     )
 
 
-RUNS = {"SIMBA": _simba, "MIPROv2": _mipro, "GEPA": _gepa, "COPRO": _copro}
+def _random_search(train, dev):
+    with contextlib.redirect_stdout(io.StringIO()):
+        optimizer = dspy.BootstrapFewShotWithRandomSearch(
+            metric=exact_match, max_bootstrapped_demos=2, num_candidate_programs=1
+        )
+        return optimizer, optimizer.compile(QA(), trainset=train[:8], valset=dev[:4])
+
+
+RUNS = {
+    "SIMBA": _simba,
+    "MIPROv2": _mipro,
+    "GEPA": _gepa,
+    "COPRO": _copro,
+    "BootstrapFewShotWithRandomSearch": _random_search,
+}
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ def register_hook(optimizer_class_name: str, hook: type[OptimizerHook]) -> None:
 
 
 def _load_builtin_hooks() -> None:
-    for module in ("simba", "mipro", "bootstrap", "gepa", "copro"):
+    for module in ("simba", "mipro", "bootstrap", "gepa", "copro", "random_search"):
         try:
             __import__(f"dspex.capture.optimizers.{module}")
         except ModuleNotFoundError as exc:
