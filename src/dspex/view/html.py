@@ -24,6 +24,7 @@ from markupsafe import Markup, escape
 from dspex.model import Experiment, Trial
 from dspex.view.entries import format_ms
 from dspex.view.overview import LineageNode, Overview, build_overview
+from dspex.view.pareto import pareto_front
 from dspex.view.plot import score_plot
 from dspex.view.text import _stats_lines
 from dspex.view.timeline import Change, Entry, Timeline, build_timeline, format_score
@@ -215,7 +216,8 @@ def trial_html(
 
 
 def experiment_html(experiment: Experiment, *, trial_url: TrialUrl | None = None) -> Markup:
-    """The experiment view: design, statistics, score plot, lineage, trial table, best."""
+    """The experiment view: design, statistics, score plot, lineage, Pareto front (when
+    the optimizer kept one), trial table, best."""
     overview = build_overview(experiment)
     best, baseline = overview.best, overview.baseline
     delta = None
@@ -236,6 +238,7 @@ def experiment_html(experiment: Experiment, *, trial_url: TrialUrl | None = None
             stats_rows=_stats_lines(overview),
             plot=score_plot(overview),
             lineage_html=_lineage_html(overview, link),
+            pareto=pareto_front(experiment),
             link=link,
             delta=delta,
             fold_chars=FOLD_CHARS,

@@ -253,6 +253,7 @@ class GepaRecords:
                 "displaced": [c.trial_id for c in displaced],
                 "best_on": {c.trial_id: best_on.get(c.index, 0) for c in front},
                 "valset_scores": {c.trial_id: c.score for c in front},
+                "valset_size": len(self.valset),
             },
         )
 
