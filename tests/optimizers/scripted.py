@@ -35,12 +35,16 @@ class ScriptedEngine:
         if isinstance(request.system, str):
             system = request.system
         user = request.messages[-1].text or ""
-        outputs = re.findall(r"^\d+\. `(\w+)`", system.split("Your output fields are:")[-1], re.M)
-        values = {name: self._value(name, system, user) for name in outputs}
+        section = system.split("Your output fields are:")[-1]
+        outputs = re.findall(r"^\d+\. `(\w+)` \((.*?)\)", section, re.M)
+        values = {name: self._value(name, kind, system, user) for name, kind in outputs}
         if "Outputs will be a JSON object" in system or "Respond with a JSON object" in user:
             text = json.dumps(values)
         else:
-            text = "\n\n".join(f"[[ ## {k} ## ]]\n{v}" for k, v in values.items())
+            text = "\n\n".join(
+                f"[[ ## {k} ## ]]\n{json.dumps(v) if isinstance(v, dict | list) else v}"
+                for k, v in values.items()
+            )
             text += "\n\n[[ ## completed ## ]]"
         return Response(
             id=None,
@@ -50,7 +54,9 @@ class ScriptedEngine:
             usage=Usage(input_tokens=10, output_tokens=5, total_tokens=15),
         )
 
-    def _value(self, name: str, system: str, user: str) -> str:
+    def _value(self, name: str, kind: str, system: str, user: str) -> object:
+        if kind.startswith(("dict", "list")):
+            return {} if kind.startswith("dict") else []
         if name == "answer":
             instruction = system.split("your objective is:")[-1]
             question = user.split("[[ ## question ## ]]")[-1]
