@@ -13,7 +13,7 @@ public function is replaced, per compile, by a dispatcher: see
 Trials (``metadata["role"]``), numbered as GEPA numbers its candidates:
 
 * ``compile``: ``optimizer_start``; one ``step`` per iteration (parent, minibatch,
-  budget); a ``decision`` each time the Pareto front changes (``details.front``); the
+  budget); a ``decision`` each time the Pareto front changes (``details.pareto_front``); the
   returned candidate; ``optimizer_end`` (best candidate, valset score, budget, front);
 * ``candidate`` "candidate 0 (seed)": the student;
 * ``candidate`` "iteration i proposal", renamed "candidate k" when GEPA accepts it:

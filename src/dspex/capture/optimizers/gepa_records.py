@@ -80,7 +80,11 @@ class GepaRecords:
         with self._lock:
             iteration = self.iteration
             if self.batch is None and iteration is not None and iteration.after is not None:
-                self._open_validation(None, iteration)
+                self._open_validation(
+                    self.trial_name(iteration),
+                    iteration.recorder.trial_id,
+                    iteration.variables or iteration.parents[0].variables,
+                )
             if iteration is not None and iteration.merge and iteration.texts is None:
                 self._create(iteration, dict(candidate), "merge")
             return self.batch
@@ -170,17 +174,14 @@ class GepaRecords:
         )
         self.journal.finish_trial(seed)
         self.candidates[0] = candidate
-        self._open_validation(candidate, None)
+        self._open_validation(candidate.name, candidate.trial_id, candidate.variables)
 
-    def _open_validation(self, candidate: Candidate | None, iteration: Iteration | None) -> None:
-        """Open the trial of a valset evaluation: of ``candidate``, or of the proposal
-        ``iteration`` holds (named after the candidate it becomes when GEPA adds it)."""
-        name = candidate.name if candidate else self.journal_name(iteration)  # type: ignore[arg-type]
-        parent = candidate.trial_id if candidate else iteration.recorder.trial_id  # type: ignore[union-attr]
+    def _open_validation(self, name: str, parent: str, variables: Variables) -> None:
+        """Open the trial of a valset evaluation of the candidate named ``name``."""
         recorder = self.journal.new_trial(
             name=f"valset evaluation of {name}",
             parents=(parent,),
-            variables=candidate.variables if candidate else iteration.variables,  # type: ignore[union-attr]
+            variables=variables,
             metadata={"role": "validation", "optimizer": NAME, "scope": "full"},
         )
         self._open_batch(recorder, self.valset, "valset", candidate=parent)
@@ -189,7 +190,7 @@ class GepaRecords:
         index = int(event["candidate_idx"])
         candidate = self.candidates.get(index) or self._register_accepted(index, event)
         if self.batch is None:  # nothing ran: every score came from GEPA's cache
-            self._open_validation(candidate, None)
+            self._open_validation(candidate.name, candidate.trial_id, candidate.variables)
         batch = self._close_batch()
         assert batch is not None
         self.journal.update_trial(batch.recorder, name=f"valset evaluation of {candidate.name}")
@@ -417,7 +418,13 @@ class GepaRecords:
                 f"New instruction for {self.root}.{component}",
                 strategy="reflective_mutation",
                 step=iteration.number,
-                rationale="Written by the reflection LM from the minibatch feedback",
+                rationale="The reflection LM's answer to the feedback above ("
+                + (
+                    f"{sum(1 for v in iteration.before.scores if v <= 0)} of "
+                    f"{len(iteration.before.scores)} minibatch examples failed)"
+                    if iteration.before
+                    else "no minibatch runs were recorded)"
+                ),
                 action=text,
                 details={
                     "component": component,
@@ -438,7 +445,7 @@ class GepaRecords:
             "candidate_created",
             {
                 "candidate": iteration.recorder.trial_id,
-                "name": self.journal_name(iteration),
+                "name": self.trial_name(iteration),
                 "parents": [p.trial_id for p in iteration.parents],
                 "strategy": strategy,
                 "changes": changes_between(parent.variables, iteration.variables),
@@ -447,7 +454,8 @@ class GepaRecords:
         )
 
     @staticmethod
-    def journal_name(iteration: Iteration) -> str:
+    def trial_name(iteration: Iteration) -> str:
+        """The name of an iteration's trial until GEPA numbers its candidate."""
         kind = "merge" if len(iteration.parents) > 1 else "proposal"
         return f"iteration {iteration.number} {kind}"
 
@@ -500,7 +508,7 @@ class GepaRecords:
         candidate: Candidate | None = None,
     ) -> None:
         word = "accepted" if accepted else "rejected"
-        name = self.journal_name(iteration)
+        name = self.trial_name(iteration)
         self._decision(
             iteration.recorder,
             f"{name[0].upper()}{name[1:]} {word}",
