@@ -153,8 +153,13 @@ def test_rejected_proposals_and_skipped_iterations_say_why(recorded):
         assert verdict["details"]["minibatch_after"] <= verdict["details"]["minibatch_before"]
         assert trial.name.startswith("iteration ") and len(trial.example_results) == 3
     skipped = role(archived, "iteration")
-    assert skipped and all(t.name.endswith("(skipped)") for t in skipped)
+    assert skipped and all(t.name.endswith(("(skipped)", "(no proposal)")) for t in skipped)
     assert all(t.score is None and len(t.example_results) == 3 for t in skipped)
+    perfect = [t for t in skipped if t.metadata.get("skipped") == "all_scores_perfect"]
+    assert perfect and all(
+        events_of(t, "decision")[-1].payload["decision"].endswith("all scores perfect")
+        for t in perfect
+    )
 
 
 def test_steps_pareto_front_and_budget_are_on_the_compile_trial(recorded):
@@ -240,6 +245,11 @@ def test_a_merge_has_two_parents_and_a_verdict_with_an_lm_written_here(store):
     assert decisions[-1]["decision"].endswith("merge accepted")
     created = events_of(trial, "candidate_created")[0].payload
     assert created["strategy"] == "merge" and len(created["parents"]) == 2
+    # a reflection on a component no minibatch example went through proposes nothing
+    empty = [t for t in role(archived, "iteration") if t.name.endswith("(no proposal)")]
+    assert empty and all(
+        "no reflective dataset" in events_of(t, "decision")[-1].payload["rationale"] for t in empty
+    )
     program = details.candidates[merged[0]]
     for name in ("first", "second"):
         assert (

@@ -585,6 +585,11 @@ class GepaRecords:
                 else "GEPA built no reflective dataset: no minibatch example went through "
                 "the component(s) it chose to update"
             )
+            self.journal.update_trial(
+                self.iteration.recorder,
+                name=f"iteration {self.iteration.number} (no proposal)",
+                metadata={"role": "iteration"},
+            )
             self._decision(
                 self.iteration.recorder,
                 f"No proposal in iteration {self.iteration.number}",
