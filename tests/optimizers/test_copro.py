@@ -18,6 +18,8 @@ from .scripted import Router, scripted_lm, scripted_metric, topics
 
 EVAL = {"num_threads": 2, "display_progress": False}
 
+pytestmark = pytest.mark.slow  # a 12-candidate COPRO run on 32 examples, and its twin
+
 
 def _copro(**settings):
     return dspy.COPRO(metric=exact_match, breadth=4, depth=3, init_temperature=1.4, **settings)

@@ -37,6 +37,8 @@ def test_labeled_fewshot_records_the_demos_it_chose(lm, arith, store, sample):
     assert [d.question for d in compiled.predict.demos] == [train[i].question for i in chosen]
     assert len(trial.variables.predictors["qa.predict"].demos) == 4
     assert lm.engine.calls == 0
+    plain = dspy.LabeledFewShot(k=4).compile(QA(), trainset=train, sample=sample)
+    assert plain.dump_state() == compiled.dump_state()
 
 
 def _embed(texts):
