@@ -138,6 +138,9 @@ def test_a_reflection_reads_as_proposal_minibatch_before_after_and_verdict(recor
         assert "strictly greater" in verdict.payload["rationale"]
         scored = events_of(trial, "candidate_scored")[0].payload
         assert scored["scope"] == "minibatch" and trial.score_scope.name == "minibatch"
+        score = events_of(trial, "trial_score")[0].payload
+        assert score["fingerprint"] == scored["fingerprint"] == trial.score_scope.fingerprint
+        assert score["score"] == trial.score == details["minibatch_after"] / 3
 
 
 def test_rejected_proposals_and_skipped_iterations_say_why(recorded):

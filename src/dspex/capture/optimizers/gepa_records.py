@@ -24,7 +24,7 @@ from dspex.capture.optimizers.gepa_run import (
     number,
     score_text,
 )
-from dspex.capture.optimizers.units import changes_between, finish_scored
+from dspex.capture.optimizers.units import changes_between, finish_scored, record_score
 from dspex.capture.program import variables_of
 from dspex.capture.recorder import TrialRecorder
 from dspex.errors import CaptureError
@@ -346,16 +346,12 @@ class GepaRecords:
             self.iteration.before = batch
             return
         self.iteration.after = batch
-        self._emit(
-            "candidate_scored",
-            {
-                "candidate": self.iteration.recorder.trial_id,
-                "score": batch.score,
-                "scope": "minibatch",
-                "n": len(batch.results),
-                "fingerprint": batch.fingerprint(),
-            },
-            self.iteration.recorder,
+        self.iteration.score = record_score(
+            batch.recorder,
+            batch.results,
+            metric=self.metric,
+            scope="minibatch",
+            candidate=batch.recorder.trial_id,
         )
 
     def on_evaluation_skipped(self, event: dict[str, Any]) -> None:
@@ -558,12 +554,12 @@ class GepaRecords:
             results = iteration.before.results if iteration.before else []
             self.journal.finish_trial(iteration.recorder, example_results=results, error=error)
             return
-        results = iteration.after.results if iteration.after else []
+        score, scope = iteration.score
         self.journal.finish_trial(
             iteration.recorder,
-            example_results=results,
-            score=iteration.after.score if iteration.after else None,
-            score_scope=iteration.after.scope("minibatch") if iteration.after else None,
+            example_results=iteration.after.results if iteration.after else [],
+            score=score,
+            score_scope=scope,
             error=error,
         )
 

@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from dspex.capture.optimizers.units import mean_score, record_runs, score_scope
+from dspex.capture.optimizers.units import mean_score, record_runs
 from dspex.capture.recorder import TrialRecorder
 from dspex.model import ExampleResult, ScoreScope, Variables
 
@@ -113,14 +113,6 @@ class Batch:
         with self._lock:
             return mean_score(self.results, self.metric)
 
-    def scope(self, name: str) -> ScoreScope | None:
-        with self._lock:
-            return score_scope(name, self.results, self.metric) if self.results else None
-
-    def fingerprint(self) -> str | None:
-        scope = self.scope("minibatch")
-        return scope.fingerprint if scope else None
-
 
 @dataclass
 class Iteration:
@@ -139,6 +131,8 @@ class Iteration:
     components: list[str] = field(default_factory=list)
     texts: dict[str, str] | None = None
     variables: Variables | None = None
+    #: the proposal's own minibatch score and its scope, once its runs are in
+    score: tuple[float | None, ScoreScope | None] = (None, None)
 
 
 def number(value: Any) -> float | None:

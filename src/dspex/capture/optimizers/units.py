@@ -6,8 +6,9 @@ so that the payloads are the same whatever the optimizer:
 * :func:`example_result`: one run as an ``ExampleResult`` and its ``example_result`` event;
 * :func:`record_runs`: runs another component executed (``dspy.Evaluate`` inside MIPROv2,
   COPRO, random search, GEPA's adapter), given as ``(index, example, prediction, value)``;
-* :func:`finish_scored`: ``trial_score``, ``candidate_scored`` and the trial's
+* :func:`record_score`: ``trial_score`` and ``candidate_scored`` with the
   :class:`~dspex.model.ScoreScope` (which examples the score was measured on);
+  :func:`finish_scored` also finishes the trial with them;
 * :class:`EvaluationUnit`: one open trial that an optimizer evaluates run by run, from
   any thread (SIMBA's ``wrap_program`` runs). Each run records into its own short-lived
   recorder (as :func:`dspex.harness.example.run_example` does) and is merged into the
@@ -55,6 +56,7 @@ __all__ = [
     "mean_score",
     "prediction_dict",
     "record_runs",
+    "record_score",
     "score_scope",
 ]
 
@@ -204,23 +206,17 @@ def mean_score(results: Sequence[ExampleResult], metric: str) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def finish_scored(
-    journal: ExperimentJournal,
+def record_score(
     recorder: TrialRecorder,
     results: Sequence[ExampleResult],
     *,
     metric: str,
     scope: str,
     candidate: str | None,
-    score_trial: bool = True,
-    error: BaseException | None = None,
     scored_extra: dict[str, Any] | None = None,
-) -> Trial:
-    """Record the score of ``results`` (``trial_score``, and ``candidate_scored`` for
-    ``candidate``) and finish the trial with it and its scope.
-
-    ``score_trial=False`` keeps the score off the trial (runs of several candidates).
-    """
+) -> tuple[float | None, ScoreScope | None]:
+    """Emit the score of ``results`` (``trial_score``, and ``candidate_scored`` for
+    ``candidate``); return it with its scope, for the trial's record."""
     score = mean_score(results, metric)
     where = score_scope(scope, results, metric) if results else None
     if results:
@@ -236,7 +232,7 @@ def finish_scored(
                 "fingerprint": where.fingerprint if where else None,
             },
         )
-    if candidate is not None and error is None:
+    if candidate is not None:
         recorder.emit(
             "orchestration",
             "candidate_scored",
@@ -249,6 +245,34 @@ def finish_scored(
                 **(scored_extra or {}),
             },
         )
+    return score, where
+
+
+def finish_scored(
+    journal: ExperimentJournal,
+    recorder: TrialRecorder,
+    results: Sequence[ExampleResult],
+    *,
+    metric: str,
+    scope: str,
+    candidate: str | None,
+    score_trial: bool = True,
+    error: BaseException | None = None,
+    scored_extra: dict[str, Any] | None = None,
+) -> Trial:
+    """:func:`record_score`, then finish the trial with the score and its scope.
+
+    ``score_trial=False`` keeps the score off the trial (runs of several candidates);
+    a failed trial (``error``) gets no ``candidate_scored``.
+    """
+    score, where = record_score(
+        recorder,
+        results,
+        metric=metric,
+        scope=scope,
+        candidate=candidate if error is None else None,
+        scored_extra=scored_extra,
+    )
     return journal.finish_trial(
         recorder,
         example_results=results,
