@@ -120,3 +120,55 @@ def test_bootstrap_fewshot_keeps_passing_traces_only():
     tried = train[: [ex.question for ex in train].index(demos[-1].question) + 1]
     failed = [ex for ex in tried if ex.question not in {d.question for d in demos}]
     assert failed and all(ex.kind in {"borrow", "word", "capital"} for ex in failed)
+
+
+def test_copro_candidates_differ_and_later_depths_improve():
+    train, _ = load_arith()
+    lm = offline_lm()
+    baseline = _dev_score(dspy.Predict("question -> answer"), lm)
+    with dspy.context(lm=lm):
+        copro = dspy.COPRO(metric=exact_match, breadth=4, depth=3, init_temperature=1.4)
+        best = copro.compile(
+            dspy.Predict("question -> answer"),
+            trainset=train,
+            eval_kwargs={"num_threads": 2, "display_progress": False},
+        )
+    by_depth: dict[int, list[float]] = {}
+    for candidate in best.candidate_programs:
+        by_depth.setdefault(candidate["depth"], []).append(candidate["score"])
+    assert len({c["instruction"] for c in best.candidate_programs}) > 3
+    assert max(by_depth[max(by_depth)]) > max(by_depth[0])
+    assert _dev_score(best, lm) > baseline
+
+
+def test_gepa_reflection_accepts_rejects_and_improves():
+    from dspex.offline import exact_match_with_feedback
+
+    train, dev = load_arith()
+    lm = offline_lm()
+    verdicts = {"accepted": 0, "rejected": 0, "skipped": 0}
+
+    class Verdicts:
+        def on_candidate_accepted(self, event):
+            verdicts["accepted"] += 1
+
+        def on_candidate_rejected(self, event):
+            verdicts["rejected"] += 1
+
+        def on_evaluation_skipped(self, event):
+            verdicts["skipped"] += 1
+
+    with dspy.context(lm=lm):
+        gepa = dspy.GEPA(
+            metric=exact_match_with_feedback,
+            max_metric_calls=150,
+            reflection_lm=lm,
+            num_threads=2,
+            track_stats=True,
+            gepa_kwargs={"callbacks": [Verdicts()]},
+        )
+        best = gepa.compile(dspy.Predict("question -> answer"), trainset=train, valset=dev)
+    scores = best.detailed_results.val_aggregate_scores
+    assert all(verdicts.values()), verdicts
+    assert max(scores) > scores[0]
+    assert any(rule in best.signature.instructions for rule in RULES.values())

@@ -48,3 +48,29 @@ def events_of(trial, kind):
 
 def role(experiment, name):
     return [t for t in experiment.trials if t.metadata.get("role") == name]
+
+
+def dspex_marks(*roots):
+    """``(where, attribute)`` for every attribute of dspex found on an object reachable
+    from ``roots`` (through attributes, dict values and sequence items)."""
+    import types
+
+    found, seen = [], set()
+    stack = [(root, f"root{i}") for i, root in enumerate(roots)]
+    skip = (str, bytes, int, float, bool, type(None), type, types.ModuleType, types.FunctionType)
+    while stack:
+        obj, where = stack.pop()
+        if isinstance(obj, skip) or id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, dict):
+            stack += [(v, f"{where}[{k!r}]") for k, v in obj.items()]
+            continue
+        if isinstance(obj, list | tuple | set | frozenset):
+            stack += [(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+            continue
+        attributes = getattr(obj, "__dict__", None)
+        if isinstance(attributes, dict):
+            found += [(where, name) for name in attributes if "dspex" in name]
+            stack += [(v, f"{where}.{k}") for k, v in attributes.items()]
+    return found

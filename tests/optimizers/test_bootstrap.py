@@ -43,8 +43,9 @@ def test_each_attempt_and_the_accepted_demos_are_recorded(lm, arith, store):
     change = created["changes"][0]
     assert change["field"] == "demos" and change["before"] == [] and len(change["after"]) == 5
     assert len(trial.variables.predictors["qa.predict"].demos) == 5
-    lm_events = sum(len(events_of(t, "lm_call")) for t in archived.trials)
-    assert lm_events == lm.engine.calls == len(steps)
+    calls = [e for t in archived.trials for e in events_of(t, "lm_call")]
+    assert len(calls) == lm.engine.calls == len(steps)
+    assert {e.payload["module"] for e in calls} == {"qa.predict"}  # the teacher, by path
 
 
 @pytest.mark.parametrize("missing", ["_bootstrap_one_example", "_train"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from click.testing import CliRunner
 
 from dspex import ExperimentStatus, ResultStore
@@ -45,3 +46,41 @@ def test_demo_runs_simba_and_archives_it():
     assert f"{best.name} · id {best.id}" in result.output
     assert "── Orchestration" in result.output and "Candidate created:" in result.output
     assert "Decision: Propose a new candidate from candidate" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "optimizer, compile_name, decision",
+    [
+        ("gepa", "GEPA compile", "Decision: Reflect on candidate "),
+        ("mipro", "MIPROv2 compile", "Decision: Optuna trial "),
+        ("copro", "COPRO compile", "Decision: Try depth "),
+        (
+            "random-search",
+            "BootstrapFewShotWithRandomSearch compile",
+            "Decision: Candidate for seed ",
+        ),
+    ],
+)
+def test_demo_runs_each_optimizer(optimizer, compile_name, decision):
+    store = f"memory://demo-{optimizer}"
+    result = CliRunner().invoke(main, ["demo", "--store", store, "--optimizer", optimizer])
+    assert result.exit_code == 0, result.output
+    experiment_id = re.search(r"Experiment (exp_\w+) \(completed\)", result.output).group(1)
+    archived = ResultStore.open(store).get_experiment(experiment_id)
+    assert archived.status is ExperimentStatus.COMPLETED
+    assert compile_name in [t.name for t in archived.trials]
+    final = archived.trials[-1]
+    best = next(t for t in archived.trials if t.id == final.parent_trial_ids[0])
+    assert best.metadata["role"] == "candidate"
+    assert final.score > archived.trials[0].score
+    assert f"{best.name} · id {best.id}" in result.output
+    assert decision in result.output
+
+
+def test_an_unknown_optimizer_is_refused_with_the_valid_names():
+    result = CliRunner().invoke(main, ["demo", "--store", "memory://x", "--optimizer", "adam"])
+    assert result.exit_code != 0
+    assert "'adam' is not one of 'copro', 'gepa', 'mipro', 'random-search', 'simba'" in (
+        result.output
+    )

@@ -11,6 +11,8 @@ from dspy.teleprompt import simba_utils
 
 import dspex
 from dspex import ExperimentStatus, UnsupportedOptimizerVersion
+from dspex.capture.scoring import example_fields as example_split
+from dspex.model import example_key, examples_fingerprint
 from dspex.offline import exact_match
 from dspex.optimizers import simba as simba_hook
 
@@ -137,14 +139,16 @@ def test_candidates_are_scored_on_their_minibatch_in_their_own_trial(recorded):
             assert len(messages) == 2 + 2 * len(variables.demos)
             assert variables.instructions.splitlines()[-1].strip() in messages[0]["content"]
         scored = events_of(trial, "candidate_scored")[0].payload
-        assert trial.score_scope is not None and trial.score_scope.name == "minibatch"
+        minibatch = examples_fingerprint(example_key(*example_split(train[i])) for i in batch)
         assert scored == {
             "candidate": trial.id,
             "score": trial.score,
             "scope": "minibatch",
             "n": 8,
-            "fingerprint": trial.score_scope.fingerprint,
+            "fingerprint": minibatch,
         }
+        assert trial.score_scope.fingerprint == minibatch and trial.score_scope.n == 8
+        assert trial.score_scope.name == "minibatch" and trial.score_scope.metric == "exact_match"
         assert trial.score == pytest.approx(
             sum(r.metrics["exact_match"] for r in trial.example_results) / 8
         )
@@ -195,6 +199,11 @@ def test_step_winners_validation_and_returned_program(recorded):
         assert chosen.score == max(step_scores)
     validations = role(archived, "validation")
     assert validations and all(len(t.example_results) == len(train) for t in validations)
+    trainset = examples_fingerprint(example_key(*example_split(ex)) for ex in train)
+    assert {(t.score_scope.name, t.score_scope.fingerprint) for t in validations} == {
+        ("full", trainset)
+    }
+    assert all(t.score_scope is None for t in role(archived, "sampling"))
     end = events_of(compile_trial, "optimizer_end")[0].payload
     best_validation = max(validations, key=lambda t: t.score)
     assert end["best_score"] == best_validation.score

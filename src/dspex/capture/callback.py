@@ -32,6 +32,7 @@ from dspex.capture.program import (
     class_path,
     module_paths,
     predictor_name,
+    root_key,
     root_module_name,
 )
 from dspex.capture.recorder import TrialRecorder
@@ -111,8 +112,9 @@ class DspexCallback(BaseCallback):
         if name is not None:
             return name
         if enclosing is None:  # a program the trial did not know: name it and its modules
-            root = recorder.root_names.get(type(instance)) or root_module_name(instance)
-            return recorder.adopt(instance, module_paths(instance, root))
+            key = root_key(instance)
+            root = recorder.root_names.get(key) or root_module_name(instance)
+            return recorder.adopt(instance, module_paths(instance, root), key)
         return predictor_name(instance)
 
     def _begin(self, call_id: str, placed: _Placed, instance: Any, extra: Any) -> None:

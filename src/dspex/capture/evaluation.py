@@ -20,16 +20,16 @@ from typing import Any
 
 from dspex.capture.jsonable import jsonable
 from dspex.capture.recorder import RawEvent, TrialRecorder
-from dspex.capture.scoring import ExampleRun, example_fields, record_example, usage_of
+from dspex.capture.scoring import (
+    NO_PREDICTION,
+    ExampleRun,
+    example_fields,
+    record_example,
+    usage_of,
+)
 from dspex.model import ErrorInfo, ExampleResult
 
 __all__ = ["NO_PREDICTION", "evaluation_results"]
-
-NO_PREDICTION = ErrorInfo(
-    type="dspex.NoPrediction",
-    message="dspy.Evaluate returned no prediction for this example and reported no "
-    "exception for it (the evaluation was cancelled before it ran)",
-)
 
 
 class _Calls:

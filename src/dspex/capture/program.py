@@ -17,6 +17,7 @@ __all__ = [
     "program_info",
     "predictor_name",
     "program_name",
+    "root_key",
     "root_module_name",
     "variables_of",
 ]
@@ -49,6 +50,12 @@ def root_module_name(module: Any) -> str:
     if callable(named) and any(path != "self" for path, _ in named()):
         return program_name(module)
     return predictor_name(module)
+
+
+def root_key(module: Any) -> tuple[type, Any]:
+    """What a program and the copies an optimizer makes of it share: its class and, for a
+    predictor, its signature class (two predictors of different signatures differ)."""
+    return type(module), getattr(module, "signature", None)
 
 
 def predictor_name(module: Any) -> str:

@@ -89,9 +89,9 @@ class TrialRecorder:
         self.module_paths: dict[int, str] = dict(module_paths or {})
         # programs named by adopt(), kept alive so that their ids stay theirs
         self._adopted: list[Any] = []
-        # class of an adopted program -> its name: an optimizer's copy of the student is
-        # named like the student
-        self.root_names: dict[type, str] = {}
+        # identity of an adopted program (see dspex.capture.program.root_key) -> its name:
+        # an optimizer's copy of the student is named like the student
+        self.root_names: dict[Any, str] = {}
         self._raw: list[RawEvent] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -128,18 +128,20 @@ class TrialRecorder:
         )
         return event_id
 
-    def adopt(self, program: Any, paths: dict[int, str]) -> str:
+    def adopt(self, program: Any, paths: dict[int, str], key: Any = None) -> str:
         """Name ``program`` and its sub-modules with ``paths`` (from
         :func:`dspex.capture.program.module_paths`) for this trial's module events; return
         the program's name. The program is kept alive, so that its id stays its own, and
-        its name is remembered for other programs of its class (:attr:`root_names`).
+        its name is remembered under ``key`` (:attr:`root_names`), for the copies of it
+        that an optimizer makes.
         """
         with self._lock:
             self._adopted.append(program)
             for module_id, path in paths.items():
                 self.module_paths.setdefault(module_id, path)
             name = self.module_paths.get(id(program), "")
-            self.root_names.setdefault(type(program), name)
+            if key is not None:
+                self.root_names.setdefault(key, name)
         return name
 
     def merge(self, events: Iterable[RawEvent | dict[str, Any]]) -> None:

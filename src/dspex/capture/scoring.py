@@ -30,6 +30,7 @@ from dspex.model import (
 )
 
 __all__ = [
+    "NO_PREDICTION",
     "CandidateScoredPayload",
     "ExampleResultPayload",
     "ExampleRun",
@@ -46,6 +47,15 @@ __all__ = [
     "score_of",
     "usage_of",
 ]
+
+
+#: The error of an example an evaluator (``dspy.Evaluate``, an optimizer's) returned without
+#: a prediction and without saying why.
+NO_PREDICTION = ErrorInfo(
+    type="dspex.NoPrediction",
+    message="the evaluator returned no prediction for this example and reported no "
+    "exception for it: the program or the metric raised inside it, or it was cancelled",
+)
 
 
 class ExampleResultPayload(TypedDict):
@@ -152,7 +162,9 @@ def usage_of(events: Iterable[RawEvent]) -> tuple[int, float | None]:
 class ExampleRun:
     """What happened when a program ran on one example and the metric judged it.
 
-    ``value`` is the metric's raw return value (ignored when ``error`` is set).
+    ``value`` is the metric's raw return value (ignored when ``error`` is set): a number,
+    a bool, or an object with a numeric ``score`` (and, as GEPA's metrics return, a text
+    ``feedback``, kept on the ``example_result`` event).
     """
 
     index: int
@@ -190,6 +202,9 @@ def record_example(recorder: TrialRecorder, run: ExampleRun, metric: str) -> Exa
         "error": error.to_dict() if error is not None else None,
     }
     extra = jsonable(run.extra) if run.extra else {}
+    feedback = getattr(run.value, "feedback", None)  # GEPA's dspy.Prediction(score, feedback)
+    if isinstance(feedback, str):
+        extra["feedback"] = feedback
     recorder.emit("evaluation", "example_result", {**payload, **extra}, json_ready=True)
     return ExampleResult(
         index=run.index,

@@ -1,12 +1,13 @@
-"""``dspex demo``: a recorded SIMBA run on the offline LM, end to end, in under a minute.
+"""``dspex demo``: a recorded optimizer run on the offline LM, end to end, in under a minute.
 
-    $ dspex demo                       # archives to ./dspex_results (or the configured store)
+    $ dspex demo                       # SIMBA, archived to ./dspex_results (or the set store)
+    $ dspex demo --optimizer gepa      # or mipro, copro, random-search
     $ dspex demo --store memory://x    # nothing kept: try it out
 
 It evaluates a zero-shot baseline on the bundled arithmetic dev set, optimizes it
-with a real ``dspy.SIMBA`` on the training set, evaluates the result, and prints the
-experiment id, the scores, where to look next, and the timeline of the best
-candidate.
+with a real DSPy optimizer on the training set (settings in
+:mod:`dspex.cli.demo_runs`), evaluates the result, and prints the experiment id, the
+scores, where to look next, and the timeline of the best candidate.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import click
 from dspex.analysis import compare
 from dspex.analysis.compare import format_p
 from dspex.cli._store import cli_store, store_option
+from dspex.cli.demo_runs import DEMOS
 
 __all__ = ["demo"]
 
@@ -63,7 +65,9 @@ def _configure_lm() -> Any:
     return lm
 
 
-def _run(store: Any, steps: int, console: Any) -> tuple[Any, Any, Any, Any]:
+def _run(
+    store: Any, steps: int, console: Any, optimizer: str = "simba"
+) -> tuple[Any, Any, Any, Any]:
     import dspy
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -73,6 +77,8 @@ def _run(store: Any, steps: int, console: Any) -> tuple[Any, Any, Any, Any]:
     train, dev = load_arith()
     program = _program()
     lm = _configure_lm()
+    demo = DEMOS[optimizer]
+    steps = steps if optimizer == "simba" else 0
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
     )
@@ -87,24 +93,16 @@ def _run(store: Any, steps: int, console: Any) -> tuple[Any, Any, Any, Any]:
         logger.addHandler(watcher)
         try:
             with dspex.experiment(
-                "demo: SIMBA on offline arithmetic",
-                hypothesis="SIMBA's rules and demos beat the zero-shot baseline",
+                f"demo: {demo.label} on offline arithmetic",
+                hypothesis=demo.hypothesis,
                 program=program,
                 program_name="qa",
                 store=store,
                 tags=["demo"],
             ) as exp:
                 baseline = exp.evaluate(program, dev, exact_match, name="baseline")
-                advance("Optimizing with SIMBA")
-                optimizer = dspy.SIMBA(
-                    metric=exact_match,
-                    bsize=8,
-                    num_candidates=6,
-                    max_steps=steps,
-                    max_demos=3,
-                    num_threads=2,
-                )
-                optimized = optimizer.compile(program, trainset=train, seed=0)
+                advance(f"Optimizing with {demo.label}")
+                optimized = demo.run(program, train, lm, steps)
                 advance("Evaluating the optimized program")
                 final = exp.evaluate(optimized, dev, exact_match, name="optimized")
                 advance("Done")
@@ -147,15 +145,22 @@ def headline(experiment: Any, baseline: Any, final: Any) -> list[str]:
 
 @click.command("demo")
 @store_option
+@click.option(
+    "--optimizer",
+    type=click.Choice(sorted(DEMOS)),
+    default="simba",
+    show_default=True,
+    help="The DSPy optimizer to run.",
+)
 @click.option("--steps", default=DEMO_STEPS, show_default=True, help="SIMBA steps.")
-def demo(store_url: str | None, steps: int) -> None:
-    """Run a recorded SIMBA optimization on the offline LM and show what it decided."""
+def demo(store_url: str | None, optimizer: str, steps: int) -> None:
+    """Run a recorded optimization on the offline LM and show what it decided."""
     from rich.console import Console
 
     console = Console(stderr=True)
     started = time.perf_counter()
     store = cli_store(store_url)
-    exp, baseline, final, optimized = _run(store, steps, console)
+    exp, baseline, final, optimized = _run(store, steps, console, optimizer)
     experiment = store.get_experiment(exp.id)
     click.echo(
         f"Experiment {experiment.id} ({experiment.status.value}) in "

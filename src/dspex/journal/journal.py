@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from dspex.analysis import with_verdict
-from dspex.capture.program import module_paths, program_info, variables_of
+from dspex.capture.program import module_paths, program_info, root_key, variables_of
 from dspex.capture.recorder import TrialRecorder
 from dspex.config import get_settings
 from dspex.errors import ValidationError
@@ -189,7 +189,7 @@ class ExperimentJournal:
         trial_id = new_id("trl")
         recorder = TrialRecorder(trial_id)
         if program is not None:
-            recorder.adopt(program, module_paths(program, self.program_name))
+            recorder.adopt(program, module_paths(program, self.program_name), root_key(program))
         if variables is None:
             variables = (
                 variables_of(program, self.program_name) if program is not None else Variables()
@@ -227,7 +227,7 @@ class ExperimentJournal:
             if parents is not None:
                 open_trial.parents = tuple(parents)
             if program is not None:
-                recorder.adopt(program, module_paths(program, self.program_name))
+                recorder.adopt(program, module_paths(program, self.program_name), root_key(program))
                 open_trial.variables = variables_of(program, self.program_name)
             if variables is not None:
                 open_trial.variables = variables
@@ -246,6 +246,8 @@ class ExperimentJournal:
         error: BaseException | ErrorInfo | None = None,
     ) -> Trial:
         """Close a trial, build its record and write it to the store before returning.
+
+        ``score_scope`` says which examples ``score`` was measured on.
 
         The write makes the trial durable: a crash after this returns loses nothing of
         it. A store that fails here does not fail the run: the trial is kept, a warning

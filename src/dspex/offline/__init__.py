@@ -9,7 +9,7 @@
 See ``docs/offline-lm.md``.
 """
 
-from dspex.offline.datasets import exact_match, load_arith, load_rows
+from dspex.offline.datasets import exact_match, exact_match_with_feedback, load_arith, load_rows
 from dspex.offline.lm import AsyncOfflineEngine, OfflineEngine, offline_lm
 from dspex.offline.programs import ArithQA
 from dspex.offline.tasks import RULES
@@ -20,6 +20,7 @@ __all__ = [
     "AsyncOfflineEngine",
     "OfflineEngine",
     "exact_match",
+    "exact_match_with_feedback",
     "load_arith",
     "load_rows",
     "offline_lm",

@@ -17,7 +17,7 @@ import json
 from importlib import resources
 from typing import Any
 
-__all__ = ["exact_match", "load_arith", "load_rows"]
+__all__ = ["exact_match", "exact_match_with_feedback", "load_arith", "load_rows"]
 
 _SPLITS = ("train", "dev")
 
@@ -60,3 +60,33 @@ def exact_match(example: Any, pred: Any, trace: Any = None) -> float:
     if answer is None:
         return 0.0
     return 1.0 if _normalize(answer) == _normalize(example.answer) else 0.0
+
+
+def exact_match_with_feedback(
+    gold: Any,
+    pred: Any,
+    trace: Any = None,
+    pred_name: str | None = None,
+    pred_trace: Any = None,
+) -> Any:
+    """:func:`exact_match` as GEPA wants a metric: ``dspy.Prediction(score, feedback)``.
+
+    The feedback says whether the answer matched and, when it did not, what was
+    expected and what came back; it gives no hint of how to fix it.
+
+    >>> import dspy
+    >>> ex = dspy.Example(question="What is 52 - 17?", answer="35")
+    >>> exact_match_with_feedback(ex, dspy.Prediction(answer="45")).feedback
+    "Incorrect: the expected answer is '35', the response was '45'."
+    """
+    import dspy
+
+    score = exact_match(gold, pred)
+    answer = getattr(pred, "answer", None) if pred is not None else None
+    if score:
+        feedback = f"Correct: the response {answer!r} matches the expected answer."
+    else:
+        feedback = (
+            f"Incorrect: the expected answer is {gold.answer!r}, the response was {answer!r}."
+        )
+    return dspy.Prediction(score=score, feedback=feedback)

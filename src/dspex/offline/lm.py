@@ -12,12 +12,14 @@ would against a hosted model::
     >>> lm.engine.calls
     1
 
-The answer depends only on (seed, the full prompt, temperature): no shared random
-state, so threads and worker processes see the same answers in any order.
+The answer depends only on (seed, the full prompt, temperature, and for a call that
+asks for ``n > 1`` candidates, the candidate's number): no shared random state, so
+threads and worker processes see the same answers in any order.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 import time
@@ -69,6 +71,7 @@ class OfflineEngine:
         self.latency = float(latency)
         self._lock = threading.Lock()
         self._calls: Counter[str] = Counter()
+        self._candidates = threading.local()
 
     # -- counting ---------------------------------------------------------------------
     @property
@@ -98,6 +101,9 @@ class OfflineEngine:
         prompt_text = "\n".join([system, *(f"{role}: {text}" for role, text in messages)])
         temperature = float(request.config.temperature or 0.0)
         key = f"{self.seed}\x00{temperature!r}\x00{prompt_text}".encode()
+        candidate = self._candidate_number(request)
+        if candidate and temperature > 0:
+            key += f"\x00candidate {candidate}".encode()
         draws = Draws(hashlib.sha256(key).digest(), temperature)
         prompt = parse(system, messages)
         output = render(answer_fields(prompt, draws), prompt)
@@ -117,6 +123,24 @@ class OfflineEngine:
                 total_tokens=input_tokens + output_tokens,
             ),
         )
+
+    def _candidate_number(self, request: Any) -> int:
+        """0, or k for the k-th repeat of the same request object in this thread (or task).
+
+        DSPy asks an engine for ``n`` candidates by sending the same request ``n`` times
+        in a row; numbering the repeats lets each candidate be its own draw.
+        """
+        try:
+            task = id(asyncio.current_task())
+        except RuntimeError:  # no running event loop: a plain synchronous call
+            task = 0
+        last = getattr(self._candidates, "last", None)
+        if last is not None and last[0] == task and last[1] is request:
+            number = last[2] + 1
+        else:
+            number = 0
+        self._candidates.last = (task, request, number)
+        return number
 
     def stream(self, request: Any) -> Iterator[Any]:
         from dspy.lm15 import response_to_events
@@ -150,6 +174,7 @@ class OfflineEngine:
         self.latency = state.get("latency", 0.0)
         self._lock = threading.Lock()
         self._calls = Counter(state.get("calls", {}))
+        self._candidates = threading.local()
 
     def __repr__(self) -> str:
         return f"OfflineEngine(seed={self.seed}, latency={self.latency})"

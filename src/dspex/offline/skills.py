@@ -5,6 +5,8 @@ output fields               skill
 =========================== ==================================================
 ``answer`` (+ reasoning)    the task solver (:mod:`dspex.offline.tasks`)
 ``module_advice``           SIMBA's OfferFeedback: blame and one rule per module
+``new_instruction``         GEPA's reflection (:mod:`dspex.offline.instructions`)
+``proposed_prefix_...``     COPRO's instruction generator (same module)
 ``proposed_instruction``    MIPROv2's instruction proposer
 ``program_description``     MIPROv2's DescribeProgram
 ``module_description``      MIPROv2's DescribeModule
@@ -27,8 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from dspex.offline.instructions import copro_proposal, reflect
 from dspex.offline.prompt import Prompt
-from dspex.offline.tasks import RULES, Guidance, Noise, classify, solve
+from dspex.offline.tasks import RULES, Guidance, Noise, classify, diagnose, solve
 
 __all__ = ["Draws", "answer_fields"]
 
@@ -78,19 +81,6 @@ def _task(prompt: Prompt, draws: Draws) -> dict[str, Any]:
     return {"reasoning": solution.reasoning, "answer": solution.answer}
 
 
-def _diagnose(question: str, expected: str, worse: str) -> str | None:
-    """The mistake kind the worse answer shows, or None when it shows none we know."""
-    problem = classify(question)
-    if problem.wrong and worse.strip() == problem.wrong:
-        return problem.kind
-    if expected.isdigit() and worse != expected and expected in worse.split():
-        return "word"
-    contains_name = expected.lower() in worse.lower()
-    if expected and not expected.isdigit() and contains_name and worse != expected:
-        return "capital"
-    return None
-
-
 def _feedback(prompt: Prompt, draws: Draws) -> dict[str, Any]:
     names = _json(prompt.inputs.get("module_names", ""), None)
     if not isinstance(names, list) or not names:
@@ -102,7 +92,7 @@ def _feedback(prompt: Prompt, draws: Draws) -> dict[str, Any]:
     better = str(
         (_json(prompt.inputs.get("better_program_outputs", ""), {}) or {}).get("answer", "")
     )
-    kind = _diagnose(question, expected, worse)
+    kind = diagnose(question, expected, worse)
     if kind is None:
         advice = (
             "If the module receives an arithmetic or lookup question, then it should work "
@@ -212,6 +202,8 @@ def _summary(prompt: Prompt, draws: Draws) -> dict[str, Any]:
 
 _SKILLS: tuple[tuple[str, Callable[[Prompt, Draws], dict[str, Any]]], ...] = (
     ("module_advice", _feedback),
+    ("new_instruction", reflect),
+    ("proposed_prefix_for_output_field", copro_proposal),
     ("proposed_instruction", _proposal),
     ("program_description", _describe_program),
     ("module_description", _describe_module),

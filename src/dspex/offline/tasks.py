@@ -42,6 +42,7 @@ __all__ = [
     "Problem",
     "Solution",
     "classify",
+    "diagnose",
     "fixed_by_rule",
     "solve",
 ]
@@ -274,6 +275,25 @@ def classify(question: str) -> Problem:
     if word is not None:
         return word
     return Problem("unknown", "I do not know.", ("I cannot parse this question.",))
+
+
+def diagnose(question: str, expected: str, answer: str) -> str | None:
+    """The mistake kind ``answer`` shows for ``question`` (or None when it shows none we know).
+
+    >>> diagnose("What is 52 - 17?", "35", "45")
+    'borrow'
+    >>> diagnose("What is the capital of Peru?", "Lima", "The capital of Peru is Lima.")
+    'capital'
+    """
+    problem = classify(question)
+    if problem.wrong and answer.strip() == problem.wrong:
+        return problem.kind
+    if expected.isdigit() and answer != expected and expected in answer.split():
+        return "word"
+    contains_name = expected.lower() in answer.lower()
+    if expected and not expected.isdigit() and contains_name and answer != expected:
+        return "capital"
+    return None
 
 
 def fixed_by_rule(kind: str, instructions: str) -> bool:

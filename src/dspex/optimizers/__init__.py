@@ -16,29 +16,52 @@ A hook is started by ``DspexCallback.on_compile_start`` and finished by
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 from dspex.journal import ExperimentJournal
 from dspex.optimizers.base import GenericHook, OptimizerHook, optimizer_info
 
-__all__ = ["HOOKS", "GenericHook", "OptimizerHook", "hook_for", "optimizer_info", "register_hook"]
+__all__ = [
+    "HOOKS",
+    "GenericHook",
+    "OptimizerHook",
+    "hook_for",
+    "optimizer_info",
+    "register_context_hook",
+    "register_hook",
+]
 
 HOOKS: dict[str, type[OptimizerHook]] = {}
+#: Hooks chosen by where a compile runs rather than by its class (checked first).
+CONTEXT_HOOKS: list[tuple[Callable[[Any], bool], type[OptimizerHook]]] = []
 
 
 def register_hook(optimizer_class_name: str, hook: type[OptimizerHook]) -> None:
     HOOKS[optimizer_class_name] = hook
 
 
+def register_context_hook(applies: Callable[[Any], bool], hook: type[OptimizerHook]) -> None:
+    """Use ``hook`` for every compile for which ``applies(optimizer)`` is true (a compile
+    KNNFewShot's program runs for each example it answers, for instance)."""
+    CONTEXT_HOOKS.append((applies, hook))
+
+
+_BUILTIN = ("simba", "mipro", "bootstrap", "gepa", "copro", "random_search", "labeled", "knn")
+
+
 def _load_builtin_hooks() -> None:
     # Imported on first use: each one registers itself, and imports DSPy's optimizer
     # modules, which `import dspex` should not pay for.
-    for module in ("simba", "mipro", "bootstrap"):
+    for module in _BUILTIN:
         importlib.import_module(f"dspex.optimizers.{module}")
 
 
 def hook_for(journal: ExperimentJournal, optimizer: Any, inputs: dict[str, Any]) -> OptimizerHook:
     _load_builtin_hooks()
+    for applies, context_hook in CONTEXT_HOOKS:
+        if applies(optimizer):
+            return context_hook(journal, optimizer, inputs)
     for cls in type(optimizer).__mro__:
         hook = HOOKS.get(cls.__name__)
         if hook is not None:

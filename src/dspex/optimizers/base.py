@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable
 from contextvars import Token
 from typing import Any
 
@@ -15,9 +16,14 @@ from dspex.journal import ExperimentJournal
 from dspex.model import OptimizerInfo
 from dspex.redact import redact
 
-__all__ = ["GenericHook", "OptimizerHook", "optimizer_info"]
+__all__ = ["PRIVATE_MARK", "RESULT_MARK", "GenericHook", "OptimizerHook", "optimizer_info"]
 
 _SIMPLE = (str, int, float, bool, type(None))
+
+#: The attribute hooks set on candidate programs while a compile runs (copies keep it).
+PRIVATE_MARK = "_dspex_candidate"
+#: The attribute naming the candidate trial of the program a recorded compile returns.
+RESULT_MARK = "dspex_trial_id"
 
 
 def optimizer_info(optimizer: Any) -> OptimizerInfo:
@@ -54,6 +60,9 @@ class OptimizerHook:
         # The trial whose program compile returns (set by subclasses); default: the compile.
         self.result_trial_id: str | None = None
         self.info = optimizer_info(optimizer)
+        # Errors of recording that the optimizer's own machinery swallowed (GEPA drops
+        # exceptions of its callbacks): the experiment fails with them when it ends.
+        self.capture_errors: list[BaseException] = []
 
     @property
     def name(self) -> str:
@@ -124,9 +133,10 @@ class OptimizerHook:
         )
         trial_id = self.result_trial_id or self.recorder.trial_id
         self.journal.finish_trial(self.recorder, error=exception)
+        remove_marks(outputs, self.optimizer, keep=self.inputs.values())
         if exception is None and outputs is not None:
             try:
-                outputs.dspex_trial_id = trial_id
+                setattr(outputs, RESULT_MARK, trial_id)
             except AttributeError:  # not a module we can annotate (a plain value)
                 pass
 
@@ -139,3 +149,36 @@ class OptimizerHook:
 
 class GenericHook(OptimizerHook):
     """For optimizers without a dedicated hook: the compile as one trial."""
+
+
+def remove_marks(*roots: Any, keep: Iterable[Any] = ()) -> None:
+    """Remove what dspex put on programs from every module reachable from ``roots``.
+
+    Optimizers copy candidate programs (keeping the hooks' private mark) into what they
+    hand back: ``candidate_programs``, ``trial_logs``, ``mb_candidate_programs``... Every
+    module reachable through module attributes, dict values and sequence items loses the
+    private mark, and the result mark of a nested compile; ``keep`` (the caller's own
+    programs, which may carry the result mark of an earlier compile) keep the result mark.
+    """
+    import dspy
+
+    kept = {id(obj) for obj in keep}
+    seen: set[int] = set()
+    stack = list(roots)
+    while stack:
+        obj = stack.pop()
+        if isinstance(obj, _SIMPLE) or id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, dict):
+            stack.extend(obj.values())
+        elif isinstance(obj, list | tuple | set | frozenset):
+            stack.extend(obj)
+        elif isinstance(obj, dspy.BaseModule):
+            attributes = vars(obj)
+            attributes.pop(PRIVATE_MARK, None)
+            if id(obj) not in kept:
+                attributes.pop(RESULT_MARK, None)
+            stack.extend(attributes.values())
+        elif isinstance(obj, dspy.teleprompt.Teleprompter):
+            stack.extend(vars(obj).values())

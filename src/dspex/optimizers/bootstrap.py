@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from dspex.capture.callback import error_payload
-from dspex.capture.program import variables_of
+from dspex.capture.program import module_paths, variables_of
 from dspex.optimizers import register_hook
 from dspex.optimizers.base import OptimizerHook
 from dspex.optimizers.patching import require_attribute
@@ -59,6 +59,9 @@ class BootstrapFewShotHook(OptimizerHook):
 
     def _attempt(self, original: Any, example: Any, round_idx: int) -> Any:
         assert self.recorder is not None
+        teacher = getattr(self.optimizer, "teacher", None)
+        if teacher is not None and self.attempts == 0:  # a copy: name its modules by path
+            self.recorder.module_paths.update(module_paths(teacher, self.journal.program_name))
         index = self._index(example)
         self.attempts += 1
         step_id = self.recorder.emit(

@@ -3,16 +3,19 @@
 * the compile trial: a ``decision`` with the bootstrapped demo sets (each set also
   comes from a nested BootstrapFewShot / LabeledFewShot compile, recorded as its own
   trial parented to this one), one ``decision`` per instruction proposal with the
-  prompting tip used (rationale) and the instruction (action), and the proposer's
-  LM calls;
+  prompting tip used (rationale), the instruction (action) and its index, then per
+  predictor the instruction set MIPROv2 really chooses from ("Instruction candidates
+  for predictor i": candidate 0 is the original instruction, in place of proposal 0),
+  and the proposer's LM calls;
 * one trial per program MIPROv2 evaluates: the default program, each optuna trial's
-  candidate (its chosen instruction and demo-set indices as a ``decision``, then
-  ``candidate_created``, its runs, ``trial_score`` and ``candidate_scored`` with
-  ``scope`` minibatch or full), and each full evaluation of a minibatch winner
-  (parented to the candidate it re-evaluates).
+  candidate (its chosen instruction and demo-set indices, and the instruction texts
+  they select, as a ``decision``; then ``candidate_created``, its runs, ``trial_score``
+  and ``candidate_scored`` with ``scope`` minibatch or full), and each periodic full
+  evaluation ("full evaluation of optuna trial N", parented to the candidate it
+  re-evaluates).
 
-Wrapped: the instance methods ``_bootstrap_fewshot_examples`` and
-``_select_and_insert_instructions_and_demos``; the module globals
+Wrapped: the instance methods ``_bootstrap_fewshot_examples``, ``_propose_instructions``
+and ``_select_and_insert_instructions_and_demos``; the module globals
 ``eval_candidate_program`` and ``GroundedProposer`` of
 ``dspy.teleprompt.mipro_optimizer_v2`` (patched per compile).
 """
@@ -28,11 +31,11 @@ from dspex.capture.evaluation import evaluation_results
 from dspex.capture.jsonable import jsonable
 from dspex.capture.program import variables_of
 from dspex.capture.recorder import TrialRecorder
-from dspex.capture.scoring import metric_name, record_candidate_scored, record_score
+from dspex.capture.scoring import metric_name
 from dspex.optimizers import register_hook
-from dspex.optimizers.base import OptimizerHook
+from dspex.optimizers.base import PRIVATE_MARK, OptimizerHook
 from dspex.optimizers.patching import ModulePatch, require_attribute, unsupported
-from dspex.optimizers.units import changes_between
+from dspex.optimizers.units import changes_between, finish_scored
 
 __all__ = ["MiproHook"]
 
@@ -41,8 +44,12 @@ HOOK_KEY = "dspex_mipro_hook"
 MODULE = "dspy.teleprompt.mipro_optimizer_v2"
 EVAL = ModulePatch(MODULE, "eval_candidate_program", hook_key=HOOK_KEY, method="evaluate")
 PROPOSER = ModulePatch(MODULE, "GroundedProposer", hook_key=HOOK_KEY, method="proposer")
-METHODS = ("_bootstrap_fewshot_examples", "_select_and_insert_instructions_and_demos")
-TAG = "_dspex_candidate"  # the candidate trial of a program; MIPROv2's deepcopies keep it
+METHODS = (
+    "_bootstrap_fewshot_examples",
+    "_propose_instructions",
+    "_select_and_insert_instructions_and_demos",
+)
+TAG = PRIVATE_MARK  # names a program's candidate trial; the deepcopies DSPy makes keep it
 
 
 def _tip_key(tip: str | None) -> str | None:
@@ -82,6 +89,8 @@ class MiproHook(OptimizerHook):
         self.names: dict[str, str] = {}
         self.full_scores: dict[str, float] = {}
         self.proposals = 0
+        self.proposed: dict[int, list[str]] = {}  # per predictor, the proposals in order
+        self.instruction_sets: dict[int, list[str]] = {}  # what MIPROv2 really chooses from
         for method in METHODS:
             original = getattr(self.optimizer, method)
             setattr(self.optimizer, method, self._wrapper(method, original))
@@ -154,20 +163,30 @@ class MiproHook(OptimizerHook):
         assert self.recorder is not None
         tip = kw.get("tip")
         key = _tip_key(tip)
-        self.proposals += 1
+        predictor = kw.get("pred_i")
+        with self._lock:
+            self.proposals += 1
+            proposed = self.proposed.setdefault(int(predictor or 0), [])
+            index = len(proposed)
+            proposed.append(str(instruction))
+        # DSPy puts the original instruction in slot 0 (see _on_propose_instructions)
+        used = index != 0
         self.recorder.emit(
             "orchestration",
             "decision",
             {
                 "optimizer": NAME,
                 "step": 2,
-                "decision": f"Propose an instruction for predictor {kw.get('pred_i')} "
+                "decision": f"Propose instruction {index} for predictor {predictor} "
                 f"(demo set {kw.get('demo_set_i')})",
                 "strategy": None,
-                "rationale": f"Tip '{key}': {tip}" if tip else "No tip",
+                "rationale": (f"Tip '{key}': {tip}" if tip else "No tip")
+                + ("" if used else "; MIPROv2 replaces candidate 0 by the original instruction"),
                 "action": str(instruction),
                 "details": {
-                    "predictor": kw.get("pred_i"),
+                    "predictor": predictor,
+                    "index": index,
+                    "used": used,
                     "demo_set": kw.get("demo_set_i"),
                     "tip_key": key,
                     "tip": tip,
@@ -175,6 +194,35 @@ class MiproHook(OptimizerHook):
                 },
             },
         )
+
+    def _on_propose_instructions(self, original: Any, *args: Any, **kwargs: Any) -> Any:
+        candidates = original(*args, **kwargs)
+        assert self.recorder is not None
+        for predictor, texts in sorted((candidates or {}).items()):
+            texts = [str(t) for t in texts]
+            proposed = self.proposed.get(int(predictor), [])
+            sources = [
+                "original"
+                if i == 0
+                else (f"proposal {i}" if i < len(proposed) and proposed[i] == text else "other")
+                for i, text in enumerate(texts)
+            ]
+            self.instruction_sets[int(predictor)] = texts
+            self.recorder.emit(
+                "orchestration",
+                "decision",
+                {
+                    "optimizer": NAME,
+                    "step": 2,
+                    "decision": f"Instruction candidates for predictor {predictor}",
+                    "strategy": None,
+                    "rationale": "The proposals, with candidate 0 replaced by the predictor's "
+                    "original instruction (as MIPROv2 does); optuna trials choose by this index",
+                    "action": "\n".join(f"{i}: {text}" for i, text in enumerate(texts)),
+                    "details": {"predictor": predictor, "instructions": texts, "sources": sources},
+                },
+            )
+        return candidates
 
     # -- step 3: optuna trials -----------------------------------------------------------
 
@@ -202,7 +250,10 @@ class MiproHook(OptimizerHook):
                 "strategy": None,
                 "rationale": "Suggested by optuna's TPE sampler",
                 "action": "Insert the chosen instruction and demo set into each predictor",
-                "details": {"params": jsonable(raw)},
+                "details": {
+                    "params": jsonable(raw),
+                    "instructions": self._chosen_instructions(raw),
+                },
             },
         )
         name = self.journal.program_name
@@ -225,6 +276,15 @@ class MiproHook(OptimizerHook):
             self.names[recorder.trial_id] = f"optuna trial {number}"
         setattr(program, TAG, recorder.trial_id)
         return result
+
+    def _chosen_instructions(self, params: dict[str, Any]) -> dict[str, str]:
+        """Predictor index -> the instruction text an optuna trial's params choose."""
+        chosen = {}
+        for predictor, texts in self.instruction_sets.items():
+            index = params.get(f"{predictor}_predictor_instruction")
+            if isinstance(index, int) and 0 <= index < len(texts):
+                chosen[str(predictor)] = texts[index]
+        return chosen
 
     def evaluate(
         self,
@@ -258,7 +318,7 @@ class MiproHook(OptimizerHook):
             return recorder, recorder.trial_id
         parent = known[2] if known else self.default_trial
         recorder = self.journal.new_trial(
-            name="full evaluation",
+            name=f"full evaluation of {self.names.get(parent or '', 'the default program')}",
             parents=(parent,) if parent else (),
             program=program,
             metadata={"role": "validation", "optimizer": NAME, "scope": "full"},
@@ -272,18 +332,16 @@ class MiproHook(OptimizerHook):
         results = evaluation_results(
             recorder, result, self.metric, index_of=lambda ex: index.get(id(ex), 0)
         )
-        scored = record_score(recorder, results, self.metric, scope=scope)
-        record_candidate_scored(
+        trial = finish_scored(
+            self.journal,
             recorder,
-            candidate,
-            scored,
+            results,
+            metric=self.metric,
             scope=scope,
-            extra={"optuna_value": _number(getattr(result, "score", None))},
+            candidate=candidate,
+            scored_extra={"optuna_value": _number(getattr(result, "score", None))},
         )
-        self.journal.finish_trial(
-            recorder, example_results=results, score=scored.value, score_scope=scored.scope
-        )
-        score = scored.value
+        score = trial.score
         if scope == "full" and score is not None:
             with self._lock:
                 self.full_scores.setdefault(candidate, score)

@@ -19,6 +19,8 @@ Instance attributes are simpler: :func:`require_attribute` checks them at instal
 from __future__ import annotations
 
 import importlib
+import inspect
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +28,7 @@ from typing import Any
 from dspex.capture.dspy_bridge import lookup
 from dspex.errors import UnsupportedOptimizerVersion
 
-__all__ = ["ModulePatch", "require_attribute", "unsupported"]
+__all__ = ["ModulePatch", "compile_locals", "require_attribute", "require_locals", "unsupported"]
 
 
 def unsupported(optimizer: str, missing: str, exc: BaseException | None = None) -> Exception:
@@ -48,6 +50,30 @@ def require_attribute(optimizer_name: str, owner: Any, attribute: str, where: st
         return getattr(owner, attribute)
     except AttributeError as exc:
         raise unsupported(optimizer_name, where, exc) from exc
+
+
+def require_locals(optimizer_name: str, function: Any, names: tuple[str, ...]) -> None:
+    """Raise UnsupportedOptimizerVersion unless ``function`` has all the local ``names``."""
+    code = getattr(inspect.unwrap(function), "__code__", None)
+    missing = [n for n in names if n not in set(getattr(code, "co_varnames", ()))]
+    if missing:
+        where = getattr(function, "__qualname__", "compile")
+        raise unsupported(optimizer_name, f"{where} local variable(s) {', '.join(missing)}")
+
+
+def compile_locals(marker: str, names: tuple[str, ...]) -> dict[str, Any]:
+    """The local ``names`` of the running ``compile`` that has the local ``marker``.
+
+    Some decisions (SIMBA's bucket, COPRO's depth and candidate, the random search's seed)
+    live only in ``compile``'s local variables; :func:`require_locals` checks them at
+    install time. Returns ``{}`` when no such frame is on the stack.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "compile" and marker in frame.f_locals:
+            return {k: frame.f_locals.get(k) for k in names}
+        frame = frame.f_back  # type: ignore[assignment]
+    return {}
 
 
 class ModulePatch:

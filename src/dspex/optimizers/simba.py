@@ -24,8 +24,6 @@ naming what is missing.
 
 from __future__ import annotations
 
-import inspect
-import sys
 import threading
 from typing import Any
 
@@ -36,8 +34,14 @@ from dspex.capture.recorder import TrialRecorder
 from dspex.capture.scoring import metric_name
 from dspex.model import Variables
 from dspex.optimizers import register_hook
-from dspex.optimizers.base import OptimizerHook
-from dspex.optimizers.patching import ModulePatch, require_attribute, unsupported
+from dspex.optimizers.base import PRIVATE_MARK, OptimizerHook
+from dspex.optimizers.patching import (
+    ModulePatch,
+    compile_locals,
+    require_attribute,
+    require_locals,
+    unsupported,
+)
 from dspex.optimizers.units import EvaluationUnit, changes_between
 
 __all__ = ["SimbaHook"]
@@ -50,7 +54,7 @@ PREPARE_MODELS = ModulePatch(
 )
 #: Local variables of SIMBA.compile read when a step starts and when a strategy runs.
 COMPILE_LOCALS = ("batch_idx", "batch_indices", "bucket_idx", "num_demos_to_drop", "src_prog_idx")
-TAG = "_dspex_candidate"  # attribute naming a program's candidate trial; deepcopy keeps it
+TAG = PRIVATE_MARK  # names a program's candidate trial; the deepcopies DSPy makes keep it
 
 
 def strategy_name(strategy: Any) -> str:
@@ -58,12 +62,7 @@ def strategy_name(strategy: Any) -> str:
 
 
 def _compile_locals() -> dict[str, Any]:
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code.co_name == "compile" and "batch_indices" in frame.f_locals:
-            return {k: frame.f_locals.get(k) for k in COMPILE_LOCALS}
-        frame = frame.f_back  # type: ignore[assignment]
-    return {}
+    return compile_locals("batch_indices", COMPILE_LOCALS)
 
 
 def bucket_stats(bucket: list[dict[str, Any]]) -> dict[str, float]:
@@ -106,11 +105,8 @@ class SimbaHook(OptimizerHook):
             raise unsupported("SIMBA", "SIMBA.strategies as a list of strategy functions")
         # SIMBA's own compile (a subclass may wrap it): its locals are what we read
         base = next((c for c in type(optimizer).__mro__ if c.__name__ == "SIMBA"), None)
-        compile_fn = inspect.unwrap(require_attribute("SIMBA", base, "compile", "SIMBA.compile"))
-        names = set(getattr(getattr(compile_fn, "__code__", None), "co_varnames", ()))
-        missing = [n for n in COMPILE_LOCALS if n not in names]
-        if missing:
-            raise unsupported("SIMBA", f"SIMBA.compile local variable(s) {', '.join(missing)}")
+        compile_fn = require_attribute("SIMBA", base, "compile", "SIMBA.compile")
+        require_locals("SIMBA", compile_fn, COMPILE_LOCALS)
 
     def install(self) -> None:
         self.check(self.optimizer)

@@ -1,4 +1,10 @@
-"""Shared pieces of the optimizer hooks: evaluation units and variable diffs.
+"""Shared pieces of the optimizer hooks: runs and scores, evaluation units, diffs.
+
+Every hook records "examples ran" and "a candidate was scored" through this module, on
+top of :mod:`dspex.capture.scoring` (the one place scores are built), so the payloads are
+the same whatever the optimizer: :func:`record_runs` for runs another component executed,
+:func:`record_score` / :func:`finish_scored` for ``trial_score``, ``candidate_scored``
+and the score's scope.
 
 An :class:`EvaluationUnit` is one open trial that an optimizer evaluates example by
 example, from any thread. Each run records into its own short-lived recorder (as the
@@ -17,23 +23,32 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from dspex.capture import scoring
 from dspex.capture.context import recording
 from dspex.capture.recorder import TrialRecorder, current_worker_name
 from dspex.capture.scoring import (
+    NO_PREDICTION,
     ExampleRun,
-    Score,
+    prediction_dict,
     record_candidate_scored,
     record_example,
-    record_score,
+    score_of,
     usage_of,
 )
 from dspex.journal import ExperimentJournal
-from dspex.model import ErrorInfo, ExampleResult, Trial, Variables
+from dspex.model import ErrorInfo, ExampleResult, ScoreScope, Trial, Variables
 
-__all__ = ["EvaluationUnit", "changes_between"]
+__all__ = [
+    "EvaluationUnit",
+    "changes_between",
+    "finish_scored",
+    "mean_score",
+    "record_runs",
+    "record_score",
+]
 
 
 def changes_between(before: Variables, after: Variables) -> list[dict[str, Any]]:
@@ -62,6 +77,95 @@ def changes_between(before: Variables, after: Variables) -> list[dict[str, Any]]
     return changes
 
 
+# -- runs another component executed, and scores -------------------------------------
+
+
+def record_runs(
+    recorder: TrialRecorder,
+    runs: Iterable[tuple[int, Any, Any, Any]],
+    metric: str,
+    *,
+    extra: dict[str, Any] | None = None,
+) -> list[ExampleResult]:
+    """ExampleResults (and ``example_result`` events) of runs another component executed
+    (``dspy.Evaluate`` inside MIPROv2, COPRO, random search; GEPA's adapter).
+
+    ``runs`` are ``(index, example, prediction, metric value)``; a missing or empty
+    prediction is the evaluator's sign that the program or metric raised.
+    """
+    results = []
+    for index, example, prediction, value in runs:
+        empty = prediction is None or not prediction_dict(prediction)
+        run = ExampleRun(
+            index,
+            example,
+            None if empty else prediction,
+            value,
+            NO_PREDICTION if empty else None,
+            extra=dict(extra or {}),
+        )
+        results.append(record_example(recorder, run, metric))
+    return results
+
+
+def mean_score(results: Sequence[ExampleResult], metric: str) -> float | None:
+    return score_of(results, metric)
+
+
+def record_score(
+    recorder: TrialRecorder,
+    results: Sequence[ExampleResult],
+    *,
+    metric: str,
+    scope: str,
+    candidate: str | None,
+    scored_extra: dict[str, Any] | None = None,
+) -> tuple[float | None, ScoreScope | None]:
+    """Emit the score of ``results`` (``trial_score``, and ``candidate_scored`` for
+    ``candidate``); return it with its scope, for the trial's record."""
+    score = scoring.record_score(recorder, results, metric, scope=scope)
+    if candidate is not None:
+        record_candidate_scored(recorder, candidate, score, scope=scope, extra=scored_extra)
+    return score.value, score.scope
+
+
+def finish_scored(
+    journal: ExperimentJournal,
+    recorder: TrialRecorder,
+    results: Sequence[ExampleResult],
+    *,
+    metric: str,
+    scope: str,
+    candidate: str | None,
+    score_trial: bool = True,
+    error: BaseException | None = None,
+    scored_extra: dict[str, Any] | None = None,
+) -> Trial:
+    """:func:`record_score`, then finish the trial with the score and its scope.
+
+    ``score_trial=False`` keeps the score off the trial (runs of several candidates);
+    a failed trial (``error``) gets no ``candidate_scored``.
+    """
+    value, where = record_score(
+        recorder,
+        results,
+        metric=metric,
+        scope=scope,
+        candidate=candidate if error is None else None,
+        scored_extra=scored_extra,
+    )
+    return journal.finish_trial(
+        recorder,
+        example_results=sorted(results, key=lambda r: r.index),
+        score=value if score_trial else None,
+        score_scope=where if score_trial else None,
+        error=error,
+    )
+
+
+# -- a trial evaluated run by run -----------------------------------------------------
+
+
 class EvaluationUnit:
     """One trial evaluated run by run (from any thread) until ``expected`` runs are in."""
 
@@ -86,9 +190,7 @@ class EvaluationUnit:
         self.score_trial = score_trial
         self.on_closing = on_closing  # last chance to add events before the score
         self.results: list[ExampleResult] = []
-        self.scores: list[float] = []
         self.trial: Trial | None = None
-        self.score_record: Score | None = None
         self._closing = False
         self._lock = threading.Lock()
         self._programs: list[Any] = []  # keeps copies alive so their ids stay theirs
@@ -100,7 +202,7 @@ class EvaluationUnit:
     @property
     def score(self) -> float | None:
         with self._lock:
-            return sum(self.scores) / len(self.scores) if self.scores else None
+            return mean_score(self.results, self.metric)
 
     def adopt(self, program: Any, paths: dict[int, str]) -> None:
         """Attribute module events of ``program`` (a copy of the candidate) to this trial."""
@@ -138,17 +240,18 @@ class EvaluationUnit:
         latency_ms: float,
         extra: dict[str, Any] | None,
     ) -> None:
+        raw = run_recorder.raw_events()
         # wrap_program swallows the program's exception (a warning): find it in the run
         error = next(
             (
                 e.payload["error"]
-                for e in run_recorder.raw_events()
+                for e in raw
                 if e.kind == "module_end" and e.parent_id is None and e.payload.get("error")
             ),
             None,
         )
         raw_score = output.get("score", 0.0)
-        tokens, cost = usage_of(run_recorder.raw_events())
+        tokens, cost = usage_of(raw)
         run = ExampleRun(
             index,
             example,
@@ -165,7 +268,6 @@ class EvaluationUnit:
         self.recorder.merge(run_recorder.raw_events())
         with self._lock:
             self.results.append(result)
-            self.scores.append(0.0 if result.error else result.metrics[self.metric])
             done = len(self.results) >= self.expected
         if done:
             self.close()
@@ -179,15 +281,14 @@ class EvaluationUnit:
             results = sorted(self.results, key=lambda r: r.index)
         if self.on_closing is not None:
             self.on_closing(self)
-        score = record_score(self.recorder, results, self.metric, scope=self.scope)
-        if self.candidate is not None and error is None:
-            record_candidate_scored(self.recorder, self.candidate, score, scope=self.scope)
-        self.score_record = score
-        trial = self.journal.finish_trial(
+        trial = finish_scored(
+            self.journal,
             self.recorder,
-            example_results=results,
-            score=score.value if self.score_trial else None,
-            score_scope=score.scope if self.score_trial else None,
+            results,
+            metric=self.metric,
+            scope=self.scope,
+            candidate=self.candidate,
+            score_trial=self.score_trial,
             error=error,
         )
         with self._lock:

@@ -168,6 +168,9 @@ class ExperimentListener:
         except Exception as exc:
             self._failed(f"the end of the compile of {hook.name}", exc)
             raise
+        finally:
+            with self._lock:
+                self.capture_errors.extend(hook.capture_errors)
 
     # -- dspy.Evaluate --------------------------------------------------------------------
 
@@ -254,6 +257,7 @@ class ExperimentListener:
             self._evaluations.clear()
         for hook in compiles:  # restore DSPy internals whatever happened
             hook.finish(None, cause)
+            self.capture_errors.extend(hook.capture_errors)
         for evaluation in evaluations:
             pop(evaluation.token)
             release_evaluate_errors()

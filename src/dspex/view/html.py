@@ -24,6 +24,7 @@ from markupsafe import Markup, escape
 from dspex.model import Experiment, Trial
 from dspex.view.entries import format_ms
 from dspex.view.overview import LineageNode, Overview, build_overview
+from dspex.view.pareto import pareto_front
 from dspex.view.plot import score_plot
 from dspex.view.text import _stats_lines, best_against_baseline
 from dspex.view.timeline import Change, Entry, Timeline, build_timeline, format_score
@@ -285,6 +286,7 @@ def experiment_html(
             stats_rows=_stats_lines(overview),
             plot=score_plot(overview, trial_url=trial_url),
             lineage_html=_lineage_html(overview, link),
+            pareto=pareto_front(experiment),
             link=link,
             verdict=verdict_html(experiment, trial_url=trial_url, compare_url=compare_url),
             best_lines=best_against_baseline(overview),

@@ -15,6 +15,7 @@ from typing import Any
 
 from dspex.model import Experiment
 from dspex.view.overview import build_overview
+from dspex.view.pareto import pareto_front, pareto_lines
 from dspex.view.text import _best_lines, _header_lines, _stats_lines, change_lines
 from dspex.view.timeline import Timeline, format_score
 
@@ -136,6 +137,10 @@ def experiment_markdown(experiment: Experiment) -> str:
             "  " * node.depth + f"* Trial {node.trial.index} "
             f"({format_score(node.trial.score)}){how}"
         )
+    front = pareto_front(experiment)
+    if front is not None:
+        heading, *members = pareto_lines(front)
+        lines += ["", f"## {md(heading)}", "", *(f"* {md(m.strip())}" for m in members)]
     best_lines = _best_lines(overview, 100)
     if best_lines:
         lines += ["", "## Best against baseline", "", *_fenced(best_lines[2:], "")]

@@ -25,6 +25,7 @@ from rich.tree import Tree
 from dspex.model import Experiment
 from dspex.view.entries import format_ms
 from dspex.view.overview import build_overview
+from dspex.view.pareto import pareto_front, pareto_lines
 from dspex.view.text import _header_lines, _stats_lines, best_against_baseline, change_lines
 from dspex.view.timeline import Entry, Timeline, format_score
 
@@ -153,6 +154,9 @@ def experiment_renderables(experiment: Experiment) -> Iterator[RenderableType]:
         label = Text(f"Trial {node.trial.index} ({format_score(node.trial.score)}){how}")
         branches[node.depth] = branches[node.depth - 1].add(label)
     yield tree
+    front = pareto_front(experiment)
+    if front is not None:
+        yield Text("\n".join(pareto_lines(front)))
     lines = ["Best against baseline", *(f"  {x}" for x in best_against_baseline(overview))]
     for change in overview.best_changes:
         lines += change_lines(change, width=96, indent=2)

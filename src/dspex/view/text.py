@@ -16,6 +16,7 @@ import textwrap
 from dspex.model import Experiment, MetricStats, Trial, scope_of
 from dspex.view.entries import format_ms
 from dspex.view.overview import Overview, build_overview
+from dspex.view.pareto import pareto_front, pareto_lines
 from dspex.view.timeline import Change, Entry, Timeline, build_timeline, format_score
 from dspex.view.verdict import no_verdict_reason, verdict_line
 
@@ -363,6 +364,9 @@ def experiment_text(experiment: Experiment, *, width: int = 100) -> str:
             + ("└ " if node.depth else "")
             + f"Trial {node.trial.index} ({format_score(node.trial.score)}){how}"
         )
+    front = pareto_front(experiment)
+    if front is not None:
+        lines += ["", *pareto_lines(front)]
     lines += _best_lines(overview, width)
     return "\n".join(line.rstrip() for line in lines) + "\n"
 

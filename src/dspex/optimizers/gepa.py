@@ -1,0 +1,269 @@
+"""What dspex records while ``dspy.GEPA.compile`` runs (DSPy 3.4.x, gepa 0.1.x).
+
+GEPA reports its loop through its own public callback protocol
+(``gepa.core.callbacks.GEPACallback``): dspex adds a :class:`GepaListener` to the
+callbacks ``gepa.optimize`` receives, after the user's own (``gepa_kwargs["callbacks"]``),
+which keep running unchanged. The callbacks say *what* happened; to know which trial
+each program run belongs to, dspex also wraps four methods of the one ``DspyAdapter``
+instance the compile builds (``evaluate``, ``build_program``, ``make_reflective_dataset``,
+``propose_new_texts``), reached through ``gepa.optimize``'s ``adapter`` argument (the
+public function is replaced, per compile, by a dispatcher: see
+:class:`~dspex.optimizers.patching.ModulePatch`).
+
+Trials (``metadata["role"]``), numbered as GEPA numbers its candidates:
+
+* ``compile``: ``optimizer_start``; one ``step`` per iteration (parent, minibatch,
+  budget); a ``decision`` each time the Pareto front changes (``details.pareto_front``); the
+  returned candidate; ``optimizer_end`` (best candidate, valset score, budget, front);
+* ``candidate`` "candidate 0 (seed)": the student;
+* ``candidate`` "iteration i proposal", renamed "candidate k" when GEPA accepts it:
+  ``step``; the parent chosen and why; the parent's runs on the minibatch (the
+  *before* runs, ``example_result`` with ``phase = "before"``); the reflection: the
+  feedback given to the reflection LM, the reflection LM call, and per component a
+  ``decision`` whose action is the new instruction; ``candidate_created`` with the
+  instruction diff; the proposal's own minibatch runs (``phase = "after"``),
+  ``trial_score`` and ``candidate_scored`` (scope ``minibatch``); the verdict (a
+  ``decision``: accepted or rejected, with GEPA's rule and both scores);
+* ``candidate`` "iteration i merge": a merge of two Pareto candidates (two parents),
+  its runs on the valset examples GEPA picked, and the verdict;
+* ``validation`` "valset evaluation of candidate k": an accepted candidate on the
+  valset (scope ``full``), parent = its candidate trial;
+* ``iteration`` "iteration i (skipped)": an iteration GEPA ended before proposing (all
+  minibatch scores perfect, or no trajectories), with the parent's runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from dspex.capture.context import active_recorder, recording
+from dspex.capture.program import module_paths, program_name
+from dspex.capture.scoring import metric_name
+from dspex.errors import CaptureError
+from dspex.optimizers import register_hook
+from dspex.optimizers.base import OptimizerHook
+from dspex.optimizers.gepa_records import GepaRecords
+from dspex.optimizers.patching import ModulePatch, require_attribute, unsupported
+
+__all__ = ["EVENTS", "GepaHook", "GepaListener"]
+
+logger = logging.getLogger(__name__)
+
+NAME = "GEPA"
+HOOK_KEY = "dspex_gepa_hook"
+OPTIMIZE = ModulePatch("gepa", "optimize", hook_key=HOOK_KEY, method="optimize")
+ADAPTER = "dspy.teleprompt.gepa.gepa_utils.DspyAdapter"
+ADAPTER_METHODS = ("evaluate", "build_program", "make_reflective_dataset", "propose_new_texts")
+#: The GEPACallback methods dspex listens to.
+EVENTS = (
+    "on_optimization_start",
+    "on_optimization_end",
+    "on_iteration_start",
+    "on_iteration_end",
+    "on_candidate_selected",
+    "on_minibatch_sampled",
+    "on_evaluation_start",
+    "on_evaluation_end",
+    "on_evaluation_skipped",
+    "on_valset_evaluated",
+    "on_reflective_dataset_built",
+    "on_proposal_start",
+    "on_proposal_end",
+    "on_candidate_accepted",
+    "on_candidate_rejected",
+    "on_merge_attempted",
+    "on_merge_accepted",
+    "on_merge_rejected",
+    "on_pareto_front_updated",
+    "on_budget_updated",
+    "on_error",
+)
+
+
+class GepaListener:
+    """A GEPA callback that hands every event to the hook of its compile.
+
+    GEPA logs and swallows exceptions raised in callbacks; this listener keeps them
+    on the experiment instead (it then fails when its block ends), so that a record
+    can never be silently incomplete.
+    """
+
+    def __init__(self, hook: GepaHook) -> None:
+        self._hook = hook
+
+    def _dispatch(self, name: str, event: dict[str, Any]) -> None:
+        try:
+            getattr(self._hook.records, name)(event)
+        except Exception as exc:  # noqa: BLE001 - kept and raised when the experiment ends
+            error = CaptureError(f"dspex could not record GEPA's {name} event: {exc}")
+            error.__cause__ = exc
+            logger.error("dspex: %s", error)
+            self._hook.capture_errors.append(error)
+
+
+def _forward(name: str) -> Callable[[GepaListener, dict[str, Any]], None]:
+    def method(self: GepaListener, event: dict[str, Any]) -> None:
+        self._dispatch(name, event)
+
+    method.__name__ = name
+    return method
+
+
+for _event in EVENTS:
+    setattr(GepaListener, _event, _forward(_event))
+
+
+def _adapter_class() -> Any:
+    from dspy.teleprompt.gepa import gepa_utils
+
+    return getattr(gepa_utils, "DspyAdapter", None)
+
+
+class GepaHook(OptimizerHook):
+    """Records GEPA's iterations, reflections, verdicts, merges and Pareto front."""
+
+    hook_key = HOOK_KEY
+
+    # -- install ----------------------------------------------------------------------
+
+    @classmethod
+    def check(cls, optimizer: Any) -> None:
+        """Raise UnsupportedOptimizerVersion if anything this hook relies on has moved."""
+        OPTIMIZE.check(NAME)
+        try:
+            parameters = inspect.signature(OPTIMIZE.original()).parameters
+        except (TypeError, ValueError) as exc:
+            raise unsupported(NAME, "gepa.optimize(adapter=..., callbacks=...)", exc) from exc
+        if not {"adapter", "callbacks"} <= set(parameters):
+            raise unsupported(NAME, "gepa.optimize(adapter=..., callbacks=...)")
+        try:
+            from gepa.core import callbacks
+        except ImportError as exc:
+            raise unsupported(NAME, "gepa.core.callbacks", exc) from exc
+        protocol = require_attribute(NAME, callbacks, "GEPACallback", "gepa.core.callbacks")
+        missing = [e for e in EVENTS if not callable(getattr(protocol, e, None))]
+        if missing:
+            raise unsupported(NAME, f"GEPACallback.{', '.join(missing)}")
+        adapter = _adapter_class()
+        if adapter is None:
+            raise unsupported(NAME, ADAPTER)
+        for method in ADAPTER_METHODS:
+            require_attribute(NAME, adapter, method, f"{ADAPTER}.{method}")
+        for attribute in ("gepa_kwargs", "metric_fn"):
+            require_attribute(NAME, optimizer, attribute, f"{NAME}.{attribute}")
+
+    def install(self) -> None:
+        self.check(self.optimizer)
+        sampling = (self.optimizer.gepa_kwargs or {}).get("sampling_strategy")
+        if sampling is not None and type(sampling).__name__ != "SingleMutationSampling":
+            raise CaptureError(
+                f"dspex records GEPA iterations that propose one candidate each, but "
+                f"gepa_kwargs['sampling_strategy'] is {type(sampling).__name__}; remove it "
+                "(GEPA's default is SingleMutationSampling) to record this run"
+            )
+        assert self.recorder is not None
+        trainset = list(self.inputs.get("trainset") or [])
+        self.root = self.journal.program_name or program_name(self.student)
+        self.records = GepaRecords(
+            self.journal,
+            self.recorder,
+            student=self.student,
+            trainset=trainset,
+            valset=list(self.inputs.get("valset") or trainset),
+            root=self.root,
+            metric=metric_name(self.optimizer.metric_fn),
+            selection=str(getattr(self.optimizer, "candidate_selection_strategy", "?")),
+        )
+        self.listener = GepaListener(self)
+        self.user_callbacks: list[Any] = []
+        OPTIMIZE.acquire(NAME)
+        self._patched = True
+
+    def uninstall(self) -> None:
+        if getattr(self, "_patched", False):
+            self._patched = False
+            OPTIMIZE.release()
+        for adapter in getattr(self, "_adapters", []):
+            for method in ADAPTER_METHODS:
+                vars(adapter).pop(method, None)
+
+    # -- gepa.optimize: add our callback, wrap the adapter ---------------------------------
+
+    def optimize(self, original: Any, *args: Any, **kwargs: Any) -> Any:
+        """``gepa.optimize`` with the listener after the user's callbacks, adapter wrapped."""
+        self.user_callbacks = list(kwargs.get("callbacks") or [])
+        kwargs["callbacks"] = [*self.user_callbacks, self.listener]
+        rule = kwargs.get("acceptance_criterion", "strict_improvement")
+        self.records.rule = rule if isinstance(rule, str) else type(rule).__name__
+        budget = kwargs.get("max_metric_calls")
+        self.records.max_calls = budget if isinstance(budget, int) else None
+        adapter = kwargs.get("adapter")
+        if adapter is not None:
+            self._wrap_adapter(adapter)
+        return original(*args, **kwargs)
+
+    def _wrap_adapter(self, adapter: Any) -> None:
+        self._adapters = [*getattr(self, "_adapters", []), adapter]
+        for method in ADAPTER_METHODS:
+            original = getattr(adapter, method)
+            setattr(adapter, method, self._adapter_wrapper(method, original))
+
+    def _adapter_wrapper(self, method: str, original: Any) -> Any:
+        handler = getattr(self, f"_adapter_{method}")
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return handler(original, *args, **kwargs)
+
+        wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+        return wrapper
+
+    def _adapter_build_program(self, original: Any, candidate: Any, *a: Any, **kw: Any) -> Any:
+        program = original(candidate, *a, **kw)
+        # GEPA's programs are copies of the student: name their modules by path
+        recorder = active_recorder()
+        if recorder is not None:
+            recorder.module_paths.update(module_paths(program, self.root))
+        return program
+
+    def _adapter_evaluate(self, original: Any, batch: Any, candidate: Any, *a: Any, **kw: Any):
+        target = self.records.evaluation_target(candidate)
+        if target is None:
+            return original(batch, candidate, *a, **kw)
+        with recording(target.recorder):
+            result = original(batch, candidate, *a, **kw)
+        target.add(list(batch), result)
+        return result
+
+    def _adapter_make_reflective_dataset(self, original: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._in_iteration(original, *args, **kwargs)
+
+    def _adapter_propose_new_texts(self, original: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._in_iteration(original, *args, **kwargs)
+
+    def _in_iteration(self, original: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run ``original`` (the metric's feedback, the reflection LM) in the proposal's trial."""
+        recorder = self.records.iteration_recorder()
+        if recorder is None:
+            return original(*args, **kwargs)
+        with recording(recorder):
+            return original(*args, **kwargs)
+
+    # -- the end ------------------------------------------------------------------------
+
+    def end_payload(self, outputs: Any, exception: BaseException | None) -> dict[str, Any]:
+        return self.records.end_payload()
+
+    def finish(self, outputs: Any, exception: BaseException | None) -> None:
+        records = getattr(self, "records", None)
+        try:
+            if records is not None:
+                records.close(exception)
+                self.result_trial_id = records.result_trial_id
+        finally:
+            super().finish(outputs, exception)
+
+
+register_hook(NAME, GepaHook)

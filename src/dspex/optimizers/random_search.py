@@ -1,0 +1,263 @@
+"""What dspex records while ``dspy.BootstrapFewShotWithRandomSearch.compile`` runs (DSPy 3.4.x).
+
+The random search builds one candidate per seed (seed -3: zero-shot; -2: labeled demos
+only; -1: bootstrapped demos, trainset unshuffled; 0, 1, ...: bootstrapped demos from a
+shuffled trainset, at most a seed-drawn number of them), scores each on the valset and
+returns the first with the highest score. Trials (``metadata["role"]``):
+
+* ``compile``: ``optimizer_start``; the nested LabeledFewShot / BootstrapFewShot compiles
+  are their own ``compile`` trials, parented to this one; the winner as a ``decision``
+  with the scores it beat; ``optimizer_end``;
+* ``candidate`` "seed s (...)": one per seed, parented to the zero-shot candidate: a
+  ``decision`` (how it was built, by which nested compile trial: ``details.built_by``),
+  ``candidate_created`` with its demos, the valset runs, ``trial_score`` and
+  ``candidate_scored`` (scope ``full``; ``search_score`` is DSPy's percentage).
+
+Wrapped: the module global ``Evaluate`` of ``dspy.teleprompt.random_search`` (patched per
+compile); the seed is read from ``compile``'s local variables (checked at install).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dspex.capture.context import recording
+from dspex.capture.program import program_name, variables_of
+from dspex.capture.scoring import metric_name
+from dspex.model import Variables
+from dspex.optimizers import register_hook
+from dspex.optimizers.base import RESULT_MARK, OptimizerHook
+from dspex.optimizers.patching import (
+    ModulePatch,
+    compile_locals,
+    require_attribute,
+    require_locals,
+)
+from dspex.optimizers.units import changes_between, finish_scored, record_runs
+
+__all__ = ["RandomSearchHook"]
+
+NAME = "BootstrapFewShotWithRandomSearch"
+HOOK_KEY = "dspex_random_search_hook"
+MODULE = "dspy.teleprompt.random_search"
+EVALUATE = ModulePatch(MODULE, "Evaluate", hook_key=HOOK_KEY, method="evaluator")
+COMPILE_LOCALS = ("seed", "size", "score_data")
+
+
+@dataclass
+class _Candidate:
+    seed: int
+    trial_id: str
+    name: str
+    variables: Variables
+    program: Any
+    score: float | None = None
+
+
+def describe_seed(seed: int, size: int | None) -> tuple[str, str, str]:
+    """(label, strategy, how it was built) of the random search's candidate for ``seed``.
+
+    >>> describe_seed(-2, None)[0]
+    'seed -2 (labeled demos only)'
+    """
+    if seed == -3:
+        return "seed -3 (zero-shot)", "zero_shot", "The student with no demos"
+    if seed == -2:
+        return (
+            "seed -2 (labeled demos only)",
+            "labeled",
+            "LabeledFewShot: labeled trainset examples as demos",
+        )
+    if seed == -1:
+        return (
+            "seed -1 (bootstrapped, unshuffled)",
+            "bootstrap",
+            "BootstrapFewShot on the trainset in its order",
+        )
+    return (
+        f"seed {seed} (bootstrapped, shuffled)",
+        "bootstrap_shuffled",
+        f"BootstrapFewShot on the trainset shuffled with seed {seed}, at most {size} "
+        "bootstrapped demo(s) per predictor",
+    )
+
+
+class _RecordedEvaluate:
+    """The search's ``Evaluate`` instance, with its call recorded as the seed's candidate."""
+
+    def __init__(self, hook: RandomSearchHook, evaluate: Any) -> None:
+        self._hook = hook
+        self._evaluate = evaluate
+
+    def __call__(self, program: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._hook.evaluate(self._evaluate, program, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._evaluate, name)
+
+
+class RandomSearchHook(OptimizerHook):
+    """Records each seed's candidate with its score and demos, and the winner."""
+
+    hook_key = HOOK_KEY
+
+    @classmethod
+    def check(cls, optimizer: Any) -> None:
+        EVALUATE.check(NAME)
+        base = next((c for c in type(optimizer).__mro__ if c.__name__ == NAME), None)
+        compile_fn = require_attribute(NAME, base, "compile", f"{NAME}.compile")
+        require_locals(NAME, compile_fn, COMPILE_LOCALS)
+        require_attribute(NAME, optimizer, "metric", f"{NAME}.metric")
+
+    def install(self) -> None:
+        self.check(self.optimizer)
+        self.metric = metric_name(self.optimizer.metric)
+        trainset = list(self.inputs.get("trainset") or [])
+        self.valset = list(self.inputs.get("valset") or trainset)
+        self._index = {id(ex): i for i, ex in enumerate(self.valset)}
+        self.root = self.journal.program_name or program_name(self.student)
+        self.candidates: list[_Candidate] = []
+        self.best: _Candidate | None = None
+        EVALUATE.acquire(NAME)
+        self._patched = True
+
+    def uninstall(self) -> None:
+        if getattr(self, "_patched", False):
+            self._patched = False
+            EVALUATE.release()
+
+    # -- one candidate per seed --------------------------------------------------------------
+
+    def evaluator(self, original: Any, *args: Any, **kwargs: Any) -> Any:
+        return _RecordedEvaluate(self, original(*args, **kwargs))
+
+    def evaluate(self, evaluate: Any, program: Any, *args: Any, **kwargs: Any) -> Any:
+        local = compile_locals("score_data", COMPILE_LOCALS)
+        if not local:  # an Evaluate used outside the search loop
+            return evaluate(program, *args, **kwargs)
+        seed = int(local["seed"])
+        candidate, recorder = self._open(program, seed, local.get("size"))
+        with recording(recorder):
+            result = evaluate(program, *args, **kwargs)
+        runs = [
+            (self._index.get(id(example), i), example, prediction, value)
+            for i, (example, prediction, value) in enumerate(getattr(result, "results", []) or [])
+        ]
+        trial = finish_scored(
+            self.journal,
+            recorder,
+            record_runs(recorder, runs, self.metric),
+            metric=self.metric,
+            scope="full",
+            candidate=recorder.trial_id,
+            scored_extra={"search_score": _number(getattr(result, "score", None))},
+        )
+        candidate.score = trial.score
+        return result
+
+    def _open(self, program: Any, seed: int, size: Any) -> tuple[_Candidate, Any]:
+        label, strategy, how = describe_seed(seed, size if seed >= 0 else None)
+        zero_shot = next((c for c in self.candidates if c.seed == -3), None)
+        base = zero_shot.variables if zero_shot else variables_of(self.student, self.root)
+        recorder = self.journal.new_trial(
+            name=label,
+            parents=(zero_shot.trial_id,) if zero_shot else (),
+            program=program,
+            metadata={"role": "candidate", "optimizer": NAME, "seed": seed},
+        )
+        variables = variables_of(program, self.root)
+        candidate = _Candidate(seed, recorder.trial_id, label, variables, program)
+        self.candidates.append(candidate)
+        demos = {name: len(p.demos) for name, p in variables.predictors.items()}
+        recorder.emit(
+            "orchestration",
+            "decision",
+            {
+                "optimizer": NAME,
+                "step": None,
+                "decision": f"Candidate for {label}",
+                "strategy": strategy,
+                "rationale": how,
+                "action": "Score it on the valset: "
+                + ", ".join(f"{name} with {n} demo(s)" for name, n in demos.items()),
+                "details": {
+                    "seed": seed,
+                    "max_bootstrapped_demos": size if seed >= 0 else None,
+                    "built_by": getattr(program, RESULT_MARK, None),
+                    "demos": demos,
+                },
+            },
+        )
+        recorder.emit(
+            "orchestration",
+            "candidate_created",
+            {
+                "optimizer": NAME,
+                "candidate": recorder.trial_id,
+                "name": label,
+                "parents": [zero_shot.trial_id] if zero_shot else [],
+                "strategy": strategy,
+                "changes": changes_between(base, variables),
+            },
+        )
+        return candidate, recorder
+
+    # -- the winner ------------------------------------------------------------------------
+
+    def finish(self, outputs: Any, exception: BaseException | None) -> None:
+        try:
+            self._choose_result(outputs)
+        finally:
+            super().finish(outputs, exception)
+
+    def _choose_result(self, outputs: Any) -> None:
+        self.best = next((c for c in self.candidates if c.program is outputs), None)
+        scored = [c for c in self.candidates if c.score is not None]
+        if self.best is None or self.recorder is None:
+            return
+        self.result_trial_id = self.best.trial_id
+        others = [c for c in scored if c is not self.best]
+        stop = getattr(self.optimizer, "stop_at_score", None)
+        stopped = len(self.candidates) < self._planned()
+        self.recorder.emit(
+            "orchestration",
+            "decision",
+            {
+                "optimizer": NAME,
+                "step": None,
+                "decision": f"Return {self.best.name}",
+                "strategy": None,
+                "rationale": f"Highest valset score {_fmt(self.best.score)} (the first to reach "
+                "it wins); it beat "
+                + (", ".join(f"{c.name}: {_fmt(c.score)}" for c in others) or "no other seed")
+                + (f". Stopped early: the score reached stop_at_score {stop}" if stopped else ""),
+                "action": f"compile returns {self.best.name}",
+                "details": {
+                    "scores": {c.trial_id: c.score for c in scored},
+                    "seeds": {str(c.seed): c.score for c in scored},
+                    "stopped_early": stopped,
+                },
+            },
+        )
+
+    def _planned(self) -> int:
+        restrict = self.inputs.get("restrict")
+        seeds = range(-3, int(getattr(self.optimizer, "num_candidate_sets", 0)))
+        return len([s for s in seeds if restrict is None or s in set(restrict)])
+
+    def end_payload(self, outputs: Any, exception: BaseException | None) -> dict[str, Any]:
+        if self.best is None:
+            return {}
+        return {"best_candidate": self.best.trial_id, "best_score": self.best.score}
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+register_hook(NAME, RandomSearchHook)
