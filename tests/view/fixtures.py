@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dspex import (
+    EnvironmentInfo,
     ErrorInfo,
     ExampleResult,
     Experiment,
@@ -558,6 +559,10 @@ def simba_experiment(seed: int = 7) -> Experiment:
         created_at=clock.start,
         started_at=clock.start,
         completed_at=trials[-1].finished_at,
+        # pinned: the data file must not depend on the machine that regenerates it
+        environment=EnvironmentInfo(
+            python_version="3.11.7", platform="Linux-6.18.44-fc-v669-x86_64-with-glibc2.36"
+        ),
         tags=("fixture", "simba"),
         trials=tuple(trials),
         summary=summarize(trials),
