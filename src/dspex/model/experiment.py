@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import platform
 from enum import StrEnum
 
@@ -150,8 +151,16 @@ class Experiment(Record):
 
 
 def best_trial_of(trials: tuple[Trial, ...] | list[Trial]) -> Trial | None:
-    """The scored, successful trial with the highest score (earliest wins a tie)."""
-    scored = [t for t in trials if t.score is not None and t.status is TrialStatus.OK]
+    """The scored, successful trial with the highest score (earliest wins a tie).
+
+    A non-finite score (NaN, +inf, -inf) is recorded as given but never makes a trial
+    the best: it is no measurement to rank.
+    """
+    scored = [
+        t
+        for t in trials
+        if t.score is not None and math.isfinite(t.score) and t.status is TrialStatus.OK
+    ]
     if not scored:
         return None
     return max(scored, key=lambda t: (t.score, -t.index))
@@ -172,9 +181,10 @@ def summarize(trials: tuple[Trial, ...] | list[Trial], reported: Trial | None = 
     latencies = [
         r.latency_ms for t in trials for r in t.example_results if r.latency_ms is not None
     ]
+    per_metric = {name: MetricStats.of_any(values) for name, values in metrics.items()}
     return Statistics(
-        metrics={name: MetricStats.of(values) for name, values in metrics.items()},
-        trial_scores=MetricStats.of(scores) if scores else None,
+        metrics={name: stats for name, stats in per_metric.items() if stats is not None},
+        trial_scores=MetricStats.of_any(scores),
         latency_ms=_latency(latencies),
         total_tokens=sum(r.tokens for t in trials for r in t.example_results),
         total_cost=sum(r.cost or 0.0 for t in trials for r in t.example_results),
@@ -185,4 +195,4 @@ def summarize(trials: tuple[Trial, ...] | list[Trial], reported: Trial | None = 
 
 
 def _latency(values: list[float]) -> LatencyStats | None:
-    return LatencyStats.of(values) if values else None
+    return LatencyStats.of(values) if any(math.isfinite(v) for v in values) else None

@@ -47,7 +47,15 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 class MetricStats(Record):
-    """Spread of one metric's values."""
+    """Spread of one metric's values.
+
+    Non-finite values (NaN, +inf, -inf: a metric that divided by zero) cannot be averaged;
+    they are left out and counted in ``non_finite``, and ``n`` counts the others::
+
+        >>> stats = MetricStats.of([1.0, float("nan"), 0.0, float("inf")])
+        >>> stats.n, stats.mean, stats.non_finite
+        (2, 0.5, 2)
+    """
 
     n: int = Field(ge=0)
     mean: float
@@ -57,12 +65,15 @@ class MetricStats(Record):
     median: float
     ci95_low: float
     ci95_high: float
+    non_finite: int = Field(default=0, ge=0)
 
     @classmethod
     def of(cls, values: Iterable[float]) -> MetricStats:
-        data = [float(v) for v in values]
+        """The spread of the finite ``values``; ValueError when there is none."""
+        given = [float(v) for v in values]
+        data = [v for v in given if math.isfinite(v)]
         if not data:
-            raise ValueError("no values to summarize")
+            raise ValueError(f"no finite values to summarize ({len(given)} given)")
         mean = statistics.fmean(data)
         std = statistics.stdev(data) if len(data) > 1 else 0.0
         half = t_critical_95(len(data) - 1) * std / math.sqrt(len(data)) if len(data) > 1 else 0.0
@@ -75,7 +86,14 @@ class MetricStats(Record):
             median=statistics.median(data),
             ci95_low=mean - half,
             ci95_high=mean + half,
+            non_finite=len(given) - len(data),
         )
+
+    @classmethod
+    def of_any(cls, values: Iterable[float]) -> MetricStats | None:
+        """:meth:`of`, or None when no value is finite."""
+        data = list(values)
+        return cls.of(data) if any(math.isfinite(v) for v in data) else None
 
 
 class LatencyStats(Record):
@@ -88,7 +106,7 @@ class LatencyStats(Record):
 
     @classmethod
     def of(cls, values: Iterable[float]) -> LatencyStats:
-        data = [float(v) for v in values]
+        data = [float(v) for v in values if math.isfinite(v)]
         if not data:
             raise ValueError("no latencies to summarize")
         return cls(
