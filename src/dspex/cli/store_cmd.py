@@ -56,7 +56,7 @@ def ls(
     store_url: str | None, status: tuple[str, ...], tags: tuple[str, ...], **filters: Any
 ) -> None:
     """List experiments, newest (or best, with --order-by score) first."""
-    store = cli_store(store_url)
+    store = cli_store(store_url, read_only=True)
     filters.update(status=list(status) or None, tags=list(tags) or None)
     try:
         page = store.query_experiments(filters)
@@ -91,7 +91,7 @@ def _ls_row(s: ExperimentSummary) -> list[Any]:
 @store_option
 def show(store_url: str | None, experiment_id: str, trial_ref: str | None, full: bool) -> None:
     """Show one experiment: what it tested, its result and its trials."""
-    store = cli_store(store_url)
+    store = cli_store(store_url, read_only=True)
     try:
         experiment = store.get_experiment(experiment_id)
         if trial_ref is None:
@@ -160,7 +160,7 @@ def store_group() -> None:
 @store_option
 def verify(store_url: str | None) -> None:
     """Check every sealed record against its checksum; exit 1 listing the damaged ones."""
-    store = cli_store(store_url)
+    store = cli_store(store_url, read_only=True)
     problems = store.verify()
     for problem in problems:
         click.echo(f"damaged: {problem.record_id}: {problem.reason}")

@@ -11,6 +11,11 @@ dspex.errors.ConfigError: refusing to serve the dspex UI on '0.0.0.0' ...
 from __future__ import annotations
 
 import ipaddress
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from dspex.errors import ConfigError
 from dspex.store import ResultStore
@@ -54,4 +59,24 @@ def serve(
     from dspex.view.web.app import create_app
 
     check_bind(host, token)
-    uvicorn.run(create_app(store, token=token), host=host, port=port, log_level=log_level)
+    with _sigterm_as_exit():
+        uvicorn.run(create_app(store, token=token), host=host, port=port, log_level=log_level)
+
+
+@contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """After a graceful shutdown uvicorn raises the signal that stopped it again: make
+    SIGTERM a SystemExit then, so that the caller still closes its store (SQLite's -wal
+    and -shm files go away with the last connection) before the process ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def leave(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, leave)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
