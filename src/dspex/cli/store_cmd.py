@@ -13,6 +13,7 @@ from dspex.cli._store import cli_store, cli_store_url, store_option
 from dspex.errors import DspexError, TrialNotFound
 from dspex.model import Experiment, Trial
 from dspex.store import ExperimentSummary
+from dspex.view.safetext import terminal_safe
 
 __all__ = ["experiments_group", "render_experiment", "render_table", "store_group"]
 
@@ -65,7 +66,7 @@ def ls(
     if not page:
         click.echo(f"no experiments match in {store.url}")
         return
-    click.echo(render_table(_LS_HEADERS, [_ls_row(s) for s in page]))
+    click.echo(terminal_safe(render_table(_LS_HEADERS, [_ls_row(s) for s in page])))
     if page.next_cursor:
         click.echo(f"\nmore: --cursor {page.next_cursor}")
 
@@ -95,7 +96,7 @@ def show(store_url: str | None, experiment_id: str, trial_ref: str | None, full:
     try:
         experiment = store.get_experiment(experiment_id)
         if trial_ref is None:
-            click.echo(render_experiment(experiment))
+            click.echo(terminal_safe(render_experiment(experiment)))
             return
         trial = _trial(experiment, trial_ref)
     except DspexError as exc:

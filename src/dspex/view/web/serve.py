@@ -20,7 +20,7 @@ from typing import Any
 from dspex.errors import ConfigError
 from dspex.store import ResultStore
 
-__all__ = ["check_bind", "is_loopback", "serve"]
+__all__ = ["check_bind", "check_token", "is_loopback", "serve"]
 
 
 def is_loopback(host: str) -> bool:
@@ -33,9 +33,26 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_token(token: str | None) -> None:
+    """Raise :class:`dspex.ConfigError` for a token of only whitespace (no token is None).
+
+    >>> check_token("  ")
+    Traceback (most recent call last):
+    ...
+    dspex.errors.ConfigError: the dspex UI access token is blank: ...
+    """
+    if token is not None and not token.strip():
+        raise ConfigError(
+            "the dspex UI access token is blank: a token of only whitespace protects "
+            "nothing; set a real token (ui.token, DSPEX_UI_TOKEN or --token) or none",
+            key="ui.token",
+        )
+
+
 def check_bind(host: str, token: str | None) -> None:
     """Raise :class:`dspex.ConfigError` when ``host`` is reachable from elsewhere and no
-    access token is configured."""
+    access token is configured, or when the token is blank."""
+    check_token(token)
     if not is_loopback(host) and not token:
         raise ConfigError(
             f"refusing to serve the dspex UI on {host!r} without an access token: anyone "
