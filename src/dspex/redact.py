@@ -10,6 +10,8 @@ CLI. A secret is a value under a secret-looking key (``api_key``, ``wandb_api_ke
     'postgresql://root:***@db.example:5432/results?sslmode=require'
     >>> redact_url("postgresql://root@localhost/test?password=hunter2&application_name=x")
     'postgresql://root@localhost/test?password=***&application_name=x'
+    >>> redact_url("postgresql+psycopg://u:a/b@h/db?sslpassword=k")   # '/' in the password
+    'postgresql+psycopg://u:***@h/db?sslpassword=***'
     >>> redact({"wandb_api_key": "abc", "max_tokens": 512, "api_base": "https://u:pw@h/v1"})
     {'wandb_api_key': '********', 'max_tokens': 512, 'api_base': 'https://u:***@h/v1'}
 """
@@ -34,6 +36,7 @@ _SECRET_WORDS = frozenset(
         "token",
         "secret",
         "password",
+        "sslpassword",
         "passwd",
         "pwd",
         "passphrase",

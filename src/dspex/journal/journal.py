@@ -42,6 +42,7 @@ from dspex.model import (
     summarize,
     utc_now,
 )
+from dspex.redact import redact
 from dspex.store import ResultStore
 
 __all__ = ["ExperimentJournal"]
@@ -335,8 +336,6 @@ class ExperimentJournal:
 
 
 def _config_snapshot() -> dict[str, Any]:
-    settings = get_settings()
-    snapshot = settings.model_dump(mode="json")
-    if snapshot.get("ui", {}).get("token"):
-        snapshot["ui"]["token"] = "********"
+    # Stored in every experiment: no token, no password in a store URL (dspex.redact).
+    snapshot: dict[str, Any] = redact(get_settings().model_dump(mode="json"))
     return snapshot
