@@ -1,12 +1,13 @@
 """The memory backend's summaries, kept in query order so that a page costs what it returns.
 
-A :class:`Catalog` holds every summary once and three sorted lists of keys: all
-experiments by creation time, each program's by creation time, and all by score (the
+A :class:`Catalog` holds every summary once and sorted lists of keys: all experiments
+by creation time, each program's and each tag's by creation time, and all by score (the
 ascending :func:`~dspex.store.query.sort_key` orders). A query walks the narrowest list
-backwards from the first key it can return (its ``created_before``, cursor or
-``max_score``) and stops as soon as the page is full, checking each candidate with the
-reference :func:`~dspex.store.query.matches`; the answer is exactly what
-:func:`~dspex.store.query.page` would return over every summary::
+that has its order backwards from the first key it can return (its ``created_before``,
+cursor or ``max_score``) and stops as soon as the page is full, checking each candidate
+with the reference :func:`~dspex.store.query.matches`; the answer is exactly what
+:func:`~dspex.store.query.page` would return over every summary. A count walks the
+narrowest list of any order::
 
     >>> from dspex.store.query import ExperimentSummary, Query
     >>> catalog = Catalog()
@@ -60,6 +61,7 @@ class Catalog:
         self.summaries: dict[str, ExperimentSummary] = {}
         self._by_created: list[tuple[datetime, str]] = []
         self._by_program: dict[str, list[tuple[datetime, str]]] = {}
+        self._by_tag: dict[str, list[tuple[datetime, str]]] = {}
         self._by_score: list[tuple[bool, float, str]] = []
 
     def __len__(self) -> int:
@@ -71,6 +73,8 @@ class Catalog:
         self.summaries[summary.id] = summary
         insort(self._by_created, _created(summary))
         insort(self._by_program.setdefault(summary.program, []), _created(summary))
+        for tag in set(summary.tags):
+            insort(self._by_tag.setdefault(tag, []), _created(summary))
         insort(self._by_score, _scored(summary))
 
     def remove(self, experiment_id: str) -> None:
@@ -79,6 +83,8 @@ class Catalog:
             return
         _remove(self._by_created, _created(old))
         _remove(self._by_program[old.program], _created(old))
+        for tag in set(old.tags):
+            _remove(self._by_tag[tag], _created(old))
         _remove(self._by_score, _scored(old))
 
     def query(self, query: Query) -> list[ExperimentSummary]:
@@ -98,12 +104,19 @@ class Catalog:
         """How many summaries match ``query``'s filters (paging ignored)."""
         if query == Query(limit=query.limit, offset=query.offset, order_by=query.order_by):
             return len(self.summaries)  # no filter at all
-        unpaged = Query(**{**query.__dict__, "after": None, "order_by": "created"})
-        return sum(1 for _ in self._candidates(unpaged))
+        unpaged = Query(**{**query.__dict__, "after": None})
+        ranges = [self._by_time(unpaged)]
+        if query.min_score is not None or query.max_score is not None:
+            ranges.append(self._by_score_range(unpaged))
+        keys, low, high = min(ranges, key=lambda r: r[2] - r[1])
+        return sum(1 for p in range(low, high) if matches(query, self.summaries[keys[p][-1]]))
 
     def _candidates(self, query: Query) -> Iterator[ExperimentSummary]:
         """Matching summaries in the query's order, from its cursor on (offset not applied)."""
-        keys, low, high = self._range(query)
+        if query.order_by == "score":
+            keys, low, high = self._by_score_range(query)
+        else:
+            keys, low, high = self._by_time(query)
         bound = after_bound(query)
         if bound is not None:
             high = min(high, bisect_left(keys, bound))
@@ -112,20 +125,24 @@ class Catalog:
             if matches(query, summary):
                 yield summary
 
-    def _range(self, query: Query) -> tuple[list[Any], int, int]:
-        """The key list to walk and the slice of it that can match."""
-        if query.order_by == "score":
-            keys: list[Any] = self._by_score
-            low, high = 0, len(keys)
-            if query.min_score is not None:  # unscored rows never match a score filter
-                low = bisect_left(keys, (True, query.min_score, ""))
-            if query.max_score is not None:
-                high = bisect_left(keys, (True, query.max_score, _LAST_ID))
-            return keys, low, high
-        if query.program is None:
-            keys = self._by_created
-        else:
-            keys = self._by_program.get(query.program, [])
+    def _by_score_range(self, query: Query) -> tuple[list[Any], int, int]:
+        """The score-ordered keys and the slice of them the score filters allow."""
+        keys = self._by_score
+        low, high = 0, len(keys)
+        if query.min_score is not None:  # unscored rows never match a score filter
+            low = bisect_left(keys, (True, query.min_score, ""))
+        if query.max_score is not None:
+            high = bisect_left(keys, (True, query.max_score, _LAST_ID))
+        return keys, low, high
+
+    def _by_time(self, query: Query) -> tuple[list[Any], int, int]:
+        """The shortest time-ordered key list that holds every match (all experiments, the
+        program's, or one of the tags'), and the slice of it within the dates."""
+        lists = [self._by_created]
+        if query.program is not None:
+            lists.append(self._by_program.get(query.program, []))
+        lists += [self._by_tag.get(tag, []) for tag in query.tags]
+        keys = min(lists, key=len)
         low, high = 0, len(keys)
         if query.created_after is not None:
             low = bisect_left(keys, (query.created_after, ""))

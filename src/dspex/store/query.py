@@ -302,23 +302,34 @@ def matches(query: Query, summary: ExperimentSummary) -> bool:
     """Whether ``summary`` passes every filter of ``query`` (paging aside).
 
     The reference semantics: backends that filter in SQL must agree with it, and the
-    conformance suite checks that they do.
+    conformance suite checks that they do. (Checks return early: the memory backend
+    calls this for every candidate row.)
     """
-    score = ranking_score(summary)
-    checks = (
-        query.hypothesis_id is None or summary.hypothesis_id == query.hypothesis_id,
-        query.hypothesis_text is None
-        or query.hypothesis_text.lower() in (summary.research_question or "").lower(),
-        query.program is None or summary.program == query.program,
-        query.optimizer is None or (summary.optimizer or "") == query.optimizer,
-        not query.statuses or summary.status in query.statuses,
-        set(query.tags) <= set(summary.tags),
-        query.created_after is None or summary.created_at >= query.created_after,
-        query.created_before is None or summary.created_at < query.created_before,
-        query.min_score is None or (score is not None and score >= query.min_score),
-        query.max_score is None or (score is not None and score <= query.max_score),
-    )
-    return all(checks)
+    if query.program is not None and summary.program != query.program:
+        return False
+    if query.optimizer is not None and (summary.optimizer or "") != query.optimizer:
+        return False
+    if query.statuses and summary.status not in query.statuses:
+        return False
+    if query.created_after is not None and summary.created_at < query.created_after:
+        return False
+    if query.created_before is not None and summary.created_at >= query.created_before:
+        return False
+    if query.tags and not set(query.tags) <= set(summary.tags):
+        return False
+    if query.hypothesis_id is not None and summary.hypothesis_id != query.hypothesis_id:
+        return False
+    if query.hypothesis_text is not None and (
+        query.hypothesis_text.lower() not in (summary.research_question or "").lower()
+    ):
+        return False
+    return _score_matches(query, ranking_score(summary))
+
+
+def _score_matches(query: Query, score: float | None) -> bool:
+    if query.min_score is not None and (score is None or score < query.min_score):
+        return False
+    return query.max_score is None or (score is not None and score <= query.max_score)
 
 
 def sort_key(query: Query, summary: ExperimentSummary) -> tuple[Any, ...]:
