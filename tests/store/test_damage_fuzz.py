@@ -234,3 +234,17 @@ def test_a_sql_row_holding_another_record_is_refused(tmp_path):
         _store_payload(engine, experiment.id, "header", _payloads(engine, other.id)["header"])
         with pytest.raises(CorruptRecordError, match=f"holds experiment '{other.id}'"):
             store.get_experiment(experiment.id)
+
+
+def test_a_stored_number_too_long_to_read_is_a_damaged_record_not_a_crash(tmp_path):
+    # What an earlier dspex could store: a number JSON readers refuse (over 4,300 digits).
+    with _sql_store(tmp_path, sealed=False) as (store, experiment, engine):
+        trial = experiment.trials[0]
+        unreadable = trial.to_json_bytes().replace(
+            b'"metadata":{}', b'"metadata":{"n":' + b"7" * 5000 + b"}"
+        )
+        _store_payload(engine, experiment.id, trial.id, _sqltables.compress(unreadable))
+        with pytest.raises(CorruptRecordError, match="does not parse"):
+            store.get_trial(experiment.id, trial.id)
+        with pytest.raises(CorruptRecordError, match=experiment.id):
+            store.get_experiment(experiment.id)
