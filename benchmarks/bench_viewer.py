@@ -111,6 +111,57 @@ def main() -> None:
     for name, ms in rows:
         print(f"{name:<40} {ms:>8.1f}")
     print("target: a 2,000+ event trial page under 200 ms of server time")
+    _long_response(max(1_000_000, int(10_000_000 * scale)))
+
+
+def _long_response(size: int) -> None:
+    """Every view of one LM call whose response is ``size`` characters (one word, words,
+    short lines): folded before it is wrapped, so each view takes linear time."""
+    import io
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+
+    from dspex import Experiment, ProgramInfo, TraceEvent, Trial, new_id
+    from dspex.view import TrialView, render_trial_text
+
+    shapes = {
+        "one word": "x" * size,
+        "words": ("lorem ipsum dolor " * (size // 18 + 1))[:size],
+        "lines": ("a line of text of about eighty characters, as LM answers come\n"
+                  * (size // 62 + 1))[:size],
+    }  # fmt: skip
+    print(f"\none LM response of {size / 1e6:.0f} MB, seconds (one run each)")
+    print(f"{'view':<32}" + "".join(f"{shape:>10}" for shape in shapes))
+    views: dict[str, list[float]] = {}
+    for text in shapes.values():
+        experiment_id, trial_id, start = new_id("exp"), new_id("trl"), datetime.now(UTC)
+        event = TraceEvent(
+            trial_id=trial_id, sequence=0, timestamp=start, monotonic_ns=0,
+            source="execution", kind="lm_call", pid=1, worker="main",
+            payload={"model": "m", "messages": [{"role": "user", "content": "q"}],
+                     "response": text},
+        )  # fmt: skip
+        trial = Trial(id=trial_id, experiment_id=experiment_id, index=0, started_at=start,
+                      events=(event,))  # fmt: skip
+        experiment = Experiment(id=experiment_id, name="long", program=ProgramInfo(name="qa"),
+                                trials=(trial,))  # fmt: skip
+        view = TrialView(experiment, trial)
+        for name, show in (
+            ("notebook (_repr_mimebundle_)", view._repr_mimebundle_),
+            ("plain text, full", view.to_text),
+            ("plain text, abridged", lambda v=view: v.to_text(abridged=True)),
+            ("experiments show --trial", lambda e=experiment, t=trial: render_trial_text(e, t)),
+            ("Markdown", view.to_markdown),
+            ("HTML", view.to_html),
+            ("rich (terminal)", lambda v=view: Console(file=io.StringIO(), width=100).print(v)),
+        ):
+            started = time.perf_counter()
+            show()
+            views.setdefault(name, []).append(time.perf_counter() - started)
+    for name, seconds in views.items():
+        print(f"{name:<32}" + "".join(f"{s:>10.2f}" for s in seconds))
+    print("target: every view of a 10 MB event within a second")
 
 
 if __name__ == "__main__":

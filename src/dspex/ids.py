@@ -89,6 +89,12 @@ def _encode(value: int) -> str:
     return "".join(reversed(chars))
 
 
+_MAX_MS = 253_402_300_800_000  # 10000-01-01T00:00Z: dates (and folders) end at year 9999
+# The alphabet is in ASCII order, so ULIDs compare as their numbers: every id made before
+# year 10000 sorts below this one.
+_FIRST_ULID_PAST_9999 = _encode(_MAX_MS << _RANDOM_BITS)
+
+
 def new_id(kind: IdKind) -> str:
     """A fresh id of ``kind``, greater than every id this process made before."""
     if kind not in ID_KINDS:
@@ -154,8 +160,10 @@ def id_at(kind: IdKind, milliseconds: int, serial: int) -> str:
     """
     if kind not in ID_KINDS:
         raise InvalidIdError(f"unknown id kind {kind!r}; valid kinds: {', '.join(ID_KINDS)}")
-    if not (0 <= milliseconds < 1 << 48 and 0 <= serial <= _RANDOM_MAX):
-        raise InvalidIdError("milliseconds must fit 48 bits and serial 80 bits")
+    if not (0 <= milliseconds < _MAX_MS and 0 <= serial <= _RANDOM_MAX):
+        raise InvalidIdError(
+            "milliseconds must be a time before the year 10000 and serial fit 80 bits"
+        )
     return f"{kind}_{_encode((milliseconds << _RANDOM_BITS) | serial)}"
 
 
@@ -164,7 +172,11 @@ def is_valid_id(value: object, kind: IdKind | None = None) -> bool:
     if not isinstance(value, str):
         return False
     match = _ID_RE.fullmatch(value)
-    return match is not None and (kind is None or match.group(1) == kind)
+    return (
+        match is not None
+        and (kind is None or match.group(1) == kind)
+        and match.group(2) < _FIRST_ULID_PAST_9999
+    )
 
 
 def validate_id(value: object, kind: IdKind) -> str:
@@ -174,15 +186,15 @@ def validate_id(value: object, kind: IdKind) -> str:
     noun = ID_KINDS[kind]
     raise InvalidIdError(
         f"{noun} id {value!r} is not a dspex id: expected {kind!r} followed by '_' and "
-        f"26 Crockford base32 characters, for example {new_id(kind)!r}; "
-        "use the id that dspex gave the record"
+        f"26 Crockford base32 characters that name a time before the year 10000, for "
+        f"example {new_id(kind)!r}; use the id that dspex gave the record"
     )
 
 
 def id_timestamp(value: str) -> datetime:
     """The UTC creation time (millisecond precision) encoded in an id."""
     match = _ID_RE.fullmatch(value)
-    if not match:
+    if not match or not is_valid_id(value):
         raise InvalidIdError(f"{value!r} is not a dspex id")
     number = 0
     for char in match.group(2):

@@ -10,6 +10,8 @@ CLI. A secret is a value under a secret-looking key (``api_key``, ``wandb_api_ke
     'postgresql://root:***@db.example:5432/results?sslmode=require'
     >>> redact_url("postgresql://root@localhost/test?password=hunter2&application_name=x")
     'postgresql://root@localhost/test?password=***&application_name=x'
+    >>> redact_url("postgresql+psycopg://u:a/b@h/db?sslpassword=k")   # '/' in the password
+    'postgresql+psycopg://u:***@h/db?sslpassword=***'
     >>> redact({"wandb_api_key": "abc", "max_tokens": 512, "api_base": "https://u:pw@h/v1"})
     {'wandb_api_key': '********', 'max_tokens': 512, 'api_base': 'https://u:***@h/v1'}
 """
@@ -43,6 +45,7 @@ _SECRET_WORDS = frozenset(
         "token",
         "secret",
         "password",
+        "sslpassword",
         "passwd",
         "pwd",
         "passphrase",
@@ -59,8 +62,9 @@ _SECRET_WORDS = frozenset(
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://\S+")
-# a host (name, IPv4 or [IPv6]) and an optional port, then the end or the path/query
-_HOST = re.compile(r"(?:[A-Za-z0-9._~\-]+|\[[0-9A-Fa-f:.]+\])(?::\d*)?(?:[/?#]|$)")
+# hosts (name, IPv4 or [IPv6]) with optional ports, then the end or the path/query
+_ONE_HOST = r"(?:[A-Za-z0-9._~\-]+|\[[0-9A-Fa-f:.]+\])(?::\d*)?"
+_HOST = re.compile(rf"{_ONE_HOST}(?:,{_ONE_HOST})*(?:[/?#]|$)")  # libpq takes host lists
 
 
 @functools.lru_cache(maxsize=4096)

@@ -9,7 +9,7 @@ import pytest
 import scipy.stats
 
 from dspex import ExampleResult, Trial, new_id, utc_now
-from dspex.model import LatencyStats, MetricStats, summarize
+from dspex.model import LatencyStats, MetricStats, best_trial_of, summarize
 from dspex.model.stats import percentile
 
 
@@ -84,3 +84,31 @@ def test_summarize_uses_the_best_trial_for_metric_spread():
     assert summary.example_count == 4
     assert summary.latency_ms is not None and summary.latency_ms.p50 == 15.0
     assert not math.isnan(summary.total_cost)
+
+
+def test_non_finite_values_are_left_out_and_counted():
+    stats = MetricStats.of([1.0, math.nan, 0.0, math.inf, -math.inf])
+    assert (stats.n, stats.mean, stats.non_finite) == (2, 0.5, 3)
+    assert math.isfinite(stats.ci95_low) and math.isfinite(stats.ci95_high)
+    assert MetricStats.of_any([math.nan, math.inf]) is None
+    with pytest.raises(ValueError, match="no finite values"):
+        MetricStats.of([math.nan])
+    assert LatencyStats.of([10.0, math.inf, 20.0]).n == 2
+
+
+def test_summarize_and_the_best_trial_ignore_non_finite_scores():
+    exp_id = new_id("exp")
+    trials = [
+        Trial(experiment_id=exp_id, index=i, started_at=utc_now(), score=score,
+              example_results=(ExampleResult(index=0, metrics={"m": score}),))
+        for i, score in enumerate([math.inf, 0.25, math.nan, -math.inf, 0.5])
+    ]  # fmt: skip
+    best = best_trial_of(trials)
+    assert best is not None and best.score == 0.5
+    summary = summarize(trials)
+    assert summary.trial_scores is not None
+    assert (summary.trial_scores.n, summary.trial_scores.non_finite) == (2, 3)
+    assert summary.metrics["m"].mean == 0.5
+    only_nan = summarize([trials[2]], trials[2])
+    assert only_nan.trial_scores is None and only_nan.metrics == {}
+    assert best_trial_of([trials[0], trials[2]]) is None

@@ -51,6 +51,7 @@ def test_ls_lists_experiments_with_filters(file_url):
 
 
 def test_ls_names_a_bad_filter_value(file_url):
+    ResultStore.open(file_url).connect().close()
     out = run("experiments", "ls", "--store", file_url, "--after", "someday", code=1)
     assert "'created_after'" in out and "someday" in out
 
@@ -98,8 +99,14 @@ def test_migrate_brings_a_sqlite_store_to_head(tmp_path):
 
 
 def test_without_configuration_the_cli_uses_dspex_results_here(tmp_path):
-    run("experiments", "ls")
-    assert (tmp_path / "dspex_results" / "index.sqlite").exists()
+    missing = run("experiments", "ls", code=1)
+    assert f"no ResultStore at file://{tmp_path / 'dspex_results'}" in missing
+    assert not (tmp_path / "dspex_results").exists()  # reading creates nothing
+    experiment = make_experiment()
+    ResultStore.open(f"file://{tmp_path / 'dspex_results'}").connect().archive_experiment(
+        experiment
+    )
+    assert experiment.id in run("experiments", "ls")
 
 
 def test_the_configured_store_is_used(tmp_path, monkeypatch):
@@ -139,3 +146,46 @@ def test_show_trial_prints_the_unified_timeline(file_url):
     assert trial.id in full
     missing = run("experiments", "show", experiment.id, "--trial", "9", "--store", file_url, code=1)
     assert "no trial with id '9'" in missing
+
+
+def _files(root: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in root.rglob("*")
+        if p.is_file()
+    }
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["experiments", "ls"],
+        ["experiments", "show", "exp_01ARZ3NDEKTSV4RRFFQ69G5FAV"],
+        ["store", "verify"],
+    ],
+)
+def test_reading_commands_never_create_a_store(tmp_path, command):
+    for url in (f"file://{tmp_path / 'nonexistent' / 'x'}", f"sqlite:///{tmp_path / 'none.db'}"):
+        out = run(*command, "--store", url, code=1)
+        assert f"no ResultStore at {url}" in out
+    assert list(tmp_path.iterdir()) == []
+    out = run(*command, code=1)  # in an empty directory: the default ./dspex_results
+    assert "dspex_results" in out and list(tmp_path.iterdir()) == []
+
+
+def test_reading_commands_change_nothing_in_a_store(tmp_path):
+    root = tmp_path / "store"
+    url = f"file://{root}"
+    experiment = make_experiment(trials=2)
+    with ResultStore.open(url) as store:
+        store.archive_experiment(experiment)
+    before = _files(root)
+    assert experiment.id in run("experiments", "ls", "--store", url)
+    run("experiments", "show", experiment.id, "--store", url)
+    run("experiments", "show", experiment.id, "--trial", "1", "--store", url)
+    run("store", "verify", "--store", url)
+    assert _files(root) == before  # no -wal, -shm or lock file left, nothing rewritten
+    (root / ".lock").unlink()
+    (root / "index.sqlite").unlink()  # a reader indexes in memory, and writes nothing
+    assert experiment.id in run("experiments", "ls", "--store", url)
+    assert not (root / ".lock").exists() and not (root / "index.sqlite").exists()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -24,14 +25,20 @@ from dspex import (
     InvalidQueryError,
     OptimizerInfo,
     ProgramInfo,
+    ResultStore,
+    StoreError,
+    StoreUnavailable,
     TraceEvent,
     Trial,
     TrialNotFound,
+    ValidationError,
     new_id,
 )
 from dspex.analysis import with_verdict
+from dspex.ids import id_at
 from dspex.model import ScoreScope, VerdictOutcome, best_trial_of, summarize
-from dspex.store.query import MAX_LIMIT, Query, page, summary_of
+from dspex.redact import redact_url
+from dspex.store.query import MAX_LIMIT, MAX_OFFSET, MAX_TAGS, Query, page, summary_of
 from tests.model.scored import demo_like
 from tests.model.strategies import experiments
 
@@ -49,7 +56,8 @@ HYPOTHESES = [
     Hypothesis(research_question="Does ÉCOLE help with 100% of_cases?"),
 ]
 DAYS = [datetime(2026, 1, d, tzinfo=UTC) for d in range(1, 6)]
-SCORES = [None, -0.5, 0.0, 0.5, 0.5, 1.0]
+NAN, INF = float("nan"), float("inf")
+SCORES = [None, -0.5, 0.0, 0.5, 0.5, 1.0, NAN, INF, -INF]
 
 
 EXAMPLE_SETS = ["set-a", "set-b"]
@@ -120,6 +128,8 @@ def catalog_entries(draw) -> Experiment:
     examples = draw(st.sampled_from(EXAMPLE_SETS))
     made = [make_trial(experiment_id, i, s, examples=examples) for i, s in enumerate(scores)]
     best = best_trial_of(made)
+    if made and draw(st.booleans()):  # a best trial chosen by hand, maybe a NaN or inf one
+        best = draw(st.sampled_from(made))
     optimizer = draw(st.sampled_from(OPTIMIZERS))
     return Experiment(
         id=experiment_id,
@@ -272,11 +282,16 @@ def test_every_filter_matches_the_reference(make_store, catalog, queries):
     summaries = [put(store, experiment) for experiment in catalog]
     for raw in [{}, *queries]:
         expected = page(Query.parse(raw), summaries)
-        assert list(store.query_experiments(raw)) == expected, raw
+        assert _json(store.query_experiments(raw)) == _json(expected), raw
         unpaged = {k: v for k, v in raw.items() if k not in ("limit", "offset")}
         every = page(Query.parse({**unpaged, "limit": MAX_LIMIT}), summaries)
         assert store.count_experiments(raw) == len(every)
-        assert _walk_with_cursor(store, {**unpaged, "limit": 2}) == every
+        assert _json(_walk_with_cursor(store, {**unpaged, "limit": 2})) == _json(every)
+
+
+def _json(summaries) -> list[str]:
+    """Summaries compared as their JSON (a NaN best score is not equal to itself)."""
+    return [s.to_json() for s in summaries]
 
 
 def _walk_with_cursor(store, filters):
@@ -444,3 +459,180 @@ def test_many_threads_archiving_at_once(store):
     for experiment in [*made, shared]:
         assert store.get_experiment(experiment.id) == experiment
     assert store.verify() == []
+
+
+# -- non-finite scores ----------------------------------------------------------------------
+
+
+def _with_best_score(score: float | None, **fields) -> Experiment:
+    experiment = make_experiment(trials=0, **fields)
+    trial = make_trial(experiment.id, 0, score)
+    return experiment.replace(trials=(trial,), best_trial_id=trial.id)
+
+
+def test_non_finite_best_scores_are_kept_but_rank_and_filter_as_unscored(store):
+    made = [_with_best_score(s) for s in (0.5, NAN, INF, -INF, None, 1.0, NAN)]
+    summaries = [put(store, experiment) for experiment in made]
+    for experiment in made:  # nothing recorded is altered
+        stored = store.get_experiment(experiment.id).best_score
+        assert stored is experiment.best_score or repr(stored) == repr(experiment.best_score)
+    scope = {"scope": scope_key("set-a")}  # score filters compare within one example set
+    for filters in ({"min_score": -1e9}, {"max_score": 1e9}, {"order_by": "score"}, {}):
+        filters = {**filters, **scope}
+        assert _json(store.query_experiments(filters)) == _json(
+            page(Query.parse(filters), summaries)
+        )
+    assert [s.best_score for s in store.query_experiments(min_score=0, **scope)] == [1.0, 0.5]
+    ranked = store.query_experiments(order_by="score", **scope)
+    assert [s.best_score for s in ranked[:2]] == [1.0, 0.5]
+    # non-finite scores rank last, as unscored (an unscored trial has no scope to match)
+    assert {repr(s.best_score) for s in ranked[2:]} == {"nan", "inf", "-inf"}
+    for limit in (1, 2, 3):  # pages never repeat a row, never stop early
+        walked = _walk_with_cursor(store, {"order_by": "score", "limit": limit, **scope})
+        assert [s.id for s in walked] == [s.id for s in ranked]
+    assert store.count_experiments(min_score=0, **scope) == 2
+
+
+# -- what JSON cannot carry -----------------------------------------------------------------
+
+CUT_EMOJI = "truncated emoji " + chr(0xD83D)
+HUGE = 7 * 10**5000
+
+
+def test_text_json_cannot_carry_is_stored_as_text_and_reads_back(store):
+    experiment = make_experiment(trials=2, metadata={"reply": CUT_EMOJI, chr(0xDC00): HUGE})
+    first = experiment.trials[0]
+    first = first.replace(metadata={"n": -HUGE, "list": [CUT_EMOJI]})
+    experiment = experiment.replace(trials=(first, experiment.trials[1]))
+    checksum = store.archive_experiment(experiment)
+    stored = store.get_experiment(experiment.id)
+    assert checksum == experiment.content_checksum() == stored.content_checksum()
+    assert stored.metadata == {"reply": "truncated emoji \\ud83d", "\\udc00": "7" + "0" * 5000}
+    assert stored.trials[0].metadata == {"n": "-7" + "0" * 5000, "list": [stored.metadata["reply"]]}
+    assert store.get_trial(experiment.id, first.id) == stored.trials[0]
+    assert store.verify() == []
+
+    running = make_experiment(status="running", trials=0, metadata={"cut": CUT_EMOJI})
+    store.start_experiment(running)
+    store.record_trial(running.id, make_trial(running.id, 0, 0.5).replace(metadata={"n": HUGE}))
+    reread = store.get_experiment(running.id)
+    assert reread.metadata == {"cut": "truncated emoji \\ud83d"}
+    assert reread.trials[0].metadata == {"n": "7" + "0" * 5000}
+
+
+def test_a_field_that_must_be_an_integer_refuses_one_too_long_to_read_back(store):
+    experiment = make_experiment(trials=1)
+    trial = experiment.trials[0]
+    huge = trial.model_copy(
+        update={"example_results": (trial.example_results[0].model_copy(update={"tokens": HUGE}),)}
+    )
+    with pytest.raises(ValidationError, match="tokens"):
+        store.archive_experiment(experiment.model_copy(update={"trials": (huge,)}))
+    assert store.count_experiments() == 0
+
+
+# -- hostile queries --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("filters", "named"),
+    [
+        ({"offset": 2**63}, "'offset'"),
+        ({"offset": MAX_OFFSET + 1}, "'offset'"),
+        ({"tags": [f"t{i}" for i in range(MAX_TAGS + 1)]}, f"at most {MAX_TAGS}"),
+        ({"tags": [f"t{i}" for i in range(1000)]}, f"at most {MAX_TAGS}"),
+        ({"created_after": "9999-12-31T23:59:59-14:00"}, "'created_after'"),
+        ({"created_before": "0001-01-01T00:00:00+14:00"}, "'created_before'"),
+    ],
+)
+def test_values_that_would_overflow_a_backend_are_refused_by_name(store, filters, named):
+    with pytest.raises(InvalidQueryError, match=named):
+        store.query_experiments(filters)
+    with pytest.raises(InvalidQueryError, match=named):
+        store.count_experiments(filters)
+
+
+def test_the_largest_allowed_values_are_answered(store):
+    tagged = make_experiment(tags=tuple(f"t{i}" for i in range(MAX_TAGS)))
+    other = make_experiment(tags=("t1", "t2"))
+    summaries = [put(store, e) for e in (tagged, other)]
+    every_tag = {"tags": [f"t{i}" for i in range(MAX_TAGS)]}
+    for filters in (every_tag, {"tags": ["t1", "t2", "t3", "t4", "t5"]}, {"tags": ["t1", "t2"]}):
+        assert list(store.query_experiments(filters)) == page(Query.parse(filters), summaries)
+        assert store.count_experiments(filters) == len(page(Query.parse(filters), summaries))
+    assert [s.id for s in store.query_experiments(every_tag)] == [tagged.id]
+    assert store.query_experiments(offset=MAX_OFFSET) == []
+    assert store.query_experiments(created_after="9999-12-31T23:59:59") == []
+
+
+def test_an_id_whose_time_is_past_the_year_9999_is_not_an_id(store):
+    past = "exp_" + "7" + "Z" * 25  # valid characters; 10889-08-02 by its time
+    with pytest.raises(InvalidIdError, match="before the year 10000"):
+        store.get_experiment(past)
+    with pytest.raises(InvalidIdError):
+        store.get_trial(past, new_id("trl"))
+    with pytest.raises(InvalidIdError):
+        store.get_trial(new_id("exp"), "trl_" + "7" + "Z" * 25)
+    with pytest.raises(ExperimentNotFound):
+        store.get_experiment(id_at("exp", 253_402_300_799_999, 1))  # the last millisecond
+
+
+# -- read-only ------------------------------------------------------------------------------
+
+
+def _listing(url: str) -> dict[str, int] | None:
+    """Every file under a file store, or beside a SQLite file, with its size."""
+    if url.startswith("file://"):
+        root = Path(url.removeprefix("file://"))
+    elif url.startswith("sqlite:///"):
+        root = Path(url.removeprefix("sqlite:///")).parent
+    else:
+        return None
+    if not root.exists():
+        return {}
+    return {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_missing_store_opened_read_only_is_an_error_naming_it_and_nothing_is_made(
+    backend, store_url_factory
+):
+    url = store_url_factory()
+    if backend == "memory":
+        url = f"memory://never-written-{new_id('exp')}"
+        assert ResultStore.open(url, read_only=True).count_experiments() == 0
+        assert ResultStore.open(url).count_experiments() == 0  # nothing was registered
+        return
+    if backend == "file":
+        url += "/not-there"
+    before = _listing(url)
+    with pytest.raises(StoreUnavailable, match="no ResultStore at") as caught:
+        ResultStore.open(url, read_only=True).connect()
+    assert redact_url(url) in str(caught.value)
+    assert _listing(url) == before
+
+
+def test_reading_a_store_read_only_changes_nothing_and_writing_is_refused(
+    backend, store_url_factory
+):
+    url = store_url_factory() if backend != "memory" else f"memory://ro-{new_id('exp')}"
+    experiment = make_experiment(trials=2)
+    running = make_experiment(status="running", trials=0)
+    with ResultStore.open(url, auto_migrate=True) as writer:
+        writer.archive_experiment(experiment)
+        writer.start_experiment(running)
+    before = _listing(url)
+    reader = ResultStore.open(url, read_only=True)
+    assert reader.get_experiment(experiment.id) == experiment
+    assert reader.get_trial(experiment.id, experiment.trials[0].id) == experiment.trials[0]
+    assert {s.id for s in reader.query_experiments()} == {experiment.id, running.id}
+    assert reader.count_experiments(status="running") == 1
+    assert reader.verify() == []
+    for write in (
+        lambda: reader.archive_experiment(make_experiment()),
+        lambda: reader.start_experiment(make_experiment(status="running", trials=0)),
+        lambda: reader.record_trial(running.id, make_trial(running.id, 0, 0.1)),
+    ):
+        with pytest.raises(StoreError, match="read-only"):
+            write()
+    reader.close()
+    assert _listing(url) == before

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 
 import pytest
+from click.testing import CliRunner
 
-from dspex import CorruptRecordError, ResultStore
-from tests.store.test_conformance import make_experiment
+from dspex import CorruptRecordError, ResultStore, StoreUnavailable, new_id
+from dspex.cli import main
+from dspex.store import file as file_module
+from dspex.store.file import FileBackend
+from tests.store.test_conformance import make_experiment, make_trial
 
 
 @pytest.fixture
@@ -95,3 +100,209 @@ def test_relative_or_remote_file_urls_are_refused():
     for url in ("file://relative/dir", "file://host/abs"):
         with pytest.raises(ValidationError, match="absolute directory"):
             ResultStore.open(url)
+
+
+# -- the index is derived data: any state of it is repaired from the records ----------------
+
+
+def _many(store, count: int) -> list:
+    made = [make_experiment(trials=1) for _ in range(count)]
+    for experiment in made:
+        store.archive_experiment(experiment)
+    return made
+
+
+def test_an_index_rebuild_that_fails_leaves_no_valid_looking_empty_index(root, monkeypatch):
+    made = _many(_open(root), 30)
+    (root / "index.sqlite").unlink()
+    calls = {"n": 0}
+    real = FileBackend._summary
+
+    def failing(self, experiment_id):
+        calls["n"] += 1
+        if calls["n"] == 20:
+            raise RuntimeError("disk went away")
+        return real(self, experiment_id)
+
+    monkeypatch.setattr(FileBackend, "_summary", failing)
+    with pytest.raises(StoreUnavailable, match="disk went away"):
+        _open(root)
+    monkeypatch.setattr(FileBackend, "_summary", real)
+    assert _open(root).count_experiments() == len(made)
+
+
+def test_an_index_rebuild_killed_halfway_is_done_again(root):
+    made = _many(_open(root), 40)
+    (root / "index.sqlite").unlink()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child: dies like SIGKILL in the middle of the rebuild
+        real = FileBackend._summary
+        calls = {"n": 0}
+
+        def dying(self, experiment_id):
+            calls["n"] += 1
+            if calls["n"] == 25:
+                os._exit(9)
+            return real(self, experiment_id)
+
+        FileBackend._summary = dying
+        try:
+            _open(root)
+        finally:
+            os._exit(1)
+    assert os.waitpid(pid, 0)[1] >> 8 == 9
+    assert _open(root).count_experiments() == len(made)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
+def test_a_damaged_index_is_rebuilt_and_reindex_repairs_it(root, damage):
+    store = _open(root)
+    made = _many(store, 12)
+    store.close()
+    index = root / "index.sqlite"
+    if damage == "garbage":
+        index.write_bytes(b"this is not a database" * 100)
+    elif damage == "truncated":
+        index.write_bytes(index.read_bytes()[:1500])
+    else:
+        index.write_bytes(b"")
+    reader = ResultStore.open(f"file://{root}", read_only=True)
+    assert reader.count_experiments() == len(made)  # read-only: rebuilt in memory
+    reader.close()
+    assert _open(root).count_experiments() == len(made)
+    index.write_bytes(b"garbage again" * 100)
+    assert "12 experiments" in _cli("store", "reindex", "--store", f"file://{root}")
+    assert _open(root).count_experiments() == len(made)
+
+
+def test_an_index_deleted_while_a_store_is_open_is_rebuilt_with_what_came_after(root):
+    live = _open(root)
+    before = _many(live, 3)
+    (root / "index.sqlite").unlink()
+    after = _many(live, 2)  # the live writer must not write into the deleted file
+    other = _open(root)
+    assert {s.id for s in other.query_experiments()} == {e.id for e in before + after}
+    assert live.count_experiments() == 5
+
+
+def test_readers_do_not_wait_for_the_writers_lock_and_writers_say_why_they_fail(root, monkeypatch):
+    store = _open(root)
+    experiment = _many(store, 1)[0]
+    store.close()
+    holder = os.open(root / ".lock", os.O_RDWR)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another process reindexing, say
+    try:
+        reader = _open(root)  # opens without waiting: the index is usable
+        assert reader.get_experiment(experiment.id) == experiment
+        assert reader.count_experiments() == 1
+        monkeypatch.setattr(file_module, "LOCK_TIMEOUT", 0.2)
+        with pytest.raises(StoreUnavailable, match=r"locked by another process.*\.lock"):
+            reader.archive_experiment(make_experiment())
+    finally:
+        os.close(holder)
+    reader.archive_experiment(make_experiment())
+    assert reader.count_experiments() == 2
+
+
+# -- damaged records ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["body length", "footer length"])
+def test_a_non_digit_in_the_trailer_is_a_damaged_record_and_the_rest_reads(root, where):
+    store = _open(root)
+    good, bad = make_experiment(), make_experiment(trials=2)
+    store.archive_experiment(good)
+    store.archive_experiment(bad)
+    path = _record_path(root, bad.id)
+    data = bytearray(path.read_bytes())
+    trailer = data.rindex(b"dspex-record v1 ")
+    at = trailer + len(b"dspex-record v1 ") + (5 if where == "body length" else 26)
+    data[at] = ord("x")
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptRecordError, match=bad.id):
+        store.get_experiment(bad.id)
+    with pytest.raises(CorruptRecordError, match=bad.id):
+        store.get_trial(bad.id, bad.trials[0].id)
+    assert [p.record_id for p in store.verify()] == [bad.id]
+    assert [p.record_id for p in store.backend.reindex()] == [bad.id]
+    store.close()
+    (root / "index.sqlite").unlink()
+    reopened = _open(root)  # the whole store still opens without its index
+    assert [s.id for s in reopened.query_experiments()] == [good.id]
+    assert reopened.get_experiment(good.id) == good
+
+
+def test_a_running_file_holding_another_experiment_is_damage_not_that_experiment(root):
+    store = _open(root)
+    mine = make_experiment(status="running", trials=0)
+    other = make_experiment(status="running", trials=0, name="other")
+    store.start_experiment(mine)
+    store.start_experiment(other)
+    [running] = root.glob(f"experiments/*/*/*/{mine.id}/running.json")
+    [others] = root.glob(f"experiments/*/*/*/{other.id}/running.json")
+    running.write_bytes(others.read_bytes())
+    with pytest.raises(CorruptRecordError, match=f"{mine.id}.*holds experiment '{other.id}'"):
+        store.get_experiment(mine.id)
+    assert [p.record_id for p in store.backend.reindex()] == [mine.id]
+    trial = make_trial(other.id, 0, 0.5)
+    store.record_trial(other.id, trial)
+    [trial_file] = root.glob(f"experiments/*/*/*/{other.id}/trials/{trial.id}.json")
+    (trial_file.parent / f"{new_id('trl')}.json").write_bytes(trial_file.read_bytes())
+    with pytest.raises(CorruptRecordError, match="holds trial"):
+        store.get_experiment(other.id)
+
+
+def test_a_reader_never_sees_part_of_an_experiment_that_is_being_sealed(root, monkeypatch):
+    store = _open(root)
+    final = make_experiment(trials=3)
+    store.start_experiment(final.replace(status="running", trials=(), best_trial_id=None))
+    for trial in final.trials:
+        store.record_trial(final.id, trial)
+    real = FileBackend._running_trials
+
+    def sealed_meanwhile(self, folder, record):
+        yield next(real(self, folder, record))  # one trial read, then the seal lands
+        monkeypatch.setattr(FileBackend, "_running_trials", real)
+        _open(root).archive_experiment(final)
+        yield from real(self, folder, record)
+
+    monkeypatch.setattr(FileBackend, "_running_trials", sealed_meanwhile)
+    assert store.get_experiment(final.id) == final
+
+
+def test_what_killed_writers_leave_behind_is_removed(root):
+    store = _open(root)
+    experiment = make_experiment()
+    store.archive_experiment(experiment)
+    store.close()
+    dead = _dead_pid()
+    folder = _record_path(root, experiment.id).parent
+    leftovers = [
+        root / "tmp" / f".{experiment.id}.{dead}.1.staged",
+        root / "tmp" / f".running.json.{dead}.2.tmp",
+        folder / f".record.{dead}.3.staged",  # where earlier versions staged records
+        folder / f".record.dspex.{dead}.4.tmp",
+    ]
+    alive = root / "tmp" / f".running.json.{os.getpid()}.5.tmp"
+    for path in [*leftovers, alive]:
+        path.write_bytes(b"x" * 1000)
+    _open(root)
+    assert not leftovers[0].exists() and not leftovers[1].exists()
+    assert alive.exists()
+    _open(root).backend.reindex()
+    assert not any(p.exists() for p in leftovers) and alive.exists()
+    assert _open(root).get_experiment(experiment.id) == experiment
+
+
+def _dead_pid() -> int:
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
+
+
+def _cli(*args: str) -> str:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import pytest
@@ -85,3 +86,52 @@ def test_an_unwritable_file_store_is_named(tmp_path):
     with pytest.raises(StoreUnavailable) as caught:
         ResultStore.open(url).connect()
     assert url in str(caught.value)
+
+
+def test_many_tags_are_matched_by_one_grouped_subquery_not_one_join_each():
+    from dspex.store._summarytable import select_page
+    from dspex.store.query import Query
+
+    many = str(select_page(_sqltables.experiments, _sqltables.tags, Query.parse({"tags": [
+        f"t{i}" for i in range(100)]})).compile())  # fmt: skip
+    assert "EXISTS" not in many and many.count("GROUP BY") == 1
+    few = str(
+        select_page(
+            _sqltables.experiments, _sqltables.tags, Query.parse({"tags": ["a", "b"]})
+        ).compile()
+    )
+    assert few.count("EXISTS") == 2  # a few tags: indexed lookups that stop early
+
+
+@pytest.mark.postgres
+def test_a_postgresql_psycopg_url_opens_and_other_drivers_are_named(postgres_database):
+    url = postgres_database.replace("postgresql://", "postgresql+psycopg://")
+    with ResultStore.open(url, auto_migrate=True) as store:
+        store.archive_experiment(experiment := make_experiment())
+        assert store.get_experiment(experiment.id) == experiment
+    for driver in ("postgresql+asyncpg", "postgresql+psycopg2"):
+        with pytest.raises(
+            StoreUnavailable, match=re.escape(f"scheme '{driver}' is not one dspex")
+        ):
+            ResultStore.open(f"{driver}://u:pw@h/db").connect()
+
+
+def test_reading_a_sqlite_store_leaves_no_wal_or_shm_behind(tmp_path):
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    with ResultStore.open(url) as store:
+        store.archive_experiment(experiment := make_experiment())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.db"]
+    with ResultStore.open(url, read_only=True) as reader:
+        assert reader.get_experiment(experiment.id) == experiment
+        assert reader.query_experiments()[0].id == experiment.id
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.db"]
+
+
+def test_a_sqlite_file_without_dspex_tables_is_no_store_to_read(tmp_path):
+    path = tmp_path / "other.db"
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE unrelated (x)")
+    engine.dispose()
+    with pytest.raises(StoreUnavailable, match="no dspex tables"):
+        ResultStore.open(f"sqlite:///{path}", read_only=True).connect()

@@ -20,6 +20,7 @@ Trials scored on different example sets, or with different metrics, are refused 
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -92,6 +93,7 @@ class Comparison:
     statistic: float | None
     p_value: float
     effect_size: float | None
+    non_finite: int = 0  # examples left out: NaN or infinite on a side
 
     @property
     def n(self) -> int:
@@ -127,10 +129,11 @@ class Comparison:
 
     def describe(self) -> str:
         """``+0.450 (95% CI ...), 9 wins / 0 losses / 11 ties, exact McNemar p=0.0039``."""
+        left_out = f", {self.non_finite} non-finite left out" if self.non_finite else ""
         return (
             f"{self.difference:+.3f} ({self.interval.describe()}), "
             f"{self.wins} wins / {self.losses} losses / {self.ties} ties, "
-            f"{self.test} p={format_p(self.p_value)}, n={self.n}"
+            f"{self.test} p={format_p(self.p_value)}, n={self.n}{left_out}"
         )
 
 
@@ -212,7 +215,15 @@ def compare(
             f"{type(b).__name__} (read them with ResultStore.get_trial(experiment_id, trial_id))"
         )
     scope = _checked_scope(a, b)
-    pairs = pair_examples(a, b, scope.metric)
+    every_pair = pair_examples(a, b, scope.metric)
+    # a non-finite value (a metric that divided by zero) is no measurement to compare:
+    # its example is left out, and counted
+    pairs = tuple(p for p in every_pair if math.isfinite(p.value_a) and math.isfinite(p.value_b))
+    if not pairs:
+        raise NotComparableError(
+            f"no example has a finite metric value in both {_trial_label(a)} and "
+            f"{_trial_label(b)} ({len(every_pair)} paired, every one NaN or infinite on a side)"
+        )
     values_a = [p.value_a for p in pairs]
     values_b = [p.value_b for p in pairs]
     differences = [p.difference for p in pairs]
@@ -234,6 +245,7 @@ def compare(
         statistic=statistic,
         p_value=p_value,
         effect_size=rank_biserial(differences),
+        non_finite=len(every_pair) - len(pairs),
     )
 
 

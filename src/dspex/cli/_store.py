@@ -42,12 +42,22 @@ def cli_store_url(url: str | None = None) -> str:
     return url_from_settings()
 
 
-def cli_store(url: str | None = None) -> ResultStore:
-    """The connected store for a command; errors become a one-line message and exit 1."""
+def cli_store(url: str | None = None, *, read_only: bool = False) -> ResultStore:
+    """The connected store for a command, closed when the command ends; errors become a
+    one-line message and exit 1.
+
+    ``read_only`` for commands that only read (``experiments ls|show``, ``ui``, ``store
+    verify``): they create and change nothing, and a missing store is an error naming
+    its URL.
+    """
     try:
-        return ResultStore.open(cli_store_url(url)).connect()
+        store = ResultStore.open(cli_store_url(url), read_only=read_only).connect()
     except DspexError as exc:
         raise click.ClickException(str(exc)) from exc
+    context = click.get_current_context(silent=True)
+    if context is not None:  # no -wal/-shm or open connection outlives the command
+        context.call_on_close(store.close)
+    return store
 
 
 def store_option(command: Callable[..., Any]) -> Callable[..., Any]:

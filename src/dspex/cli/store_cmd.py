@@ -13,6 +13,7 @@ from dspex.cli._store import cli_store, cli_store_url, store_option
 from dspex.errors import DspexError, TrialNotFound
 from dspex.model import Experiment, Trial, scope_of
 from dspex.store import ExperimentSummary
+from dspex.view.safetext import terminal_safe
 from dspex.view.verdict import verdict_line
 
 __all__ = ["experiments_group", "render_experiment", "render_table", "store_group"]
@@ -63,7 +64,7 @@ def ls(
     store_url: str | None, status: tuple[str, ...], tags: tuple[str, ...], **filters: Any
 ) -> None:
     """List experiments, newest (or best, with --order-by score) first."""
-    store = cli_store(store_url)
+    store = cli_store(store_url, read_only=True)
     filters.update(status=list(status) or None, tags=list(tags) or None)
     try:
         page = store.query_experiments(filters)
@@ -72,7 +73,7 @@ def ls(
     if not page:
         click.echo(f"no experiments match in {store.url}")
         return
-    click.echo(render_table(_LS_HEADERS, [_ls_row(s) for s in page]))
+    click.echo(terminal_safe(render_table(_LS_HEADERS, [_ls_row(s) for s in page])))
     if page.next_cursor:
         click.echo(f"\nmore: --cursor {page.next_cursor}")
 
@@ -101,11 +102,11 @@ def _ls_row(s: ExperimentSummary) -> list[Any]:
 @store_option
 def show(store_url: str | None, experiment_id: str, trial_ref: str | None, full: bool) -> None:
     """Show one experiment: what it tested, its result and its trials."""
-    store = cli_store(store_url)
+    store = cli_store(store_url, read_only=True)
     try:
         experiment = store.get_experiment(experiment_id)
         if trial_ref is None:
-            click.echo(render_experiment(experiment))
+            click.echo(terminal_safe(render_experiment(experiment)))
             return
         trial = _trial(experiment, trial_ref)
     except DspexError as exc:
@@ -177,7 +178,7 @@ def store_group() -> None:
 @store_option
 def verify(store_url: str | None) -> None:
     """Check every sealed record against its checksum; exit 1 listing the damaged ones."""
-    store = cli_store(store_url)
+    store = cli_store(store_url, read_only=True)
     problems = store.verify()
     for problem in problems:
         click.echo(f"damaged: {problem.record_id}: {problem.reason}")

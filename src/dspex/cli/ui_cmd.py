@@ -30,7 +30,7 @@ def ui_command(
         check_bind(host, token)
     except DspexError as exc:
         raise click.ClickException(str(exc)) from exc
-    store = cli_store(store_url)
+    store = cli_store(store_url, read_only=True)
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     click.echo(f"dspex UI on http://{shown}:{port}/ over {store.url} (Ctrl+C to stop)")
     serve(store, host=host, port=port, token=token)

@@ -49,6 +49,7 @@ from dspex.config.sources import (
     unknown_env_vars,
 )
 from dspex.errors import ConfigError
+from dspex.redact import MASK, is_secret_key, redact
 
 __all__ = [
     "ENVIRONMENTS",
@@ -121,15 +122,21 @@ SECRET_KEYS = frozenset({"ui.token"})
 
 
 def _plain(settings: Settings, dotted: str) -> Any:
+    """A setting as `dspex config show` prints it: secrets masked, URLs without passwords."""
     section, key = dotted.split(".", 1)
     value = getattr(getattr(settings, section), key)
-    if dotted in SECRET_KEYS and value is not None:
-        return "********"
-    return (
+    plain = (
         value.value
         if hasattr(value, "value")
         else (str(value) if isinstance(value, Path) else value)
     )
+    return _shown(dotted, plain)
+
+
+def _shown(dotted: str, value: Any) -> Any:
+    if (dotted in SECRET_KEYS or is_secret_key(dotted)) and value not in (None, ""):
+        return MASK
+    return redact(value)
 
 
 def _validate(layered: Mapping[str, SourcedValue]) -> Settings:
@@ -159,7 +166,7 @@ def _config_error(exc: PydanticValidationError, layered: Mapping[str, SourcedVal
             source = sourced.source
             allowed = _allowed(dotted)
             lines.append(
-                f"{source}: {dotted} = {sourced.value!r}: {error['msg']}"
+                f"{source}: {dotted} = {_shown(dotted, sourced.value)!r}: {error['msg']}"
                 + (f" (allowed: {allowed})" if allowed else "")
             )
         first_key = first_key or dotted

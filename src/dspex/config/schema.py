@@ -12,10 +12,13 @@ import sys
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from dspex.redact import redact_url
 
 __all__ = [
     "AnalysisSettings",
+    "SQL_URL_SCHEMES",
     "EvaluationSettings",
     "Settings",
     "StoreBackendName",
@@ -24,7 +27,28 @@ __all__ = [
     "WorkerAdapterName",
     "WorkersSettings",
     "default_python_path",
+    "sql_url_problem",
 ]
+
+SQL_URL_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg", "postgres")
+"""The database URL schemes the sql backend connects with (PostgreSQL through psycopg 3)."""
+
+
+def sql_url_problem(url: str) -> str | None:
+    """What is wrong with ``url`` as a sql store URL, or None when dspex can use it.
+
+    >>> sql_url_problem("postgresql+psycopg://db/x") is None
+    True
+    >>> sql_url_problem("postgresql+asyncpg://db/x")
+    "scheme 'postgresql+asyncpg' is not one dspex connects with: use sqlite:///path.db, ..."
+    """
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in SQL_URL_SCHEMES:
+        return None
+    return (
+        f"scheme {scheme or url!r} is not one dspex connects with: use sqlite:///path.db, "
+        "postgresql://user@host:5432/db or postgresql+psycopg://... (psycopg 3)"
+    )
 
 
 def _cpu_count() -> int:
@@ -80,8 +104,9 @@ class StoreSettings(_Section):
                 "store.url is required when store.backend is 'sql' "
                 "(for example sqlite:///dspex.db or postgresql://localhost/dspex)"
             )
-        if self.url and not self.url.startswith(("sqlite:", "postgresql:", "postgresql+")):
-            raise ValueError(f"store.url {self.url!r} is not a sqlite:/// or postgresql:// URL")
+        problem = sql_url_problem(self.url) if self.url else None
+        if problem:
+            raise ValueError(f"store.url {redact_url(self.url or '')!r}: {problem}")
         return self
 
 
@@ -166,6 +191,15 @@ class UISettings(_Section):
         description="Access token the web UI requires (as ?token= or a Bearer header); "
         "required to bind a non-loopback host.",
     )
+
+    @field_validator("token")
+    @classmethod
+    def _real_token(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError(
+                "a token of only whitespace protects nothing; set a real token or unset it"
+            )
+        return value
 
 
 class Settings(_Section):

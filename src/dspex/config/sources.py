@@ -103,6 +103,11 @@ def _read_file(path: Path) -> ConfigFile | None:
             data = tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}", source=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); TOML files are UTF-8",
+            source=str(path),
+        ) from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read: {exc}", source=str(path)) from exc
     if path.name == "pyproject.toml":
@@ -141,6 +146,13 @@ def file_source(file: ConfigFile | None, env_name: str | None) -> dict[str, Sour
             f"({', '.join(ENVIRONMENTS)})",
             source=str(file.path),
         )
+    for name, table in envs.items():  # [env] prod = 5 instead of [env.prod.store]
+        if not isinstance(table, dict):
+            raise ConfigError(
+                f"{file.path} [{file.prefix}env]: {name} = {table!r} must be a table of "
+                f"settings, like [{file.prefix}env.{name}.store]",
+                source=str(file.path),
+            )
     for name in envs:
         if name not in ENVIRONMENTS:
             raise ConfigError(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, JsonValue
 from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import PydanticSerializationError
 
 from dspex.errors import ValidationError
 from dspex.ids import validate_id
@@ -22,6 +24,8 @@ __all__ = [
     "TrialId",
     "UtcDatetime",
     "describe_validation_error",
+    "plain_json",
+    "stored_json",
     "utc_now",
 ]
 
@@ -124,12 +128,30 @@ class Record(BaseModel):
         return self.model_dump(mode="json")
 
     def to_json(self) -> str:
-        """Compact JSON text; parsing it with :meth:`from_json` gives an equal record."""
-        return self.model_dump_json()
+        """Compact JSON text, as stored (see :meth:`representable`)."""
+        return stored_json(self)[0].decode()
 
     def to_json_bytes(self) -> bytes:
-        """Compact JSON as UTF-8 bytes."""
-        return self.model_dump_json().encode()
+        """Compact JSON as UTF-8 bytes, as stored (see :meth:`representable`)."""
+        return stored_json(self)[0]
+
+    def representable(self) -> Self:
+        """This record as stored, and as :meth:`from_json` reads it back.
+
+        JSON cannot carry everything a Python string or int can: a lone surrogate
+        (``"\\ud83d"``, a truncated emoji) becomes the text ``\\ud83d``, and an integer of
+        more than 4,300 digits (more than JSON readers accept) becomes its decimal text.
+        A field that must hold an integer refuses such a number
+        (:class:`dspex.ValidationError`). Anything else comes back unchanged; the record
+        itself is returned when nothing needs to change::
+
+            >>> from dspex import Experiment, ProgramInfo
+            >>> cut = Experiment(name="n", program=ProgramInfo(name="qa"),
+            ...                  metadata={"reply": "emoji " + chr(0xD83D)})
+            >>> cut.representable().metadata["reply"]
+            'emoji \\\\ud83d'
+        """
+        return stored_json(self)[1]
 
     def content_checksum(self) -> str:
         """``sha256:<hex>`` of the record's JSON: equal records have equal checksums."""
@@ -140,3 +162,90 @@ class Record(BaseModel):
         data = dict(self)
         data.update(changes)
         return type(self)(**data)
+
+
+R = TypeVar("R", bound=Record)
+
+_LONGEST_INT = 4300  # digits JSON readers accept in a number (pydantic's, and Python's int())
+_INT_BOUND = 10**_LONGEST_INT
+_STRIDE = 2150  # a run of more than _LONGEST_INT digits covers two consecutive samples
+_MARK_DIGITS = bytes(49 if 48 <= b <= 57 else 48 for b in range(256))
+_DIGIT_RUN = re.compile(rb"[0-9]{%d}" % (_STRIDE + 1))
+
+
+def stored_json(record: R) -> tuple[bytes, R]:
+    """``record``'s compact JSON, and the record that JSON reads back as (``record`` itself
+    unless something had to become text; see :meth:`Record.representable`)."""
+    data = plain_json(record)
+    if data is not None:
+        return data, record
+    changed, plain = _as_text_where_needed(record.model_dump(mode="python"))
+    serializer: Any = type(record).__pydantic_serializer__
+    if not changed:  # a long run of digits inside a string: nothing to change
+        return bytes(serializer.to_json(record)), record
+    clean = type(record).from_dict(plain)
+    return bytes(serializer.to_json(clean)), clean
+
+
+def plain_json(record: Record) -> bytes | None:
+    """``record``'s compact JSON when nothing in it has to become text (the usual case,
+    and the fast one), else None."""
+    serializer: Any = type(record).__pydantic_serializer__
+    try:
+        data = bytes(serializer.to_json(record))
+    except PydanticSerializationError as exc:
+        if "surrogates not allowed" not in str(exc):
+            raise
+        return None
+    return None if _may_hold_long_number(data) else data
+
+
+def _may_hold_long_number(data: bytes) -> bool:
+    """Whether ``data`` has a run of more than 2,150 digits (which a number too long to
+    read back would be). Looks at every 2,150th byte, and around two neighbouring digits
+    only: a cheap test for every record written."""
+    if len(data) <= _LONGEST_INT:
+        return False
+    marks = data[::_STRIDE].translate(_MARK_DIGITS)
+    found = marks.find(b"11")
+    while found >= 0:
+        if _DIGIT_RUN.match(data, found * _STRIDE):
+            return True
+        found = marks.find(b"11", found + 1)
+    return False
+
+
+def _as_text_where_needed(value: Any) -> tuple[bool, Any]:
+    """(changed, ``value`` with lone surrogates and over-long integers as text)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True, value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return False, value
+    if isinstance(value, int) and not isinstance(value, bool):
+        if -_INT_BOUND < value < _INT_BOUND:
+            return False, value
+        return True, _decimal_text(value)
+    if isinstance(value, dict):
+        items = [(_as_text_where_needed(k), _as_text_where_needed(v)) for k, v in value.items()]
+        if not any(k[0] or v[0] for k, v in items):
+            return False, value
+        return True, {k[1]: v[1] for k, v in items}
+    if isinstance(value, list | tuple):
+        parts = [_as_text_where_needed(v) for v in value]
+        if not any(changed for changed, _ in parts):
+            return False, value
+        return True, type(value)(v for _, v in parts)
+    return False, value
+
+
+def _decimal_text(value: int) -> str:
+    """The decimal digits of ``value``, however long (``str()`` refuses over 4,300 digits)."""
+    sign, value = ("-", -value) if value < 0 else ("", value)
+    chunks = []
+    while value:
+        value, low = divmod(value, 10**1000)
+        chunks.append(low)
+    text = str(chunks.pop())
+    return sign + text + "".join(str(c).zfill(1000) for c in reversed(chunks))

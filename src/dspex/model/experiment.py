@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import math
 import platform
 from enum import StrEnum
 from typing import Any
@@ -24,7 +25,7 @@ from dspex.model.hypothesis import Hypothesis
 from dspex.model.rows import data_frame, example_rows, trial_rows
 from dspex.model.scopes import comparable, kind_of, reference_scope, scope_of, values_of
 from dspex.model.stats import LatencyStats, MetricStats, Statistics
-from dspex.model.trial import ScoreScope, Trial
+from dspex.model.trial import MetricKind, ScoreScope, Trial
 
 __all__ = [
     "EnvironmentInfo",
@@ -182,9 +183,15 @@ def best_trial_of(
 
     The set is ``scope``, by default the experiment's reference set (see
     :func:`dspex.model.scopes.reference_scope`); scores over other sets are not ranked
-    against it. The earliest trial wins a tie; None when no trial is comparable.
+    against it. A non-finite score (NaN, +inf, -inf) is recorded as given but never makes
+    a trial the best: it is no measurement to rank. The earliest trial wins a tie; None
+    when no trial is comparable.
     """
-    candidates = comparable(trials, scope or reference_scope(trials))
+    candidates = [
+        t
+        for t in comparable(trials, scope or reference_scope(trials))
+        if t.score is not None and math.isfinite(t.score)
+    ]
     if not candidates:
         return None
     return max(candidates, key=lambda t: (t.score, -t.index))
@@ -204,7 +211,7 @@ def summarize(trials: tuple[Trial, ...] | list[Trial], reported: Trial | None = 
     ]
     return Statistics(
         metrics=_metric_stats(reported, scope),
-        trial_scores=MetricStats.of(scores) if scores else None,
+        trial_scores=MetricStats.of_any(scores),
         scope=scope,
         latency_ms=_latency(latencies),
         total_tokens=sum(r.tokens for t in trials for r in t.example_results),
@@ -222,15 +229,13 @@ def _metric_stats(reported: Trial | None, scope: ScoreScope | None) -> dict[str,
     for result in reported.example_results:
         for name, value in result.metrics.items():
             metrics.setdefault(name, []).append(value)
+    kinds: dict[str, MetricKind | None] = {}
     if scope is not None and reported.example_results:
-        values = values_of(reported, scope.metric)
-        metrics[scope.metric] = values
-        return {
-            name: MetricStats.of(data, kind_of(scope, data) if name == scope.metric else None)
-            for name, data in metrics.items()
-        }
-    return {name: MetricStats.of(data) for name, data in metrics.items()}
+        metrics[scope.metric] = values_of(reported, scope.metric)
+        kinds[scope.metric] = kind_of(scope, metrics[scope.metric])
+    found = {name: MetricStats.of_any(data, kinds.get(name)) for name, data in metrics.items()}
+    return {name: stats for name, stats in found.items() if stats is not None}
 
 
 def _latency(values: list[float]) -> LatencyStats | None:
-    return LatencyStats.of(values) if values else None
+    return LatencyStats.of(values) if any(math.isfinite(v) for v in values) else None

@@ -39,6 +39,13 @@ class MetricStats(Record):
     None in records written before intervals suited the metric, whose bounds are
     Student's t. ``ci95_low``/``ci95_high`` are None when no interval is defined
     (one value of an unbounded metric).
+
+    Non-finite values (NaN, +inf, -inf: a metric that divided by zero) cannot be averaged;
+    they are left out and counted in ``non_finite``, and ``n`` counts the others::
+
+        >>> stats = MetricStats.of([1.0, float("nan"), 0.0, float("inf")])
+        >>> stats.n, stats.mean, stats.non_finite
+        (2, 0.5, 2)
     """
 
     n: int = Field(ge=0)
@@ -50,15 +57,18 @@ class MetricStats(Record):
     ci95_low: float | None
     ci95_high: float | None
     ci_method: str | None = None
+    non_finite: int = Field(default=0, ge=0)
 
     @classmethod
     def of(
         cls, values: Iterable[float], kind: MetricKind | None = None, *, seed: int = 0
     ) -> MetricStats:
-        """Statistics of ``values``; ``kind`` (default: read from the values) picks the interval."""
-        data = [float(v) for v in values]
+        """Statistics of the finite ``values``; ``kind`` (default: read from the values)
+        picks the interval. ValueError when no value is finite."""
+        given = [float(v) for v in values]
+        data = [v for v in given if math.isfinite(v)]
         if not data:
-            raise ValueError("no values to summarize")
+            raise ValueError(f"no finite values to summarize ({len(given)} given)")
         interval = mean_interval(data, kind, seed=seed)
         return cls(
             n=len(data),
@@ -70,7 +80,14 @@ class MetricStats(Record):
             ci95_low=interval.low,
             ci95_high=interval.high,
             ci_method=interval.method,
+            non_finite=len(given) - len(data),
         )
+
+    @classmethod
+    def of_any(cls, values: Iterable[float], kind: MetricKind | None = None) -> MetricStats | None:
+        """:meth:`of`, or None when no value is finite."""
+        data = [float(v) for v in values]
+        return cls.of(data, kind) if any(math.isfinite(v) for v in data) else None
 
 
 class LatencyStats(Record):
@@ -83,7 +100,7 @@ class LatencyStats(Record):
 
     @classmethod
     def of(cls, values: Iterable[float]) -> LatencyStats:
-        data = [float(v) for v in values]
+        data = [float(v) for v in values if math.isfinite(v)]
         if not data:
             raise ValueError("no latencies to summarize")
         return cls(

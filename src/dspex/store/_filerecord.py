@@ -16,21 +16,32 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dspex.errors import CorruptRecordError
+from dspex.errors import CorruptRecordError, ValidationError
 from dspex.store.codec import EncodedRecord, sha256
 from dspex.store.query import ExperimentSummary
 
-__all__ = ["RecordFile", "ensure_dir", "fsync_dir", "write_atomic", "write_record"]
+__all__ = [
+    "RecordFile",
+    "ensure_dir",
+    "fsync_dir",
+    "remove_stale_temp_files",
+    "temp_name",
+    "write_atomic",
+    "write_record",
+]
 
 _TRAILER = b"\ndspex-record v1 %020d %020d %s\n"
 _TRAILER_LEN = len(_TRAILER % (0, 0, b"0" * 64))
+_TRAILER_RE = re.compile(rb"\ndspex-record v1 ([0-9]{20}) ([0-9]{20}) ([0-9a-f]{64})\n")
 _CHUNK = 1 << 20
+_TEMP_SUFFIXES = (".tmp", ".staged")
 
 
 def fsync_dir(path: Path) -> None:
@@ -53,10 +64,55 @@ def ensure_dir(path: Path) -> None:
     fsync_dir(path.parent)
 
 
-def write_atomic(path: Path, chunks: Iterable[bytes | memoryview]) -> None:
-    """Write ``path`` so that it holds either its old content or all of ``chunks``."""
-    # The temp name starts with '.' so that readers and reindex never take it for a record.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+def temp_name(name: str, suffix: str = ".tmp") -> str:
+    """A temp file name that says which process writes it: ``.<name>.<pid>.<thread>.tmp``.
+
+    It starts with '.' so that readers and reindex never take it for a record; the pid
+    lets :func:`remove_stale_temp_files` tell a dead writer's leftovers from live work.
+    """
+    return f".{name}.{os.getpid()}.{threading.get_ident()}{suffix}"
+
+
+def _writer_alive(name: str) -> bool:
+    parts = name.rsplit(".", 3)
+    if len(parts) != 4 or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: Path) -> int:
+    """Delete temp files in ``folder`` whose writer is dead (SIGKILL leaves them behind);
+    return how many were removed."""
+    removed = 0
+    try:
+        names = [p.name for p in folder.iterdir()]
+    except FileNotFoundError:
+        return 0
+    for name in names:
+        if name.startswith(".") and name.endswith(_TEMP_SUFFIXES) and not _writer_alive(name):
+            (folder / name).unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def write_atomic(
+    path: Path, chunks: Iterable[bytes | memoryview], *, temp_dir: Path | None = None
+) -> None:
+    """Write ``path`` so that it holds either its old content or all of ``chunks``.
+
+    The data goes to a temp file first (in ``temp_dir``, on the same file system, else
+    beside ``path``), fsynced, then renamed over ``path``.
+    """
+    tmp = (temp_dir or path.parent) / temp_name(path.name)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         for chunk in chunks:
@@ -73,7 +129,7 @@ def write_atomic(path: Path, chunks: Iterable[bytes | memoryview]) -> None:
     fsync_dir(path.parent)
 
 
-def write_record(path: Path, record: EncodedRecord) -> None:
+def write_record(path: Path, record: EncodedRecord, *, temp_dir: Path | None = None) -> None:
     """Write a sealed record atomically (see the module docstring for the layout)."""
     spans = record.spans
     body_length = sum(len(chunk) for chunk in record.chunks())
@@ -91,7 +147,7 @@ def write_record(path: Path, record: EncodedRecord) -> None:
         separators=(",", ":"),
     ).encode()
     trailer = _TRAILER % (body_length, len(footer), hashlib.sha256(footer).hexdigest().encode())
-    write_atomic(path, [*record.chunks(), footer, trailer])
+    write_atomic(path, [*record.chunks(), footer, trailer], temp_dir=temp_dir)
 
 
 @dataclass
@@ -105,31 +161,37 @@ class RecordFile:
         return CorruptRecordError(self.record_id, f"{reason} ({self.path})")
 
     def footer(self) -> dict[str, Any]:
+        """The footer, checked against the trailer's length and SHA-256."""
         try:
             with open(self.path, "rb") as f:
                 size = f.seek(0, os.SEEK_END)
                 if size < _TRAILER_LEN:
                     raise self._fail(f"file is truncated ({size} bytes)")
                 f.seek(size - _TRAILER_LEN)
-                parts = f.read(_TRAILER_LEN).split()
-                if len(parts) != 5 or parts[:2] != [b"dspex-record", b"v1"]:
+                trailer = _TRAILER_RE.fullmatch(f.read(_TRAILER_LEN))
+                if trailer is None:
                     raise self._fail("file is truncated or not a dspex record (bad trailer)")
-                body_len, footer_len = int(parts[2]), int(parts[3])
+                body_len, footer_len = int(trailer[1]), int(trailer[2])
                 if body_len + footer_len + _TRAILER_LEN != size:
                     raise self._fail("file length does not match its trailer")
                 f.seek(body_len)
                 footer = f.read(footer_len)
         except OSError as exc:
             raise self._fail(f"cannot read: {exc}") from exc
-        if hashlib.sha256(footer).hexdigest().encode() != parts[4]:
+        if hashlib.sha256(footer).hexdigest().encode() != trailer[3]:
             raise self._fail("footer does not match its checksum")
-        data: dict[str, Any] = json.loads(footer)
-        if data.get("id") != self.record_id:
-            raise self._fail(f"file holds record {data.get('id')!r}")
+        data = _parse_footer(footer, body_len)
+        if data is None:
+            raise self._fail("footer is not a dspex record footer")
+        if data["id"] != self.record_id:
+            raise self._fail(f"file holds record {data['id']!r}")
         return data
 
     def summary(self) -> ExperimentSummary:
-        return ExperimentSummary.from_dict(self.footer()["summary"])
+        try:
+            return ExperimentSummary.from_dict(self.footer()["summary"])
+        except ValidationError as exc:
+            raise self._fail(f"summary does not parse: {exc}") from exc
 
     def body(self) -> bytes:
         footer = self.footer()
@@ -168,3 +230,34 @@ class RecordFile:
                 remaining -= len(chunk)
         if "sha256:" + digest.hexdigest() != footer["checksum"]:
             yield f"content does not match its checksum ({self.path})"
+
+
+def _parse_footer(footer: bytes, body_length: int) -> dict[str, Any] | None:
+    """The footer as data, or None when it is not a footer this module wrote."""
+    try:
+        data = json.loads(footer)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("body_length") != body_length:
+        return None
+    if not (isinstance(data.get("id"), str) and isinstance(data.get("checksum"), str)):
+        return None
+    if not isinstance(data.get("summary"), dict) or not isinstance(data.get("trials"), list):
+        return None
+    for entry in data["trials"]:
+        if not _trial_entry(entry, body_length):
+            return None
+    return data
+
+
+def _trial_entry(entry: Any, body_length: int) -> bool:
+    if not isinstance(entry, list) or len(entry) != 4:
+        return False
+    tid, start, end, digest = entry
+    return (
+        isinstance(tid, str)
+        and isinstance(digest, str)
+        and type(start) is int
+        and type(end) is int
+        and 0 <= start <= end <= body_length
+    )

@@ -12,6 +12,7 @@ definitions must match them (a test compares the two).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import zlib
@@ -74,19 +75,24 @@ def _zstd() -> Any:
 
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_CHECKED = b"DXS1"  # then the SHA-256 of the JSON (32 bytes), then its compressed form
+_DIGEST = hashlib.sha256().digest_size
 _PARALLEL_BYTES = 4 << 20  # below this, threads cost more than they save
 _local = threading.local()  # one compressor per thread: a context is not thread-safe
 
 
 def compress(data: bytes | memoryview) -> bytes:
-    """Zstandard level 1 (LM payloads shrink about 4x at hundreds of MB/s), else zlib."""
+    """``data`` as stored: its SHA-256, then Zstandard level 1 (LM payloads shrink about
+    4x at hundreds of MB/s), else zlib. :func:`decompress` checks the digest, so a damaged
+    payload is an error, never different data."""
+    digest = hashlib.sha256(data).digest()
     compressor = getattr(_local, "compressor", None)
     if compressor is None:
         zstd = _zstd()
         if zstd is None:
-            return zlib.compress(data, 1)
+            return b"".join((_CHECKED, digest, zlib.compress(data, 1)))
         compressor = _local.compressor = zstd.ZstdCompressor(level=1)
-    return bytes(compressor.compress(data))
+    return b"".join((_CHECKED, digest, compressor.compress(data)))
 
 
 def compress_many(parts: list[bytes]) -> list[bytes]:
@@ -102,16 +108,40 @@ def compress_many(parts: list[bytes]) -> list[bytes]:
 
 
 def decompress(record_id: str, data: bytes) -> bytes:
+    """What :func:`compress` stored; :class:`dspex.CorruptRecordError` naming ``record_id``
+    when it does not decompress or does not match its digest.
+
+    Payloads written before digests were stored (no ``DXS1`` prefix) are only checked by
+    the compression format and, for a sealed record, the record's checksum.
+    """
+    if data[: len(_CHECKED)] != _CHECKED:
+        return _inflate(record_id, data)
+    start = len(_CHECKED) + _DIGEST
+    expected = data[len(_CHECKED) : start]
+    raw = _inflate(record_id, data[start:])
+    if len(expected) != _DIGEST or hashlib.sha256(raw).digest() != expected:
+        raise CorruptRecordError(record_id, "stored data does not match its checksum")
+    return raw
+
+
+def _inflate(record_id: str, data: bytes) -> bytes:
+    zstd = _zstd()
     try:
         if data[:4] == _ZSTD_MAGIC:
-            zstd = _zstd()
             if zstd is None:
                 raise CorruptRecordError(
                     record_id, "it is zstandard-compressed: pip install zstandard"
                 )
-            return bytes(zstd.ZstdDecompressor().decompress(data))
+            # Streamed: a damaged frame header cannot make it allocate its claimed size.
+            inflater = zstd.ZstdDecompressor().decompressobj()
+            raw = bytes(inflater.decompress(data))
+            if not inflater.eof or inflater.unused_data:
+                raise CorruptRecordError(record_id, "stored data is truncated or has extra bytes")
+            return raw
         return zlib.decompress(data)
-    except (zlib.error, ValueError) as exc:
+    except CorruptRecordError:
+        raise
+    except Exception as exc:  # zlib.error, zstandard.ZstdError
         raise CorruptRecordError(record_id, f"stored data does not decompress: {exc}") from exc
 
 

@@ -32,7 +32,7 @@ from sqlalchemy import (
     select,
 )
 
-from dspex.store.query import ExperimentSummary, Query
+from dspex.store.query import ExperimentSummary, Query, ranking_score
 
 __all__ = [
     "ID",
@@ -110,7 +110,7 @@ def summary_row(summary: ExperimentSummary) -> dict[str, Any]:
         "created_us": micros(summary.created_at),
         "hypothesis_id": summary.hypothesis_id,
         "question_lc": None if question is None else text_key(question.lower()),
-        "best_score": summary.best_score,
+        "best_score": ranking_score(summary),  # NaN and inf rank as no score (query.py)
         "score_scope": text_key(summary.score_scope.key) if summary.score_scope else None,
         "sealed": summary.sealed,
         "summary": summary.to_json(),
@@ -138,10 +138,8 @@ def _where(t: Table, tags: Table, q: Query) -> list[ColumnElement[bool]]:
         where.append(c.optimizer == text_key(q.optimizer))
     if q.statuses:
         where.append(c.status.in_([s.value for s in q.statuses]))
-    for tag in q.tags:
-        where.append(
-            exists().where(and_(tags.c.experiment_id == c.id, tags.c.tag == text_key(tag)))
-        )
+    if q.tags:
+        where.append(_has_tags(c, tags, q.tags))
     if q.created_after is not None:
         where.append(c.created_us >= micros(q.created_after))
     if q.created_before is not None:
@@ -161,6 +159,30 @@ def _score_where(c: Any, q: Query) -> list[ColumnElement[bool]]:
     if q.max_score is not None:
         where.append(c.best_score <= q.max_score)
     return where
+
+
+_FEW_TAGS = 4
+
+
+def _has_tags(c: Any, tags: Table, wanted: tuple[str, ...]) -> ColumnElement[bool]:
+    """Experiments that have every tag in ``wanted``.
+
+    A few tags: one indexed EXISTS each, which stops early under a LIMIT. More: one
+    grouped subquery (the tags each experiment has among them, counted), whatever their
+    number; PostgreSQL plans many EXISTS joins in time exponential in their number.
+    """
+    keys = sorted({text_key(tag) for tag in wanted})
+    if len(keys) <= _FEW_TAGS:
+        return and_(
+            *(exists().where(and_(tags.c.experiment_id == c.id, tags.c.tag == k)) for k in keys)
+        )
+    having_all = (
+        select(tags.c.experiment_id)
+        .where(tags.c.tag.in_(keys))
+        .group_by(tags.c.experiment_id)
+        .having(func.count() == len(keys))
+    )
+    return c.id.in_(having_all)
 
 
 def _after(c: Any, q: Query) -> ColumnElement[bool]:

@@ -45,6 +45,10 @@ class BackendOptions:
     """Settings a backend may use; each backend ignores what does not concern it."""
 
     auto_migrate: bool = True  # sql: apply pending schema migrations in open()
+    read_only: bool = False
+    """Never create or change anything (no directory, index, lock or journal file, no
+    migration); :meth:`StoreBackend.open` raises :class:`dspex.StoreUnavailable` naming
+    the URL when there is no store there. The service refuses writes."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,8 @@ class StoreBackend(ABC):
 
     @abstractmethod
     def open(self) -> None:
-        """Connect and prepare (create directories, apply migrations when allowed)."""
+        """Connect and prepare (create directories, apply migrations when allowed; in
+        read-only mode only connect, and fail naming the URL when no store is there)."""
 
     @abstractmethod
     def close(self) -> None:

@@ -33,7 +33,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from dspex.model import Experiment, Record
+from dspex.model import Experiment, Trial
+from dspex.model._base import plain_json, stored_json
 from dspex.store.query import ExperimentSummary, summary_of
 
 __all__ = ["EncodedRecord", "PartTransform", "encode", "sha256", "splice"]
@@ -48,12 +49,6 @@ _EMPTY = _MARKER + b"]"
 def sha256(data: bytes | memoryview) -> str:
     """``sha256:<hex>``, the checksum format of every record."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def _json(record: Record) -> bytes:
-    # The same bytes as record.to_json_bytes(), without the str round trip (half the time).
-    serializer: Any = type(record).__pydantic_serializer__
-    return bytes(serializer.to_json(record))
 
 
 @dataclass(frozen=True)
@@ -92,8 +87,17 @@ def encode(experiment: Experiment, transform: PartTransform | None = None) -> En
 
     With ``transform``, :attr:`EncodedRecord.stored` holds ``transform(part)`` for each
     trial, worked out alongside the serialization.
+
+    What is encoded is the experiment as stored (:meth:`~dspex.Record.representable`):
+    text that JSON cannot carry is stored as text, in the summary too.
     """
-    header = _json(experiment.model_copy(update={"trials": ()}))
+    header_record = experiment.model_copy(update={"trials": ()})
+    plain = plain_json(header_record)
+    if plain is None:  # the header alone is no valid record: make the whole one storable
+        experiment = experiment.representable()
+        header_record = experiment.model_copy(update={"trials": ()})
+    header = plain if plain is not None else stored_json(header_record)[0]
+    trials = experiment.trials
     at: int | None = None
     if experiment.trials and header.count(_EMPTY) == 1:
         at = header.index(_EMPTY) + len(_MARKER)
@@ -102,15 +106,19 @@ def encode(experiment: Experiment, transform: PartTransform | None = None) -> En
     if streaming:
         digest.update(header[:at])
     pipeline = _Pipeline(digest if streaming else None, transform)
+    clean_trials: list[Trial] = []
     try:
         parts = []
-        for trial in experiment.trials:
-            data = _json(trial)
+        for trial in trials:
+            data, clean_trial = stored_json(trial)
             parts.append(data)
+            clean_trials.append(clean_trial)
             pipeline.add(data)
         stored = pipeline.finish()
     finally:
         pipeline.close()
+    if any(c is not t for c, t in zip(clean_trials, trials, strict=True)):
+        experiment = experiment.model_copy(update={"trials": tuple(clean_trials)})
     if streaming:
         digest.update(header[at:])
     else:
@@ -119,9 +127,9 @@ def encode(experiment: Experiment, transform: PartTransform | None = None) -> En
         for chunk in _chunks(header, at, parts):
             digest.update(chunk)
     checksum = "sha256:" + digest.hexdigest()
-    trials = tuple(zip((t.id for t in experiment.trials), parts, strict=True))
+    located = tuple(zip((t.id for t in experiment.trials), parts, strict=True))
     summary = summary_of(experiment, sealed=True, checksum=checksum)
-    return EncodedRecord(experiment.id, header, at, trials, checksum, summary, stored)
+    return EncodedRecord(experiment.id, header, at, located, checksum, summary, stored)
 
 
 _BATCH_BYTES = 1 << 20  # below this much JSON everything stays on the calling thread
@@ -207,7 +215,7 @@ def _chunks(header: bytes, at: int | None, parts: Sequence[bytes]) -> Iterator[b
 
 
 def _locate(experiment: Experiment, parts: list[bytes]) -> tuple[bytes, int]:
-    body = _json(experiment)
+    body = stored_json(experiment)[0]
     start = body.find(_MARKER + parts[0]) + len(_MARKER)
     end = start + sum(map(len, parts)) + len(parts) - 1
     if body[start:end] != b",".join(parts):

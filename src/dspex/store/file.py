@@ -8,30 +8,53 @@
         trials/<trial>.json each finished trial of a running experiment, one file each
     <root>/index.sqlite     summaries and tags, for queries (``reindex`` rebuilds it)
     <root>/pending/<id>     an index update in progress (replayed after a crash)
+    <root>/tmp/             files being written (a dead writer's are removed on open)
     <root>/.lock            the writers' lock (fcntl), shared by threads and processes
 
 Every file is written atomically (temp file, fsync, rename, fsync directory), so a crash
 loses at most the write in progress. A record reaches the index only after its file is
 durable, so a query never shows an experiment that cannot be read.
+
+Readers never wait for the writers' lock: they use the index as it is. The index is
+derived data: one that is missing, incomplete (a rebuild was killed), of another
+layout, damaged, or replaced by another process is rebuilt (by a writer, under the
+lock) or, in a read-only store, built privately in memory.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
-from dspex.errors import CorruptRecordError, ExperimentNotFound, ImmutableRecordError
+from sqlalchemy.exc import DBAPIError
+
+from dspex.errors import (
+    CorruptRecordError,
+    ExperimentNotFound,
+    ImmutableRecordError,
+    StoreUnavailable,
+)
 from dspex.errors import ValidationError as DspexValidationError
 from dspex.ids import id_timestamp, is_valid_id
 from dspex.model import Experiment, Trial
-from dspex.store._fileindex import FileIndex
-from dspex.store._filerecord import RecordFile, ensure_dir, fsync_dir, write_atomic, write_record
+from dspex.store._fileindex import FileIndex, is_damage
+from dspex.store._filerecord import (
+    RecordFile,
+    ensure_dir,
+    fsync_dir,
+    remove_stale_temp_files,
+    temp_name,
+    write_atomic,
+    write_record,
+)
 from dspex.store.backend import (
     BackendOptions,
     Problem,
@@ -42,9 +65,17 @@ from dspex.store.backend import (
 from dspex.store.codec import EncodedRecord
 from dspex.store.query import ExperimentSummary, Query, summary_of
 
-__all__ = ["FileBackend"]
+__all__ = ["LOCK_TIMEOUT", "FileBackend"]
+
+logger = logging.getLogger(__name__)
 
 R = TypeVar("R", Experiment, Trial)
+T = TypeVar("T")
+
+LOCK_TIMEOUT = 300.0
+"""Seconds a writer waits for another process's lock (a reindex of a large store) before
+:class:`dspex.StoreUnavailable`; it says that it waits after a few seconds."""
+_LOCK_NOTICE = 3.0
 
 
 def path_from_url(url: str) -> Path:
@@ -64,23 +95,45 @@ class FileBackend(StoreBackend):
     def __init__(self, url: str, options: BackendOptions | None = None) -> None:
         self.url = url
         self.root = path_from_url(url)
-        self._index = FileIndex(self.root / "index.sqlite")
+        self.read_only = (options or BackendOptions()).read_only
+        self._index = FileIndex(self.root / "index.sqlite", read_only=self.read_only)
         self._thread_lock = threading.RLock()
         self._lock_fd: int | None = None
+        self._rejected: tuple[int, int] | None = None  # an index file a reader could not use
 
     # -- lifecycle ------------------------------------------------------------------
 
     def open(self) -> None:
-        ensure_dir(self.root / "experiments")
-        ensure_dir(self.root / "pending")
+        if self.read_only:
+            self._open_reader()
+            return
+        for folder in ("experiments", "pending", "tmp"):
+            ensure_dir(self.root / folder)
         self._lock_fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        with self._locked():
-            if self._index.open():
-                self._reindex_locked()
-            for marker in (self.root / "pending").iterdir():
-                if is_valid_id(marker.name, "exp"):
-                    self._resync(marker.name)
-                marker.unlink(missing_ok=True)
+        # Replaying and tidying can wait for a moment when nobody writes; a reader only
+        # waits when there is no usable index at all.
+        with self._thread_lock:
+            if not self._try_lock():
+                if self._index_usable():
+                    return
+                self._lock()
+            try:
+                remove_stale_temp_files(self.root / "tmp")
+                self._ensure_index()
+                for marker in (self.root / "pending").iterdir():
+                    if is_valid_id(marker.name, "exp"):
+                        self._resync(marker.name)
+                    marker.unlink(missing_ok=True)
+            finally:
+                self._unlock()
+
+    def _open_reader(self) -> None:
+        if not (self.root / "experiments").is_dir():
+            raise StoreUnavailable(
+                f"no ResultStore at {self.url}: {self.root} holds no dspex store (no "
+                "experiments directory); check the URL, or record something there first"
+            )
+        self._switch_reader_index()
 
     def close(self) -> None:
         self._index.close()
@@ -88,15 +141,48 @@ class FileBackend(StoreBackend):
             os.close(self._lock_fd)
             self._lock_fd = None
 
+    # -- the writers' lock ----------------------------------------------------------------
+
+    def _try_lock(self) -> bool:
+        assert self._lock_fd is not None, "the file store is not open"
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _lock(self) -> None:
+        """Wait for the lock, saying so after a few seconds, up to :data:`LOCK_TIMEOUT`."""
+        started = time.monotonic()
+        noticed = False
+        while not self._try_lock():
+            waited = time.monotonic() - started
+            if waited > LOCK_TIMEOUT:
+                raise StoreUnavailable(
+                    f"the ResultStore at {self.url} stayed locked by another process for "
+                    f"{waited:.0f} s ({self.root / '.lock'}); wait for it to finish (a "
+                    "reindex of a large store takes a while) or stop it"
+                )
+            if not noticed and waited > _LOCK_NOTICE:
+                logger.warning(
+                    "dspex: waiting for another process that holds %s", self.root / ".lock"
+                )
+                noticed = True
+            time.sleep(0.02)
+
+    def _unlock(self) -> None:
+        assert self._lock_fd is not None
+        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
     @contextmanager
     def _locked(self) -> Iterator[None]:
         with self._thread_lock:
-            assert self._lock_fd is not None, "the file store is not open"
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            self._lock()
             try:
+                self._ensure_index()  # another process may have replaced or removed it
                 yield
             finally:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                self._unlock()
 
     @contextmanager
     def _changing(self, experiment_id: str) -> Iterator[None]:
@@ -127,7 +213,9 @@ class FileBackend(StoreBackend):
             if self._record(experiment.id).path.exists():
                 raise ImmutableRecordError(f"experiment {experiment.id!r} is sealed")
             ensure_dir(folder / "trials")
-            write_atomic(folder / "running.json", [experiment.to_json_bytes()])
+            write_atomic(
+                folder / "running.json", [experiment.to_json_bytes()], temp_dir=self.root / "tmp"
+            )
 
     def write_trial(self, experiment_id: str, trial: Trial) -> None:
         folder = self._dir(experiment_id)
@@ -136,7 +224,11 @@ class FileBackend(StoreBackend):
                 raise ImmutableRecordError(f"experiment {experiment_id!r} is sealed")
             if not (folder / "running.json").exists():
                 raise ExperimentNotFound(experiment_id)
-            write_atomic(folder / "trials" / f"{trial.id}.json", [trial.to_json_bytes()])
+            write_atomic(
+                folder / "trials" / f"{trial.id}.json",
+                [trial.to_json_bytes()],
+                temp_dir=self.root / "tmp",
+            )
 
     def seal(self, record: EncodedRecord) -> SealOutcome:
         folder = self._dir(record.id)
@@ -146,9 +238,9 @@ class FileBackend(StoreBackend):
             return SealOutcome(stored=False, existing_checksum=existing)
         ensure_dir(folder)
         # Written outside the lock (it may be large); only the rename below publishes it.
-        staged = folder / f".record.{os.getpid()}.{threading.get_ident()}.staged"
-        write_record(staged, record)
+        staged = self.root / "tmp" / temp_name(record.id, ".staged")
         try:
+            write_record(staged, record, temp_dir=self.root / "tmp")
             with self._changing(record.id):
                 existing = self._sealed_checksum(target)
                 if existing is not None:
@@ -181,34 +273,149 @@ class FileBackend(StoreBackend):
             return _parse(record, Experiment, record.body()) if record.path.exists() else None
         experiment = _parse(record, Experiment, header)
         trials = sorted(self._running_trials(folder, record), key=lambda t: t.index)
+        if record.path.exists():
+            # Sealed while we read: the files read may be only part of it; the record is whole.
+            return _parse(record, Experiment, record.body())
         return experiment.replace(trials=tuple(trials)) if trials else experiment
 
     def _running_trials(self, folder: Path, record: RecordFile) -> Iterator[Trial]:
         for path in (folder / "trials").glob("trl_*.json"):
             try:
-                yield _parse(record, Trial, path.read_bytes())
-            except FileNotFoundError:  # sealed meanwhile; the caller's view is still whole
+                data = path.read_bytes()
+            except FileNotFoundError:  # sealed meanwhile; load() then reads the record
                 continue
+            yield _parse(record, Trial, data, trial_id=path.stem)
 
     def load_trial(self, experiment_id: str, trial_id: str) -> Trial | None:
         record = self._record(experiment_id)
         if not record.path.exists():
             path = self._dir(experiment_id) / "trials" / f"{trial_id}.json"
             try:
-                return _parse(record, Trial, path.read_bytes())
+                return _parse(record, Trial, path.read_bytes(), trial_id=trial_id)
             except FileNotFoundError:  # not recorded, or sealed meanwhile
                 if not record.path.exists():
                     return None
         data = record.trial(trial_id)
-        return None if data is None else _parse(record, Trial, data)
+        return None if data is None else _parse(record, Trial, data, trial_id=trial_id)
 
     def query(self, query: Query) -> list[ExperimentSummary]:
-        return self._index.query(query)
+        return self._with_index(lambda index: index.query(query))
 
     def count(self, query: Query) -> int:
-        return self._index.count(query)
+        return self._with_index(lambda index: index.count(query))
 
-    # -- index maintenance --------------------------------------------------------------
+    def _with_index(self, action: Callable[[FileIndex], T]) -> T:
+        """Run ``action`` on a usable index: reopened when another process replaced it,
+        rebuilt when it is damaged."""
+        if self._index.replaced() or not self._index.is_open or self._reader_may_switch():
+            self._refresh_index()
+        try:
+            return action(self._index)
+        except DBAPIError as exc:
+            if not is_damage(exc):
+                raise StoreUnavailable(
+                    f"cannot read the index of the ResultStore at {self.url}: {exc.orig}"
+                ) from exc
+            logger.warning("dspex: the index of %s is damaged (%s); rebuilding", self.url, exc)
+            if self.read_only:
+                self._switch_reader_index(damaged=True)
+            else:
+                with self._locked():
+                    self._rebuild_damaged()
+            return action(self._index)
+
+    def _reader_may_switch(self) -> bool:
+        """Whether a read-only store indexed in memory should try the index file again
+        (it appeared, or changed since it was found unusable)."""
+        if not self.read_only or self._index.path is not None:
+            return False
+        return _identity(self.root / "index.sqlite") not in (None, self._rejected)
+
+    def _refresh_index(self) -> None:
+        with self._thread_lock:
+            if self.read_only:
+                self._switch_reader_index()
+            elif not self._index_usable():
+                self._index.close()
+                with self._locked():  # its _ensure_index() opens and rebuilds it
+                    pass
+
+    # -- the index ------------------------------------------------------------------------
+
+    def _index_usable(self) -> bool:
+        """Whether the index file exists, opens and is valid (no lock taken, nothing built)."""
+        if not self._index.path or not self._index.path.exists():
+            return False
+        try:
+            if not self._index.is_open or self._index.replaced():
+                self._index.open()
+            return self._index.valid
+        except DBAPIError:
+            self._index.close()
+            return False
+
+    def _open_index_file(self) -> None:
+        """Under the lock: (re)open the index file, creating it when it is missing."""
+        if self._index.is_open and not self._index.replaced():
+            return
+        if self._index.path and not self._index.path.exists():
+            self._index.discard()  # a deleted index's -wal must not join the new file
+        self._index.open()
+
+    def _ensure_index(self) -> None:
+        """Under the lock: open the index, rebuilding it when it is missing, incomplete, of
+        another layout or damaged."""
+        if self._index.is_open and not self._index.replaced():
+            return
+        try:
+            self._open_index_file()
+            if not self._index.valid:
+                self._index.reset()
+                self._rebuild()
+        except DBAPIError as exc:
+            if not is_damage(exc):
+                raise
+            logger.warning("dspex: the index of %s is damaged (%s); rebuilding", self.url, exc)
+            self._rebuild_damaged()
+
+    def _rebuild_damaged(self) -> list[Problem]:
+        self._index.discard()
+        self._index.open()
+        self._index.reset()
+        return self._rebuild()
+
+    def _rebuild(self) -> list[Problem]:
+        problems: list[Problem] = []
+        with self._index.writing() as conn:
+            self._index.rebuild(conn, self._summaries(problems))
+        if not self.read_only:
+            for marker in (self.root / "pending").iterdir():
+                marker.unlink(missing_ok=True)
+        return problems
+
+    def _switch_reader_index(self, *, damaged: bool = False) -> None:
+        """A read-only store's index: the file when it is usable, else one built in memory
+        (the file changes nothing of the store: it is only read)."""
+        path = self.root / "index.sqlite"
+        on_disk = FileIndex(path, read_only=True)
+        if not damaged and path.exists():
+            try:
+                on_disk.open()
+                if on_disk.valid:
+                    self._index.close()
+                    self._index = on_disk
+                    return
+            except DBAPIError as exc:
+                logger.warning("dspex: cannot use the index of %s (%s)", self.url, exc)
+            on_disk.close()
+        self._rejected = _identity(path)
+        if self._index.path is None and self._index.is_open and not damaged:
+            return  # already built in memory
+        self._index.close()
+        self._index = FileIndex(None)
+        self._index.open()
+        self._index.reset()
+        self._rebuild()
 
     def _summary(self, experiment_id: str) -> ExperimentSummary | None:
         record = self._record(experiment_id)
@@ -216,51 +423,67 @@ class FileBackend(StoreBackend):
             return record.summary()
         folder = self._dir(experiment_id)
         try:
-            header = Experiment.from_json((folder / "running.json").read_bytes())
+            header = _parse(record, Experiment, (folder / "running.json").read_bytes())
         except FileNotFoundError:
             return None
         count = sum(1 for _ in (folder / "trials").glob("trl_*.json"))
         summary = summary_of(header, sealed=False, checksum=None)
         return summary.model_copy(update={"trial_count": count})
 
+    def _summaries(self, problems: list[Problem]) -> Iterator[ExperimentSummary]:
+        for experiment_id in self._experiment_ids():
+            try:
+                summary = self._summary(experiment_id)
+            except (CorruptRecordError, DspexValidationError) as exc:
+                problems.append(Problem(experiment_id, str(exc)))
+                continue
+            if summary is not None:
+                yield summary
+
     def _resync(self, experiment_id: str) -> None:
         try:
             summary = self._summary(experiment_id)
         except (CorruptRecordError, DspexValidationError):
             summary = None  # damaged: left out of the index; verify reports it
-        with self._index.writing() as conn:
-            if summary is None:
-                self._index.remove(conn, experiment_id)
-            else:
-                self._index.put(conn, summary)
+        try:
+            with self._index.writing() as conn:
+                if summary is None:
+                    self._index.remove(conn, experiment_id)
+                else:
+                    self._index.put(conn, summary)
+        except DBAPIError as exc:
+            if not is_damage(exc):
+                raise
+            logger.warning("dspex: the index of %s is damaged (%s); rebuilding", self.url, exc)
+            self._rebuild_damaged()
 
     def reindex(self) -> list[Problem]:
-        """Rebuild the index from the files; return the records that could not be read."""
-        with self._locked():
-            return self._reindex_locked()
-
-    def _reindex_locked(self) -> list[Problem]:
-        problems: list[Problem] = []
-        batch: list[ExperimentSummary] = []
-        # One transaction, so readers see the old index until the new one is complete;
-        # summaries go in batches so memory stays flat however many records there are.
-        with self._index.writing() as conn:
-            self._index.clear(conn)
-            for experiment_id in self._experiment_ids():
+        """Rebuild the index from the files, whatever state it is in (missing, damaged,
+        incomplete); remove what dead writers left behind; return the records that could
+        not be read."""
+        with self._thread_lock:
+            self._lock()
+            try:
                 try:
-                    summary = self._summary(experiment_id)
-                except (CorruptRecordError, DspexValidationError) as exc:
-                    problems.append(Problem(experiment_id, str(exc)))
-                    continue
-                if summary is not None:
-                    batch.append(summary)
-                if len(batch) >= 1000:
-                    self._index.put_many(conn, batch)
-                    batch.clear()
-            self._index.put_many(conn, batch)
-        for marker in (self.root / "pending").iterdir():
-            marker.unlink(missing_ok=True)
-        return problems
+                    self._open_index_file()
+                    if not self._index.valid:
+                        self._index.reset()
+                    problems = self._rebuild()
+                except DBAPIError as exc:
+                    if not is_damage(exc):
+                        raise
+                    problems = self._rebuild_damaged()
+                self._remove_stale_files()
+                return problems
+            finally:
+                self._unlock()
+
+    def _remove_stale_files(self) -> None:
+        remove_stale_temp_files(self.root / "tmp")
+        for experiment_id in self._experiment_ids():  # left by versions that staged there
+            folder = self._dir(experiment_id)
+            remove_stale_temp_files(folder)
+            remove_stale_temp_files(folder / "trials")
 
     def _experiment_ids(self) -> Iterator[str]:
         for day in sorted((self.root / "experiments").glob("*/*/*")):
@@ -276,11 +499,31 @@ class FileBackend(StoreBackend):
                     yield Problem(experiment_id, reason)
 
 
-def _parse(record: RecordFile, kind: type[R], data: bytes) -> R:
+def _identity(path: Path) -> tuple[int, int] | None:
     try:
-        return kind.from_json(data)
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (stat.st_dev, stat.st_ino)
+
+
+def _parse(record: RecordFile, kind: type[R], data: bytes, *, trial_id: str | None = None) -> R:
+    """Parse a record's JSON, and check that it is the record asked for (a file copied
+    into another experiment's folder is damage, not that experiment)."""
+    try:
+        parsed = kind.from_json(data)
     except DspexValidationError as exc:
         raise CorruptRecordError(record.record_id, f"does not parse: {exc}") from exc
+    owner = parsed.id if isinstance(parsed, Experiment) else parsed.experiment_id
+    if owner != record.record_id:
+        raise CorruptRecordError(
+            record.record_id, f"a file in its folder holds experiment {owner!r}"
+        )
+    if trial_id is not None and isinstance(parsed, Trial) and parsed.id != trial_id:
+        raise CorruptRecordError(
+            record.record_id, f"the file of trial {trial_id!r} holds trial {parsed.id!r}"
+        )
+    return parsed
 
 
 def _remove_running(folder: Path) -> None:

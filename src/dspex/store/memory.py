@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from dspex.errors import ExperimentNotFound, ImmutableRecordError
 from dspex.model import Experiment, Trial
+from dspex.store._catalog import Catalog
 from dspex.store.backend import (
     BackendOptions,
     Problem,
@@ -21,7 +22,7 @@ from dspex.store.backend import (
     register_backend,
 )
 from dspex.store.codec import EncodedRecord, sha256
-from dspex.store.query import ExperimentSummary, Query, page, summary_of
+from dspex.store.query import ExperimentSummary, Query, summary_of
 
 __all__ = ["MemoryBackend"]
 
@@ -30,7 +31,6 @@ __all__ = ["MemoryBackend"]
 class _Entry:
     header: bytes  # the experiment without trials (running) or the whole record (sealed)
     trials: dict[str, bytes] = field(default_factory=dict)
-    summary: ExperimentSummary | None = None
     checksum: str | None = None  # set once sealed
     spans: tuple[tuple[str, int, int], ...] = ()  # where each sealed trial sits in header
 
@@ -39,6 +39,7 @@ class _Entry:
 class _Space:
     lock: threading.RLock = field(default_factory=threading.RLock)
     entries: dict[str, _Entry] = field(default_factory=dict)
+    catalog: Catalog = field(default_factory=Catalog)  # the summaries, in query order
 
 
 _NAMED: dict[str, _Space] = {}
@@ -50,6 +51,7 @@ class MemoryBackend(StoreBackend):
 
     def __init__(self, url: str = "memory://", options: BackendOptions | None = None) -> None:
         self.url = url
+        self.read_only = (options or BackendOptions()).read_only
         self._name = url.removeprefix("memory://").strip("/")
         self._space: _Space | None = None
 
@@ -60,6 +62,9 @@ class MemoryBackend(StoreBackend):
             self._space = _Space()
             return
         with _NAMED_LOCK:
+            if self.read_only and self._name not in _NAMED:
+                self._space = _Space()  # empty; reading registers no store of that name
+                return
             self._space = _NAMED.setdefault(self._name, _Space())
 
     def close(self) -> None:
@@ -81,7 +86,7 @@ class MemoryBackend(StoreBackend):
             if entry is None:
                 entry = self._s.entries[experiment.id] = _Entry(header.to_json_bytes())
             entry.header = header.to_json_bytes()
-            entry.summary = summary_of(self._assemble(entry), sealed=False, checksum=None)
+            self._s.catalog.put(summary_of(self._assemble(entry), sealed=False, checksum=None))
 
     def write_trial(self, experiment_id: str, trial: Trial) -> None:
         with self._s.lock:
@@ -91,7 +96,7 @@ class MemoryBackend(StoreBackend):
             if entry.checksum is not None:
                 raise ImmutableRecordError(f"experiment {experiment_id!r} is sealed")
             entry.trials[trial.id] = trial.to_json_bytes()
-            entry.summary = summary_of(self._assemble(entry), sealed=False, checksum=None)
+            self._s.catalog.put(summary_of(self._assemble(entry), sealed=False, checksum=None))
 
     def seal(self, record: EncodedRecord) -> SealOutcome:
         with self._s.lock:
@@ -99,11 +104,9 @@ class MemoryBackend(StoreBackend):
             if entry is not None and entry.checksum is not None:
                 return SealOutcome(stored=False, existing_checksum=entry.checksum)
             self._s.entries[record.id] = _Entry(
-                header=record.body,
-                summary=record.summary,
-                checksum=record.checksum,
-                spans=tuple(record.spans),
+                header=record.body, checksum=record.checksum, spans=tuple(record.spans)
             )
+            self._s.catalog.put(record.summary)
             return SealOutcome(stored=True)
 
     def _assemble(self, entry: _Entry) -> Experiment:
@@ -131,16 +134,20 @@ class MemoryBackend(StoreBackend):
             data = entry.trials.get(trial_id)
         return None if data is None else Trial.from_json(data)
 
-    def _summaries(self) -> list[ExperimentSummary]:
-        with self._s.lock:
-            return [e.summary for e in self._s.entries.values() if e.summary is not None]
-
     def query(self, query: Query) -> list[ExperimentSummary]:
-        return page(query, self._summaries())
+        with self._s.lock:
+            return self._s.catalog.query(query)
 
     def count(self, query: Query) -> int:
-        unpaged = Query(**{**query.__dict__, "limit": 1 << 62, "offset": 0, "after": None})
-        return len(page(unpaged, self._summaries()))
+        with self._s.lock:
+            return self._s.catalog.count(query)
+
+    def bulk_load(self, summaries: list[ExperimentSummary]) -> None:
+        """Sealed summaries without records, for query benchmarks."""
+        with self._s.lock:
+            for summary in summaries:
+                self._s.entries[summary.id] = _Entry(header=b"{}", checksum=summary.checksum)
+                self._s.catalog.put(summary)
 
     def verify(self) -> Iterator[Problem]:
         with self._s.lock:

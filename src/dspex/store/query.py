@@ -29,17 +29,30 @@ from dspex.ids import is_valid_id
 from dspex.model import Experiment, ExperimentStatus, Record, ScoreScope, VerdictOutcome, scope_of
 from dspex.model._base import ExperimentId, HypothesisId, TrialId, UtcDatetime
 
-__all__ = ["DEFAULT_LIMIT", "FILTERS", "MAX_LIMIT", "ExperimentSummary", "Query", "summary_of"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "FILTERS",
+    "MAX_LIMIT",
+    "MAX_OFFSET",
+    "MAX_TAGS",
+    "ExperimentSummary",
+    "Query",
+    "ranking_score",
+    "summary_of",
+]
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
+MAX_OFFSET = 2**53 - 1  # the largest integer every JSON client keeps exactly
+MAX_TAGS = 100
 
 FILTERS: dict[str, str] = {
     "hypothesis": "a hypothesis id (hyp_...), or text contained in its research question",
     "program": "the program name, exactly",
     "optimizer": "the optimizer name, exactly (for example SIMBA); 'none' for evaluations",
     "status": "one of " + ", ".join(s.value for s in ExperimentStatus) + " (or a list of them)",
-    "tags": "a tag or a list of tags; an experiment matches when it has all of them",
+    "tags": f"a tag or a list of at most {MAX_TAGS} tags; an experiment matches when it "
+    "has all of them",
     "created_after": "an ISO date or UTC datetime; created at or after it",
     "created_before": "an ISO date or UTC datetime; created strictly before it",
     "scope": "the example set and metric of the best score: its key <fingerprint>:<metric> "
@@ -48,7 +61,7 @@ FILTERS: dict[str, str] = {
     "min_score": "a number; best score at least this (with scope)",
     "max_score": "a number; best score at most this (with scope)",
     "limit": f"1..{MAX_LIMIT} (default {DEFAULT_LIMIT})",
-    "offset": "a non-negative integer",
+    "offset": f"an integer from 0 to {MAX_OFFSET}",
     "cursor": "the next_cursor of a previous page",
     "order_by": "created (newest first, the default) or score (highest first, with scope)",
 }
@@ -164,7 +177,7 @@ class Query:
     def next_cursor(self, last: ExperimentSummary) -> str:
         """The cursor that continues after ``last`` (an item of this query's page)."""
         if self.order_by == "score":
-            key: list[Any] = [last.best_score, last.id, "score"]
+            key: list[Any] = [ranking_score(last), last.id, "score"]
         else:
             key = [last.created_at.isoformat(), last.id]
         return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
@@ -238,7 +251,10 @@ def _datetime(key: str, value: Any) -> datetime:
             raise _bad(key, value, "an ISO date such as 2026-11-01 or datetime") from None
     else:
         raise _bad(key, value, "an ISO date string, a date or a datetime")
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    try:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59-14:00 is in year 10000 in UTC
+        raise _bad(key, value, "a moment between the years 1 and 9999 in UTC") from None
 
 
 def _number(key: str, value: Any) -> float:
@@ -270,6 +286,11 @@ def _tags(values: dict[str, Any], value: Any) -> None:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list | tuple | set | frozenset) or not items:
         raise _bad("tags", value, FILTERS["tags"])
+    if len(items) > MAX_TAGS:
+        raise InvalidQueryError(
+            f"filter 'tags' names {len(items)} tags; at most {MAX_TAGS} are allowed in one "
+            "query (filter on fewer tags, or on program, optimizer or dates)"
+        )
     values["tags"] = tuple(sorted(_text("tags", v) for v in items))
 
 
@@ -284,6 +305,8 @@ def _cursor(values: dict[str, Any], value: Any) -> None:
         decoded = json.loads(base64.urlsafe_b64decode(_text("cursor", value).encode()))
         if len(decoded) == 3 and decoded[2] == "score":
             score = None if decoded[0] is None else float(decoded[0])
+            if score is not None and not math.isfinite(score):
+                raise ValueError
             values["after"] = (score, str(decoded[1]), "score")
         else:
             values["after"] = (_datetime("cursor", decoded[0]), str(decoded[1]))
@@ -307,60 +330,89 @@ _PARSERS: dict[str, Any] = {
     "min_score": lambda v, x: v.__setitem__("min_score", _number("min_score", x)),
     "max_score": lambda v, x: v.__setitem__("max_score", _number("max_score", x)),
     "limit": lambda v, x: v.__setitem__("limit", _int("limit", x, 1, MAX_LIMIT)),
-    "offset": lambda v, x: v.__setitem__("offset", _int("offset", x, 0)),
+    "offset": lambda v, x: v.__setitem__("offset", _int("offset", x, 0, MAX_OFFSET)),
     "cursor": _cursor,
     "order_by": _order,
 }
+
+
+def ranking_score(summary: ExperimentSummary) -> float | None:
+    """The best score as queries compare it: a non-finite score (NaN, +inf, -inf) is kept
+    in the records as recorded, but ranks and filters as no score at all.
+
+    >>> s = ExperimentSummary(id="exp_01ARZ3NDEKTSV4RRFFQ69G5FAV", name="n", program="p",
+    ...                       status="completed", created_at="2026-01-01T00:00:00Z",
+    ...                       best_score=float("nan"))
+    >>> ranking_score(s) is None, ranking_score(s.model_copy(update={"best_score": 0.5}))
+    (True, 0.5)
+    """
+    score = summary.best_score
+    return score if score is not None and math.isfinite(score) else None
 
 
 def matches(query: Query, summary: ExperimentSummary) -> bool:
     """Whether ``summary`` passes every filter of ``query`` (paging aside).
 
     The reference semantics: backends that filter in SQL must agree with it, and the
-    conformance suite checks that they do.
+    conformance suite checks that they do. (Checks return early: the memory backend
+    calls this for every candidate row.)
     """
-    checks = (
-        query.hypothesis_id is None or summary.hypothesis_id == query.hypothesis_id,
-        query.hypothesis_text is None
-        or query.hypothesis_text.lower() in (summary.research_question or "").lower(),
-        query.program is None or summary.program == query.program,
-        query.optimizer is None or (summary.optimizer or "") == query.optimizer,
-        not query.statuses or summary.status in query.statuses,
-        set(query.tags) <= set(summary.tags),
-        query.created_after is None or summary.created_at >= query.created_after,
-        query.created_before is None or summary.created_at < query.created_before,
-        query.scope is None
-        or (summary.score_scope is not None and summary.score_scope.key == query.scope),
-        query.min_score is None
-        or (summary.best_score is not None and summary.best_score >= query.min_score),
-        query.max_score is None
-        or (summary.best_score is not None and summary.best_score <= query.max_score),
-    )
-    return all(checks)
+    if query.program is not None and summary.program != query.program:
+        return False
+    if query.optimizer is not None and (summary.optimizer or "") != query.optimizer:
+        return False
+    if query.statuses and summary.status not in query.statuses:
+        return False
+    if query.created_after is not None and summary.created_at < query.created_after:
+        return False
+    if query.created_before is not None and summary.created_at >= query.created_before:
+        return False
+    if query.tags and not set(query.tags) <= set(summary.tags):
+        return False
+    if query.hypothesis_id is not None and summary.hypothesis_id != query.hypothesis_id:
+        return False
+    if query.hypothesis_text is not None and (
+        query.hypothesis_text.lower() not in (summary.research_question or "").lower()
+    ):
+        return False
+    if query.scope is not None and (
+        summary.score_scope is None or summary.score_scope.key != query.scope
+    ):
+        return False
+    return _score_matches(query, ranking_score(summary))
+
+
+def _score_matches(query: Query, score: float | None) -> bool:
+    if query.min_score is not None and (score is None or score < query.min_score):
+        return False
+    return query.max_score is None or (score is not None and score <= query.max_score)
 
 
 def sort_key(query: Query, summary: ExperimentSummary) -> tuple[Any, ...]:
     """Ascending key whose reverse is the query's order (newest or highest first, then id)."""
     if query.order_by == "score":
-        has = summary.best_score is not None
-        return (has, summary.best_score if has else 0.0, summary.id)
+        score = ranking_score(summary)
+        return (score is not None, 0.0 if score is None else score, summary.id)
     return (summary.created_at, summary.id)
 
 
+def after_bound(query: Query) -> tuple[Any, ...] | None:
+    """The :func:`sort_key` of the row a cursor continues after (rows below it follow)."""
+    if query.after is None:
+        return None
+    if query.order_by == "score":
+        score, last_id = query.after[0], query.after[1]
+        return (score is not None, 0.0 if score is None else score, last_id)
+    return (query.after[0], query.after[1])
+
+
 def page(query: Query, summaries: list[ExperimentSummary]) -> list[ExperimentSummary]:
-    """Filter, order and page ``summaries`` in memory (for backends without an index)."""
+    """Filter, order and page ``summaries`` in memory: the reference that every backend's
+    answer is compared with."""
     selected = sorted(
         (s for s in summaries if matches(query, s)), key=lambda s: sort_key(query, s), reverse=True
     )
-    if query.after is not None:
-        if query.order_by == "score":
-            score, last_id = query.after[0], query.after[1]
-            bound: tuple[Any, ...] = (
-                score is not None,
-                score if score is not None else 0.0,
-                last_id,
-            )
-        else:
-            bound = (query.after[0], query.after[1])
+    bound = after_bound(query)
+    if bound is not None:
         selected = [s for s in selected if sort_key(query, s) < bound]
     return selected[query.offset : query.offset + query.limit]

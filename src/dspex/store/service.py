@@ -28,12 +28,14 @@ from dspex.errors import (
     ExperimentNotFound,
     ImmutableRecordError,
     InvalidQueryError,
+    StoreError,
     StoreUnavailable,
     TrialNotFound,
     ValidationError,
 )
 from dspex.ids import validate_id
 from dspex.model import Experiment, ExperimentStatus, Trial, scope_of
+from dspex.redact import redact_text
 from dspex.store.backend import (
     BackendOptions,
     Problem,
@@ -81,27 +83,40 @@ class ResultStore:
     _default: ResultStore | None = None
     _default_lock = threading.Lock()
 
-    def __init__(self, backend: StoreBackend) -> None:
+    def __init__(self, backend: StoreBackend, *, read_only: bool = False) -> None:
         self._backend = backend
+        self.read_only = read_only
         self._opened = False
         self._lock = threading.Lock()
 
     # -- construction -------------------------------------------------------------
 
     @classmethod
-    def open(cls, url: str | None = None, *, auto_migrate: bool | None = None) -> ResultStore:
+    def open(
+        cls, url: str | None = None, *, auto_migrate: bool | None = None, read_only: bool = False
+    ) -> ResultStore:
         """A store for ``url`` (``memory://``, ``file:///dir``, ``sqlite:///x.db``,
         ``postgresql://...``), or for the configured store when ``url`` is None.
 
         ``auto_migrate`` (default: the ``store.auto_migrate`` setting) lets the sql
         backend apply pending schema migrations when it first connects.
+
+        ``read_only=True`` opens an existing store for reading: nothing is created or
+        changed (no directory, index, lock, ``-wal``/``-shm`` file or migration), a
+        missing store raises :class:`dspex.StoreUnavailable` naming the URL when it is
+        first used, and writing raises :class:`dspex.StoreError`::
+
+            >>> ResultStore.open("file:///no/such/store", read_only=True).connect()
+            Traceback (most recent call last):
+            ...
+            dspex.errors.StoreUnavailable: no ResultStore at file:///no/such/store: ...
         """
         if auto_migrate is None:
             from dspex.config import get_settings
 
             auto_migrate = get_settings().store.auto_migrate
-        options = BackendOptions(auto_migrate=auto_migrate)
-        return cls(backend_for_url(url or url_from_settings(), options))
+        options = BackendOptions(auto_migrate=auto_migrate and not read_only, read_only=read_only)
+        return cls(backend_for_url(url or url_from_settings(), options), read_only=read_only)
 
     @classmethod
     def default(cls) -> ResultStore:
@@ -136,7 +151,7 @@ class ResultStore:
                     raise
                 except Exception as exc:
                     raise StoreUnavailable(
-                        f"cannot open the ResultStore at {self.url}: {exc}"
+                        f"cannot open the ResultStore at {self.url}: {redact_text(str(exc))}"
                     ) from exc
                 self._opened = True
         return self
@@ -159,7 +174,7 @@ class ResultStore:
         self.close()
 
     def __repr__(self) -> str:
-        return f"ResultStore({self.url!r})"
+        return f"ResultStore({self.url!r}{', read_only=True' if self.read_only else ''})"
 
     @property
     def backend(self) -> StoreBackend:
@@ -167,8 +182,16 @@ class ResultStore:
 
     # -- writing ------------------------------------------------------------------
 
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StoreError(
+                f"the ResultStore at {self.url} was opened read-only; open it without "
+                "read_only=True to write"
+            )
+
     def start_experiment(self, experiment: Experiment) -> None:
         """Record a running experiment's header so that its trials can be written."""
+        self._writable()
         _require(experiment, Experiment, "experiment")
         if experiment.status.is_final:
             raise ValidationError(
@@ -180,6 +203,7 @@ class ResultStore:
 
     def record_trial(self, experiment_id: str, trial: Trial) -> None:
         """Durably add a finished trial to a running experiment."""
+        self._writable()
         validate_id(experiment_id, "exp")
         _require(trial, Trial, "trial")
         if trial.experiment_id != experiment_id:
@@ -194,6 +218,7 @@ class ResultStore:
         Archiving identical content again changes nothing; archiving different
         content under a sealed id raises :class:`dspex.ImmutableRecordError`.
         """
+        self._writable()
         _require(experiment, Experiment, "experiment")
         if not experiment.status.is_final:
             raise ValidationError(

@@ -13,8 +13,10 @@ failing.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -25,18 +27,23 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    make_url,
     select,
     update,
 )
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.pool import QueuePool
 
+from dspex.config.schema import sql_url_problem
 from dspex.errors import (
     CorruptRecordError,
     ExperimentNotFound,
     ImmutableRecordError,
     StoreUnavailable,
+    ValidationError,
 )
 from dspex.model import Experiment, Trial
+from dspex.redact import redact_text
 from dspex.store import _sqltables as tables
 from dspex.store import migrate
 from dspex.store._summarytable import select_count, select_page, summary_from_row
@@ -56,9 +63,16 @@ __all__ = ["SqlBackend", "engine_for_url"]
 E, T, TAGS = tables.experiments, tables.trials, tables.tags
 
 
-def engine_for_url(url: str) -> Engine:
-    """An engine for a dspex sql URL (no connection is made yet)."""
-    if url.startswith(("postgresql:", "postgres:")):
+def engine_for_url(url: str, *, read_only: bool = False) -> Engine:
+    """An engine for a dspex sql URL (no connection is made yet).
+
+    ``read_only``: SQLite never creates the file (a missing one raises
+    :class:`dspex.StoreUnavailable` naming the URL) and no pragma changes it.
+    """
+    problem = sql_url_problem(url)
+    if problem:
+        raise StoreUnavailable(f"cannot use the ResultStore at {redact_url(url)}: {problem}")
+    if url.startswith(("postgresql", "postgres:")):
         try:
             import psycopg  # noqa: F401
         except ModuleNotFoundError as exc:
@@ -68,10 +82,32 @@ def engine_for_url(url: str) -> Engine:
             ) from exc
         url = "postgresql+psycopg:" + url.split(":", 1)[1]
         return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
-    event.listen(engine, "connect", _sqlite_connect)
+    engine = _sqlite_reader(url) if read_only else _sqlite_writer(url)
+    event.listen(engine, "connect", _sqlite_connect_reader if read_only else _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _sqlite_writer(url: str) -> Engine:
+    try:
+        return create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
+    except ArgumentError as exc:
+        raise StoreUnavailable(f"cannot use the ResultStore at {redact_url(url)}: {exc}") from exc
+
+
+def _sqlite_reader(url: str) -> Engine:
+    database = make_url(url).database
+    path = Path(database or "")
+    if not database or database == ":memory:" or not path.is_file():
+        raise StoreUnavailable(
+            f"no ResultStore at {redact_url(url)}: {database or '(no file)'} does not exist"
+        )
+    uri = path.resolve().as_uri() + "?mode=rw"  # SQLite fails instead of creating the file
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=60)
+
+    return create_engine("sqlite://", creator=connect, poolclass=QueuePool)
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -80,6 +116,11 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("PRAGMA synchronous=FULL")  # a commit survives power loss
     dbapi_connection.execute("PRAGMA busy_timeout=60000")
     dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+
+def _sqlite_connect_reader(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # changes nothing: not even the journal mode
+    dbapi_connection.execute("PRAGMA busy_timeout=60000")
 
 
 def _sqlite_begin(connection: Connection) -> None:
@@ -94,16 +135,23 @@ class SqlBackend(StoreBackend):
 
     def __init__(self, url: str, options: BackendOptions | None = None) -> None:
         self.url = url
-        self.auto_migrate = (options or BackendOptions()).auto_migrate
+        options = options or BackendOptions()
+        self.auto_migrate = options.auto_migrate
+        self.read_only = options.read_only
         self._engine: Engine | None = None
 
     # -- lifecycle ------------------------------------------------------------------
 
     def open(self) -> None:
-        engine = engine_for_url(self.url)
+        engine = engine_for_url(self.url, read_only=self.read_only)
         try:
             with self._guard(), engine.connect() as conn:
                 revision = migrate.current_revision(conn)
+            if revision is None and self.read_only:
+                raise StoreUnavailable(
+                    f"no ResultStore at {redact_url(self.url)}: the database has no dspex "
+                    "tables; record something there first, or run `dspex store migrate`"
+                )
             if revision != migrate.head():
                 if not self.auto_migrate:
                     raise StoreUnavailable(
@@ -149,15 +197,19 @@ class SqlBackend(StoreBackend):
         except (OperationalError, DBAPIError) as exc:
             if isinstance(exc, IntegrityError):
                 raise
-            cause = str(exc.orig or exc).strip().splitlines()[0]
+            cause = redact_text(str(exc.orig or exc).strip().splitlines()[0])
             raise StoreUnavailable(
                 f"cannot use the ResultStore at {redact_url(self.url)}: {cause}"
             ) from exc
 
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
+    def _read(self, *, snapshot: bool = False) -> Iterator[Connection]:
+        """A connection for reading; ``snapshot``: every statement sees the same moment
+        (SQLite's read transaction always does; PostgreSQL needs REPEATABLE READ)."""
         assert self._engine is not None, "the sql store is not open"
         with self._guard(), self._engine.connect() as conn:
+            if snapshot and conn.dialect.name == "postgresql":
+                conn.execution_options(isolation_level="REPEATABLE READ")
             yield conn
 
     @contextmanager
@@ -225,7 +277,7 @@ class SqlBackend(StoreBackend):
                     payload=payload,
                 )
             )
-            header = Experiment.from_json(tables.decompress(experiment_id, row.header))
+            header = _parse(experiment_id, Experiment, tables.decompress(experiment_id, row.header))
             summary = summary_of(header, sealed=False, checksum=None)
             summary = summary.model_copy(update={"trial_count": _trial_count(conn, experiment_id)})
             conn.execute(update(E).where(E.c.id == experiment_id).values(summary=summary.to_json()))
@@ -251,7 +303,7 @@ class SqlBackend(StoreBackend):
     # -- reading ------------------------------------------------------------------------
 
     def load(self, experiment_id: str) -> Experiment | None:
-        with self._read() as conn:
+        with self._read(snapshot=True) as conn:  # not a header of one moment, trials of another
             row = conn.execute(
                 select(E.c.sealed, E.c.checksum, E.c.header, E.c.trials_at).where(
                     E.c.id == experiment_id
@@ -265,14 +317,14 @@ class SqlBackend(StoreBackend):
             parts = [tables.decompress(experiment_id, p) for p in payloads]
         header = tables.decompress(experiment_id, row.header)
         if not row.sealed:
-            experiment = Experiment.from_json(header)
-            trials = sorted((Trial.from_json(p) for p in parts), key=lambda t: t.index)
+            experiment = _parse(experiment_id, Experiment, header)
+            trials = sorted((_parse(experiment_id, Trial, p) for p in parts), key=lambda t: t.index)
             return experiment.replace(trials=tuple(trials)) if trials else experiment
         body = splice(header, row.trials_at, parts)
         del parts
         if sha256(body) != row.checksum:
             raise CorruptRecordError(experiment_id, "content does not match its checksum")
-        return Experiment.from_json(body)
+        return _parse(experiment_id, Experiment, body)
 
     def load_trial(self, experiment_id: str, trial_id: str) -> Trial | None:
         key = (T.c.experiment_id == experiment_id) & (T.c.trial_id == trial_id)
@@ -280,7 +332,10 @@ class SqlBackend(StoreBackend):
             payload = conn.execute(select(T.c.payload).where(key)).scalar()
         if payload is None:
             return None
-        return Trial.from_json(tables.decompress(experiment_id, payload))
+        trial = _parse(experiment_id, Trial, tables.decompress(experiment_id, payload))
+        if trial.id != trial_id:
+            raise CorruptRecordError(experiment_id, f"the row of trial {trial_id} holds {trial.id}")
+        return trial
 
     def query(self, query: Query) -> list[ExperimentSummary]:
         with self._read() as conn:
@@ -313,6 +368,18 @@ class SqlBackend(StoreBackend):
                 except CorruptRecordError as exc:
                     yield Problem(experiment_id, exc.reason)
             last = ids[-1]
+
+
+def _parse(experiment_id: str, kind: type[Any], data: bytes) -> Any:
+    """A stored record parsed, and checked to belong to ``experiment_id``."""
+    try:
+        parsed = kind.from_json(data)
+    except ValidationError as exc:
+        raise CorruptRecordError(experiment_id, f"does not parse: {exc}") from exc
+    owner = parsed.id if isinstance(parsed, Experiment) else parsed.experiment_id
+    if owner != experiment_id:
+        raise CorruptRecordError(experiment_id, f"its row holds experiment {owner!r}")
+    return parsed
 
 
 def _trial_count(conn: Connection, experiment_id: str) -> int:

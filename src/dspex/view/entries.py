@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from dspex.model import TraceEvent, Trial
+from dspex.redact import redact
 from dspex.view.timeline import Description, Entry, format_score, short_json
 
 __all__ = ["block_header", "describe", "describe_change", "format_ms", "format_time"]
@@ -68,7 +69,7 @@ def _error_texts(error: Any) -> list[tuple[str, str]]:
 def _optimizer_start(p: dict[str, Any]) -> tuple[str, Fields, list[tuple[str, str]]]:
     fields: Fields = []
     _put(fields, "Optimizer", p.get("optimizer"))
-    _put(fields, "Settings", p.get("settings"))
+    _put(fields, "Settings", redact(p.get("settings")))
     return f"Optimizer start: {p.get('optimizer', '?')}", fields, []
 
 
@@ -160,7 +161,7 @@ def _lm_call(p: dict[str, Any]) -> tuple[str, Fields, list[tuple[str, str]]]:
     _put(fields, "Latency", format_ms(p.get("latency_ms")))
     if p.get("cache_hit"):
         fields.append(("Cache", "hit"))
-    _put(fields, "Settings", p.get("settings"))
+    _put(fields, "Settings", redact(p.get("settings")))
     texts: list[tuple[str, str]] = []
     for message in _list(p.get("messages")):
         if isinstance(message, dict):

@@ -22,6 +22,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from dspex.model import Experiment, Trial
+from dspex.redact import redact
 from dspex.view.entries import format_ms
 from dspex.view.overview import LineageNode, Overview, build_overview
 from dspex.view.pareto import pareto_front
@@ -92,7 +93,7 @@ def _environment() -> Any:
         diff_ops=diff_ops,
         ms=lambda v: format_ms(v) if v is not None else "",
         score=format_score,
-        pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str),
+        pretty=lambda v: json.dumps(redact(v), indent=2, ensure_ascii=False, default=str),
     )
     return env
 

@@ -26,6 +26,7 @@ from dspex.model import Experiment
 from dspex.view.entries import format_ms
 from dspex.view.overview import build_overview
 from dspex.view.pareto import pareto_front, pareto_lines
+from dspex.view.safetext import WRAP_BUDGET, fold_lines, terminal_safe
 from dspex.view.text import _header_lines, _stats_lines, best_against_baseline, change_lines
 from dspex.view.timeline import Entry, Timeline, format_score
 
@@ -33,6 +34,14 @@ __all__ = ["experiment_renderables", "timeline_renderables"]
 
 SOURCE_STYLES = {"orchestration": "magenta", "execution": "blue", "evaluation": "green"}
 TEXT_LINES = 12
+FOLD_WIDTH = 1000
+"""Over :data:`~dspex.view.safetext.WRAP_BUDGET`, texts are cut into lines this long
+before rich wraps them (rich wraps one long line in quadratic time)."""
+
+
+def _text(value: str, style: str = "") -> Text:
+    """Data as rich Text: never markup, and no control character reaches the terminal."""
+    return Text(terminal_safe(value), style=style)
 
 
 def _fields(fields: Iterable[tuple[str, str]]) -> Table:
@@ -40,27 +49,33 @@ def _fields(fields: Iterable[tuple[str, str]]) -> Table:
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
     for name, value in fields:
-        grid.add_row(Text(f"{name}:"), Text(value))
+        if len(value) > WRAP_BUDGET:
+            value = value[:WRAP_BUDGET] + f"… ({len(value) - WRAP_BUDGET:,} more characters)"
+            value = "\n".join(fold_lines(value, FOLD_WIDTH)[0])
+        grid.add_row(_text(f"{name}:"), _text(value))
     return grid
 
 
 def _quoted(label: str, text: str, max_lines: int | None) -> RenderableType:
     from rich.padding import Padding
 
-    lines = text.splitlines() or [""]
-    shown = lines if max_lines is None else lines[:max_lines]
-    body = Text("\n".join(shown))
-    if len(shown) < len(lines):
-        body.append(f"\n… {len(lines) - len(shown)} more lines", style="dim")
-    return Group(Text(f"{label}:", style="dim"), Padding(body, (0, 0, 0, 2)))
+    if len(text) > WRAP_BUDGET:
+        shown, total = fold_lines(text, FOLD_WIDTH, max_lines)
+    else:
+        lines = text.splitlines() or [""]
+        shown, total = (lines if max_lines is None else lines[:max_lines]), len(lines)
+    body = _text("\n".join(shown))
+    if len(shown) < total:
+        body.append(f"\n… {total - len(shown)} more lines", style="dim")
+    return Group(_text(f"{label}:", style="dim"), Padding(body, (0, 0, 0, 2)))
 
 
 def _entry(entry: Entry, max_lines: int | None, show_worker: bool = False) -> RenderableType:
     ts = entry.event.timestamp
     title = Text(ts.strftime("%H:%M:%S.") + f"{ts.microsecond // 1000:03d} ", style="dim")
-    title.append(entry.title, style="bold red" if entry.failed else "bold")
+    title.append(terminal_safe(entry.title), style="bold red" if entry.failed else "bold")
     if show_worker:
-        title.append(f" @{entry.event.worker}", style="cyan")
+        title.append(terminal_safe(f" @{entry.event.worker}"), style="cyan")
     if entry.failed:
         title.append(" [FAILED]", style="red")
     parts: list[RenderableType] = [title]
@@ -90,8 +105,8 @@ def timeline_renderables(
         meta.append(f"parent: Trial {timeline.parent.index}")
     if timeline.strategy:
         meta.append(f"strategy {timeline.strategy}")
-    yield Text(timeline.title, style="bold underline")
-    yield Text(" · ".join(meta), style="dim")
+    yield _text(timeline.title, style="bold underline")
+    yield _text(" · ".join(meta), style="dim")
     yield from _time_bar(timeline)
     if timeline.parent is not None:
         lines = [f"Changes against parent (Trial {timeline.parent.index}):"]
@@ -99,24 +114,24 @@ def timeline_renderables(
             lines += change_lines(change, width=96, indent=2)
         if not timeline.changes:
             lines.append("  (none)")
-        yield Text("\n".join(lines))
+        yield _text("\n".join(lines))
     for block in timeline.blocks:
         body: list[RenderableType] = [_fields(block.header)]
         several = len(block.workers) > 1
         body += [_indent(_entry(e, max_lines, several), e.depth) for e in block.entries]
         yield Panel(
             Group(*body),
-            title=Text(f"{block.label} · {block.worker}"),
+            title=_text(f"{block.label} · {block.worker}"),
             title_align="left",
             border_style=SOURCE_STYLES.get(block.source, "white"),
         )
     for problem in timeline.problems:
         yield Panel(
             Group(
-                Text(f"{problem.type}: {problem.message}", style="bold red"),
-                Text(problem.traceback),
+                _text(f"{problem.type}: {problem.message}", style="bold red"),
+                _text(problem.traceback),
             ),
-            title=Text(f"Error in {problem.where}"),
+            title=_text(f"Error in {problem.where}"),
             title_align="left",
             border_style="red",
         )
@@ -142,7 +157,7 @@ def experiment_renderables(experiment: Experiment) -> Iterator[RenderableType]:
     overview = build_overview(experiment)
     yield Panel(
         _fields(_header_lines(overview)),
-        title=Text(f"Experiment {experiment.name}"),
+        title=_text(f"Experiment {experiment.name}"),
         title_align="left",
     )
     yield _fields(_stats_lines(overview))
@@ -151,16 +166,16 @@ def experiment_renderables(experiment: Experiment) -> Iterator[RenderableType]:
     branches: dict[int, Any] = {-1: tree}
     for node in overview.lineage:
         how = f" via {node.strategy}" if node.strategy else ""
-        label = Text(f"Trial {node.trial.index} ({format_score(node.trial.score)}){how}")
+        label = _text(f"Trial {node.trial.index} ({format_score(node.trial.score)}){how}")
         branches[node.depth] = branches[node.depth - 1].add(label)
     yield tree
     front = pareto_front(experiment)
     if front is not None:
-        yield Text("\n".join(pareto_lines(front)))
+        yield _text("\n".join(pareto_lines(front)))
     lines = ["Best against baseline", *(f"  {x}" for x in best_against_baseline(overview))]
     for change in overview.best_changes:
         lines += change_lines(change, width=96, indent=2)
-    yield Text("\n".join(lines))
+    yield _text("\n".join(lines))
 
 
 def _trial_table(overview: Any) -> Table:
@@ -180,10 +195,10 @@ def _trial_table(overview: Any) -> Table:
         best = overview.best is not None and overview.best.id == t.id
         table.add_row(
             str(t.index),
-            Text(t.name),
+            _text(t.name),
             format_score(t.score),
             ", ".join(str(p) for p in row.parents) or "-",
-            Text(row.strategy or "-"),
+            _text(row.strategy or "-"),
             str(row.lm_calls),
             str(row.errors),
             style="bold" if best else None,

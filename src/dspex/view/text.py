@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import textwrap
 
 from dspex.model import Experiment, MetricStats, Trial, scope_of
+from dspex.redact import redact
 from dspex.view.entries import format_ms
 from dspex.view.overview import Overview, build_overview
 from dspex.view.pareto import pareto_front, pareto_lines
+from dspex.view.safetext import WRAP_BUDGET, fold_lines, terminal_safe
 from dspex.view.timeline import Change, Entry, Timeline, build_timeline, format_score
 from dspex.view.verdict import no_verdict_reason, verdict_line
 
@@ -36,6 +39,9 @@ ABRIDGED_TEXT_LINES = 6
 def wrap_field(name: str, value: str, *, width: int, indent: int) -> list[str]:
     """``name: value`` wrapped to ``width``; continuation lines indented under the value."""
     prefix = " " * indent + f"{name}: "
+    if len(value) > WRAP_BUDGET:  # too long to wrap word by word in good time: fold
+        pieces, _ = fold_lines(value, max(width - len(prefix), 20))
+        return [(prefix if i == 0 else " " * len(prefix)) + p for i, p in enumerate(pieces)]
     lines: list[str] = []
     for number, paragraph in enumerate(value.splitlines() or [""]):
         first = prefix if number == 0 else " " * len(prefix)
@@ -54,15 +60,19 @@ def wrap_field(name: str, value: str, *, width: int, indent: int) -> list[str]:
 def _quote(label: str, text: str, *, width: int, indent: int, max_lines: int | None) -> list[str]:
     pad = " " * indent
     lines = [f"{pad}{label}:"]
-    body: list[str] = []
-    for raw in text.splitlines() or [""]:
-        body += textwrap.wrap(
-            raw, width=max(width - indent - 2, 20), break_long_words=True, replace_whitespace=False
-        ) or [""]
-    shown = body if max_lines is None else body[:max_lines]
+    body_width = max(width - indent - 2, 20)
+    if len(text) > WRAP_BUDGET:  # too long to wrap word by word in good time: fold
+        shown, total = fold_lines(text, body_width, max_lines)
+    else:
+        body: list[str] = []
+        for raw in text.splitlines() or [""]:
+            body += textwrap.wrap(
+                raw, width=body_width, break_long_words=True, replace_whitespace=False
+            ) or [""]
+        shown, total = (body if max_lines is None else body[:max_lines]), len(body)
     lines += [f"{pad}> {line}".rstrip() for line in shown]
-    if len(shown) < len(body):
-        lines.append(f"{pad}> ... ({len(body) - len(shown)} more lines)")
+    if len(shown) < total:
+        lines.append(f"{pad}> ... ({total - len(shown)} more lines)")
     return lines
 
 
@@ -140,7 +150,7 @@ def timeline_text(
         timeline = _without_routine(timeline)
     lines += _blocks_text(timeline, width=width, max_lines=max_lines, max_events=max_events)
     lines += _problem_lines(timeline, width=width, max_lines=max_lines)
-    return "\n".join(line.rstrip() for line in lines) + "\n"
+    return terminal_safe("\n".join(line.rstrip() for line in lines) + "\n")
 
 
 ROUTINE_KINDS = ("adapter_format", "adapter_parse", "module_end")
@@ -281,11 +291,16 @@ def _stats_lines(overview: Overview) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     on = f" on {stats.scope.label}" if stats.scope is not None else ""
     for name, metric in stats.metrics.items():
-        rows.append((f"{name}, best trial{on}", mean_ci(metric)))
+        rows.append((f"{name}, best trial{on}", mean_ci(metric) + _left_out(metric.non_finite)))
     if stats.trial_scores is not None:
         s = stats.trial_scores
         spread = f"{s.n} trials, {format_score(s.min)} to {format_score(s.max)}" if s.n > 1 else ""
-        rows.append((f"scores{on}", spread or f"1 trial, {format_score(s.mean)}"))
+        rows.append(
+            (
+                f"scores{on}",
+                (spread or f"1 trial, {format_score(s.mean)}") + _left_out(s.non_finite),
+            )
+        )
     if stats.latency_ms is not None:
         rows.append(
             (
@@ -317,6 +332,10 @@ def mean_ci(metric: MetricStats) -> str:
     )
 
 
+def _left_out(non_finite: int) -> str:
+    return f"; {non_finite} non-finite (NaN or inf) left out" if non_finite else ""
+
+
 def _header_lines(overview: Overview) -> list[tuple[str, str]]:
     exp = overview.experiment
     rows = [("id", exp.id), ("status", exp.status.value)]
@@ -329,7 +348,7 @@ def _header_lines(overview: Overview) -> list[tuple[str, str]]:
     program = exp.program.name + (f" ({exp.program.class_path})" if exp.program.class_path else "")
     rows.append(("program", program))
     if exp.optimizer is not None:
-        settings = json.dumps(exp.optimizer.settings, ensure_ascii=False)
+        settings = json.dumps(redact(exp.optimizer.settings), ensure_ascii=False)
         rows.append(("optimizer", f"{exp.optimizer.name} {settings}"))
     if exp.tags:
         rows.append(("tags", ", ".join(exp.tags)))
@@ -337,7 +356,7 @@ def _header_lines(overview: Overview) -> list[tuple[str, str]]:
 
 
 def _score_bar(score: float | None, lowest: float, highest: float, width: int) -> str:
-    if score is None:
+    if score is None or not math.isfinite(score):  # NaN and inf have no bar length
         return ""
     span = highest - lowest
     fraction = 1.0 if span <= 0 else (score - lowest) / span
@@ -368,11 +387,11 @@ def experiment_text(experiment: Experiment, *, width: int = 100) -> str:
     if front is not None:
         lines += ["", *pareto_lines(front)]
     lines += _best_lines(overview, width)
-    return "\n".join(line.rstrip() for line in lines) + "\n"
+    return terminal_safe("\n".join(line.rstrip() for line in lines) + "\n")
 
 
 def _table_text(overview: Overview, width: int) -> list[str]:
-    scores = [r.trial.score for r in overview.rows if r.trial.score is not None]
+    scores = [s for s in (r.trial.score for r in overview.rows) if s is not None and _finite(s)]
     low, high = (min(0.0, *scores), max(scores)) if scores else (0.0, 1.0)
     head = (
         f"  {'#':>3}  {'name':<24} {'score':>7}  {'parents':<8} {'strategy':<14} "
@@ -391,6 +410,10 @@ def _table_text(overview: Overview, width: int) -> list[str]:
             + _score_bar(t.score, low, high, bar_width)
         )
     return lines
+
+
+def _finite(score: float | None) -> bool:
+    return score is not None and math.isfinite(score)
 
 
 def _cut(text: str, width: int) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from markupsafe import Markup
+from pydantic_core import to_json
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -38,11 +39,13 @@ from dspex.errors import (
     TrialNotFound,
 )
 from dspex.model import Experiment, Trial
+from dspex.redact import redact
 from dspex.store import ResultStore
 from dspex.store.query import FILTERS
 from dspex.view.html import experiment_html, timeline_html
 from dspex.view.timeline import Timeline, build_timeline, format_score
 from dspex.view.web.compare_page import compare_context, compare_url, parse_ref
+from dspex.view.web.serve import check_token
 
 __all__ = ["EVENTS_PER_PAGE", "create_app"]
 
@@ -264,27 +267,47 @@ class _Handlers:
     def api_experiments(self, request: Request) -> Response:
         filters = _filters(request)
         page = self.store.query_experiments(filters)
-        return JSONResponse(
-            {"experiments": [s.to_dict() for s in page], "next_cursor": page.next_cursor}
-        )
+        return _json({"experiments": [s.to_dict() for s in page], "next_cursor": page.next_cursor})
 
     def api_experiment(self, request: Request) -> Response:
         experiment = self.store.get_experiment(request.path_params["experiment_id"])
-        return JSONResponse(_without_events(experiment))
+        return _json(_without_events(experiment))
 
     def api_trial(self, request: Request) -> Response:
         trial = self.store.get_trial(
             request.path_params["experiment_id"], request.path_params["trial_id"]
         )
-        return JSONResponse(trial.to_dict())
+        return _json(_trial_dict(trial.to_dict()))
+
+
+def _json(data: Any) -> Response:
+    """A JSON response. JSON has no literal for NaN or infinity: a non-finite score or
+    metric is sent as the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``."""
+    return Response(to_json(data, inf_nan_mode="strings"), media_type="application/json")
 
 
 def _without_events(experiment: Experiment) -> dict[str, Any]:
+    """The experiment as the API serves it: no events, no secrets in its settings."""
     data = experiment.to_dict()
+    data["environment"]["config"] = redact(data["environment"]["config"])
+    if data["optimizer"] is not None:
+        data["optimizer"]["settings"] = redact(data["optimizer"]["settings"])
     for trial, record in zip(data["trials"], experiment.trials, strict=True):
+        _trial_dict(trial)
         trial["events"] = []
         trial["event_count"] = len(record.events)
     return data
+
+
+def _trial_dict(trial: dict[str, Any]) -> dict[str, Any]:
+    """``trial`` (a Trial's dict) with the settings of its LM and LM calls redacted."""
+    lm = trial["variables"]["lm"]
+    if lm is not None:
+        lm["settings"] = redact(lm["settings"])
+    for event in trial["events"]:
+        if isinstance(event["payload"].get("settings"), dict):
+            event["payload"]["settings"] = redact(event["payload"]["settings"])
+    return trial
 
 
 def _timeline_filters(request: Request) -> dict[str, Any]:
@@ -330,6 +353,7 @@ def create_app(
     name a loopback host (``allowed_hosts``, by default 127.0.0.1, localhost, [::1]) in
     their Host header, so a web page cannot reach the UI through DNS rebinding.
     """
+    check_token(token)
     handlers = _Handlers(store or ResultStore.default())
     _compile_templates()
 

@@ -11,11 +11,16 @@ dspex.errors.ConfigError: refusing to serve the dspex UI on '0.0.0.0' ...
 from __future__ import annotations
 
 import ipaddress
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from dspex.errors import ConfigError
 from dspex.store import ResultStore
 
-__all__ = ["check_bind", "is_loopback", "serve"]
+__all__ = ["check_bind", "check_token", "is_loopback", "serve"]
 
 
 def is_loopback(host: str) -> bool:
@@ -28,9 +33,26 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_token(token: str | None) -> None:
+    """Raise :class:`dspex.ConfigError` for a token of only whitespace (no token is None).
+
+    >>> check_token("  ")
+    Traceback (most recent call last):
+    ...
+    dspex.errors.ConfigError: the dspex UI access token is blank: ...
+    """
+    if token is not None and not token.strip():
+        raise ConfigError(
+            "the dspex UI access token is blank: a token of only whitespace protects "
+            "nothing; set a real token (ui.token, DSPEX_UI_TOKEN or --token) or none",
+            key="ui.token",
+        )
+
+
 def check_bind(host: str, token: str | None) -> None:
     """Raise :class:`dspex.ConfigError` when ``host`` is reachable from elsewhere and no
-    access token is configured."""
+    access token is configured, or when the token is blank."""
+    check_token(token)
     if not is_loopback(host) and not token:
         raise ConfigError(
             f"refusing to serve the dspex UI on {host!r} without an access token: anyone "
@@ -54,4 +76,24 @@ def serve(
     from dspex.view.web.app import create_app
 
     check_bind(host, token)
-    uvicorn.run(create_app(store, token=token), host=host, port=port, log_level=log_level)
+    with _sigterm_as_exit():
+        uvicorn.run(create_app(store, token=token), host=host, port=port, log_level=log_level)
+
+
+@contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """After a graceful shutdown uvicorn raises the signal that stopped it again: make
+    SIGTERM a SystemExit then, so that the caller still closes its store (SQLite's -wal
+    and -shm files go away with the last connection) before the process ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def leave(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, leave)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
