@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dspex import (
+    EnvironmentInfo,
     ErrorInfo,
     ExampleResult,
     Experiment,
@@ -559,6 +560,8 @@ def simba_experiment(seed: int = 7) -> Experiment:
         started_at=clock.start,
         completed_at=trials[-1].finished_at,
         tags=("fixture", "simba"),
+        # Pinned: the machine's own platform string changes with every kernel update.
+        environment=EnvironmentInfo(python_version="3.11", platform="fixture"),
         trials=tuple(trials),
         summary=summarize(trials),
         best_trial_id=best.id,
