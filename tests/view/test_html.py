@@ -8,6 +8,7 @@ import pytest
 
 from dspex.view import ExperimentView, TrialView
 from dspex.view.html import json_for_script
+from dspex.view.labels import trial_label
 from dspex.view.overview import build_overview
 from dspex.view.timeline import build_timeline
 from tests.view.fixtures import XSS
@@ -22,7 +23,7 @@ def test_trial_view_has_every_section_and_every_event(recorded):
     for trial in recorded.trials:
         doc = _trial_doc(recorded, trial)
         root = doc.find("div", "dspex-view")
-        assert root.find("h2").text().startswith(f"Trial {trial.index} (Score: ")
+        assert root.find("h2").text().startswith(f"{trial_label(trial)} (Score: ")
         sections = {c for s in root.find_all("section") for c in s.classes}
         timeline = build_timeline(trial, recorded)
         assert {"dspex-controls", "dspex-timeline"} <= sections
@@ -31,9 +32,13 @@ def test_trial_view_has_every_section_and_every_event(recorded):
         assert ("dspex-errors" in sections) == bool(timeline.problems)
         entries = root.find_all(cls="dspex-entry")
         assert len(entries) == len(trial.events)
-        assert [int(e.attrs["data-seq"]) for e in entries] == sorted(
+        assert sorted(int(e.attrs["data-seq"]) for e in entries) == sorted(
             e.sequence for e in trial.events
         )
+        by_worker: dict[str, list[int]] = {}
+        for e in entries:
+            by_worker.setdefault(e.attrs["data-worker"], []).append(int(e.attrs["data-seq"]))
+        assert all(seqs == sorted(seqs) for seqs in by_worker.values())  # each in its order
         lm_calls = [e for e in trial.events if e.kind.value == "lm_call"]
         assert len(root.find_all("details", "lm-call")) == len(lm_calls)
         blocks = root.find_all("details", "dspex-block")

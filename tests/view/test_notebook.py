@@ -113,10 +113,15 @@ def test_notebook_runs_and_renders_html_views(executed, simba):
     outputs = _html_outputs(nb)
     assert len(outputs) == 3
     assert "dspex-experiment" in outputs[0]
-    assert "Trial 1 (Score: 0.8333)" in outputs[1]
+    assert "Trial 1 · candidate 1 (Score: 0.8333)" in outputs[1]
     assert "Trial 0 (Score: 0.6667)" in outputs[2]
     plain = [out["data"]["text/plain"] for cell in nb.cells[1:4] for out in cell.outputs]
     assert plain[0].startswith("Experiment simba-arith")
+    # Each view is stored once: its HTML and a few lines of text, no Markdown copy.
+    for cell in nb.cells[1:4]:
+        for out in cell.outputs:
+            assert set(out["data"]) == {"text/html", "text/plain"}
+            assert len(out["data"]["text/plain"].splitlines()) <= 4
     streams = "".join(out.get("text", "") for out in nb.cells[4].outputs)
     assert "no trial with id 'trl_" in streams and simba.id in streams
 
@@ -164,7 +169,7 @@ def test_notebook_outputs_stay_readable_without_javascript(executed, chromium, a
         p.goto(path.as_uri())
         assert not p.locator(".dspex-controls").first.is_visible()  # no dead buttons
         trial = p.locator("#out-1")
-        assert trial.locator("h2").inner_text() == "Trial 1 (Score: 0.8333)"
+        assert trial.locator("h2").inner_text() == "Trial 1 · candidate 1 (Score: 0.8333)"
         assert trial.locator(".kind-decision").first.is_visible()
         call = trial.locator("details.lm-call").first
         call.locator(":scope > summary").click()  # <details> opens without script

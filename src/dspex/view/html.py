@@ -23,6 +23,7 @@ from markupsafe import Markup, escape
 
 from dspex.model import Experiment, Trial
 from dspex.view.entries import format_ms
+from dspex.view.labels import trial_label
 from dspex.view.overview import LineageNode, Overview, build_overview
 from dspex.view.plot import score_plot
 from dspex.view.text import _stats_lines
@@ -88,6 +89,7 @@ def _environment() -> Any:
         diff_ops=diff_ops,
         ms=lambda v: format_ms(v) if v is not None else "",
         score=format_score,
+        label=trial_label,
         pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str),
     )
     return env

@@ -14,8 +14,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from dspex.model import Experiment
+from dspex.view.labels import trial_label
 from dspex.view.overview import build_overview
-from dspex.view.text import _best_lines, _header_lines, _stats_lines, change_lines
+from dspex.view.text import (
+    NO_VARIABLES,
+    _best_lines,
+    _header_lines,
+    _stats_lines,
+    change_lines,
+)
 from dspex.view.timeline import Timeline, format_score
 
 __all__ = ["experiment_markdown", "md", "timeline_markdown"]
@@ -67,14 +74,21 @@ def _md_fields(fields: Iterable[tuple[str, str]], indent: str = "") -> list[str]
     return [f"{indent}* **{md(name)}:** {md(value)}" for name, value in fields]
 
 
+def _parent_markdown(timeline: Timeline) -> list[str]:
+    if timeline.parent is None:
+        return []
+    how = f" by {_code(timeline.strategy)}" if timeline.strategy else ""
+    lines = [f"Derived from {md(trial_label(timeline.parent))}{how}.", ""]
+    if not timeline.diffable:
+        lines += [f"Changes: {md(NO_VARIABLES)}.", ""]
+    for change in timeline.changes:
+        lines += _fenced(change_lines(change, width=100, indent=0), "diff")
+    return lines
+
+
 def timeline_markdown(timeline: Timeline, *, max_events: int | None = None) -> str:
     """The trial's timeline as Markdown, in the layout of the design document."""
-    lines = [f"# Unified Trace: {md(timeline.title)}", ""]
-    if timeline.parent is not None:
-        how = f" by {_code(timeline.strategy)}" if timeline.strategy else ""
-        lines += [f"Derived from Trial {timeline.parent.index}{how}.", ""]
-        for change in timeline.changes:
-            lines += _fenced(change_lines(change, width=100, indent=0), "diff")
+    lines = [f"# Unified Trace: {md(timeline.title)}", "", *_parent_markdown(timeline)]
     if timeline.time_by_source:
         lines += [
             "",
@@ -133,7 +147,7 @@ def experiment_markdown(experiment: Experiment) -> str:
     for node in overview.lineage:
         how = f" via {_code(node.strategy)}" if node.strategy else ""
         lines.append(
-            "  " * node.depth + f"* Trial {node.trial.index} "
+            "  " * node.depth + f"* {md(trial_label(node.trial))} "
             f"({format_score(node.trial.score)}){how}"
         )
     best_lines = _best_lines(overview, 100)

@@ -24,13 +24,19 @@ from rich.tree import Tree
 
 from dspex.model import Experiment
 from dspex.view.entries import format_ms
+from dspex.view.labels import trial_label
 from dspex.view.overview import build_overview
-from dspex.view.text import _header_lines, _stats_lines, change_lines
+from dspex.view.text import NO_VARIABLES, _header_lines, _stats_lines, change_lines
 from dspex.view.timeline import Entry, Timeline, format_score
 
 __all__ = ["experiment_renderables", "timeline_renderables"]
 
-SOURCE_STYLES = {"orchestration": "magenta", "execution": "blue", "evaluation": "green"}
+SOURCE_STYLES = {
+    "orchestration": "magenta",
+    "execution": "blue",
+    "evaluation": "green",
+    "waiting": "bright_black",
+}
 TEXT_LINES = 12
 
 
@@ -86,17 +92,19 @@ def timeline_renderables(
     trial = timeline.trial
     meta = [x for x in (trial.name, trial.id, f"status {trial.status.value}") if x]
     if timeline.parent is not None:
-        meta.append(f"parent: Trial {timeline.parent.index}")
+        meta.append(f"parent: {trial_label(timeline.parent)}")
     if timeline.strategy:
         meta.append(f"strategy {timeline.strategy}")
     yield Text(timeline.title, style="bold underline")
     yield Text(" · ".join(meta), style="dim")
     yield from _time_bar(timeline)
     if timeline.parent is not None:
-        lines = [f"Changes against parent (Trial {timeline.parent.index}):"]
+        lines = [f"Changes against parent ({trial_label(timeline.parent)}):"]
         for change in timeline.changes:
             lines += change_lines(change, width=96, indent=2)
-        if not timeline.changes:
+        if not timeline.diffable:
+            lines.append(f"  {NO_VARIABLES}")
+        elif not timeline.changes:
             lines.append("  (none)")
         yield Text("\n".join(lines))
     for block in timeline.blocks:
@@ -150,14 +158,14 @@ def experiment_renderables(experiment: Experiment) -> Iterator[RenderableType]:
     branches: dict[int, Any] = {-1: tree}
     for node in overview.lineage:
         how = f" via {node.strategy}" if node.strategy else ""
-        label = Text(f"Trial {node.trial.index} ({format_score(node.trial.score)}){how}")
+        label = Text(f"{trial_label(node.trial)} ({format_score(node.trial.score)}){how}")
         branches[node.depth] = branches[node.depth - 1].add(label)
     yield tree
     if overview.best and overview.baseline:
         best, base = overview.best, overview.baseline
         lines = [
-            f"Best Trial {best.index} {format_score(best.score)} vs baseline "
-            f"Trial {base.index} {format_score(base.score)}"
+            f"Best {trial_label(best)} {format_score(best.score)} vs baseline "
+            f"{trial_label(base)} {format_score(base.score)}"
         ]
         for change in overview.best_changes:
             lines += change_lines(change, width=96, indent=2)

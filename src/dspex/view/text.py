@@ -15,6 +15,7 @@ import textwrap
 
 from dspex.model import Experiment, Trial
 from dspex.view.entries import format_ms
+from dspex.view.labels import trial_label
 from dspex.view.overview import Overview, build_overview
 from dspex.view.timeline import Change, Entry, Timeline, build_timeline, format_score
 
@@ -105,7 +106,7 @@ def _time_bar(timeline: Timeline, width: int) -> list[str]:
     if not shares:
         return []
     bar_width = max(width - 2, 10)
-    letters = {"orchestration": "O", "execution": "X", "evaluation": "E"}
+    letters = {"orchestration": "O", "execution": "X", "evaluation": "E", "waiting": "."}
     bar = "".join(letters.get(s.label, "?") * round(s.fraction * bar_width) for s in shares)
     legend = " · ".join(
         f"{letters.get(s.label, '?')} {s.label} {s.fraction:.0%} ({format_ms(s.ms)})"
@@ -113,7 +114,7 @@ def _time_bar(timeline: Timeline, width: int) -> list[str]:
     )
     lines = [f"[{bar[:bar_width]:<{bar_width}}]"]
     lines += textwrap.wrap("Time: " + legend, width=width)
-    modules = [s for s in timeline.time_by_module if s.label != "(outside modules)"][:5]
+    modules = list(timeline.time_by_module[:5])
     if modules:
         text = " · ".join(f"{s.label} {s.fraction:.0%}" for s in modules)
         lines += textwrap.wrap("Modules: " + text, width=width)
@@ -160,16 +161,22 @@ def _title_lines(timeline: Timeline, width: int) -> list[str]:
     meta = [trial.name] if trial.name else []
     meta += [f"id {trial.id}", f"status {trial.status.value}"]
     if timeline.parent is not None:
-        meta.append(f"parent: Trial {timeline.parent.index}")
+        meta.append(f"parent: {trial_label(timeline.parent)}")
     if timeline.strategy:
         meta.append(f"strategy {timeline.strategy}")
     return [timeline.title, *textwrap.wrap(" · ".join(meta), width=width), "=" * width]
 
 
+NO_VARIABLES = "not recorded (this trial records no variables: it runs its parent as it is)"
+
+
 def _parent_lines(timeline: Timeline, width: int) -> list[str]:
     if timeline.parent is None:
         return []
-    lines = ["", f"Changes against parent (Trial {timeline.parent.index}):"]
+    head = f"Changes against parent ({trial_label(timeline.parent)}):"
+    if not timeline.diffable:
+        return ["", *textwrap.wrap(f"{head} {NO_VARIABLES}", width=width)]
+    lines = ["", head]
     for change in timeline.changes:
         lines += change_lines(change, width=width, indent=2)
     return lines if timeline.changes else [*lines, "  (none)"]
@@ -351,7 +358,7 @@ def experiment_text(experiment: Experiment, *, width: int = 100) -> str:
             "  "
             + "  " * node.depth
             + ("└ " if node.depth else "")
-            + f"Trial {node.trial.index} ({format_score(node.trial.score)}){how}"
+            + f"{trial_label(node.trial)} ({format_score(node.trial.score)}){how}"
         )
     lines += _best_lines(overview, width)
     return "\n".join(line.rstrip() for line in lines) + "\n"
@@ -392,8 +399,8 @@ def _best_lines(overview: Overview, width: int) -> list[str]:
     if best.score is not None and baseline.score is not None:
         delta = f" ({best.score - baseline.score:+.3f})"
     lines.append(
-        f"  best Trial {best.index} {format_score(best.score)} vs baseline "
-        f"Trial {baseline.index} {format_score(baseline.score)}{delta}"
+        f"  best {trial_label(best)} {format_score(best.score)} vs baseline "
+        f"{trial_label(baseline)} {format_score(baseline.score)}{delta}"
     )
     for change in overview.best_changes:
         lines += change_lines(change, width=width, indent=2)
