@@ -19,7 +19,7 @@ from functools import cached_property
 from typing import Any
 
 from dspex.model import Experiment, Trial
-from dspex.view.labels import trial_label
+from dspex.view.labels import find_trial, trial_label
 from dspex.view.timeline import Timeline, build_timeline, format_score
 
 __all__ = ["ExperimentView", "TrialView"]
@@ -98,15 +98,9 @@ class ExperimentView:
         self.experiment = experiment
 
     def trial(self, trial: int | str) -> TrialView:
-        """The view of one trial, by index or id."""
-        if isinstance(trial, int):
-            match = [t for t in self.experiment.trials if t.index == trial]
-            if not match:
-                from dspex.errors import TrialNotFound
-
-                raise TrialNotFound(self.experiment.id, f"index {trial}")
-            return TrialView(self.experiment, match[0])
-        return TrialView(self.experiment, self.experiment.trial(trial))
+        """The view of one trial: its row number (``12``), its candidate number
+        (``"c8"``, ``"candidate 8"``) or its id."""
+        return TrialView(self.experiment, find_trial(self.experiment, trial))
 
     def to_html(self) -> str:
         from dspex.view.html import experiment_html
