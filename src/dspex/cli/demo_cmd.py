@@ -4,9 +4,10 @@
     $ dspex demo --store memory://x    # nothing kept: try it out
 
 It evaluates a zero-shot baseline on the bundled arithmetic dev set, optimizes it
-with a real ``dspy.SIMBA`` on the training set, evaluates the result, and prints the
-experiment id, the scores, where to look next, and the timeline of the best
-candidate.
+with a real ``dspy.SIMBA`` on the training set, evaluates the result, and prints a
+one-screen summary rendered from the archived record (:mod:`dspex.cli._demo_summary`):
+scores, the hypothesis, the decisions that made the best candidate, and commands to
+look further. ``--verbose`` adds the best candidate's whole timeline.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import time
 from typing import Any
 
 import click
 
+from dspex.cli._demo_summary import Hints, demo_summary, evaluated_pair
 from dspex.cli._store import cli_store, store_option
+from dspex.cli._tables import terminal_width
 
 __all__ = ["demo"]
 
@@ -71,8 +73,14 @@ def _run(store: Any, steps: int, console: Any) -> tuple[Any, Any, Any, Any]:
     train, dev = load_arith()
     program = _program()
     lm = _configure_lm()
+    # Transient: the bar is erased when the run ends, so no stale "Done" line stays behind.
     progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,  # piped: the summary is all there is to read
     )
     logger = logging.getLogger(_SIMBA_LOGGER)
     with dspy.context(lm=lm), progress, _quiet_dspy():
@@ -105,7 +113,6 @@ def _run(store: Any, steps: int, console: Any) -> tuple[Any, Any, Any, Any]:
                 optimized = optimizer.compile(program, trainset=train, seed=0)
                 advance("Evaluating the optimized program")
                 final = exp.evaluate(optimized, dev, exact_match, name="optimized")
-                advance("Done")
         finally:
             logger.removeHandler(watcher)
     return exp, baseline, final, optimized
@@ -129,33 +136,33 @@ def _quiet_dspy() -> Any:
 @click.command("demo")
 @store_option
 @click.option("--steps", default=DEMO_STEPS, show_default=True, help="SIMBA steps.")
-def demo(store_url: str | None, steps: int) -> None:
+@click.option(
+    "--verbose", "-v", is_flag=True, help="Also print the best candidate's whole timeline."
+)
+def demo(store_url: str | None, steps: int, verbose: bool) -> None:
     """Run a recorded SIMBA optimization on the offline LM and show what it decided."""
     from rich.console import Console
 
     console = Console(stderr=True)
-    started = time.perf_counter()
     store = cli_store(store_url)
-    exp, baseline, final, optimized = _run(store, steps, console)
+    exp, _, _, _ = _run(store, steps, console)
     experiment = store.get_experiment(exp.id)
-    click.echo(
-        f"Experiment {experiment.id} ({experiment.status.value}) in "
-        f"{time.perf_counter() - started:.1f}s"
-    )
-    click.echo(f"Baseline dev score:  {baseline.score:.3f}")
-    click.echo(
-        f"Optimized dev score: {final.score:.3f} "
-        f"({final.score - baseline.score:+.3f} against the baseline)"
-    )
-    trials = {t.id: t for t in experiment.trials}
-    best = trials.get(getattr(optimized, "dspex_trial_id", "") or "")
-    click.echo("Look at it with:")
-    click.echo(f"  dspex experiments show {experiment.id}")
-    if best is not None:
-        click.echo(f"  dspex experiments show {experiment.id} --trial {best.index} --full")
-    click.echo("  dspex ui")
-    if best is not None:
-        from dspex.view import render_trial_text
+    width = terminal_width()
+    click.echo(demo_summary(experiment, hints=Hints(store_url), width=width), nl=False)
+    if verbose:
+        _print_best_timeline(experiment, width)
 
+
+def _print_best_timeline(experiment: Any, width: int) -> None:
+    from dspex.view import render_trial_text
+
+    _, optimized = evaluated_pair(experiment)
+    trials = {t.id: t for t in experiment.trials}
+    best = trials.get(optimized.parent_trial_ids[0]) if optimized is not None else None
+    best = best or experiment.best_trial
+    if best is not None:
         click.echo("")
-        click.echo(render_trial_text(experiment, best, width=100, abridged=True, max_events=60))
+        click.echo(
+            render_trial_text(experiment, best, width=width, abridged=False, max_events=None),
+            nl=False,
+        )
