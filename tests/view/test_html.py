@@ -10,6 +10,7 @@ from dspex.view import ExperimentView, TrialView
 from dspex.view.html import json_for_script
 from dspex.view.labels import trial_label
 from dspex.view.overview import build_overview
+from dspex.view.runs import segments
 from dspex.view.timeline import build_timeline
 from tests.view.fixtures import XSS
 from tests.view.htmltree import parse
@@ -42,8 +43,8 @@ def test_trial_view_has_every_section_and_every_event(recorded):
         lm_calls = [e for e in trial.events if e.kind.value == "lm_call"]
         assert len(root.find_all("details", "lm-call")) == len(lm_calls)
         blocks = root.find_all("details", "dspex-block")
-        assert len(blocks) == len(timeline.blocks)
-        assert {b.attrs["data-source"] for b in blocks} == {e.source.value for e in trial.events}
+        assert len(blocks) == len(segments(timeline.blocks))
+        assert {e.attrs["data-source"] for e in entries} == {e.source.value for e in trial.events}
 
 
 def test_orchestration_block_reads_like_the_design_document(simba):

@@ -51,7 +51,8 @@ def test_invalid_filter_answers_400_with_the_message(client, query):
 
 def test_experiment_and_trial_pages_use_the_notebook_renderers(client, simba):
     page = parse(client.get(f"/experiments/{simba.id}").text)
-    links = [a.attrs["href"] for a in page.find("table", "trial-table").find_all("a")]
+    names = page.find("table", "trial-table").find_all("td", "name")
+    links = [td.find("a").attrs["href"] for td in names]
     assert links == [f"/experiments/{simba.id}/trials/{t.id}" for t in simba.trials]
     trial = simba.trials[1]
     response = client.get(links[1])

@@ -30,8 +30,10 @@ __all__ = [
     "ScopeLabel",
     "candidate_number",
     "find_trial",
+    "full_label",
     "parse_trial_ref",
     "score_scope_of",
+    "short_label",
     "trial_label",
 ]
 
@@ -51,6 +53,21 @@ def trial_label(trial: Trial) -> str:
     """``Trial 12 · candidate 8`` (row number, and candidate number when there is one)."""
     number = candidate_number(trial)
     return f"Trial {trial.index}" + ("" if number is None else f" · candidate {number}")
+
+
+def short_label(trial: Trial) -> str:
+    """``#12 c8``: the row number and candidate number, for narrow table cells."""
+    number = candidate_number(trial)
+    return f"#{trial.index}" + ("" if number is None else f" c{number}")
+
+
+def full_label(trial: Trial) -> str:
+    """:func:`trial_label` and the trial's name when the name says more than the label:
+    ``Trial 0 · baseline``, ``Trial 12 · candidate 8``."""
+    label = trial_label(trial)
+    if not trial.name or candidate_number(trial) is not None and trial.name.startswith("cand"):
+        return label
+    return f"{label} · {trial.name}"
 
 
 class ScopeLabel(NamedTuple):

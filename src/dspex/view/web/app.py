@@ -7,13 +7,18 @@ Routes (all GET)::
     /experiments/{experiment_id}/trials/{id}  the trial view (events paginated)
     /api/experiments                          summaries as JSON (same filters)
     /api/experiments/{experiment_id}         the experiment without events, as JSON
+    /api/experiments/{experiment_id}/progress  trials done, best per scope, time (polled
+                                              by the page of a running experiment)
     /api/experiments/{experiment_id}/trials/{id}  one trial with its events, as JSON
 
 Unknown or malformed ids answer 404, invalid filters 400, both with the message.
+Finished experiments are cached (records never change once archived); a running one is
+read again when the store's index says a trial landed.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import time
@@ -36,10 +41,12 @@ from dspex.errors import (
     InvalidQueryError,
     TrialNotFound,
 )
-from dspex.model import Experiment, Trial
+from dspex.model import Experiment, ExperimentStatus, Trial
 from dspex.store import ResultStore
-from dspex.store.query import FILTERS
+from dspex.store.query import FILTERS, MAX_LIMIT
 from dspex.view.html import experiment_html, timeline_html
+from dspex.view.labels import trial_label
+from dspex.view.progress import progress_of
 from dspex.view.timeline import Timeline, build_timeline, format_score
 
 __all__ = ["EVENTS_PER_PAGE", "create_app"]
@@ -48,7 +55,6 @@ EVENTS_PER_PAGE = 400
 """Trial pages show this many events at a time; longer trials get earlier/later links."""
 
 TOKEN_COOKIE = "dspex_token"
-_LIST_FILTERS = tuple(k for k in FILTERS if k not in ("cursor", "offset"))
 _MULTI = ("status", "tags")
 _CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
@@ -118,6 +124,28 @@ def _filters(request: Request) -> dict[str, Any]:
     return filters
 
 
+_PAGING = ("limit", "offset", "cursor", "order_by")
+_DATE_FILTERS = ("created_after", "created_before")
+
+
+def _active_filters(filters: dict[str, Any]) -> list[tuple[str, str]]:
+    """The filters that narrow the list (paging and order do not), as the notice reads them."""
+    names = {"hypothesis": "hypothesis contains", "min_score": "best score ≥",
+             "max_score": "best score ≤", "created_after": "created from",
+             "created_before": "created before"}  # fmt: skip
+    return [
+        (names.get(k, k), ", ".join(v) if isinstance(v, list) else str(v))
+        for k, v in filters.items()
+        if k not in _PAGING
+    ]
+
+
+def _date_part(value: str) -> str:
+    """What a date input can show: ``2026-11-30`` of ``2026-11-30[T...]``, else nothing."""
+    head = value[:10]
+    return head if len(head) == 10 and head[4] == "-" and head[7] == "-" else ""
+
+
 def _typed(key: str, value: str) -> Any:
     """Numbers arrive as text; convert those the store expects as numbers (and leave a bad
     one as text, so that the store's own message names it)."""
@@ -131,31 +159,50 @@ def _typed(key: str, value: str) -> Any:
 
 
 class _Cache:
-    """Recently viewed finished experiments and their timelines.
+    """Recently viewed experiments, their timelines and their JSON.
 
     A finished experiment in a store is archived, and archived records never change,
-    so parsing it once serves every later page; running ones are always read afresh.
+    so parsing it once serves every later page. A running one is kept with its version
+    (status and trial count, from the store's index: one cheap query) and read again
+    only when a trial has landed since.
     """
 
     def __init__(self, store: ResultStore, size: int = 8) -> None:
         self.store = store
         self.size = size
         self._lock = threading.Lock()
-        self._experiments: OrderedDict[str, Experiment] = OrderedDict()
+        self._experiments: OrderedDict[str, tuple[str, Experiment]] = OrderedDict()
         self._timelines: OrderedDict[tuple[str, str], Timeline] = OrderedDict()
+        self._rendered: OrderedDict[tuple[str, ...], bytes] = OrderedDict()
 
     def experiment(self, experiment_id: str) -> Experiment:
+        return self.versioned(experiment_id)[1]
+
+    def versioned(self, experiment_id: str) -> tuple[str, Experiment]:
+        """``(version, experiment)``: the version changes whenever the record does."""
         with self._lock:
-            if experiment_id in self._experiments:
+            cached = self._experiments.get(experiment_id)
+            if cached is not None:
                 self._experiments.move_to_end(experiment_id)
-                return self._experiments[experiment_id]
+        if cached is not None and (
+            cached[1].status.is_final or self._running_version(experiment_id) == cached[0]
+        ):
+            return cached
         experiment = self.store.get_experiment(experiment_id)
-        if experiment.status.is_final:
-            with self._lock:
-                self._experiments[experiment_id] = experiment
-                while len(self._experiments) > self.size:
-                    self._experiments.popitem(last=False)
-        return experiment
+        entry = (_version(experiment), experiment)
+        with self._lock:
+            self._experiments[experiment_id] = entry
+            while len(self._experiments) > self.size:
+                self._experiments.popitem(last=False)
+        return entry
+
+    def _running_version(self, experiment_id: str) -> str | None:
+        unfinished = [ExperimentStatus.RUNNING.value, ExperimentStatus.DESIGNED.value]
+        page = self.store.query_experiments({"status": unfinished, "limit": MAX_LIMIT})
+        for summary in page:
+            if summary.id == experiment_id:
+                return f"{summary.status.value}:{summary.trial_count}"
+        return None  # finished (or gone) since: read it again
 
     def timeline(self, experiment: Experiment, trial: Trial) -> Timeline:
         key = (experiment.id, trial.id)
@@ -171,13 +218,31 @@ class _Cache:
                     self._timelines.popitem(last=False)
         return timeline
 
+    def rendered(self, key: tuple[str, ...], build: Callable[[], bytes]) -> bytes:
+        """``build()``, kept for ``key`` (which must name the experiment's version)."""
+        with self._lock:
+            if key in self._rendered:
+                self._rendered.move_to_end(key)
+                return self._rendered[key]
+        body = build()
+        with self._lock:
+            self._rendered[key] = body
+            while len(self._rendered) > self.size * 2:
+                self._rendered.popitem(last=False)
+        return body
+
+
+def _version(experiment: Experiment) -> str:
+    return f"{experiment.status.value}:{len(experiment.trials)}"
+
 
 class _Handlers:
     """The route endpoints, bound to one store (sync: Starlette runs them in a thread)."""
 
-    def __init__(self, store: ResultStore) -> None:
+    def __init__(self, store: ResultStore, live_every: float = 2.0) -> None:
         self.store = store
         self.cache = _Cache(store)
+        self.live_every = live_every
 
     def _trial_url(self, request: Request) -> Callable[[Trial], str]:
         root = request.scope.get("root_path", "")
@@ -185,26 +250,36 @@ class _Handlers:
 
     def index(self, request: Request) -> Response:
         filters = _filters(request)
+        values = {k: ",".join(v) if isinstance(v, list) else str(v) for k, v in filters.items()}
+        chosen = filters.get("status", [])
         context: dict[str, Any] = {
-            "filters": [(k, FILTERS[k]) for k in _LIST_FILTERS],
-            "values": {
-                k: ",".join(v) if isinstance(v, list) else str(v) for k, v in filters.items()
-            },
+            "help": FILTERS,
+            "values": values,
+            "statuses": [s.value for s in ExperimentStatus],
+            "chosen_statuses": chosen if isinstance(chosen, list) else [chosen],
+            "orders": [("created", "newest first"), ("score", "best score first")],
+            "dates": {k: _date_part(values.get(k, "")) for k in _DATE_FILTERS},
+            "active": _active_filters(filters),
             "store_url": self.store.url,
             "root": request.scope.get("root_path", ""),
             "experiments": None,
             "error": None,
             "total": 0,
+            "everything": 0,
+            "running": 0,
+            "live_every": int(self.live_every * 1000),
             "next_url": None,
         }
         status = 200
         try:
             page = self.store.query_experiments(filters)
             context["total"] = self.store.count_experiments(filters)
+            context["everything"] = self.store.count_experiments()
         except InvalidQueryError as exc:
             context["error"], status = str(exc), 400
         else:
             context["experiments"] = list(page)
+            context["running"] = sum(1 for s in page if s.status is ExperimentStatus.RUNNING)
             if page.next_cursor:
                 following = {k: v for k, v in filters.items() if k != "offset"}
                 following["cursor"] = page.next_cursor
@@ -213,9 +288,21 @@ class _Handlers:
         return _page(request, "Experiments", content, [], status=status)
 
     def experiment(self, request: Request) -> Response:
-        experiment = self.cache.experiment(request.path_params["experiment_id"])
-        content = experiment_html(experiment, trial_url=self._trial_url(request))
-        return _page(request, experiment.name, content, [(experiment.name, request.url.path)])
+        version, experiment = self.cache.versioned(request.path_params["experiment_id"])
+        root = request.scope.get("root_path", "")
+
+        def build() -> bytes:
+            content = experiment_html(
+                experiment,
+                trial_url=self._trial_url(request),
+                live_url=f"{root}/api/experiments/{experiment.id}/progress",
+                live_every=self.live_every,
+            )
+            crumbs = [(experiment.name, request.url.path)]
+            return bytes(_page(request, experiment.name, content, crumbs).body)
+
+        key = ("page", experiment.id, version, root)
+        return HTMLResponse(self.cache.rendered(key, build))
 
     def trial(self, request: Request) -> Response:
         experiment = self.cache.experiment(request.path_params["experiment_id"])
@@ -225,8 +312,13 @@ class _Handlers:
         if filters:
             timeline = timeline.filter(**filters)
         offset = _int(request.query_params.get("offset"), 0)
+        event = request.query_params.get("event")
+        if event and "offset" not in request.query_params:
+            offset = _page_of(timeline, event)
         params = {
-            k: v for k, v in request.query_params.multi_items() if k not in ("offset", "token")
+            k: v
+            for k, v in request.query_params.multi_items()
+            if k not in ("offset", "token", "event")
         }
 
         def page_url(start: int) -> str:
@@ -242,9 +334,9 @@ class _Handlers:
         root = request.scope.get("root_path", "")
         crumbs = [
             (experiment.name, f"{root}/experiments/{experiment.id}"),
-            (f"Trial {trial.index}", request.url.path),
+            (trial_label(trial), request.url.path),
         ]
-        return _page(request, f"Trial {trial.index} · {experiment.name}", content, crumbs)
+        return _page(request, f"{trial_label(trial)} · {experiment.name}", content, crumbs)
 
     def api_experiments(self, request: Request) -> Response:
         filters = _filters(request)
@@ -254,8 +346,15 @@ class _Handlers:
         )
 
     def api_experiment(self, request: Request) -> Response:
-        experiment = self.store.get_experiment(request.path_params["experiment_id"])
-        return JSONResponse(_without_events(experiment))
+        version, experiment = self.cache.versioned(request.path_params["experiment_id"])
+        body = self.cache.rendered(
+            ("api", experiment.id, version), lambda: _without_events(experiment)
+        )
+        return Response(body, media_type="application/json")
+
+    def api_progress(self, request: Request) -> Response:
+        experiment = self.cache.experiment(request.path_params["experiment_id"])
+        return JSONResponse(progress_of(experiment).to_dict(self._trial_url(request)))
 
     def api_trial(self, request: Request) -> Response:
         trial = self.store.get_trial(
@@ -264,12 +363,21 @@ class _Handlers:
         return JSONResponse(trial.to_dict())
 
 
-def _without_events(experiment: Experiment) -> dict[str, Any]:
-    data = experiment.to_dict()
+def _without_events(experiment: Experiment) -> bytes:
+    """The record as JSON with each trial's events left out (``event_count`` instead)."""
+    bare = experiment.replace(trials=tuple(t.replace(events=()) for t in experiment.trials))
+    data = bare.to_dict()
     for trial, record in zip(data["trials"], experiment.trials, strict=True):
-        trial["events"] = []
         trial["event_count"] = len(record.events)
-    return data
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _page_of(timeline: Timeline, event_id: str) -> int:
+    """The offset of the page of ``timeline`` that shows ``event_id`` (0 if none does)."""
+    for position, entry in enumerate(timeline.entries):
+        if entry.event.id == event_id:
+            return position // EVENTS_PER_PAGE * EVENTS_PER_PAGE
+    return 0
 
 
 def _timeline_filters(request: Request) -> dict[str, Any]:
@@ -308,14 +416,16 @@ def create_app(
     *,
     token: str | None = None,
     allowed_hosts: tuple[str, ...] | None = None,
+    live_every: float = 2.0,
 ) -> Starlette:
     """The web app over ``store`` (default: the configured store).
 
     ``token``, when set, is required on every request. Without a token, requests must
     name a loopback host (``allowed_hosts``, by default 127.0.0.1, localhost, [::1]) in
-    their Host header, so a web page cannot reach the UI through DNS rebinding.
+    their Host header, so a web page cannot reach the UI through DNS rebinding. Pages of
+    running experiments check for new trials every ``live_every`` seconds.
     """
-    handlers = _Handlers(store or ResultStore.default())
+    handlers = _Handlers(store or ResultStore.default(), live_every)
     _compile_templates()
 
     async def not_found(request: Request, exc: Exception) -> Response:
@@ -335,6 +445,7 @@ def create_app(
             Route("/experiments/{experiment_id}/trials/{trial_id}", handlers.trial),
             Route("/api/experiments", handlers.api_experiments),
             Route("/api/experiments/{experiment_id}", handlers.api_experiment),
+            Route("/api/experiments/{experiment_id}/progress", handlers.api_progress),
             Route("/api/experiments/{experiment_id}/trials/{trial_id}", handlers.api_trial),
         ],
         exception_handlers={
