@@ -54,9 +54,12 @@ def test_orchestration_block_reads_like_the_design_document(simba):
     assert terms[:4] == ["Decision", "Strategy", "Rationale", "Action"]
     created = doc.find(cls="kind-candidate_created")
     assert "Change" in [dt.text() for dt in created.find_all("dt")]
-    execution = doc.find_all("details", "src-execution")[1]
+    execution = doc.find_all("details", "src-execution")[0]  # the optimizer's feedback call
     header = [dt.text() for dt in execution.find("dl", "block-header").find_all("dt")]
     assert header[:3] == ["Timestamp", "Worker", "Program"]
+    runs = doc.find("details", "dspex-runs")  # the examples, one row each, on two workers
+    header = [dt.text() for dt in runs.find("dl", "block-header").find_all("dt")]
+    assert header[:2] == ["Timestamp", "Program"]
     assert "instructions · qa.predict" in header and "demos · qa.predict" in header
     score = doc.find(cls="kind-trial_score")
     assert "Final Score" in score.text()

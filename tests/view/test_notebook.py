@@ -144,10 +144,14 @@ def test_notebook_outputs_are_interactive_in_chromium(executed, page, artifacts)
     trial.locator("button[data-axis=source][data-value=execution]").click()
     assert trial.locator(".dspex-entry[data-source=execution]:visible").count() == 0
     # The other trial view on the page keeps its own filters.
-    assert p.locator("#out-2 .dspex-entry[data-source=execution]:visible").count() > 0
+    assert (
+        p.locator("#out-2 .dspex-entry[data-source=execution]:not(.hidden-by-filter)").count() > 0
+    )
 
     trial.locator("button[data-axis=source][data-value=execution]").click()
-    predict_call = trial.locator("details.lm-call[data-module='qa.predict']").first
+    run = trial.locator("details.example-run").first  # one example's run, folded
+    run.locator(":scope > summary").click()
+    predict_call = run.locator("details.lm-call[data-module='qa.predict']").first
     predict_call.locator(":scope > summary").click()
     fold = predict_call.locator(".foldable").first
     full = fold.locator("details pre")

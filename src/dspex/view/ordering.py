@@ -5,7 +5,8 @@ worker's LM call lands right after another worker's module start and reads as ne
 under it. :func:`tree_order` keeps sequence order but emits each call tree (a module
 call, everything under it by ``parent_id``, and its ``module_end``) in one piece, and
 puts an example's result right after the program run it scored (the next parentless
-evaluation event on the same worker)::
+evaluation event on the same worker, or else the latest unscored run on the same
+inputs)::
 
     >>> from dspex.view.ordering import tree_order
     >>> tree_order([])
@@ -17,6 +18,7 @@ lets renderers fold one example's run into one row.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from dspex.model import TraceEvent
@@ -31,12 +33,15 @@ def tree_order(events: Iterable[TraceEvent]) -> list[tuple[TraceEvent, str]]:
     children: dict[str, list[TraceEvent]] = {}
     roots: list[TraceEvent] = []
     open_root: dict[str, str] = {}  # worker -> its latest top-level module call
+    by_inputs: dict[str, list[str]] = {}  # top-level calls not yet scored, by their inputs
     for event in ordered:
         parent = _parent_of(event, by_id)
         if parent is None and event.source != "orchestration" and event.kind != "module_start":
             # An example's result (or a log) right after the run on this worker: keep them
             # together, so that a run and its score read as one.
             parent = open_root.get(event.worker)
+            if parent is None and event.kind == "example_result":
+                parent = _scored_run(event, by_inputs)
         if parent is None:
             roots.append(event)
         else:
@@ -45,14 +50,30 @@ def tree_order(events: Iterable[TraceEvent]) -> list[tuple[TraceEvent, str]]:
             open_root.pop(event.worker, None)
         elif event.kind == "module_start" and _parent_of(event, by_id) is None:
             open_root[event.worker] = event.id
+            by_inputs.setdefault(_key(event.payload.get("inputs")), []).append(event.id)
         elif event.kind == "example_result":
             open_root.pop(event.worker, None)
+            if parent is not None:
+                runs = by_inputs.get(_key(event.payload.get("inputs")), [])
+                if parent in runs:
+                    runs.remove(parent)
     result: list[tuple[TraceEvent, str]] = []
     seen: set[str] = set()
     for start in [*roots, *ordered]:  # then anything a parent cycle hid from the roots
         if start.id not in seen:
             _walk(start, children, seen, result)
     return result
+
+
+def _key(inputs: object) -> str:
+    return json.dumps(inputs, sort_keys=True, default=str)
+
+
+def _scored_run(result: TraceEvent, by_inputs: dict[str, list[str]]) -> str | None:
+    """The latest unscored top-level call on the same inputs as ``result``: where a
+    recorder put the results on another worker than the runs (one scoring thread)."""
+    runs = by_inputs.get(_key(result.payload.get("inputs")))
+    return runs[-1] if runs else None
 
 
 def _parent_of(event: TraceEvent, by_id: dict[str, TraceEvent]) -> str | None:
