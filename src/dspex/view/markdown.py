@@ -133,13 +133,14 @@ def experiment_markdown(experiment: Experiment) -> str:
     lines += _md_fields(_header_lines(overview))
     lines += ["", "## Summary", "", *_md_fields(_stats_lines(overview)), "", "## Trials", ""]
     lines += [
-        "| # | name | score | parents | strategy | LM calls | errors |",
-        "|---:|---|---:|---|---|---:|---:|",
+        "| # | name | score | scope | n | parents | strategy | LM calls | errors |",
+        "|---:|---|---:|---|---:|---|---|---:|---:|",
     ]
     for row in overview.rows:
         t = row.trial
         lines.append(
-            f"| {t.index} | {md(t.name)} | {format_score(t.score)} | "
+            f"| {t.index} | {md(t.name)} | {format_score(t.score)} | {md(row.scope or '-')} | "
+            f"{'' if row.n is None else row.n} | "
             f"{', '.join(str(p) for p in row.parents) or '-'} | {md(row.strategy or '-')} | "
             f"{row.lm_calls} | {row.errors} |"
         )

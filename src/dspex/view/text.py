@@ -207,7 +207,9 @@ def _blocks_text(
         ]
     if shown < timeline.event_count:
         more = timeline.event_count - shown
-        lines += ["", f"... {more} more events (view the whole trial with `dspex ui`)"]
+        trial = timeline.trial
+        whole = f"dspex experiments show {trial.experiment_id} --trial {trial.index} --full"
+        lines += ["", f"... {more} more events; the whole trial:", f"  {whole}", "  or dspex ui"]
         hidden = timeline.entries[shown:]
         scores = [e for e in hidden if e.kind == "trial_score"]
         if scores:  # the outcome is worth printing even when the events are cut short
@@ -368,8 +370,8 @@ def _table_text(overview: Overview, width: int) -> list[str]:
     scores = [r.trial.score for r in overview.rows if r.trial.score is not None]
     low, high = (min(0.0, *scores), max(scores)) if scores else (0.0, 1.0)
     head = (
-        f"  {'#':>3}  {'name':<24} {'score':>7}  {'parents':<8} {'strategy':<14} "
-        f"{'LM':>4} {'err':>3}  "
+        f"  {'#':>3}  {'name':<22} {'score':>7} {'scope':<9} {'n':>3}  {'parents':<7} "
+        f"{'strategy':<13} {'LM':>4} {'err':>3}  "
     )
     bar_width = max(width - len(head), 5)
     lines = [head + "plot"]
@@ -377,10 +379,11 @@ def _table_text(overview: Overview, width: int) -> list[str]:
         t = row.trial
         best = "*" if overview.best is not None and t.id == overview.best.id else " "
         parents = ",".join(str(p) for p in row.parents) or "-"
-        name = _cut(t.name or "", 24)
+        n = "" if row.n is None else str(row.n)
         lines.append(
-            f" {best}{t.index:>3}  {name:<24} {format_score(t.score):>7}  {_cut(parents, 8):<8} "
-            f"{(row.strategy or '-')[:14]:<14} {row.lm_calls:>4} {row.errors:>3}  "
+            f" {best}{t.index:>3}  {_cut(t.name or '', 22):<22} {format_score(t.score):>7} "
+            f"{_cut(row.scope or '-', 9):<9} {n:>3}  {_cut(parents, 7):<7} "
+            f"{(row.strategy or '-')[:13]:<13} {row.lm_calls:>4} {row.errors:>3}  "
             + _score_bar(t.score, low, high, bar_width)
         )
     return lines
