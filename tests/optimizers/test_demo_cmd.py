@@ -112,3 +112,38 @@ def test_verbose_adds_the_best_candidates_timeline():
     out = _demo("--store", "memory://demo-verbose", "--verbose").stdout
     assert "── Orchestration" in out and "Candidate created:" in out
     assert "Decision: Propose a new candidate from candidate" in out
+
+
+def test_on_a_terminal_the_progress_bar_is_erased_when_the_run_ends(tmp_path):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 80, 0, 0))
+    src = str(Path(dspex.__file__).resolve().parents[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DSPEX_")}
+    env.update(PYTHONPATH=src, TERM="xterm-256color")
+    env.pop("COLUMNS", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dspex", "demo", "--steps", "1", "--store", "memory://"],
+        stdin=slave, stdout=slave, stderr=slave, cwd=tmp_path, env=env, close_fds=True,
+    )  # fmt: skip
+    os.close(slave)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    assert process.wait(timeout=120) == 0
+    text = output.decode(errors="replace")
+    assert "━" in text  # a bar was drawn while the run went on ...
+    before_summary = text[: text.index("Experiment exp_")]
+    last_bar = before_summary.rindex("━")
+    assert "\x1b[2K" in before_summary[last_bar:]  # ... and erased before the summary
+    assert "Done" not in text
