@@ -7,7 +7,6 @@ from click.testing import CliRunner
 
 from dspex import ResultStore
 from dspex.cli import main
-from dspex.cli._tables import experiment_summary_text, ls_table
 from tests.cli.conftest import check_golden
 from tests.view.fixtures import DATA_DIR, large_experiment, load, simba_experiment
 
@@ -46,18 +45,3 @@ def test_show_fits_the_terminal(store_url, demo, width):
     assert out.exit_code == 0, out.output
     assert max(len(line) for line in out.output.splitlines()) <= width
     check_golden(f"show-{width}.txt", out.output)
-
-
-def test_wide_terminals_get_ids_and_programs(demo):
-    summary = experiment_summary_text(demo, width=140)
-    assert all(t.id in summary for t in demo.trials)
-    store = ResultStore.open("memory://")
-    store.archive_experiment(demo)
-    assert "PROGRAM" in ls_table(store.query_experiments(), width=140)
-
-
-def test_data_is_printed_as_text_not_markup():
-    experiment = simba_experiment()  # its name holds "<script>" and brackets are not markup
-    store = ResultStore.open("memory://")
-    store.archive_experiment(experiment.replace(name="[bold]x[/bold] " + experiment.name))
-    assert "[bold]x[/bold]" in ls_table(store.query_experiments(), width=200)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-import dspex
-from dspex import ExperimentView, ResultStore
+from dspex import ResultStore
 from dspex.cli import main
-from dspex.view.labels import find_trial
 from tests.view.fixtures import DATA_DIR, load
 
 
@@ -58,11 +56,3 @@ def test_an_unknown_trial_says_what_was_looked_up_and_what_is_valid(url, demo, r
 def test_full_without_trial_is_an_error_not_ignored(url, demo):
     out = show(url, demo.id, "--full", code=2)
     assert "--full applies to one trial's timeline: add --trial N" in out
-
-
-def test_the_notebook_view_takes_the_same_references(demo):
-    view = ExperimentView(demo)
-    assert view.trial(4).trial == view.trial("c1").trial == demo.trials[3]
-    with pytest.raises(dspex.TrialNotFound, match="rows run 0–17"):
-        view.trial(99)
-    assert find_trial(demo, "#17") == demo.trials[-1]

@@ -9,6 +9,8 @@ from rich.console import Console
 
 import dspex
 from dspex import ExperimentView, ResultStore, TraceViewer, TrialView, new_id
+from dspex.view.labels import find_trial
+from tests.view.fixtures import DATA_DIR, load
 
 
 def test_view_experiment_and_trial_from_a_given_store(store, simba):
@@ -81,3 +83,12 @@ def test_a_trial_without_events_says_so(simba):
     filtered = TrialView(simba, simba.trials[0]).filter(text="nothing matches this")
     assert "(no events match these filters)" in filtered.to_text()
     assert "No events match these filters." in filtered.to_html()
+
+
+def test_the_notebook_view_takes_the_same_references():
+    demo = load(DATA_DIR / "simba_demo_trimmed.json")
+    view = ExperimentView(demo)
+    assert view.trial(4).trial == view.trial("c1").trial == demo.trials[3]
+    with pytest.raises(dspex.TrialNotFound, match="rows run 0–17"):
+        view.trial(99)
+    assert find_trial(demo, "#17") == demo.trials[-1]

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -43,11 +41,13 @@ from dspex.errors import (
 )
 from dspex.model import Experiment, ExperimentStatus, Trial
 from dspex.store import ResultStore
-from dspex.store.query import FILTERS, MAX_LIMIT
+from dspex.store.query import FILTERS
 from dspex.view.html import experiment_html, timeline_html
 from dspex.view.labels import trial_label
 from dspex.view.progress import progress_of
-from dspex.view.timeline import Timeline, build_timeline, format_score
+from dspex.view.timeline import Timeline, format_score
+from dspex.view.web.cache import ExperimentCache
+from dspex.view.web.filters import DATE_FILTERS, active_filters, date_part, list_filters
 
 __all__ = ["EVENTS_PER_PAGE", "create_app"]
 
@@ -55,7 +55,6 @@ EVENTS_PER_PAGE = 400
 """Trial pages show this many events at a time; longer trials get earlier/later links."""
 
 TOKEN_COOKIE = "dspex_token"
-_MULTI = ("status", "tags")
 _CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
     "connect-src 'self'; img-src data:; form-action 'self'; base-uri 'none'; "
@@ -107,142 +106,12 @@ def _error_page(request: Request, status: int, message: str) -> HTMLResponse:
     return _page(request, "Error", content, [], status=status)
 
 
-def _filters(request: Request) -> dict[str, Any]:
-    """Query parameters as ResultStore filters (repeated status/tags become lists)."""
-    filters: dict[str, Any] = {}
-    for key in request.query_params:
-        if key == "token":
-            continue
-        values = [v for v in request.query_params.getlist(key) if v != ""]
-        if key in _MULTI:  # the list form's text box takes "completed,failed"
-            values = [part.strip() for v in values for part in v.split(",") if part.strip()]
-        if not values:
-            continue
-        if key in _MULTI and len(values) > 1:
-            filters[key] = values
-        else:
-            filters[key] = _typed(key, values[-1])
-    return filters
-
-
-_PAGING = ("limit", "offset", "cursor", "order_by")
-_DATE_FILTERS = ("created_after", "created_before")
-
-
-def _active_filters(filters: dict[str, Any]) -> list[tuple[str, str]]:
-    """The filters that narrow the list (paging and order do not), as the notice reads them."""
-    names = {"hypothesis": "hypothesis contains", "min_score": "best score ≥",
-             "max_score": "best score ≤", "created_after": "created from",
-             "created_before": "created before"}  # fmt: skip
-    return [
-        (names.get(k, k), ", ".join(v) if isinstance(v, list) else str(v))
-        for k, v in filters.items()
-        if k not in _PAGING
-    ]
-
-
-def _date_part(value: str) -> str:
-    """What a date input can show: ``2026-11-30`` of ``2026-11-30[T...]``, else nothing."""
-    head = value[:10]
-    return head if len(head) == 10 and head[4] == "-" and head[7] == "-" else ""
-
-
-def _typed(key: str, value: str) -> Any:
-    """Numbers arrive as text; convert those the store expects as numbers (and leave a bad
-    one as text, so that the store's own message names it)."""
-    kind = {"min_score": float, "max_score": float, "limit": int, "offset": int}.get(key)
-    if kind is None:
-        return value
-    try:
-        return kind(value)
-    except ValueError:
-        return value
-
-
-class _Cache:
-    """Recently viewed experiments, their timelines and their JSON.
-
-    A finished experiment in a store is archived, and archived records never change,
-    so parsing it once serves every later page. A running one is kept with its version
-    (status and trial count, from the store's index: one cheap query) and read again
-    only when a trial has landed since.
-    """
-
-    def __init__(self, store: ResultStore, size: int = 8) -> None:
-        self.store = store
-        self.size = size
-        self._lock = threading.Lock()
-        self._experiments: OrderedDict[str, tuple[str, Experiment]] = OrderedDict()
-        self._timelines: OrderedDict[tuple[str, str], Timeline] = OrderedDict()
-        self._rendered: OrderedDict[tuple[str, ...], bytes] = OrderedDict()
-
-    def experiment(self, experiment_id: str) -> Experiment:
-        return self.versioned(experiment_id)[1]
-
-    def versioned(self, experiment_id: str) -> tuple[str, Experiment]:
-        """``(version, experiment)``: the version changes whenever the record does."""
-        with self._lock:
-            cached = self._experiments.get(experiment_id)
-            if cached is not None:
-                self._experiments.move_to_end(experiment_id)
-        if cached is not None and (
-            cached[1].status.is_final or self._running_version(experiment_id) == cached[0]
-        ):
-            return cached
-        experiment = self.store.get_experiment(experiment_id)
-        entry = (_version(experiment), experiment)
-        with self._lock:
-            self._experiments[experiment_id] = entry
-            while len(self._experiments) > self.size:
-                self._experiments.popitem(last=False)
-        return entry
-
-    def _running_version(self, experiment_id: str) -> str | None:
-        unfinished = [ExperimentStatus.RUNNING.value, ExperimentStatus.DESIGNED.value]
-        page = self.store.query_experiments({"status": unfinished, "limit": MAX_LIMIT})
-        for summary in page:
-            if summary.id == experiment_id:
-                return f"{summary.status.value}:{summary.trial_count}"
-        return None  # finished (or gone) since: read it again
-
-    def timeline(self, experiment: Experiment, trial: Trial) -> Timeline:
-        key = (experiment.id, trial.id)
-        with self._lock:
-            if key in self._timelines:
-                self._timelines.move_to_end(key)
-                return self._timelines[key]
-        timeline = build_timeline(trial, experiment)
-        if experiment.status.is_final:
-            with self._lock:
-                self._timelines[key] = timeline
-                while len(self._timelines) > self.size * 4:
-                    self._timelines.popitem(last=False)
-        return timeline
-
-    def rendered(self, key: tuple[str, ...], build: Callable[[], bytes]) -> bytes:
-        """``build()``, kept for ``key`` (which must name the experiment's version)."""
-        with self._lock:
-            if key in self._rendered:
-                self._rendered.move_to_end(key)
-                return self._rendered[key]
-        body = build()
-        with self._lock:
-            self._rendered[key] = body
-            while len(self._rendered) > self.size * 2:
-                self._rendered.popitem(last=False)
-        return body
-
-
-def _version(experiment: Experiment) -> str:
-    return f"{experiment.status.value}:{len(experiment.trials)}"
-
-
 class _Handlers:
     """The route endpoints, bound to one store (sync: Starlette runs them in a thread)."""
 
     def __init__(self, store: ResultStore, live_every: float = 2.0) -> None:
         self.store = store
-        self.cache = _Cache(store)
+        self.cache = ExperimentCache(store)
         self.live_every = live_every
 
     def _trial_url(self, request: Request) -> Callable[[Trial], str]:
@@ -250,7 +119,7 @@ class _Handlers:
         return lambda t: f"{root}/experiments/{t.experiment_id}/trials/{t.id}"
 
     def index(self, request: Request) -> Response:
-        filters = _filters(request)
+        filters = list_filters(request)
         values = {k: ",".join(v) if isinstance(v, list) else str(v) for k, v in filters.items()}
         chosen = filters.get("status", [])
         context: dict[str, Any] = {
@@ -259,8 +128,8 @@ class _Handlers:
             "statuses": [s.value for s in ExperimentStatus],
             "chosen_statuses": chosen if isinstance(chosen, list) else [chosen],
             "orders": [("created", "newest first"), ("score", "best score first")],
-            "dates": {k: _date_part(values.get(k, "")) for k in _DATE_FILTERS},
-            "active": _active_filters(filters),
+            "dates": {k: date_part(values.get(k, "")) for k in DATE_FILTERS},
+            "active": active_filters(filters),
             "store_url": self.store.url,
             "root": request.scope.get("root_path", ""),
             "experiments": None,
@@ -340,7 +209,7 @@ class _Handlers:
         return _page(request, f"{trial_label(trial)} · {experiment.name}", content, crumbs)
 
     def api_experiments(self, request: Request) -> Response:
-        filters = _filters(request)
+        filters = list_filters(request)
         page = self.store.query_experiments(filters)
         return JSONResponse(
             {"experiments": [s.to_dict() for s in page], "next_cursor": page.next_cursor}
