@@ -54,3 +54,10 @@ def test_a_stored_verdict_is_shown_next_to_the_status():
     assert lines[1] == (
         "  status: validated; verdict: validated (test exact McNemar, p value 0.0039, effect 0.6)"
     )
+
+
+def test_a_store_password_is_never_printed(demo):
+    text = demo_summary(demo, hints=Hints("postgresql://me:s3cret@db/runs"), width=100)
+    assert "s3cret" not in text
+    assert "--store 'postgresql://me:***@db/runs'" in text
+    assert "*** stands for the store's password" in text

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dspex.model import Experiment, Hypothesis, Trial
+from dspex.redact import redact_url
 from dspex.view.entries import describe_change
 from dspex.view.labels import score_scope_of, trial_label
 from dspex.view.timeline import format_score
@@ -41,8 +42,13 @@ class Hints:
     def reachable(self) -> bool:
         return not (self.store_url or "").startswith("memory:")
 
+    @property
+    def password_hidden(self) -> bool:
+        """The URL holds a password, which the printed commands leave out."""
+        return bool(self.store_url) and redact_url(self.store_url or "") != self.store_url
+
     def command(self, *args: str) -> str:
-        store = ["--store", self.store_url] if self.store_url else []
+        store = ["--store", redact_url(self.store_url)] if self.store_url else []
         return shlex.join(["dspex", *args, *store])
 
 
@@ -211,6 +217,13 @@ def _next_steps(experiment: Experiment, hints: Hints, width: int) -> list[str]:
     for command, what in commands:
         line = f"  {command}   # {what}"
         lines.append(line if len(line) <= width else f"  {command}")
+    if hints.password_hidden:  # never print a secret; say how to supply it
+        lines += _wrap(
+            "(*** stands for the store's password: type it in, or set DSPEX_STORE_URL and "
+            "DSPEX_STORE_BACKEND=sql and leave out --store)",
+            width,
+            "  ",
+        )
     return lines
 
 
