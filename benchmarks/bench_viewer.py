@@ -3,8 +3,10 @@
 A trial of ~2,400 events is recorded with the offline LM (the ArithQA program over 300
 examples), archived in a file store, then shown: the web UI's first view (fresh app,
 record not yet parsed) and later views, as the app's own Server-Timing reports, plus
-``store.get_trial``, the notebook HTML and the abridged text. Target: a trial page of
-2,000+ events under 200 ms of server time. Prints a table of medians.
+``store.get_trial``, the notebook HTML and the abridged text, the experiment's JSON
+(``/api/experiments/{id}``, cached per version like the HTML page) and the size of a
+notebook output. Target: a trial page of 2,000+ events under 200 ms of server time.
+Prints a table of medians.
 
     python -m benchmarks viewer            # DSPEX_BENCH_SCALE=0.2 for a quick run
 """
@@ -83,6 +85,16 @@ def main() -> None:
         later = [_server_ms(client.get(page)) for _ in range(REPEATS)]
         second_page = [_server_ms(client.get(page + "?offset=400")) for _ in range(REPEATS)]
 
+        api = f"/api/experiments/{experiment_id}"
+        api_first = [_server_ms(_client(url).get(api)) for _ in range(REPEATS)]
+        api_later = [_server_ms(client.get(api)) for _ in range(REPEATS)]
+        overview = f"/experiments/{experiment_id}"
+        client.get(overview)
+        overview_later = [_server_ms(client.get(overview)) for _ in range(REPEATS)]
+        view = TraceViewer.view_trial(experiment_id, trial_id, store=store)
+        bundle = view._repr_mimebundle_()
+        notebook_kb = sum(len(v.encode()) for v in bundle.values()) / 1024
+
         experiment = store.get_experiment(experiment_id)
         rows = [
             (
@@ -102,14 +114,18 @@ def main() -> None:
                 ),
             ),
             (
-                "abridged text (dspex demo)",
+                "abridged text",
                 _median_ms(lambda: render_trial_text(experiment, trial), REPEATS),
             ),
+            ("experiment JSON API, first call (server)", statistics.median(api_first)),
+            ("experiment JSON API, later calls (server)", statistics.median(api_later)),
+            ("web experiment page, later views (server)", statistics.median(overview_later)),
         ]
     print(f"trial of {len(trial.events)} events ({examples} examples), medians of {REPEATS}")
     print(f"{'what':<40} {'ms':>8}")
     for name, ms in rows:
         print(f"{name:<40} {ms:>8.1f}")
+    print(f"notebook output of the trial: {notebook_kb:,.0f} KB ({', '.join(sorted(bundle))})")
     print("target: a 2,000+ event trial page under 200 ms of server time")
     _long_response(max(1_000_000, int(10_000_000 * scale)))
 

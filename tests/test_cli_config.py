@@ -29,7 +29,7 @@ def test_show_prints_every_setting_with_its_source(tmp_path):
     (tmp_path / "dspex.toml").write_text("[workers]\npool_size = 3\n")
     result = run("config", "show", env={"DSPEX_STORE_BACKEND": "file"})
     assert result.exit_code == 0, result.output
-    lines = {line.split()[0]: line for line in result.output.splitlines()[2:]}
+    lines = {line.split()[0]: line for line in result.output.splitlines()[3:]}
     assert set(lines) == set(dspex.config.setting_keys())
     assert lines["workers.pool_size"].split()[1] == "3"
     assert lines["workers.pool_size"].endswith("dspex.toml [workers]")
@@ -66,9 +66,36 @@ def test_check_rejects_a_bad_environment_value_and_warns_of_unknown_variables():
     bad = run("config", "check", env={"DSPEX_WORKERS_ADAPTER": "fork"})
     assert bad.exit_code == 1
     assert "DSPEX_WORKERS_ADAPTER" in bad.output and "thread | process | ray" in bad.output
-    warned = run("config", "check", env={"DSPEX_STORE_BACKNED": "file"})
-    assert warned.exit_code == 0
-    assert "DSPEX_STORE_BACKNED names no dspex setting" in warned.output
+    typo = run("config", "check", env={"DSPEX_STORE_BAKEND": "file"})
+    assert typo.exit_code == 1  # a typo is an error, not a warning next to "valid"
+    assert "environment DSPEX_STORE_BAKEND: names no dspex setting; did you mean " \
+        "DSPEX_STORE_BACKEND?" in typo.output  # fmt: skip
+    assert "configuration is valid" not in typo.output
+
+
+def test_check_reports_every_problem_at_once(tmp_path):
+    path = tmp_path / "dspex.toml"
+    path.write_text('[workers]\npool_sise = 4\n[store]\nbakend = "file"\n[ui]\nport = "x"\n')
+    environ = {"DSPEX_STORE_BAKEND": "file", "DSPEX_WORKERS_ADAPTER": "f"}
+    result = run("config", "check", env=environ)
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 5, result.output
+    assert "did you mean 'workers.pool_size'" in errors[0]
+    assert "did you mean 'store.backend'" in errors[1]
+    assert "did you mean DSPEX_STORE_BACKEND" in result.output
+    assert "DSPEX_WORKERS_ADAPTER" in result.output and "ui.port = 'x'" in result.output
+    assert "5 problems" in result.output
+    # No line lists the whole schema (17 keys on one line).
+    assert all(line.count("workers.") < 3 for line in result.output.splitlines())
+
+
+def test_show_names_the_store_the_cli_really_uses(tmp_path):
+    result = run("config", "show")
+    assert f"CLI store:   file://{tmp_path / 'dspex_results'}" in result.output
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    result = run("config", "show", env={"DSPEX_STORE_BACKEND": "sql", "DSPEX_STORE_URL": url})
+    assert f"CLI store:   {url}" in result.output
 
 
 def test_python_dash_m_dspex_runs_config_check(tmp_path):

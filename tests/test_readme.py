@@ -6,8 +6,13 @@ import re
 from pathlib import Path
 
 import dspy
+from click.testing import CliRunner
 
 import dspex
+from dspex.cli import main
+from dspex.cli._store import cli_store
+from dspex.view.web import create_app
+from tests.view.conftest import make_client
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -35,3 +40,20 @@ def test_readme_example_runs(capsys):
     assert f"{baseline.score} -> {final.score}" in out
     assert final.score > baseline.score
     assert "Trial" in out
+
+
+def test_what_the_readme_records_is_visible_with_the_commands_it_suggests(capsys):
+    code = re.search(r"```python\n(.*?)```", README.read_text(), flags=re.S).group(1)
+    namespace: dict[str, object] = {}
+    previous = dspy.settings.lm
+    try:
+        exec(compile(code, "README.md", "exec"), namespace)
+    finally:
+        dspy.configure(lm=previous)
+    experiment_id = namespace["exp"].id  # type: ignore[attr-defined]
+    dspex.config.reset()  # a new process: nothing configured, the same directory
+    dspex.ResultStore.reset_default()
+    listing = CliRunner().invoke(main, ["experiments", "ls"], env={"COLUMNS": "120"})
+    assert experiment_id in listing.output
+    client = make_client(create_app(cli_store(None)))  # what `dspex ui` serves
+    assert experiment_id in client.get("/").text

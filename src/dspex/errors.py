@@ -99,8 +99,10 @@ class ExperimentNotFound(StoreError, KeyError):
 class TrialNotFound(StoreError, KeyError):
     """No trial with that id in that experiment."""
 
-    def __init__(self, experiment_id: str, trial_id: str):
-        super().__init__(f"no trial with id {trial_id!r} in experiment {experiment_id!r}")
+    def __init__(self, experiment_id: str, trial_id: str, *, message: str | None = None):
+        super().__init__(
+            message or f"no trial with id {trial_id!r} in experiment {experiment_id!r}"
+        )
         self.experiment_id = experiment_id
         self.trial_id = trial_id
 

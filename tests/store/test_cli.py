@@ -18,7 +18,7 @@ from tests.store.test_conformance import make_experiment
 
 
 def run(*args: str, code: int = 0) -> str:
-    result = CliRunner().invoke(main, list(args))
+    result = CliRunner().invoke(main, list(args), env={"COLUMNS": "140"})
     assert result.exit_code == code, result.output
     return result.output
 
@@ -60,9 +60,9 @@ def test_show_prints_the_summary_and_trials(file_url):
     experiment = make_experiment(trials=3)
     ResultStore.open(file_url).connect().archive_experiment(experiment)
     out = run("experiments", "show", experiment.id, "--store", file_url)
-    assert f"id:         {experiment.id}" in out
-    assert "best score: 0.5" in out and "trials (3):" in out
-    assert "scored on:  examples (n=1), scope key ex_" in out
+    assert f"id:          {experiment.id}" in out
+    assert "best score:  0.5" in out and "trials (3):" in out
+    assert "scored on:   examples (n=1), scope key ex_" in out
     for trial in experiment.trials:
         assert trial.id in out
     missing = make_experiment().id
@@ -145,7 +145,7 @@ def test_show_trial_prints_the_unified_timeline(file_url):
     full = run("experiments", "show", experiment.id, "--trial", "1", "--full", "--store", file_url)
     assert trial.id in full
     missing = run("experiments", "show", experiment.id, "--trial", "9", "--store", file_url, code=1)
-    assert "no trial with id '9'" in missing
+    assert f"no trial #9 in experiment {experiment.id}: rows run 0–2" in missing
 
 
 def _files(root: Path) -> dict[str, tuple[int, int]]:

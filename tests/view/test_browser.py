@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from dspex import ResultStore
 from dspex.view.web import create_app
@@ -53,7 +54,7 @@ def test_list_experiment_and_trial_pages(server, page, simba, artifacts):
 
     p.locator("table.trial-table a", has_text="candidate 1").click()
     p.wait_for_url(f"**/trials/{simba.trials[1].id}")
-    assert p.locator("h2").first.inner_text() == "Trial 1 (Score: 0.8333)"
+    assert p.locator("h2").first.inner_text() == "Trial 1 · candidate 1 (Score: 0.8333)"
     page.assert_no_script_ran()
 
 
@@ -106,6 +107,7 @@ def test_trial_page_filters_expands_and_searches(server, page, simba, artifacts)
     trial = simba.trials[1]
     p.goto(f"{server.url}/experiments/{simba.id}/trials/{trial.id}")
     assert p.locator(".dspex-controls").is_visible()  # shown only when the script runs
+    p.evaluate("document.querySelectorAll('details.example-run').forEach(d => d.open = true)")
     executions = _visible_entries(p, "execution")
     assert executions > 0
 
@@ -171,7 +173,7 @@ def test_no_injected_script_runs_and_the_text_is_shown(server, page, simba):
         p.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
     page.assert_no_script_ran()
     p.goto(f"{server.url}/experiments/{simba.id}/trials/{simba.trials[0].id}")
-    p.locator("details.lm-call").first.evaluate("d => d.open = true")
+    p.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
     response = p.locator("details.lm-call").first.locator("pre", has_text="alert").first
     assert all(x in response.inner_text() for x in XSS)
     assert p.locator("img, svg[onload], textarea").count() == 0
@@ -189,3 +191,112 @@ def test_token_protected_server_in_the_browser(page, simba):
         p.goto(live.url + "/?token=s3cret")
         assert p.url == live.url + "/"  # the token left the address bar
         assert p.locator("table.experiments tbody tr").count() == 1
+
+
+def test_trial_table_filters_sort_by_keyboard_and_keep_their_state_in_the_url(server, page, simba):
+    p = page.page
+    p.goto(f"{server.url}/experiments/{simba.id}")
+    rows = p.locator("table.trial-table tbody tr:visible")
+    assert rows.count() == 4
+    form = p.locator("form.trial-filters")
+    assert form.is_visible()  # shown only when the script runs
+    form.locator("select[data-filter=strategy]").select_option("append_a_rule")
+    assert rows.count() == 2 and "2 of 4 trials shown" in form.inner_text()
+    form.locator("input[data-filter=min]").fill("0.8")
+    assert rows.count() == 1
+    assert rows.first.get_attribute("data-trial") == simba.trials[1].id
+    assert "t_strategy=append_a_rule" in p.url and "t_min=0.8" in p.url
+
+    # Sort by the keyboard: focus the score header's button and press Enter.
+    form.locator("button[data-filter=reset]").click()
+    assert rows.count() == 4 and "t_min" not in p.url
+    score = p.locator("table.trial-table th", has_text="score").locator("button")
+    score.focus()
+    p.keyboard.press("Enter")
+    assert p.locator("table.trial-table th[aria-sort=ascending]").inner_text().startswith("score")
+    p.keyboard.press("Enter")
+    assert rows.first.get_attribute("data-trial") == simba.best_trial_id
+    assert "sort=score" in p.url and "dir=desc" in p.url
+
+    # A reload (or a shared link) shows the same rows in the same order.
+    p.goto(f"{server.url}/experiments/{simba.id}?t_strategy=append_a_demo&sort=score&dir=desc")
+    assert rows.count() == 1 and form.locator("select[data-filter=strategy]").input_value() == (
+        "append_a_demo"
+    )
+    page.assert_no_script_ran()
+
+
+def test_parents_are_links_and_the_lineage_is_folded_to_the_best_branch(server, page, simba):
+    p = page.page
+    p.goto(f"{server.url}/experiments/{simba.id}")
+    child = p.locator(f"tr[data-trial={simba.trials[2].id}] td.parents a")
+    assert child.inner_text() == "#1 c1"
+    child.click()
+    p.wait_for_url(f"**/trials/{simba.trials[1].id}")
+    p.go_back()
+    lineage = p.locator(".dspex-lineage")
+    best = simba.best_trial
+    assert lineage.get_by_role("link", name=f"Trial {best.index}").first.is_visible()
+    folded = lineage.locator("details:not([open])")
+    assert all("on-best-path" not in (d.evaluate("d => d.parentElement.className")) for d in
+               folded.all())  # fmt: skip
+
+
+def test_expanders_work_from_the_keyboard_and_focus_is_visible(server, page, simba):
+    p = page.page
+    p.goto(f"{server.url}/experiments/{simba.id}/trials/{simba.trials[1].id}")
+    call = p.locator("details.lm-call").first
+    summary = call.locator(":scope > summary")
+    summary.focus()
+    outline = summary.evaluate("s => getComputedStyle(s).outlineStyle")
+    assert outline == "solid"  # :focus-visible after keyboard focus
+    p.keyboard.press("Enter")
+    assert call.evaluate("d => d.open") is True
+    p.keyboard.press("Space")
+    assert call.evaluate("d => d.open") is False
+
+
+def test_dark_scheme_differs_from_light(server, chromium, simba, artifacts):
+    shots = {}
+    for scheme in ("light", "dark"):
+        context = chromium.new_context(viewport={"width": 1000, "height": 700}, color_scheme=scheme)
+        try:
+            p = context.new_page()
+            p.goto(f"{server.url}/experiments/{simba.id}/trials/{simba.trials[1].id}")
+            path = artifacts / f"web-trial-{scheme}.png"
+            p.screenshot(path=str(path))
+            shots[scheme] = path.read_bytes()
+            background = p.evaluate("getComputedStyle(document.body).backgroundColor")
+            shots[scheme + "-bg"] = background
+        finally:
+            context.close()
+    assert shots["light"] != shots["dark"]
+    assert shots["light-bg"] == "rgb(255, 255, 255)" and shots["dark-bg"] == "rgb(13, 17, 23)"
+
+
+def test_a_deep_link_opens_the_page_and_the_block_holding_the_event(server, page):
+    p = page.page
+    large = large_experiment()
+    trial = large.trials[0]
+    late = sorted(trial.events, key=lambda e: e.sequence)[-5]  # on the last page
+    p.goto(f"{server.url}/experiments/{large.id}/trials/{trial.id}#{late.id}")
+    p.wait_for_url(f"**event={late.id}*")
+    target = p.locator(f"[id='{late.id}']")
+    expect(target).to_be_visible()
+    assert "target" in target.get_attribute("class")
+    assert "offset" not in p.url or int(p.url.split("offset=")[1].split("&")[0]) > 0
+    page.assert_no_script_ran()
+
+
+def test_example_runs_fold_into_one_row_each_and_the_waterfall_links_to_events(server, page, simba):
+    p = page.page
+    trial = simba.trials[1]
+    p.goto(f"{server.url}/experiments/{simba.id}/trials/{trial.id}")
+    runs = p.locator("details.example-run")
+    examples = [e for e in trial.events if e.kind.value == "example_result"]
+    assert runs.count() == len(examples)
+    assert not runs.first.locator(".dspex-entry").first.is_visible()
+    bar = p.locator(".dspex-waterfall a.wf-row").nth(1)
+    target = bar.get_attribute("href").lstrip("#")
+    bar.click()
+    expect(p.locator(f"[id='{target}']")).to_be_visible()  # its run opened to show it

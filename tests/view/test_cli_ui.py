@@ -67,3 +67,26 @@ def test_dspex_ui_refuses_a_public_host_without_a_token(tmp_path):
     )
     assert result.returncode == 1
     assert "refusing to serve the dspex UI on '0.0.0.0' without an access token" in (result.stderr)
+
+
+def test_a_busy_port_is_one_clear_error_naming_a_free_port(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "dspex", "ui", "--port", str(port), "--store", "memory://"],
+            cwd=tmp_path,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert "dspex UI on" not in result.stdout  # no address printed for a server that never ran
+    message = result.stderr.strip()
+    assert message.startswith(f"Error: port {port} on 127.0.0.1 is in use by another program")
+    suggested = int(message.split("try --port ")[1].split()[0])
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", suggested))  # the suggested port is free
+    assert "Traceback" not in result.stderr and "ERROR" not in result.stderr

@@ -9,7 +9,9 @@ import pytest
 from dspex.model.scopes import scored
 from dspex.view import ExperimentView, TrialView
 from dspex.view.html import json_for_script
+from dspex.view.labels import trial_label
 from dspex.view.overview import build_overview
+from dspex.view.runs import segments
 from dspex.view.timeline import build_timeline
 from tests.view.fixtures import XSS
 from tests.view.htmltree import parse
@@ -23,7 +25,7 @@ def test_trial_view_has_every_section_and_every_event(recorded):
     for trial in recorded.trials:
         doc = _trial_doc(recorded, trial)
         root = doc.find("div", "dspex-view")
-        assert root.find("h2").text().startswith(f"Trial {trial.index} (Score: ")
+        assert root.find("h2").text().startswith(f"{trial_label(trial)} (Score: ")
         sections = {c for s in root.find_all("section") for c in s.classes}
         timeline = build_timeline(trial, recorded)
         assert {"dspex-controls", "dspex-timeline"} <= sections
@@ -32,14 +34,18 @@ def test_trial_view_has_every_section_and_every_event(recorded):
         assert ("dspex-errors" in sections) == bool(timeline.problems)
         entries = root.find_all(cls="dspex-entry")
         assert len(entries) == len(trial.events)
-        assert [int(e.attrs["data-seq"]) for e in entries] == sorted(
+        assert sorted(int(e.attrs["data-seq"]) for e in entries) == sorted(
             e.sequence for e in trial.events
         )
+        by_worker: dict[str, list[int]] = {}
+        for e in entries:
+            by_worker.setdefault(e.attrs["data-worker"], []).append(int(e.attrs["data-seq"]))
+        assert all(seqs == sorted(seqs) for seqs in by_worker.values())  # each in its order
         lm_calls = [e for e in trial.events if e.kind.value == "lm_call"]
         assert len(root.find_all("details", "lm-call")) == len(lm_calls)
         blocks = root.find_all("details", "dspex-block")
-        assert len(blocks) == len(timeline.blocks)
-        assert {b.attrs["data-source"] for b in blocks} == {e.source.value for e in trial.events}
+        assert len(blocks) == len(segments(timeline.blocks))
+        assert {e.attrs["data-source"] for e in entries} == {e.source.value for e in trial.events}
 
 
 def test_orchestration_block_reads_like_the_design_document(simba):
@@ -49,9 +55,12 @@ def test_orchestration_block_reads_like_the_design_document(simba):
     assert terms[:4] == ["Decision", "Strategy", "Rationale", "Action"]
     created = doc.find(cls="kind-candidate_created")
     assert "Change" in [dt.text() for dt in created.find_all("dt")]
-    execution = doc.find_all("details", "src-execution")[1]
+    execution = doc.find_all("details", "src-execution")[0]  # the optimizer's feedback call
     header = [dt.text() for dt in execution.find("dl", "block-header").find_all("dt")]
     assert header[:3] == ["Timestamp", "Worker", "Program"]
+    runs = doc.find("details", "dspex-runs")  # the examples, one row each, on two workers
+    header = [dt.text() for dt in runs.find("dl", "block-header").find_all("dt")]
+    assert header[:2] == ["Timestamp", "Program"]
     assert "instructions · qa.predict" in header and "demos · qa.predict" in header
     score = doc.find(cls="kind-trial_score")
     assert "Final Score" in score.text()
@@ -161,3 +170,17 @@ def test_json_for_script_cannot_close_the_script():
     text = json_for_script({"a": "</script><!-- & >"})
     assert "<" not in text and ">" not in text and "&" not in text
     assert json.loads(text) == {"a": "</script><!-- & >"}
+
+
+def test_the_experiments_warnings_are_in_every_view(simba):
+    """A gap in the record is never silent: what could not be recorded is shown."""
+    from dspex import ExperimentView
+
+    warning = "not recorded: 3 x a call of Predict on thread(s) <b>outsider</b>"
+    view = ExperimentView(simba.replace(warnings=(warning,)))
+    html = view.to_html()
+    assert "Not recorded" in html and "&lt;b&gt;outsider&lt;/b&gt;" in html
+    text = " ".join(view.to_text().split())  # wrapped at the width
+    assert "warning: not recorded: 3 x a call of Predict" in text and "outsider" in text
+    markdown = view.to_markdown()
+    assert "3 x a call of Predict" in markdown and "&lt;b&gt;outsider&lt;/b&gt;" in markdown

@@ -115,10 +115,15 @@ def test_notebook_runs_and_renders_html_views(executed, simba):
     outputs = _html_outputs(nb)
     assert len(outputs) == 4
     assert "dspex-experiment" in outputs[0]
-    assert "Trial 1 (Score: 0.8333)" in outputs[1]
+    assert "Trial 1 · candidate 1 (Score: 0.8333)" in outputs[1]
     assert "Trial 0 (Score: 0.6667)" in outputs[2]
     plain = [out["data"]["text/plain"] for cell in nb.cells[1:4] for out in cell.outputs]
     assert plain[0].startswith("Experiment simba-arith")
+    # Each view is stored once: its HTML and a few lines of text, no Markdown copy.
+    for cell in nb.cells[1:4]:
+        for out in cell.outputs:
+            assert set(out["data"]) == {"text/html", "text/plain"}
+            assert len(out["data"]["text/plain"].splitlines()) <= 4
     streams = "".join(out.get("text", "") for out in nb.cells[4].outputs)
     assert "no trial with id 'trl_" in streams and simba.id in streams
 
@@ -141,10 +146,14 @@ def test_notebook_outputs_are_interactive_in_chromium(executed, page, artifacts)
     trial.locator("button[data-axis=source][data-value=execution]").click()
     assert trial.locator(".dspex-entry[data-source=execution]:visible").count() == 0
     # The other trial view on the page keeps its own filters.
-    assert p.locator("#out-2 .dspex-entry[data-source=execution]:visible").count() > 0
+    assert (
+        p.locator("#out-2 .dspex-entry[data-source=execution]:not(.hidden-by-filter)").count() > 0
+    )
 
     trial.locator("button[data-axis=source][data-value=execution]").click()
-    predict_call = trial.locator("details.lm-call[data-module='qa.predict']").first
+    run = trial.locator("details.example-run").first  # one example's run, folded
+    run.locator(":scope > summary").click()
+    predict_call = run.locator("details.lm-call[data-module='qa.predict']").first
     predict_call.locator(":scope > summary").click()
     fold = predict_call.locator(".foldable").first
     full = fold.locator("details pre")
@@ -166,7 +175,7 @@ def test_notebook_outputs_stay_readable_without_javascript(executed, chromium, a
         p.goto(path.as_uri())
         assert not p.locator(".dspex-controls").first.is_visible()  # no dead buttons
         trial = p.locator("#out-1")
-        assert trial.locator("h2").inner_text() == "Trial 1 (Score: 0.8333)"
+        assert trial.locator("h2").inner_text() == "Trial 1 · candidate 1 (Score: 0.8333)"
         assert trial.locator(".kind-decision").first.is_visible()
         call = trial.locator("details.lm-call").first
         call.locator(":scope > summary").click()  # <details> opens without script

@@ -93,6 +93,11 @@ OUR_TAGS = {
     "title",
     "ul",
     "li",
+    "caption",
+    "form",
+    "label",
+    "select",
+    "option",
 }
 
 

@@ -216,19 +216,83 @@ def test_errors_are_collected_once_with_their_traceback(simba):
     assert {e.kind for e in failed} == {"module_end", "example_result"}
 
 
-def test_time_is_attributed_to_sources_and_adds_up():
+def test_time_counts_what_spans_cover_and_adds_up():
+    start = new_id("evt")
+
     def events(tid):
         return [
             _event(tid, 0, "orchestration", "step", {}, ms=0),
-            _event(tid, 1, "execution", "lm_call", {"module": "qa"}, ms=10),
-            _event(tid, 2, "evaluation", "trial_score", {"score": 1}, ms=40),
+            _event(tid, 1, "orchestration", "decision", {}, ms=4),
+            _event(tid, 2, "execution", "module_start", {"module": "qa"}, ms=5, event_id=start),
+            _event(
+                tid,
+                3,
+                "execution",
+                "lm_call",
+                {"module": "qa", "latency_ms": 8},
+                ms=15,
+                parent=start,
+            ),  # fmt: skip
+            _event(tid, 4, "execution", "module_end", {"module": "qa", "start_id": start}, ms=20),
+            _event(tid, 5, "evaluation", "example_result", {"latency_ms": 18}, ms=22),
+            _event(tid, 6, "evaluation", "trial_score", {"score": 1}, ms=40),
         ]
 
     timeline = build_timeline(_trial(events))
     shares = {s.label: s.ms for s in timeline.time_by_source}
-    assert shares == {"execution": pytest.approx(30.0), "orchestration": pytest.approx(10.0)}
+    assert shares == {
+        "execution": pytest.approx(15.0),  # the module call, 5 to 20
+        "evaluation": pytest.approx(3.0),  # the example run (4 to 22) outside the call
+        "orchestration": pytest.approx(4.0),  # step to decision
+        "waiting": pytest.approx(18.0),  # after the example until the score
+    }
     assert sum(s.fraction for s in timeline.time_by_source) == pytest.approx(1.0)
     assert timeline.time_by_module[0].label == "qa"
+
+
+def test_idle_gaps_after_the_optimizer_decided_are_waiting_not_orchestration():
+    # A candidate is created, then waits 25 ms for its evaluation to start: before, the
+    # whole gap was attributed to the event before it ("Orchestration 81%").
+    def events(tid):
+        return [
+            _event(tid, 0, "orchestration", "decision", {}, ms=0),
+            _event(tid, 1, "orchestration", "candidate_created", {}, ms=2),
+            _event(tid, 2, "evaluation", "example_result", {"latency_ms": 3}, ms=30),
+        ]
+
+    shares = {s.label: s.ms for s in build_timeline(_trial(events)).time_by_source}
+    assert shares == {
+        "orchestration": pytest.approx(2.0),
+        "waiting": pytest.approx(25.0),
+        "evaluation": pytest.approx(3.0),
+    }
+
+
+def test_an_optimizer_waiting_for_other_trials_is_not_busy():
+    experiment_id = new_id("exp")
+
+    def compile_events(tid):
+        return [
+            _event(tid, 0, "orchestration", "step", {}, ms=0),
+            _event(tid, 1, "orchestration", "decision", {}, ms=100),
+        ]
+
+    def candidate_events(tid):
+        return [
+            _event(tid, 0, "evaluation", "example_result", {}, ms=10),
+            _event(tid, 1, "evaluation", "example_result", {}, ms=90),
+        ]
+
+    compile_trial = _trial(compile_events).replace(experiment_id=experiment_id)
+    candidate = _trial(candidate_events, index=1).replace(experiment_id=experiment_id)
+    experiment = Experiment(
+        id=experiment_id,
+        name="x",
+        program=ProgramInfo(name="p"),
+        trials=(compile_trial, candidate),
+    )
+    shares = {s.label: s.ms for s in build_timeline(compile_trial, experiment).time_by_source}
+    assert shares == {"orchestration": pytest.approx(20.0), "waiting": pytest.approx(80.0)}
 
 
 def test_filters_by_source_worker_module_and_text(simba):
@@ -271,3 +335,88 @@ def test_lm_call_entry_keeps_prompt_messages_and_response(simba):
 )
 def test_format_score(score, text):
     assert format_score(score) == text
+
+
+def test_two_workers_keep_their_call_trees_whole():
+    # Two workers run one example each, their events interleaved by sequence.
+    a_qa, a_pred, b_qa, b_pred = (new_id("evt") for _ in range(4))
+
+    def events(tid):
+        def start(seq, eid, module, worker, parent=None):
+            payload = {"module": module, "class": "X"}
+            return _event(tid, seq, "execution", "module_start", payload, parent=parent,
+                          worker=worker, event_id=eid)  # fmt: skip
+
+        def end(seq, start_id, module, worker, parent=None):
+            payload = {"module": module, "start_id": start_id}
+            return _event(tid, seq, "execution", "module_end", payload, parent=parent,
+                          worker=worker)  # fmt: skip
+
+        def call(seq, parent, worker):
+            payload = {"model": "m", "module": "qa.predict", "response": [worker]}
+            return _event(tid, seq, "execution", "lm_call", payload, parent=parent, worker=worker)
+
+        def result(seq, worker):
+            return _event(tid, seq, "evaluation", "example_result", {"example": worker},
+                          worker=worker)  # fmt: skip
+
+        return [
+            start(0, a_qa, "qa", "A"),
+            start(1, a_pred, "qa.predict", "A", a_qa),
+            start(2, b_qa, "qa", "B"),
+            start(3, b_pred, "qa.predict", "B", b_qa),
+            call(4, b_pred, "B"),  # B's call lands right under A's qa.predict by sequence
+            call(5, a_pred, "A"),
+            end(6, b_pred, "qa.predict", "B", b_qa),
+            end(7, a_pred, "qa.predict", "A", a_qa),
+            end(8, b_qa, "qa", "B"),
+            result(9, "B"),
+            end(10, a_qa, "qa", "A"),
+            result(11, "A"),
+        ]
+
+    timeline = build_timeline(_trial(events))
+    order = [(e.event.worker, e.kind, e.depth) for e in timeline.entries]
+    assert order == [
+        ("A", "module_start", 0),
+        ("A", "module_start", 1),
+        ("A", "lm_call", 2),
+        ("A", "module_end", 1),
+        ("A", "module_end", 0),
+        ("A", "example_result", 0),
+        ("B", "module_start", 0),
+        ("B", "module_start", 1),
+        ("B", "lm_call", 2),
+        ("B", "module_end", 1),
+        ("B", "module_end", 0),
+        ("B", "example_result", 0),
+    ]
+    # Each run becomes its own blocks, one worker each, in every format.
+    assert [(b.source, b.workers) for b in timeline.blocks] == [
+        ("execution", ("A",)),
+        ("evaluation", ("A",)),
+        ("execution", ("B",)),
+        ("evaluation", ("B",)),
+    ]
+    text = TrialView(
+        Experiment(id=timeline.trial.experiment_id, name="x", program=ProgramInfo(name="p"),
+                   trials=(timeline.trial,)),
+        timeline.trial,
+    ).to_text()  # fmt: skip
+    assert text.count("── Execution") == 2 and "@" not in text
+
+
+def test_a_trial_without_variables_shows_no_diff(simba):
+    # SIMBA's trajectory sampling runs the parent as it is and records no variables: its
+    # empty variables are not "instructions deleted".
+    parent = simba.trials[0]
+    sampling = simba.trials[1].replace(variables=Variables())
+    experiment = simba.replace(trials=(parent, sampling, *simba.trials[2:]))
+    timeline = build_timeline(sampling, experiment)
+    assert timeline.parent == parent
+    assert timeline.changes == () and not timeline.diffable
+    view = TrialView(experiment, sampling)
+    for text in (view.to_text(), view.to_markdown()):
+        assert "this trial records no variables" in text
+        assert "- Given the fields" not in text
+    assert "<del>" not in view.to_html()

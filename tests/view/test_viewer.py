@@ -9,6 +9,8 @@ from rich.console import Console
 
 import dspex
 from dspex import ExperimentView, ResultStore, TraceViewer, TrialView, new_id
+from dspex.view.labels import find_trial
+from tests.view.fixtures import DATA_DIR, load
 
 
 def test_view_experiment_and_trial_from_a_given_store(store, simba):
@@ -16,7 +18,7 @@ def test_view_experiment_and_trial_from_a_given_store(store, simba):
     assert isinstance(view, ExperimentView) and view.experiment == simba
     trial = TraceViewer.view_trial(simba.id, simba.trials[2].id, store=store)
     assert isinstance(trial, TrialView)
-    assert trial.timeline.title == "Trial 2 (Score: 1)"
+    assert trial.timeline.title == "Trial 2 · candidate 2 (Score: 1)"
     assert trial.timeline.parent == simba.trials[1]  # found through the experiment
 
 
@@ -44,15 +46,20 @@ def test_views_offer_every_representation(simba):
     bundle = view._repr_mimebundle_()
     assert set(bundle) == {"text/html", "text/plain"}
     assert bundle["text/html"] == view._repr_html_()
-    assert bundle["text/plain"].startswith("Trial 1 (Score: 0.8333)")
-    assert view._repr_markdown_().startswith("# Unified Trace: Trial 1 (Score: 0.8333)")
+    assert bundle["text/plain"].startswith("Trial 1 · candidate 1 (Score: 0.8333)")
+    assert len(bundle["text/plain"].splitlines()) <= 4  # a fallback, not a second copy
+    # Jupyter stores every format an object offers: HTML and the short text, nothing more.
+    assert not hasattr(view, "_repr_markdown_") and not hasattr(view, "_repr_latex_")
+    assert view.to_markdown().startswith("# Unified Trace: Trial 1 · candidate 1 (Score: 0.8333)")
     assert str(view) == view.to_text(100)
     console = Console(width=100, record=True, color_system=None, file=io.StringIO())
     console.print(view)
-    assert "Trial 1 (Score: 0.8333)" in console.export_text()
+    assert "Trial 1 · candidate 1 (Score: 0.8333)" in console.export_text()
     experiment = ExperimentView(simba)
-    assert set(experiment._repr_mimebundle_()) == {"text/html", "text/plain"}
-    assert experiment._repr_markdown_().startswith("# Experiment simba")
+    bundle = experiment._repr_mimebundle_()
+    assert set(bundle) == {"text/html", "text/plain"} and len(bundle["text/plain"]) < 300
+    assert not hasattr(experiment, "_repr_markdown_")
+    assert experiment.to_markdown().startswith("# Experiment simba")
 
 
 def test_trial_view_filters_and_trial_lookup(simba):
@@ -76,3 +83,12 @@ def test_a_trial_without_events_says_so(simba):
     filtered = TrialView(simba, simba.trials[0]).filter(text="nothing matches this")
     assert "(no events match these filters)" in filtered.to_text()
     assert "No events match these filters." in filtered.to_html()
+
+
+def test_the_notebook_view_takes_the_same_references():
+    demo = load(DATA_DIR / "simba_demo_trimmed.json")
+    view = ExperimentView(demo)
+    assert view.trial(4).trial == view.trial("c1").trial == demo.trials[3]
+    with pytest.raises(dspex.TrialNotFound, match="rows run 0–17"):
+        view.trial(99)
+    assert find_trial(demo, "#17") == demo.trials[-1]

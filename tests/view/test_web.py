@@ -54,13 +54,14 @@ def test_invalid_filter_answers_400_with_the_message(client, query):
 
 def test_experiment_and_trial_pages_use_the_notebook_renderers(client, simba):
     page = parse(client.get(f"/experiments/{simba.id}").text)
-    links = [a.attrs["href"] for a in page.find("table", "trial-table").find_all("a")]
+    names = page.find("table", "trial-table").find_all("td", "name")
+    links = [td.find("a").attrs["href"] for td in names]
     assert links == [f"/experiments/{simba.id}/trials/{t.id}" for t in simba.trials]
     trial = simba.trials[1]
     response = client.get(links[1])
     assert response.status_code == 200
     doc = parse(response.text)
-    assert doc.find("h2").text() == "Trial 1 (Score: 0.8333)"
+    assert doc.find("h2").text() == "Trial 1 · candidate 1 (Score: 0.8333)"
     assert len(doc.find_all(cls="dspex-entry")) == len(trial.events)
     assert doc.find("title").text().startswith("Trial 1")
 
@@ -201,3 +202,124 @@ def test_long_trial_is_paginated():
     second = parse(client.get(url + following).text)
     first_seq = int(second.find(cls="dspex-entry").attrs["data-seq"])
     assert first_seq == EVENTS_PER_PAGE  # speed: benchmarks/bench_viewer.py
+
+
+# -- running experiments, progress and caching ----------------------------------------
+
+
+def _running(store, simba, trials=1):
+    running = simba.replace(status="running", completed_at=None, trials=(), summary=None,
+                            best_trial_id=None)  # fmt: skip
+    store.start_experiment(running)
+    for trial in simba.trials[:trials]:
+        store.record_trial(simba.id, trial)
+    return running
+
+
+def test_progress_of_a_running_experiment_follows_the_store():
+    from tests.view.fixtures import simba_experiment
+
+    simba = simba_experiment()
+    store = ResultStore.open("memory://")
+    _running(store, simba, trials=1)
+    client = make_client(create_app(store))
+    first = client.get(f"/api/experiments/{simba.id}/progress").json()
+    assert first["running"] is True and first["trials"] == 1 and first["version"] == "running:1"
+    assert [b["scope"] for b in first["best"]] == ["full"]
+    page = parse(client.get(f"/experiments/{simba.id}").text)
+    root = page.find("div", "dspex-experiment")
+    assert root.attrs["data-live-url"] == f"/api/experiments/{simba.id}/progress"
+    assert root.attrs["data-live-version"] == "running:1"
+    store.record_trial(simba.id, simba.trials[1])  # a trial lands: the cache notices
+    second = client.get(f"/api/experiments/{simba.id}/progress").json()
+    assert second["trials"] == 2 and second["version"] == "running:2"
+    assert len(client.get(f"/api/experiments/{simba.id}").json()["trials"]) == 2
+    store.archive_experiment(simba)
+    done = client.get(f"/api/experiments/{simba.id}/progress").json()
+    assert done["running"] is False and done["status"] == "completed"
+    page = parse(client.get(f"/experiments/{simba.id}").text)
+    assert "data-live-url" not in page.find("div", "dspex-experiment").attrs
+
+
+def test_a_finished_experiment_is_read_once_and_its_json_built_once(store, simba, monkeypatch):
+    reads = []
+    backend = store.backend
+    load = backend.load
+    monkeypatch.setattr(backend, "load", lambda i: reads.append(i) or load(i))
+    client = make_client(create_app(store))
+    bodies = {client.get(f"/api/experiments/{simba.id}").content for _ in range(3)}
+    client.get(f"/experiments/{simba.id}")
+    assert reads == [simba.id] and len(bodies) == 1
+
+
+def test_an_event_link_opens_the_page_that_holds_it():
+    store = ResultStore.open("memory://")
+    large = large_experiment()
+    store.archive_experiment(large)
+    client = make_client(create_app(store))
+    trial = large.trials[0]
+    timeline_ids = [e.attrs["id"] for e in parse(client.get(
+        f"/experiments/{large.id}/trials/{trial.id}?offset={EVENTS_PER_PAGE * 2}").text
+    ).find_all(cls="dspex-entry")]  # fmt: skip
+    target = timeline_ids[5]
+    doc = parse(client.get(f"/experiments/{large.id}/trials/{trial.id}?event={target}").text)
+    assert target in [e.attrs["id"] for e in doc.find_all(cls="dspex-entry")]
+    assert f"Events {EVENTS_PER_PAGE * 2 + 1}–" in doc.find(cls="pager").text()
+
+
+def test_list_filters_are_selects_and_date_inputs_and_say_the_view_is_filtered(client, simba):
+    doc = parse(client.get("/?hypothesis=appended+rules&status=completed&created_after=2026-01-01")
+                .text)  # fmt: skip
+    form = doc.find("form", "filters")
+    status = form.find("select", name="status")
+    assert [o.attrs["value"] for o in status.find_all("option") if "selected" in o.attrs] == [
+        "completed"
+    ]
+    order = form.find("select", name="order_by")
+    assert [o.attrs["value"] for o in order.find_all("option")] == ["created", "score"]
+    dates = [i for i in form.find_all("input") if i.attrs.get("type") == "date"]
+    assert [d.attrs["name"] for d in dates] == ["created_after", "created_before"]
+    assert dates[0].attrs["value"] == "2026-01-01"
+    search = form.find("input", name="hypothesis")
+    assert search.attrs["value"] == "appended rules"  # the query stays in its box
+    notice = doc.find(role="status").text()
+    assert "Filtered by" in notice and "hypothesis contains appended rules" in notice
+    assert "1 of 1 experiment" in notice
+    assert parse(client.get("/").text).find_all(role="status") == []  # unfiltered: no notice
+
+
+def test_running_experiments_are_marked_in_the_list():
+    from tests.view.fixtures import simba_experiment
+
+    simba = simba_experiment()
+    store = ResultStore.open("memory://")
+    _running(store, simba)
+    doc = parse(make_client(create_app(store)).get("/").text)
+    row = doc.find("tr", data_experiment=simba.id)
+    assert row.attrs["data-status"] == "running" and row.find("span", "running")
+    assert "1 running" in doc.text()
+
+
+def test_data_in_new_sections_is_escaped(simba):
+    # Role, strategy and scope names come from records: they fill filters and cells.
+    hostile = [
+        t.replace(metadata={"role": XSS[1]}, events=tuple(
+            e.replace(payload={**e.payload, "scope": XSS[4]}) if e.kind.value == "trial_score"
+            else e for e in t.events))
+        for t in simba.trials
+    ]  # fmt: skip
+    experiment = simba.replace(trials=tuple(hostile), status="running", completed_at=None,
+                               summary=None, best_trial_id=None)  # fmt: skip
+    store = ResultStore.open("memory://")
+    store.start_experiment(experiment.replace(trials=()))
+    for trial in experiment.trials:
+        store.record_trial(experiment.id, trial)
+    client = make_client(create_app(store))
+    for url in ("/", f"/experiments/{experiment.id}",
+                f"/experiments/{experiment.id}/trials/{hostile[1].id}"):  # fmt: skip
+        text = client.get(url).text
+        assert XSS[1] not in text and XSS[4] not in text
+        doc = parse(text)
+        assert not doc.find_all("img")
+        assert not [n for n in doc.iter() if any(k.startswith("on") for k in n.attrs)]
+    assert XSS[1] in parse(client.get(f"/experiments/{experiment.id}").text).text()

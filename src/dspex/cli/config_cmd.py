@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 from pathlib import Path
 
 import click
 
 from dspex import config
+from dspex.cli._store import DEFAULT_CLI_STORE
 from dspex.errors import ConfigError
+from dspex.redact import redact_url
+from dspex.store.service import url_from_settings
 
 
 @click.group("config")
@@ -31,21 +35,38 @@ def show(as_json: bool) -> None:
         return
     click.echo(f"config file: {loaded.config_file or '(none)'}")
     click.echo(f"environment: {loaded.env or '(none; set DSPEX_ENV to dev, test or prod)'}")
+    click.echo(f"CLI store:   {_cli_store_line(loaded.settings)}")
     width = max(len(k) for k, _, _ in rows)
     value_width = min(40, max(len(repr(v)) for _, v, _ in rows))
     for key, value, source in rows:
         click.echo(f"{key:<{width}}  {json.dumps(value):<{value_width}}  {source}")
 
 
+def _cli_store_line(settings: config.Settings) -> str:
+    """The store every `dspex` command uses without --store (what cli_store opens)."""
+    if settings.store.backend == "memory":
+        url = "file://" + str(DEFAULT_CLI_STORE.resolve())
+        return f"{url} (store.backend is memory; the CLI keeps results here instead)"
+    return redact_url(url_from_settings(settings.store))
+
+
 @config_group.command("check")
 def check() -> None:
-    """Validate the configuration; exit non-zero naming the file, the key and the fix."""
+    """Validate the configuration; report every problem at once and exit 1 if there is one."""
+    problems = config.check(cwd=Path.cwd(), environ=os.environ)
+    for problem in problems:
+        first, *rest = problem.splitlines()
+        click.echo(f"error: {first}", err=True)
+        for line in rest:
+            click.echo(textwrap.indent(line.strip(), "  "), err=True)
+    if problems:
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        click.echo(f"{count}; `dspex config show` lists every setting and its source", err=True)
+        raise SystemExit(1)
     try:
         loaded = config.load(cwd=Path.cwd())
-    except ConfigError as exc:
+    except ConfigError as exc:  # check() and load() agree; this is a safety net
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(1) from exc
-    for name in config.unknown_env_vars(os.environ):
-        click.echo(f"warning: environment variable {name} names no dspex setting", err=True)
     where = loaded.config_file or "defaults and environment only"
     click.echo(f"configuration is valid ({where})")

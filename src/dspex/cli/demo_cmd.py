@@ -4,10 +4,12 @@
     $ dspex demo --optimizer gepa      # or mipro, copro, random-search
     $ dspex demo --store memory://x    # nothing kept: try it out
 
-It evaluates a zero-shot baseline on the bundled arithmetic dev set, optimizes it
-with a real DSPy optimizer on the training set (settings in
-:mod:`dspex.cli.demo_runs`), evaluates the result, and prints the experiment id, the
-scores, where to look next, and the timeline of the best candidate.
+It evaluates a zero-shot baseline on the bundled arithmetic dev set, optimizes it with a
+real DSPy optimizer on the training set (settings in :mod:`dspex.cli.demo_runs`),
+evaluates the result, and prints a one-screen summary rendered from the archived record
+(:mod:`dspex.cli._demo_summary`): scores compared example by example, the hypothesis and
+its verdict, the decisions that made the best candidate, and commands to look further.
+``--verbose`` adds the best candidate's whole timeline.
 """
 
 from __future__ import annotations
@@ -15,14 +17,13 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import time
 from typing import Any
 
 import click
 
-from dspex.analysis import compare
-from dspex.analysis.compare import format_p
+from dspex.cli._demo_summary import Hints, demo_summary, evaluated_pair
 from dspex.cli._store import cli_store, store_option
+from dspex.cli._tables import terminal_width
 from dspex.cli.demo_runs import DEMOS
 
 __all__ = ["demo"]
@@ -79,8 +80,14 @@ def _run(
     lm = _configure_lm()
     demo = DEMOS[optimizer]
     steps = steps if optimizer == "simba" else 0
+    # Transient: the bar is erased when the run ends, so no stale "Done" line stays behind.
     progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,  # piped: the summary is all there is to read
     )
     logger = logging.getLogger(_SIMBA_LOGGER)
     with dspy.context(lm=lm), progress, _quiet_dspy():
@@ -105,7 +112,6 @@ def _run(
                 optimized = demo.run(program, train, lm, steps)
                 advance("Evaluating the optimized program")
                 final = exp.evaluate(optimized, dev, exact_match, name="optimized")
-                advance("Done")
         finally:
             logger.removeHandler(watcher)
     return exp, baseline, final, optimized
@@ -126,23 +132,6 @@ def _quiet_dspy() -> Any:
             handler.setLevel(level)
 
 
-def headline(experiment: Any, baseline: Any, final: Any) -> list[str]:
-    """Baseline and optimized program on the same dev set, compared example by example."""
-    c = compare(baseline, final)
-    lines = [
-        f"Baseline:  {c.mean_a:.3f} on {c.scope.label}",
-        f"Optimized: {c.mean_b:.3f} on the same examples: {c.difference:+.3f} "
-        f"({c.interval.describe()})",
-        f"           better on {c.wins}, worse on {c.losses}, unchanged on {c.ties}; "
-        f"{c.test} p={format_p(c.p_value)}",
-    ]
-    if experiment.hypothesis is not None:
-        verdict = experiment.hypothesis.verdict
-        decided = f"{verdict.outcome.value} at alpha {verdict.alpha:g}" if verdict else "undecided"
-        lines.append(f"Hypothesis {decided}: {experiment.hypothesis.research_question}")
-    return lines
-
-
 @click.command("demo")
 @store_option
 @click.option(
@@ -153,34 +142,33 @@ def headline(experiment: Any, baseline: Any, final: Any) -> list[str]:
     help="The DSPy optimizer to run.",
 )
 @click.option("--steps", default=DEMO_STEPS, show_default=True, help="SIMBA steps.")
-def demo(store_url: str | None, optimizer: str, steps: int) -> None:
+@click.option(
+    "--verbose", "-v", is_flag=True, help="Also print the best candidate's whole timeline."
+)
+def demo(store_url: str | None, optimizer: str, steps: int, verbose: bool) -> None:
     """Run a recorded optimization on the offline LM and show what it decided."""
     from rich.console import Console
 
     console = Console(stderr=True)
-    started = time.perf_counter()
     store = cli_store(store_url)
-    exp, baseline, final, optimized = _run(store, steps, console, optimizer)
+    exp, _, _, _ = _run(store, steps, console, optimizer)
     experiment = store.get_experiment(exp.id)
-    click.echo(
-        f"Experiment {experiment.id} ({experiment.status.value}) in "
-        f"{time.perf_counter() - started:.1f}s"
-    )
-    for line in headline(experiment, baseline, final):
-        click.echo(line)
-    trials = {t.id: t for t in experiment.trials}
-    best = trials.get(getattr(optimized, "dspex_trial_id", "") or "")
-    store_arg = f" --store {store_url}" if store_url else ""
-    click.echo("Look at it with:")
-    click.echo(f"  dspex experiments show {experiment.id}")
-    click.echo(
-        f"  dspex compare {experiment.id}:{baseline.index} {experiment.id}:{final.index}{store_arg}"
-    )
-    if best is not None:
-        click.echo(f"  dspex experiments show {experiment.id} --trial {best.index} --full")
-    click.echo("  dspex ui")
-    if best is not None:
-        from dspex.view import render_trial_text
+    width = terminal_width()
+    click.echo(demo_summary(experiment, hints=Hints(store_url), width=width), nl=False)
+    if verbose:
+        _print_best_timeline(experiment, width)
 
+
+def _print_best_timeline(experiment: Any, width: int) -> None:
+    from dspex.view import render_trial_text
+
+    _, optimized = evaluated_pair(experiment)
+    trials = {t.id: t for t in experiment.trials}
+    best = trials.get(optimized.parent_trial_ids[0]) if optimized is not None else None
+    best = best or experiment.best_trial
+    if best is not None:
         click.echo("")
-        click.echo(render_trial_text(experiment, best, width=100, abridged=True, max_events=60))
+        click.echo(
+            render_trial_text(experiment, best, width=width, abridged=False, max_events=None),
+            nl=False,
+        )

@@ -2,37 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import click
 
 from dspex.cli._store import cli_store, cli_store_url, store_option
-from dspex.errors import DspexError, TrialNotFound
-from dspex.model import Experiment, Trial, scope_of
-from dspex.store import ExperimentSummary
-from dspex.view.safetext import terminal_safe
-from dspex.view.verdict import verdict_line
+from dspex.cli._tables import experiment_summary_text, ls_table, terminal_width
+from dspex.errors import DspexError
+from dspex.view.labels import find_trial
 
-__all__ = ["experiments_group", "render_experiment", "render_table", "store_group"]
-
-
-def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain-text table, columns padded to their widest cell."""
-    cells = [[str(h) for h in headers], *[["" if c is None else str(c) for c in r] for r in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def _when(moment: datetime | None) -> str:
-    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _score(value: float | None) -> str:
-    return "" if value is None else f"{value:.4g}"
+__all__ = ["experiments_group", "store_group"]
 
 
 @click.group("experiments")
@@ -73,21 +52,9 @@ def ls(
     if not page:
         click.echo(f"no experiments match in {store.url}")
         return
-    click.echo(terminal_safe(render_table(_LS_HEADERS, [_ls_row(s) for s in page])))
+    click.echo(ls_table(page, width=terminal_width()))
     if page.next_cursor:
         click.echo(f"\nmore: --cursor {page.next_cursor}")
-
-
-_LS_HEADERS = ("ID", "NAME", "PROGRAM", "OPTIMIZER", "STATUS", "CREATED", "TRIALS", "BEST",
-               "ON", "VERDICT")  # fmt: skip
-
-
-def _ls_row(s: ExperimentSummary) -> list[Any]:
-    status = s.status.value + ("" if s.sealed else "*")
-    on = s.score_scope.label.replace(" ", "") if s.score_scope else ""
-    verdict = s.verdict.value if s.verdict else "-"
-    return [s.id, s.name, s.program, s.optimizer or "-", status, _when(s.created_at),
-            s.trial_count, _score(s.best_score), on, verdict]  # fmt: skip
 
 
 @experiments_group.command("show")
@@ -96,24 +63,30 @@ def _ls_row(s: ExperimentSummary) -> list[Any]:
     "--trial",
     "trial_ref",
     metavar="TRIAL",
-    help="Print this trial's unified timeline instead (its id, or its # in the table).",
+    help="Print this trial's unified timeline instead: its row number (the # column), "
+    "its candidate number (c8 or 'candidate 8') or its id.",
 )
 @click.option("--full", is_flag=True, help="With --trial: every event, long texts unfolded.")
 @store_option
 def show(store_url: str | None, experiment_id: str, trial_ref: str | None, full: bool) -> None:
     """Show one experiment: what it tested, its result and its trials."""
+    if full and trial_ref is None:
+        raise click.UsageError(
+            "--full applies to one trial's timeline: add --trial N (the # column) or "
+            "--trial cN (candidate N)"
+        )
     store = cli_store(store_url, read_only=True)
+    width = terminal_width()
     try:
         experiment = store.get_experiment(experiment_id)
         if trial_ref is None:
-            click.echo(terminal_safe(render_experiment(experiment)))
+            click.echo(experiment_summary_text(experiment, width=width))
             return
-        trial = _trial(experiment, trial_ref)
+        trial = find_trial(experiment, trial_ref)
     except DspexError as exc:
         raise click.ClickException(str(exc)) from exc
     from dspex.view import render_trial_text
 
-    width = shutil.get_terminal_size((100, 24)).columns
     click.echo(
         render_trial_text(
             experiment,
@@ -121,52 +94,9 @@ def show(store_url: str | None, experiment_id: str, trial_ref: str | None, full:
             width=max(60, min(width, 160)),
             abridged=not full,
             max_events=None if full else 200,
-        )
+        ),
+        nl=False,
     )
-
-
-def _trial(experiment: Experiment, ref: str) -> Trial:
-    """The trial named by ``ref``: its id, or its index in the experiment."""
-    if ref.isdigit():
-        for trial in experiment.trials:
-            if trial.index == int(ref):
-                return trial
-        raise TrialNotFound(experiment.id, ref)
-    return experiment.trial(ref)
-
-
-def render_experiment(e: Experiment) -> str:
-    """The plain-text summary of ``e`` with its trials table."""
-    fields = [
-        ("id", e.id),
-        ("name", e.name),
-        ("program", f"{e.program.name} {e.program.class_path}".strip()),
-        ("optimizer", e.optimizer.name if e.optimizer else "none"),
-        ("status", e.status.value),
-        ("created", _when(e.created_at)),
-        ("completed", _when(e.completed_at)),
-        ("tags", ", ".join(e.tags)),
-        ("hypothesis", e.hypothesis.research_question if e.hypothesis else ""),
-        ("verdict", verdict_line(e.hypothesis.verdict) if e.hypothesis else ""),
-        ("best score", _score(e.best_score)),
-        ("best trial", e.best_trial_id or ""),
-        ("scored on", _scope_line(e)),
-    ]
-    head = "\n".join(f"{name + ':':<12}{value}" for name, value in fields if value)
-    rows = [
-        [t.index, t.id, t.name, t.status.value, _score(t.score), len(t.example_results),
-         len(t.events), "" if t.duration_ms is None else f"{t.duration_ms:.0f}ms"]
-        for t in e.trials
-    ]  # fmt: skip
-    if not rows:
-        return head + "\n\nno trials"
-    headers = ("#", "TRIAL", "NAME", "STATUS", "SCORE", "EXAMPLES", "EVENTS", "DURATION")
-    return head + f"\n\ntrials ({len(rows)}):\n" + render_table(headers, rows)
-
-
-def _scope_line(e: Experiment) -> str:
-    scope = scope_of(e.best_trial) if e.best_trial else None
-    return f"{scope.label}, scope key {scope.key}" if scope else ""
 
 
 @click.group("store")

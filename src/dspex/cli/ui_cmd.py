@@ -21,6 +21,7 @@ def ui_command(
     """Browse experiments and trial timelines in a local web UI."""
     from dspex.config import get_settings
     from dspex.view.web import check_bind, serve
+    from dspex.view.web.serve import bind
 
     settings = get_settings().ui
     host = host or settings.host
@@ -28,9 +29,10 @@ def ui_command(
     token = token or settings.token
     try:
         check_bind(host, token)
+        sock = bind(host, port)  # before the URL is printed: a busy port is one clear error
     except DspexError as exc:
         raise click.ClickException(str(exc)) from exc
     store = cli_store(store_url, read_only=True)
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     click.echo(f"dspex UI on http://{shown}:{port}/ over {store.url} (Ctrl+C to stop)")
-    serve(store, host=host, port=port, token=token)
+    serve(store, host=host, port=port, token=token, sock=sock)

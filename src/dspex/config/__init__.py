@@ -40,6 +40,7 @@ from dspex.config.schema import (
 from dspex.config.sources import (
     ENVIRONMENTS,
     SourcedValue,
+    closest_env_var,
     current_env,
     default_environ,
     env_source,
@@ -58,6 +59,7 @@ __all__ = [
     "SettingValue",
     "Settings",
     "StoreBackendName",
+    "check",
     "StoreSettings",
     "UISettings",
     "WorkerAdapterName",
@@ -118,6 +120,42 @@ def load(
     return LoadedConfig(settings, values, file.path if file else None, env_name)
 
 
+def check(*, cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Every problem of the configuration at once, each naming its source and the fix.
+
+    Unlike :func:`load`, which stops at the first problem, this reports unknown keys in
+    the config file and unknown ``DSPEX_*`` variables (each with its closest valid
+    name) together with every invalid value. An empty list means the configuration is
+    valid.
+    """
+    environ = default_environ() if environ is None else environ
+    errors: list[ConfigError] = []
+    env_name = file = None
+    try:
+        env_name = current_env(environ)
+    except ConfigError as exc:
+        errors.append(exc)
+    try:
+        file = find_config_file((cwd or Path.cwd()).resolve(), environ)
+        layered = dict(file_source(file, env_name, errors))
+    except ConfigError as exc:  # the file itself cannot be read
+        errors.append(exc)
+        layered = {}
+    layered.update(env_source(environ))
+    problems = [str(e) for e in errors]
+    for name in unknown_env_vars(environ):
+        hint = closest_env_var(name)
+        problems.append(
+            f"environment {name}: names no dspex setting"
+            + (f"; did you mean {hint}?" if hint else "; `dspex config show` lists them")
+        )
+    try:
+        Settings.model_validate(_nested(layered))
+    except PydanticValidationError as exc:
+        problems += [line for _, _, line in _value_problems(exc, layered)]
+    return problems
+
+
 SECRET_KEYS = frozenset({"ui.token"})
 
 
@@ -139,20 +177,35 @@ def _shown(dotted: str, value: Any) -> Any:
     return redact(value)
 
 
-def _validate(layered: Mapping[str, SourcedValue]) -> Settings:
+def _nested(layered: Mapping[str, SourcedValue]) -> dict[str, dict[str, Any]]:
     nested: dict[str, dict[str, Any]] = {}
     for dotted, sourced in layered.items():
         section, key = dotted.split(".", 1)
         nested.setdefault(section, {})[key] = sourced.value
+    return nested
+
+
+def _validate(layered: Mapping[str, SourcedValue]) -> Settings:
     try:
-        return Settings.model_validate(nested)
+        return Settings.model_validate(_nested(layered))
     except PydanticValidationError as exc:
         raise _config_error(exc, layered) from exc
 
 
 def _config_error(exc: PydanticValidationError, layered: Mapping[str, SourcedValue]) -> ConfigError:
-    lines = []
-    first_key = first_source = None
+    found = _value_problems(exc, layered)
+    lines = [line for _, _, line in found]
+    first_key, first_source = (found[0][0], found[0][1]) if found else (None, None)
+    return ConfigError(
+        "invalid dspex configuration:\n  " + "\n  ".join(lines), key=first_key, source=first_source
+    )
+
+
+def _value_problems(
+    exc: PydanticValidationError, layered: Mapping[str, SourcedValue]
+) -> list[tuple[str, str, str]]:
+    """(dotted key, source, message) for each invalid value."""
+    found = []
     for error in exc.errors(include_url=False):
         location = [str(part) for part in error["loc"]]
         dotted = ".".join(location[:2])
@@ -161,19 +214,16 @@ def _config_error(exc: PydanticValidationError, layered: Mapping[str, SourcedVal
             section = location[0] if location else ""
             related = [k for k in layered if k.startswith(section + ".")]
             source = ", ".join(sorted({layered[k].source for k in related})) or "default"
-            lines.append(f"{source}: {error['msg'].removeprefix('Value error, ')}")
+            line = f"{source}: {error['msg'].removeprefix('Value error, ')}"
         else:
             source = sourced.source
             allowed = _allowed(dotted)
-            lines.append(
-                f"{source}: {dotted} = {_shown(dotted, sourced.value)!r}: {error['msg']}"
-                + (f" (allowed: {allowed})" if allowed else "")
+            shown = _shown(dotted, sourced.value)
+            line = f"{source}: {dotted} = {shown!r}: {error['msg']}" + (
+                f" (allowed: {allowed})" if allowed else ""
             )
-        first_key = first_key or dotted
-        first_source = first_source or source
-    return ConfigError(
-        "invalid dspex configuration:\n  " + "\n  ".join(lines), key=first_key, source=first_source
-    )
+        found.append((dotted, source, line))
+    return found
 
 
 def _allowed(dotted: str) -> str:

@@ -64,10 +64,19 @@ def closest_key(key: str) -> str | None:
 
 def unknown_key_error(key: str, source: str) -> ConfigError:
     hint = closest_key(key)
-    suggestion = f"; did you mean {hint!r}?" if hint else ""
-    valid = ", ".join(setting_keys())
+    if hint:
+        suggestion = f"; did you mean {hint!r}?"
+    else:  # no close match: name what the section (or the whole schema) offers
+        section = key.split(".", 1)[0]
+        same = [k for k in setting_keys() if k.startswith(section + ".")]
+        sections = sorted({k.split(".", 1)[0] for k in setting_keys()})
+        suggestion = (
+            f" (settings of [{section}]: {', '.join(same)})"
+            if same
+            else f" (sections: {', '.join(sections)}; `dspex config show` lists every setting)"
+        )
     return ConfigError(
-        f"{source}: unknown setting {key!r}{suggestion} (valid settings: {valid})",
+        f"{source}: unknown setting {key!r}{suggestion}",
         key=key,
         source=source,
     )
@@ -118,24 +127,42 @@ def _read_file(path: Path) -> ConfigFile | None:
     return ConfigFile(path, data, "")
 
 
+Problems = list[ConfigError] | None
+"""Where a source puts the problems it finds instead of raising the first (config check)."""
+
+
+def _report(error: ConfigError, problems: Problems) -> None:
+    if problems is None:
+        raise error
+    problems.append(error)
+
+
 def _walk_sections(
-    table: Mapping[str, Any], where: str, file: ConfigFile
+    table: Mapping[str, Any], where: str, file: ConfigFile, problems: Problems = None
 ) -> Iterator[tuple[str, Any, str]]:
     """Yield (dotted key, value, source label) for a table of ``[section] key = value``."""
     known = setting_keys()
     for section, body in table.items():
         label = f"{file.path} [{file.prefix}{where}{section}]"
         if not isinstance(body, dict):
-            raise unknown_key_error(section, f"{file.path} [{file.prefix}{where.rstrip('.')}]")
+            where_section = f"{file.path} [{file.prefix}{where.rstrip('.')}]"
+            _report(unknown_key_error(section, where_section), problems)
+            continue
         for key, value in body.items():
             dotted = f"{section}.{key}"
             if dotted not in known:
-                raise unknown_key_error(dotted, label)
+                _report(unknown_key_error(dotted, label), problems)
+                continue
             yield dotted, value, label
 
 
-def file_source(file: ConfigFile | None, env_name: str | None) -> dict[str, SourcedValue]:
-    """Settings from ``file``: its base sections, then ``[env.<env_name>]`` over them."""
+def file_source(
+    file: ConfigFile | None, env_name: str | None, problems: Problems = None
+) -> dict[str, SourcedValue]:
+    """Settings from ``file``: its base sections, then ``[env.<env_name>]`` over them.
+
+    Unknown keys raise :class:`ConfigError`, or are appended to ``problems`` when given.
+    """
     if file is None:
         return {}
     base = dict(file.table)
@@ -160,10 +187,10 @@ def file_source(file: ConfigFile | None, env_name: str | None) -> dict[str, Sour
                 f"valid environments: {', '.join(ENVIRONMENTS)}",
                 source=str(file.path),
             )
-    values = {k: SourcedValue(v, s) for k, v, s in _walk_sections(base, "", file)}
+    values = {k: SourcedValue(v, s) for k, v, s in _walk_sections(base, "", file, problems)}
     if env_name and env_name in envs:
         env_table = envs[env_name]
-        for key, value, label in _walk_sections(env_table, f"env.{env_name}.", file):
+        for key, value, label in _walk_sections(env_table, f"env.{env_name}.", file, problems):
             values[key] = SourcedValue(value, label)
     return values
 
@@ -194,6 +221,13 @@ def unknown_env_vars(environ: Mapping[str, str]) -> list[str]:
         and name not in known
         and not name.startswith(RESERVED_ENV_PREFIXES)
     )
+
+
+def closest_env_var(name: str) -> str | None:
+    """The setting's variable closest to a mistyped one: DSPEX_STORE_BAKEND -> ..._BACKEND."""
+    known = [env_key(k) for k in setting_keys()] + sorted(RESERVED_ENV)
+    matches = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return matches[0] if matches else None
 
 
 def flatten_overrides(

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from dspex.config.schema import StoreSettings
 from dspex.errors import (
     DspexError,
     ExperimentNotFound,
@@ -55,15 +56,15 @@ class Page(list[ExperimentSummary]):
     next_cursor: str | None = None
 
 
-def url_from_settings() -> str:
-    """The store URL that the effective configuration describes.
+def url_from_settings(store: StoreSettings | None = None) -> str:
+    """The store URL that the effective configuration (or ``store``) describes.
 
     >>> url_from_settings()
     'memory://default'
     """
     from dspex.config import get_settings
 
-    store = get_settings().store
+    store = store or get_settings().store
     if store.backend == "memory":
         return "memory://default"
     if store.backend == "file":

@@ -1,8 +1,10 @@
 """Display objects that render wherever they are shown.
 
 A :class:`TrialView` or :class:`ExperimentView` holds records and renders lazily:
-HTML in Jupyter, JupyterLab and VS Code (``_repr_mimebundle_``), rich in a terminal
-(``__rich_console__``), Markdown (``_repr_markdown_``) and plain text (``str``)::
+HTML in Jupyter, JupyterLab and VS Code (``_repr_mimebundle_``: the HTML and a few
+lines of text for front ends without HTML, nothing else, so that a saved notebook
+holds each view once), rich in a terminal (``__rich_console__``), Markdown
+(``to_markdown()``) and plain text (``str``)::
 
     >>> from dspex import Experiment, ProgramInfo
     >>> view = ExperimentView(Experiment(name="demo", program=ProgramInfo(name="qa")))
@@ -17,7 +19,9 @@ from functools import cached_property
 from typing import Any
 
 from dspex.model import Experiment, Trial
-from dspex.view.timeline import Timeline, build_timeline
+from dspex.view.labels import find_trial, trial_label
+from dspex.view.safetext import terminal_safe
+from dspex.view.timeline import Timeline, build_timeline, format_score
 
 __all__ = ["ExperimentView", "TrialView"]
 
@@ -57,14 +61,24 @@ class TrialView:
 
         return timeline_text(self.timeline, width=width, abridged=abridged)
 
+    def to_short_text(self) -> str:
+        """A few lines for front ends that cannot show HTML (the notebook's text fallback)."""
+        tl, trial = self.timeline, self.trial
+        meta = [trial.name] if trial.name else []
+        meta += [trial.id, f"status {trial.status.value}"]
+        if tl.parent is not None:
+            meta.append(f"parent: {trial_label(tl.parent)}")
+        return terminal_safe(
+            f"{tl.title}\n{' · '.join(meta)}\n"
+            f"{tl.event_count} events, {tl.lm_call_count} LM calls; "
+            "the whole timeline: print(view) or view.to_text()"
+        )
+
     def _repr_html_(self) -> str:
         return self.to_html()
 
-    def _repr_markdown_(self) -> str:
-        return self.to_markdown()
-
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"text/html": self.to_html(), "text/plain": self.to_text(abridged=True)}
+        return {"text/html": self.to_html(), "text/plain": self.to_short_text()}
 
     def __rich_console__(self, console: Any, options: Any) -> Iterator[Any]:
         from dspex.view.terminal import timeline_renderables
@@ -85,15 +99,9 @@ class ExperimentView:
         self.experiment = experiment
 
     def trial(self, trial: int | str) -> TrialView:
-        """The view of one trial, by index or id."""
-        if isinstance(trial, int):
-            match = [t for t in self.experiment.trials if t.index == trial]
-            if not match:
-                from dspex.errors import TrialNotFound
-
-                raise TrialNotFound(self.experiment.id, f"index {trial}")
-            return TrialView(self.experiment, match[0])
-        return TrialView(self.experiment, self.experiment.trial(trial))
+        """The view of one trial: its row number (``12``), its candidate number
+        (``"c8"``, ``"candidate 8"``) or its id."""
+        return TrialView(self.experiment, find_trial(self.experiment, trial))
 
     def to_html(self) -> str:
         from dspex.view.html import experiment_html
@@ -110,14 +118,21 @@ class ExperimentView:
 
         return experiment_text(self.experiment, width=width)
 
+    def to_short_text(self) -> str:
+        """A few lines for front ends that cannot show HTML (the notebook's text fallback)."""
+        e = self.experiment
+        best = e.best_trial
+        lines = [f"Experiment {e.name}", f"{e.id} · status {e.status.value}"]
+        if best is not None:
+            lines.append(f"best: {trial_label(best)} (Score: {format_score(best.score)})")
+        lines.append(f"{len(e.trials)} trials; the whole overview: print(view) or view.to_text()")
+        return terminal_safe("\n".join(lines))
+
     def _repr_html_(self) -> str:
         return self.to_html()
 
-    def _repr_markdown_(self) -> str:
-        return self.to_markdown()
-
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"text/html": self.to_html(), "text/plain": self.to_text()}
+        return {"text/html": self.to_html(), "text/plain": self.to_short_text()}
 
     def __rich_console__(self, console: Any, options: Any) -> Iterator[Any]:
         from dspex.view.terminal import experiment_renderables

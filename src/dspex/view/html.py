@@ -24,12 +24,23 @@ from markupsafe import Markup, escape
 from dspex.model import Experiment, Trial
 from dspex.redact import redact
 from dspex.view.entries import format_ms
+from dspex.view.labels import full_label, short_label, trial_label
 from dspex.view.overview import LineageNode, Overview, build_overview
 from dspex.view.pareto import pareto_front
 from dspex.view.plot import score_plot
+from dspex.view.progress import progress_of
+from dspex.view.runs import segments
 from dspex.view.text import _stats_lines, best_against_baseline
-from dspex.view.timeline import Change, Entry, Timeline, build_timeline, format_score
+from dspex.view.timeline import (
+    Change,
+    Entry,
+    Timeline,
+    build_timeline,
+    format_score,
+    short_json,
+)
 from dspex.view.verdict import no_verdict_reason, verdict_fields, verdict_line
+from dspex.view.waterfall import timeline_waterfall
 
 __all__ = [
     "FOLD_CHARS",
@@ -93,9 +104,24 @@ def _environment() -> Any:
         diff_ops=diff_ops,
         ms=lambda v: format_ms(v) if v is not None else "",
         score=format_score,
+        label=trial_label,
+        full_label=full_label,
+        short_label=short_label,
+        compact=lambda v: short_json(redact(v), 160),
+        duration=_duration,
         pretty=lambda v: json.dumps(redact(v), indent=2, ensure_ascii=False, default=str),
     )
     return env
+
+
+def _duration(seconds: float) -> str:
+    """``8.9 s``, ``2 min 05 s``, ``1 h 02 min``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def _clock(entry: Entry) -> str:
@@ -156,7 +182,8 @@ def timeline_html(
         .render(
             tl=timeline,
             trial=timeline.trial,
-            blocks=blocks,
+            segments=segments(blocks),
+            wf=timeline_waterfall(timeline),
             pager=pager,
             trial_url=trial_url,
             open_blocks=OPEN_BLOCKS,
@@ -219,6 +246,24 @@ def trial_html(
     return timeline_html(build_timeline(trial, experiment), trial_url=trial_url)
 
 
+TRIAL_COLUMNS = (
+    ("#", "num", "num"),
+    ("trial", "text", ""),
+    ("role", "text", ""),
+    ("strategy", "text", ""),
+    ("score", "num", "num"),
+    ("scope", "text", ""),
+    ("n", "num", "num"),
+    ("parents", "", ""),
+    ("LM calls", "num", "num"),
+    ("tokens", "num", "num"),
+    ("errors", "num", "num"),
+    ("duration", "num", "num"),
+    ("status", "text", ""),
+)
+"""The trial table's columns: header, sort kind ("" = not sortable), CSS class."""
+
+
 def _linker(trial_url: TrialUrl | None) -> Callable[[Trial, str], Markup]:
     def link(trial: Trial, text: str) -> Markup:
         if trial_url is None:
@@ -266,11 +311,16 @@ def experiment_html(
     *,
     trial_url: TrialUrl | None = None,
     compare_url: CompareUrl | None = None,
+    live_url: str | None = None,
+    live_every: float = 2.0,
 ) -> Markup:
-    """The experiment view: design and verdict, statistics, score plot, lineage, trials, best.
+    """The experiment view: progress, design and verdict, statistics, score plot, lineage,
+    trials, best.
 
     ``trial_url`` links trials (and the plot's points); ``compare_url`` links the best
-    trial and the baseline side by side.
+    trial and the baseline side by side. ``live_url`` (the web UI, for a running
+    experiment) is polled every ``live_every`` seconds; the page then reloads the sections
+    that changed.
     """
     overview = build_overview(experiment)
     best, baseline = overview.best, overview.baseline
@@ -284,10 +334,15 @@ def experiment_html(
         .render(
             exp=experiment,
             ov=overview,
+            progress=progress_of(experiment),
+            live_url=live_url if not experiment.status.is_final else None,
+            live_every=int(live_every * 1000),
             stats_rows=_stats_lines(overview),
             plot=score_plot(overview, trial_url=trial_url),
             lineage_html=_lineage_html(overview, link),
             pareto=pareto_front(experiment),
+            facets=_facets(overview),
+            columns=TRIAL_COLUMNS,
             link=link,
             verdict=verdict_html(experiment, trial_url=trial_url, compare_url=compare_url),
             best_lines=best_against_baseline(overview),
@@ -306,30 +361,58 @@ def experiment_html(
     return Markup(html)
 
 
+def _facets(overview: Overview) -> list[tuple[str, list[str]]]:
+    """The values each trial-table filter offers (only filters with a choice to make)."""
+    facets = [
+        ("role", sorted({r.role for r in overview.rows if r.role})),
+        ("strategy", sorted({r.strategy for r in overview.rows if r.strategy})),
+        ("status", sorted({r.trial.status.value for r in overview.rows})),
+        ("scope", sorted({r.scope for r in overview.rows if r.scope})),
+    ]
+    return [(axis, values) for axis, values in facets if len(values) > 1 or axis == "scope"]
+
+
 def _lineage_html(overview: Overview, link: Callable[[Trial, str], Markup]) -> Markup:
-    """Nested lists: each candidate under the one it was derived from."""
+    """Nested lists, each candidate under the one it was derived from; only the branch
+    that leads to the best trial is unfolded (``<details>``: it works without script)."""
     if not overview.lineage:
         return Markup("<p>No trials.</p>")
     parts: list[Markup | str] = []
-    depth = -1
-    for node in overview.lineage:
-        parts.append(_lineage_step(depth, node.depth))
-        depth = node.depth
-        parts.append(_lineage_item(node, link))
-    parts.append(Markup("</li></ul>") * (depth + 1))
+    stack: list[LineageNode] = []  # the open ancestors of the next node
+    nodes = overview.lineage
+    for i, node in enumerate(nodes):
+        while stack and stack[-1].depth >= node.depth:
+            parts.append(_close(stack.pop()))
+        if not stack or i == 0:
+            parts.append(Markup('<ul class="lineage">') if i == 0 else Markup(""))
+        has_children = i + 1 < len(nodes) and nodes[i + 1].depth > node.depth
+        parts.append(_lineage_item(node, link, has_children))
+        stack.append(node)
+    while stack:
+        parts.append(_close(stack.pop()))
+    parts.append(Markup("</ul>"))
     return Markup("").join(parts)
 
 
-def _lineage_step(previous: int, depth: int) -> Markup:
-    if depth > previous:
-        return Markup('<ul class="lineage"><li>') * (depth - previous)
-    return Markup("</li></ul>") * (previous - depth) + Markup("</li><li>")
+def _close(node: LineageNode) -> Markup:
+    if node.descendants:
+        return Markup("</ul></details></li>")
+    return Markup("</li>")
 
 
-def _lineage_item(node: LineageNode, link: Callable[[Trial, str], Markup]) -> Markup:
+def _lineage_item(
+    node: LineageNode, link: Callable[[Trial, str], Markup], has_children: bool
+) -> Markup:
     trial = node.trial
-    label = f"Trial {trial.index}" + (f" · {trial.name}" if trial.name else "")
     how = Markup(" via <code>{}</code>").format(node.strategy) if node.strategy else Markup("")
-    return Markup('{} <span class="meta">({})</span>{}').format(
-        link(trial, label), format_score(trial.score), how
+    text = Markup('{} <span class="meta">({})</span>{}').format(
+        link(trial, full_label(trial)), format_score(trial.score), how
     )
+    best = Markup(' class="on-best-path"') if node.on_best_path else Markup("")
+    if not has_children:
+        return Markup("<li{}>{}").format(best, text)
+    opened = Markup(" open") if node.on_best_path else Markup("")
+    return Markup(
+        '<li{}><details{}><summary>{} <span class="meta">· {} below</span></summary>'
+        '<ul class="lineage">'
+    ).format(best, opened, text, node.descendants)

@@ -14,9 +14,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from dspex.model import Experiment
+from dspex.view.labels import trial_label
 from dspex.view.overview import build_overview
 from dspex.view.pareto import pareto_front, pareto_lines
-from dspex.view.text import _best_lines, _header_lines, _stats_lines, change_lines
+from dspex.view.text import (
+    NO_VARIABLES,
+    _best_lines,
+    _header_lines,
+    _stats_lines,
+    change_lines,
+)
 from dspex.view.timeline import Timeline, format_score
 
 __all__ = ["experiment_markdown", "md", "timeline_markdown"]
@@ -68,14 +75,21 @@ def _md_fields(fields: Iterable[tuple[str, str]], indent: str = "") -> list[str]
     return [f"{indent}* **{md(name)}:** {md(value)}" for name, value in fields]
 
 
+def _parent_markdown(timeline: Timeline) -> list[str]:
+    if timeline.parent is None:
+        return []
+    how = f" by {_code(timeline.strategy)}" if timeline.strategy else ""
+    lines = [f"Derived from {md(trial_label(timeline.parent))}{how}.", ""]
+    if not timeline.diffable:
+        lines += [f"Changes: {md(NO_VARIABLES)}.", ""]
+    for change in timeline.changes:
+        lines += _fenced(change_lines(change, width=100, indent=0), "diff")
+    return lines
+
+
 def timeline_markdown(timeline: Timeline, *, max_events: int | None = None) -> str:
     """The trial's timeline as Markdown, in the layout of the design document."""
-    lines = [f"# Unified Trace: {md(timeline.title)}", ""]
-    if timeline.parent is not None:
-        how = f" by {_code(timeline.strategy)}" if timeline.strategy else ""
-        lines += [f"Derived from Trial {timeline.parent.index}{how}.", ""]
-        for change in timeline.changes:
-            lines += _fenced(change_lines(change, width=100, indent=0), "diff")
+    lines = [f"# Unified Trace: {md(timeline.title)}", "", *_parent_markdown(timeline)]
     if timeline.time_by_source:
         lines += [
             "",
@@ -120,13 +134,14 @@ def experiment_markdown(experiment: Experiment) -> str:
     lines += _md_fields(_header_lines(overview))
     lines += ["", "## Summary", "", *_md_fields(_stats_lines(overview)), "", "## Trials", ""]
     lines += [
-        "| # | name | score | parents | strategy | LM calls | errors |",
-        "|---:|---|---:|---|---|---:|---:|",
+        "| # | name | score | scope | n | parents | strategy | LM calls | errors |",
+        "|---:|---|---:|---|---:|---|---|---:|---:|",
     ]
     for row in overview.rows:
         t = row.trial
         lines.append(
-            f"| {t.index} | {md(t.name)} | {format_score(t.score)} | "
+            f"| {t.index} | {md(t.name)} | {format_score(t.score)} | {md(row.scope or '-')} | "
+            f"{'' if row.n is None else row.n} | "
             f"{', '.join(str(p) for p in row.parents) or '-'} | {md(row.strategy or '-')} | "
             f"{row.lm_calls} | {row.errors} |"
         )
@@ -134,7 +149,7 @@ def experiment_markdown(experiment: Experiment) -> str:
     for node in overview.lineage:
         how = f" via {_code(node.strategy)}" if node.strategy else ""
         lines.append(
-            "  " * node.depth + f"* Trial {node.trial.index} "
+            "  " * node.depth + f"* {md(trial_label(node.trial))} "
             f"({format_score(node.trial.score)}){how}"
         )
     front = pareto_front(experiment)

@@ -15,6 +15,7 @@ from dspex.errors import NotComparableError
 from dspex.model import Experiment, ScoreScope, Statistics, Trial, Verdict, reference_scope
 from dspex.model.experiment import best_trial_of, summarize
 from dspex.model.scopes import baseline_in
+from dspex.view.labels import score_scope_of
 from dspex.view.timeline import Change, variables_diff
 
 __all__ = ["LineageNode", "Overview", "TrialRow", "build_overview", "strategies_by_trial"]
@@ -31,6 +32,12 @@ class TrialRow:
     tokens: int
     errors: int
     event_count: int
+    parent_trials: tuple[Trial, ...] = ()
+    role: str | None = None
+    """What the trial was for (``metadata["role"]``: evaluation, candidate, sampling...)."""
+    scope: str | None = None
+    """The example set its score was measured on (dev, minibatch, full...), from the record."""
+    n: int | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,9 @@ class LineageNode:
     trial: Trial
     depth: int
     strategy: str | None
+    on_best_path: bool = False
+    """On the way from a root to the best trial: views show this branch unfolded."""
+    descendants: int = 0
 
 
 @dataclass(frozen=True)
@@ -86,19 +96,9 @@ def strategies_by_trial(experiment: Experiment) -> dict[str, str | None]:
 def build_overview(experiment: Experiment) -> Overview:
     """The overview of ``experiment`` (statistics are recomputed when none were stored)."""
     strategies = strategies_by_trial(experiment)
-    index_of = {t.id: t.index for t in experiment.trials}
-    rows = tuple(
-        TrialRow(
-            trial=t,
-            strategy=strategies.get(t.id),
-            parents=tuple(index_of[p] for p in t.parent_trial_ids if p in index_of),
-            lm_calls=sum(1 for e in t.events if e.kind.value == "lm_call"),
-            tokens=sum(r.tokens for r in t.example_results),
-            errors=sum(1 for r in t.example_results if r.error is not None),
-            event_count=len(t.events),
-        )
-        for t in sorted(experiment.trials, key=lambda t: t.index)
-    )
+    by_id = {t.id: t for t in experiment.trials}
+    ordered = sorted(experiment.trials, key=lambda t: t.index)
+    rows = tuple(_row(t, strategies, by_id) for t in ordered)
     scope = reference_scope(experiment.trials)
     # Recomputed rather than read from best_trial_id: records written before scores had
     # scopes named a minibatch score "best" against a dev-set baseline.
@@ -109,7 +109,7 @@ def build_overview(experiment: Experiment) -> Overview:
         experiment=experiment,
         stats=_statistics(experiment),
         rows=rows,
-        lineage=tuple(_lineage(experiment, strategies)),
+        lineage=tuple(_lineage(experiment, strategies, best)),
         best=best,
         baseline=baseline,
         best_changes=tuple(changes),
@@ -136,20 +136,48 @@ def _comparison(baseline: Trial | None, best: Trial | None) -> Comparison | None
         return None
 
 
+def _row(trial: Trial, strategies: dict[str, str | None], by_id: dict[str, Trial]) -> TrialRow:
+    parents = tuple(by_id[p] for p in trial.parent_trial_ids if p in by_id)
+    scope = score_scope_of(trial)
+    role = trial.metadata.get("role")
+    return TrialRow(
+        trial=trial,
+        strategy=strategies.get(trial.id),
+        parents=tuple(p.index for p in parents),
+        lm_calls=sum(1 for e in trial.events if e.kind == "lm_call"),
+        tokens=sum(r.tokens for r in trial.example_results),
+        errors=sum(1 for r in trial.example_results if r.error is not None),
+        event_count=len(trial.events),
+        parent_trials=parents,
+        role=str(role) if isinstance(role, str) else None,
+        scope=scope.name,
+        n=scope.n,
+    )
+
+
 def _root(experiment: Experiment) -> Trial | None:
     trials = sorted(experiment.trials, key=lambda t: t.index)
     roots = [t for t in trials if not t.parent_trial_ids]
     return roots[0] if roots else (trials[0] if trials else None)
 
 
-def _lineage(experiment: Experiment, strategies: dict[str, str | None]) -> list[LineageNode]:
+def _lineage(
+    experiment: Experiment, strategies: dict[str, str | None], best: Trial | None
+) -> list[LineageNode]:
     trials = sorted(experiment.trials, key=lambda t: t.index)
     known = {t.id for t in trials}
+    parent_of: dict[str, str | None] = {}
     children: dict[str | None, list[Trial]] = {}
     for trial in trials:
         parent = next((p for p in trial.parent_trial_ids if p in known), None)
+        parent_of[trial.id] = parent
         children.setdefault(parent, []).append(trial)
-    nodes: list[LineageNode] = []
+    path: set[str] = set()
+    current = best.id if best is not None else None
+    while current is not None and current not in path:
+        path.add(current)
+        current = parent_of.get(current)
+    order: list[tuple[Trial, int]] = []
     stack = [(t, 0) for t in reversed(children.get(None, []))]
     seen: set[str] = set()
     while stack:
@@ -157,6 +185,23 @@ def _lineage(experiment: Experiment, strategies: dict[str, str | None]) -> list[
         if trial.id in seen:
             continue
         seen.add(trial.id)
-        nodes.append(LineageNode(trial, depth, strategies.get(trial.id)))
+        order.append((trial, depth))
         stack += [(c, depth + 1) for c in reversed(children.get(trial.id, []))]
-    return nodes
+    below = _descendant_counts(order)
+    return [
+        LineageNode(t, depth, strategies.get(t.id), t.id in path, below[i])
+        for i, (t, depth) in enumerate(order)
+    ]
+
+
+def _descendant_counts(order: list[tuple[Trial, int]]) -> list[int]:
+    """For each node of a depth-first listing, how many nodes its subtree holds below it."""
+    counts = [0] * len(order)
+    open_nodes: list[int] = []
+    for i, (_, depth) in enumerate(order):
+        while open_nodes and order[open_nodes[-1]][1] >= depth:
+            open_nodes.pop()
+        for ancestor in open_nodes:
+            counts[ancestor] += 1
+        open_nodes.append(i)
+    return counts

@@ -24,15 +24,27 @@ from rich.tree import Tree
 
 from dspex.model import Experiment
 from dspex.view.entries import format_ms
+from dspex.view.labels import trial_label
 from dspex.view.overview import build_overview
 from dspex.view.pareto import pareto_front, pareto_lines
 from dspex.view.safetext import WRAP_BUDGET, fold_lines, terminal_safe
-from dspex.view.text import _header_lines, _stats_lines, best_against_baseline, change_lines
+from dspex.view.text import (
+    NO_VARIABLES,
+    _header_lines,
+    _stats_lines,
+    best_against_baseline,
+    change_lines,
+)
 from dspex.view.timeline import Entry, Timeline, format_score
 
 __all__ = ["experiment_renderables", "timeline_renderables"]
 
-SOURCE_STYLES = {"orchestration": "magenta", "execution": "blue", "evaluation": "green"}
+SOURCE_STYLES = {
+    "orchestration": "magenta",
+    "execution": "blue",
+    "evaluation": "green",
+    "waiting": "bright_black",
+}
 TEXT_LINES = 12
 FOLD_WIDTH = 1000
 """Over :data:`~dspex.view.safetext.WRAP_BUDGET`, texts are cut into lines this long
@@ -102,17 +114,19 @@ def timeline_renderables(
     trial = timeline.trial
     meta = [x for x in (trial.name, trial.id, f"status {trial.status.value}") if x]
     if timeline.parent is not None:
-        meta.append(f"parent: Trial {timeline.parent.index}")
+        meta.append(f"parent: {trial_label(timeline.parent)}")
     if timeline.strategy:
         meta.append(f"strategy {timeline.strategy}")
     yield _text(timeline.title, style="bold underline")
     yield _text(" · ".join(meta), style="dim")
     yield from _time_bar(timeline)
     if timeline.parent is not None:
-        lines = [f"Changes against parent (Trial {timeline.parent.index}):"]
+        lines = [f"Changes against parent ({trial_label(timeline.parent)}):"]
         for change in timeline.changes:
             lines += change_lines(change, width=96, indent=2)
-        if not timeline.changes:
+        if not timeline.diffable:
+            lines.append(f"  {NO_VARIABLES}")
+        elif not timeline.changes:
             lines.append("  (none)")
         yield _text("\n".join(lines))
     for block in timeline.blocks:
@@ -166,7 +180,7 @@ def experiment_renderables(experiment: Experiment) -> Iterator[RenderableType]:
     branches: dict[int, Any] = {-1: tree}
     for node in overview.lineage:
         how = f" via {node.strategy}" if node.strategy else ""
-        label = _text(f"Trial {node.trial.index} ({format_score(node.trial.score)}){how}")
+        label = _text(f"{trial_label(node.trial)} ({format_score(node.trial.score)}){how}")
         branches[node.depth] = branches[node.depth - 1].add(label)
     yield tree
     front = pareto_front(experiment)
@@ -184,6 +198,8 @@ def _trial_table(overview: Any) -> Table:
         ("#", "right"),
         ("name", "left"),
         ("score", "right"),
+        ("scope", "left"),
+        ("n", "right"),
         ("parents", "left"),
         ("strategy", "left"),
         ("LM calls", "right"),
@@ -197,6 +213,8 @@ def _trial_table(overview: Any) -> Table:
             str(t.index),
             _text(t.name),
             format_score(t.score),
+            _text(row.scope or "-"),
+            "" if row.n is None else str(row.n),
             ", ".join(str(p) for p in row.parents) or "-",
             _text(row.strategy or "-"),
             str(row.lm_calls),

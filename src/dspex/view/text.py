@@ -17,6 +17,7 @@ import textwrap
 from dspex.model import Experiment, MetricStats, Trial, scope_of
 from dspex.redact import redact
 from dspex.view.entries import format_ms
+from dspex.view.labels import trial_label
 from dspex.view.overview import Overview, build_overview
 from dspex.view.pareto import pareto_front, pareto_lines
 from dspex.view.safetext import WRAP_BUDGET, fold_lines, terminal_safe
@@ -119,7 +120,7 @@ def _time_bar(timeline: Timeline, width: int) -> list[str]:
     if not shares:
         return []
     bar_width = max(width - 2, 10)
-    letters = {"orchestration": "O", "execution": "X", "evaluation": "E"}
+    letters = {"orchestration": "O", "execution": "X", "evaluation": "E", "waiting": "."}
     bar = "".join(letters.get(s.label, "?") * round(s.fraction * bar_width) for s in shares)
     legend = " · ".join(
         f"{letters.get(s.label, '?')} {s.label} {s.fraction:.0%} ({format_ms(s.ms)})"
@@ -127,7 +128,7 @@ def _time_bar(timeline: Timeline, width: int) -> list[str]:
     )
     lines = [f"[{bar[:bar_width]:<{bar_width}}]"]
     lines += textwrap.wrap("Time: " + legend, width=width)
-    modules = [s for s in timeline.time_by_module if s.label != "(outside modules)"][:5]
+    modules = list(timeline.time_by_module[:5])
     if modules:
         text = " · ".join(f"{s.label} {s.fraction:.0%}" for s in modules)
         lines += textwrap.wrap("Modules: " + text, width=width)
@@ -174,16 +175,22 @@ def _title_lines(timeline: Timeline, width: int) -> list[str]:
     meta = [trial.name] if trial.name else []
     meta += [f"id {trial.id}", f"status {trial.status.value}"]
     if timeline.parent is not None:
-        meta.append(f"parent: Trial {timeline.parent.index}")
+        meta.append(f"parent: {trial_label(timeline.parent)}")
     if timeline.strategy:
         meta.append(f"strategy {timeline.strategy}")
     return [timeline.title, *textwrap.wrap(" · ".join(meta), width=width), "=" * width]
 
 
+NO_VARIABLES = "not recorded (this trial records no variables: it runs its parent as it is)"
+
+
 def _parent_lines(timeline: Timeline, width: int) -> list[str]:
     if timeline.parent is None:
         return []
-    lines = ["", f"Changes against parent (Trial {timeline.parent.index}):"]
+    head = f"Changes against parent ({trial_label(timeline.parent)}):"
+    if not timeline.diffable:
+        return ["", *textwrap.wrap(f"{head} {NO_VARIABLES}", width=width)]
+    lines = ["", head]
     for change in timeline.changes:
         lines += change_lines(change, width=width, indent=2)
     return lines if timeline.changes else [*lines, "  (none)"]
@@ -214,7 +221,9 @@ def _blocks_text(
         ]
     if shown < timeline.event_count:
         more = timeline.event_count - shown
-        lines += ["", f"... {more} more events (view the whole trial with `dspex ui`)"]
+        trial = timeline.trial
+        whole = f"dspex experiments show {trial.experiment_id} --trial {trial.index} --full"
+        lines += ["", f"... {more} more events; the whole trial:", f"  {whole}", "  or dspex ui"]
         hidden = timeline.entries[shown:]
         scores = [e for e in hidden if e.kind == "trial_score"]
         if scores:  # the outcome is worth printing even when the events are cut short
@@ -352,6 +361,7 @@ def _header_lines(overview: Overview) -> list[tuple[str, str]]:
         rows.append(("optimizer", f"{exp.optimizer.name} {settings}"))
     if exp.tags:
         rows.append(("tags", ", ".join(exp.tags)))
+    rows += [("warning", warning) for warning in exp.warnings]
     return rows
 
 
@@ -381,7 +391,7 @@ def experiment_text(experiment: Experiment, *, width: int = 100) -> str:
             "  "
             + "  " * node.depth
             + ("└ " if node.depth else "")
-            + f"Trial {node.trial.index} ({format_score(node.trial.score)}){how}"
+            + f"{trial_label(node.trial)} ({format_score(node.trial.score)}){how}"
         )
     front = pareto_front(experiment)
     if front is not None:
@@ -394,8 +404,8 @@ def _table_text(overview: Overview, width: int) -> list[str]:
     scores = [s for s in (r.trial.score for r in overview.rows) if s is not None and _finite(s)]
     low, high = (min(0.0, *scores), max(scores)) if scores else (0.0, 1.0)
     head = (
-        f"  {'#':>3}  {'name':<24} {'score':>7}  {'parents':<8} {'strategy':<14} "
-        f"{'LM':>4} {'err':>3}  "
+        f"  {'#':>3}  {'name':<22} {'score':>7} {'scope':<9} {'n':>3}  {'parents':<7} "
+        f"{'strategy':<13} {'LM':>4} {'err':>3}  "
     )
     bar_width = max(width - len(head), 5)
     lines = [head + "plot"]
@@ -403,10 +413,11 @@ def _table_text(overview: Overview, width: int) -> list[str]:
         t = row.trial
         best = "*" if overview.best is not None and t.id == overview.best.id else " "
         parents = ",".join(str(p) for p in row.parents) or "-"
-        name = _cut(t.name or "", 24)
+        n = "" if row.n is None else str(row.n)
         lines.append(
-            f" {best}{t.index:>3}  {name:<24} {format_score(t.score):>7}  {_cut(parents, 8):<8} "
-            f"{(row.strategy or '-')[:14]:<14} {row.lm_calls:>4} {row.errors:>3}  "
+            f" {best}{t.index:>3}  {_cut(t.name or '', 22):<22} {format_score(t.score):>7} "
+            f"{_cut(row.scope or '-', 9):<9} {n:>3}  {_cut(parents, 7):<7} "
+            f"{(row.strategy or '-')[:13]:<13} {row.lm_calls:>4} {row.errors:>3}  "
             + _score_bar(t.score, low, high, bar_width)
         )
     return lines
@@ -434,18 +445,18 @@ def best_against_baseline(overview: Overview) -> list[str]:
     best, baseline, scope = overview.best, overview.baseline, overview.scope
     if best is None or scope is None:
         return ["no trial has a score over recorded examples: nothing to rank"]
-    lines = [f"best: Trial {best.index} ({format_score(best.score)}) on {scope.label}"]
+    lines = [f"best: {trial_label(best)} ({format_score(best.score)}) on {scope.label}"]
     if baseline is None:
         root = overview.root
         elsewhere = ""
         if root is not None and root.id != best.id:
             other = scope_of(root)
             where = f"on {other.label}" if other else "without recorded examples"
-            elsewhere = f"; the baseline Trial {root.index} was scored {where}"
+            elsewhere = f"; the baseline {trial_label(root)} was scored {where}"
         return [lines[0] + f": no baseline was scored on this example set{elsewhere}"]
     if baseline.id == best.id:
         return [lines[0] + ": the baseline itself; no later trial on this set scored higher"]
-    lines[0] += f", against the baseline Trial {baseline.index} ({format_score(baseline.score)})"
+    lines[0] += f", against the baseline {trial_label(baseline)} ({format_score(baseline.score)})"
     if overview.comparison is not None:
         lines.append("difference: " + overview.comparison.describe())
     return lines

@@ -17,8 +17,10 @@ in ``sequence`` order, each item nested under its enclosing module call::
     >>> timeline.title, [b.source for b in timeline.blocks]
     ('Trial 0 (Score: 0.5)', ['evaluation'])
 
-Nothing here renders; :mod:`dspex.view.text`, :mod:`dspex.view.terminal` and
-:mod:`dspex.view.html` do.
+Events keep their ``sequence`` order, except that each call tree stays in one piece
+(see :mod:`dspex.view.ordering`): with parallel workers, one worker's LM call is never
+listed under another worker's module. Nothing here renders; :mod:`dspex.view.text`,
+:mod:`dspex.view.terminal` and :mod:`dspex.view.html` do.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from functools import cached_property
 from typing import Any
 
 from dspex.model import Experiment, TraceEvent, Trial
+from dspex.view.labels import trial_label
+from dspex.view.ordering import tree_order
+from dspex.view.spans import Span, busy_time, module_self_time, trial_spans
 
 __all__ = [
     "Block",
@@ -38,6 +43,7 @@ __all__ = [
     "Description",
     "Entry",
     "Problem",
+    "Span",
     "TimeShare",
     "Timeline",
     "build_timeline",
@@ -75,6 +81,8 @@ class Entry:
     event: TraceEvent
     depth: int
     module: str | None
+    group: str = ""
+    """The id of the top event of the call tree this entry belongs to (see ordering)."""
 
     @cached_property
     def description(self) -> Description:
@@ -187,10 +195,14 @@ class Timeline:
     workers: tuple[str, ...] = ()
     modules: tuple[str, ...] = ()
     strategy: str | None = None
+    spans: tuple[Span, ...] = ()
+    diffable: bool = True
+    """False when the trial or its parent records no variables (a sampling trial runs
+    the parent's program as it is): then there is nothing to compare."""
 
     @property
     def title(self) -> str:
-        return f"Trial {self.trial.index} (Score: {format_score(self.trial.score)})"
+        return f"{trial_label(self.trial)} (Score: {format_score(self.trial.score)})"
 
     @property
     def entries(self) -> list[Entry]:
@@ -265,23 +277,32 @@ def short_json(value: Any, limit: int | None = None) -> str:
 
 def build_timeline(trial: Trial, experiment: Experiment | None = None) -> Timeline:
     """The timeline of ``trial``; ``experiment`` lets it find the parent candidate."""
+    ordered = tree_order(trial.events)
+    by_id = {e.id: e for e, _ in ordered}
+    entries = [Entry(e, _depth(e, by_id), _module_of(e, by_id), group) for e, group in ordered]
     events = sorted(trial.events, key=lambda e: e.sequence)
-    by_id = {e.id: e for e in events}
-    entries = [Entry(e, _depth(e, by_id), _module_of(e, by_id)) for e in events]
     parent = _parent_of(trial, experiment)
+    diffable = parent is not None and _has_variables(trial) and _has_variables(parent)
+    spans = trial_spans(events)
     return Timeline(
         trial=trial,
         parent=parent,
         blocks=tuple(_blocks(entries, trial)),
-        changes=tuple(variables_diff(parent, trial)) if parent is not None else (),
+        changes=tuple(variables_diff(parent, trial)) if diffable else (),
         problems=tuple(_problems(trial, entries)),
-        time_by_source=tuple(_time_shares(entries, lambda e: e.source)),
-        time_by_module=tuple(_time_shares(entries, lambda e: e.module or "(outside modules)")),
+        time_by_source=tuple(_shares(busy_time(trial, spans, experiment))),
+        time_by_module=tuple(_shares(module_self_time(spans))),
         sources=tuple(dict.fromkeys(e.source.value for e in events)),
         workers=tuple(sorted({e.worker for e in events})),
         modules=tuple(sorted({m for m in (entry.module for entry in entries) if m})),
         strategy=_strategy_of(trial, experiment),
+        spans=tuple(spans),
+        diffable=diffable or parent is None,
     )
+
+
+def _has_variables(trial: Trial) -> bool:
+    return bool(trial.variables.predictors) or trial.variables.lm is not None
 
 
 def _depth(event: TraceEvent, by_id: dict[str, TraceEvent]) -> int:
@@ -415,17 +436,7 @@ def _all_problems(trial: Trial, entries: list[Entry]) -> Iterable[Problem]:
             )
 
 
-def _time_shares(entries: list[Entry], key: Any) -> Iterable[TimeShare]:
-    """Attribute each gap between consecutive events to the earlier event's key."""
-    totals: dict[str, float] = {}
-    for current, following in zip(entries, entries[1:], strict=False):
-        a, b = current.event, following.event
-        if a.pid == b.pid:
-            gap = max(b.monotonic_ns - a.monotonic_ns, 0) / 1e6
-        else:  # clocks of different processes do not compare; timestamps do
-            gap = max((b.timestamp - a.timestamp).total_seconds() * 1000, 0.0)
-        label = key(current)
-        totals[label] = totals.get(label, 0.0) + gap
+def _shares(totals: dict[str, float]) -> Iterable[TimeShare]:
     whole = sum(totals.values())
     for label, ms in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])):
         yield TimeShare(label, ms, ms / whole if whole else 0.0)

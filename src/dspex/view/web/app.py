@@ -8,17 +8,19 @@ Routes (all GET)::
     /compare?a=EXP[:TRIAL]&b=EXP[:TRIAL]      two trials or experiments side by side
     /api/experiments                          summaries as JSON (same filters)
     /api/experiments/{experiment_id}         the experiment without events, as JSON
+    /api/experiments/{experiment_id}/progress  trials done, best per scope, time (polled
+                                              by the page of a running experiment)
     /api/experiments/{experiment_id}/trials/{id}  one trial with its events, as JSON
 
 Unknown or malformed ids answer 404, invalid filters 400, both with the message.
+Finished experiments are cached (records never change once archived); a running one is
+read again when the store's index says a trial landed.
 """
 
 from __future__ import annotations
 
 import secrets
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -38,13 +40,17 @@ from dspex.errors import (
     InvalidQueryError,
     TrialNotFound,
 )
-from dspex.model import Experiment, Trial
+from dspex.model import Experiment, ExperimentStatus, Trial
 from dspex.redact import redact
 from dspex.store import ResultStore
 from dspex.store.query import FILTERS
 from dspex.view.html import experiment_html, timeline_html
-from dspex.view.timeline import Timeline, build_timeline, format_score
+from dspex.view.labels import trial_label
+from dspex.view.progress import progress_of
+from dspex.view.timeline import Timeline, format_score
+from dspex.view.web.cache import ExperimentCache
 from dspex.view.web.compare_page import compare_context, compare_url, parse_ref
+from dspex.view.web.filters import DATE_FILTERS, active_filters, date_part, list_filters
 from dspex.view.web.serve import check_token
 
 __all__ = ["EVENTS_PER_PAGE", "create_app"]
@@ -53,11 +59,10 @@ EVENTS_PER_PAGE = 400
 """Trial pages show this many events at a time; longer trials get earlier/later links."""
 
 TOKEN_COOKIE = "dspex_token"
-_LIST_FILTERS = tuple(k for k in FILTERS if k not in ("cursor", "offset"))
-_MULTI = ("status", "tags")
 _CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
-    "img-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    "connect-src 'self'; img-src data:; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
 )
 
 
@@ -105,111 +110,50 @@ def _error_page(request: Request, status: int, message: str) -> HTMLResponse:
     return _page(request, "Error", content, [], status=status)
 
 
-def _filters(request: Request) -> dict[str, Any]:
-    """Query parameters as ResultStore filters (repeated status/tags become lists)."""
-    filters: dict[str, Any] = {}
-    for key in request.query_params:
-        if key == "token":
-            continue
-        values = [v for v in request.query_params.getlist(key) if v != ""]
-        if key in _MULTI:  # the list form's text box takes "completed,failed"
-            values = [part.strip() for v in values for part in v.split(",") if part.strip()]
-        if not values:
-            continue
-        if key in _MULTI and len(values) > 1:
-            filters[key] = values
-        else:
-            filters[key] = _typed(key, values[-1])
-    return filters
-
-
-def _typed(key: str, value: str) -> Any:
-    """Numbers arrive as text; convert those the store expects as numbers (and leave a bad
-    one as text, so that the store's own message names it)."""
-    kind = {"min_score": float, "max_score": float, "limit": int, "offset": int}.get(key)
-    if kind is None:
-        return value
-    try:
-        return kind(value)
-    except ValueError:
-        return value
-
-
-class _Cache:
-    """Recently viewed finished experiments and their timelines.
-
-    A finished experiment in a store is archived, and archived records never change,
-    so parsing it once serves every later page; running ones are always read afresh.
-    """
-
-    def __init__(self, store: ResultStore, size: int = 8) -> None:
-        self.store = store
-        self.size = size
-        self._lock = threading.Lock()
-        self._experiments: OrderedDict[str, Experiment] = OrderedDict()
-        self._timelines: OrderedDict[tuple[str, str], Timeline] = OrderedDict()
-
-    def experiment(self, experiment_id: str) -> Experiment:
-        with self._lock:
-            if experiment_id in self._experiments:
-                self._experiments.move_to_end(experiment_id)
-                return self._experiments[experiment_id]
-        experiment = self.store.get_experiment(experiment_id)
-        if experiment.status.is_final:
-            with self._lock:
-                self._experiments[experiment_id] = experiment
-                while len(self._experiments) > self.size:
-                    self._experiments.popitem(last=False)
-        return experiment
-
-    def timeline(self, experiment: Experiment, trial: Trial) -> Timeline:
-        key = (experiment.id, trial.id)
-        with self._lock:
-            if key in self._timelines:
-                self._timelines.move_to_end(key)
-                return self._timelines[key]
-        timeline = build_timeline(trial, experiment)
-        if experiment.status.is_final:
-            with self._lock:
-                self._timelines[key] = timeline
-                while len(self._timelines) > self.size * 4:
-                    self._timelines.popitem(last=False)
-        return timeline
-
-
 class _Handlers:
     """The route endpoints, bound to one store (sync: Starlette runs them in a thread)."""
 
-    def __init__(self, store: ResultStore) -> None:
+    def __init__(self, store: ResultStore, live_every: float = 2.0) -> None:
         self.store = store
-        self.cache = _Cache(store)
+        self.cache = ExperimentCache(store)
+        self.live_every = live_every
 
     def _trial_url(self, request: Request) -> Callable[[Trial], str]:
         root = request.scope.get("root_path", "")
         return lambda t: f"{root}/experiments/{t.experiment_id}/trials/{t.id}"
 
     def index(self, request: Request) -> Response:
-        filters = _filters(request)
+        filters = list_filters(request)
+        values = {k: ",".join(v) if isinstance(v, list) else str(v) for k, v in filters.items()}
+        chosen = filters.get("status", [])
         context: dict[str, Any] = {
-            "filters": [(k, FILTERS[k]) for k in _LIST_FILTERS],
-            "values": {
-                k: ",".join(v) if isinstance(v, list) else str(v) for k, v in filters.items()
-            },
+            "help": FILTERS,
+            "values": values,
+            "statuses": [s.value for s in ExperimentStatus],
+            "chosen_statuses": chosen if isinstance(chosen, list) else [chosen],
+            "orders": [("created", "newest first"), ("score", "best score first")],
+            "dates": {k: date_part(values.get(k, "")) for k in DATE_FILTERS},
+            "active": active_filters(filters),
             "store_url": self.store.url,
             "root": request.scope.get("root_path", ""),
             "experiments": None,
             "error": None,
             "total": 0,
+            "everything": 0,
+            "running": 0,
+            "live_every": int(self.live_every * 1000),
             "next_url": None,
         }
         status = 200
         try:
             page = self.store.query_experiments(filters)
             context["total"] = self.store.count_experiments(filters)
+            context["everything"] = self.store.count_experiments()
         except InvalidQueryError as exc:
             context["error"], status = str(exc), 400
         else:
             context["experiments"] = list(page)
+            context["running"] = sum(1 for s in page if s.status is ExperimentStatus.RUNNING)
             if page.next_cursor:
                 following = {k: v for k, v in filters.items() if k != "offset"}
                 following["cursor"] = page.next_cursor
@@ -218,14 +162,22 @@ class _Handlers:
         return _page(request, "Experiments", content, [], status=status)
 
     def experiment(self, request: Request) -> Response:
-        experiment = self.cache.experiment(request.path_params["experiment_id"])
+        version, experiment = self.cache.versioned(request.path_params["experiment_id"])
         root = request.scope.get("root_path", "")
-        content = experiment_html(
-            experiment,
-            trial_url=self._trial_url(request),
-            compare_url=lambda a, b: compare_url(root, a, b),
-        )
-        return _page(request, experiment.name, content, [(experiment.name, request.url.path)])
+
+        def build() -> bytes:
+            content = experiment_html(
+                experiment,
+                trial_url=self._trial_url(request),
+                compare_url=lambda a, b: compare_url(root, a, b),
+                live_url=f"{root}/api/experiments/{experiment.id}/progress",
+                live_every=self.live_every,
+            )
+            crumbs = [(experiment.name, request.url.path)]
+            return bytes(_page(request, experiment.name, content, crumbs).body)
+
+        key = ("page", experiment.id, version, root)
+        return HTMLResponse(self.cache.rendered(key, build))
 
     def compare(self, request: Request) -> Response:
         root = request.scope.get("root_path", "")
@@ -243,8 +195,13 @@ class _Handlers:
         if filters:
             timeline = timeline.filter(**filters)
         offset = _int(request.query_params.get("offset"), 0)
+        event = request.query_params.get("event")
+        if event and "offset" not in request.query_params:
+            offset = _page_of(timeline, event)
         params = {
-            k: v for k, v in request.query_params.multi_items() if k not in ("offset", "token")
+            k: v
+            for k, v in request.query_params.multi_items()
+            if k not in ("offset", "token", "event")
         }
 
         def page_url(start: int) -> str:
@@ -260,18 +217,25 @@ class _Handlers:
         root = request.scope.get("root_path", "")
         crumbs = [
             (experiment.name, f"{root}/experiments/{experiment.id}"),
-            (f"Trial {trial.index}", request.url.path),
+            (trial_label(trial), request.url.path),
         ]
-        return _page(request, f"Trial {trial.index} · {experiment.name}", content, crumbs)
+        return _page(request, f"{trial_label(trial)} · {experiment.name}", content, crumbs)
 
     def api_experiments(self, request: Request) -> Response:
-        filters = _filters(request)
+        filters = list_filters(request)
         page = self.store.query_experiments(filters)
         return _json({"experiments": [s.to_dict() for s in page], "next_cursor": page.next_cursor})
 
     def api_experiment(self, request: Request) -> Response:
-        experiment = self.store.get_experiment(request.path_params["experiment_id"])
-        return _json(_without_events(experiment))
+        version, experiment = self.cache.versioned(request.path_params["experiment_id"])
+        body = self.cache.rendered(
+            ("api", experiment.id, version), lambda: _without_events(experiment)
+        )
+        return Response(body, media_type="application/json")
+
+    def api_progress(self, request: Request) -> Response:
+        experiment = self.cache.experiment(request.path_params["experiment_id"])
+        return _json(progress_of(experiment).to_dict(self._trial_url(request)))
 
     def api_trial(self, request: Request) -> Response:
         trial = self.store.get_trial(
@@ -286,17 +250,26 @@ def _json(data: Any) -> Response:
     return Response(to_json(data, inf_nan_mode="strings"), media_type="application/json")
 
 
-def _without_events(experiment: Experiment) -> dict[str, Any]:
-    """The experiment as the API serves it: no events, no secrets in its settings."""
-    data = experiment.to_dict()
+def _without_events(experiment: Experiment) -> bytes:
+    """The record as the API serves it: each trial's events left out (``event_count``
+    instead), no secrets in its settings, non-finite numbers as strings (see :func:`_json`)."""
+    bare = experiment.replace(trials=tuple(t.replace(events=()) for t in experiment.trials))
+    data = bare.to_dict()
     data["environment"]["config"] = redact(data["environment"]["config"])
     if data["optimizer"] is not None:
         data["optimizer"]["settings"] = redact(data["optimizer"]["settings"])
     for trial, record in zip(data["trials"], experiment.trials, strict=True):
         _trial_dict(trial)
-        trial["events"] = []
         trial["event_count"] = len(record.events)
-    return data
+    return bytes(to_json(data, inf_nan_mode="strings"))
+
+
+def _page_of(timeline: Timeline, event_id: str) -> int:
+    """The offset of the page of ``timeline`` that shows ``event_id`` (0 if none does)."""
+    for position, entry in enumerate(timeline.entries):
+        if entry.event.id == event_id:
+            return position // EVENTS_PER_PAGE * EVENTS_PER_PAGE
+    return 0
 
 
 def _trial_dict(trial: dict[str, Any]) -> dict[str, Any]:
@@ -346,15 +319,17 @@ def create_app(
     *,
     token: str | None = None,
     allowed_hosts: tuple[str, ...] | None = None,
+    live_every: float = 2.0,
 ) -> Starlette:
     """The web app over ``store`` (default: the configured store).
 
     ``token``, when set, is required on every request. Without a token, requests must
     name a loopback host (``allowed_hosts``, by default 127.0.0.1, localhost, [::1]) in
-    their Host header, so a web page cannot reach the UI through DNS rebinding.
+    their Host header, so a web page cannot reach the UI through DNS rebinding. Pages of
+    running experiments check for new trials every ``live_every`` seconds.
     """
     check_token(token)
-    handlers = _Handlers(store or ResultStore.default())
+    handlers = _Handlers(store or ResultStore.default(), live_every)
     _compile_templates()
 
     async def not_found(request: Request, exc: Exception) -> Response:
@@ -375,6 +350,7 @@ def create_app(
             Route("/compare", handlers.compare),
             Route("/api/experiments", handlers.api_experiments),
             Route("/api/experiments/{experiment_id}", handlers.api_experiment),
+            Route("/api/experiments/{experiment_id}/progress", handlers.api_progress),
             Route("/api/experiments/{experiment_id}/trials/{trial_id}", handlers.api_trial),
         ],
         exception_handlers={

@@ -6,12 +6,17 @@
 Traceback (most recent call last):
 ...
 dspex.errors.ConfigError: refusing to serve the dspex UI on '0.0.0.0' ...
+
+:func:`bind` opens the listening socket before anything is printed, so that a port in
+use is one clear error (with a free port to try), not a server start that fails.
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +25,7 @@ from typing import Any
 from dspex.errors import ConfigError
 from dspex.store import ResultStore
 
-__all__ = ["check_bind", "check_token", "is_loopback", "serve"]
+__all__ = ["bind", "check_bind", "check_token", "is_loopback", "serve"]
 
 
 def is_loopback(host: str) -> bool:
@@ -62,6 +67,42 @@ def check_bind(host: str, token: str | None) -> None:
         )
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``; :class:`dspex.ConfigError` naming a free port
+    to try when this one is taken."""
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno != errno.EADDRINUSE:
+            raise ConfigError(
+                f"cannot serve the dspex UI on {host}:{port}: {exc.strerror}", key="ui.port"
+            ) from exc
+        raise ConfigError(
+            f"port {port} on {host} is in use by another program; try --port "
+            f"{free_port(host, port)} (or set ui.port)",
+            key="ui.port",
+        ) from exc
+    sock.listen(128)
+    return sock
+
+
+def free_port(host: str, near: int) -> int:
+    """A port on ``host`` that no process listens on: the next free one after ``near``."""
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    for candidate in [*range(near + 1, min(near + 50, 65536)), 0]:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host.strip("[]"), candidate))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    raise ConfigError(f"no free port on {host}", key="ui.port")
+
+
 def serve(
     store: ResultStore,
     *,
@@ -69,15 +110,18 @@ def serve(
     port: int = 8765,
     token: str | None = None,
     log_level: str = "info",
+    sock: socket.socket | None = None,
 ) -> None:
-    """Serve the UI until interrupted (blocks)."""
+    """Serve the UI until interrupted (blocks); on ``sock`` when given (see :func:`bind`)."""
     import uvicorn
 
     from dspex.view.web.app import create_app
 
     check_bind(host, token)
+    listening = sock or bind(host, port)
+    config = uvicorn.Config(create_app(store, token=token), log_level=log_level)
     with _sigterm_as_exit():
-        uvicorn.run(create_app(store, token=token), host=host, port=port, log_level=log_level)
+        uvicorn.Server(config).run(sockets=[listening])
 
 
 @contextmanager

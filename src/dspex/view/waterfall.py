@@ -1,0 +1,124 @@
+"""A trial's spans as a waterfall: one lane per worker, one bar per call, nested.
+
+Phoenix and Langfuse draw traces this way: each row is a call (an example run, a module
+call, an LM or tool call) with a bar from its start to its end on a shared time axis,
+indented under the call it happened in; optimizer events are ticks. Rows keep the
+timeline's order (:mod:`dspex.view.ordering`), so a worker's calls stay together::
+
+    >>> from dspex.view.waterfall import waterfall
+    >>> waterfall(()).rows
+    ()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dspex.view.spans import Span
+from dspex.view.timeline import Entry, Timeline
+
+__all__ = ["MAX_ROWS", "Waterfall", "WaterfallRow", "timeline_waterfall", "waterfall"]
+
+MAX_ROWS = 400
+"""More rows than this are left out (the count is shown); the timeline has them all."""
+
+_ROW_KINDS = ("example_result", "module_start", "lm_call", "tool_call")
+
+
+@dataclass(frozen=True)
+class WaterfallRow:
+    span: Span
+    label: str
+    depth: int
+    left: float
+    """Where the bar starts, in percent of the axis."""
+    width: float
+    lane_start: bool = False
+    """The first row of its worker's lane (renderers put the lane's name above it)."""
+
+    @property
+    def event_id(self) -> str:
+        return self.span.event.id
+
+
+@dataclass(frozen=True)
+class Waterfall:
+    rows: tuple[WaterfallRow, ...]
+    total_ms: float
+    left_out: int = 0
+    ticks: tuple[tuple[float, str], ...] = ()
+    """(percent, label) marks along the axis."""
+
+
+def _label(span: Span) -> str:
+    p = span.event.payload
+    if span.kind == "example_result":
+        return f"Example {p.get('example', '?')}"
+    if span.kind == "lm_call":
+        return f"LM {p.get('model', '')}".strip()
+    if span.kind == "tool_call":
+        return f"tool {p.get('tool', '?')}"
+    return str(p.get("module") or p.get("class") or "module")
+
+
+def waterfall(spans: Sequence[Span], entries: Sequence[Entry] = ()) -> Waterfall:
+    """The rows of a waterfall over ``spans``, in the order and nesting of ``entries``."""
+    timed = {s.event.id: s for s in spans if s.kind in _ROW_KINDS}
+    if not timed:
+        return Waterfall((), 0.0)
+    origin = min(s.start_ms for s in timed.values())
+    end = max(s.end_ms for s in timed.values())
+    total = max(end - origin, 1e-6)
+    ordered = _in_lane_order(timed, entries)
+    rows: list[WaterfallRow] = []
+    last_worker = None
+    for span, depth in ordered[:MAX_ROWS]:
+        left = (span.start_ms - origin) / total * 100
+        width = max(span.ms / total * 100, 0.15)
+        rows.append(
+            WaterfallRow(
+                span,
+                _label(span),
+                depth,
+                round(left, 3),
+                round(min(width, 100 - left), 3),
+                lane_start=span.worker != last_worker,
+            )
+        )
+        last_worker = span.worker
+    ticks = tuple((i * 25.0, _ms_label(total * i / 4)) for i in range(5))
+    return Waterfall(tuple(rows), total, max(len(ordered) - MAX_ROWS, 0), ticks)
+
+
+def _ms_label(ms: float) -> str:
+    return f"{ms:.1f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
+
+
+def _in_lane_order(timed: dict[str, Span], entries: Sequence[Entry]) -> list[tuple[Span, int]]:
+    """Spans grouped into worker lanes (first worker first), each lane in timeline order;
+    an example's run is indented under its example row."""
+    by_group: dict[str, list[Entry]] = {}
+    for entry in entries:
+        by_group.setdefault(entry.group, []).append(entry)
+    lanes: dict[str, list[tuple[Span, int]]] = {}
+    for members in by_group.values():
+        example = next((e for e in members if e.kind == "example_result"), None)
+        shift = 0
+        if example is not None and example.event.id in timed:
+            span = timed[example.event.id]
+            lanes.setdefault(span.worker, []).append((span, 0))
+            shift = 1
+        for entry in members:
+            inner = timed.get(entry.event.id)
+            if inner is not None and entry is not example:
+                lanes.setdefault(inner.worker, []).append((inner, entry.depth + shift))
+    if not entries:  # no timeline: spans in their own order, flat
+        for span in timed.values():
+            lanes.setdefault(span.worker, []).append((span, 0))
+    return [row for lane in lanes.values() for row in lane]
+
+
+def timeline_waterfall(timeline: Timeline) -> Waterfall:
+    """The waterfall of the events a timeline shows (a filtered one shows fewer rows)."""
+    return waterfall(timeline.spans, timeline.entries)
