@@ -29,6 +29,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from dspex.config.schema import (
     EvaluationSettings,
+    ExportSettings,
     Settings,
     StoreBackendName,
     StoreSettings,
@@ -49,10 +50,12 @@ from dspex.config.sources import (
     unknown_env_vars,
 )
 from dspex.errors import ConfigError
+from dspex.redact import MASK, is_secret_key, redact
 
 __all__ = [
     "ENVIRONMENTS",
     "EvaluationSettings",
+    "ExportSettings",
     "LoadedConfig",
     "SettingValue",
     "Settings",
@@ -159,7 +162,7 @@ def _config_error(exc: PydanticValidationError, layered: Mapping[str, SourcedVal
             source = sourced.source
             allowed = _allowed(dotted)
             lines.append(
-                f"{source}: {dotted} = {sourced.value!r}: {error['msg']}"
+                f"{source}: {dotted} = {_shown(dotted, sourced.value)}: {error['msg']}"
                 + (f" (allowed: {allowed})" if allowed else "")
             )
         first_key = first_key or dotted
@@ -167,6 +170,11 @@ def _config_error(exc: PydanticValidationError, layered: Mapping[str, SourcedVal
     return ConfigError(
         "invalid dspex configuration:\n  " + "\n  ".join(lines), key=first_key, source=first_source
     )
+
+
+def _shown(dotted: str, value: Any) -> str:
+    """A refused value as the error shows it: a secret masked, a URL without its password."""
+    return repr(MASK if is_secret_key(dotted) and value not in (None, "") else redact(value))
 
 
 def _allowed(dotted: str) -> str:
