@@ -11,7 +11,6 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator

@@ -38,7 +38,8 @@ class WatchedSession(requests.Session):
             raise
         if response.status_code >= 400:
             body = " ".join((response.text or "").split())[:200]
-            self._failed(f"HTTP {response.status_code} {response.reason}: {body}".rstrip(": "))
+            detail = f": {body}" if body and body != response.reason else ""
+            self._failed(f"HTTP {response.status_code} {response.reason}{detail}")
         return response
 
     def _failed(self, reason: str) -> None:
@@ -53,5 +54,6 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, requests.ConnectionError) and found:
         return f"could not connect: {found.group(0).strip()}"
     if isinstance(exc, requests.Timeout):
-        return f"timed out: {text[:200]}"
+        # the text repeats the URL and a float of the remaining time; one reason reads better
+        return "timed out waiting for the receiver to answer"
     return f"{type(exc).__name__}: {text[:300]}"

@@ -5,9 +5,10 @@
     ...
     report = exporter.experiment_finished(experiment)   # {"otlp_export": {...}} for the record
 
-A daemon thread maps the queued trials to spans and sends them together. A failed send
-is retried (``attempts`` times, ``retry_delay`` seconds apart, each time with the
-OpenTelemetry exporter's own retries). When the experiment ends, trials still on their
+A daemon thread maps the queued trials to spans and sends them, a trial (one trace) per
+request. A failed send is retried (``attempts`` times, ``retry_delay`` seconds apart,
+each time with the OpenTelemetry exporter's own retries); the trials queued behind it
+wait for it. When the experiment ends, trials still on their
 way get ``flush_timeout`` seconds if the receiver has been answering, none if it has
 failed; whatever was not delivered is logged and listed in the report, which the
 journal keeps in the experiment's metadata with the command that sends them again
@@ -128,30 +129,40 @@ class LiveOtlpExporter:
                     self._cond.notify_all()
 
     def _deliver(self, batch: list[_Pending]) -> None:
-        spans: list[SpanRecord] = []
-        for pending in batch:
+        for position, pending in enumerate(batch):
+            if self._given_up:
+                return
+            problem = self._send(pending)
+            with self._cond:
+                if problem is None:
+                    self._failing = False
+                    self._delivered.add(pending.trial.id)
+                    continue
+                self._failing = True
+                self._problem = problem
+                self._cond.notify_all()
+            self._retry_later(batch[position:], problem)
+            return
+
+    def _send(self, pending: _Pending) -> str | None:
+        try:
             if pending.spans is None:
                 pending.spans = trial_spans(pending.trial, pending.experiment)
-            spans.extend(pending.spans)
-        try:
-            problem = self.destination.send(spans)
+            return self.destination.send(pending.spans)
         except Exception as exc:  # noqa: BLE001 - reported like any failed send
-            problem = f"{type(exc).__name__}: {exc}"
-        with self._cond:
-            if problem is None:
-                self._failing = False
-                self._delivered.update(p.trial.id for p in batch)
-                return
-            self._failing = True
-            self._problem = problem
-            self._cond.notify_all()
-        for pending in batch:
-            pending.attempts += 1
-        retry = [p for p in batch if p.attempts < self.attempts]
+            return f"{type(exc).__name__}: {exc}"
+
+    def _retry_later(self, waiting: list[_Pending], problem: str) -> None:
+        """The first of ``waiting`` failed: count its attempt, then requeue it (if it has
+        attempts left) and the trials behind it after ``retry_delay``, unless the
+        experiment ends first."""
+        failed, behind = waiting[0], waiting[1:]
+        failed.attempts += 1
+        retry = ([failed] if failed.attempts < self.attempts else []) + behind
         logger.warning(
-            "dspex: could not send %d trial(s) to %s: %s%s",
-            len(batch), self.destination.shown_url, problem,
-            " (will retry)" if retry else "",
+            "dspex: could not send trial %s to %s: %s%s",
+            failed.trial.id, self.destination.shown_url, problem,
+            " (will retry)" if failed in retry else " (gave up on it)",
         )  # fmt: skip
         with self._cond:
             if retry and not self._cond.wait_for(lambda: self._given_up, self.retry_delay):

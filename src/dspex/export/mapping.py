@@ -168,8 +168,9 @@ class _TrialTrace:
         for span in self.spans.values():
             root.start_ns = min(root.start_ns, span.start_ns)
             root.end_ns = max(root.end_ns, span.end_ns)
-        for event in root.events:
-            root.end_ns = max(root.end_ns, event.time_ns)
+        root.events.sort(key=attrgetter("time_ns"))  # the trial's failure came first
+        if root.events:
+            root.end_ns = max(root.end_ns, root.events[-1].time_ns)
 
     # -- spans ------------------------------------------------------------------------------
 

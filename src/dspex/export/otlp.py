@@ -16,9 +16,12 @@ the request timeout (with the exporter's retries) from ``OTEL_EXPORTER_OTLP_TRAC
 from __future__ import annotations
 
 import base64
+import importlib
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from functools import cache
 from types import ModuleType
 from typing import Any
@@ -60,13 +63,13 @@ def traces_url(endpoint: str) -> str:
 def _sdk() -> ModuleType:
     """The OpenTelemetry names this module uses (:mod:`dspex.export._otel`), imported once."""
     try:
-        from dspex.export import _otel
+        otel = importlib.import_module("dspex.export._otel")
     except ImportError as exc:
         raise ExportError(
             "exporting OpenTelemetry traces needs the OpenTelemetry SDK and its OTLP "
             f"exporter, which are not installed ({exc.name}): {INSTALL_HINT}"
         ) from exc
-    return _otel
+    return otel
 
 
 def require_sdk() -> None:
@@ -140,6 +143,38 @@ def sdk_spans(records: Iterable[SpanRecord], *, project: str = "dspex") -> list[
     return spans
 
 
+class _SendingThreads(logging.Filter):
+    """Drops the OTLP exporter's log records (each retry, each failure) of the threads
+    sending for dspex, which reports the outcome itself; other threads' stay."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[int] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread not in self.threads
+
+
+_sending = _SendingThreads()
+# the exporter logs through its own module's logger, and its HTTP client through this one
+_EXPORTER_LOGGERS = (
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.common.http",
+)
+
+
+@contextmanager
+def _quietly() -> Iterator[None]:
+    for name in _EXPORTER_LOGGERS:
+        logging.getLogger(name).addFilter(_sending)  # once: a filter is added only once
+    ident = threading.get_ident()
+    _sending.threads.add(ident)
+    try:
+        yield
+    finally:
+        _sending.threads.discard(ident)
+
+
 class OtlpDestination:
     """An OTLP/HTTP receiver. Cheap to make (validates the URL); connects on :meth:`send`."""
 
@@ -199,7 +234,8 @@ class OtlpDestination:
         if exporter is None:
             return "the export was stopped (the experiment ended)"
         self._session.last_failure = None
-        result = exporter.export(sdk_spans(spans, project=self.project))
+        with _quietly():
+            result = exporter.export(sdk_spans(spans, project=self.project))
         if result is _sdk().SpanExportResult.SUCCESS:
             return None
         return self._session.last_failure or "the receiver did not accept the spans"

@@ -5,27 +5,26 @@
     outcome.summary()   # 'exported 22 trials (1478 spans) of exp_... to http://... in 0.9s'
     write_otlp_json(experiment, Path("exp.otlp.jsonl"))
 
-A running experiment exports the trials it has finished. Ids are derived from dspex ids
-(see :mod:`dspex.export.spans`), so exporting again sends the same traces.
+A running experiment exports the trials it has finished. Each trial's trace goes in a
+request of its own, so that a receiver that refuses one trial (or takes long over a
+big one: MLflow stores each request in one transaction) does not fail the others. Ids
+are derived from dspex ids (see :mod:`dspex.export.spans`), so exporting again sends
+the same traces.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dspex.errors import ExportError
 from dspex.export.mapping import trial_spans
 from dspex.export.otlp import OtlpDestination, otlp_json_lines
-from dspex.export.spans import SpanRecord
 from dspex.model import Experiment, Trial
 
-__all__ = ["BATCH_SPANS", "ExportOutcome", "send_experiment", "write_otlp_json"]
-
-BATCH_SPANS = 2000
-"""About how many spans one OTLP request carries (whole trials; one trial may exceed it)."""
+__all__ = ["ExportOutcome", "send_experiment", "write_otlp_json"]
 
 
 @dataclass
@@ -60,21 +59,20 @@ def send_experiment(
     destination: OtlpDestination,
     *,
     trial_ids: Collection[str] | None = None,
-    batch_spans: int = BATCH_SPANS,
 ) -> ExportOutcome:
-    """Send every trial of ``experiment`` (or those in ``trial_ids``) as OTLP traces."""
+    """Send every trial of ``experiment`` (or those in ``trial_ids``) as OTLP traces,
+    one request per trial."""
     started = time.perf_counter()
     outcome = ExportOutcome(experiment.id, destination.shown_url)
-    for batch in _batches(_selected(experiment, trial_ids), experiment, batch_spans):
-        spans = [span for _, trial_spans_ in batch for span in trial_spans_]
+    for trial in _selected(experiment, trial_ids):
+        spans = trial_spans(trial, experiment)
         problem = destination.send(spans)
-        outcome.trials += len(batch)
+        outcome.trials += 1
         outcome.spans += len(spans)
-        for trial, _ in batch:
-            if problem is None:
-                outcome.delivered.append(trial.id)
-            else:
-                outcome.failed[trial.id] = problem
+        if problem is None:
+            outcome.delivered.append(trial.id)
+        else:
+            outcome.failed[trial.id] = problem
     outcome.seconds = time.perf_counter() - started
     return outcome
 
@@ -113,19 +111,3 @@ def _selected(experiment: Experiment, trial_ids: Collection[str] | None) -> list
             "(see `dspex experiments show` for its trials)"
         )
     return [t for t in experiment.trials if t.id in trial_ids]
-
-
-def _batches(
-    trials: Iterable[Trial], experiment: Experiment, batch_spans: int
-) -> Iterator[list[tuple[Trial, list[SpanRecord]]]]:
-    batch: list[tuple[Trial, list[SpanRecord]]] = []
-    size = 0
-    for trial in trials:
-        spans = trial_spans(trial, experiment)
-        batch.append((trial, spans))
-        size += len(spans)
-        if size >= batch_spans:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
