@@ -18,6 +18,7 @@ __all__ = ["main"]
 COMMANDS: list[tuple[str, str]] = [
     ("dspex.cli.config_cmd", "config_group"),
     ("dspex.cli.demo_cmd", "demo"),
+    ("dspex.cli.export_cmd", "export_command"),
     ("dspex.cli.store_cmd", "experiments_group"),
     ("dspex.cli.store_cmd", "store_group"),
     ("dspex.cli.ui_cmd", "ui_command"),

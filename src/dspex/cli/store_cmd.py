@@ -138,6 +138,7 @@ def render_experiment(e: Experiment) -> str:
         ("hypothesis", e.hypothesis.research_question if e.hypothesis else ""),
         ("best score", _score(e.best_score)),
         ("best trial", e.best_trial_id or ""),
+        ("export", _export_note(e.metadata.get("otlp_export"))),
     ]
     head = "\n".join(f"{name + ':':<12}{value}" for name, value in fields if value)
     rows = [
@@ -149,6 +150,20 @@ def render_experiment(e: Experiment) -> str:
         return head + "\n\nno trials"
     headers = ("#", "TRIAL", "NAME", "STATUS", "SCORE", "EXAMPLES", "EVENTS", "DURATION")
     return head + f"\n\ntrials ({len(rows)}):\n" + render_table(headers, rows)
+
+
+def _export_note(report: Any) -> str:
+    """The live OTLP export's report (``metadata.otlp_export``) in one line."""
+    if not isinstance(report, dict):
+        return ""
+    undelivered = report.get("undelivered") or []
+    head = f"{report.get('trials')} trials to {report.get('endpoint')}"
+    if not undelivered:
+        return head + ", all delivered"
+    return (
+        f"{head}, {len(undelivered)} NOT delivered ({report.get('error')}); "
+        f"send them: {report.get('resend')}"
+    )
 
 
 @click.group("store")

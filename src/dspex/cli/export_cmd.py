@@ -1,0 +1,144 @@
+"""``dspex export EXP_ID``: an experiment out of dspex, to another tool or a file.
+
+    dspex export exp_01... --otlp http://127.0.0.1:6006            # Phoenix
+    dspex export exp_01... --otlp http://127.0.0.1:5000 --header x-mlflow-experiment-id=1
+    dspex export exp_01... --otlp-file exp.otlp.jsonl             # OTLP JSON, a trial a line
+
+Sealed and running experiments both export (a running one, the trials it finished).
+Each way out is an option of :func:`export_command` and a function in
+:data:`DESTINATIONS` under the option's parameter name, taking the experiment, the
+option's value and every option's value, and returning the line to print. Another
+format is another option and another entry; several may be given at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dspex.cli._store import cli_store, store_option
+from dspex.errors import DspexError
+from dspex.model import Experiment, ExperimentStatus
+
+__all__ = ["DESTINATIONS", "export_command"]
+
+Destination = Callable[[Experiment, Any, Mapping[str, Any]], str]
+
+
+def _to_otlp(experiment: Experiment, endpoint: str, options: Mapping[str, Any]) -> str:
+    from dspex.export import OtlpDestination, send_experiment
+
+    destination = OtlpDestination(
+        endpoint,
+        project=_project(options),
+        headers=_headers(options["headers"]),
+        timeout=options.get("timeout"),
+    )
+    try:
+        outcome = send_experiment(experiment, destination)
+    finally:
+        destination.shutdown()
+    if not outcome.ok:
+        raise click.ClickException(outcome.summary())
+    return outcome.summary()
+
+
+def _to_otlp_file(experiment: Experiment, path: Path, options: Mapping[str, Any]) -> str:
+    from dspex.export import write_otlp_json
+
+    outcome = write_otlp_json(experiment, path, project=_project(options))
+    return (
+        f"wrote {outcome.trials} trials ({outcome.spans} spans) of {experiment.id} "
+        f"as OTLP JSON to {path}"
+    )
+
+
+DESTINATIONS: dict[str, Destination] = {
+    "otlp_endpoint": _to_otlp,
+    "otlp_file": _to_otlp_file,
+}
+
+
+def _project(options: Mapping[str, Any]) -> str:
+    if options.get("project"):
+        return str(options["project"])
+    from dspex.config import get_settings
+
+    return get_settings().export.otlp_project
+
+
+def _headers(pairs: tuple[str, ...]) -> dict[str, str]:
+    headers = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name.strip():
+            raise click.BadParameter(
+                f"{name.strip() or pair!r} is not NAME=VALUE (for example "
+                "x-mlflow-experiment-id=1)",
+                param_hint="--header",
+            )
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+@click.command("export")
+@click.argument("experiment_id")
+@click.option(
+    "--otlp",
+    "otlp_endpoint",
+    metavar="ENDPOINT",
+    help="Send it as OpenTelemetry traces to this OTLP/HTTP receiver (Phoenix, Langfuse, "
+    "MLflow, a collector); a base URL gets /v1/traces appended.",
+)
+@click.option(
+    "--otlp-file",
+    "otlp_file",
+    metavar="PATH",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the same traces as OTLP JSON, one trial (an ExportTraceServiceRequest) a line.",
+)
+@click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A header of every OTLP request (repeatable), added to "
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS; never printed nor stored.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="How long one trial's request may take, the exporter's retries included "
+    "(default: OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, else 10).",
+)
+@click.option(
+    "--project",
+    metavar="NAME",
+    help="Project of the traces (openinference.project.name); default: export.otlp_project.",
+)
+@store_option
+def export_command(store_url: str | None, experiment_id: str, **options: Any) -> None:
+    """Export an experiment: its trials as OpenTelemetry traces (one trace per trial)."""
+    chosen = {name: options[name] for name in DESTINATIONS if options.get(name) is not None}
+    if not chosen:
+        raise click.UsageError("say where to: --otlp ENDPOINT and/or --otlp-file PATH")
+    store = cli_store(store_url)
+    try:
+        experiment = store.get_experiment(experiment_id)
+    except DspexError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not experiment.status.is_final:
+        status = ExperimentStatus(experiment.status).value
+        click.echo(
+            f"experiment {experiment.id} is {status}: exporting the "
+            f"{len(experiment.trials)} trials it has finished"
+        )
+    for name, value in chosen.items():
+        try:
+            click.echo(DESTINATIONS[name](experiment, value, options))
+        except DspexError as exc:
+            raise click.ClickException(str(exc)) from exc
