@@ -43,16 +43,18 @@ class Recorded:
     experiment: Experiment
 
 
-def record_simba(store: ResultStore, *, name: str = "simba-export") -> Experiment:
+def record_simba(
+    store: ResultStore, *, name: str = "simba-export", examples: int = 16, steps: int = 3
+) -> Experiment:
     """The README's experiment, smaller: a SIMBA compile on 16 examples, then an evaluation."""
     train, dev = load_arith()
     program = dspex.offline.ArithQA()
     with dspy.context(lm=dspex.offline_lm()):
         with dspex.experiment(name, program=program, program_name="qa", store=store) as exp:
             optimized = dspy.SIMBA(
-                metric=exact_match, bsize=8, num_candidates=3, max_steps=3, max_demos=2,
+                metric=exact_match, bsize=8, num_candidates=3, max_steps=steps, max_demos=2,
                 num_threads=4,
-            ).compile(program, trainset=train[:16], seed=0)  # fmt: skip
+            ).compile(program, trainset=train[:examples], seed=0)  # fmt: skip
             exp.evaluate(optimized, dev[:10], exact_match, name="final evaluation")
     return store.get_experiment(exp.id)
 
@@ -191,24 +193,35 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def phoenix_spans(
-    phoenix: Phoenix, project: str, expected: int, timeout: float = 90.0
+    phoenix: Phoenix, project: str, experiment: Experiment, timeout: float = 120.0
 ) -> list[dict[str, Any]]:
-    """The project's spans once Phoenix has stored ``expected`` of them (it inserts in the
-    background), or what it has at ``timeout``."""
+    """The project's spans once Phoenix has stored every span of ``experiment``'s trials
+    (it inserts in the background), or what it has at ``timeout``.
+
+    Polls the cheap count of root spans first: a trial's root span is sent after its
+    other spans, so once Phoenix has every root it has (nearly) every span.
+    """
+    from .expect import expected_span_count
+
+    expected = sum(expected_span_count(t) for t in experiment.trials)
     deadline = time.monotonic() + timeout
     spans: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
         try:
-            spans = list(
-                phoenix.client.spans.get_spans(project_identifier=project, limit=expected + 100)
+            roots = phoenix.client.spans.get_spans(
+                project_identifier=project, parent_id="null", limit=len(experiment.trials) + 10
             )
+            if len(roots) >= len(experiment.trials):
+                spans = _all_spans(phoenix, project, expected)
         except httpx.HTTPStatusError as exc:  # the project appears with its first span
             if exc.response.status_code != 404:
                 raise
         if len(spans) >= expected:
             time.sleep(1.0)  # anything beyond the expected would arrive now
-            return list(
-                phoenix.client.spans.get_spans(project_identifier=project, limit=expected + 100)
-            )
+            return _all_spans(phoenix, project, expected)
         time.sleep(0.5)
     return spans
+
+
+def _all_spans(phoenix: Phoenix, project: str, expected: int) -> list[dict[str, Any]]:
+    return list(phoenix.client.spans.get_spans(project_identifier=project, limit=expected + 100))

@@ -88,12 +88,12 @@ def test_a_receiver_that_never_answers_does_not_hold_up_the_recording():
 def test_live_export_to_phoenix_delivers_each_trial(phoenix, tmp_path):
     store = ResultStore.open(f"file://{tmp_path}/store").connect()
     dspex.configure(export={"otlp_endpoint": phoenix.url, "otlp_project": "live"})
-    experiment = record_simba(store, name="simba-live")
+    experiment = record_simba(store, name="simba-live", examples=8, steps=2)
     report = experiment.metadata["otlp_export"]
     assert report["delivered"] == report["trials"] == len(experiment.trials)
     assert report["undelivered"] == []
     expected = sum(expected_span_count(t) for t in experiment.trials)
-    spans = phoenix_spans(phoenix, "live", expected)
+    spans = phoenix_spans(phoenix, "live", experiment)
     assert len(spans) == expected
     assert {s["attributes"]["session.id"] for s in spans if s.get("parent_id") is None} == {
         experiment.id
@@ -110,7 +110,7 @@ def test_receiver_down_the_recording_finishes_reports_and_dspex_export_delivers_
     dspex.configure(export={"otlp_endpoint": down, "otlp_flush_timeout": 120})
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="dspex.export.live"):
-        experiment = record_simba(store, name="simba-receiver-down")
+        experiment = record_simba(store, name="simba-receiver-down", examples=8, steps=2)
     assert time.monotonic() - started < 90
     report = experiment.metadata["otlp_export"]
     assert report["trials"] == len(experiment.trials) and report["delivered"] == 0
@@ -130,4 +130,4 @@ def test_receiver_down_the_recording_finishes_reports_and_dspex_export_delivers_
     )  # fmt: skip
     assert sent.exit_code == 0, sent.output
     expected = sum(expected_span_count(t) for t in experiment.trials)
-    assert len(phoenix_spans(phoenix, "later", expected)) == expected
+    assert len(phoenix_spans(phoenix, "later", experiment)) == expected

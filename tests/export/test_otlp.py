@@ -53,10 +53,11 @@ def test_otlp_file_holds_one_trace_per_trial_as_the_exporter_encodes_it(recorded
     assert f"wrote {len(lines)} trials ({spans_total} spans) of {experiment.id}" in result.output
     for line, trial in zip(lines, experiment.trials, strict=True):
         raw = json.loads(line)
-        first = raw["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
-        assert first["traceId"] == f"{trace_id_of(trial.id):032x}"
-        assert first["spanId"] == f"{span_id_of(trial.id):016x}"
-        assert first["kind"] == 1  # SPAN_KIND_INTERNAL, as a number
+        root = raw["resourceSpans"][0]["scopeSpans"][0]["spans"][-1]  # after its children
+        assert root["traceId"] == f"{trace_id_of(trial.id):032x}"
+        assert root["spanId"] == f"{span_id_of(trial.id):016x}"
+        assert "parentSpanId" not in root
+        assert root["kind"] == 1  # SPAN_KIND_INTERNAL, as a number
         parsed = parse_otlp_json(line)
         expected = encode_spans(sdk_spans(trial_spans(trial, experiment)))
         assert parsed == expected

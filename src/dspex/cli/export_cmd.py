@@ -21,7 +21,7 @@ import click
 
 from dspex.cli._store import cli_store, store_option
 from dspex.errors import DspexError
-from dspex.model import Experiment, ExperimentStatus
+from dspex.model import Experiment
 
 __all__ = ["DESTINATIONS", "export_command"]
 
@@ -132,9 +132,8 @@ def export_command(store_url: str | None, experiment_id: str, **options: Any) ->
     except DspexError as exc:
         raise click.ClickException(str(exc)) from exc
     if not experiment.status.is_final:
-        status = ExperimentStatus(experiment.status).value
         click.echo(
-            f"experiment {experiment.id} is {status}: exporting the "
+            f"experiment {experiment.id} is {experiment.status.value}: exporting the "
             f"{len(experiment.trials)} trials it has finished"
         )
     for name, value in chosen.items():

@@ -14,7 +14,7 @@ it finishes (:class:`LiveOtlpExporter`, a :class:`TrialSink`).
 """
 
 from dspex.export.live import LiveOtlpExporter
-from dspex.export.mapping import SPAN_EVENT_KINDS, experiment_spans, trial_spans
+from dspex.export.mapping import SPAN_OPENING_KINDS, experiment_spans, trial_spans
 from dspex.export.otlp import INSTALL_HINT, OtlpDestination, otlp_json_lines, traces_url
 from dspex.export.send import ExportOutcome, send_experiment, write_otlp_json
 from dspex.export.sink import TrialSink, trial_sink_from_settings
@@ -22,7 +22,7 @@ from dspex.export.spans import SpanEventRecord, SpanLinkRecord, SpanRecord
 
 __all__ = [
     "INSTALL_HINT",
-    "SPAN_EVENT_KINDS",
+    "SPAN_OPENING_KINDS",
     "ExportOutcome",
     "LiveOtlpExporter",
     "OtlpDestination",

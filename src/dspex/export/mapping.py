@@ -53,9 +53,9 @@ from dspex.export.spans import (
 from dspex.model import EventKind, Experiment, TraceEvent, Trial
 from dspex.redact import redact
 
-__all__ = ["SPAN_EVENT_KINDS", "experiment_spans", "trial_spans"]
+__all__ = ["SPAN_OPENING_KINDS", "experiment_spans", "trial_spans"]
 
-SPAN_EVENT_KINDS = frozenset(
+SPAN_OPENING_KINDS = frozenset(
     {
         EventKind.MODULE_START,
         EventKind.LM_CALL,
@@ -110,7 +110,7 @@ class _TrialTrace:
         for event_id, parent_id in parents.items():
             self.spans[event_id].parent_span_id = self._enclosing(parent_id).span_id
         for event in self.events:
-            if event.kind not in SPAN_EVENT_KINDS and event.kind is not EventKind.MODULE_END:
+            if event.kind not in SPAN_OPENING_KINDS and event.kind is not EventKind.MODULE_END:
                 self._attach(event)
         self._cover_children()
         return [self.root, *self.spans.values()]
@@ -178,7 +178,7 @@ class _TrialTrace:
         kind = event.kind
         if kind is EventKind.MODULE_END:
             return None if event.payload.get("start_id") in self.ends else self._module(None, event)
-        if kind not in SPAN_EVENT_KINDS:
+        if kind not in SPAN_OPENING_KINDS:
             return None
         if kind is EventKind.MODULE_START:
             return self._module(event, self.ends.get(event.id))

@@ -100,10 +100,13 @@ def _resource(project: str) -> Any:
 
 
 def sdk_spans(records: Iterable[SpanRecord], *, project: str = "dspex") -> list[Any]:
-    """The OpenTelemetry SDK's ``ReadableSpan`` of each record.
+    """The OpenTelemetry SDK's ``ReadableSpan`` of each record, children before parents.
 
     The spans are built directly rather than through a ``Tracer``: they are finished
     records whose ids and times are already known, which is what exporters consume.
+    They come out in the reverse of the records' order (a trial's spans are in start
+    order, its root first), as a live tracer sends them: a span after its children.
+    Phoenix, for one, then has no ancestors' totals to update as each span arrives.
     """
     sdk = _sdk()
     resource = _resource(project)
@@ -114,7 +117,7 @@ def sdk_spans(records: Iterable[SpanRecord], *, project: str = "dspex") -> list[
         return sdk.SpanContext(trace_id, span_id, is_remote=False, trace_flags=sampled)
 
     spans = []
-    for record in records:
+    for record in reversed(list(records)):
         parent = record.parent_span_id
         status = (
             sdk.Status(sdk.StatusCode.ERROR, record.error)
