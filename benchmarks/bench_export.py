@@ -67,6 +67,20 @@ def accepting_receiver() -> Iterator[str]:
         server.server_close()
 
 
+@contextlib.contextmanager
+def quiet_loggers(*names: str) -> Iterator[None]:
+    """Only errors from these loggers (SIMBA logs each step; dspex each failed send)."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def closed_port_url() -> str:
     """A loopback URL where nothing listens (the port was free a moment ago)."""
     with socket.socket() as probe:
@@ -168,10 +182,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv or [])
     from dspex.offline import load_arith
 
-    for name in ("dspy", "dspex"):  # SIMBA logs each step; dspex each failed send
-        logging.getLogger(name).setLevel(logging.ERROR)
     train = load_arith()[0][: args.examples]
-    with accepting_receiver() as local:
+    with quiet_loggers("dspy", "dspex"), accepting_receiver() as local:
         receiver = args.otlp or local
         runs = run_recordings(args.reps, receiver, train, args.steps)
         print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
@@ -10,7 +11,9 @@ from benchmarks import bench_export
 
 @pytest.mark.slow
 def test_bench_export_prints_both_tables(capsys):
+    levels = [logging.getLogger(n).level for n in ("dspy", "dspex")]
     bench_export.main(["--reps", "1", "--examples", "8", "--steps", "1"])
+    assert [logging.getLogger(n).level for n in ("dspy", "dspex")] == levels  # left as found
     out = capsys.readouterr().out
     rows = dict(
         re.findall(r"^(no exporter|live, receiver down|live, receiver up)\s.*\s(\S+)$", out, re.M)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import dspy
@@ -58,13 +59,44 @@ def test_a_trial_refused_every_time_is_reported_with_the_command_that_resends_it
         wait_for(lambda: len(receiver.requests) >= 2)
         with caplog.at_level(logging.WARNING, logger="dspex.export.live"):
             report = exporter.experiment_finished(header)["otlp_export"]
+            exporter.trial_finished(header, experiment.trials[0])  # too late: said, not queued
     assert report["delivered"] == 0
     assert report["undelivered"] == [t.id for t in experiment.trials]
     assert report["error"] == "HTTP 400 Bad Request"
     assert report["resend"] == f"dspex export {experiment.id} --otlp {receiver.url}/v1/traces"
     assert f"4 of 4 trials of experiment {experiment.id} were not delivered" in caplog.text
-    exporter.trial_finished(header, experiment.trials[0])  # too late: said, not queued
     assert "finished after its experiment" in caplog.text
+
+
+def test_a_send_cut_short_by_the_end_does_not_hide_the_receivers_failure():
+    experiment = simba_experiment()
+    header = header_of(experiment)
+    sending, stopped = threading.Event(), threading.Event()
+
+    class StoppedMidway(OtlpDestination):
+        """The second trial is still on its way when the experiment ends."""
+
+        def send(self, spans):
+            if self.sends:
+                sending.set()
+                stopped.wait(10)
+            self.sends += 1
+            return super().send(spans)
+
+        def shutdown(self):
+            super().shutdown()
+            stopped.set()
+
+    with LocalReceiver(statuses=[400]) as receiver:
+        destination = StoppedMidway(receiver.url)
+        destination.sends = 0
+        exporter = LiveOtlpExporter(destination, attempts=1)
+        for trial in experiment.trials[:2]:
+            exporter.trial_finished(header, trial)
+        assert sending.wait(10)
+        report = exporter.experiment_finished(header)["otlp_export"]
+    assert report["undelivered"] == [t.id for t in experiment.trials[:2]]
+    assert report["error"] == "HTTP 400 Bad Request"  # not the stop of the second send
 
 
 def test_a_receiver_that_never_answers_does_not_hold_up_the_recording():

@@ -138,6 +138,8 @@ class LiveOtlpExporter:
                     self._failing = False
                     self._delivered.add(pending.trial.id)
                     continue
+                if self._given_up:  # stopped while sending: no news about the receiver
+                    return
                 self._failing = True
                 self._problem = problem
                 self._cond.notify_all()
@@ -185,7 +187,9 @@ class LiveOtlpExporter:
                 "trials": len(self._received),
                 "delivered": len(self._received) - len(undelivered),
                 "undelivered": undelivered,
-                "error": self._problem if undelivered else None,
+                "error": (self._problem or "still on its way when the experiment ended")
+                if undelivered
+                else None,
             }
         if undelivered:
             report["resend"] = f"dspex export {experiment.id} --otlp {self.destination.shown_url}"
