@@ -177,6 +177,28 @@ def test_secret_token_is_masked_in_explain(tmp_path):
     assert value_of(loaded, "ui.token").value == "********"
 
 
+def test_a_refused_value_never_shows_a_secret(tmp_path):
+    environ = {
+        "DSPEX_EXPORT_OTLP_ENDPOINT": "https://user:hunter2@otel.example/v1/traces",
+        "DSPEX_UI_PORT": "http://u:hunter3@x",
+    }
+    with pytest.raises(ConfigError) as info:
+        config.load(cwd=tmp_path, environ=environ)
+    message = str(info.value)
+    assert "export.otlp_endpoint = 'https://user:***@otel.example/v1/traces'" in message
+    assert "carries a credential" in message and "OTEL_EXPORTER_OTLP_TRACES_HEADERS" in message
+    assert "ui.port = 'http://u:***@x'" in message
+    assert "hunter2" not in message and "hunter3" not in message
+
+
+def test_otlp_endpoint_must_be_an_http_url(tmp_path):
+    with pytest.raises(ConfigError, match=r"export.otlp_endpoint = 'localhost:4318'.*http://"):
+        config.load(cwd=tmp_path, environ={"DSPEX_EXPORT_OTLP_ENDPOINT": "localhost:4318"})
+    loaded = config.load(cwd=tmp_path, environ={"DSPEX_EXPORT_OTLP_ENDPOINT": "http://h:6006"})
+    assert loaded.settings.export.otlp_endpoint == "http://h:6006"
+    assert loaded.settings.export.otlp_project == "dspex"
+
+
 def test_unknown_env_vars_are_reported_but_test_variables_are_not():
     names = config.unknown_env_vars(
         {"DSPEX_STORE_BACKNED": "x", "DSPEX_TEST_POSTGRES_URL": "y", "DSPEX_ENV": "dev"}

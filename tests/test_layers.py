@@ -31,7 +31,7 @@ RANKS = {
     "analysis": 3,
     "capture": 4,
     "journal": 5,
-    "export": 5,
+    "export": 3,
     "harness": 6,
     "optimizers": 6,
     "tracking": 7,

@@ -18,6 +18,7 @@ Every error dspex raises on purpose is a :class:`DspexError`, so callers can cat
     │   └── NotComparableError       two scores are over different examples or metrics
     ├── CaptureError                 instrumentation could not record a run
     │   └── UnsupportedOptimizerVersion  an optimizer's internals moved; capture would record less
+    ├── ExportError                  an experiment could not leave dspex (receiver, file, extra)
     └── WorkerError                  a worker pool could not start, run or stop work
         ├── WorkerStartupError       workers were not ready in time (names the ones that were not)
         ├── WorkerCrashed            a worker died while it held work
@@ -36,6 +37,7 @@ __all__ = [
     "CorruptRecordError",
     "DspexError",
     "ExperimentNotFound",
+    "ExportError",
     "ImmutableRecordError",
     "InvalidIdError",
     "InvalidQueryError",
@@ -150,6 +152,11 @@ class UnsupportedOptimizerVersion(CaptureError):
     Raised instead of silently recording less when DSPy moves a function or an
     attribute that an optimizer wrapper relies on.
     """
+
+
+class ExportError(DspexError):
+    """An experiment could not be exported: the receiver refused or could not be reached,
+    the file could not be written, or the ``dspex[otel]`` extra is not installed."""
 
 
 class WorkerError(DspexError):

@@ -59,6 +59,10 @@ _SECRET_WORDS = frozenset(
         "sig",
     }
 )
+# Keys that hold a program's own text although a word of theirs looks secret: DSPy records
+# a predictor's signature ("question -> answer") under ``signature``. In a URL query,
+# ``signature=`` still is a secret (a presigned URL's).
+_PROGRAM_TEXT_KEYS = frozenset({"signature"})
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://\S+")
@@ -144,15 +148,16 @@ def redact(value: Any) -> Any:
     """A copy of ``value`` (dicts, lists, tuples, strings) with every secret hidden.
 
     Values under secret keys become ``********`` (``None`` and empty values stay, so
-    that "not set" remains visible); URLs anywhere lose their passwords.
+    that "not set" remains visible); URLs anywhere lose their passwords. A DSPy
+    signature is program text, not a secret:
+
+        >>> redact({"signature": "question -> answer", "request_signature": "a1b2"})
+        {'signature': 'question -> answer', 'request_signature': '********'}
     """
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, Mapping):
-        return {
-            k: (MASK if is_secret_key(k) and v not in (None, "") else redact(v))
-            for k, v in value.items()
-        }
+        return {k: (MASK if _hides(k, v) else redact(v)) for k, v in value.items()}
     if isinstance(value, tuple):
         return tuple(redact(v) for v in value)
     if isinstance(value, list):
@@ -172,3 +177,7 @@ def redact_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
         )
         for key, value in settings.items()
     }
+
+
+def _hides(key: object, value: Any) -> bool:
+    return is_secret_key(key) and key not in _PROGRAM_TEXT_KEYS and value not in (None, "")

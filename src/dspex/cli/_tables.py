@@ -156,11 +156,13 @@ def experiment_summary_text(experiment: Experiment, *, width: int) -> str:
         ("best score", format_score(e.best_score) if e.best_score is not None else ""),
         ("best trial", f"#{best.index} {best.name} ({best.id})" if best is not None else ""),
         ("scored on", _scope_line(e)),
+        ("export", _export_note(e.metadata.get("otlp_export"))),
         *(("warning", w) for w in e.warnings),
     ]
     head = render([(name + ":", value) for name, value in fields if value],
                   [Column(""), Column("", wrap=True)], width=width)  # fmt: skip
     head = "\n".join(line for line in head.splitlines() if line.strip())
+    head += _export_resend(e.metadata.get("otlp_export"))
     if not e.trials:
         return head + "\n\nno trials"
     hint = textwrap.fill(
@@ -170,6 +172,25 @@ def experiment_summary_text(experiment: Experiment, *, width: int) -> str:
         break_on_hyphens=False,
     )
     return f"{head}\n\ntrials ({len(e.trials)}):\n{trials_table(e, width=width)}\n\n{hint}"
+
+
+def _export_note(report: Any) -> str:
+    """The live OTLP export's report (``metadata.otlp_export``) in one line."""
+    if not isinstance(report, dict):
+        return ""
+    undelivered = report.get("undelivered") or []
+    head = f"{report.get('trials')} trials to {report.get('endpoint')}"
+    if not undelivered:
+        return head + ", all delivered"
+    return f"{head}, {len(undelivered)} NOT delivered ({report.get('error')}); send them with:"
+
+
+def _export_resend(report: Any) -> str:
+    """The command that delivers what the live export could not, on a line of its own (a
+    wrapped command cannot be pasted)."""
+    if isinstance(report, dict) and report.get("undelivered") and report.get("resend"):
+        return f"\n  {report['resend']}"
+    return ""
 
 
 def _scope_line(e: Experiment) -> str:

@@ -29,6 +29,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from dspex.config.schema import (
     EvaluationSettings,
+    ExportSettings,
     Settings,
     StoreBackendName,
     StoreSettings,
@@ -55,6 +56,7 @@ from dspex.redact import MASK, is_secret_key, redact
 __all__ = [
     "ENVIRONMENTS",
     "EvaluationSettings",
+    "ExportSettings",
     "LoadedConfig",
     "SettingValue",
     "Settings",

@@ -11,6 +11,7 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -20,12 +21,14 @@ __all__ = [
     "AnalysisSettings",
     "SQL_URL_SCHEMES",
     "EvaluationSettings",
+    "ExportSettings",
     "Settings",
     "StoreBackendName",
     "StoreSettings",
     "UISettings",
     "WorkerAdapterName",
     "WorkersSettings",
+    "check_otlp_endpoint",
     "default_python_path",
     "sql_url_problem",
 ]
@@ -202,6 +205,57 @@ class UISettings(_Section):
         return value
 
 
+def check_otlp_endpoint(value: str) -> str:
+    """``value`` if it is an http(s) URL of an OTLP receiver without credentials in it.
+
+    >>> check_otlp_endpoint("http://127.0.0.1:6006/v1/traces")
+    'http://127.0.0.1:6006/v1/traces'
+    >>> check_otlp_endpoint("localhost:4318")
+    Traceback (most recent call last):
+    ...
+    ValueError: OTLP endpoint 'localhost:4318' is not an http:// or https:// URL ...
+    """
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"OTLP endpoint {redact_url(value)!r} is not an http:// or https:// URL with a "
+            "host (for example http://127.0.0.1:6006 or http://collector:4318/v1/traces)"
+        )
+    if redact_url(value) != value:
+        # the URL would be kept in every experiment's configuration snapshot
+        raise ValueError(
+            f"OTLP endpoint {redact_url(value)!r} carries a credential; put it in a header "
+            "instead: OTEL_EXPORTER_OTLP_TRACES_HEADERS='Authorization=Basic ...'"
+        )
+    return value
+
+
+class ExportSettings(_Section):
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP receiver (Phoenix, Langfuse, MLflow, a collector) that "
+        "each trial is sent to as OpenTelemetry traces when it finishes; unset sends "
+        "nothing. A base URL gets /v1/traces appended.",
+    )
+    otlp_project: str = Field(
+        default="dspex",
+        min_length=1,
+        description="Project the exported traces belong to (the resource attribute "
+        "openinference.project.name: the Phoenix project).",
+    )
+    otlp_flush_timeout: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds the end of an experiment waits for trials still being sent "
+        "to a receiver that answers; a receiver that failed is not waited for.",
+    )
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        return None if value is None else check_otlp_endpoint(value)
+
+
 class Settings(_Section):
     """The effective dspex configuration. Obtain it with :func:`dspex.config.get_settings`."""
 
@@ -210,6 +264,7 @@ class Settings(_Section):
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
     workers: WorkersSettings = Field(default_factory=WorkersSettings)
     ui: UISettings = Field(default_factory=UISettings)
+    export: ExportSettings = Field(default_factory=ExportSettings)
 
 
 def setting_keys() -> dict[str, str]:

@@ -27,6 +27,7 @@ from dspex.capture.program import module_paths, program_info, root_key, variable
 from dspex.capture.recorder import TrialRecorder
 from dspex.config import get_settings
 from dspex.errors import ValidationError
+from dspex.export.sink import TrialSink, trial_sink_from_settings
 from dspex.ids import new_id
 from dspex.model import (
     EnvironmentInfo,
@@ -116,6 +117,7 @@ class ExperimentJournal:
         self._trials: list[Trial] = []
         self._warnings: list[str] = []
         self._finished: Experiment | None = None
+        self._sink: TrialSink | None = None  # live export (dspex.export), opened by start()
 
     # -- identity -----------------------------------------------------------------
 
@@ -157,6 +159,8 @@ class ExperimentJournal:
         unreachable store fails at once (not when the experiment ends) and a crash
         always leaves a running experiment behind for the trials written later.
         """
+        # Live export: created first, so that a missing dspex[otel] extra fails the start.
+        self._sink = trial_sink_from_settings()
         with self._lock:
             self._experiment = self._experiment.replace(
                 status=ExperimentStatus.RUNNING, started_at=utc_now()
@@ -284,6 +288,9 @@ class ExperimentJournal:
         except Exception as exc:  # noqa: BLE001 - kept in memory and sealed at finish()
             raise_interrupt(exc)
             logger.warning("dspex: trial %s could not be written yet: %s", trial.id, exc)
+        # Live export: queues the trial and returns at once (dspex.export.live).
+        if self._sink is not None:
+            self._sink.trial_finished(self._experiment, trial)
         return trial
 
     def finish(
@@ -311,6 +318,9 @@ class ExperimentJournal:
         metadata = dict(self._experiment.metadata)
         if error is not None:
             metadata["error"] = ErrorInfo.from_exception(error).to_dict()
+        # Live export: what was not delivered is kept on the sealed record (otlp_export).
+        if self._sink is not None:
+            metadata.update(self._sink.experiment_finished(self._experiment))
         final = self._experiment.replace(
             status=status,
             completed_at=utc_now(),

@@ -1,0 +1,372 @@
+"""How a recorded trial becomes an OpenTelemetry trace (the table in ``docs/interop.md``).
+
+**One trace per trial.** A trial is what dspex finishes, stores and can send on its own
+(while the experiment still runs), so each trial is a complete trace: a root span for the
+trial, and under it, nested as recorded, one span per
+
+* module call (``module_start`` with its ``module_end``; kind CHAIN),
+* LM call (``lm_call``; kind LLM, OpenTelemetry span kind CLIENT),
+* adapter format or parse (``adapter_format``, ``adapter_parse``; kind CHAIN),
+* tool call (``tool_call``; kind TOOL),
+* evaluated example (``example_result``; kind EVALUATOR).
+
+The experiment ties its traces together: ``session.id`` is the experiment id (a Phoenix
+or Langfuse session), and a trial's parent candidates are span links to their traces.
+Everything else in the timeline (steps, decisions, created and scored candidates,
+scores, logs) becomes a span event on the span that encloses it, which for the
+optimizer's orchestration is the trial's root span: the decision that created a
+candidate sits on that candidate's span. Errors are ``exception`` events and an ERROR
+status. Payloads pass through :func:`dspex.redact.redact` first::
+
+    experiment = store.get_experiment(experiment_id)
+    for trial, spans in experiment_spans(experiment):
+        root = spans[0]          # the trial: root.attributes["dspex.score"], its decisions
+        ...                      # in root.events; spans[1:] nested by parent_span_id
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from operator import attrgetter
+from typing import Any
+
+from dspex.export.attributes import (
+    CHAIN,
+    EVALUATOR,
+    SPAN_KIND,
+    dspex_attributes,
+    exception_attributes,
+    io_attributes,
+    json_text,
+    llm_attributes,
+    tool_attributes,
+)
+from dspex.export.spans import (
+    Attributes,
+    SpanEventRecord,
+    SpanLinkRecord,
+    SpanRecord,
+    span_id_of,
+    time_ns,
+    trace_id_of,
+)
+from dspex.model import EventKind, Experiment, TraceEvent, Trial
+from dspex.redact import redact
+
+__all__ = ["SPAN_OPENING_KINDS", "experiment_spans", "trial_spans"]
+
+SPAN_OPENING_KINDS = frozenset(
+    {
+        EventKind.MODULE_START,
+        EventKind.LM_CALL,
+        EventKind.ADAPTER_FORMAT,
+        EventKind.ADAPTER_PARSE,
+        EventKind.TOOL_CALL,
+        EventKind.EXAMPLE_RESULT,
+    }
+)
+"""Event kinds that become a span of their own (and a ``module_end`` with no start)."""
+
+
+def experiment_spans(experiment: Experiment) -> Iterator[tuple[Trial, list[SpanRecord]]]:
+    """Each trial of ``experiment`` (finished ones: a running experiment has no others)
+    with the spans of its trace."""
+    for trial in experiment.trials:
+        yield trial, trial_spans(trial, experiment)
+
+
+def trial_spans(trial: Trial, experiment: Experiment) -> list[SpanRecord]:
+    """The spans of ``trial``'s trace, its root span first.
+
+    ``experiment`` may be the experiment's header (no trials): only its id, name,
+    program, optimizer and tags are read.
+    """
+    return _TrialTrace(trial, experiment).build()
+
+
+class _TrialTrace:
+    def __init__(self, trial: Trial, experiment: Experiment) -> None:
+        self.trial = trial
+        self.experiment = experiment
+        self.trace_id = trace_id_of(trial.id)
+        self.events = sorted(trial.events, key=attrgetter("sequence"))
+        self.by_id = {event.id: event for event in self.events}
+        self.ends = {
+            event.payload["start_id"]: event
+            for event in self.events
+            if event.kind is EventKind.MODULE_END and event.payload.get("start_id") in self.by_id
+        }
+        self.common: Attributes = {"dspex.experiment_id": experiment.id, "dspex.trial_id": trial.id}
+        self.root = self._root()
+        self.spans: dict[str, SpanRecord] = {}  # by the id of the event that opened it
+
+    def build(self) -> list[SpanRecord]:
+        parents: dict[str, str | None] = {}
+        for event in self.events:
+            span = self._span_of(event)
+            if span is not None:
+                self.spans[event.id] = span
+                parents[event.id] = event.parent_id
+        for event_id, parent_id in parents.items():
+            self.spans[event_id].parent_span_id = self._enclosing(parent_id).span_id
+        for event in self.events:
+            if event.kind not in SPAN_OPENING_KINDS and event.kind is not EventKind.MODULE_END:
+                self._attach(event)
+        self._cover_children()
+        return [self.root, *self.spans.values()]
+
+    # -- the trial ------------------------------------------------------------------------
+
+    def _root(self) -> SpanRecord:
+        trial, experiment = self.trial, self.experiment
+        attributes: Attributes = {
+            SPAN_KIND: CHAIN,
+            "session.id": experiment.id,
+            **self.common,
+            "dspex.experiment_name": experiment.name,
+            "dspex.program": experiment.program.name,
+            "dspex.trial_index": trial.index,
+            "dspex.trial_name": trial.name,
+            "dspex.trial_status": trial.status.value,
+            **_score_attributes(trial),
+            **io_attributes("input", redact(trial.variables.to_dict())),
+            **io_attributes("output", _outcome(trial)),
+        }
+        if experiment.optimizer is not None:
+            attributes["dspex.optimizer"] = experiment.optimizer.name
+        if trial.parent_trial_ids:
+            attributes["dspex.parent_trial_ids"] = list(trial.parent_trial_ids)
+        if isinstance(trial.metadata.get("role"), str):
+            attributes["dspex.role"] = str(trial.metadata["role"])
+        if trial.metadata:
+            attributes["metadata"] = json_text(redact(trial.metadata))
+        if experiment.tags:
+            attributes["tag.tags"] = list(experiment.tags)
+        last = self.events[-1].timestamp if self.events else trial.started_at
+        root = SpanRecord(
+            trace_id=self.trace_id,
+            span_id=span_id_of(trial.id),
+            parent_span_id=None,
+            name=trial.name or f"trial {trial.index}",
+            start_ns=time_ns(trial.started_at),
+            end_ns=time_ns(trial.finished_at or last),
+            attributes=attributes,
+            links=[
+                SpanLinkRecord(trace_id_of(p), span_id_of(p), {"dspex.trial_id": p})
+                for p in trial.parent_trial_ids
+            ],
+        )
+        if trial.error is not None:
+            failure = exception_attributes(trial.error.to_dict())
+            root.events.append(SpanEventRecord("exception", root.end_ns, failure))
+            root.fail(f"{trial.error.type}: {trial.error.message}")
+        return root
+
+    def _cover_children(self) -> None:
+        """Widen the root span to its children (a parent drawn shorter than a child misleads)."""
+        root = self.root
+        for span in self.spans.values():
+            root.start_ns = min(root.start_ns, span.start_ns)
+            root.end_ns = max(root.end_ns, span.end_ns)
+        root.events.sort(key=attrgetter("time_ns"))  # the trial's failure came first
+        if root.events:
+            root.end_ns = max(root.end_ns, root.events[-1].time_ns)
+
+    # -- spans ------------------------------------------------------------------------------
+
+    def _span_of(self, event: TraceEvent) -> SpanRecord | None:
+        kind = event.kind
+        if kind is EventKind.MODULE_END:
+            return None if event.payload.get("start_id") in self.ends else self._module(None, event)
+        if kind not in SPAN_OPENING_KINDS:
+            return None
+        if kind is EventKind.MODULE_START:
+            return self._module(event, self.ends.get(event.id))
+        payload = redact(event.payload)
+        name, attributes = _CALLS[kind](payload)
+        span = self._span(event, name, attributes, *_call_times(event, payload))
+        if kind is EventKind.LM_CALL:
+            span.kind = "client"
+        self._fail_on(span, payload.get("error"), span.end_ns)
+        return span
+
+    def _module(self, start: TraceEvent | None, end: TraceEvent | None) -> SpanRecord:
+        opening = start or end
+        assert opening is not None
+        begin = redact(start.payload) if start is not None else {}
+        finish = redact(end.payload) if end is not None else {}
+        described = begin or finish
+        info = {
+            "module": described.get("module"),
+            "module_class": described.get("class"),
+            "signature": begin.get("signature") or None,
+        }
+        attributes: Attributes = {
+            SPAN_KIND: CHAIN,
+            **dspex_attributes(info),
+            **io_attributes("input", begin.get("inputs")),
+            **io_attributes("output", finish.get("outputs")),
+        }
+        if end is not None and start is not None:
+            attributes["dspex.end_event_id"] = end.id
+        if start is None:
+            times = _call_times(opening, finish)
+        else:
+            last = end.timestamp if end is not None else self.trial.finished_at
+            times = (time_ns(start.timestamp), time_ns(last or start.timestamp))
+            if end is None:
+                attributes["dspex.unfinished"] = True  # the trial ended inside this call
+        name = str(described.get("module") or "module")
+        span = self._span(opening, name, attributes, *times)
+        self._fail_on(span, finish.get("error"), span.end_ns)
+        return span
+
+    def _span(
+        self, event: TraceEvent, name: str, attributes: Attributes, start_ns: int, end_ns: int
+    ) -> SpanRecord:
+        return SpanRecord(
+            trace_id=self.trace_id,
+            span_id=span_id_of(event.id),
+            parent_span_id=self.root.span_id,
+            name=name,
+            start_ns=start_ns,
+            end_ns=max(end_ns, start_ns),
+            attributes={
+                **attributes,
+                **self.common,
+                "dspex.event_id": event.id,
+                "dspex.worker": event.worker,
+            },
+        )
+
+    @staticmethod
+    def _fail_on(span: SpanRecord, error: Any, at_ns: int) -> None:
+        if isinstance(error, Mapping) and error:
+            span.events.append(SpanEventRecord("exception", at_ns, exception_attributes(error)))
+            span.fail(f"{error.get('type', 'error')}: {error.get('message', '')}")
+
+    def _enclosing(self, parent_id: str | None) -> SpanRecord:
+        """The span of the nearest ancestor event that has one; the root span otherwise."""
+        seen: set[str] = set()
+        while parent_id is not None and parent_id not in seen:
+            seen.add(parent_id)
+            span = self.spans.get(parent_id)
+            if span is not None:
+                return span
+            parent = self.by_id.get(parent_id)
+            if parent is None:
+                break
+            parent_id = parent.parent_id
+        return self.root
+
+    # -- span events --------------------------------------------------------------------------
+
+    def _attach(self, event: TraceEvent) -> None:
+        target = self._enclosing(event.parent_id)
+        payload = redact(event.payload)
+        at_ns = time_ns(event.timestamp)
+        if event.kind is EventKind.ERROR:
+            failure = {**exception_attributes(payload), "dspex.event_id": event.id}
+            target.events.append(SpanEventRecord("exception", at_ns, failure))
+            target.fail(f"{payload.get('type', 'error')}: {payload.get('message', '')}")
+            return
+        attributes = {**dspex_attributes(payload), "dspex.event_id": event.id}
+        target.events.append(SpanEventRecord(f"dspex.{event.kind.value}", at_ns, attributes))
+        strategy = payload.get("strategy")
+        if (
+            event.kind is EventKind.CANDIDATE_CREATED
+            and payload.get("candidate") == self.trial.id
+            and isinstance(strategy, str)
+        ):
+            self.root.attributes["dspex.strategy"] = strategy
+
+
+def _call_times(event: TraceEvent, payload: Mapping[str, Any]) -> tuple[int, int]:
+    """(start, end) of a call recorded when it ended, with its ``latency_ms``."""
+    end = time_ns(event.timestamp)
+    latency = payload.get("latency_ms")
+    if isinstance(latency, int | float) and not isinstance(latency, bool) and latency > 0:
+        return end - int(latency * 1_000_000), end
+    return end, end
+
+
+def _lm_call(payload: Mapping[str, Any]) -> tuple[str, Attributes]:
+    attributes = llm_attributes(payload)
+    attributes.update(dspex_attributes(payload, skip=_LM_KEYS))
+    return f"chat {payload.get('model') or 'lm'}", attributes
+
+
+_LM_KEYS = frozenset(
+    {"model", "messages", "response", "settings", "usage", "cost", "latency_ms", "error"}
+)
+
+
+def _adapter(suffix: str) -> Any:
+    def describe(payload: Mapping[str, Any]) -> tuple[str, Attributes]:
+        attributes: Attributes = {
+            SPAN_KIND: CHAIN,
+            **dspex_attributes(payload, skip=frozenset({"latency_ms", "error", "completion"})),
+            **io_attributes("input", payload.get("completion")),  # kept when parsing failed
+        }
+        return f"{payload.get('adapter') or 'Adapter'}.{suffix}", attributes
+
+    return describe
+
+
+def _tool_call(payload: Mapping[str, Any]) -> tuple[str, Attributes]:
+    attributes = tool_attributes(payload)
+    attributes.update(dspex_attributes({"module": payload.get("module")}))
+    return f"execute_tool {payload.get('tool') or 'tool'}", attributes
+
+
+def _example(payload: Mapping[str, Any]) -> tuple[str, Attributes]:
+    value = payload.get("value")
+    attributes: Attributes = {
+        SPAN_KIND: EVALUATOR,
+        **io_attributes("input", {k: payload.get(k) for k in ("inputs", "labels")}),
+        **io_attributes("output", payload.get("prediction")),
+        **dspex_attributes(
+            payload,
+            skip=frozenset({"inputs", "labels", "prediction", "value", "latency_ms", "error"}),
+        ),
+    }
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        attributes["dspex.score"] = float(value)
+    return f"example {payload.get('example', '')}".rstrip(), attributes
+
+
+_CALLS = {
+    EventKind.LM_CALL: _lm_call,
+    EventKind.ADAPTER_FORMAT: _adapter("format"),
+    EventKind.ADAPTER_PARSE: _adapter("parse"),
+    EventKind.TOOL_CALL: _tool_call,
+    EventKind.EXAMPLE_RESULT: _example,
+}
+
+
+def _score_attributes(trial: Trial) -> Attributes:
+    attributes: Attributes = {}
+    if trial.score is not None:
+        attributes["dspex.score"] = trial.score
+    scope = trial.score_scope
+    if scope is not None:
+        attributes.update(
+            {
+                "dspex.score_scope": scope.name,
+                "dspex.score_n": scope.n,
+                "dspex.score_fingerprint": scope.fingerprint,
+            }
+        )
+        if scope.metric:
+            attributes["dspex.score_metric"] = scope.metric
+    return attributes
+
+
+def _outcome(trial: Trial) -> dict[str, Any]:
+    outcome: dict[str, Any] = {"status": trial.status.value, "score": trial.score}
+    if trial.example_results:
+        outcome["examples"] = len(trial.example_results)
+        outcome["failed_examples"] = sum(1 for r in trial.example_results if r.error)
+    if trial.error is not None:
+        outcome["error"] = f"{trial.error.type}: {trial.error.message}"
+    return outcome
