@@ -25,8 +25,8 @@ from typing import Any
 from dspy.utils.callback import BaseCallback
 from dspy.utils.callback_context import ACTIVE_CALL_ID
 
-from dspex.capture.context import CaptureListener, active_listener, active_recorder
-from dspex.capture.dspy_bridge import add_lm_history_listener
+from dspex.capture.context import RECORDER_KEY, CaptureListener, active_listener, active_recorder
+from dspex.capture.dspy_bridge import add_lm_history_listener, lookup
 from dspex.capture.jsonable import jsonable
 from dspex.capture.program import (
     class_path,
@@ -93,7 +93,7 @@ class DspexCallback(BaseCallback):
         (its parent), and the listener that placed it when it is a top-level direct call."""
         parent_call = ACTIVE_CALL_ID.get()
         enclosing = self._calls.get(parent_call) if parent_call else None
-        recorder = active_recorder()
+        recorder = lookup(RECORDER_KEY)
         if recorder is not None:
             if enclosing is not None and enclosing.recorder.trial_id != recorder.trial_id:
                 enclosing = None  # recorded into another trial: not this call's parent
@@ -147,7 +147,7 @@ class DspexCallback(BaseCallback):
         payload = {
             "module": module,
             "class": cls,
-            "signature": _signature_text(getattr(instance, "signature", None)),
+            "signature": _signature_text(_own_attribute(instance, "signature")),
             "inputs": jsonable(inputs.get("kwargs", inputs)),
         }
         parent_id = enclosing.event_id if enclosing is not None else None
@@ -336,9 +336,13 @@ _instances: weakref.WeakSet[DspexCallback] = weakref.WeakSet()
 
 
 def _history_to_callbacks(entry: dict[str, Any]) -> None:
-    # only the callback that saw this LM call start holds it in its calls
+    # only the callback that saw this LM call start holds it in its calls (the shared one,
+    # nearly always: it is asked first)
+    shared = _shared
+    if shared is not None and shared._history_entry(entry):
+        return
     for callback in list(_instances):
-        if callback._history_entry(entry):
+        if callback is not shared and callback._history_entry(entry):
             return
     _record_unseen_lm_call(entry)
 
@@ -415,6 +419,15 @@ def _class_path(instance: Any) -> str:
             _class_paths.clear()
         path = _class_paths[cls] = class_path(cls)
     return path
+
+
+def _own_attribute(instance: Any, name: str) -> Any:
+    """``instance.name`` when set on the instance itself, read past DSPy's Python-level
+    ``Module.__getattribute__`` (it runs for every attribute of a module, on every call)."""
+    try:
+        return object.__getattribute__(instance, "__dict__").get(name)
+    except AttributeError:
+        return getattr(instance, name, None)
 
 
 def _signature_text(signature: Any) -> str:

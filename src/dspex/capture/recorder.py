@@ -58,8 +58,17 @@ def current_worker_name() -> str:
     worker = pool_worker_name()
     if worker is not None:
         return worker
-    name = threading.current_thread().name
-    return "main" if name == "MainThread" else (name or "thread")
+    try:
+        return str(_thread_names.name)
+    except AttributeError:
+        name = threading.current_thread().name
+        _thread_names.name = name = "main" if name == "MainThread" else (name or "thread")
+        return name
+
+
+# A thread's name, looked up once per thread: emit() asks for it on every event.
+_thread_names = threading.local()
+_new_tuple = tuple.__new__  # a RawEvent made without the namedtuple's Python-level __new__
 
 
 # One series of event ids per process, shared by every recorder: a recorder per example
@@ -113,17 +122,20 @@ class TrialRecorder:
         """
         event_id = _next_event_id()
         self._raw.append(
-            RawEvent(
-                event_id,
-                time.time_ns(),
-                time.monotonic_ns(),
-                source,
-                kind,
-                payload,
-                parent_id,
-                self._pid,
-                current_worker_name(),
-                json_ready,
+            _new_tuple(
+                RawEvent,
+                (
+                    event_id,
+                    time.time_ns(),
+                    time.monotonic_ns(),
+                    source,
+                    kind,
+                    payload,
+                    parent_id,
+                    self._pid,
+                    current_worker_name(),
+                    json_ready,
+                ),
             )
         )
         return event_id

@@ -11,9 +11,11 @@ from dspex.capture.callback import error_payload
 from dspex.capture.context import RECORDER_KEY, active_recorder
 from dspex.capture.dspy_bridge import pop, push
 from dspex.capture.jsonable import jsonable
+from dspex.capture.program import variables_of
 from dspex.capture.recorder import TrialRecorder
 from dspex.journal import ExperimentJournal
 from dspex.model import OptimizerInfo
+from dspex.optimizers.units import changes_between
 from dspex.redact import redact
 
 __all__ = ["PRIVATE_MARK", "RESULT_MARK", "GenericHook", "OptimizerHook", "optimizer_info"]
@@ -139,6 +141,30 @@ class OptimizerHook:
                 setattr(outputs, RESULT_MARK, trial_id)
             except AttributeError:  # not a module we can annotate (a plain value)
                 pass
+
+    def record_result(self, program: Any, strategy: str) -> None:
+        """The compile's result as a ``candidate_created`` on the compile trial, with the
+        changes from the student to ``program`` (None: the result is not a program whose
+        variables say what changed); the trial's variables become ``program``'s."""
+        assert self.recorder is not None
+        changes: list[dict[str, Any]] = []
+        if program is not None:
+            name = self.journal.program_name
+            before, after = variables_of(self.student, name), variables_of(program, name)
+            changes = changes_between(before, after)
+            self.journal.update_trial(self.recorder, program=program)
+        self.recorder.emit(
+            "orchestration",
+            "candidate_created",
+            {
+                "optimizer": self.name,
+                "candidate": self.recorder.trial_id,
+                "name": f"{self.name} result",
+                "parents": [],
+                "strategy": strategy,
+                "changes": changes,
+            },
+        )
 
     def install(self) -> None:
         """Wrap the optimizer's internals (nothing for the generic hook)."""

@@ -13,11 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from dspex.capture.callback import error_payload
-from dspex.capture.program import module_paths, variables_of
+from dspex.capture.program import module_paths
 from dspex.optimizers import register_hook
 from dspex.optimizers.base import OptimizerHook
 from dspex.optimizers.patching import require_attribute
-from dspex.optimizers.units import changes_between
 
 __all__ = ["BootstrapFewShotHook"]
 
@@ -117,22 +116,7 @@ class BootstrapFewShotHook(OptimizerHook):
 
     def finish(self, outputs: Any, exception: BaseException | None) -> None:
         if exception is None and outputs is not None and self.recorder is not None:
-            name = self.journal.program_name
-            before = variables_of(self.student, name)
-            after = variables_of(outputs, name)
-            self.journal.update_trial(self.recorder, program=outputs)
-            self.recorder.emit(
-                "orchestration",
-                "candidate_created",
-                {
-                    "optimizer": NAME,
-                    "candidate": self.recorder.trial_id,
-                    "name": f"{NAME} result",
-                    "parents": [],
-                    "strategy": "bootstrap",
-                    "changes": changes_between(before, after),
-                },
-            )
+            self.record_result(outputs, "bootstrap")
         super().finish(outputs, exception)
 
 

@@ -39,7 +39,7 @@ from dspex.optimizers.patching import (
     require_attribute,
     require_locals,
 )
-from dspex.optimizers.units import changes_between, finish_scored, record_runs
+from dspex.optimizers.units import RecordedEvaluate, changes_between, finish_scored, record_runs
 
 __all__ = ["CoproHook"]
 
@@ -68,20 +68,6 @@ class _Round:
     depth: int
     predictor: int
     tried: list[_Candidate] = field(default_factory=list)
-
-
-class _RecordedEvaluate:
-    """COPRO's ``Evaluate`` instance, with each call recorded as a candidate trial."""
-
-    def __init__(self, hook: CoproHook, evaluate: Any) -> None:
-        self._hook = hook
-        self._evaluate = evaluate
-
-    def __call__(self, program: Any, *args: Any, **kwargs: Any) -> Any:
-        return self._hook.evaluate(self._evaluate, program, *args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._evaluate, name)
 
 
 class CoproHook(OptimizerHook):
@@ -152,7 +138,7 @@ class CoproHook(OptimizerHook):
     # -- Evaluate: one candidate per call -------------------------------------------------
 
     def evaluator(self, original: Any, *args: Any, **kwargs: Any) -> Any:
-        return _RecordedEvaluate(self, original(*args, **kwargs))
+        return RecordedEvaluate(self, original(*args, **kwargs))
 
     def evaluate(self, evaluate: Any, program: Any, *args: Any, **kwargs: Any) -> Any:
         local = compile_locals("evaluated_candidates", COMPILE_LOCALS)

@@ -101,18 +101,7 @@ class KnnFewShotHook(OptimizerHook):
                     "details": {"k": knn.k, "trainset": len(knn.trainset), "bootstrap": settings},
                 },
             )
-            self.recorder.emit(
-                "orchestration",
-                "candidate_created",
-                {
-                    "optimizer": NAME,
-                    "candidate": self.recorder.trial_id,
-                    "name": f"{NAME} result",
-                    "parents": [],
-                    "strategy": "knn",
-                    "changes": [],
-                },
-            )
+            self.record_result(None, "knn")
         super().finish(outputs, exception)
 
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dspex.capture.program import program_name, variables_of
+from dspex.capture.program import program_name
 from dspex.optimizers import register_hook
 from dspex.optimizers.base import OptimizerHook
-from dspex.optimizers.units import changes_between
 
 __all__ = ["LabeledFewShotHook"]
 
@@ -59,21 +58,7 @@ class LabeledFewShotHook(OptimizerHook):
                 "details": {"k": k, "sample": sample, "trainset_indices": chosen},
             },
         )
-        self.journal.update_trial(self.recorder, program=outputs)
-        self.recorder.emit(
-            "orchestration",
-            "candidate_created",
-            {
-                "optimizer": NAME,
-                "candidate": self.recorder.trial_id,
-                "name": f"{NAME} result",
-                "parents": [],
-                "strategy": "labeled",
-                "changes": changes_between(
-                    variables_of(self.student, root), variables_of(outputs, root)
-                ),
-            },
-        )
+        self.record_result(outputs, "labeled")
 
 
 register_hook(NAME, LabeledFewShotHook)

@@ -34,7 +34,7 @@ from dspex.optimizers.patching import (
     require_attribute,
     require_locals,
 )
-from dspex.optimizers.units import changes_between, finish_scored, record_runs
+from dspex.optimizers.units import RecordedEvaluate, changes_between, finish_scored, record_runs
 
 __all__ = ["RandomSearchHook"]
 
@@ -83,20 +83,6 @@ def describe_seed(seed: int, size: int | None) -> tuple[str, str, str]:
     )
 
 
-class _RecordedEvaluate:
-    """The search's ``Evaluate`` instance, with its call recorded as the seed's candidate."""
-
-    def __init__(self, hook: RandomSearchHook, evaluate: Any) -> None:
-        self._hook = hook
-        self._evaluate = evaluate
-
-    def __call__(self, program: Any, *args: Any, **kwargs: Any) -> Any:
-        return self._hook.evaluate(self._evaluate, program, *args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._evaluate, name)
-
-
 class RandomSearchHook(OptimizerHook):
     """Records each seed's candidate with its score and demos, and the winner."""
 
@@ -130,7 +116,7 @@ class RandomSearchHook(OptimizerHook):
     # -- one candidate per seed --------------------------------------------------------------
 
     def evaluator(self, original: Any, *args: Any, **kwargs: Any) -> Any:
-        return _RecordedEvaluate(self, original(*args, **kwargs))
+        return RecordedEvaluate(self, original(*args, **kwargs))
 
     def evaluate(self, evaluate: Any, program: Any, *args: Any, **kwargs: Any) -> Any:
         local = compile_locals("score_data", COMPILE_LOCALS)

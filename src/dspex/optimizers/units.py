@@ -43,6 +43,7 @@ from dspex.model import ErrorInfo, ExampleResult, ScoreScope, Trial, Variables
 
 __all__ = [
     "EvaluationUnit",
+    "RecordedEvaluate",
     "changes_between",
     "finish_scored",
     "mean_score",
@@ -75,6 +76,22 @@ def changes_between(before: Variables, after: Variables) -> list[dict[str, Any]]
                 }
             )
     return changes
+
+
+class RecordedEvaluate:
+    """An optimizer's ``dspy.Evaluate`` instance whose calls go to ``hook.evaluate(evaluate,
+    program, ...)`` (the hook records the call as a candidate's trial); every other
+    attribute is the instance's own. COPRO and the random search build one per compile."""
+
+    def __init__(self, hook: Any, evaluate: Any) -> None:
+        self._hook = hook
+        self._evaluate = evaluate
+
+    def __call__(self, program: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._hook.evaluate(self._evaluate, program, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._evaluate, name)
 
 
 # -- runs another component executed, and scores -------------------------------------
