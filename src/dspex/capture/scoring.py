@@ -129,8 +129,18 @@ def example_inputs(example: Any) -> dict[str, Any]:
     )
 
 
-def example_fields(example: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(inputs, labels)`` of an example, as JSON data (see the module docs for the rule)."""
+def example_fields(
+    example: Any, inputs: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(inputs, labels)`` of an example, as JSON data (see the module docs for the rule).
+
+    ``inputs``: the ones :func:`example_inputs` already gave (the program ran with them);
+    the labels are then the example's other fields, without asking DSPy again.
+    """
+    items = getattr(example, "items", None)
+    if inputs is not None and callable(items):
+        labels = {k: v for k, v in items() if k not in inputs}
+        return jsonable(dict(inputs)), jsonable(labels)
     inputs_of = getattr(example, "inputs", None)
     if callable(inputs_of):
         try:
@@ -177,11 +187,12 @@ class ExampleRun:
     cost: float | None = None
     worker: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    inputs: Mapping[str, Any] | None = None  # what the program was called with, if known
 
 
 def record_example(recorder: TrialRecorder, run: ExampleRun, metric: str) -> ExampleResult:
     """The example's result, after emitting its ``example_result`` event into ``recorder``."""
-    inputs, labels = example_fields(run.example)
+    inputs, labels = example_fields(run.example, run.inputs)
     error = run.error
     value = 0.0
     if error is None:

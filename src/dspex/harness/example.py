@@ -68,7 +68,7 @@ def is_async_only(program: Any) -> bool:
 def run_example(task: ExampleTask) -> ExampleOutcome:
     """Run ``task.program`` on ``task.example`` and score it with ``task.metric``."""
     recorder = _recorder(task)
-    prediction, error, started = None, None, time.perf_counter()
+    prediction, error, inputs, started = None, None, None, time.perf_counter()
     with recording(recorder):
         try:
             inputs = example_inputs(task.example)
@@ -78,19 +78,20 @@ def run_example(task: ExampleTask) -> ExampleOutcome:
                 prediction = task.program(**inputs)
         except Exception as exc:  # noqa: BLE001 - recorded on the example, the run goes on
             error = ErrorInfo.from_exception(exc)
-    return _score(task, recorder, prediction, error, started)
+    return _score(task, recorder, prediction, error, started, inputs)
 
 
 async def arun_example(task: ExampleTask) -> ExampleOutcome:
     """:func:`run_example` in the caller's event loop (``acall`` for every program)."""
     recorder = _recorder(task)
-    prediction, error, started = None, None, time.perf_counter()
+    prediction, error, inputs, started = None, None, None, time.perf_counter()
     with recording(recorder):
         try:
-            prediction = await task.program.acall(**example_inputs(task.example))
+            inputs = example_inputs(task.example)
+            prediction = await task.program.acall(**inputs)
         except Exception as exc:  # noqa: BLE001 - recorded on the example, the run goes on
             error = ErrorInfo.from_exception(exc)
-    return _score(task, recorder, prediction, error, started)
+    return _score(task, recorder, prediction, error, started, inputs)
 
 
 def _recorder(task: ExampleTask) -> TrialRecorder:
@@ -106,6 +107,7 @@ def _score(
     prediction: Any,
     error: ErrorInfo | None,
     started: float,
+    inputs: dict[str, Any] | None,
 ) -> ExampleOutcome:
     latency_ms = (time.perf_counter() - started) * 1000
     value = None
@@ -125,6 +127,7 @@ def _score(
         tokens=tokens,
         cost=cost,
         worker=current_worker_name(),
+        inputs=inputs,
     )
     result = record_example(recorder, run, metric_name(task.metric))
     return ExampleOutcome(result, recorder.raw_events())
