@@ -56,6 +56,8 @@ def test_proposals_tips_and_optuna_trials_are_recorded(lm, arith, store):
     assert len(candidates) == 4
     default = next(t for t in archived.trials if t.name == "default program")
     assert len(default.example_results) == 8
+    # examples run through dspy.Evaluate still carry latency and tokens, from the events
+    assert all(r.latency_ms is not None and r.tokens > 0 for r in default.example_results)
     valset = examples_fingerprint(example_key(*example_split(ex)) for ex in dev[:8])
     assert default.score_scope.fingerprint == valset and default.score_scope.n == 8
     for trial in candidates:
