@@ -17,7 +17,8 @@ recorder pays), with a zero-latency LM (cache off), one thread:
 Wall time, since writing the record is part of the cost. Configurations run interleaved
 in a rotating order within each repetition; the table gives medians and the median of
 the per-repetition ratios to the floor (paired: a slow spell of the machine hits both).
-Every dspex run is checked to have recorded as many LM calls as the LM answered.
+Every dspex run is checked, after the timing, to have recorded as many LM calls as the LM
+answered.
 """
 
 from __future__ import annotations
@@ -57,14 +58,23 @@ class Setup:
         self.store = dspex.ResultStore.open(f"file://{tmp}/store")
         self.mlflow_callback, self.note = _mlflow(tmp) if mlflow else (None, "MLflow left out")
         self.unrecorded = 0
+        self._to_check: list[tuple[str, int]] = []
 
     def metric(self, example: Any, prediction: Any, trace: Any = None) -> bool:
         return bool(example.answer == prediction.answer)
 
     def _checked(self, experiment_id: str, made_before: int) -> None:
-        archived = self.store.get_experiment(experiment_id)
-        recorded = sum(1 for t in archived.trials for e in t.events if e.kind == "lm_call")
-        self.unrecorded += abs((self.engine.calls - made_before) - recorded)
+        """Remember what a run made, to be checked by :meth:`check` outside the timing."""
+        self._to_check.append((experiment_id, self.engine.calls - made_before))
+
+    def check(self) -> int:
+        """LM calls made but not recorded (or recorded but not made) by the runs so far."""
+        for experiment_id, made in self._to_check:
+            archived = self.store.get_experiment(experiment_id)
+            recorded = sum(1 for t in archived.trials for e in t.events if e.kind == "lm_call")
+            self.unrecorded += abs(made - recorded)
+        self._to_check.clear()
+        return self.unrecorded
 
     # -- evaluation ---------------------------------------------------------------------
 
@@ -172,12 +182,13 @@ def run(examples: int, reps: int, *, mlflow: bool = True) -> tuple[dict[str, Any
         for configs in tables.values():  # warm up every path once
             for fn in configs.values():
                 fn()
-        setup.unrecorded = 0
+        setup.check()  # the warm-up runs are checked too
         for rep in range(reps):
             for table_name, configs in tables.items():
                 names = list(configs)
                 for name in names[rep % len(names) :] + names[: rep % len(names)]:
                     samples[table_name][name].append(_timed(configs[name]))
+        setup.check()
         if setup.mlflow_callback is not None:
             from benchmarks.bench_capture import _disable_mlflow
 

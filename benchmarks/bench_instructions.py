@@ -1,0 +1,157 @@
+"""What recording costs, counted in CPU instructions rather than seconds.
+
+    python -m benchmarks.bench_instructions                # needs valgrind; ~15 minutes
+    python -m benchmarks.bench_instructions --examples 100
+
+Wall time on a shared 2-core machine moves by ±50% from one minute to the next, which
+hides differences of 10-30%. Valgrind's callgrind counts the instructions a run executes,
+the same on every run to within a fraction of a percent, whatever else the machine does.
+It is the measure the speed targets of ``docs/capture.md`` are checked against;
+``bench_public_path`` gives the wall-time view beside MLflow.
+
+Each configuration of ``bench_public_path`` (same program, data, zero-latency LM, file
+store) runs in its own process under callgrind three times: a warm-up run on one example
+(imports, first-call caches) followed by nothing, by a run on 1 example, or by a run on
+``--examples + 1`` examples. The last two differ by the marginal cost of ``--examples``
+examples; the second minus the first, less one example, is the fixed cost of one more
+experiment (opening, sealing, archiving), given beside the floor's. The table gives
+instructions per example, the ratio to the floor, and the ratio for one experiment of
+``--examples`` examples with its fixed cost included. The count stops before the
+records are read back to check that every LM call was recorded.
+
+Callgrind runs without the CPU's SHA extensions, so hashing (the store's per-record
+SHA-256) counts more instructions than it costs on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+__all__ = ["main"]
+
+CONFIGURATIONS = {
+    "evaluation": {
+        "dspy.Evaluate, no-op callback": "evaluate_floor",
+        "exp.evaluate + archive": "exp_evaluate",
+        "dspy.Evaluate in experiment + archive": "evaluate_in_experiment",
+    },
+    "direct calls": {
+        "calls, no-op callback": "calls_floor",
+        "calls in experiment + archive": "calls_in_experiment",
+    },
+}
+
+_ROOT = Path(__file__).resolve().parents[1]
+_TOTALS = re.compile(r"^(?:summary|totals):\s+(\d+)", re.MULTILINE)
+
+
+def _child(method: str, examples: int, built: int) -> None:
+    """One configuration in this process (run under callgrind by the parent): a warm-up
+    run on one example, then a run on ``examples`` examples (none when 0)."""
+    from benchmarks.bench_public_path import Setup
+
+    with tempfile.TemporaryDirectory(prefix="dspex-bench-") as tmp:
+        setup = Setup(built, tmp, mlflow=False)  # the same data whatever is measured
+        devset = setup.devset
+        setup.devset = devset[:1]
+        getattr(setup, method)()
+        if examples:
+            setup.devset = devset[:examples]
+            getattr(setup, method)()
+        os.getsid(0)  # the parent's callgrind dumps its count here (--dump-before=getsid)
+        counted = setup.check()  # so reading the records back is not counted
+        setup.store.close()
+        if counted:
+            raise SystemExit(f"{method}: {counted} LM calls made but not recorded")
+
+
+def _instructions(method: str, examples: int, built: int) -> int:
+    with tempfile.TemporaryDirectory(prefix="dspex-callgrind-") as tmp:
+        out = Path(tmp) / "callgrind.out"
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}",
+            "--dump-before=getsid",  # the count up to the child's os.getsid call
+            sys.executable,
+            "-m",
+            "benchmarks.bench_instructions",
+            "--child",
+            method,
+            str(examples),
+            str(built),
+        ]
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        done = subprocess.run(
+            command, capture_output=True, text=True, env=env, check=False, cwd=_ROOT
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"{method} under callgrind failed:\n{done.stderr[-2000:]}")
+        counted = out.with_name(out.name + ".1")
+        if not counted.exists():
+            raise SystemExit(f"callgrind dumped no count at the end of {method}'s runs")
+        match = _TOTALS.search(counted.read_text())
+        if match is None:
+            raise SystemExit(f"no instruction total in callgrind's output for {method}")
+        return int(match.group(1))
+
+
+def table(name: str, configs: dict[str, str], examples: int, jobs: int) -> str:
+    built = examples + 1
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # counts do not depend on load
+        futures = {
+            label: [pool.submit(_instructions, method, n, built) for n in (0, 1, built)]
+            for label, method in configs.items()
+        }
+        runs = {label: [f.result() for f in fs] for label, fs in futures.items()}
+    per = {label: (many - one) / examples for label, (_, one, many) in runs.items()}
+    once = {label: one - warm - per[label] for label, (warm, one, _) in runs.items()}
+    labels = list(configs)
+    floor = labels[0]
+    header = (
+        f"{'configuration':<40} {'instr/' + name:>14} {'× floor':>8} "
+        f"{'fixed/experiment':>17} {f'× floor, {examples} + fixed':>22}"
+    )
+    rows = [header, "-" * len(header)]
+    for label in labels:
+        fixed = once[label] - once[floor]
+        whole = (per[label] * examples + fixed) / (per[floor] * examples)
+        rows.append(
+            f"{label:<40} {per[label] / 1e6:>13.2f}M {per[label] / per[floor]:>8.3f} "
+            f"{fixed / 1e6:>16.1f}M {whole:>22.3f}"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bench_instructions", description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=200, help="examples (and direct calls)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="runs at once")
+    parser.add_argument(
+        "--child", nargs=3, metavar=("METHOD", "N", "BUILT"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args(argv if argv is not None else [])
+    if args.child:
+        _child(args.child[0], int(args.child[1]), int(args.child[2]))
+        return
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed (apt-get install valgrind); skipped")
+        return
+    n = args.examples
+    print(f"Evaluating {n} examples, one thread, CPU instructions (callgrind)")
+    print(table("example", CONFIGURATIONS["evaluation"], n, args.jobs))
+    print()
+    print(f"{n} direct Predict calls, one thread, CPU instructions (callgrind)")
+    print(table("call", CONFIGURATIONS["direct calls"], n, args.jobs))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

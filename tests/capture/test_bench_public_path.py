@@ -1,0 +1,37 @@
+"""The public-path benchmarks run, and check that every LM call they make is recorded."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from benchmarks import bench_instructions, bench_public_path
+
+
+def test_bench_public_path_prints_both_tables_and_finds_every_call(capsys):
+    bench_public_path.main(["--examples", "4", "--reps", "1", "--no-mlflow"])
+    out = capsys.readouterr().out
+    for row in (
+        "dspy.Evaluate, no-op callback",
+        "exp.evaluate + archive",
+        "dspy.Evaluate in experiment + archive",
+        "calls, no-op callback",
+        "calls in experiment + archive",
+    ):
+        assert re.search(rf"^{re.escape(row)}\s+[\d.]+\s+[\d.]+\s+[\d.]+$", out, re.M), row
+    assert "LM calls made but not recorded by dspex: 0" in out
+
+
+def test_a_run_that_drops_calls_is_counted(monkeypatch):
+    setup_class = bench_public_path.Setup
+    monkeypatch.setattr(setup_class, "check", lambda self: 3)
+    with pytest.raises(SystemExit, match="3 LM calls made but not recorded"):
+        bench_instructions.main(["--child", "calls_in_experiment", "2", "3"])
+
+
+METHODS = sorted(m for c in bench_instructions.CONFIGURATIONS.values() for m in c.values())
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_each_counted_configuration_runs_and_records_every_call(method):
+    bench_instructions.main(["--child", method, "2", "3"])  # raises if a call went unrecorded
