@@ -6,7 +6,11 @@ programs the same way (and viewers can diff one trial's variables against anothe
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator
 from typing import Any
+
+from dspy.primitives.base_module import BaseModule
 
 from dspex.capture.jsonable import jsonable
 from dspex.model import LMSettings, PredictorVariables, ProgramInfo, Variables
@@ -19,6 +23,7 @@ __all__ = [
     "program_name",
     "root_key",
     "root_module_name",
+    "sub_modules",
     "variables_of",
 ]
 
@@ -46,8 +51,7 @@ def root_module_name(module: Any) -> str:
     own predictor)."""
     if getattr(module, "dspex_name", None):
         return program_name(module)
-    named = getattr(module, "named_sub_modules", None)
-    if callable(named) and any(path != "self" for path, _ in named()):
+    if any(path != "self" for path, _ in sub_modules(module)):
         return program_name(module)
     return predictor_name(module)
 
@@ -77,14 +81,55 @@ def program_info(program: Any, name: str | None = None) -> ProgramInfo:
     return ProgramInfo(name=name or program_name(program), class_path=class_path(program))
 
 
+# A module's own call history (DSPy appends an entry per LM call, up to
+# ``max_history_size``): never holds sub-modules, and walking it would make naming a
+# program cost as much as every call it ever made.
+_NOT_SUB_MODULES = frozenset({"history"})
+
+
+def sub_modules(program: Any) -> Iterator[tuple[str, Any]]:
+    """``(path, module)`` for ``program`` (``self``) and every module inside it, found as
+    DSPy's ``named_sub_modules`` finds them (attributes, lists, tuples and dicts, breadth
+    first, each module once) but without walking the modules' call histories. A program
+    that defines its own ``named_sub_modules`` is taken at its word.
+
+    >>> import dspy
+    >>> [path for path, _ in sub_modules(dspy.ChainOfThought("q -> a"))]
+    ['self', 'self.predict']
+    """
+    if not isinstance(program, BaseModule):
+        return
+    if type(program).named_sub_modules is not BaseModule.named_sub_modules:
+        yield from program.named_sub_modules()  # the program says what its modules are
+        return
+    queue: deque[tuple[str, Any]] = deque([("self", program)])
+    seen = {id(program)}
+    while queue:
+        name, item = queue.popleft()
+        children: Iterator[tuple[str, Any]]
+        if isinstance(item, BaseModule):
+            yield name, item
+            children = (
+                (f"{name}.{key}", value)
+                for key, value in item.__dict__.items()
+                if key not in _NOT_SUB_MODULES
+            )
+        elif isinstance(item, (list, tuple)):
+            children = ((f"{name}[{i}]", value) for i, value in enumerate(item))
+        else:
+            children = ((f"{name}[{key}]", value) for key, value in item.items())
+        for child_name, child in children:
+            if isinstance(child, (BaseModule, list, tuple, dict)) and id(child) not in seen:
+                seen.add(id(child))
+                queue.append((child_name, child))
+
+
 def module_paths(program: Any, name: str | None = None) -> dict[int, str]:
     """id(module) -> dotted path for the program and every sub-module (``qa.predict``)."""
     root = name or program_name(program)
     paths = {id(program): root}
-    named = getattr(program, "named_sub_modules", None)
-    if callable(named):
-        for path, module in named():
-            paths.setdefault(id(module), _join(root, path))
+    for path, module in sub_modules(program):
+        paths.setdefault(id(module), _join(root, path))
     return paths
 
 
