@@ -14,6 +14,10 @@ recorder pays), with a zero-latency LM (cache off), one thread:
 2. ``--examples`` direct calls ``program(question=...)``: the floor; inside a
    ``dspex.experiment``, sealed in a file store; under ``mlflow.dspy.autolog()``.
 
+``mlflow.dspy.autolog()`` patches DSPy for the life of its process and grows the heap
+that later garbage collections walk, so MLflow's rows run in a process of their own,
+each against a floor measured in that process.
+
 Wall time, since writing the record is part of the cost. Configurations run interleaved
 in a rotating order within each repetition; the table gives medians and the median of
 the per-repetition ratios to the floor (paired: a slow spell of the machine hits both).
@@ -24,11 +28,14 @@ answered.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_capture import ZeroLatencyEngine, zero_latency_lm
@@ -36,6 +43,7 @@ from benchmarks.bench_capture import ZeroLatencyEngine, zero_latency_lm
 __all__ = ["main", "run"]
 
 Run = Callable[[], None]
+_ROOT = Path(__file__).resolve().parents[1]
 
 
 class Setup:
@@ -158,27 +166,46 @@ def _timed(fn: Run) -> float:
     return time.perf_counter() - started
 
 
-def run(examples: int, reps: int, *, mlflow: bool = True) -> tuple[dict[str, Any], Setup]:
-    """Samples (seconds) per configuration of both tables."""
-    with tempfile.TemporaryDirectory(prefix="dspex-bench-") as tmp:
-        setup = Setup(examples, tmp, mlflow=mlflow)
-        tables: dict[str, dict[str, Run]] = {
+FLOORS = {"evaluation": "dspy.Evaluate, no-op callback", "direct calls": "calls, no-op callback"}
+
+
+def _tables(setup: Setup, side: str) -> dict[str, dict[str, Run]]:
+    if side == "mlflow":
+        return {
             "evaluation": {
-                "dspy.Evaluate, no-op callback": setup.evaluate_floor,
-                "exp.evaluate + archive": setup.exp_evaluate,
-                "dspy.Evaluate in experiment + archive": setup.evaluate_in_experiment,
+                FLOORS["evaluation"]: setup.evaluate_floor,
+                "dspy.Evaluate, mlflow.dspy.autolog": setup.evaluate_mlflow,
             },
             "direct calls": {
-                "calls, no-op callback": setup.calls_floor,
-                "calls in experiment + archive": setup.calls_in_experiment,
+                FLOORS["direct calls"]: setup.calls_floor,
+                "calls, mlflow.dspy.autolog": setup.calls_mlflow,
             },
         }
-        if setup.mlflow_callback is not None:
-            tables["evaluation"]["dspy.Evaluate, mlflow.dspy.autolog"] = setup.evaluate_mlflow
-            tables["direct calls"]["calls, mlflow.dspy.autolog"] = setup.calls_mlflow
-        samples: dict[str, dict[str, list[float]]] = {
-            t: {n: [] for n in c} for t, c in tables.items()
-        }
+    return {
+        "evaluation": {
+            FLOORS["evaluation"]: setup.evaluate_floor,
+            "exp.evaluate + archive": setup.exp_evaluate,
+            "dspy.Evaluate in experiment + archive": setup.evaluate_in_experiment,
+        },
+        "direct calls": {
+            FLOORS["direct calls"]: setup.calls_floor,
+            "calls in experiment + archive": setup.calls_in_experiment,
+        },
+    }
+
+
+Samples = dict[str, dict[str, list[float]]]
+
+
+def run(examples: int, reps: int, *, side: str = "dspex") -> tuple[Samples, Setup]:
+    """Samples (seconds) per configuration of both tables, for one side: ``dspex`` (the
+    floor and dspex's configurations) or ``mlflow`` (the floor and MLflow's)."""
+    with tempfile.TemporaryDirectory(prefix="dspex-bench-") as tmp:
+        setup = Setup(examples, tmp, mlflow=side == "mlflow")
+        if side == "mlflow" and setup.mlflow_callback is None:
+            return {}, setup
+        tables = _tables(setup, side)
+        samples: Samples = {t: {n: [] for n in c} for t, c in tables.items()}
         for configs in tables.values():  # warm up every path once
             for fn in configs.values():
                 fn()
@@ -197,13 +224,36 @@ def run(examples: int, reps: int, *, mlflow: bool = True) -> tuple[dict[str, Any
     return samples, setup
 
 
-def table(samples: dict[str, list[float]], per: int, unit: str) -> str:
-    names = list(samples)
-    floor = samples[names[0]]
+def _mlflow_side(examples: int, reps: int) -> tuple[Samples, str | None]:
+    """MLflow's configurations, with a floor of their own, in another process.
+
+    ``mlflow.dspy.autolog()`` patches DSPy for the life of the process (``dspy.Evaluate``
+    became 8x slower with its callback removed), and the traces it keeps grow the heap
+    that every later configuration's garbage collections walk: in one process, it slowed
+    the floor and dspex's configurations measured after it.
+    """
+    command = [sys.executable, "-m", "benchmarks.bench_public_path", "--side", "mlflow"]
+    command += ["--examples", str(examples), "--reps", str(reps)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=_ROOT)
+    if done.returncode != 0:
+        return {}, f"MLflow's side failed: {done.stderr.strip()[-500:]}"
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    return answer["samples"], answer["note"]
+
+
+def table(
+    samples: dict[str, list[float]],
+    per: int,
+    unit: str,
+    floor_name: str,
+    floors: dict[str, list[float]] | None = None,
+) -> str:
+    """A row per configuration: its median, and its ratios to the floor measured beside it
+    (``floors``: configuration name -> that floor's samples, when it is not ``floor_name``)."""
     header = f"{'configuration':<40} {'median ' + unit:>16} {'× floor':>8} {'paired × floor':>15}"
     rows = [header, "-" * len(header)]
-    for name in names:
-        values = samples[name]
+    for name, values in samples.items():
+        floor = (floors or {}).get(name, samples[floor_name])
         median = statistics.median(values)
         paired = statistics.median(v / f for v, f in zip(values, floor, strict=True))
         rows.append(
@@ -218,17 +268,36 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--examples", type=int, default=300, help="examples (and direct calls)")
     parser.add_argument("--reps", type=int, default=7, help="interleaved repetitions")
     parser.add_argument("--no-mlflow", action="store_true", help="leave MLflow out")
+    parser.add_argument("--side", choices=("dspex", "mlflow"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv or [])
-    samples, setup = run(args.examples, args.reps, mlflow=not args.no_mlflow)
+    if args.side == "mlflow":  # the child process of _mlflow_side
+        samples, setup = run(args.examples, args.reps, side="mlflow")
+        print(json.dumps({"samples": samples, "note": setup.note}))
+        return
+    samples, setup = run(args.examples, args.reps)
+    note = setup.note or "MLflow left out"
+    mlflow: Samples = {}
+    if not args.no_mlflow:
+        mlflow, note = _mlflow_side(args.examples, args.reps)
     n = args.examples
-    print(f"Evaluating {n} examples, one thread, wall time ({args.reps} reps)")
-    print(table(samples["evaluation"], n, "µs/example"))
-    print()
-    print(f"{n} direct Predict calls, one thread, wall time ({args.reps} reps)")
-    print(table(samples["direct calls"], n, "µs/call"))
+    for table_name, title, unit in (
+        ("evaluation", f"Evaluating {n} examples", "µs/example"),
+        ("direct calls", f"{n} direct Predict calls", "µs/call"),
+    ):
+        rows = dict(samples[table_name])
+        floors: dict[str, list[float]] = {}
+        for name, values in mlflow.get(table_name, {}).items():
+            if name != FLOORS[table_name]:
+                rows[name] = values
+                floors[name] = mlflow[table_name][FLOORS[table_name]]
+        print(f"{title}, one thread, wall time ({args.reps} reps)")
+        print(table(rows, n, unit, FLOORS[table_name], floors))
+        print()
     print(f"LM calls made but not recorded by dspex: {setup.unrecorded}")
-    if setup.note:
-        print(f"note: {setup.note}")
+    if mlflow:
+        print("MLflow's rows ran in a process of their own, against a floor measured there.")
+    if note:
+        print(f"note: {note}")
 
 
 if __name__ == "__main__":
