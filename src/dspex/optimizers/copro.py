@@ -39,7 +39,7 @@ from dspex.optimizers.patching import (
     require_attribute,
     require_locals,
 )
-from dspex.optimizers.units import RecordedEvaluate, changes_between, finish_scored, record_runs
+from dspex.optimizers.units import RecordedEvaluate, changes_between, finish_evaluated
 
 __all__ = ["CoproHook"]
 
@@ -151,18 +151,13 @@ class CoproHook(OptimizerHook):
         candidate, recorder = self._open_candidate(program, local, depth, predictor, number)
         with recording(recorder):
             result = evaluate(program, *args, **kwargs)
-        runs = [
-            (self._index.get(id(example), i), example, prediction, value)
-            for i, (example, prediction, value) in enumerate(getattr(result, "results", []) or [])
-        ]
-        trial = finish_scored(
+        trial = finish_evaluated(
             self.journal,
             recorder,
-            record_runs(recorder, runs, self.metric),
+            result,
             metric=self.metric,
-            scope="full",
-            candidate=recorder.trial_id,
-            scored_extra={"copro_score": _number(getattr(result, "score", None))},
+            index=self._index,
+            score_key="copro_score",
         )
         candidate.score = trial.score
         self._keep(predictor, program, candidate)
@@ -386,10 +381,6 @@ def _prefixes(program: Any, root: str) -> dict[str, str]:
         extra = getattr(fields[-1], "json_schema_extra", None) or {} if fields else {}
         prefixes[f"{root}.{name}"] = str(extra.get("prefix", ""))
     return prefixes
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) else None
 
 
 def _fmt(value: float | None) -> str:

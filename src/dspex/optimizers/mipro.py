@@ -35,7 +35,7 @@ from dspex.capture.scoring import metric_name
 from dspex.optimizers import register_hook
 from dspex.optimizers.base import PRIVATE_MARK, OptimizerHook
 from dspex.optimizers.patching import ModulePatch, require_attribute, unsupported
-from dspex.optimizers.units import changes_between, finish_scored
+from dspex.optimizers.units import changes_between, finish_scored, number_or_none
 
 __all__ = ["MiproHook"]
 
@@ -339,7 +339,7 @@ class MiproHook(OptimizerHook):
             metric=self.metric,
             scope=scope,
             candidate=candidate,
-            scored_extra={"optuna_value": _number(getattr(result, "score", None))},
+            scored_extra={"optuna_value": number_or_none(getattr(result, "score", None))},
         )
         score = trial.score
         if scope == "full" and score is not None:
@@ -359,10 +359,6 @@ class MiproHook(OptimizerHook):
             return {}
         best = max(self.full_scores, key=lambda trial_id: self.full_scores[trial_id])
         return {"best_candidate": best, "best_score": self.full_scores[best]}
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) else None
 
 
 register_hook(NAME, MiproHook)

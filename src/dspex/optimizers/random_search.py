@@ -34,7 +34,7 @@ from dspex.optimizers.patching import (
     require_attribute,
     require_locals,
 )
-from dspex.optimizers.units import RecordedEvaluate, changes_between, finish_scored, record_runs
+from dspex.optimizers.units import RecordedEvaluate, changes_between, finish_evaluated
 
 __all__ = ["RandomSearchHook"]
 
@@ -126,18 +126,13 @@ class RandomSearchHook(OptimizerHook):
         candidate, recorder = self._open(program, seed, local.get("size"))
         with recording(recorder):
             result = evaluate(program, *args, **kwargs)
-        runs = [
-            (self._index.get(id(example), i), example, prediction, value)
-            for i, (example, prediction, value) in enumerate(getattr(result, "results", []) or [])
-        ]
-        trial = finish_scored(
+        trial = finish_evaluated(
             self.journal,
             recorder,
-            record_runs(recorder, runs, self.metric),
+            result,
             metric=self.metric,
-            scope="full",
-            candidate=recorder.trial_id,
-            scored_extra={"search_score": _number(getattr(result, "score", None))},
+            index=self._index,
+            score_key="search_score",
         )
         candidate.score = trial.score
         return result
@@ -236,10 +231,6 @@ class RandomSearchHook(OptimizerHook):
         if self.best is None:
             return {}
         return {"best_candidate": self.best.trial_id, "best_score": self.best.score}
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) else None
 
 
 def _fmt(value: float | None) -> str:

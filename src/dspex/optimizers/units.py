@@ -45,8 +45,10 @@ __all__ = [
     "EvaluationUnit",
     "RecordedEvaluate",
     "changes_between",
+    "finish_evaluated",
     "finish_scored",
     "mean_score",
+    "number_or_none",
     "record_runs",
     "record_score",
 ]
@@ -178,6 +180,39 @@ def finish_scored(
         score_scope=where if score_trial else None,
         error=error,
     )
+
+
+def finish_evaluated(
+    journal: ExperimentJournal,
+    recorder: TrialRecorder,
+    result: Any,
+    *,
+    metric: str,
+    index: dict[int, int],
+    score_key: str,
+) -> Trial:
+    """Finish a candidate's trial from what its ``dspy.Evaluate`` call returned (COPRO,
+    the random search): its examples (numbered by ``index``, ``id(example)`` -> position in
+    the optimizer's set, else their position in the result), scored over the full set,
+    with the evaluator's own score under ``score_key`` in ``candidate_scored``."""
+    runs = [
+        (index.get(id(example), i), example, prediction, value)
+        for i, (example, prediction, value) in enumerate(getattr(result, "results", []) or [])
+    ]
+    return finish_scored(
+        journal,
+        recorder,
+        record_runs(recorder, runs, metric),
+        metric=metric,
+        scope="full",
+        candidate=recorder.trial_id,
+        scored_extra={score_key: number_or_none(getattr(result, "score", None))},
+    )
+
+
+def number_or_none(value: Any) -> float | None:
+    """``value`` as a float when it is a number (an optimizer's score), else None."""
+    return float(value) if isinstance(value, int | float) else None
 
 
 # -- a trial evaluated run by run -----------------------------------------------------
