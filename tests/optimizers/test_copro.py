@@ -143,7 +143,7 @@ def test_what_the_hook_relies_on_is_checked(monkeypatch, missing):
         monkeypatch.delattr(copro_module, "Evaluate")
     else:
         names = (*copro_hook.COMPILE_LOCALS, "gone")
-        monkeypatch.setattr(copro_hook, "COMPILE_LOCALS", names)
+        monkeypatch.setattr(copro_hook.CoproHook, "required_locals", names)
         missing = "gone"
     with pytest.raises(UnsupportedOptimizerVersion, match=missing):
         copro_hook.CoproHook.check(_copro())

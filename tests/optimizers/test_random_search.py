@@ -142,7 +142,7 @@ def test_what_the_hook_relies_on_is_checked(monkeypatch, missing):
         monkeypatch.delattr(random_search_module, "Evaluate")
     else:
         names = (*random_search_hook.COMPILE_LOCALS, "gone")
-        monkeypatch.setattr(random_search_hook, "COMPILE_LOCALS", names)
+        monkeypatch.setattr(random_search_hook.RandomSearchHook, "required_locals", names)
         missing = "gone"
     with pytest.raises(UnsupportedOptimizerVersion, match=missing):
         random_search_hook.RandomSearchHook.check(_search())

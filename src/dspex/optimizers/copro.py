@@ -32,14 +32,12 @@ from dspex.capture.program import program_name, variables_of
 from dspex.capture.scoring import metric_name
 from dspex.model import Variables
 from dspex.optimizers import register_hook
-from dspex.optimizers.base import OptimizerHook
+from dspex.optimizers.evaluating import EvaluatingHook
 from dspex.optimizers.patching import (
     ModulePatch,
     compile_locals,
-    require_attribute,
-    require_locals,
 )
-from dspex.optimizers.units import RecordedEvaluate, changes_between, finish_evaluated
+from dspex.optimizers.units import changes_between, finish_evaluated
 
 __all__ = ["CoproHook"]
 
@@ -70,19 +68,14 @@ class _Round:
     tried: list[_Candidate] = field(default_factory=list)
 
 
-class CoproHook(OptimizerHook):
+class CoproHook(EvaluatingHook):
     """Records COPRO's proposals, candidates per depth, their scores and each depth's choice."""
 
     hook_key = HOOK_KEY
-
-    @classmethod
-    def check(cls, optimizer: Any) -> None:
-        EVALUATE.check(NAME)
-        base = next((c for c in type(optimizer).__mro__ if c.__name__ == NAME), None)
-        compile_fn = require_attribute(NAME, base, "compile", f"{NAME}.compile")
-        require_locals(NAME, compile_fn, COMPILE_LOCALS)
-        for attribute in ("breadth", "depth", "metric"):
-            require_attribute(NAME, optimizer, attribute, f"{NAME}.{attribute}")
+    optimizer_name = NAME
+    evaluate_patch = EVALUATE
+    required_locals = COMPILE_LOCALS
+    required_attributes = ("breadth", "depth", "metric")
 
     def install(self) -> None:
         self.check(self.optimizer)
@@ -101,13 +94,7 @@ class CoproHook(OptimizerHook):
         self.steps: set[int] = set()
         self.evaluated_candidates: Any = None
         self.best: _Candidate | None = None
-        EVALUATE.acquire(NAME)
-        self._patched = True
-
-    def uninstall(self) -> None:
-        if getattr(self, "_patched", False):
-            self._patched = False
-            EVALUATE.release()
+        self.patch_evaluate()
 
     def _open_student(self) -> _Candidate:
         recorder = self.journal.new_trial(
@@ -136,9 +123,6 @@ class CoproHook(OptimizerHook):
         )
 
     # -- Evaluate: one candidate per call -------------------------------------------------
-
-    def evaluator(self, original: Any, *args: Any, **kwargs: Any) -> Any:
-        return RecordedEvaluate(self, original(*args, **kwargs))
 
     def evaluate(self, evaluate: Any, program: Any, *args: Any, **kwargs: Any) -> Any:
         local = compile_locals("evaluated_candidates", COMPILE_LOCALS)

@@ -27,14 +27,13 @@ from dspex.capture.program import program_name, variables_of
 from dspex.capture.scoring import metric_name
 from dspex.model import Variables
 from dspex.optimizers import register_hook
-from dspex.optimizers.base import RESULT_MARK, OptimizerHook
+from dspex.optimizers.base import RESULT_MARK
+from dspex.optimizers.evaluating import EvaluatingHook
 from dspex.optimizers.patching import (
     ModulePatch,
     compile_locals,
-    require_attribute,
-    require_locals,
 )
-from dspex.optimizers.units import RecordedEvaluate, changes_between, finish_evaluated
+from dspex.optimizers.units import changes_between, finish_evaluated
 
 __all__ = ["RandomSearchHook"]
 
@@ -83,18 +82,13 @@ def describe_seed(seed: int, size: int | None) -> tuple[str, str, str]:
     )
 
 
-class RandomSearchHook(OptimizerHook):
+class RandomSearchHook(EvaluatingHook):
     """Records each seed's candidate with its score and demos, and the winner."""
 
     hook_key = HOOK_KEY
-
-    @classmethod
-    def check(cls, optimizer: Any) -> None:
-        EVALUATE.check(NAME)
-        base = next((c for c in type(optimizer).__mro__ if c.__name__ == NAME), None)
-        compile_fn = require_attribute(NAME, base, "compile", f"{NAME}.compile")
-        require_locals(NAME, compile_fn, COMPILE_LOCALS)
-        require_attribute(NAME, optimizer, "metric", f"{NAME}.metric")
+    optimizer_name = NAME
+    evaluate_patch = EVALUATE
+    required_locals = COMPILE_LOCALS
 
     def install(self) -> None:
         self.check(self.optimizer)
@@ -105,18 +99,9 @@ class RandomSearchHook(OptimizerHook):
         self.root = self.journal.program_name or program_name(self.student)
         self.candidates: list[_Candidate] = []
         self.best: _Candidate | None = None
-        EVALUATE.acquire(NAME)
-        self._patched = True
-
-    def uninstall(self) -> None:
-        if getattr(self, "_patched", False):
-            self._patched = False
-            EVALUATE.release()
+        self.patch_evaluate()
 
     # -- one candidate per seed --------------------------------------------------------------
-
-    def evaluator(self, original: Any, *args: Any, **kwargs: Any) -> Any:
-        return RecordedEvaluate(self, original(*args, **kwargs))
 
     def evaluate(self, evaluate: Any, program: Any, *args: Any, **kwargs: Any) -> Any:
         local = compile_locals("score_data", COMPILE_LOCALS)
