@@ -13,12 +13,16 @@ Every error dspex raises on purpose is a :class:`DspexError`, so callers can cat
     │   ├── TrialNotFound            no trial with that id in that experiment (also a KeyError)
     │   ├── ImmutableRecordError     a sealed experiment would be changed
     │   ├── InvalidQueryError        an unknown filter key or a bad filter value
-    │   └── CorruptRecordError       a stored record fails its checksum or does not parse
+    │   ├── CorruptRecordError       a stored record fails its checksum or does not parse
+    │   ├── StudyNotFound            no study of that name (also a KeyError)
+    │   └── StudyConflict            another process saved the study since it was read
     ├── AnalysisError                statistics or a table could not be made as asked
     │   └── NotComparableError       two scores are over different examples or metrics
     ├── CaptureError                 instrumentation could not record a run
     │   └── UnsupportedOptimizerVersion  an optimizer's internals moved; capture would record less
     ├── ExportError                  an experiment could not leave dspex (receiver, file, extra)
+    ├── StudyError                   a study could not run as asked (another runner holds it...)
+    │   └── StudySpecError           a study spec has errors (all of them, each with its key)
     └── WorkerError                  a worker pool could not start, run or stop work
         ├── WorkerStartupError       workers were not ready in time (names the ones that were not)
         ├── WorkerCrashed            a worker died while it held work
@@ -44,6 +48,10 @@ __all__ = [
     "NotComparableError",
     "StoreError",
     "StoreUnavailable",
+    "StudyConflict",
+    "StudyError",
+    "StudyNotFound",
+    "StudySpecError",
     "TrialNotFound",
     "UnsupportedOptimizerVersion",
     "ValidationError",
@@ -129,6 +137,21 @@ class CorruptRecordError(StoreError):
         self.reason = reason
 
 
+class StudyNotFound(StoreError, KeyError):
+    """No study of that name."""
+
+    def __init__(self, name: str):
+        super().__init__(f"no study named {name!r} in this store (dspex study ls lists them)")
+        self.name = name
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class StudyConflict(StoreError):
+    """A study was saved by another process since this one read it (its revision moved)."""
+
+
 class AnalysisError(DspexError):
     """Statistics, a comparison or a table could not be made as asked (a missing optional
     dependency says which extra to install)."""
@@ -157,6 +180,20 @@ class UnsupportedOptimizerVersion(CaptureError):
 class ExportError(DspexError):
     """An experiment could not be exported: the receiver refused or could not be reached,
     the file could not be written, or the ``dspex[otel]`` extra is not installed."""
+
+
+class StudyError(DspexError):
+    """A study could not run as asked: another runner holds it, its spec changed under its
+    name, or its cells cannot reach the store."""
+
+
+class StudySpecError(StudyError, ValueError):
+    """A study spec has errors. ``problems`` lists every one as ``(location, message)``
+    (``arms.simba.options.max_step``), all found before anything runs."""
+
+    def __init__(self, message: str, problems: list[tuple[str, str]] | None = None):
+        super().__init__(message)
+        self.problems = list(problems or [])
 
 
 class WorkerError(DspexError):

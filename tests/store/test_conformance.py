@@ -28,6 +28,8 @@ from dspex import (
     ResultStore,
     StoreError,
     StoreUnavailable,
+    StudyConflict,
+    StudyNotFound,
     TraceEvent,
     Trial,
     TrialNotFound,
@@ -36,7 +38,8 @@ from dspex import (
 )
 from dspex.analysis import with_verdict
 from dspex.ids import id_at
-from dspex.model import ScoreScope, VerdictOutcome, best_trial_of, summarize
+from dspex.model import ScoreScope, StudyRecord, VerdictOutcome, best_trial_of, summarize
+from dspex.model.study import CellAttempt, CellResult, StudyArm, StudyCell
 from dspex.redact import redact_url
 from dspex.store.query import MAX_LIMIT, MAX_OFFSET, MAX_TAGS, Query, page, summary_of
 from tests.model.scored import demo_like
@@ -636,3 +639,152 @@ def test_reading_a_store_read_only_changes_nothing_and_writing_is_refused(
             write()
     reader.close()
     assert _listing(url) == before
+
+
+# -- studies ----------------------------------------------------------------------------------
+
+
+def make_study(name: str = "simba-vs-mipro", cells: int = 2) -> StudyRecord:
+    arms = (
+        StudyArm(name="simba", optimizer="dspy.SIMBA", options={"max_steps": 4}, seeding="compile"),
+        StudyArm(name="copro", optimizer="dspy.COPRO", seeding="none"),
+    )
+    made = []
+    for seed in range(cells):
+        attempt = CellAttempt(
+            number=1, experiment_id=new_id("exp"), outcome="sealed", worker="worker-1", pid=7
+        )
+        result = CellResult(
+            experiment_id=attempt.experiment_id,
+            score=0.5,
+            baseline_score=0.25,
+            values=(1.0, 0.0, NAN, 0.5),
+            baseline_values=(0.0, 0.0, 1.0, 0.0),
+            lm_calls=12,
+            cost=None,
+            curve=((0.5, 0.25), (1.5, 0.75)),
+        )
+        made.append(
+            StudyCell(arm="simba", seed=seed, status="sealed", attempts=(attempt,), result=result)
+        )
+    return StudyRecord(
+        name=name,
+        hypothesis="SIMBA's rules beat COPRO's instructions, émigré 100%_",
+        spec={"seeds": list(range(cells)), "arms": {"simba": {"optimizer": "dspy.SIMBA"}}},
+        arms=arms,
+        seeds=tuple(range(cells)),
+        examples=("k1", "k2", "k3", "k4"),
+        cells=tuple(made),
+    )
+
+
+def _same(a: StudyRecord, b: StudyRecord) -> bool:
+    return a.to_json() == b.to_json()  # NaN values compare equal as JSON, not as floats
+
+
+def test_a_study_round_trips_and_each_save_is_a_new_revision(store):
+    first = store.save_study(make_study())
+    assert first.revision == 1
+    assert _same(store.get_study(first.name), first)
+    cell = first.cells[0].replace(status="failed", result=None)
+    second = store.save_study(first.replace(cells=(cell, *first.cells[1:])))
+    assert second.revision == 2 and second.updated_at >= first.updated_at
+    assert _same(store.get_study(first.name), second)
+    [summary] = store.query_studies()
+    assert summary == second.summary()
+    assert (summary.cells, summary.sealed, summary.failed) == (2, 1, 1)
+
+
+def test_a_save_from_a_stale_revision_is_refused_and_writes_nothing(store):
+    first = store.save_study(make_study())
+    second = store.save_study(first.replace(hypothesis="changed once"))
+    with pytest.raises(StudyConflict, match="revision 2, read at 1"):
+        store.save_study(first.replace(hypothesis="changed from an old copy"))
+    with pytest.raises(StudyConflict, match="revision 2, read at 0"):
+        store.save_study(make_study())  # a new study under a name that is taken
+    assert _same(store.get_study(first.name), second)
+
+
+def test_concurrent_saves_of_one_revision_store_exactly_one(store):
+    base = store.save_study(make_study())
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def save(i: int) -> None:
+        try:
+            store.save_study(base.replace(hypothesis=f"writer {i}"))
+            result = f"saved {i}"
+        except StudyConflict:
+            result = "conflict"
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=save, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    saved = [o for o in outcomes if o.startswith("saved")]
+    assert len(saved) == 1 and outcomes.count("conflict") == 7
+    stored = store.get_study(base.name)
+    assert stored.revision == 2 and f"saved {stored.hypothesis.split()[-1]}" == saved[0]
+
+
+def test_studies_are_listed_most_recently_updated_first_a_page_at_a_time(store):
+    for name in ("a-study", "b-study", "c-study"):
+        store.save_study(make_study(name, cells=1))
+    store.save_study(store.get_study("a-study").replace(hypothesis="touched"))
+    assert [s.name for s in store.query_studies()] == ["a-study", "c-study", "b-study"]
+    assert [s.name for s in store.query_studies(limit=1, offset=1)] == ["c-study"]
+    assert store.query_studies(offset=3) == []
+    assert store.count_experiments() == 0  # studies are not experiments
+
+
+@pytest.mark.parametrize("name", ["../etc", "", "a/b", ".hidden", "x" * 101, "a b", None])
+def test_a_bad_study_name_is_refused_and_nothing_is_written(store, name):
+    with pytest.raises(ValidationError, match="study name"):
+        store.get_study(name)
+    with pytest.raises(ValidationError, match="name"):
+        StudyRecord(name=name)
+    assert store.query_studies() == []
+
+
+def test_a_missing_study_and_bad_paging_are_named(store):
+    with pytest.raises(StudyNotFound, match="no study named 'nope'"):
+        store.get_study("nope")
+    for bad in ({"limit": 0}, {"limit": MAX_LIMIT + 1}, {"offset": -1}, {"limit": True}):
+        with pytest.raises(InvalidQueryError, match=next(iter(bad))):
+            store.query_studies(**bad)
+
+
+def test_a_study_is_read_from_a_read_only_store_and_saving_is_refused(backend, store_url_factory):
+    url = store_url_factory() if backend != "memory" else f"memory://ro-{new_id('exp')}"
+    with ResultStore.open(url, auto_migrate=True) as writer:
+        saved = writer.save_study(make_study())
+    before = _listing(url)
+    reader = ResultStore.open(url, read_only=True)
+    assert _same(reader.get_study(saved.name), saved)
+    assert reader.query_studies() == [saved.summary()]
+    with pytest.raises(StoreError, match="read-only"):
+        reader.save_study(saved)
+    reader.close()
+    assert _listing(url) == before
+
+
+def test_a_run_restarted_under_the_id_of_a_dead_one_seals_only_its_own_trials(store):
+    """A study retries a cell whose worker died under the same experiment id: the dead
+    run's header and trials are replaced whole by the seal, nothing of them is kept."""
+    final = make_experiment(trials=2)
+    dead = [make_trial(final.id, i, 0.1) for i in range(3)]
+    store.start_experiment(final.replace(status="running", trials=(), best_trial_id=None))
+    for trial in dead:
+        store.record_trial(final.id, trial)
+    store.start_experiment(final.replace(status="running", trials=(), best_trial_id=None))
+    store.record_trial(final.id, final.trials[0])
+    checksum = store.archive_experiment(final)
+    assert store.get_experiment(final.id) == final
+    assert [s.trial_count for s in store.query_experiments()] == [2]
+    for trial in dead:
+        with pytest.raises(TrialNotFound):
+            store.get_trial(final.id, trial.id)
+    assert store.verify() == [] and checksum == final.content_checksum()

@@ -89,6 +89,7 @@ class ExperimentJournal:
         tags: Iterable[str] = (),
         store: ResultStore | None = None,
         metadata: dict[str, Any] | None = None,
+        experiment_id: str | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ValidationError(f"experiment name must be a non-empty string, not {name!r}")
@@ -102,7 +103,7 @@ class ExperimentJournal:
             else ProgramInfo(name=program_name or name)
         )
         self._experiment = Experiment(
-            id=new_id("exp"),
+            id=experiment_id or new_id("exp"),
             name=name,
             hypothesis=hypothesis,
             program=info,

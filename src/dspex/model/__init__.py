@@ -24,6 +24,11 @@ from dspex.model.hypothesis import (
 )
 from dspex.model.scopes import reference_scope, scope_of
 from dspex.model.stats import LatencyStats, MetricStats, Statistics
+from dspex.model.study import (
+    StudyRecord,
+    StudyStatus,
+    StudySummary,
+)
 from dspex.model.trial import (
     ErrorInfo,
     ExampleResult,
@@ -60,6 +65,9 @@ __all__ = [
     "Record",
     "ScoreScope",
     "Statistics",
+    "StudyRecord",
+    "StudyStatus",
+    "StudySummary",
     "TraceEvent",
     "Trial",
     "TrialStatus",

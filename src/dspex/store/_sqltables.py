@@ -20,14 +20,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     ForeignKeyConstraint,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
     Table,
+    Text,
 )
 
 from dspex.errors import CorruptRecordError
@@ -42,6 +45,7 @@ __all__ = [
     "experiment_rows",
     "experiments",
     "metadata",
+    "studies",
     "tags",
     "trials",
 ]
@@ -63,6 +67,22 @@ trials = Table(
     Column("payload", LargeBinary, nullable=False),  # zlib: the trial's JSON
     PrimaryKeyConstraint("experiment_id", "trial_id"),
     ForeignKeyConstraint(["experiment_id"], ["dspex_experiments.id"], ondelete="CASCADE"),
+)
+
+# One row per study: its summary (what listings return) and its compressed record.
+studies = Table(
+    "dspex_studies",
+    metadata,
+    Column(
+        "name",
+        String(100).with_variant(String(100, collation="C"), "postgresql"),
+        primary_key=True,
+    ),
+    Column("revision", Integer, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),  # microseconds since the epoch, UTC
+    Column("summary", Text, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Index("ix_dspex_studies_updated", "updated_us", "name"),
 )
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from dspex.errors import StoreUnavailable
-from dspex.model import Experiment, Trial
+from dspex.model import Experiment, StudyRecord, StudySummary, Trial
 from dspex.redact import redact_url
 from dspex.store.codec import EncodedRecord, PartTransform
 from dspex.store.query import ExperimentSummary, Query
@@ -29,6 +29,7 @@ __all__ = [
     "redact_url",
     "register_backend",
     "registered_schemes",
+    "study_order",
 ]
 
 
@@ -123,6 +124,31 @@ class StoreBackend(ABC):
     @abstractmethod
     def verify(self) -> Iterator[Problem]:
         """Check every sealed record against its checksum; yield what is damaged."""
+
+    # -- studies: one changing record per study, next to its cells' experiments --------
+
+    @abstractmethod
+    def write_study(self, study: StudyRecord, previous_revision: int) -> int | None:
+        """Store ``study`` if the stored study of that name has revision
+        ``previous_revision`` (0: none is stored); atomically, whole or not at all.
+
+        Returns None when stored, else the revision found (the service raises
+        :class:`dspex.errors.StudyConflict`). ``study.revision`` is already the new one.
+        """
+
+    @abstractmethod
+    def load_study(self, name: str) -> StudyRecord | None:
+        """The study of that name; :class:`dspex.CorruptRecordError` when it is damaged."""
+
+    @abstractmethod
+    def list_studies(self, limit: int, offset: int) -> list[StudySummary]:
+        """Summaries of the stored studies, most recently updated first (ties by name)."""
+
+
+def study_order(summary: StudySummary) -> tuple[float, str]:
+    """The order of :meth:`StoreBackend.list_studies`: most recently updated first, then
+    by name."""
+    return (-summary.updated_at.timestamp(), summary.name)
 
 
 BackendFactory = Callable[[str, BackendOptions], StoreBackend]

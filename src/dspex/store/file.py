@@ -6,6 +6,7 @@
         record.dspex        the sealed record, written atomically (see _filerecord)
         running.json        the header of a running experiment
         trials/<trial>.json each finished trial of a running experiment, one file each
+    <root>/studies/<name>.study   each study's record (see _filestudies)
     <root>/index.sqlite     summaries and tags, for queries (``reindex`` rebuilds it)
     <root>/pending/<id>     an index update in progress (replayed after a crash)
     <root>/tmp/             files being written (a dead writer's are removed on open)
@@ -44,7 +45,7 @@ from dspex.errors import (
 )
 from dspex.errors import ValidationError as DspexValidationError
 from dspex.ids import id_timestamp, is_valid_id
-from dspex.model import Experiment, Trial
+from dspex.model import Experiment, StudyRecord, StudySummary, Trial
 from dspex.store._fileindex import FileIndex, is_damage
 from dspex.store._filerecord import (
     RecordFile,
@@ -55,12 +56,14 @@ from dspex.store._filerecord import (
     write_atomic,
     write_record,
 )
+from dspex.store._filestudies import StudyFiles
 from dspex.store.backend import (
     BackendOptions,
     Problem,
     SealOutcome,
     StoreBackend,
     register_backend,
+    study_order,
 )
 from dspex.store.codec import EncodedRecord
 from dspex.store.query import ExperimentSummary, Query, summary_of
@@ -100,6 +103,7 @@ class FileBackend(StoreBackend):
         self._thread_lock = threading.RLock()
         self._lock_fd: int | None = None
         self._rejected: tuple[int, int] | None = None  # an index file a reader could not use
+        self._studies = StudyFiles(self.root)
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -497,6 +501,22 @@ class FileBackend(StoreBackend):
             if record.path.exists():
                 for reason in record.check():
                     yield Problem(experiment_id, reason)
+
+    # -- studies --------------------------------------------------------------------------
+
+    def write_study(self, study: StudyRecord, previous_revision: int) -> int | None:
+        with self._locked():
+            found = self._studies.revision(study.name)
+            if found != previous_revision:
+                return found
+            self._studies.write(study)
+            return None
+
+    def load_study(self, name: str) -> StudyRecord | None:
+        return self._studies.load(name)
+
+    def list_studies(self, limit: int, offset: int) -> list[StudySummary]:
+        return sorted(self._studies.summaries(), key=study_order)[offset : offset + limit]
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

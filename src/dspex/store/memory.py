@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from dspex.errors import ExperimentNotFound, ImmutableRecordError
-from dspex.model import Experiment, Trial
+from dspex.model import Experiment, StudyRecord, StudySummary, Trial
 from dspex.store._catalog import Catalog
 from dspex.store.backend import (
     BackendOptions,
@@ -20,6 +20,7 @@ from dspex.store.backend import (
     SealOutcome,
     StoreBackend,
     register_backend,
+    study_order,
 )
 from dspex.store.codec import EncodedRecord, sha256
 from dspex.store.query import ExperimentSummary, Query, summary_of
@@ -40,6 +41,7 @@ class _Space:
     lock: threading.RLock = field(default_factory=threading.RLock)
     entries: dict[str, _Entry] = field(default_factory=dict)
     catalog: Catalog = field(default_factory=Catalog)  # the summaries, in query order
+    studies: dict[str, tuple[bytes, StudySummary]] = field(default_factory=dict)
 
 
 _NAMED: dict[str, _Space] = {}
@@ -155,6 +157,28 @@ class MemoryBackend(StoreBackend):
         for experiment_id, entry in sealed:
             if sha256(entry.header) != entry.checksum:
                 yield Problem(experiment_id, "content does not match its checksum")
+
+    def write_study(self, study: StudyRecord, previous_revision: int) -> int | None:
+        data = study.to_json_bytes()
+        with self._s.lock:
+            stored = self._s.studies.get(study.name)
+            found = stored[1].revision if stored else 0
+            if found != previous_revision:
+                return found
+            self._s.studies[study.name] = (data, study.summary())
+            return None
+
+    def load_study(self, name: str) -> StudyRecord | None:
+        with self._s.lock:
+            stored = self._s.studies.get(name)
+        return None if stored is None else StudyRecord.from_json(stored[0])
+
+    def list_studies(self, limit: int, offset: int) -> list[StudySummary]:
+        with self._s.lock:
+            summaries = sorted(
+                (summary for _, summary in self._s.studies.values()), key=study_order
+            )
+        return summaries[offset : offset + limit]
 
 
 register_backend("memory", MemoryBackend)

@@ -31,11 +31,22 @@ from dspex.errors import (
     InvalidQueryError,
     StoreError,
     StoreUnavailable,
+    StudyConflict,
+    StudyNotFound,
     TrialNotFound,
     ValidationError,
 )
 from dspex.ids import validate_id
-from dspex.model import Experiment, ExperimentStatus, Trial, scope_of
+from dspex.model import (
+    Experiment,
+    ExperimentStatus,
+    StudyRecord,
+    StudySummary,
+    Trial,
+    scope_of,
+    utc_now,
+)
+from dspex.model.study import validate_study_name
 from dspex.redact import redact_text
 from dspex.store.backend import (
     BackendOptions,
@@ -45,7 +56,7 @@ from dspex.store.backend import (
     redact_url,
 )
 from dspex.store.codec import encode
-from dspex.store.query import ExperimentSummary, Query
+from dspex.store.query import MAX_LIMIT, MAX_OFFSET, ExperimentSummary, Query
 
 __all__ = ["Page", "ResultStore", "url_from_settings"]
 
@@ -291,6 +302,56 @@ class ResultStore:
     def verify(self) -> list[Problem]:
         """Every sealed record checked against its checksum; the damaged ones, by id."""
         return list(self.backend.verify())
+
+    # -- studies ------------------------------------------------------------------------
+
+    def save_study(self, study: StudyRecord) -> StudyRecord:
+        """Store ``study`` as its next revision and return what was stored.
+
+        ``study.revision`` must be the revision it was read at (0 for a new study): when
+        another process saved the study meanwhile, nothing is written and
+        :class:`dspex.errors.StudyConflict` says so::
+
+            >>> store = ResultStore.open("memory://")
+            >>> first = store.save_study(StudyRecord(name="s1"))
+            >>> first.revision, store.get_study("s1") == first
+            (1, True)
+            >>> store.save_study(StudyRecord(name="s1"))
+            Traceback (most recent call last):
+            ...
+            dspex.errors.StudyConflict: study 's1' was saved by another process ...
+        """
+        self._writable()
+        _require(study, StudyRecord, "study")
+        previous = study.revision
+        stored = study.replace(revision=previous + 1, updated_at=utc_now())
+        found = self.backend.write_study(stored, previous)
+        if found is None:
+            return stored
+        raise StudyConflict(
+            f"study {study.name!r} was saved by another process since it was read "
+            f"(revision {found}, read at {previous}); read it again (get_study) and retry"
+        )
+
+    def get_study(self, name: str) -> StudyRecord:
+        """The study of that name; raises :class:`dspex.errors.StudyNotFound`."""
+        validate_study_name(name)
+        study = self.backend.load_study(name)
+        if study is None:
+            raise StudyNotFound(name)
+        return study
+
+    def query_studies(self, *, limit: int = 50, offset: int = 0) -> list[StudySummary]:
+        """Study summaries, most recently updated first."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+            raise InvalidQueryError(
+                f"limit must be an integer from 1 to {MAX_LIMIT}, not {limit!r}"
+            )
+        if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+            raise InvalidQueryError(
+                f"offset must be an integer from 0 to {MAX_OFFSET}, not {offset!r}"
+            )
+        return self.backend.list_studies(limit, offset)
 
 
 def _require(value: object, kind: type, name: str) -> None:

@@ -42,11 +42,11 @@ from dspex.errors import (
     StoreUnavailable,
     ValidationError,
 )
-from dspex.model import Experiment, Trial
+from dspex.model import Experiment, StudyRecord, StudySummary, Trial
 from dspex.redact import redact_text
 from dspex.store import _sqltables as tables
 from dspex.store import migrate
-from dspex.store._summarytable import select_count, select_page, summary_from_row
+from dspex.store._summarytable import micros, select_count, select_page, summary_from_row
 from dspex.store.backend import (
     BackendOptions,
     Problem,
@@ -60,7 +60,7 @@ from dspex.store.query import ExperimentSummary, Query, summary_of
 
 __all__ = ["SqlBackend", "engine_for_url"]
 
-E, T, TAGS = tables.experiments, tables.trials, tables.tags
+E, T, TAGS, S = tables.experiments, tables.trials, tables.tags, tables.studies
 
 
 def engine_for_url(url: str, *, read_only: bool = False) -> Engine:
@@ -368,6 +368,55 @@ class SqlBackend(StoreBackend):
                 except CorruptRecordError as exc:
                     yield Problem(experiment_id, exc.reason)
             last = ids[-1]
+
+    # -- studies ----------------------------------------------------------------------------
+
+    def write_study(self, study: StudyRecord, previous_revision: int) -> int | None:
+        values = {
+            "revision": study.revision,
+            "updated_us": micros(study.updated_at),
+            "summary": study.summary().to_json(),
+            "payload": tables.compress(study.to_json_bytes()),
+        }
+        try:
+            with self._write() as conn:
+                stmt = select(S.c.revision).where(S.c.name == study.name).with_for_update()
+                found = conn.execute(stmt).scalar()
+                if (found or 0) != previous_revision:
+                    return int(found or 0)
+                if found is None:
+                    conn.execute(insert(S).values(name=study.name, **values))
+                else:
+                    conn.execute(update(S).where(S.c.name == study.name).values(values))
+        except IntegrityError:  # another process inserted it first
+            with self._read() as conn:
+                stmt = select(S.c.revision).where(S.c.name == study.name)
+                return int(conn.execute(stmt).scalar() or 0)
+        return None
+
+    def load_study(self, name: str) -> StudyRecord | None:
+        with self._read() as conn:
+            payload = conn.execute(select(S.c.payload).where(S.c.name == name)).scalar()
+        if payload is None:
+            return None
+        try:
+            study = StudyRecord.from_json(tables.decompress(name, payload))
+        except ValidationError as exc:
+            raise CorruptRecordError(name, f"the study does not parse: {exc}") from exc
+        if study.name != name:
+            raise CorruptRecordError(name, f"its row holds study {study.name!r}")
+        return study
+
+    def list_studies(self, limit: int, offset: int) -> list[StudySummary]:
+        stmt = (
+            select(S.c.summary)
+            .order_by(S.c.updated_us.desc(), S.c.name)
+            .limit(limit)
+            .offset(offset)
+        )
+        with self._read() as conn:
+            texts = conn.execute(stmt).scalars().all()
+        return [StudySummary.from_json(text) for text in texts]
 
 
 def _parse(experiment_id: str, kind: type[Any], data: bytes) -> Any:

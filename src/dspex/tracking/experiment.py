@@ -161,8 +161,14 @@ def experiment(
     tags: Iterable[str] = (),
     metadata: dict[str, Any] | None = None,
     pool_size: int | None = None,
+    experiment_id: str | None = None,
 ) -> ExperimentRun:
-    """Record everything inside a ``with`` block as one experiment (see the module docs)."""
+    """Record everything inside a ``with`` block as one experiment (see the module docs).
+
+    ``experiment_id`` records under that id instead of a new one: an id whose earlier
+    run never sealed (its process died) is replaced whole when this run seals it. A
+    sealed id cannot be recorded again (:class:`dspex.ImmutableRecordError`).
+    """
     journal = ExperimentJournal(
         name,
         program=program,
@@ -171,5 +177,6 @@ def experiment(
         store=store,
         tags=tags,
         metadata=metadata,
+        experiment_id=experiment_id,
     )
     return ExperimentRun(journal, pool_size=pool_size)
