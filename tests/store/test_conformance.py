@@ -41,7 +41,15 @@ from dspex.ids import id_at
 from dspex.model import ScoreScope, StudyRecord, VerdictOutcome, best_trial_of, summarize
 from dspex.model.study import CellAttempt, CellResult, StudyArm, StudyCell
 from dspex.redact import redact_url
-from dspex.store.query import MAX_LIMIT, MAX_OFFSET, MAX_TAGS, Query, page, summary_of
+from dspex.store.query import (
+    MAX_LIMIT,
+    MAX_LIST_FILTER,
+    MAX_OFFSET,
+    MAX_TAGS,
+    Query,
+    page,
+    summary_of,
+)
 from tests.model.scored import demo_like
 from tests.model.strategies import experiments
 
@@ -544,6 +552,8 @@ def test_a_field_that_must_be_an_integer_refuses_one_too_long_to_read_back(store
         ({"offset": MAX_OFFSET + 1}, "'offset'"),
         ({"tags": [f"t{i}" for i in range(MAX_TAGS + 1)]}, f"at most {MAX_TAGS}"),
         ({"tags": [f"t{i}" for i in range(1000)]}, f"at most {MAX_TAGS}"),
+        ({"status": ["completed"] * (MAX_LIST_FILTER + 1)}, f"at most {MAX_LIST_FILTER}"),
+        ({"status": ["completed", "failed"] * 32_768}, "names 65,536 statuses; at most 100"),
         ({"created_after": "9999-12-31T23:59:59-14:00"}, "'created_after'"),
         ({"created_before": "0001-01-01T00:00:00+14:00"}, "'created_before'"),
     ],

@@ -70,6 +70,7 @@ __all__ = [
     "explain",
     "get_settings",
     "load",
+    "numeric_range",
     "overrides",
     "reset",
     "setting_keys",
@@ -221,11 +222,19 @@ def _value_problems(
             source = sourced.source
             allowed = _allowed(dotted)
             shown = _shown(dotted, sourced.value)
-            line = f"{source}: {dotted} = {shown!r}: {error['msg']}" + (
+            line = f"{source}: {dotted} = {_clipped(shown)}: {error['msg']}" + (
                 f" (allowed: {allowed})" if allowed else ""
             )
         found.append((dotted, source, line))
     return found
+
+
+def _clipped(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters when longer (a 6,000-digit number)."""
+    shown = repr(value)
+    if len(shown) <= limit:
+        return shown
+    return f"{shown[:limit]}… ({len(shown):,} characters)"
 
 
 def _allowed(dotted: str) -> str:
@@ -239,7 +248,33 @@ def _allowed(dotted: str) -> str:
         annotation, StoreBackendName | WorkerAdapterName
     ):
         return " | ".join(member.value for member in annotation)
-    return ""
+    return numeric_range(field) if field is not None else ""
+
+
+def numeric_range(field: Any) -> str:
+    """The range a numeric setting allows, as messages show it: ``1 to 4096``,
+    ``more than 0 and at most 3600``; empty for other settings."""
+    bounds: dict[str, Any] = {}
+    for item in field.metadata:
+        for name in ("gt", "ge", "lt", "le"):
+            if getattr(item, name, None) is not None:
+                bounds[name] = getattr(item, name)
+    if not bounds:
+        return ""
+    low = bounds.get("ge", bounds.get("gt"))
+    high = bounds.get("le", bounds.get("lt"))
+    if "ge" in bounds and "le" in bounds:
+        return f"{_number(low)} to {_number(high)}"
+    parts = []
+    if low is not None:
+        parts.append(("at least " if "ge" in bounds else "more than ") + _number(low))
+    if high is not None:
+        parts.append(("at most " if "le" in bounds else "less than ") + _number(high))
+    return " and ".join(parts)
+
+
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 _lock = threading.RLock()

@@ -54,8 +54,15 @@ def sql_url_problem(url: str) -> str | None:
     )
 
 
+MAX_POOL_SIZE = 4096
+"""The most workers a pool may have (every numeric setting has a range; see
+``tests/test_limits.py``)."""
+HOUR = 3600.0
+WEEK = 7 * 24 * HOUR
+
+
 def _cpu_count() -> int:
-    return os.cpu_count() or 1
+    return min(os.cpu_count() or 1, MAX_POOL_SIZE)
 
 
 def default_python_path() -> str:
@@ -117,6 +124,7 @@ class EvaluationSettings(_Section):
     harness_pool_size: int = Field(
         default_factory=_cpu_count,
         ge=1,
+        le=MAX_POOL_SIZE,
         description="How many workers the EvaluationHarness evaluates examples on "
         "(default: the CPU count); the kind of worker comes from workers.adapter.",
     )
@@ -146,26 +154,31 @@ class WorkersSettings(_Section):
     pool_size: int = Field(
         default_factory=_cpu_count,
         ge=1,
+        le=MAX_POOL_SIZE,
         description="Number of workers in the pool (default: the CPU count).",
     )
     pool_startup_timeout: float = Field(
         default=15.0,
         gt=0,
+        le=HOUR,
         description="Seconds for every worker of a new pool to be ready.",
     )
     worker_init_timeout: float = Field(
         default=10.0,
         gt=0,
+        le=HOUR,
         description="Seconds for one worker to load the program and DSPy settings.",
     )
     worker_shutdown_grace_period: float = Field(
         default=2.0,
         ge=0,
+        le=HOUR,
         description="Seconds a worker may take to stop gracefully before it is killed.",
     )
     task_timeout: float | None = Field(
         default=300.0,
         gt=0,
+        le=WEEK,
         description="Seconds one example may run on a worker before the worker is "
         "replaced and the example recorded as failed; null for no limit.",
     )
@@ -246,6 +259,7 @@ class ExportSettings(_Section):
     otlp_flush_timeout: float = Field(
         default=5.0,
         ge=0,
+        le=600,
         description="Seconds the end of an experiment waits for trials still being sent "
         "to a receiver that answers; a receiver that failed is not waited for.",
     )

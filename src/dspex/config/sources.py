@@ -15,7 +15,9 @@ is the schema's job) but unknown keys are reported with the closest valid one.
 from __future__ import annotations
 
 import difflib
+import errno
 import os
+import stat
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -27,6 +29,8 @@ from dspex.errors import ConfigError
 
 __all__ = [
     "ENVIRONMENTS",
+    "MAX_CONFIG_BYTES",
+    "MAX_CONFIG_DEPTH",
     "ConfigFile",
     "SourcedValue",
     "env_source",
@@ -40,6 +44,11 @@ ENV_PREFIX = "DSPEX_"
 # DSPEX_* variables that are not settings and so are never reported as unknown.
 RESERVED_ENV = {"DSPEX_ENV", "DSPEX_CONFIG"}
 RESERVED_ENV_PREFIXES = ("DSPEX_TEST_", "DSPEX_BENCH_")
+MAX_CONFIG_BYTES = 1_048_576
+"""A config file larger than this (1 MiB) is refused before it is parsed."""
+MAX_CONFIG_DEPTH = 16
+"""Tables, arrays and inline tables nest at most this deep in a config file (dspex's own
+settings use 4: ``[env.prod.store] url = ...``)."""
 
 
 @dataclass(frozen=True)
@@ -83,33 +92,111 @@ def unknown_key_error(key: str, source: str) -> ConfigError:
 
 
 def find_config_file(start: Path, environ: Mapping[str, str]) -> ConfigFile | None:
-    """The config file that applies to ``start`` (see the module docstring)."""
+    """The config file that applies to ``start`` (see the module docstring).
+
+    Anything named ``dspex.toml`` (or ``pyproject.toml``) on the way up that is not a
+    readable file, such as a directory, a FIFO or a symbolic link loop, is an error, as
+    through ``DSPEX_CONFIG``: skipping it would silently apply other settings.
+    """
     explicit = environ.get("DSPEX_CONFIG")
     if explicit:
         path = Path(explicit)
-        if not path.is_file():
+        try:
+            data = _read_bytes(path)
+        except _Unusable as exc:
             raise ConfigError(
-                f"DSPEX_CONFIG names {str(path)!r}, which is not a file; "
-                "point it at a dspex.toml or unset it",
+                f"DSPEX_CONFIG names {str(path)!r}, which {exc}; point it at a dspex.toml "
+                "or unset it",
                 source="environment DSPEX_CONFIG",
-            )
-        return _read_file(path)
+            ) from None
+        return _parse_file(path, data)
     for directory in (start, *start.parents):
-        candidate = directory / "dspex.toml"
-        if candidate.is_file():
-            return _read_file(candidate)
-        pyproject = directory / "pyproject.toml"
-        if pyproject.is_file():
-            found = _read_file(pyproject)
+        for name in ("dspex.toml", "pyproject.toml"):
+            found = _found_file(directory / name)
             if found is not None:
                 return found
     return None
 
 
-def _read_file(path: Path) -> ConfigFile | None:
+def _found_file(path: Path) -> ConfigFile | None:
     try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
+        os.lstat(path)
+    except OSError:
+        return None  # nothing of that name here
+    try:
+        data = _read_bytes(path)
+    except _Unusable as exc:
+        fix = exc.fix or (
+            "dspex reads its settings from a file of that name; rename or remove it, or set "
+            "DSPEX_CONFIG to the file to use"
+        )
+        raise ConfigError(f"{path} {exc}: {fix}", source=str(path)) from None
+    return _parse_file(path, data)
+
+
+class _Unusable(Exception):
+    """Why a path cannot be read as a config file (a phrase: "is a directory, not a file"),
+    and what to do when that is not the usual "use another file"."""
+
+    def __init__(self, reason: str, fix: str | None = None) -> None:
+        super().__init__(reason)
+        self.fix = fix
+
+
+_NOT_FILES = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The content of the regular file ``path``, at most :data:`MAX_CONFIG_BYTES`.
+
+    The type is checked on the open descriptor, which is opened without blocking: a FIFO
+    or a device never makes dspex wait or read forever.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _Unusable(_os_reason(path, exc)) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        for test, kind in _NOT_FILES:
+            if test(mode):
+                raise _Unusable(f"is {kind}, not a file")
+        data = b""
+        while len(data) <= MAX_CONFIG_BYTES:
+            chunk = os.read(fd, MAX_CONFIG_BYTES + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+    except OSError as exc:
+        raise _Unusable(_os_reason(path, exc)) from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise _Unusable(
+            f"is larger than {MAX_CONFIG_BYTES:,} bytes (1 MiB), the most a dspex "
+            "configuration file may hold",
+            fix="keep dspex's settings in a smaller file",
+        )
+    return data
+
+
+def _os_reason(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "is a symbolic link loop"
+    if exc.errno == errno.ENOENT:
+        return "is a symbolic link to a missing file" if path.is_symlink() else "does not exist"
+    return f"cannot be read: {exc.strerror or exc}"
+
+
+def _parse_file(path: Path, data: bytes) -> ConfigFile | None:
+    try:
+        table = tomllib.loads(data.decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}", source=str(path)) from exc
     except UnicodeDecodeError as exc:
@@ -117,14 +204,40 @@ def _read_file(path: Path) -> ConfigFile | None:
             f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); TOML files are UTF-8",
             source=str(path),
         ) from exc
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read: {exc}", source=str(path)) from exc
-    if path.name == "pyproject.toml":
-        table = data.get("tool", {}).get("dspex")
-        if table is None:
+    except RecursionError:
+        raise _too_deep(path, f"more than {MAX_CONFIG_DEPTH}") from None
+    found = ConfigFile(path, table, "")
+    if path.name == "pyproject.toml":  # only [tool.dspex] is ours to judge
+        tool = table.get("tool", {})
+        dspex_table = tool.get("dspex") if isinstance(tool, dict) else None
+        if dspex_table is None:
             return None
-        return ConfigFile(path, table, "tool.dspex.")
-    return ConfigFile(path, data, "")
+        found = ConfigFile(path, dspex_table, "tool.dspex.")
+    depth = _depth(found.table)
+    if depth > MAX_CONFIG_DEPTH:
+        raise _too_deep(path, str(depth))
+    return found
+
+
+def _too_deep(path: Path, depth: str) -> ConfigError:
+    return ConfigError(
+        f"{path}: tables and arrays nest {depth} levels deep; a dspex configuration file "
+        f"nests at most {MAX_CONFIG_DEPTH}",
+        source=str(path),
+    )
+
+
+def _depth(value: Any) -> int:
+    """How deep tables and arrays nest in ``value`` (without recursion: any depth)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level + 1)
+            stack.extend((child, level + 1) for child in item)
+    return deepest
 
 
 Problems = list[ConfigError] | None

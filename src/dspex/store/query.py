@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_LIMIT",
     "FILTERS",
     "MAX_LIMIT",
+    "MAX_LIST_FILTER",
     "MAX_OFFSET",
     "MAX_TAGS",
     "ExperimentSummary",
@@ -44,13 +45,17 @@ __all__ = [
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 MAX_OFFSET = 2**53 - 1  # the largest integer every JSON client keeps exactly
-MAX_TAGS = 100
+MAX_LIST_FILTER = 100
+"""The most values any list filter (``status``, ``tags``) may name in one query, refused
+here, before any backend builds a query (PostgreSQL takes at most 65,535 parameters)."""
+MAX_TAGS = MAX_LIST_FILTER
 
 FILTERS: dict[str, str] = {
     "hypothesis": "a hypothesis id (hyp_...), or text contained in its research question",
     "program": "the program name, exactly",
     "optimizer": "the optimizer name, exactly (for example SIMBA); 'none' for evaluations",
-    "status": "one of " + ", ".join(s.value for s in ExperimentStatus) + " (or a list of them)",
+    "status": f"one of {', '.join(s.value for s in ExperimentStatus)} (or a list of at most "
+    f"{MAX_LIST_FILTER} of them)",
     "tags": f"a tag or a list of at most {MAX_TAGS} tags; an experiment matches when it "
     "has all of them",
     "created_after": "an ISO date or UTC datetime; created at or after it",
@@ -276,6 +281,7 @@ def _int(key: str, value: Any, low: int, high: int | None = None) -> int:
 
 def _statuses(values: dict[str, Any], value: Any) -> None:
     items = [value] if isinstance(value, str | ExperimentStatus) else value
+    _at_most("status", items, "statuses")
     try:
         values["statuses"] = tuple(ExperimentStatus(v) for v in items)
     except (ValueError, TypeError):
@@ -286,12 +292,18 @@ def _tags(values: dict[str, Any], value: Any) -> None:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list | tuple | set | frozenset) or not items:
         raise _bad("tags", value, FILTERS["tags"])
-    if len(items) > MAX_TAGS:
-        raise InvalidQueryError(
-            f"filter 'tags' names {len(items)} tags; at most {MAX_TAGS} are allowed in one "
-            "query (filter on fewer tags, or on program, optimizer or dates)"
-        )
+    _at_most("tags", items, "tags")
     values["tags"] = tuple(sorted(_text("tags", v) for v in items))
+
+
+def _at_most(key: str, items: Any, what: str) -> None:
+    """Refuse a list filter longer than :data:`MAX_LIST_FILTER`, whatever its values."""
+    size = len(items) if hasattr(items, "__len__") else None
+    if size is not None and size > MAX_LIST_FILTER:
+        raise InvalidQueryError(
+            f"filter {key!r} names {size:,} {what}; at most {MAX_LIST_FILTER} are allowed in "
+            "one query (filter on fewer, or on program, optimizer or dates)"
+        )
 
 
 def _order(values: dict[str, Any], value: Any) -> None:
