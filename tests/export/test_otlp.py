@@ -91,8 +91,9 @@ def test_a_refusing_receiver_fails_the_command_naming_why(recorded):
     assert result.exit_code == 1
     trials = len(recorded.experiment.trials)
     assert f"exported 0 of {trials} trials" in result.output
-    assert f"{trials} not delivered: HTTP 400 Bad Request" in result.output
-    assert len(receiver.requests) == trials  # one request per trial
+    assert f"{trials} not delivered (trials 0–{trials - 1}): HTTP 400 Bad Request" in result.output
+    assert len(receiver.requests) == trials  # one request per trial: a refusal is an answer
+    assert "send them again with:" in result.output
 
 
 def test_headers_and_project_reach_the_receiver(recorded):

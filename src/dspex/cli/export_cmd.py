@@ -36,7 +36,8 @@ Destination = Callable[[Experiment, Any, Mapping[str, Any]], str]
 
 
 def _to_otlp(experiment: Experiment, endpoint: str, options: Mapping[str, Any]) -> str:
-    from dspex.export import OtlpDestination, send_experiment
+    from dspex.config import get_settings
+    from dspex.export import GiveUp, OtlpDestination, send_experiment
 
     destination = OtlpDestination(
         endpoint,
@@ -44,19 +45,57 @@ def _to_otlp(experiment: Experiment, endpoint: str, options: Mapping[str, Any]) 
         headers=_headers(options["headers"]),
         timeout=options.get("timeout"),
     )
+    settings = get_settings().export
+    rule = GiveUp(after=settings.otlp_give_up_after, seconds=settings.otlp_give_up_seconds)
     try:
-        outcome = send_experiment(experiment, destination)
+        outcome = send_experiment(
+            experiment, destination, trial_ids=_trial_ids(experiment, options), give_up=rule
+        )
     finally:
         destination.shutdown()
     if not outcome.ok:
-        raise click.ClickException(outcome.summary())
+        raise click.ClickException(
+            f"{outcome.summary()}\nsend them again with:\n  "
+            + _resend(experiment, outcome.not_sent, destination.shown_url, options)
+        )
     return outcome.summary()
+
+
+def _trial_ids(experiment: Experiment, options: Mapping[str, Any]) -> list[str] | None:
+    from dspex.export.selection import TrialRows
+
+    spec = options.get("trials")
+    return None if spec is None else TrialRows.of(experiment.trials).select(spec, experiment.id)
+
+
+def _resend(
+    experiment: Experiment, trial_ids: list[str], endpoint: str, options: Mapping[str, Any]
+) -> str:
+    """The command that sends ``trial_ids`` again with the options given this time (the
+    store without its password; header values are never printed: their names are)."""
+    from dspex.export.selection import TrialRows, resend_command
+    from dspex.redact import redact_url
+
+    extra: list[str] = []
+    for name in ("project", "timeout"):
+        if options.get(name) is not None:
+            extra += [f"--{name}", f"{options[name]:g}" if name == "timeout" else options[name]]
+    if options.get("store_url"):
+        extra += ["--store", redact_url(options["store_url"])]
+    rows = TrialRows.of(experiment.trials)
+    command = resend_command(experiment.id, rows, trial_ids, endpoint, extra)
+    names = [pair.partition("=")[0].strip() for pair in options.get("headers") or ()]
+    if names:
+        command += f"  (and your --header options again: {', '.join(names)})"
+    return command
 
 
 def _to_otlp_file(experiment: Experiment, path: Path, options: Mapping[str, Any]) -> str:
     from dspex.export import write_otlp_json
 
-    outcome = write_otlp_json(experiment, path, project=_project(options))
+    outcome = write_otlp_json(
+        experiment, path, project=_project(options), trial_ids=_trial_ids(experiment, options)
+    )
     return (
         f"wrote {outcome.trials} trials ({outcome.spans} spans) of {experiment.id} "
         f"as OTLP JSON to {path}"
@@ -149,6 +188,13 @@ def _headers(pairs: tuple[str, ...]) -> dict[str, str]:
     "(default: OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, else 10).",
 )
 @click.option(
+    "--trials",
+    metavar="ROWS",
+    help="Only these trials (with --otlp or --otlp-file): row numbers (the # column), "
+    "ranges and trial ids, comma-separated, such as 0-2,5,9-40. A failed export prints "
+    "the command with the trials it did not send.",
+)
+@click.option(
     "--project",
     metavar="NAME",
     help="Project of the traces (openinference.project.name); default: export.otlp_project.",
@@ -157,6 +203,9 @@ def _headers(pairs: tuple[str, ...]) -> dict[str, str]:
 def export_command(store_url: str | None, experiment_id: str, **options: Any) -> None:
     """Export an experiment: as tables (csv, jsonl, parquet) or as OpenTelemetry traces."""
     chosen = {name: options[name] for name in DESTINATIONS if options.get(name) is not None}
+    if options.get("trials") is not None and not {"otlp_endpoint", "otlp_file"} & set(chosen):
+        raise click.UsageError("--trials selects the trials that --otlp or --otlp-file send")
+    options["store_url"] = store_url
     if not chosen:
         chosen = {"fmt": "csv"}  # nothing asked: the tables, as CSV, here
     store = cli_store(store_url)

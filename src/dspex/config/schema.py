@@ -264,6 +264,22 @@ class ExportSettings(_Section):
         "to a receiver that answers; a receiver that failed is not waited for.",
     )
 
+    otlp_give_up_after: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="`dspex export --otlp` stops after this many trials in a row could not "
+        "reach the receiver (no connection, no answer in time, or 502/503/504), naming the "
+        "trials not sent and the command that sends them.",
+    )
+    otlp_give_up_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        le=HOUR,
+        description="`dspex export --otlp` also stops once no trial has reached the receiver "
+        "for this many seconds; until then no request waits longer than what remains.",
+    )
+
     @field_validator("otlp_endpoint")
     @classmethod
     def _endpoint(cls, value: str | None) -> str | None:

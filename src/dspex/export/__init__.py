@@ -16,7 +16,7 @@ it finishes (:class:`LiveOtlpExporter`, a :class:`TrialSink`).
 from dspex.export.live import LiveOtlpExporter
 from dspex.export.mapping import SPAN_OPENING_KINDS, experiment_spans, trial_spans
 from dspex.export.otlp import INSTALL_HINT, OtlpDestination, otlp_json_lines, traces_url
-from dspex.export.send import ExportOutcome, send_experiment, write_otlp_json
+from dspex.export.send import ExportOutcome, GiveUp, send_experiment, write_otlp_json
 from dspex.export.sink import TrialSink, trial_sink_from_settings
 from dspex.export.spans import SpanEventRecord, SpanLinkRecord, SpanRecord
 
@@ -24,6 +24,7 @@ __all__ = [
     "INSTALL_HINT",
     "SPAN_OPENING_KINDS",
     "ExportOutcome",
+    "GiveUp",
     "LiveOtlpExporter",
     "OtlpDestination",
     "SpanEventRecord",

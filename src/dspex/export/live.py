@@ -26,6 +26,7 @@ from typing import Any
 
 from dspex.export.mapping import trial_spans
 from dspex.export.otlp import OtlpDestination
+from dspex.export.selection import TrialRows, resend_command
 from dspex.export.spans import SpanRecord
 from dspex.model import Experiment, Trial
 
@@ -59,7 +60,7 @@ class LiveOtlpExporter:
         self.retry_delay = retry_delay
         self._cond = threading.Condition()
         self._queue: deque[_Pending] = deque()
-        self._received: list[str] = []
+        self._received: list[tuple[str, int]] = []  # (trial id, row number)
         self._delivered: set[str] = set()
         self._problem: str | None = None  # the last reason a send failed
         self._failing = False  # the last request failed: do not wait for the receiver
@@ -83,7 +84,7 @@ class LiveOtlpExporter:
                 )  # fmt: skip
                 return
             self._queue.append(_Pending(experiment, trial))
-            self._received.append(trial.id)
+            self._received.append((trial.id, trial.index))
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="dspex-otlp-export", daemon=True
@@ -180,23 +181,27 @@ class LiveOtlpExporter:
 
     def _report(self, experiment: Experiment) -> dict[str, Any]:
         with self._cond:
-            undelivered = [t for t in self._received if t not in self._delivered]
+            rows = TrialRows(
+                tuple(i for i, _ in self._received), tuple(r for _, r in self._received)
+            )
+            undelivered = [t for t in rows.ids if t not in self._delivered]
             report: dict[str, Any] = {
                 "endpoint": self.destination.shown_url,
                 "project": self.destination.project,
-                "trials": len(self._received),
-                "delivered": len(self._received) - len(undelivered),
+                "trials": len(rows.ids),
+                "delivered": len(rows.ids) - len(undelivered),
                 "undelivered": undelivered,
                 "error": (self._problem or "still on its way when the experiment ended")
                 if undelivered
                 else None,
             }
         if undelivered:
-            report["resend"] = f"dspex export {experiment.id} --otlp {self.destination.shown_url}"
+            url = self.destination.shown_url
+            report["resend"] = resend_command(experiment.id, rows, undelivered, url)
             logger.warning(
-                "dspex: %d of %d trials of experiment %s were not delivered to %s (%s); "
-                "they are in the store: send them with `%s`",
-                len(undelivered), report["trials"], experiment.id,
-                self.destination.shown_url, report["error"], report["resend"],
+                "dspex: %d of %d trials of experiment %s were not delivered to %s (%s): "
+                "trials %s; they are in the store: send them with `%s`",
+                len(undelivered), report["trials"], experiment.id, url, report["error"],
+                rows.shown(undelivered), report["resend"],
             )  # fmt: skip
         return report

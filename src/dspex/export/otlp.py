@@ -228,20 +228,30 @@ class OtlpDestination:
                 )
             return self._exporter
 
-    def send(self, spans: list[SpanRecord]) -> str | None:
+    def send(self, spans: list[SpanRecord], *, deadline: float | None = None) -> str | None:
         """Send ``spans`` in one request (the exporter retries transient failures).
 
-        Returns None when the receiver took them, else the reason it did not.
+        Returns None when the receiver took them, else the reason it did not;
+        :attr:`unreachable` then says whether the receiver was reached at all. With a
+        ``deadline`` (a :func:`time.monotonic` time) no request waits past it.
         """
         exporter = self._open()
         if exporter is None:
             return "the export was stopped (the experiment ended)"
         self._session.last_failure = None
+        self._session.unreachable = False
+        self._session.deadline = deadline
         with _quietly():
             result = exporter.export(sdk_spans(spans, project=self.project))
         if result is _sdk().SpanExportResult.SUCCESS:
             return None
         return self._session.last_failure or "the receiver did not accept the spans"
+
+    @property
+    def unreachable(self) -> bool:
+        """Whether the last failed send never reached the receiver: no connection, no
+        answer in time, or a gateway's 502, 503 or 504."""
+        return self._session is not None and bool(self._session.unreachable)
 
     def shutdown(self) -> None:
         """Stop for good: an export in flight gives up its retries, later sends fail."""

@@ -10,6 +10,11 @@ request of its own, so that a receiver that refuses one trial (or takes long ove
 big one: MLflow stores each request in one transaction) does not fail the others. Ids
 are derived from dspex ids (see :mod:`dspex.export.spans`), so exporting again sends
 the same traces.
+
+A receiver that is not there is not tried a thousand times: the export gives up (see
+:class:`GiveUp`) after a few trials in a row that could not reach it, or once none has
+reached it for a while, and :attr:`ExportOutcome.not_sent` names every trial it did not
+deliver (:func:`dspex.export.selection.resend_command` is the command that sends them).
 """
 
 from __future__ import annotations
@@ -22,14 +27,49 @@ from pathlib import Path
 from dspex.errors import ExportError
 from dspex.export.mapping import trial_spans
 from dspex.export.otlp import OtlpDestination, otlp_json_lines
+from dspex.export.selection import TrialRows
 from dspex.model import Experiment, Trial
 
-__all__ = ["ExportOutcome", "send_experiment", "write_otlp_json"]
+__all__ = ["ExportOutcome", "GiveUp", "send_experiment", "write_otlp_json"]
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    """When an export stops trying a receiver that is not there.
+
+    It stops after ``after`` trials in a row could not reach the receiver (no connection,
+    no answer in time, or a gateway's 502/503/504; a receiver that answers with another
+    refusal is there, and only that trial fails), or once no trial has reached it for
+    ``seconds``: from then on no request waits longer than what remains. With the default
+    request timeout (10 s) a dead receiver costs at most ``seconds`` (or one timeout, if
+    longer), whatever the number of trials. Settings ``export.otlp_give_up_after`` and
+    ``export.otlp_give_up_seconds``.
+    """
+
+    after: int = 3
+    seconds: float = 20.0
+
+    def verdict(self, streak: int, waited: float, problem: str) -> str | None:
+        """Why the export stops after ``streak`` trials in a row, ``waited`` seconds,
+        did not reach the receiver (the last because of ``problem``); None: go on."""
+        if streak >= self.after:
+            return (
+                f"gave up after {streak} trial{'s' if streak != 1 else ''} in a row could not "
+                "reach it "
+                f"(export.otlp_give_up_after = {self.after}): {problem}"
+            )
+        if waited >= self.seconds:
+            return (
+                f"gave up: no trial reached it for {waited:.0f}s "
+                f"(export.otlp_give_up_seconds = {self.seconds:g}): {problem}"
+            )
+        return None
 
 
 @dataclass
 class ExportOutcome:
-    """What an export did: trials and spans sent, and the trials a receiver did not take."""
+    """What an export did: trials and spans sent, the trials a receiver did not take, and
+    why it stopped early (``gave_up``) if it did."""
 
     experiment_id: str
     destination: str
@@ -37,11 +77,14 @@ class ExportOutcome:
     spans: int = 0
     delivered: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # trial id -> reason
+    not_sent: list[str] = field(default_factory=list)  # failed, and never tried, in order
+    gave_up: str | None = None
     seconds: float = 0.0
+    shown: str = ""  # the trials not sent, as messages name them: "0–2, 5"
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.not_sent
 
     def summary(self) -> str:
         head = (
@@ -50,8 +93,11 @@ class ExportOutcome:
         )
         if self.ok:
             return head
+        missing = f"{len(self.not_sent)} not delivered (trials {self.shown})"
+        if self.gave_up is not None:
+            return f"{head}; {self.gave_up}; {missing}"
         reasons = sorted(set(self.failed.values()))
-        return f"{head}; {len(self.failed)} not delivered: " + "; ".join(reasons)
+        return f"{head}; {missing}: " + "; ".join(reasons)
 
 
 def send_experiment(
@@ -59,20 +105,39 @@ def send_experiment(
     destination: OtlpDestination,
     *,
     trial_ids: Collection[str] | None = None,
+    give_up: GiveUp | None = None,
 ) -> ExportOutcome:
     """Send every trial of ``experiment`` (or those in ``trial_ids``) as OTLP traces,
-    one request per trial."""
+    one request per trial, giving up on a receiver that is not there (``give_up``,
+    default :class:`GiveUp()`)."""
+    rule = give_up or GiveUp()
     started = time.perf_counter()
     outcome = ExportOutcome(experiment.id, destination.shown_url)
-    for trial in _selected(experiment, trial_ids):
+    selected = _selected(experiment, trial_ids)
+    streak, since = 0, None  # trials in a row that did not reach the receiver, from when
+    for position, trial in enumerate(selected):
         spans = trial_spans(trial, experiment)
-        problem = destination.send(spans)
+        tried = time.monotonic()
+        deadline = None if since is None else since + rule.seconds
+        problem = destination.send(spans, deadline=deadline)
         outcome.trials += 1
         outcome.spans += len(spans)
         if problem is None:
             outcome.delivered.append(trial.id)
-        else:
-            outcome.failed[trial.id] = problem
+            streak, since = 0, None
+            continue
+        outcome.failed[trial.id] = problem
+        if not destination.unreachable:
+            streak, since = 0, None
+            continue
+        streak, since = streak + 1, tried if since is None else since
+        outcome.gave_up = rule.verdict(streak, time.monotonic() - since, problem)
+        if outcome.gave_up is not None:
+            outcome.trials += len(selected) - position - 1
+            break
+    delivered = set(outcome.delivered)
+    outcome.not_sent = [t.id for t in selected if t.id not in delivered]
+    outcome.shown = TrialRows.of(experiment.trials).shown(outcome.not_sent)
     outcome.seconds = time.perf_counter() - started
     return outcome
 
