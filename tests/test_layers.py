@@ -22,6 +22,8 @@ SRC = Path(dspex.__file__).parent
 RANKS = {
     "errors": 0,
     "redact": 0,
+    "_version": 0,
+    "extras": 1,
     "ids": 1,
     "config": 1,
     "model": 2,

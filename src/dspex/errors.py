@@ -20,7 +20,8 @@ Every error dspex raises on purpose is a :class:`DspexError`, so callers can cat
     │   └── NotComparableError       two scores are over different examples or metrics
     ├── CaptureError                 instrumentation could not record a run
     │   └── UnsupportedOptimizerVersion  an optimizer's internals moved; capture would record less
-    ├── ExportError                  an experiment could not leave dspex (receiver, file, extra)
+    ├── ExportError                  an experiment could not leave dspex (receiver, file)
+    ├── MissingExtraError            a feature needs an optional extra that is not installed
     ├── StudyError                   a study could not run as asked (another runner holds it...)
     │   └── StudySpecError           a study spec has errors (all of them, each with its key)
     └── WorkerError                  a worker pool could not start, run or stop work
@@ -45,6 +46,7 @@ __all__ = [
     "ImmutableRecordError",
     "InvalidIdError",
     "InvalidQueryError",
+    "MissingExtraError",
     "NotComparableError",
     "StoreError",
     "StoreUnavailable",
@@ -179,7 +181,17 @@ class UnsupportedOptimizerVersion(CaptureError):
 
 class ExportError(DspexError):
     """An experiment could not be exported: the receiver refused or could not be reached,
-    the file could not be written, or the ``dspex[otel]`` extra is not installed."""
+    or the file could not be written."""
+
+
+class MissingExtraError(DspexError, ImportError):
+    """A feature needs an optional part of dspex that is not installed; the message says
+    which extra brings it (``pip install 'dspex[sql]'``). Raised by
+    :func:`dspex.extras.require`, the one place that asks for an extra."""
+
+    def __init__(self, message: str, *, extra: str, module: str) -> None:
+        super().__init__(message, name=module)
+        self.extra = extra
 
 
 class StudyError(DspexError):

@@ -11,7 +11,15 @@ import pyarrow.parquet
 import pytest
 from click.testing import CliRunner
 
-from dspex import AnalysisError, Experiment, ProgramInfo, ResultStore, ValidationError, new_id
+from dspex import (
+    AnalysisError,
+    Experiment,
+    MissingExtraError,
+    ProgramInfo,
+    ResultStore,
+    ValidationError,
+    new_id,
+)
 from dspex.analysis.export import export_experiment
 from dspex.cli import main
 from dspex.model.rows import example_rows, trial_rows
@@ -42,7 +50,7 @@ def test_examples_frame_pairs_up_by_example_key():
 
 def test_frames_without_pandas_say_which_extra_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "pandas", None)
-    with pytest.raises(AnalysisError, match=r"pip install 'dspex\[analysis\]'"):
+    with pytest.raises(MissingExtraError, match=r"pip install 'dspex\[analysis\]'"):
         demo_like().trials_frame()
 
 
@@ -84,7 +92,7 @@ def test_export_names_a_bad_format_or_table(tmp_path):
 
 def test_parquet_without_pyarrow_says_which_extra_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow", None)
-    with pytest.raises(AnalysisError, match="dspex\\[analysis\\]"):
+    with pytest.raises(MissingExtraError, match="dspex\\[analysis\\]"):
         export_experiment(demo_like(), tmp_path, "parquet")
 
 

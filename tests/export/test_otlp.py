@@ -13,7 +13,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 import dspex
-from dspex import ExportError, ResultStore
+from dspex import MissingExtraError, ResultStore
 from dspex.cli import main
 from dspex.export import INSTALL_HINT, OtlpDestination, send_experiment, trial_spans
 from dspex.export import otlp as otlp_module
@@ -180,14 +180,14 @@ def test_without_the_extra_exporting_says_how_to_install_it(recorded, tmp_path, 
     )  # fmt: skip
     assert result.exit_code == 1
     assert INSTALL_HINT in result.output and "pip install 'dspex[otel]'" in result.output
-    with pytest.raises(ExportError, match=r"pip install 'dspex\[otel\]'"):
+    with pytest.raises(MissingExtraError, match=r"pip install 'dspex\[otel\]'"):
         OtlpDestination("http://127.0.0.1:6006").send([])
 
 
 def test_without_the_extra_a_live_export_stops_the_experiment_before_it_runs(without_otel):
     store = ResultStore.open("memory://")
     dspex.configure(export={"otlp_endpoint": "http://127.0.0.1:6006"})
-    with pytest.raises(ExportError, match=r"pip install 'dspex\[otel\]'"):
+    with pytest.raises(MissingExtraError, match=r"pip install 'dspex\[otel\]'"):
         with dspex.experiment("needs-otel", program_name="qa", store=store):
             pytest.fail("the block must not run")
     assert store.count_experiments() == 0

@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, select
 
-from dspex import ResultStore, StoreUnavailable
+from dspex import MissingExtraError, ResultStore, StoreUnavailable
 from dspex.store import _sqltables, migrate
 from dspex.store.backend import backend_for_url
 from dspex.store.sql import engine_for_url
@@ -68,7 +68,7 @@ def test_trials_are_stored_compressed_one_row_each(store_url_factory):
 def test_a_missing_postgres_driver_gives_an_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "psycopg", None)  # as if psycopg were not installed
     store = ResultStore.open("postgresql://bob:pw@db.example/x")
-    with pytest.raises(StoreUnavailable, match=r"pip install 'dspex\[postgres\]'") as caught:
+    with pytest.raises(MissingExtraError, match=r"pip install 'dspex\[postgres\]'") as caught:
         store.connect()
     assert "pw@" not in str(caught.value)
 

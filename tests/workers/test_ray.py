@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from dspex.config.schema import WorkersSettings
-from dspex.errors import WorkerError
+from dspex.errors import MissingExtraError
 from dspex.workers import create_pool
 from dspex.workers.ray_pool import ensure_ray
 from tests.workers import helpers
@@ -24,5 +24,5 @@ def test_an_initialized_ray_is_reused(ray_session):
 
 def test_without_ray_installed_the_error_says_how_to_get_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail
-    with pytest.raises(WorkerError, match=r"pip install 'dspex\[ray\]'"):
+    with pytest.raises(MissingExtraError, match=r"pip install 'dspex\[ray\]'"):
         create_pool(WorkersSettings(adapter="ray", pool_size=1)).start()

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from dspex.errors import AnalysisError, ValidationError
+from dspex.errors import ValidationError
+from dspex.extras import require
 from dspex.model import Experiment
 from dspex.model.rows import Row, example_rows, trial_rows
 
@@ -53,14 +54,8 @@ def write_rows(rows: Sequence[Row], out: IO[Any], fmt: str) -> None:
 
 
 def _write_parquet(rows: Sequence[Row], out: IO[bytes]) -> None:
-    try:
-        import pyarrow
-        import pyarrow.parquet
-    except ImportError as exc:
-        raise AnalysisError(
-            "Parquet needs pyarrow, which is not installed: pip install 'dspex[analysis]' "
-            "(or export --format csv or jsonl)"
-        ) from exc
+    pyarrow = require("pyarrow", "analysis", "Parquet (or export --format csv or jsonl)")
+    require("pyarrow.parquet", "analysis", "Parquet")
     columns = _columns(rows)
     table = pyarrow.Table.from_pydict({c: [row.get(c) for row in rows] for c in columns})
     pyarrow.parquet.write_table(table, out)

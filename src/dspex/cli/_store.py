@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from dspex.errors import DspexError
-from dspex.store import ResultStore
-from dspex.store.service import url_from_settings
+
+if TYPE_CHECKING:
+    from dspex.store import ResultStore
 
 __all__ = ["cli_store", "cli_store_url", "store_option"]
 
@@ -32,6 +33,7 @@ def cli_store_url(url: str | None = None) -> str:
     if url:
         return url
     from dspex.config import get_settings
+    from dspex.store.service import url_from_settings
 
     try:
         backend = get_settings().store.backend
@@ -50,6 +52,8 @@ def cli_store(url: str | None = None, *, read_only: bool = False) -> ResultStore
     verify``): they create and change nothing, and a missing store is an error naming
     its URL.
     """
+    from dspex.store import ResultStore
+
     try:
         store = ResultStore.open(cli_store_url(url), read_only=read_only).connect()
     except DspexError as exc:

@@ -15,7 +15,6 @@ import click
 
 from dspex.cli._store import cli_store, store_option
 from dspex.errors import DspexError
-from dspex.view import TraceViewer
 
 __all__ = ["compare_command"]
 
@@ -45,6 +44,8 @@ def compare_command(store_url: str | None, a: str, b: str, width: int | None) ->
             "compare two trials (EXP:TRIAL EXP:TRIAL) or two experiments (EXP EXP), "
             f"not {a!r} and {b!r}"
         )
+    from dspex.view import TraceViewer
+
     store = cli_store(store_url)
     try:
         view = TraceViewer.compare(exp_a, trial_a, exp_b, trial_b, store=store)

@@ -6,14 +6,16 @@ import json
 import os
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from dspex import config
 from dspex.cli._store import DEFAULT_CLI_STORE
 from dspex.errors import ConfigError
 from dspex.redact import redact_url
-from dspex.store.service import url_from_settings
+
+if TYPE_CHECKING:
+    from dspex import config
 
 
 @click.group("config")
@@ -25,6 +27,8 @@ def config_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def show(as_json: bool) -> None:
     """Print every effective setting with the source it came from."""
+    from dspex import config
+
     try:
         loaded = config.load(cwd=Path.cwd())
     except ConfigError as exc:
@@ -44,6 +48,8 @@ def show(as_json: bool) -> None:
 
 def _cli_store_line(settings: config.Settings) -> str:
     """The store every `dspex` command uses without --store (what cli_store opens)."""
+    from dspex.store.service import url_from_settings
+
     if settings.store.backend == "memory":
         url = "file://" + str(DEFAULT_CLI_STORE.resolve())
         return f"{url} (store.backend is memory; the CLI keeps results here instead)"
@@ -53,6 +59,8 @@ def _cli_store_line(settings: config.Settings) -> str:
 @config_group.command("check")
 def check() -> None:
     """Validate the configuration; report every problem at once and exit 1 if there is one."""
+    from dspex import config
+
     problems = config.check(cwd=Path.cwd(), environ=os.environ)
     for problem in problems:
         first, *rest = problem.splitlines()

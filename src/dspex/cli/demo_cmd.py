@@ -21,9 +21,7 @@ from typing import Any
 
 import click
 
-from dspex.cli._demo_summary import Hints, demo_summary, evaluated_pair
 from dspex.cli._store import cli_store, store_option
-from dspex.cli._tables import terminal_width
 from dspex.cli.demo_runs import DEMOS
 
 __all__ = ["demo"]
@@ -149,6 +147,9 @@ def demo(store_url: str | None, optimizer: str, steps: int, verbose: bool) -> No
     """Run a recorded optimization on the offline LM and show what it decided."""
     from rich.console import Console
 
+    from dspex.cli._demo_summary import Hints, demo_summary
+    from dspex.cli._tables import terminal_width
+
     console = Console(stderr=True)
     store = cli_store(store_url)
     exp, _, _, _ = _run(store, steps, console, optimizer)
@@ -160,6 +161,7 @@ def demo(store_url: str | None, optimizer: str, steps: int, verbose: bool) -> No
 
 
 def _print_best_timeline(experiment: Any, width: int) -> None:
+    from dspex.cli._demo_summary import evaluated_pair
     from dspex.view import render_trial_text
 
     _, optimized = evaluated_pair(experiment)

@@ -21,18 +21,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from dspex.analysis.export import FORMATS, TABLES, export_experiment
 from dspex.cli._store import cli_store, store_option
 from dspex.errors import DspexError
-from dspex.model import Experiment
 
-__all__ = ["DESTINATIONS", "export_command"]
+if TYPE_CHECKING:
+    from dspex.model import Experiment
 
-Destination = Callable[[Experiment, Any, Mapping[str, Any]], str]
+__all__ = ["DESTINATIONS", "FORMATS", "TABLES", "export_command"]
+
+# dspex.analysis.export's names, spelled here so that `--help` imports no model
+# (tests/cli/test_startup.py checks that they agree)
+FORMATS = ("csv", "jsonl", "parquet")
+TABLES = ("trials", "examples")
+
+Destination = Callable[["Experiment", Any, Mapping[str, Any]], str]
 
 
 def _to_otlp(experiment: Experiment, endpoint: str, options: Mapping[str, Any]) -> str:
@@ -103,6 +109,8 @@ def _to_otlp_file(experiment: Experiment, path: Path, options: Mapping[str, Any]
 
 
 def _to_tables(experiment: Experiment, fmt: str, options: Mapping[str, Any]) -> str:
+    from dspex.analysis.export import export_experiment
+
     output = options.get("output") or Path(".")
     paths = export_experiment(experiment, output, fmt, options.get("tables") or tuple(TABLES))
     return "\n".join(str(path) for path in paths)
@@ -154,7 +162,7 @@ def _headers(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--table",
     "tables",
-    type=click.Choice(tuple(TABLES)),
+    type=click.Choice(TABLES),
     multiple=True,
     help="Only this table (repeat for both; default: trials and examples).",
 )

@@ -7,9 +7,7 @@ from typing import Any
 import click
 
 from dspex.cli._store import cli_store, cli_store_url, store_option
-from dspex.cli._tables import experiment_summary_text, ls_table, terminal_width
 from dspex.errors import DspexError
-from dspex.view.labels import find_trial
 
 __all__ = ["experiments_group", "store_group"]
 
@@ -43,6 +41,8 @@ def ls(
     store_url: str | None, status: tuple[str, ...], tags: tuple[str, ...], **filters: Any
 ) -> None:
     """List experiments, newest (or best, with --order-by score) first."""
+    from dspex.cli._tables import ls_table, terminal_width
+
     store = cli_store(store_url, read_only=True)
     filters.update(status=list(status) or None, tags=list(tags) or None)
     try:
@@ -75,6 +75,9 @@ def show(store_url: str | None, experiment_id: str, trial_ref: str | None, full:
             "--full applies to one trial's timeline: add --trial N (the # column) or "
             "--trial cN (candidate N)"
         )
+    from dspex.cli._tables import experiment_summary_text, terminal_width
+    from dspex.view.labels import find_trial
+
     store = cli_store(store_url, read_only=True)
     width = terminal_width()
     try:

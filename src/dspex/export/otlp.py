@@ -16,7 +16,6 @@ the request timeout (with the exporter's retries) from ``OTEL_EXPORTER_OTLP_TRAC
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 import logging
 import threading
@@ -29,6 +28,7 @@ from typing import Any
 from dspex.config.schema import check_otlp_endpoint
 from dspex.errors import ExportError
 from dspex.export.spans import SpanRecord
+from dspex.extras import require
 from dspex.redact import redact_url
 
 __all__ = [
@@ -62,18 +62,12 @@ def traces_url(endpoint: str) -> str:
 @cache
 def _sdk() -> ModuleType:
     """The OpenTelemetry names this module uses (:mod:`dspex.export._otel`), imported once."""
-    try:
-        otel = importlib.import_module("dspex.export._otel")
-    except ImportError as exc:
-        raise ExportError(
-            "exporting OpenTelemetry traces needs the OpenTelemetry SDK and its OTLP "
-            f"exporter, which are not installed ({exc.name}): {INSTALL_HINT}"
-        ) from exc
-    return otel
+    purpose = "exporting OpenTelemetry traces"
+    return require("dspex.export._otel", "otel", purpose, packages=("opentelemetry",))
 
 
 def require_sdk() -> None:
-    """Raise :class:`~dspex.errors.ExportError` with the install command unless the
+    """Raise :class:`~dspex.MissingExtraError` with the install command unless the
     OpenTelemetry SDK and OTLP exporter can be imported."""
     _sdk()
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from dspex.errors import AnalysisError
+from dspex.extras import require
 from dspex.model.scopes import example_value, scope_of
 from dspex.model.trial import ExampleResult, Trial, example_key
 
@@ -122,10 +122,5 @@ def _text(value: Any) -> str | None:
 
 def data_frame(rows: list[Row]) -> Any:
     """``rows`` as a pandas DataFrame (pandas is the optional ``analysis`` extra)."""
-    try:
-        import pandas
-    except ImportError as exc:
-        raise AnalysisError(
-            "data frames need pandas, which is not installed: pip install 'dspex[analysis]'"
-        ) from exc
+    pandas = require("pandas", "analysis", "a DataFrame")
     return pandas.DataFrame.from_records(rows)

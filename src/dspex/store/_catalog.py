@@ -30,6 +30,7 @@ from dspex.store.query import (
     ExperimentSummary,
     Query,
     after_bound,
+    fold,
     matches,
     ranking_score,
 )
@@ -77,7 +78,7 @@ class Catalog:
         self.remove(summary.id)
         self.summaries[summary.id] = summary
         insort(self._by_created, _created(summary))
-        insort(self._by_program.setdefault(summary.program, []), _created(summary))
+        insort(self._by_program.setdefault(fold(summary.program), []), _created(summary))
         for tag in set(summary.tags):
             insort(self._by_tag.setdefault(tag, []), _created(summary))
         insort(self._by_score.setdefault(_scope(summary), []), _scored(summary))
@@ -87,7 +88,7 @@ class Catalog:
         if old is None:
             return
         _remove(self._by_created, _created(old))
-        _remove(self._by_program[old.program], _created(old))
+        _remove(self._by_program[fold(old.program)], _created(old))
         for tag in set(old.tags):
             _remove(self._by_tag[tag], _created(old))
         _remove(self._by_score[_scope(old)], _scored(old))
@@ -146,7 +147,7 @@ class Catalog:
         program's, or one of the tags'), and the slice of it within the dates."""
         lists = [self._by_created]
         if query.program is not None:
-            lists.append(self._by_program.get(query.program, []))
+            lists.append(self._by_program.get(fold(query.program), []))
         lists += [self._by_tag.get(tag, []) for tag in query.tags]
         keys = min(lists, key=len)
         low, high = 0, len(keys)

@@ -31,8 +31,10 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
-from dspex.store.query import ExperimentSummary, Query, ranking_score
+from dspex.store.query import ExperimentSummary, Query, fold, ranking_score
 
 __all__ = [
     "ID",
@@ -99,6 +101,24 @@ def text_key(value: str) -> str:
     return value.replace("\x00", "\ufffd")
 
 
+class ascii_lower(FunctionElement[str]):  # noqa: N801 - a SQL function's name
+    """``lower()`` of ASCII letters only, as :func:`dspex.store.query.fold`: SQLite's
+    ``lower()`` does that; PostgreSQL's does it under the C collation."""
+
+    inherit_cache = True
+    type = Text()
+
+
+@compiles(ascii_lower)
+def _lower(element: ascii_lower, compiler: Any, **kw: Any) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(ascii_lower, "postgresql")
+def _lower_c(element: ascii_lower, compiler: Any, **kw: Any) -> str:
+    return f'lower(({compiler.process(element.clauses, **kw)}) COLLATE "C")'
+
+
 def summary_row(summary: ExperimentSummary) -> dict[str, Any]:
     """The indexed columns of one summary."""
     question = summary.research_question
@@ -133,9 +153,9 @@ def _where(t: Table, tags: Table, q: Query) -> list[ColumnElement[bool]]:
     if q.hypothesis_text is not None:
         where.append(c.question_lc.contains(text_key(q.hypothesis_text.lower()), autoescape=True))
     if q.program is not None:
-        where.append(c.program == text_key(q.program))
+        where.append(ascii_lower(c.program) == fold(text_key(q.program)))
     if q.optimizer is not None:
-        where.append(c.optimizer == text_key(q.optimizer))
+        where.append(ascii_lower(c.optimizer) == fold(text_key(q.optimizer)))
     if q.statuses:
         where.append(c.status.in_([s.value for s in q.statuses]))
     if q.tags:

@@ -10,11 +10,13 @@ by URL scheme and lists the valid schemes when none fits.
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from dspex.errors import StoreUnavailable
+from dspex.extras import require
 from dspex.model import Experiment, StudyRecord, StudySummary, Trial
 from dspex.redact import redact_url
 from dspex.store.codec import EncodedRecord, PartTransform
@@ -154,6 +156,17 @@ def study_order(summary: StudySummary) -> tuple[float, str]:
 BackendFactory = Callable[[str, BackendOptions], StoreBackend]
 _REGISTRY: dict[str, BackendFactory] = {}
 
+#: the built-in backends: scheme -> (module that registers it, extra that module needs).
+#: A module is imported when its scheme is first used, so that opening a file store
+#: never imports SQLAlchemy, and a missing extra is named only to whoever needs it.
+_BUILTIN: dict[str, tuple[str, str | None]] = {
+    "memory": ("dspex.store.memory", None),
+    "file": ("dspex.store.file", None),
+    "sqlite": ("dspex.store.sql", "sql"),
+    "postgresql": ("dspex.store.sql", "postgres"),
+    "postgres": ("dspex.store.sql", "postgres"),
+}
+
 
 def register_backend(scheme: str, factory: BackendFactory) -> None:
     """Make ``scheme://`` URLs open with ``factory(url, options)``."""
@@ -161,30 +174,27 @@ def register_backend(scheme: str, factory: BackendFactory) -> None:
 
 
 def registered_schemes() -> list[str]:
-    _load_builtin_backends()
-    return sorted(_REGISTRY)
+    return sorted({*_REGISTRY, *_BUILTIN})
 
 
-def _load_builtin_backends() -> None:
-    # Imported here, not at module level, so optional drivers load only when used.
-    from dspex.store import memory  # noqa: F401
-
-    for module in ("dspex.store.file", "dspex.store.sql"):
-        try:
-            __import__(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+def _factory(scheme: str) -> BackendFactory | None:
+    if scheme not in _REGISTRY and scheme in _BUILTIN:
+        module, extra = _BUILTIN[scheme]
+        if extra is None:
+            importlib.import_module(module)
+        else:
+            require("sqlalchemy", extra, f"a {scheme}:// ResultStore")
+            importlib.import_module(module)
+    return _REGISTRY.get(scheme)
 
 
 def backend_for_url(url: str, options: BackendOptions | None = None) -> StoreBackend:
     """The backend for ``url`` (``memory://``, ``file:///path``, ``sqlite:///x.db``, ...)."""
-    _load_builtin_backends()
     scheme = url.split(":", 1)[0].split("+", 1)[0] if ":" in url else ""
-    factory = _REGISTRY.get(scheme)
+    factory = _factory(scheme)
     if factory is None:
         raise StoreUnavailable(
             f"no ResultStore backend for URL {redact_url(url)!r}; valid schemes: "
-            + ", ".join(f"{s}://" for s in sorted(_REGISTRY))
+            + ", ".join(f"{s}://" for s in registered_schemes())
         )
     return factory(url, options or BackendOptions())

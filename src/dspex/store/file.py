@@ -27,6 +27,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,8 +35,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
-
-from sqlalchemy.exc import DBAPIError
 
 from dspex.errors import (
     CorruptRecordError,
@@ -315,10 +314,10 @@ class FileBackend(StoreBackend):
             self._refresh_index()
         try:
             return action(self._index)
-        except DBAPIError as exc:
+        except sqlite3.Error as exc:
             if not is_damage(exc):
                 raise StoreUnavailable(
-                    f"cannot read the index of the ResultStore at {self.url}: {exc.orig}"
+                    f"cannot read the index of the ResultStore at {self.url}: {exc}"
                 ) from exc
             logger.warning("dspex: the index of %s is damaged (%s); rebuilding", self.url, exc)
             if self.read_only:
@@ -354,7 +353,7 @@ class FileBackend(StoreBackend):
             if not self._index.is_open or self._index.replaced():
                 self._index.open()
             return self._index.valid
-        except DBAPIError:
+        except sqlite3.Error:
             self._index.close()
             return False
 
@@ -376,7 +375,7 @@ class FileBackend(StoreBackend):
             if not self._index.valid:
                 self._index.reset()
                 self._rebuild()
-        except DBAPIError as exc:
+        except sqlite3.Error as exc:
             if not is_damage(exc):
                 raise
             logger.warning("dspex: the index of %s is damaged (%s); rebuilding", self.url, exc)
@@ -409,7 +408,7 @@ class FileBackend(StoreBackend):
                     self._index.close()
                     self._index = on_disk
                     return
-            except DBAPIError as exc:
+            except sqlite3.Error as exc:
                 logger.warning("dspex: cannot use the index of %s (%s)", self.url, exc)
             on_disk.close()
         self._rejected = _identity(path)
@@ -455,7 +454,7 @@ class FileBackend(StoreBackend):
                     self._index.remove(conn, experiment_id)
                 else:
                     self._index.put(conn, summary)
-        except DBAPIError as exc:
+        except sqlite3.Error as exc:
             if not is_damage(exc):
                 raise
             logger.warning("dspex: the index of %s is damaged (%s); rebuilding", self.url, exc)
@@ -473,7 +472,7 @@ class FileBackend(StoreBackend):
                     if not self._index.valid:
                         self._index.reset()
                     problems = self._rebuild()
-                except DBAPIError as exc:
+                except sqlite3.Error as exc:
                     if not is_damage(exc):
                         raise
                     problems = self._rebuild_damaged()

@@ -38,6 +38,7 @@ __all__ = [
     "MAX_TAGS",
     "ExperimentSummary",
     "Query",
+    "fold",
     "ranking_score",
     "summary_of",
 ]
@@ -52,8 +53,8 @@ MAX_TAGS = MAX_LIST_FILTER
 
 FILTERS: dict[str, str] = {
     "hypothesis": "a hypothesis id (hyp_...), or text contained in its research question",
-    "program": "the program name, exactly",
-    "optimizer": "the optimizer name, exactly (for example SIMBA); 'none' for evaluations",
+    "program": "the program name (ASCII letters in any case: QA matches qa)",
+    "optimizer": "the optimizer name in any case (simba matches SIMBA); 'none' for evaluations",
     "status": f"one of {', '.join(s.value for s in ExperimentStatus)} (or a list of at most "
     f"{MAX_LIST_FILTER} of them)",
     "tags": f"a tag or a list of at most {MAX_TAGS} tags; an experiment matches when it "
@@ -362,6 +363,19 @@ def ranking_score(summary: ExperimentSummary) -> float | None:
     return score if score is not None and math.isfinite(score) else None
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def fold(name: str) -> str:
+    """``name`` as program and optimizer filters compare it: ASCII letters lower-cased,
+    as SQLite's and PostgreSQL's (C collation) ``lower()`` do, every other character as is.
+
+    >>> fold("SIMBA"), fold("MIPROv2"), fold("Ärger")
+    ('simba', 'miprov2', 'Ärger')
+    """
+    return name.translate(_ASCII_LOWER)
+
+
 def matches(query: Query, summary: ExperimentSummary) -> bool:
     """Whether ``summary`` passes every filter of ``query`` (paging aside).
 
@@ -369,9 +383,9 @@ def matches(query: Query, summary: ExperimentSummary) -> bool:
     conformance suite checks that they do. (Checks return early: the memory backend
     calls this for every candidate row.)
     """
-    if query.program is not None and summary.program != query.program:
+    if query.program is not None and fold(summary.program) != fold(query.program):
         return False
-    if query.optimizer is not None and (summary.optimizer or "") != query.optimizer:
+    if query.optimizer is not None and fold(summary.optimizer or "") != fold(query.optimizer):
         return False
     if query.statuses and summary.status not in query.statuses:
         return False

@@ -42,6 +42,7 @@ from dspex.errors import (
     StoreUnavailable,
     ValidationError,
 )
+from dspex.extras import require
 from dspex.model import Experiment, StudyRecord, StudySummary, Trial
 from dspex.redact import redact_text
 from dspex.store import _sqltables as tables
@@ -73,13 +74,7 @@ def engine_for_url(url: str, *, read_only: bool = False) -> Engine:
     if problem:
         raise StoreUnavailable(f"cannot use the ResultStore at {redact_url(url)}: {problem}")
     if url.startswith(("postgresql", "postgres:")):
-        try:
-            import psycopg  # noqa: F401
-        except ModuleNotFoundError as exc:
-            raise StoreUnavailable(
-                f"the ResultStore at {redact_url(url)} needs the PostgreSQL driver psycopg 3: "
-                "pip install 'dspex[postgres]'"
-            ) from exc
+        require("psycopg", "postgres", f"the ResultStore at {redact_url(url)}")
         url = "postgresql+psycopg:" + url.split(":", 1)[1]
         return create_engine(url, pool_pre_ping=True)
     engine = _sqlite_reader(url) if read_only else _sqlite_writer(url)

@@ -18,7 +18,7 @@ from typing import Any
 
 import cloudpickle
 
-from dspex.errors import WorkerError
+from dspex.extras import require
 from dspex.model import ErrorInfo
 from dspex.workers._core import EventKind, Result, Task, Worker
 from dspex.workers.pool import SupervisedPool
@@ -31,13 +31,7 @@ _actor_class: Any = None
 
 
 def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError as exc:
-        raise WorkerError(
-            "workers.adapter = 'ray' needs Ray, which is not installed: pip install 'dspex[ray]'"
-        ) from exc
-    return ray
+    return require("ray", "ray", "workers.adapter = 'ray'")
 
 
 def ensure_ray(address: str | None = None) -> Any:
