@@ -12,7 +12,6 @@ import pytest
 from click.testing import CliRunner
 
 from dspex import (
-    AnalysisError,
     Experiment,
     MissingExtraError,
     ProgramInfo,
