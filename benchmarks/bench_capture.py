@@ -94,13 +94,17 @@ class Recorders:
     def dspex(self) -> Iterator[None]:
         import dspy
 
-        from dspex.capture.context import RECORDER_KEY
+        from dspex.capture import instrumented, recording
         from dspex.capture.recorder import TrialRecorder
         from dspex.ids import new_id
 
         recorder = TrialRecorder(new_id("trl"))
         self.recorders.append(recorder)
-        with dspy.context(lm=self.lm, callbacks=[self.dspex_callback], **{RECORDER_KEY: recorder}):
+        with (
+            instrumented(),
+            dspy.context(lm=self.lm, callbacks=[self.dspex_callback]),
+            recording(recorder),
+        ):
             yield
 
     def mlflow(self) -> AbstractContextManager[Any]:
@@ -194,6 +198,8 @@ def burst(
     import dspy
     from dspy.dsp.utils.settings import thread_local_overrides
 
+    from dspex.capture.context import carried, scope
+
     predict = dspy.Predict("question -> answer")
     made_before, recorded_before = engine.calls, count()
     with config():
@@ -202,9 +208,11 @@ def burst(
         def adopt() -> None:
             thread_local_overrides.set(overrides)
 
+        # the caller's DSPy settings and dspex's context, as DSPy's own threads carry them
+        ask = carried(lambda i: predict(question=f"What is {i} + 2?"), scope())
         started = time.perf_counter()
         with ThreadPoolExecutor(threads, initializer=adopt) as pool:
-            list(pool.map(lambda i: predict(question=f"What is {i} + 2?"), range(calls)))
+            list(pool.map(ask, range(calls)))
         elapsed = time.perf_counter() - started
     made, recorded = engine.calls - made_before, count() - recorded_before
     return {

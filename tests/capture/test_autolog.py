@@ -10,8 +10,7 @@ from dspy.teleprompt import Teleprompter
 import dspex
 from dspex import EventKind, ExperimentStatus, ResultStore
 from dspex.capture import shared_callback
-from dspex.capture.context import LISTENER_KEY
-from dspex.capture.dspy_bridge import lookup
+from dspex.capture.context import LISTENER_KEY, lookup
 from dspex.store.memory import MemoryBackend
 from dspex.tracking.autolog import autolog_listener
 

@@ -113,13 +113,13 @@ def test_trials_reach_the_store_before_the_experiment_ends(lm, store):
 
 def test_dspy_parallel_threads_attribute_events_to_the_trial(lm, engine, store):
     """dspy.Evaluate(num_threads=4) inside a trial: no orphan events, all calls counted."""
-    from dspex.capture import TrialRecorder, recording, shared_callback
+    from dspex.capture import TrialRecorder, instrumented, recording, shared_callback
     from dspex.capture.dspy_bridge import ensure_callback
 
     program = QA()
     recorder = TrialRecorder(dspex.new_id("trl"))
     ensure_callback(shared_callback())
-    with recording(recorder):
+    with instrumented(), recording(recorder):
         dspy.Evaluate(devset=addition_set(16), metric=exact, num_threads=4, display_progress=False)(
             program
         )

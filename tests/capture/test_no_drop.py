@@ -12,6 +12,7 @@ from dspy.dsp.utils.settings import thread_local_overrides
 import dspex
 from dspex import EventKind, ResultStore
 from dspex.capture import TrialRecorder, recording, shared_callback
+from dspex.capture.context import carried, scope
 from dspex.capture.dspy_bridge import ensure_callback
 from dspex.journal import ExperimentJournal
 from dspex.store.memory import MemoryBackend
@@ -26,15 +27,14 @@ def test_a_burst_from_many_threads_records_every_lm_call(lm, engine):
     recorder = TrialRecorder(dspex.new_id("trl"))
     predict = dspy.Predict("question -> answer")
     with recording(recorder):
-        overrides = thread_local_overrides.get()
+        overrides, values = thread_local_overrides.get(), scope()
 
-        def adopt() -> None:
+        def adopt() -> None:  # DSPy's settings and dspex's context, as DSPy's threads get them
             thread_local_overrides.set(overrides)
 
+        ask = carried(lambda i: predict(question=f"What is {i} + 1?").answer, values)
         with ThreadPoolExecutor(THREADS, initializer=adopt) as pool:
-            answers = list(
-                pool.map(lambda i: predict(question=f"What is {i} + 1?").answer, range(CALLS))
-            )
+            answers = list(pool.map(ask, range(CALLS)))
     assert answers == [str(i + 1) for i in range(CALLS)]
     events = recorder.events()
     calls = [e for e in events if e.kind is EventKind.LM_CALL]

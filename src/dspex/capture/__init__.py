@@ -7,13 +7,15 @@ knows no journal, no front end, no store, and never renders. Its modules:
 
 - ``recorder``: the per-trial event buffer; ``context``: where a call is recorded;
 - ``callback``: the DSPy callback; ``dspy_bridge``: the one module touching DSPy's
-  private settings; ``program``: what a program is made of; ``jsonable``: JSON data;
+  private settings; ``instrument``: every patch of DSPy's code, applied and undone
+  together; ``program``: what a program is made of; ``jsonable``: JSON data;
 - ``scoring``: example results, trial scores and their scopes; ``evaluation``:
   ``dspy.Evaluate`` results through scoring.
 """
 
 from dspex.capture.callback import DspexCallback, shared_callback
 from dspex.capture.context import CaptureListener, active_listener, active_recorder, recording
+from dspex.capture.instrument import instrumented
 from dspex.capture.recorder import RawEvent, TrialRecorder
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "TrialRecorder",
     "active_listener",
     "active_recorder",
+    "instrumented",
     "recording",
     "shared_callback",
 ]

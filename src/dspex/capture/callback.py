@@ -8,10 +8,15 @@ block). Compiles and ``dspy.Evaluate`` calls are reported to the listener. With 
 active every handler returns at once (the no-op fast path).
 
     import dspy
-    from dspex.capture import DspexCallback, TrialRecorder, recording
-    dspy.configure(callbacks=[DspexCallback()])
-    with recording(TrialRecorder(trial_id)):
+    from dspex.capture import TrialRecorder, instrumented, recording, shared_callback
+    dspy.configure(callbacks=[shared_callback()])
+    with instrumented(), recording(TrialRecorder(trial_id)):
         program(question="2+2?")
+
+Pickled with DSPy's settings (``dspy.settings.save()``), the shared callback is saved as
+a reference to the process's shared callback: loading the settings back and passing
+them to ``dspy.configure`` leaves exactly one dspex callback, which records each call
+once.
 """
 
 from __future__ import annotations
@@ -25,8 +30,14 @@ from typing import Any
 from dspy.utils.callback import BaseCallback
 from dspy.utils.callback_context import ACTIVE_CALL_ID
 
-from dspex.capture.context import RECORDER_KEY, CaptureListener, active_listener, active_recorder
-from dspex.capture.dspy_bridge import add_lm_history_listener, lookup
+from dspex.capture.context import (
+    RECORDER_KEY,
+    CaptureListener,
+    active_listener,
+    active_recorder,
+    lookup,
+)
+from dspex.capture.instrument import add_lm_history_listener, cache_hit_of
 from dspex.capture.jsonable import jsonable
 from dspex.capture.program import (
     class_path,
@@ -85,6 +96,12 @@ class DspexCallback(BaseCallback):
         self._listened: dict[str, CaptureListener] = {}
         _instances.add(self)
         add_lm_history_listener(_history_to_callbacks)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # What DSPy saves with its settings: the shared callback stays the shared one (no
+        # second callback after a reload), another one a fresh, empty callback; the calls
+        # in flight (recorders, listeners, locks) are never pickled.
+        return (shared_callback, ()) if self is _shared else (DspexCallback, ())
 
     # -- bookkeeping ----------------------------------------------------------------
 
@@ -348,11 +365,15 @@ def _history_to_callbacks(entry: dict[str, Any]) -> None:
 
 
 def _usage(entry: dict[str, Any]) -> dict[str, Any]:
-    response = entry.get("response")
+    """Usage, cost and cache hit of an LM call's history entry. A call answered from
+    DSPy's cache cost nothing: no tokens, cost 0 (DSPy 3.4 keeps the original call's cost
+    on the entry)."""
+    if cache_hit_of(entry):
+        return {"usage": {}, "cost": 0.0, "cache_hit": True}
     return {
         "usage": {k: v for k, v in (entry.get("usage") or {}).items() if v is not None},
         "cost": entry.get("cost"),
-        "cache_hit": bool(getattr(response, "cache_hit", False)),
+        "cache_hit": False,
     }
 
 

@@ -1,8 +1,11 @@
 """Where a DSPy call is recorded: the active trial's recorder, or the experiment's listener.
 
-Both ride in DSPy's own context overrides (see :mod:`dspex.capture.dspy_bridge`), which
-``dspy.Parallel``, ``dspy.Evaluate(num_threads=...)``, ``dspy.asyncify`` and asyncio
-tasks carry into the threads and tasks they start::
+Both ride in dspex's own context (a ``ContextVar``), never in DSPy's settings: DSPy pickles,
+copies and saves its settings (``dspy.settings.save()``), and nothing of dspex belongs
+there. asyncio tasks, ``contextvars.copy_context()`` and the threads of DSPy's
+``ParallelExecutor`` (``dspy.Parallel``, ``dspy.Evaluate(num_threads=...)``,
+``program.batch``; carried by :mod:`dspex.capture.instrument` while an experiment or
+``autolog()`` is on) take it into the threads and tasks they start::
 
     with recording(recorder):
         program(question="2+2?")     # every event lands in `recorder`
@@ -19,11 +22,12 @@ unrecorded (:meth:`CaptureListener.unattributed`), so that no gap is silent.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Protocol
+from contextvars import ContextVar, Token
+from types import MappingProxyType
+from typing import Any, Protocol, TypeVar
 
-from dspex.capture.dspy_bridge import lookup, scoped
 from dspex.capture.recorder import TrialRecorder
 
 __all__ = [
@@ -32,14 +36,74 @@ __all__ = [
     "CaptureListener",
     "active_listener",
     "active_recorder",
+    "carried",
     "close_ambient",
+    "lookup",
     "open_ambient",
+    "pop",
+    "push",
     "recording",
+    "scope",
+    "scoped",
     "set_fallback_listener",
 ]
 
-RECORDER_KEY = "dspex_recorder"
-LISTENER_KEY = "dspex_listener"
+RECORDER_KEY = "recorder"
+LISTENER_KEY = "listener"
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_scope: ContextVar[Mapping[str, Any]] = ContextVar("dspex_scope", default=_EMPTY)
+_T = TypeVar("_T")
+
+
+def lookup(key: str) -> Any:
+    """The value of ``key`` in dspex's context here (None when unset)."""
+    return _scope.get().get(key)
+
+
+def push(**keys: Any) -> Token[Mapping[str, Any]]:
+    """Add ``keys`` to dspex's context here (and in what this context starts)."""
+    return _scope.set(MappingProxyType({**_scope.get(), **keys}))
+
+
+def pop(token: Token[Mapping[str, Any]]) -> None:
+    """Undo :func:`push`. A token from another context (a teardown on another thread or
+    after an ``await``) cannot be reset there; the values of that context end with it."""
+    try:
+        _scope.reset(token)
+    except ValueError:
+        pass
+
+
+@contextmanager
+def scoped(**keys: Any) -> Iterator[None]:
+    """:func:`push` for the duration of a ``with`` block."""
+    token = push(**keys)
+    try:
+        yield
+    finally:
+        pop(token)
+
+
+def scope() -> Mapping[str, Any]:
+    """dspex's context here, to hand to a thread that does not inherit it (:func:`carried`)."""
+    return _scope.get()
+
+
+def carried(function: Callable[..., _T], values: Mapping[str, Any]) -> Callable[..., _T]:
+    """``function`` running with dspex's context ``values`` (from :func:`scope`), wherever
+    it is called; only dspex's own context travels, nothing else of the caller's."""
+    if not values:
+        return function
+
+    def run(*args: Any, **kwargs: Any) -> _T:
+        token = _scope.set(values)
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _scope.reset(token)
+
+    return run
 
 
 class CaptureListener(Protocol):

@@ -22,7 +22,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from dspex.capture.dspy_bridge import lookup, worker_settings
+from dspex.capture.dspy_bridge import setting, worker_settings
+from dspex.capture.instrument import instrumented
 from dspex.capture.program import program_name
 from dspex.capture.recorder import TrialRecorder
 from dspex.capture.scoring import (
@@ -100,7 +101,8 @@ class EvaluationHarness:
         """
         examples = _check(program, devset, metric)
         recorder = self._open(program, examples, name, parents, metadata)
-        results = self._run(recorder, program, examples, metric)
+        with instrumented():  # already, inside an experiment: a counter goes up
+            results = self._run(recorder, program, examples, metric)
         return self._close(recorder, results, metric, scope)
 
     async def aevaluate(
@@ -128,7 +130,8 @@ class EvaluationHarness:
             recorder.merge(outcome.events)
             return outcome.result
 
-        results = await asyncio.gather(*(one(i, ex) for i, ex in enumerate(examples)))
+        with instrumented():
+            results = await asyncio.gather(*(one(i, ex) for i, ex in enumerate(examples)))
         return self._close(recorder, list(results), metric, scope)
 
     def _open(
@@ -163,7 +166,7 @@ class EvaluationHarness:
         settings = worker_settings()
         # the caller's own callbacks run too in this process; in others, only dspex's
         # (each worker process adds its own)
-        settings["callbacks"] = list(lookup("callbacks") or []) if in_process else []
+        settings["callbacks"] = list(setting("callbacks") or []) if in_process else []
         state = EvaluationState(
             uuid.uuid4().hex,
             recorder.trial_id,

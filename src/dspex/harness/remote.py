@@ -16,8 +16,9 @@ from typing import Any
 
 import cloudpickle
 
+from dspex.capture import instrument
 from dspex.capture.callback import DspexCallback, shared_callback
-from dspex.capture.dspy_bridge import scoped
+from dspex.capture.dspy_bridge import settings_scope
 from dspex.capture.program import module_paths
 from dspex.harness.example import ExampleOutcome, ExampleTask, run_example
 
@@ -105,13 +106,29 @@ def _state_of(task: WorkerTask) -> EvaluationState:
     return state
 
 
+_instrumented_process = False
+
+
+def _instrument_worker_process() -> None:
+    """A worker in another process (its tasks carry their state) is dspex's own: DSPy
+    stays instrumented there for the worker's life (usage, cost and cache hits of its LM
+    calls, DSPy's threads carrying the example's recorder)."""
+    global _instrumented_process
+    with _states_lock:
+        if not _instrumented_process:
+            _instrumented_process = True
+            instrument.acquire()
+
+
 def evaluate_in_worker(task: WorkerTask) -> ExampleOutcome:
     """Pool function: evaluate one example with the state its evaluation set up."""
+    if task.state is not None:
+        _instrument_worker_process()
     state = _state_of(task)
     callbacks = list(state.settings.get("callbacks") or [])
     if not any(isinstance(c, DspexCallback) for c in callbacks):
         callbacks.append(shared_callback())
-    with scoped(**{**state.settings, "callbacks": callbacks}):
+    with settings_scope(**{**state.settings, "callbacks": callbacks}):
         return run_example(
             ExampleTask(
                 state.trial_id,

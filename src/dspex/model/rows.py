@@ -57,6 +57,9 @@ def _trial_row(experiment: Experiment, trial: Trial) -> Row:
         "tokens": sum(r.tokens for r in results),
         "cost": sum(r.cost or 0.0 for r in results),
         "lm_calls": sum(1 for e in trial.events if e.kind.value == "lm_call"),
+        "cache_hits": sum(
+            1 for e in trial.events if e.kind.value == "lm_call" and e.payload.get("cache_hit")
+        ),
         "started_at": trial.started_at.isoformat(),
         "finished_at": trial.finished_at.isoformat() if trial.finished_at else None,
         "duration_ms": trial.duration_ms,

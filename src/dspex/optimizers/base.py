@@ -8,8 +8,7 @@ from contextvars import Token
 from typing import Any
 
 from dspex.capture.callback import error_payload
-from dspex.capture.context import RECORDER_KEY, active_recorder
-from dspex.capture.dspy_bridge import pop, push
+from dspex.capture.context import RECORDER_KEY, active_recorder, pop, push
 from dspex.capture.jsonable import jsonable
 from dspex.capture.program import variables_of
 from dspex.capture.recorder import TrialRecorder

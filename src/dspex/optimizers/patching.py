@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from dspex.capture.dspy_bridge import lookup
+from dspex.capture.context import lookup
 from dspex.errors import UnsupportedOptimizerVersion
 
 __all__ = ["ModulePatch", "compile_locals", "require_attribute", "require_locals", "unsupported"]

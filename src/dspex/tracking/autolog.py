@@ -30,9 +30,10 @@ from contextvars import Token
 from dataclasses import dataclass
 from typing import Any
 
+from dspex.capture import instrument
 from dspex.capture.callback import shared_callback
-from dspex.capture.context import LISTENER_KEY, set_fallback_listener
-from dspex.capture.dspy_bridge import ensure_callback, pop, push, remove_callback
+from dspex.capture.context import LISTENER_KEY, pop, push, set_fallback_listener
+from dspex.capture.dspy_bridge import ensure_callback, remove_callback
 from dspex.capture.recorder import TrialRecorder
 from dspex.journal import ExperimentJournal
 from dspex.model import ExperimentStatus
@@ -207,10 +208,14 @@ def autolog(*, store: ResultStore | None = None, disable: bool = False) -> None:
     callback = shared_callback()
     with _lock:
         if disable:
+            if _listener is not None:
+                instrument.release()
             _listener = None
             set_fallback_listener(None)
             remove_callback(callback)
             return
+        if _listener is None:
+            instrument.acquire()
         _listener = AutologListener(store)
         set_fallback_listener(_listener)
         # dspy.context snapshots the callbacks in effect when entered: inside one, this

@@ -26,9 +26,10 @@ from contextvars import Token
 from types import TracebackType
 from typing import Any
 
+from dspex.capture import instrument
 from dspex.capture.callback import shared_callback
-from dspex.capture.context import LISTENER_KEY, close_ambient, open_ambient
-from dspex.capture.dspy_bridge import ensure_callback, pop, push
+from dspex.capture.context import LISTENER_KEY, close_ambient, open_ambient, pop, push
+from dspex.capture.dspy_bridge import ensure_callback, pop_settings
 from dspex.harness import EvaluationHarness
 from dspex.journal import ExperimentJournal
 from dspex.model import Experiment, ExperimentStatus, Hypothesis, Trial
@@ -45,7 +46,8 @@ class ExperimentRun:
         self.journal = journal
         self.harness = EvaluationHarness(journal, pool_size=pool_size)
         self.listener = ExperimentListener(journal)
-        self._tokens: list[Token[Any]] = []
+        self._settings_token: Token[Any] | None = None
+        self._token: Token[Any] | None = None
 
     @property
     def id(self) -> str:
@@ -114,10 +116,9 @@ class ExperimentRun:
 
     def __enter__(self) -> ExperimentRun:
         self.journal.start()
-        token = ensure_callback(shared_callback())
-        if token is not None:
-            self._tokens.append(token)
-        self._tokens.append(push(**{LISTENER_KEY: self.listener}))
+        instrument.acquire()
+        self._settings_token = ensure_callback(shared_callback())
+        self._token = push(**{LISTENER_KEY: self.listener})
         open_ambient(self.listener)
         return self
 
@@ -128,8 +129,12 @@ class ExperimentRun:
         tb: TracebackType | None,
     ) -> None:
         close_ambient(self.listener)
-        while self._tokens:
-            pop(self._tokens.pop())
+        if self._token is not None:
+            pop(self._token)
+            self._token = None
+        if self._settings_token is not None:
+            pop_settings(self._settings_token)
+            self._settings_token = None
         if exc is None:
             status = ExperimentStatus.COMPLETED
         elif isinstance(exc, KeyboardInterrupt):
@@ -140,6 +145,7 @@ class ExperimentRun:
             self.listener.close(status, exc)
         finally:
             self.harness.close()
+            instrument.release()  # DSPy as it was, once the last experiment has ended
         capture_error = self.listener.capture_errors[0] if self.listener.capture_errors else None
         if exc is None and capture_error is not None:
             self.journal.finish(ExperimentStatus.FAILED, capture_error)

@@ -26,15 +26,9 @@ from contextvars import Token
 from dataclasses import dataclass, field
 from typing import Any
 
-from dspex.capture.context import RECORDER_KEY, active_recorder
-from dspex.capture.dspy_bridge import (
-    EVALUATE_ERRORS_KEY,
-    acquire_evaluate_errors,
-    pop,
-    push,
-    release_evaluate_errors,
-)
+from dspex.capture.context import RECORDER_KEY, active_recorder, pop, push
 from dspex.capture.evaluation import evaluation_results
+from dspex.capture.instrument import EVALUATE_ERRORS_KEY
 from dspex.capture.program import program_name
 from dspex.capture.recorder import TrialRecorder
 from dspex.capture.scoring import metric_name, record_score
@@ -202,7 +196,6 @@ class ExperimentListener:
         )
         errors: dict[int, BaseException] = {}
         report: Callable[[dict[int, BaseException]], None] = errors.update
-        acquire_evaluate_errors()
         token = push(**{RECORDER_KEY: recorder, EVALUATE_ERRORS_KEY: report})
         metric = inputs.get("metric") or getattr(evaluate, "metric", None)
         return _Evaluation(recorder, token, metric, errors)
@@ -214,7 +207,6 @@ class ExperimentListener:
         if evaluation is None:
             return
         pop(evaluation.token)
-        release_evaluate_errors()
         try:
             self._close_evaluation(evaluation, outputs, exception)
         except Exception as exc:
@@ -260,7 +252,6 @@ class ExperimentListener:
             self.capture_errors.extend(hook.capture_errors)
         for evaluation in evaluations:
             pop(evaluation.token)
-            release_evaluate_errors()
         self.end_direct_calls()
         with self._lock:
             running = list(self._calls_trials.values())

@@ -70,7 +70,9 @@ class TrialView:
             meta.append(f"parent: {trial_label(tl.parent)}")
         return terminal_safe(
             f"{tl.title}\n{' · '.join(meta)}\n"
-            f"{tl.event_count} events, {tl.lm_call_count} LM calls; "
+            f"{tl.event_count} events, {tl.lm_call_count} LM calls"
+            + (f" ({tl.cache_hit_count} from DSPy's cache)" if tl.cache_hit_count else "")
+            + "; "
             "the whole timeline: print(view) or view.to_text()"
         )
 

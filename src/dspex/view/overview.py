@@ -38,6 +38,8 @@ class TrialRow:
     scope: str | None = None
     """The example set its score was measured on (dev, minibatch, full...), from the record."""
     n: int | None = None
+    cache_hits: int = 0
+    """LM calls answered from DSPy's cache (counted in ``lm_calls``, no tokens, no cost)."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,9 @@ def _row(trial: Trial, strategies: dict[str, str | None], by_id: dict[str, Trial
         strategy=strategies.get(trial.id),
         parents=tuple(p.index for p in parents),
         lm_calls=sum(1 for e in trial.events if e.kind == "lm_call"),
+        cache_hits=sum(
+            1 for e in trial.events if e.kind == "lm_call" and e.payload.get("cache_hit")
+        ),
         tokens=sum(r.tokens for r in trial.example_results),
         errors=sum(1 for r in trial.example_results if r.error is not None),
         event_count=len(trial.events),

@@ -318,6 +318,10 @@ def _stats_lines(overview: Overview) -> list[tuple[str, str]]:
             )
         )
     rows.append(("tokens", f"{stats.total_tokens:,}"))
+    hits = sum(row.cache_hits for row in overview.rows)
+    if hits:
+        calls = sum(row.lm_calls for row in overview.rows)
+        rows.append(("LM calls", f"{calls:,} ({cache_hit_text(hits, calls)})"))
     rows.append(("cost", f"${stats.total_cost:.4f}"))
     rows.append(
         (
@@ -326,6 +330,15 @@ def _stats_lines(overview: Overview) -> list[tuple[str, str]]:
         )
     )
     return rows
+
+
+def cache_hit_text(hits: int, calls: int) -> str:
+    """``3 from DSPy's cache, hit rate 43%``.
+
+    >>> cache_hit_text(3, 7)
+    "3 from DSPy's cache, hit rate 43%"
+    """
+    return f"{hits:,} from DSPy's cache, hit rate {hits / calls:.0%}" if calls else ""
 
 
 def mean_ci(metric: MetricStats) -> str:

@@ -213,6 +213,13 @@ class Timeline:
         return sum(1 for entry in self.entries if entry.is_lm_call)
 
     @property
+    def cache_hit_count(self) -> int:
+        """LM calls answered from DSPy's cache."""
+        return sum(
+            1 for entry in self.entries if entry.is_lm_call and entry.event.payload.get("cache_hit")
+        )
+
+    @property
     def event_count(self) -> int:
         return sum(len(block.entries) for block in self.blocks)
 

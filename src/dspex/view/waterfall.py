@@ -56,7 +56,8 @@ def _label(span: Span) -> str:
     if span.kind == "example_result":
         return f"Example {p.get('example', '?')}"
     if span.kind == "lm_call":
-        return f"LM {p.get('model', '')}".strip()
+        label = f"LM {p.get('model', '')}".strip()
+        return f"{label} (cache hit)" if p.get("cache_hit") else label
     if span.kind == "tool_call":
         return f"tool {p.get('tool', '?')}"
     return str(p.get("module") or p.get("class") or "module")

@@ -1,0 +1,421 @@
+"""Every change dspex makes to DSPy, listed in one place, applied and undone together.
+
+DSPy has public callbacks for module, LM, adapter, tool, compile and ``dspy.Evaluate``
+calls, and dspex uses them (:mod:`dspex.capture.callback`). Everything else it needs (an
+LM call's usage, cost and cache hit; its context in DSPy's worker threads; the exception
+behind each failed example; why an optimizer did what it did) means replacing something
+of DSPy. Every such replacement is a :class:`Patch` in :data:`PATCHES`, in the style of
+the field's instrumentors (OpenInference's ``_instrument``/``_uninstrument``, MLflow's
+``safe_patch``):
+
+- **applied when needed, undone after.** :func:`acquire` applies every patch when the
+  first experiment (or ``autolog()``, or an evaluation of the harness) starts;
+  :func:`release` puts back DSPy's exact objects when the last one ends. While applied,
+  a patch does nothing for code that runs outside dspex's context: it hands the call to
+  DSPy's original at once.
+- **never breaks the user's run.** A patched function calls DSPy's original with the
+  arguments it received and returns what it returned; dspex's own work around the call
+  runs in a guard (:func:`guarded`) that turns a failure into a warning on the
+  experiment (the *degraded mode*: :class:`Instrumented`), never into an exception in
+  the user's program.
+- **says what it could not apply.** A patch whose target is missing in the installed
+  DSPy (a renamed function, an older release) is not applied; :func:`unavailable` names
+  it with what is not recorded without it, and the hooks that need it record less and
+  say so.
+
+Optimizer patches dispatch each call to the hook of the compile running in the calling
+context (:data:`HOOKS_KEY` in dspex's context, see :mod:`dspex.capture.context`): the
+hooks live in :mod:`dspex.optimizers`, which registers them by optimizer name; this
+module knows only the names and the methods it calls.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from dspex.capture.context import carried, lookup, scope
+
+__all__ = [
+    "EVALUATE_ERRORS_KEY",
+    "HOOKS_KEY",
+    "PATCHES",
+    "Instrumented",
+    "Patch",
+    "acquire",
+    "add_lm_history_listener",
+    "applied",
+    "cache_hit_of",
+    "guarded",
+    "instrumented",
+    "is_instrumented",
+    "release",
+    "unavailable",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Key, in dspex's context, of the hooks of the compiles running there, by optimizer name.
+HOOKS_KEY = "hooks"
+#: Key, in dspex's context, of a callable that receives ``{example index: exception}`` when
+#: a ``dspy.Evaluate`` call run in that context has finished.
+EVALUATE_ERRORS_KEY = "evaluate_errors"
+
+
+# -- the guard: dspex's work never reaches the user's program ---------------------------
+
+
+class Instrumented(Protocol):
+    """What a patch dispatches to (an optimizer hook): it handles calls of one optimizer
+    instance and records less, with a warning, when its own code fails."""
+
+    def handles(self, instance: Any) -> bool:
+        """Whether a call on ``instance`` (the optimizer, its adapter...) is this hook's."""
+
+    def degrade(self, piece: str, error: BaseException | str) -> None:
+        """Record that ``piece`` could not be recorded from now on, and why."""
+
+    def is_degraded(self, piece: str) -> bool: ...
+
+
+class _Original:
+    """DSPy's original, as handed to a hook's handler: calls it once and remembers what
+    happened, so that the guard can tell DSPy's exceptions from dspex's."""
+
+    __slots__ = ("function", "called", "result", "error")
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.function = function
+        self.called = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.called = True
+        try:
+            self.result = self.function(*args, **kwargs)
+        except BaseException as exc:
+            self.error = exc
+            raise
+        return self.result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.function, name)
+
+
+def guarded(
+    hook: Instrumented,
+    piece: str,
+    handler: Callable[..., Any],
+    original: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """``handler(original, *args, **kwargs)``, as DSPy's ``original(*args, **kwargs)``
+    would behave: an exception of ``original`` propagates unchanged; a failure of
+    ``handler``'s own code degrades ``piece`` on ``hook`` and the call returns what the
+    original returned (calling it now if the handler had not yet). Once ``piece`` is
+    degraded, calls go straight to the original."""
+    if hook.is_degraded(piece):
+        return original(*args, **kwargs)
+    call = _Original(original)
+    try:
+        return handler(call, *args, **kwargs)
+    except BaseException as exc:
+        if call.error is exc or isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        if call.error is not None:  # the handler turned DSPy's exception into another
+            raise call.error from None
+        hook.degrade(piece, exc)
+        if call.called:
+            return call.result
+    return original(*args, **kwargs)
+
+
+# -- the registry ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One replacement of an attribute of DSPy (or gepa).
+
+    ``module`` and ``attribute`` name the target (``"BaseLM.update_history"`` is the
+    attribute of a class of the module); ``replace(original)`` builds what stands in its
+    place; ``loses`` says what is not recorded when the patch cannot be applied;
+    ``optional`` patches exist only in some DSPy releases (their absence is no loss).
+    """
+
+    name: str
+    module: str
+    attribute: str
+    replace: Callable[[Any], Any]
+    loses: str
+    optional: bool = False
+
+    def owner(self) -> Any:
+        """The module or class that holds the attribute (AttributeError/ImportError if not)."""
+        owner: Any = importlib.import_module(self.module)
+        for part in self.attribute.split(".")[:-1]:
+            owner = getattr(owner, part)
+        return owner
+
+    @property
+    def leaf(self) -> str:
+        return self.attribute.rsplit(".", 1)[-1]
+
+
+@dataclass
+class _Applied:
+    patch: Patch
+    owner: Any
+    original: Any  # what the owner's own __dict__ held (the exact object to put back)
+    own: bool  # False: the attribute was inherited; undoing deletes ours
+    replacement: Any
+
+
+@dataclass
+class _State:
+    users: int = 0
+    applied: list[_Applied] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+
+_state = _State()
+_lock = threading.RLock()
+
+
+def _own_value(owner: Any, name: str) -> tuple[Any, bool]:
+    """(the value, whether ``owner`` holds it itself) of ``owner.name``."""
+    namespace = getattr(owner, "__dict__", {})
+    if name in namespace:
+        return namespace[name], True
+    return getattr(owner, name), False
+
+
+def _apply(patch: Patch) -> _Applied | str:
+    try:
+        owner = patch.owner()
+        original, own = _own_value(owner, patch.leaf)
+    except (ImportError, AttributeError) as exc:
+        return f"{patch.module}.{patch.attribute} is missing ({type(exc).__name__}: {exc})"
+    try:
+        replacement = patch.replace(original)
+    except Exception as exc:  # noqa: BLE001 - an unexpected shape: not applied, and said
+        return f"{patch.module}.{patch.attribute} has changed ({type(exc).__name__}: {exc})"
+    setattr(owner, patch.leaf, replacement)
+    return _Applied(patch, owner, original, own, replacement)
+
+
+def _undo(applied: _Applied) -> None:
+    owner, leaf = applied.owner, applied.patch.leaf
+    current = getattr(owner, "__dict__", {}).get(leaf)
+    if current is not applied.replacement:
+        # someone replaced dspex's patch in turn (a test's monkeypatch, another tool): putting
+        # DSPy's original back would undo theirs; theirs stays, and calls ours only if it does
+        logger.debug("dspex: %s was replaced by another patch; left as it is", applied.patch.name)
+        return
+    if applied.own:
+        setattr(owner, leaf, applied.original)
+    else:
+        delattr(owner, leaf)
+
+
+def acquire() -> None:
+    """One more user of the patches (an experiment, ``autolog()``): the first applies them."""
+    with _lock:
+        _state.users += 1
+        if _state.users > 1:
+            return
+        for patch in PATCHES:
+            outcome = _apply(patch)
+            if isinstance(outcome, str):
+                if not patch.optional:
+                    _state.unavailable[patch.name] = outcome
+                    logger.info("dspex: %s not applied: %s", patch.name, outcome)
+            else:
+                _state.applied.append(outcome)
+
+
+def release() -> None:
+    """One user fewer: the last one puts every original back."""
+    with _lock:
+        if _state.users == 0:
+            return
+        _state.users -= 1
+        if _state.users:
+            return
+        while _state.applied:
+            _undo(_state.applied.pop())
+        _state.unavailable.clear()
+
+
+@contextmanager
+def instrumented() -> Iterator[None]:
+    """The patches applied for the duration of a ``with`` block."""
+    acquire()
+    try:
+        yield
+    finally:
+        release()
+
+
+def is_instrumented() -> bool:
+    return _state.users > 0
+
+
+def applied() -> list[str]:
+    """Names of the patches in place now."""
+    with _lock:
+        return [a.patch.name for a in _state.applied]
+
+
+def unavailable() -> dict[str, str]:
+    """Patches that could not be applied in this process, with why, by name."""
+    with _lock:
+        return dict(_state.unavailable)
+
+
+def patch_named(name: str) -> Patch:
+    return next(p for p in PATCHES if p.name == name)
+
+
+# -- LM history: usage, cost and cache hits of the LM call in flight --------------------
+
+_history_listeners: list[Callable[[dict[str, Any]], None]] = []
+# DSPy 3.4 knows a cache hit in its call's result, not in the history entry dspex reads
+_cache_hit: ContextVar[bool | None] = ContextVar("dspex_cache_hit", default=None)
+
+
+def add_lm_history_listener(listener: Callable[[dict[str, Any]], None]) -> None:
+    """Call ``listener(entry)`` with DSPy's history entry of every LM call, from inside it,
+    while the patches are applied (``on_lm_end`` receives only the outputs; usage, cost and
+    cache hits are in the entry DSPy builds inside the call)."""
+    if listener not in _history_listeners:
+        _history_listeners.append(listener)
+
+
+def cache_hit_of(entry: dict[str, Any]) -> bool:
+    """Whether the LM call of history ``entry`` was answered from DSPy's cache."""
+    flag = _cache_hit.get()
+    if flag is not None:
+        return flag
+    return bool(getattr(entry.get("response"), "cache_hit", False))
+
+
+def _history_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def update_history(self: Any, entry: dict[str, Any]) -> Any:
+        result = original(self, entry)
+        for listener in tuple(_history_listeners):
+            try:
+                listener(entry)
+            except Exception:  # noqa: BLE001 - capture must never break an LM call
+                logger.debug("dspex: an LM history listener failed", exc_info=True)
+        return result
+
+    return update_history
+
+
+def _finalize_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def finalize(lm: Any, call: Any, result: Any, *args: Any, **kwargs: Any) -> Any:
+        token = _cache_hit.set(bool(getattr(result, "cache_hit", False)))
+        try:
+            return original(lm, call, result, *args, **kwargs)
+        finally:
+            _cache_hit.reset(token)
+
+    return finalize
+
+
+# -- DSPy's worker threads: they carry dspex's context -----------------------------------
+
+
+def _carrying_executor(base: type) -> type:
+    if not isinstance(base, type) or not callable(getattr(base, "submit", None)):
+        raise TypeError(f"{base!r} is not an executor class")
+
+    class CarryingExecutor(base):
+        """The executor DSPy's ParallelExecutor uses, unchanged, except that each task
+        runs with the submitting thread's dspex context (where its calls are recorded)."""
+
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            return super().submit(carried(fn, scope()), *args, **kwargs)
+
+    CarryingExecutor.__name__ = base.__name__
+    CarryingExecutor.__qualname__ = base.__qualname__
+    CarryingExecutor.__module__ = base.__module__
+    return CarryingExecutor
+
+
+# -- dspy.Evaluate: the exception behind each failed example -----------------------------
+
+
+def _reporting_executor(base: type) -> type:
+    if not isinstance(base, type) or not callable(getattr(base, "execute", None)):
+        raise TypeError(f"{base!r} is not DSPy's ParallelExecutor")
+
+    class ReportingParallelExecutor(base):
+        """DSPy's executor, unchanged, that also hands the exceptions it caught (program or
+        metric, per example) to the dspex evaluation in whose context it ran. DSPy keeps
+        only a log line of them, and gives the failed example an empty prediction."""
+
+        def execute(self, function: Any, data: Any) -> Any:
+            try:
+                return super().execute(function, data)
+            finally:
+                report = lookup(EVALUATE_ERRORS_KEY)
+                exceptions = getattr(self, "exceptions_map", None)
+                if report is not None and exceptions:
+                    try:
+                        report(dict(exceptions))
+                    except Exception:  # noqa: BLE001 - recording must not break Evaluate
+                        logger.debug("dspex: could not report failed examples", exc_info=True)
+
+    ReportingParallelExecutor.__name__ = base.__name__
+    ReportingParallelExecutor.__qualname__ = base.__qualname__
+    ReportingParallelExecutor.__module__ = base.__module__
+    return ReportingParallelExecutor
+
+
+# -- the list ----------------------------------------------------------------------------
+
+PATCHES: tuple[Patch, ...] = (
+    Patch(
+        "BaseLM.update_history",
+        "dspy.clients.base_lm",
+        "BaseLM.update_history",
+        _history_wrapper,
+        loses="the usage, cost and cache hit of LM calls",
+    ),
+    Patch(
+        "execution.finalize",
+        "dspy.clients.execution",
+        "finalize",
+        _finalize_wrapper,
+        loses="cache hits of LM calls (DSPy 3.4 marks them on its call result)",
+        optional=True,  # DSPy 3.4; earlier releases mark the response itself
+    ),
+    Patch(
+        "ParallelExecutor threads",
+        "dspy.utils.parallelizer",
+        "ThreadPoolExecutor",
+        _carrying_executor,
+        loses="calls made in the threads of dspy.Parallel, dspy.Evaluate(num_threads=...) "
+        "and program.batch, while several experiments are open",
+    ),
+    Patch(
+        "Evaluate.ParallelExecutor",
+        "dspy.evaluate.evaluate",
+        "ParallelExecutor",
+        _reporting_executor,
+        loses="the exception behind each failed example of dspy.Evaluate",
+    ),
+)
