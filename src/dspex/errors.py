@@ -19,7 +19,7 @@ Every error dspex raises on purpose is a :class:`DspexError`, so callers can cat
     ├── AnalysisError                statistics or a table could not be made as asked
     │   └── NotComparableError       two scores are over different examples or metrics
     ├── CaptureError                 instrumentation could not record a run
-    │   └── UnsupportedOptimizerVersion  an optimizer's internals moved; capture would record less
+    │   └── UnsupportedOptimizerVersion  (capture.strict) an optimizer's internals moved or changed
     ├── ExportError                  an experiment could not leave dspex (receiver, file)
     ├── MissingExtraError            a feature needs an optional extra that is not installed
     ├── StudyError                   a study could not run as asked (another runner holds it...)

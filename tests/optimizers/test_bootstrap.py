@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import dspy
-import pytest
 
 import dspex
-from dspex import UnsupportedOptimizerVersion
 from dspex.offline import exact_match
-from dspex.optimizers.bootstrap import BootstrapFewShotHook
 
 from .conftest import QA, events_of, role
 
@@ -46,11 +43,3 @@ def test_each_attempt_and_the_accepted_demos_are_recorded(lm, arith, store):
     calls = [e for t in archived.trials for e in events_of(t, "lm_call")]
     assert len(calls) == lm.engine.calls == len(steps)
     assert {e.payload["module"] for e in calls} == {"qa.predict"}  # the teacher, by path
-
-
-@pytest.mark.parametrize("missing", ["_bootstrap_one_example", "_train"])
-def test_missing_internals_fail_loudly(monkeypatch, missing):
-    optimizer = dspy.BootstrapFewShot(metric=exact_match)
-    monkeypatch.delattr(dspy.BootstrapFewShot, missing)
-    with pytest.raises(UnsupportedOptimizerVersion, match=missing):
-        BootstrapFewShotHook.check(optimizer)

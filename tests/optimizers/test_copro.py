@@ -5,13 +5,11 @@ from __future__ import annotations
 import re
 
 import dspy
-import dspy.teleprompt.copro_optimizer as copro_module
 import pytest
 
 import dspex
-from dspex import ExperimentStatus, UnsupportedOptimizerVersion
+from dspex import ExperimentStatus
 from dspex.offline import exact_match
-from dspex.optimizers import copro as copro_hook
 
 from .conftest import QA, events_of, role
 from .scripted import Router, scripted_lm, scripted_metric, topics
@@ -135,15 +133,3 @@ def test_several_predictors_with_an_lm_written_here(store):
     names = [t.name for t in role(archived, "candidate") if "depth" in t.metadata]
     assert any(n.endswith("for router.first") for n in names)
     assert any("for router.second" in n for n in names)
-
-
-@pytest.mark.parametrize("missing", ["Evaluate", "evaluated_candidates"])
-def test_what_the_hook_relies_on_is_checked(monkeypatch, missing):
-    if missing == "Evaluate":
-        monkeypatch.delattr(copro_module, "Evaluate")
-    else:
-        names = (*copro_hook.COMPILE_LOCALS, "gone")
-        monkeypatch.setattr(copro_hook.CoproHook, "required_locals", names)
-        missing = "gone"
-    with pytest.raises(UnsupportedOptimizerVersion, match=missing):
-        copro_hook.CoproHook.check(_copro())

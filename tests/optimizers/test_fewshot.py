@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 import dspex
-from dspex import ExperimentStatus, UnsupportedOptimizerVersion
+from dspex import ExperimentStatus
 from dspex.offline import exact_match
-from dspex.optimizers import knn as knn_hook
 
 from .conftest import QA, events_of, role
 
@@ -101,9 +100,3 @@ def test_knn_fewshot_answers_as_it_does_without_dspex(arith, store):
                 program = _knn(train).compile(QA())
                 answers.append([program(question=e.question).answer for e in dev[:4]])
     assert answers[0] == answers[1]
-
-
-def test_knn_fewshot_checks_the_forward_it_relies_on(arith, monkeypatch):
-    monkeypatch.setattr(knn_hook, "FORWARD", "gone")
-    with pytest.raises(UnsupportedOptimizerVersion, match="gone"):
-        knn_hook.KnnFewShotHook.check(_knn(arith[0]))

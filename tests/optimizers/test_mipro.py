@@ -10,11 +10,9 @@ from dspy.propose.grounded_proposer import TIPS
 from dspy.teleprompt import utils as teleprompt_utils
 
 import dspex
-from dspex import UnsupportedOptimizerVersion
 from dspex.capture.scoring import example_fields as example_split
 from dspex.model import example_key, examples_fingerprint
 from dspex.offline import exact_match
-from dspex.optimizers.mipro import MiproHook
 
 from .conftest import QA, events_of, role
 
@@ -84,29 +82,6 @@ def test_proposals_tips_and_optuna_trials_are_recorded(lm, arith, store):
     assert optimized.dspex_trial_id in candidate_ids
     assert end["best_candidate"] == optimized.dspex_trial_id
     assert end["best_score"] == max(t.score for t in full + [default])
-
-
-@pytest.mark.parametrize("missing", ["eval_candidate_program", "GroundedProposer"])
-def test_missing_module_functions_fail_loudly(lm, monkeypatch, missing):
-    monkeypatch.delattr(mipro_module, missing)
-    optimizer = dspy.MIPROv2(metric=exact_match, auto=None, num_candidates=2)
-    with pytest.raises(UnsupportedOptimizerVersion, match=missing):
-        MiproHook.check(optimizer)
-
-
-@pytest.mark.parametrize(
-    "owner, missing",
-    [
-        (dspy.MIPROv2, "_bootstrap_fewshot_examples"),
-        (dspy.MIPROv2, "_select_and_insert_instructions_and_demos"),
-        (GroundedProposer, "propose_instruction_for_predictor"),
-    ],
-)
-def test_missing_methods_fail_loudly(lm, monkeypatch, owner, missing):
-    monkeypatch.delattr(owner, missing)
-    optimizer = dspy.MIPROv2(metric=exact_match, auto=None, num_candidates=2)
-    with pytest.raises(UnsupportedOptimizerVersion, match=missing):
-        MiproHook.check(optimizer)
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")

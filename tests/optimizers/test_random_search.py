@@ -6,15 +6,13 @@ import contextlib
 import io
 
 import dspy
-import dspy.teleprompt.random_search as random_search_module
 import pytest
 
 import dspex
-from dspex import ExperimentStatus, UnsupportedOptimizerVersion
+from dspex import ExperimentStatus
 from dspex.capture.scoring import example_fields as example_split
 from dspex.model import example_key, examples_fingerprint
 from dspex.offline import exact_match
-from dspex.optimizers import random_search as random_search_hook
 
 from .conftest import QA, events_of, role
 from .scripted import Router, scripted_lm, scripted_metric, topics
@@ -134,15 +132,3 @@ def test_an_lm_written_here_is_counted_exactly(store):
             _compile(_search(metric=scripted_metric, num_threads=1), Router(), topics(), topics())
     archived = store.get_experiment(exp.id)
     assert sum(len(events_of(t, "lm_call")) for t in archived.trials) == lm.engine.calls > 0
-
-
-@pytest.mark.parametrize("missing", ["Evaluate", "score_data"])
-def test_what_the_hook_relies_on_is_checked(monkeypatch, missing):
-    if missing == "Evaluate":
-        monkeypatch.delattr(random_search_module, "Evaluate")
-    else:
-        names = (*random_search_hook.COMPILE_LOCALS, "gone")
-        monkeypatch.setattr(random_search_hook.RandomSearchHook, "required_locals", names)
-        missing = "gone"
-    with pytest.raises(UnsupportedOptimizerVersion, match=missing):
-        random_search_hook.RandomSearchHook.check(_search())

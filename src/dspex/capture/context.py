@@ -135,6 +135,9 @@ class CaptureListener(Protocol):
     def unattributed(self, what: str, thread: str) -> None:
         """A call of kind ``what`` on ``thread`` could not be attributed to one experiment."""
 
+    def warn(self, message: str) -> None:
+        """Note on the experiment what could not be recorded (shown in every view)."""
+
 
 def active_recorder() -> TrialRecorder | None:
     """The recorder of the trial the current code runs for, if any."""
@@ -219,3 +222,7 @@ class _Ambiguous:
 
     def unattributed(self, what: str, thread: str) -> None:
         pass
+
+    def warn(self, message: str) -> None:
+        for listener in self.listeners:
+            listener.warn(message)

@@ -54,10 +54,12 @@ __all__ = [
     "applied",
     "cache_hit_of",
     "guarded",
+    "hook_for",
     "instrumented",
     "is_instrumented",
     "release",
     "unavailable",
+    "with_hook",
 ]
 
 logger = logging.getLogger(__name__)
@@ -113,7 +115,7 @@ class _Original:
 def guarded(
     hook: Instrumented,
     piece: str,
-    handler: Callable[..., Any],
+    handler: Callable[..., Any] | str,
     original: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
@@ -122,18 +124,20 @@ def guarded(
     would behave: an exception of ``original`` propagates unchanged; a failure of
     ``handler``'s own code degrades ``piece`` on ``hook`` and the call returns what the
     original returned (calling it now if the handler had not yet). Once ``piece`` is
-    degraded, calls go straight to the original."""
+    degraded, calls go straight to the original. ``handler`` may be the name of a
+    method of ``hook``."""
     if hook.is_degraded(piece):
         return original(*args, **kwargs)
     call = _Original(original)
     try:
-        return handler(call, *args, **kwargs)
+        run = getattr(hook, handler) if isinstance(handler, str) else handler
+        return run(call, *args, **kwargs)
     except BaseException as exc:
         if call.error is exc or isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
         if call.error is not None:  # the handler turned DSPy's exception into another
             raise call.error from None
-        hook.degrade(piece, exc)
+        hook.degrade(getattr(exc, "piece", None) or piece, exc)
         if call.called:
             return call.result
     return original(*args, **kwargs)
@@ -158,6 +162,8 @@ class Patch:
     replace: Callable[[Any], Any]
     loses: str
     optional: bool = False
+    #: the optimizer whose hook receives the calls (None: dspex's own capture)
+    optimizer: str | None = None
 
     def owner(self) -> Any:
         """The module or class that holds the attribute (AttributeError/ImportError if not)."""
@@ -199,14 +205,23 @@ def _own_value(owner: Any, name: str) -> tuple[Any, bool]:
     return getattr(owner, name), False
 
 
+_ORIGINAL = "_dspex_original"
+
+
 def _apply(patch: Patch) -> _Applied | str:
     try:
         owner = patch.owner()
-        original, own = _own_value(owner, patch.leaf)
+        found, own = _own_value(owner, patch.leaf)
     except (ImportError, AttributeError) as exc:
         return f"{patch.module}.{patch.attribute} is missing ({type(exc).__name__}: {exc})"
+    # a replacement of an earlier application that someone put back (a test's monkeypatch
+    # restoring what it saw while dspex was applied): wrap DSPy's own object, not ours
+    original = found
+    while hasattr(original, _ORIGINAL):
+        original = getattr(original, _ORIGINAL)
     try:
         replacement = patch.replace(original)
+        setattr(replacement, _ORIGINAL, original)
     except Exception as exc:  # noqa: BLE001 - an unexpected shape: not applied, and said
         return f"{patch.module}.{patch.attribute} has changed ({type(exc).__name__}: {exc})"
     setattr(owner, patch.leaf, replacement)
@@ -385,6 +400,103 @@ def _reporting_executor(base: type) -> type:
     return ReportingParallelExecutor
 
 
+# -- optimizers: calls go to the hook of the compile running in the calling context -------
+
+_ANY = object()
+
+
+def hook_for(optimizer: str, instance: Any = _ANY) -> Instrumented | None:
+    """The hook of the innermost compile of ``optimizer`` running here (that handles
+    ``instance``, when given), or None."""
+    hooks = lookup(HOOKS_KEY)
+    if not hooks:
+        return None
+    for hook in hooks.get(optimizer, ()):
+        if instance is _ANY:
+            return hook
+        try:
+            if hook.handles(instance):
+                return hook
+        except Exception:  # noqa: BLE001 - a broken hook handles nothing; DSPy's call goes on
+            logger.debug("dspex: %s hook could not tell its calls", optimizer, exc_info=True)
+    return None
+
+
+def with_hook(hooks: Any, optimizer: str, hook: Instrumented) -> dict[str, tuple[Any, ...]]:
+    """The mapping to put under :data:`HOOKS_KEY` for a compile that starts: ``hook``
+    first among the hooks of ``optimizer`` (a compile nested in another of the same
+    optimizer, each finding its own)."""
+    current = dict(hooks or {})
+    current[optimizer] = (hook, *current.get(optimizer, ()))
+    return current
+
+
+def _unhooked(optimizer: str, where: str) -> None:
+    """An optimizer's internal ran inside an experiment with no hook of that optimizer:
+    a compile dspex did not see start (DSPy did not report it to its callbacks). Say so
+    on the experiment, rather than record its calls as direct calls in silence."""
+    warn = getattr(lookup("listener"), "warn", None)
+    if warn is None:
+        return
+    try:
+        warn(
+            f"{optimizer}: {where} ran outside any compile dspex saw start (DSPy did not "
+            "report that compile to its callbacks): its steps, decisions and candidates "
+            "are not recorded, only its LM and module calls"
+        )
+    except Exception:  # noqa: BLE001 - a warning must not break the optimizer
+        logger.debug("dspex: could not warn about %s", where, exc_info=True)
+
+
+def _dispatcher(optimizer: str, handler: str, where: str, *, method: bool) -> Any:
+    """``replace`` of a patch whose calls go to ``hook.<handler>(original, ...)``: a module
+    global (and a helper's method: any instance, in the compile's context, is the
+    compile's), or with ``method``, a method of an instance the hook must handle."""
+    piece = f"{optimizer}: {where}"
+
+    def replace(original: Any) -> Any:
+        if not callable(original):
+            raise TypeError(f"{original!r} is not callable")
+
+        if method:
+
+            @functools.wraps(original)
+            def dispatch_method(self: Any, *args: Any, **kwargs: Any) -> Any:
+                hook = hook_for(optimizer, self)
+                if hook is None:
+                    return original(self, *args, **kwargs)
+                bound = functools.partial(original, self)
+                return guarded(hook, piece, handler, bound, args, kwargs)
+
+            return dispatch_method
+
+        @functools.wraps(original)
+        def dispatch(*args: Any, **kwargs: Any) -> Any:
+            hook = hook_for(optimizer)
+            if hook is None:
+                _unhooked(optimizer, where)
+                return original(*args, **kwargs)
+            return guarded(hook, piece, handler, original, args, kwargs)
+
+        return dispatch
+
+    return replace
+
+
+def _optimizer_patch(
+    optimizer: str, module: str, attribute: str, handler: str, loses: str, *, method: bool = False
+) -> Patch:
+    where = f"{module}.{attribute}"
+    return Patch(
+        f"{optimizer}: {where}",
+        module,
+        attribute,
+        _dispatcher(optimizer, handler, where, method=method),
+        loses=loses,
+        optimizer=optimizer,
+    )
+
+
 # -- the list ----------------------------------------------------------------------------
 
 PATCHES: tuple[Patch, ...] = (
@@ -417,5 +529,102 @@ PATCHES: tuple[Patch, ...] = (
         "ParallelExecutor",
         _reporting_executor,
         loses="the exception behind each failed example of dspy.Evaluate",
+    ),
+    # -- SIMBA (and SIMBA.strategies, an instance attribute set by the hook per compile)
+    _optimizer_patch(
+        "SIMBA",
+        "dspy.teleprompt.simba",
+        "prepare_models_for_resampling",
+        "prepare_models",
+        loses="SIMBA's steps and trajectory sampling",
+    ),
+    _optimizer_patch(
+        "SIMBA",
+        "dspy.teleprompt.simba",
+        "wrap_program",
+        "wrap_program",
+        loses="SIMBA's candidate runs and validations",
+    ),
+    # -- MIPROv2
+    _optimizer_patch(
+        "MIPROv2",
+        "dspy.teleprompt.mipro_optimizer_v2",
+        "MIPROv2._bootstrap_fewshot_examples",
+        "on_bootstrap_fewshot_examples",
+        loses="MIPROv2's demo sets",
+        method=True,
+    ),
+    _optimizer_patch(
+        "MIPROv2",
+        "dspy.teleprompt.mipro_optimizer_v2",
+        "MIPROv2._propose_instructions",
+        "on_propose_instructions",
+        loses="MIPROv2's instruction candidates",
+        method=True,
+    ),
+    _optimizer_patch(
+        "MIPROv2",
+        "dspy.teleprompt.mipro_optimizer_v2",
+        "MIPROv2._select_and_insert_instructions_and_demos",
+        "on_select_and_insert",
+        loses="MIPROv2's optuna trials as candidates",
+        method=True,
+    ),
+    _optimizer_patch(
+        "MIPROv2",
+        "dspy.teleprompt.mipro_optimizer_v2",
+        "eval_candidate_program",
+        "evaluate",
+        loses="MIPROv2's candidate evaluations",
+    ),
+    _optimizer_patch(
+        "MIPROv2",
+        "dspy.propose.grounded_proposer",
+        "GroundedProposer.propose_instruction_for_predictor",
+        "propose",
+        loses="MIPROv2's instruction proposals",
+    ),
+    # -- COPRO, the random search: their module's Evaluate
+    _optimizer_patch(
+        "COPRO",
+        "dspy.teleprompt.copro_optimizer",
+        "Evaluate",
+        "evaluator",
+        loses="COPRO's candidates and their scores",
+    ),
+    _optimizer_patch(
+        "BootstrapFewShotWithRandomSearch",
+        "dspy.teleprompt.random_search",
+        "Evaluate",
+        "evaluator",
+        loses="the random search's candidates and their scores",
+    ),
+    # -- BootstrapFewShot (also inside MIPROv2, the random search and KNNFewShot)
+    _optimizer_patch(
+        "BootstrapFewShot",
+        "dspy.teleprompt.bootstrap",
+        "BootstrapFewShot._bootstrap_one_example",
+        "bootstrap_one_example",
+        loses="BootstrapFewShot's attempts",
+        method=True,
+    ),
+    # -- GEPA: gepa.optimize (to add dspex's GEPA callback) and the compile's adapter
+    _optimizer_patch(
+        "GEPA",
+        "gepa",
+        "optimize",
+        "optimize",
+        loses="GEPA's iterations, candidates and Pareto front",
+    ),
+    *(
+        _optimizer_patch(
+            "GEPA",
+            "dspy.teleprompt.gepa.gepa_utils",
+            f"DspyAdapter.{name}",
+            f"adapter_{name}",
+            loses="which GEPA candidate each run belongs to",
+            method=True,
+        )
+        for name in ("evaluate", "build_program", "make_reflective_dataset", "propose_new_texts")
     ),
 )

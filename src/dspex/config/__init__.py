@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from dspex.config.schema import (
+    CaptureSettings,
     EvaluationSettings,
     ExportSettings,
     Settings,
@@ -56,6 +57,7 @@ from dspex.redact import MASK, is_secret_key, redact
 __all__ = [
     "ENVIRONMENTS",
     "EvaluationSettings",
+    "CaptureSettings",
     "ExportSettings",
     "LoadedConfig",
     "SettingValue",

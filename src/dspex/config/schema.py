@@ -19,6 +19,7 @@ from dspex.redact import redact_url
 
 __all__ = [
     "AnalysisSettings",
+    "CaptureSettings",
     "SQL_URL_SCHEMES",
     "EvaluationSettings",
     "ExportSettings",
@@ -243,6 +244,16 @@ def check_otlp_endpoint(value: str) -> str:
     return value
 
 
+class CaptureSettings(_Section):
+    strict: bool = Field(
+        default=False,
+        description="When an assumption about DSPy fails while recording (a patch that "
+        "cannot be applied, an optimizer's internal that moved or changed meaning), fail "
+        "the experiment at the end of its block instead of recording less with a warning "
+        "(the compile itself always runs as without dspex). For CI.",
+    )
+
+
 class ExportSettings(_Section):
     otlp_endpoint: str | None = Field(
         default=None,
@@ -295,6 +306,7 @@ class Settings(_Section):
     workers: WorkersSettings = Field(default_factory=WorkersSettings)
     ui: UISettings = Field(default_factory=UISettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
+    capture: CaptureSettings = Field(default_factory=CaptureSettings)
 
 
 def setting_keys() -> dict[str, str]:

@@ -41,6 +41,7 @@ from dspex.harness.remote import (
     evaluate_in_worker,
     forget,
     prepare_worker,
+    prepare_worker_process,
     register,
 )
 from dspex.journal import ExperimentJournal
@@ -68,7 +69,10 @@ class EvaluationHarness:
     def _running_pool(self) -> WorkerPool:
         with self._pool_lock:
             if self._pool is None:
-                pool = create_pool(size=self.pool_size, initializer=prepare_worker)
+                workers = get_settings().workers
+                in_process = workers.adapter.value in _IN_PROCESS or not workers.pooling_enabled
+                initializer = prepare_worker if in_process else prepare_worker_process
+                pool = create_pool(size=self.pool_size, initializer=initializer)
                 pool.start()
                 self._pool = pool
                 self.pools_started += 1

@@ -28,6 +28,7 @@ __all__ = [
     "evaluate_in_worker",
     "forget",
     "prepare_worker",
+    "prepare_worker_process",
     "register",
 ]
 
@@ -64,6 +65,15 @@ def prepare_worker() -> None:
     that the first example of an evaluation is not charged seconds of imports against
     ``workers.task_timeout``."""
     shared_callback()
+
+
+def prepare_worker_process() -> None:
+    """:func:`prepare_worker` for a worker in a process of its own (process and Ray
+    pools): that process is dspex's, so DSPy stays instrumented there for its life (the
+    usage, cost and cache hits of its LM calls; DSPy's threads carrying the example's
+    recorder). Done here, within ``workers.worker_init_timeout``, not in the first task."""
+    prepare_worker()
+    instrument.acquire()
 
 
 def register(state: EvaluationState, *, in_process: bool) -> bytes | None:
@@ -106,24 +116,8 @@ def _state_of(task: WorkerTask) -> EvaluationState:
     return state
 
 
-_instrumented_process = False
-
-
-def _instrument_worker_process() -> None:
-    """A worker in another process (its tasks carry their state) is dspex's own: DSPy
-    stays instrumented there for the worker's life (usage, cost and cache hits of its LM
-    calls, DSPy's threads carrying the example's recorder)."""
-    global _instrumented_process
-    with _states_lock:
-        if not _instrumented_process:
-            _instrumented_process = True
-            instrument.acquire()
-
-
 def evaluate_in_worker(task: WorkerTask) -> ExampleOutcome:
     """Pool function: evaluate one example with the state its evaluation set up."""
-    if task.state is not None:
-        _instrument_worker_process()
     state = _state_of(task)
     callbacks = list(state.settings.get("callbacks") or [])
     if not any(isinstance(c, DspexCallback) for c in callbacks):

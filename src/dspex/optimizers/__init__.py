@@ -4,10 +4,12 @@ A front end: hooks open trials through the :class:`~dspex.journal.ExperimentJour
 and score through :mod:`dspex.capture.scoring`.
 
 DSPy has no public hooks for optimizer decisions, so each supported optimizer has
-one module here that wraps attributes of the optimizer *instance* (and, where DSPy
-calls a module-level function, patches it only for the duration of that compile).
-:func:`hook_for` picks the hook by optimizer class; unknown optimizers get the
-:class:`GenericHook`, which records the compile as one trial.
+one module here whose hook receives the calls of DSPy internals that the patches of
+:mod:`dspex.capture.instrument` (the one list of every patch) hand to the compile
+running in the caller's context. :func:`hook_for` picks the hook by optimizer class;
+unknown optimizers get the :class:`GenericHook`, which records the compile as one trial.
+When an assumption about DSPy fails, a hook records less and says so (degraded mode,
+see :class:`~dspex.optimizers.base.OptimizerHook`); the compile is never changed.
 
 A hook is started by ``DspexCallback.on_compile_start`` and finished by
 ``on_compile_end`` (always called, also when compile raises).

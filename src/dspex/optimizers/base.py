@@ -3,21 +3,37 @@
 from __future__ import annotations
 
 import inspect
+import logging
+import sys
+import threading
 from collections.abc import Iterable
 from contextvars import Token
-from typing import Any
+from typing import Any, ClassVar
 
-from dspex.capture.callback import error_payload
-from dspex.capture.context import RECORDER_KEY, active_recorder, pop, push
+from dspex.capture.context import RECORDER_KEY, active_recorder, lookup, pop, push
+from dspex.capture.instrument import HOOKS_KEY, unavailable, with_hook
 from dspex.capture.jsonable import jsonable
 from dspex.capture.program import variables_of
 from dspex.capture.recorder import TrialRecorder
+from dspex.config import get_settings
+from dspex.errors import CaptureError, UnsupportedOptimizerVersion
 from dspex.journal import ExperimentJournal
 from dspex.model import OptimizerInfo
 from dspex.optimizers.units import changes_between
 from dspex.redact import redact
 
-__all__ = ["PRIVATE_MARK", "RESULT_MARK", "GenericHook", "OptimizerHook", "optimizer_info"]
+__all__ = [
+    "PRIVATE_MARK",
+    "RESULT_MARK",
+    "GenericHook",
+    "OptimizerHook",
+    "Unrecognised",
+    "degraded_message",
+    "optimizer_info",
+    "strict",
+]
+
+logger = logging.getLogger(__name__)
 
 _SIMPLE = (str, int, float, bool, type(None))
 
@@ -25,6 +41,50 @@ _SIMPLE = (str, int, float, bool, type(None))
 PRIVATE_MARK = "_dspex_candidate"
 #: The attribute naming the candidate trial of the program a recorded compile returns.
 RESULT_MARK = "dspex_trial_id"
+
+
+class Unrecognised(Exception):
+    """Something a hook relies on is missing in the installed DSPy, or no longer means what
+    the hook reads from it. ``piece`` names it (``SIMBA.compile local variable bucket_idx``)."""
+
+    def __init__(self, message: str, *, piece: str | None = None) -> None:
+        super().__init__(message)
+        self.piece = piece
+
+
+def _piece_of(exc: BaseException, default: str) -> str:
+    return getattr(exc, "piece", None) or default
+
+
+def strict() -> bool:
+    """``capture.strict``: a degraded record fails the experiment."""
+    return get_settings().capture.strict
+
+
+def degraded_message(optimizer: str, piece: str, reason: str, records: str) -> str:
+    """The warning of degraded mode: what failed, what is not recorded, what still is."""
+    import dspy
+
+    lost = f"{records} are" if records else "its decisions are"
+    return (
+        f"{optimizer} recorded in degraded mode with DSPy {dspy.__version__}: {piece}: "
+        f"{reason}. From then on {lost} not recorded; the compile trial with its LM and "
+        "module calls, and its dspy.Evaluate runs, are. The compile ran as without dspex. "
+        "Set capture.strict = true to make this an error."
+    )
+
+
+_told: set[str] = set()
+_told_lock = threading.Lock()
+
+
+def tell_stderr(message: str) -> None:
+    """``message`` on stderr, once per process."""
+    with _told_lock:
+        if message in _told:
+            return
+        _told.add(message)
+    print(f"dspex: warning: {message}", file=sys.stderr)
 
 
 def optimizer_info(optimizer: Any) -> OptimizerInfo:
@@ -45,11 +105,30 @@ def optimizer_info(optimizer: Any) -> OptimizerInfo:
 
 
 class OptimizerHook:
-    """Base of every hook: opens a compile trial and makes it the active recorder.
+    """Base of every hook: opens a compile trial, makes it the active recorder, and
+    receives the calls of the patches of its optimizer (:mod:`dspex.capture.instrument`).
 
-    Subclasses override :meth:`install` / :meth:`uninstall` to wrap the optimizer's
-    internals, and open further trials for the candidates it evaluates.
+    A subclass names the patches it relies on (:attr:`patches`), checks what else it
+    reads in :meth:`install` (locals, attributes, signatures), handles the patched calls
+    in methods named by the patches, and adds its last records in :meth:`conclude`.
+
+    **Degraded mode.** When an assumption about DSPy fails (a patch could not be applied,
+    a check fails, or the hook's own code raises while the compile runs) the hook stops
+    recording what it adds (:attr:`adds`) from then on: every patch hands its calls to
+    DSPy's original, so the compile returns exactly what it returns without dspex. The
+    compile trial, its LM and module calls and its ``dspy.Evaluate`` runs are still
+    recorded; the experiment gets a warning naming the piece and why (shown in every
+    view, and once on stderr). With ``capture.strict = true`` the experiment also fails
+    when its block ends (:class:`~dspex.errors.UnsupportedOptimizerVersion` or
+    :class:`~dspex.errors.CaptureError`), for CI.
     """
+
+    #: Names of the patches (``instrument.PATCHES``) this hook relies on.
+    patches: ClassVar[tuple[str, ...]] = ()
+    #: The optimizers whose patched calls come to this hook (by class name).
+    receives: ClassVar[tuple[str, ...]] = ()
+    #: What this hook records beyond the compile trial: what degraded mode loses.
+    adds: ClassVar[str] = ""
 
     def __init__(self, journal: ExperimentJournal, optimizer: Any, inputs: dict[str, Any]) -> None:
         self.journal = journal
@@ -61,25 +140,61 @@ class OptimizerHook:
         # The trial whose program compile returns (set by subclasses); default: the compile.
         self.result_trial_id: str | None = None
         self.info = optimizer_info(optimizer)
-        # Errors of recording that the optimizer's own machinery swallowed (GEPA drops
-        # exceptions of its callbacks): the experiment fails with them when it ends.
+        # Errors of recording the experiment fails with when its block ends (strict mode).
         self.capture_errors: list[BaseException] = []
+        #: piece -> why it could not be recorded; non-empty: the hook records no more
+        self.degraded: dict[str, str] = {}
+        self._degrade_lock = threading.Lock()
 
     @property
     def name(self) -> str:
         return self.info.name
 
-    #: DSPy thread-local settings key under which this hook is found by module patches
-    #: (see :mod:`dspex.optimizers.patching`); None if it patches nothing.
-    hook_key: str | None = None
+    # -- what the patches call --------------------------------------------------------
+
+    def handles(self, instance: Any) -> bool:
+        """Whether a patched method called on ``instance`` belongs to this compile."""
+        return instance is self.optimizer
+
+    def is_degraded(self, piece: str = "") -> bool:
+        return bool(self.degraded)
+
+    def degrade(self, piece: str, error: BaseException | str) -> None:
+        """Record no more (see the class docs): warn on the experiment, once on stderr, and
+        in strict mode keep an error that fails the experiment when its block ends."""
+        if isinstance(error, str | Unrecognised):
+            reason = str(error)
+        else:
+            reason = f"{type(error).__name__}: {error}"
+        with self._degrade_lock:
+            if piece in self.degraded:
+                return
+            first = not self.degraded
+            self.degraded[piece] = reason
+        message = degraded_message(self.name, piece, reason, self.adds)
+        try:
+            self.journal.warn(message)
+            if self.recorder is not None:
+                self.journal.update_trial(self.recorder, metadata={"degraded": dict(self.degraded)})
+        except Exception:  # noqa: BLE001 - the warning below still says it
+            logger.debug("dspex: could not note degraded mode on the experiment", exc_info=True)
+        if first:
+            tell_stderr(message)
+        if strict():
+            cls = UnsupportedOptimizerVersion if isinstance(error, Unrecognised) else CaptureError
+            failure = cls(message)
+            if isinstance(error, BaseException):
+                failure.__cause__ = error
+            self.capture_errors.append(failure)
+
+    # -- the compile ----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Open the compile trial, make it the active recorder, and :meth:`install`.
+        """Open the compile trial, make it the active recorder (and this hook the one of
+        its optimizer's patches), then :meth:`install`; a failed install degrades.
 
         A compile nested in another recorded compile (BootstrapFewShot inside MIPROv2)
-        gets the outer compile's trial as its parent. If :meth:`install` fails (e.g.
-        :class:`~dspex.errors.UnsupportedOptimizerVersion`), everything is undone, the
-        trial is closed as failed, and the error propagates.
+        gets the outer compile's trial as its parent.
         """
         self.journal.set_optimizer(self.info)
         outer = active_recorder()
@@ -94,33 +209,60 @@ class OptimizerHook:
             "optimizer_start",
             {"optimizer": self.name, "settings": self.info.settings},
         )
-        extra = {self.hook_key: self} if self.hook_key else {}
-        self._token = push(**{RECORDER_KEY: self.recorder, **extra})
+        hooks = lookup(HOOKS_KEY)
+        for optimizer in self.receives:
+            hooks = with_hook(hooks, optimizer, self)
+        self._token = push(**{RECORDER_KEY: self.recorder, HOOKS_KEY: hooks})
+        missing = unavailable()
+        for patch in self.patches:
+            if patch in missing:
+                self.degrade(patch, Unrecognised(missing[patch]))
+                return
         try:
             self.install()
-        except BaseException as exc:
-            try:
-                self.uninstall()
-            finally:
-                self._reset_overrides()
-            self.recorder.emit("orchestration", "error", error_payload(exc) or {})
-            self.journal.finish_trial(self.recorder, error=exc)
-            raise
+        except Exception as exc:  # noqa: BLE001 - degraded: the compile runs as without dspex
+            self.degrade(_piece_of(exc, f"{self.name} hook install"), exc)
+            self._safely(self.uninstall)
 
     def _reset_overrides(self) -> None:
         if self._token is not None:
             pop(self._token)
             self._token = None
 
+    def _safely(self, step: Any, *args: Any) -> Any:
+        try:
+            return step(*args)
+        except Exception as exc:  # noqa: BLE001 - degraded, never the user's error
+            self.degrade(_piece_of(exc, f"{self.name} hook: {step.__name__}"), exc)
+            return None
+
     def end_payload(self, outputs: Any, exception: BaseException | None) -> dict[str, Any]:
         """Extra ``optimizer_end`` fields (``best_candidate``, ``best_score``) of a subclass."""
         return {}
 
+    def conclude(self, outputs: Any, exception: BaseException | None) -> None:
+        """A subclass's last records (the returned candidate...), before the compile trial
+        is finished; not called once degraded."""
+
+    def abandon(self, exception: BaseException | None) -> None:
+        """Degraded: finish the trials still open (their records stop where recording did)."""
+
     def finish(self, outputs: Any, exception: BaseException | None) -> None:
-        try:
-            self.uninstall()
-        finally:
-            self._reset_overrides()
+        """End of the compile: restore DSPy, :meth:`conclude`, finish the compile trial."""
+        self._safely(self.uninstall)
+        self._reset_overrides()
+        if not self.degraded:
+            self._safely(self.conclude, outputs, exception)
+        if self.degraded:  # also when conclude itself failed
+            try:
+                self.abandon(exception)
+            except Exception:  # noqa: BLE001 - the journal closes what is left when it seals
+                logger.debug("dspex: could not close %s's open trials", self.name, exc_info=True)
+        payload = (
+            {} if self.degraded else (self._safely(self.end_payload, outputs, exception) or {})
+        )
+        if self.degraded:
+            self.result_trial_id = None
         assert self.recorder is not None
         self.recorder.emit(
             "orchestration",
@@ -129,7 +271,7 @@ class OptimizerHook:
                 "optimizer": self.name,
                 "ok": exception is None,
                 "error": None if exception is None else f"{type(exception).__name__}: {exception}",
-                **self.end_payload(outputs, exception),
+                **payload,
             },
         )
         trial_id = self.result_trial_id or self.recorder.trial_id
@@ -166,10 +308,12 @@ class OptimizerHook:
         )
 
     def install(self) -> None:
-        """Wrap the optimizer's internals (nothing for the generic hook)."""
+        """Check what the hook reads and prepare its state (nothing for the generic hook);
+        raise :class:`Unrecognised` naming what is missing or has changed."""
 
     def uninstall(self) -> None:
-        """Undo :meth:`install`; must restore everything even after a failed compile."""
+        """Undo what :meth:`install` set on the optimizer instance (SIMBA's strategies);
+        must restore everything even after a failed compile."""
 
 
 class GenericHook(OptimizerHook):

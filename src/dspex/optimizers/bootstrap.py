@@ -1,8 +1,9 @@
 """What dspex records while ``dspy.BootstrapFewShot.compile`` runs (DSPy 3.4.x).
 
 One trial (the compile, ``role="compile"``) whose variables are the compiled
-program's. Per bootstrap attempt (``BootstrapFewShot._bootstrap_one_example``, an
-instance attribute wrapped for the compile): a ``step`` event naming the example
+program's. Per bootstrap attempt (``BootstrapFewShot._bootstrap_one_example``, a patch
+of :mod:`dspex.capture.instrument` that hands this compile's calls to the hook): a
+``step`` event naming the example
 and round, the teacher's run (execution events), and a ``decision`` saying whether
 the trace became a demo and for which predictors. At the end, ``candidate_created``
 with the demos each predictor received (bootstrapped and labeled).
@@ -15,7 +16,7 @@ from typing import Any
 from dspex.capture.callback import error_payload
 from dspex.capture.program import module_paths
 from dspex.optimizers import register_hook
-from dspex.optimizers.base import OptimizerHook
+from dspex.optimizers.base import OptimizerHook, Unrecognised
 from dspex.optimizers.patching import require_attribute
 
 __all__ = ["BootstrapFewShotHook"]
@@ -26,25 +27,20 @@ NAME = "BootstrapFewShot"
 class BootstrapFewShotHook(OptimizerHook):
     """Records each bootstrap attempt and whether it became a demo."""
 
+    patches = (f"{NAME}: dspy.teleprompt.bootstrap.BootstrapFewShot._bootstrap_one_example",)
+    receives = (NAME,)
+    adds = "BootstrapFewShot's attempts and which became demos"
+
     @classmethod
     def check(cls, optimizer: Any) -> None:
-        for attribute in ("_bootstrap_one_example", "_train"):
-            require_attribute(NAME, optimizer, attribute, f"{NAME}.{attribute}")
+        require_attribute(NAME, optimizer, "_train", f"{NAME}._train")
 
     def install(self) -> None:
         self.check(self.optimizer)
-        original = self.optimizer._bootstrap_one_example
-        self._original = original
         self.attempts = 0
 
-        def bootstrap_one_example(example: Any, round_idx: int = 0) -> Any:
-            return self._attempt(original, example, round_idx)
-
-        self.optimizer._bootstrap_one_example = bootstrap_one_example
-
-    def uninstall(self) -> None:
-        if "_bootstrap_one_example" in vars(self.optimizer):
-            del self.optimizer._bootstrap_one_example
+    def bootstrap_one_example(self, original: Any, example: Any, round_idx: int = 0) -> Any:
+        return self._attempt(original, example, round_idx)
 
     def _index(self, example: Any) -> int:
         for i, candidate in enumerate(getattr(self.optimizer, "trainset", None) or []):
@@ -62,6 +58,11 @@ class BootstrapFewShotHook(OptimizerHook):
         if teacher is not None and self.attempts == 0:  # a copy: name its modules by path
             self.recorder.module_paths.update(module_paths(teacher, self.journal.program_name))
         index = self._index(example)
+        if not isinstance(round_idx, int) or index < 0:
+            raise Unrecognised(
+                f"its example is not in the trainset, or round {round_idx!r} is not a number",
+                piece=f"{NAME}._bootstrap_one_example(example, round_idx)",
+            )
         self.attempts += 1
         step_id = self.recorder.emit(
             "orchestration",
@@ -114,10 +115,9 @@ class BootstrapFewShotHook(OptimizerHook):
         )
         return success
 
-    def finish(self, outputs: Any, exception: BaseException | None) -> None:
+    def conclude(self, outputs: Any, exception: BaseException | None) -> None:
         if exception is None and outputs is not None and self.recorder is not None:
             self.record_result(outputs, "bootstrap")
-        super().finish(outputs, exception)
 
 
 register_hook(NAME, BootstrapFewShotHook)

@@ -16,9 +16,10 @@ candidates given the attempts so far and their scores. Trials (``metadata["role"
   instruction and prefix changes, then the runs on the trainset, ``trial_score`` and
   ``candidate_scored`` (scope ``full``; ``copro_score`` is COPRO's percentage).
 
-Wrapped: the module global ``Evaluate`` of ``dspy.teleprompt.copro_optimizer`` (patched per
-compile); depth, predictor and candidate numbers are read from ``COPRO.compile``'s local
-variables (checked at install).
+Relied on: the module global ``Evaluate`` of ``dspy.teleprompt.copro_optimizer`` (a patch
+of :mod:`dspex.capture.instrument`); depth, predictor and candidate numbers are read from
+``COPRO.compile``'s local variables (checked at install, and for their meaning at each
+evaluation: a depth below ``depth``, a predictor of the program).
 """
 
 from __future__ import annotations
@@ -32,19 +33,15 @@ from dspex.capture.program import program_name, variables_of
 from dspex.capture.scoring import metric_name
 from dspex.model import Variables
 from dspex.optimizers import register_hook
+from dspex.optimizers.base import Unrecognised
 from dspex.optimizers.evaluating import EvaluatingHook
-from dspex.optimizers.patching import (
-    ModulePatch,
-    compile_locals,
-)
+from dspex.optimizers.patching import compile_locals
 from dspex.optimizers.units import changes_between, finish_evaluated
 
 __all__ = ["CoproHook"]
 
 NAME = "COPRO"
-HOOK_KEY = "dspex_copro_hook"
 MODULE = "dspy.teleprompt.copro_optimizer"
-EVALUATE = ModulePatch(MODULE, "Evaluate", hook_key=HOOK_KEY, method="evaluator")
 #: Local variables of COPRO.compile read at each evaluation.
 COMPILE_LOCALS = ("d", "p_i", "c_i", "candidates_", "evaluated_candidates", "module")
 PROPOSERS = ("Predict(BasicGenerateInstruction)", "Predict(GenerateInstructionGivenAttempts)")
@@ -71,9 +68,10 @@ class _Round:
 class CoproHook(EvaluatingHook):
     """Records COPRO's proposals, candidates per depth, their scores and each depth's choice."""
 
-    hook_key = HOOK_KEY
+    patches = (f"{NAME}: {MODULE}.Evaluate",)
+    receives = (NAME,)
+    adds = "COPRO's candidates, their scores and each depth's choice"
     optimizer_name = NAME
-    evaluate_patch = EVALUATE
     required_locals = COMPILE_LOCALS
     required_attributes = ("breadth", "depth", "metric")
 
@@ -94,7 +92,6 @@ class CoproHook(EvaluatingHook):
         self.steps: set[int] = set()
         self.evaluated_candidates: Any = None
         self.best: _Candidate | None = None
-        self.patch_evaluate()
 
     def _open_student(self) -> _Candidate:
         recorder = self.journal.new_trial(
@@ -125,11 +122,12 @@ class CoproHook(EvaluatingHook):
     # -- Evaluate: one candidate per call -------------------------------------------------
 
     def evaluate(self, evaluate: Any, program: Any, *args: Any, **kwargs: Any) -> Any:
-        local = compile_locals("evaluated_candidates", COMPILE_LOCALS)
-        if not local:  # an Evaluate used outside COPRO's loop: record it as it runs
-            return evaluate(program, *args, **kwargs)
+        local = compile_locals(
+            NAME, "evaluated_candidates", COMPILE_LOCALS, kinds={"d": int, "p_i": int, "c_i": int}
+        )
         self.evaluated_candidates = local["evaluated_candidates"]
         depth, predictor, number = int(local["d"]), int(local["p_i"]), int(local["c_i"])
+        self._check(depth, predictor, number)
         self._scan_proposals()
         self._next_round(depth, predictor)
         candidate, recorder = self._open_candidate(program, local, depth, predictor, number)
@@ -146,6 +144,28 @@ class CoproHook(EvaluatingHook):
         candidate.score = trial.score
         self._keep(predictor, program, candidate)
         return result
+
+    def _check(self, depth: int, predictor: int, number: int) -> None:
+        """What COPRO's locals mean: a depth below ``depth``, one of the program's
+        predictors, a candidate number; evaluation order never goes back a depth."""
+        last = self.round.depth if self.round is not None else 0
+        if not last <= depth < int(self.optimizer.depth):
+            raise Unrecognised(
+                f"depth {depth} after depth {last} of {self.optimizer.depth}",
+                piece="COPRO.compile local variable d",
+            )
+        if not 0 <= predictor < self.predictor_count:
+            raise Unrecognised(
+                f"predictor {predictor} of a program with {self.predictor_count}",
+                piece="COPRO.compile local variable p_i",
+            )
+        if number < 0:
+            raise Unrecognised(f"candidate {number}", piece="COPRO.compile local variable c_i")
+        if not isinstance(self.evaluated_candidates, dict):
+            raise Unrecognised(
+                f"a {type(self.evaluated_candidates).__name__}, not a dict per predictor",
+                piece="COPRO.compile local variable evaluated_candidates",
+            )
 
     def _scan_proposals(self) -> None:
         """Note the prompt model's calls made in the compile trial since the last evaluation."""
@@ -317,13 +337,10 @@ class CoproHook(EvaluatingHook):
             },
         )
 
-    def finish(self, outputs: Any, exception: BaseException | None) -> None:
-        try:
-            if self.round is not None and exception is None:
-                self._close_round(self.round)
-            self._choose_result(outputs)
-        finally:
-            super().finish(outputs, exception)
+    def conclude(self, outputs: Any, exception: BaseException | None) -> None:
+        if self.round is not None and exception is None:
+            self._close_round(self.round)
+        self._choose_result(outputs)
 
     def _choose_result(self, outputs: Any) -> None:
         if outputs is None or not isinstance(self.evaluated_candidates, dict):

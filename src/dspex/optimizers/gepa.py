@@ -4,11 +4,13 @@ GEPA reports its loop through its own public callback protocol
 (``gepa.core.callbacks.GEPACallback``): dspex adds a :class:`GepaListener` to the
 callbacks ``gepa.optimize`` receives, after the user's own (``gepa_kwargs["callbacks"]``),
 which keep running unchanged. The callbacks say *what* happened; to know which trial
-each program run belongs to, dspex also wraps four methods of the one ``DspyAdapter``
-instance the compile builds (``evaluate``, ``build_program``, ``make_reflective_dataset``,
-``propose_new_texts``), reached through ``gepa.optimize``'s ``adapter`` argument (the
-public function is replaced, per compile, by a dispatcher: see
-:class:`~dspex.optimizers.patching.ModulePatch`).
+each program run belongs to, the hook also receives the calls of four methods of the
+one ``DspyAdapter`` the compile builds (``evaluate``, ``build_program``,
+``make_reflective_dataset``, ``propose_new_texts``), known from ``gepa.optimize``'s
+``adapter`` argument (``gepa.optimize`` and the four methods are patches of
+:mod:`dspex.capture.instrument`, handing this compile's calls to the hook). A compile
+whose ``gepa.optimize`` never came through dspex's patch (a stand-in put in its place)
+is recorded in degraded mode.
 
 Trials (``metadata["role"]``), numbered as GEPA numbers its candidates:
 
@@ -44,17 +46,15 @@ from dspex.capture.program import module_paths, program_name
 from dspex.capture.scoring import metric_name
 from dspex.errors import CaptureError
 from dspex.optimizers import register_hook
-from dspex.optimizers.base import OptimizerHook
+from dspex.optimizers.base import OptimizerHook, Unrecognised
 from dspex.optimizers.gepa_records import GepaRecords
-from dspex.optimizers.patching import ModulePatch, require_attribute, unsupported
+from dspex.optimizers.patching import require_attribute, unsupported
 
 __all__ = ["EVENTS", "GepaHook", "GepaListener"]
 
 logger = logging.getLogger(__name__)
 
 NAME = "GEPA"
-HOOK_KEY = "dspex_gepa_hook"
-OPTIMIZE = ModulePatch("gepa", "optimize", hook_key=HOOK_KEY, method="optimize")
 ADAPTER = "dspy.teleprompt.gepa.gepa_utils.DspyAdapter"
 ADAPTER_METHODS = ("evaluate", "build_program", "make_reflective_dataset", "propose_new_texts")
 #: The GEPACallback methods dspex listens to.
@@ -86,22 +86,22 @@ EVENTS = (
 class GepaListener:
     """A GEPA callback that hands every event to the hook of its compile.
 
-    GEPA logs and swallows exceptions raised in callbacks; this listener keeps them
-    on the experiment instead (it then fails when its block ends), so that a record
-    can never be silently incomplete.
+    GEPA logs and swallows exceptions raised in callbacks; a failure to record an event
+    puts the hook in degraded mode instead (a warning on the experiment), so that a
+    record is never silently incomplete, and the listener ignores the events after it.
     """
 
     def __init__(self, hook: GepaHook) -> None:
         self._hook = hook
 
     def _dispatch(self, name: str, event: dict[str, Any]) -> None:
+        if self._hook.is_degraded():
+            return
         try:
             getattr(self._hook.records, name)(event)
-        except Exception as exc:  # noqa: BLE001 - kept and raised when the experiment ends
-            error = CaptureError(f"dspex could not record GEPA's {name} event: {exc}")
-            error.__cause__ = exc
-            logger.error("dspex: %s", error)
-            self._hook.capture_errors.append(error)
+        except Exception as exc:  # noqa: BLE001 - degraded: a warning on the experiment
+            logger.error("dspex: could not record GEPA's %s event: %s", name, exc)
+            self._hook.degrade(f"GEPA's {name} event", exc)
 
 
 def _forward(name: str) -> Callable[[GepaListener, dict[str, Any]], None]:
@@ -125,19 +125,26 @@ def _adapter_class() -> Any:
 class GepaHook(OptimizerHook):
     """Records GEPA's iterations, reflections, verdicts, merges and Pareto front."""
 
-    hook_key = HOOK_KEY
+    patches = (
+        f"{NAME}: gepa.optimize",
+        *(f"{NAME}: dspy.teleprompt.gepa.gepa_utils.DspyAdapter.{m}" for m in ADAPTER_METHODS),
+    )
+    receives = (NAME,)
+    adds = "GEPA's iterations, reflections, candidates, verdicts and Pareto front"
 
     # -- install ----------------------------------------------------------------------
 
     @classmethod
     def check(cls, optimizer: Any) -> None:
-        """Raise UnsupportedOptimizerVersion if anything this hook relies on has moved."""
-        OPTIMIZE.check(NAME)
+        """Raise Unrecognised if anything this hook relies on has moved."""
+        import gepa
+
         try:
-            parameters = inspect.signature(OPTIMIZE.original()).parameters
+            parameters = inspect.signature(inspect.unwrap(gepa.optimize)).parameters
         except (TypeError, ValueError) as exc:
             raise unsupported(NAME, "gepa.optimize(adapter=..., callbacks=...)", exc) from exc
-        if not {"adapter", "callbacks"} <= set(parameters):
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+        if not takes_any and not {"adapter", "callbacks"} <= set(parameters):
             raise unsupported(NAME, "gepa.optimize(adapter=..., callbacks=...)")
         try:
             from gepa.core import callbacks
@@ -159,10 +166,11 @@ class GepaHook(OptimizerHook):
         self.check(self.optimizer)
         sampling = (self.optimizer.gepa_kwargs or {}).get("sampling_strategy")
         if sampling is not None and type(sampling).__name__ != "SingleMutationSampling":
-            raise CaptureError(
+            raise Unrecognised(
                 f"dspex records GEPA iterations that propose one candidate each, but "
                 f"gepa_kwargs['sampling_strategy'] is {type(sampling).__name__}; remove it "
-                "(GEPA's default is SingleMutationSampling) to record this run"
+                "(GEPA's default is SingleMutationSampling) to record this run",
+                piece="gepa_kwargs['sampling_strategy']",
             )
         assert self.recorder is not None
         trainset = list(self.inputs.get("trainset") or [])
@@ -179,16 +187,12 @@ class GepaHook(OptimizerHook):
         )
         self.listener = GepaListener(self)
         self.user_callbacks: list[Any] = []
-        OPTIMIZE.acquire(NAME)
-        self._patched = True
+        self.adapters: list[Any] = []
+        self.optimized = False
 
-    def uninstall(self) -> None:
-        if getattr(self, "_patched", False):
-            self._patched = False
-            OPTIMIZE.release()
-        for adapter in getattr(self, "_adapters", []):
-            for method in ADAPTER_METHODS:
-                vars(adapter).pop(method, None)
+    def handles(self, instance: Any) -> bool:
+        adapters = getattr(self, "adapters", ())  # none before (or without) install
+        return instance is self.optimizer or any(a is instance for a in adapters)
 
     # -- gepa.optimize: add our callback, wrap the adapter ---------------------------------
 
@@ -201,26 +205,15 @@ class GepaHook(OptimizerHook):
         budget = kwargs.get("max_metric_calls")
         self.records.max_calls = budget if isinstance(budget, int) else None
         adapter = kwargs.get("adapter")
-        if adapter is not None:
-            self._wrap_adapter(adapter)
+        if adapter is None:
+            raise Unrecognised(
+                "was called without the adapter= argument", piece="gepa.optimize(adapter=...)"
+            )
+        self.adapters.append(adapter)
+        self.optimized = True
         return original(*args, **kwargs)
 
-    def _wrap_adapter(self, adapter: Any) -> None:
-        self._adapters = [*getattr(self, "_adapters", []), adapter]
-        for method in ADAPTER_METHODS:
-            original = getattr(adapter, method)
-            setattr(adapter, method, self._adapter_wrapper(method, original))
-
-    def _adapter_wrapper(self, method: str, original: Any) -> Any:
-        handler = getattr(self, f"_adapter_{method}")
-
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return handler(original, *args, **kwargs)
-
-        wrapper.__wrapped__ = original  # type: ignore[attr-defined]
-        return wrapper
-
-    def _adapter_build_program(self, original: Any, candidate: Any, *a: Any, **kw: Any) -> Any:
+    def adapter_build_program(self, original: Any, candidate: Any, *a: Any, **kw: Any) -> Any:
         program = original(candidate, *a, **kw)
         # GEPA's programs are copies of the student: name their modules by path
         recorder = active_recorder()
@@ -228,7 +221,7 @@ class GepaHook(OptimizerHook):
             recorder.module_paths.update(module_paths(program, self.root))
         return program
 
-    def _adapter_evaluate(self, original: Any, batch: Any, candidate: Any, *a: Any, **kw: Any):
+    def adapter_evaluate(self, original: Any, batch: Any, candidate: Any, *a: Any, **kw: Any):
         target = self.records.evaluation_target(candidate)
         if target is None:
             return original(batch, candidate, *a, **kw)
@@ -237,10 +230,10 @@ class GepaHook(OptimizerHook):
         target.add(list(batch), result)
         return result
 
-    def _adapter_make_reflective_dataset(self, original: Any, *args: Any, **kwargs: Any) -> Any:
+    def adapter_make_reflective_dataset(self, original: Any, *args: Any, **kwargs: Any) -> Any:
         return self._in_iteration(original, *args, **kwargs)
 
-    def _adapter_propose_new_texts(self, original: Any, *args: Any, **kwargs: Any) -> Any:
+    def adapter_propose_new_texts(self, original: Any, *args: Any, **kwargs: Any) -> Any:
         return self._in_iteration(original, *args, **kwargs)
 
     def _in_iteration(self, original: Any, *args: Any, **kwargs: Any) -> Any:
@@ -256,14 +249,20 @@ class GepaHook(OptimizerHook):
     def end_payload(self, outputs: Any, exception: BaseException | None) -> dict[str, Any]:
         return self.records.end_payload()
 
-    def finish(self, outputs: Any, exception: BaseException | None) -> None:
+    def conclude(self, outputs: Any, exception: BaseException | None) -> None:
+        if not self.optimized and exception is None:
+            raise Unrecognised(
+                "the compile returned without calling it through dspex's patch (a stand-in "
+                "put in its place?)",
+                piece="gepa.optimize",
+            )
+        self.records.close(exception)
+        self.result_trial_id = self.records.result_trial_id
+
+    def abandon(self, exception: BaseException | None) -> None:
         records = getattr(self, "records", None)
-        try:
-            if records is not None:
-                records.close(exception)
-                self.result_trial_id = records.result_trial_id
-        finally:
-            super().finish(outputs, exception)
+        if records is not None:
+            records.close(exception or CaptureError("dspex stopped recording (degraded mode)"))
 
 
 register_hook(NAME, GepaHook)

@@ -16,7 +16,9 @@ compile on them to choose demos. So:
 
 Nothing of DSPy is wrapped for the compile. A compile running inside the program's
 ``forward`` (found by the code object of ``KNNFewShot.compile``'s inner ``forward_pass``
-on the call stack, checked at compile time) gets :class:`KnnRetrievalHook`.
+on the call stack, checked at compile time) gets :class:`KnnRetrievalHook`, which
+receives the calls of that BootstrapFewShot's ``_bootstrap_one_example`` (a patch of
+:mod:`dspex.capture.instrument`) to name the teacher's modules.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import sys
 import types
 from typing import Any
 
-from dspex.capture.context import active_recorder
+from dspex.capture.context import active_recorder, lookup, pop, push
+from dspex.capture.instrument import HOOKS_KEY, with_hook
 from dspex.capture.jsonable import jsonable
 from dspex.capture.program import module_paths, program_name, variables_of
 from dspex.optimizers import register_context_hook, register_hook
@@ -79,10 +82,12 @@ class KnnFewShotHook(OptimizerHook):
             NAME, optimizer, "few_shot_bootstrap_args", "KNNFewShot.few_shot_bootstrap_args"
         )
 
+    adds = "how KNNFewShot will choose demos"
+
     def install(self) -> None:
         self.check(self.optimizer)
 
-    def finish(self, outputs: Any, exception: BaseException | None) -> None:
+    def conclude(self, outputs: Any, exception: BaseException | None) -> None:
         if exception is None and self.recorder is not None:
             knn = self.optimizer.KNN
             settings = jsonable(dict(self.optimizer.few_shot_bootstrap_args))
@@ -102,7 +107,6 @@ class KnnFewShotHook(OptimizerHook):
                 },
             )
             self.record_result(None, "knn")
-        super().finish(outputs, exception)
 
 
 class KnnRetrievalHook(OptimizerHook):
@@ -114,6 +118,9 @@ class KnnRetrievalHook(OptimizerHook):
     LabeledFewShot) record nothing of their own.
     """
 
+    receives = ("BootstrapFewShot",)
+    adds = "KNNFewShot's retrievals"
+
     def start(self) -> None:
         self.recorder = active_recorder()
         frame = _forward_frame()
@@ -123,19 +130,27 @@ class KnnRetrievalHook(OptimizerHook):
         self.trainset = list(getattr(knn, "trainset", None) or [])
         self.neighbours = list(local.get("knn_trainset") or [])
         self.root = self.journal.program_name or program_name(self.student)
-        original = getattr(self.optimizer, "_bootstrap_one_example", None)
-        if self.primary and self.recorder is not None and callable(original):
-            self._original = original
-            self.optimizer._bootstrap_one_example = self._attempt
+        self._context = push(**{HOOKS_KEY: with_hook(lookup(HOOKS_KEY), "BootstrapFewShot", self)})
 
-    def _attempt(self, *args: Any, **kwargs: Any) -> Any:
+    def handles(self, instance: Any) -> bool:
+        return self.primary and self.recorder is not None and instance is self.optimizer
+
+    def bootstrap_one_example(self, original: Any, *args: Any, **kwargs: Any) -> Any:
         teacher = getattr(self.optimizer, "teacher", None)
         if teacher is not None and self.recorder is not None:  # a copy: name its modules
             self.recorder.module_paths.update(module_paths(teacher, self.root))
-        return self._original(*args, **kwargs)
+        return original(*args, **kwargs)
 
     def finish(self, outputs: Any, exception: BaseException | None) -> None:
-        vars(self.optimizer).pop("_bootstrap_one_example", None)
+        pop(self._context)
+        if self.degraded:
+            return
+        try:
+            self._record_retrieval(outputs, exception)
+        except Exception as exc:  # noqa: BLE001 - degraded, never the user's error
+            self.degrade("KNNFewShot's retrieval decision", exc)
+
+    def _record_retrieval(self, outputs: Any, exception: BaseException | None) -> None:
         if not self.primary or self.recorder is None or exception is not None or outputs is None:
             return
         # the program about to answer is this compile's result: name its modules too

@@ -24,10 +24,11 @@ NAME = "LabeledFewShot"
 class LabeledFewShotHook(OptimizerHook):
     """Records the labeled demos LabeledFewShot chose for each predictor."""
 
-    def finish(self, outputs: Any, exception: BaseException | None) -> None:
+    adds = "LabeledFewShot's choice of demos"
+
+    def conclude(self, outputs: Any, exception: BaseException | None) -> None:
         if exception is None and outputs is not None and self.recorder is not None:
             self._record_choice(outputs)
-        super().finish(outputs, exception)
 
     def _record_choice(self, outputs: Any) -> None:
         assert self.recorder is not None

@@ -14,10 +14,11 @@
   evaluation ("full evaluation of optuna trial N", parented to the candidate it
   re-evaluates).
 
-Wrapped: the instance methods ``_bootstrap_fewshot_examples``, ``_propose_instructions``
-and ``_select_and_insert_instructions_and_demos``; the module globals
-``eval_candidate_program`` and ``GroundedProposer`` of
-``dspy.teleprompt.mipro_optimizer_v2`` (patched per compile).
+Relied on (patches of :mod:`dspex.capture.instrument`, calls of this compile's optimizer
+only): the methods ``MIPROv2._bootstrap_fewshot_examples``, ``_propose_instructions`` and
+``_select_and_insert_instructions_and_demos``; the module global
+``eval_candidate_program`` of ``dspy.teleprompt.mipro_optimizer_v2``; the method
+``GroundedProposer.propose_instruction_for_predictor``.
 """
 
 from __future__ import annotations
@@ -33,17 +34,14 @@ from dspex.capture.program import variables_of
 from dspex.capture.recorder import TrialRecorder
 from dspex.capture.scoring import metric_name
 from dspex.optimizers import register_hook
-from dspex.optimizers.base import PRIVATE_MARK, OptimizerHook
-from dspex.optimizers.patching import ModulePatch, require_attribute, unsupported
+from dspex.optimizers.base import PRIVATE_MARK, OptimizerHook, Unrecognised
+from dspex.optimizers.patching import require_attribute, unsupported
 from dspex.optimizers.units import changes_between, finish_scored, number_or_none
 
 __all__ = ["MiproHook"]
 
 NAME = "MIPROv2"
-HOOK_KEY = "dspex_mipro_hook"
 MODULE = "dspy.teleprompt.mipro_optimizer_v2"
-EVAL = ModulePatch(MODULE, "eval_candidate_program", hook_key=HOOK_KEY, method="evaluate")
-PROPOSER = ModulePatch(MODULE, "GroundedProposer", hook_key=HOOK_KEY, method="proposer")
 METHODS = (
     "_bootstrap_fewshot_examples",
     "_propose_instructions",
@@ -61,18 +59,24 @@ def _tip_key(tip: str | None) -> str | None:
 class MiproHook(OptimizerHook):
     """Records MIPROv2's demo sets, instruction proposals and optuna trials."""
 
-    hook_key = HOOK_KEY
+    patches = (
+        *(f"{NAME}: {MODULE}.MIPROv2.{method}" for method in METHODS),
+        f"{NAME}: {MODULE}.eval_candidate_program",
+        f"{NAME}: dspy.propose.grounded_proposer.GroundedProposer."
+        "propose_instruction_for_predictor",
+    )
+    receives = (NAME,)
+    adds = "MIPROv2's demo sets, instruction proposals and optuna trials"
 
     @classmethod
     def check(cls, optimizer: Any) -> None:
-        for patch in (EVAL, PROPOSER):
-            patch.check(NAME)
-        for method in METHODS:
-            require_attribute(NAME, optimizer, method, f"{NAME}.{method}")
+        from dspy.propose.grounded_proposer import GroundedProposer
+
         where = "GroundedProposer.propose_instruction_for_predictor(pred_i, demo_set_i, tip)"
         propose = require_attribute(
-            NAME, PROPOSER.original(), "propose_instruction_for_predictor", where
+            NAME, GroundedProposer, "propose_instruction_for_predictor", where
         )
+        require_attribute(NAME, optimizer, "metric", f"{NAME}.metric")
         try:
             parameters = inspect.signature(propose).parameters
         except (TypeError, ValueError) as exc:
@@ -91,37 +95,10 @@ class MiproHook(OptimizerHook):
         self.proposals = 0
         self.proposed: dict[int, list[str]] = {}  # per predictor, the proposals in order
         self.instruction_sets: dict[int, list[str]] = {}  # what MIPROv2 really chooses from
-        for method in METHODS:
-            original = getattr(self.optimizer, method)
-            setattr(self.optimizer, method, self._wrapper(method, original))
-        EVAL.acquire(NAME)
-        try:
-            PROPOSER.acquire(NAME)
-        except BaseException:
-            EVAL.release()
-            raise
-        self._patched = True
-
-    def uninstall(self) -> None:
-        if getattr(self, "_patched", False):
-            self._patched = False
-            EVAL.release()
-            PROPOSER.release()
-        for method in METHODS:
-            if method in vars(self.optimizer):
-                delattr(self.optimizer, method)
-
-    def _wrapper(self, method: str, original: Any) -> Any:
-        handler = getattr(self, "_on" + method)
-
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return handler(original, *args, **kwargs)
-
-        return wrapper
 
     # -- step 1: demo sets ---------------------------------------------------------------
 
-    def _on_bootstrap_fewshot_examples(self, original: Any, *args: Any, **kwargs: Any) -> Any:
+    def on_bootstrap_fewshot_examples(self, original: Any, *args: Any, **kwargs: Any) -> Any:
         demo_sets = original(*args, **kwargs)
         assert self.recorder is not None
         sets = {
@@ -147,17 +124,17 @@ class MiproHook(OptimizerHook):
 
     # -- step 2: instruction proposals ---------------------------------------------------
 
-    def proposer(self, original: Any, *args: Any, **kwargs: Any) -> Any:
-        proposer = original(*args, **kwargs)
-        propose = proposer.propose_instruction_for_predictor
-
-        def propose_instruction_for_predictor(*a: Any, **kw: Any) -> Any:
-            instruction = propose(*a, **kw)
-            self._record_proposal(instruction, kw)
-            return instruction
-
-        proposer.propose_instruction_for_predictor = propose_instruction_for_predictor
-        return proposer
+    def propose(self, original: Any, *args: Any, **kwargs: Any) -> Any:
+        """``GroundedProposer.propose_instruction_for_predictor(proposer, ...)``."""
+        instruction = original(*args, **kwargs)
+        arguments = inspect.signature(original.function).bind(*args, **kwargs).arguments
+        if not isinstance(arguments.get("pred_i"), int):
+            raise Unrecognised(
+                f"pred_i is {arguments.get('pred_i')!r}, not a predictor's position",
+                piece="GroundedProposer.propose_instruction_for_predictor(pred_i, ...)",
+            )
+        self._record_proposal(instruction, arguments)
+        return instruction
 
     def _record_proposal(self, instruction: Any, kw: dict[str, Any]) -> None:
         assert self.recorder is not None
@@ -195,7 +172,7 @@ class MiproHook(OptimizerHook):
             },
         )
 
-    def _on_propose_instructions(self, original: Any, *args: Any, **kwargs: Any) -> Any:
+    def on_propose_instructions(self, original: Any, *args: Any, **kwargs: Any) -> Any:
         candidates = original(*args, **kwargs)
         assert self.recorder is not None
         for predictor, texts in sorted((candidates or {}).items()):
@@ -226,13 +203,16 @@ class MiproHook(OptimizerHook):
 
     # -- step 3: optuna trials -----------------------------------------------------------
 
-    def _on_select_and_insert_instructions_and_demos(
-        self, original: Any, program: Any, *args: Any, **kwargs: Any
-    ) -> Any:
+    def on_select_and_insert(self, original: Any, program: Any, *args: Any, **kwargs: Any) -> Any:
         result = original(program, *args, **kwargs)
         chosen, raw = result
         trial = args[2] if len(args) > 2 else kwargs.get("trial")
         number = getattr(trial, "number", None)
+        if not isinstance(number, int) or not isinstance(chosen, list):
+            raise Unrecognised(
+                f"its trial argument {trial!r:.60} is not an optuna trial",
+                piece="MIPROv2._select_and_insert_instructions_and_demos(..., trial)",
+            )
         parents = (self.default_trial,) if self.default_trial else ()
         recorder = self.journal.new_trial(
             name=f"optuna trial {number}",
@@ -347,12 +327,11 @@ class MiproHook(OptimizerHook):
                 self.full_scores.setdefault(candidate, score)
                 self.full_scores[candidate] = max(self.full_scores[candidate], score)
 
-    def finish(self, outputs: Any, exception: BaseException | None) -> None:
+    def conclude(self, outputs: Any, exception: BaseException | None) -> None:
         if outputs is not None:
             self.result_trial_id = getattr(outputs, TAG, None)
             if self.result_trial_id is not None:
                 delattr(outputs, TAG)
-        super().finish(outputs, exception)
 
     def end_payload(self, outputs: Any, exception: BaseException | None) -> dict[str, Any]:
         if not self.full_scores:

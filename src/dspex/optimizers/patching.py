@@ -1,137 +1,106 @@
-"""Temporary, per-compile patches of DSPy internals, safe when compiles run concurrently.
+"""What a hook reads of DSPy besides its patches, checked when it installs and when it reads.
 
-DSPy calls some functions of interest through a module global (SIMBA's
-``wrap_program``), so the only way to see those calls is to replace the global.
-:class:`ModulePatch` does that only while at least one recorded compile needs it
-(a reference count), and its replacement dispatches each call to the hook of the
-compile running in the calling thread; every other caller gets the original
-function, unchanged. The hook travels in DSPy's thread-local settings, like the
-recorder, so DSPy worker threads find it too.
+The patches themselves are listed in :mod:`dspex.capture.instrument`. Hooks also read
+attributes of the optimizer and, where a decision lives only there, local variables of
+its running ``compile`` (SIMBA's bucket, COPRO's depth and candidate, the random
+search's seed). Each helper raises :class:`~dspex.optimizers.base.Unrecognised` naming
+the piece, which puts the hook in degraded mode (see :class:`OptimizerHook`)::
 
-    WRAP = ModulePatch("dspy.teleprompt.simba", "wrap_program", hook_key="dspex_simba_hook")
-    WRAP.acquire()            # in hook.install(); raises UnsupportedOptimizerVersion if missing
-    ...                       # calls in this compile go to hook.wrap_program(original, ...)
-    WRAP.release()            # in hook.uninstall(); the original is back when no compile needs it
-
-Instance attributes are simpler: :func:`require_attribute` checks them at install time.
+    require_locals("SIMBA", SIMBA.compile, ("bucket_idx", ...))     # at install
+    local = compile_locals("SIMBA", "batch_indices", ("bucket_idx", ...),
+                           kinds={"bucket_idx": int})                # at each use
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import sys
-import threading
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
-from dspex.capture.context import lookup
-from dspex.errors import UnsupportedOptimizerVersion
+from dspex.optimizers.base import Unrecognised
 
-__all__ = ["ModulePatch", "compile_locals", "require_attribute", "require_locals", "unsupported"]
+__all__ = ["compile_locals", "require_attribute", "require_locals", "unsupported"]
 
 
-def unsupported(optimizer: str, missing: str, exc: BaseException | None = None) -> Exception:
-    import dspy
-
-    error = UnsupportedOptimizerVersion(
-        f"dspex cannot record {optimizer} with DSPy {dspy.__version__}: {missing} is missing "
-        "or has changed. Capture would silently record less, so it stops here; pin the DSPy "
-        "version dspex supports (see docs/capture.md) or upgrade dspex."
-    )
+def unsupported(optimizer: str, piece: str, exc: BaseException | None = None) -> Unrecognised:
+    """The error saying that ``piece`` of ``optimizer`` is missing or has changed."""
+    error = Unrecognised(f"{piece} is missing or has changed", piece=piece)
     if exc is not None:
         error.__cause__ = exc
     return error
 
 
 def require_attribute(optimizer_name: str, owner: Any, attribute: str, where: str) -> Any:
-    """``getattr(owner, attribute)``, or UnsupportedOptimizerVersion naming ``where``."""
+    """``getattr(owner, attribute)``, or :class:`Unrecognised` naming ``where``."""
     try:
         return getattr(owner, attribute)
     except AttributeError as exc:
         raise unsupported(optimizer_name, where, exc) from exc
 
 
+def base_compile(optimizer_name: str, optimizer: Any) -> Any:
+    """``compile`` of the DSPy class named ``optimizer_name`` in ``optimizer``'s MRO (a
+    subclass may wrap it; the locals read are those of DSPy's own)."""
+    base = next((c for c in type(optimizer).__mro__ if c.__name__ == optimizer_name), None)
+    return require_attribute(optimizer_name, base, "compile", f"{optimizer_name}.compile")
+
+
 def require_locals(optimizer_name: str, function: Any, names: tuple[str, ...]) -> None:
-    """Raise UnsupportedOptimizerVersion unless ``function`` has all the local ``names``."""
+    """:class:`Unrecognised` unless ``function`` has all the local ``names``."""
     code = getattr(inspect.unwrap(function), "__code__", None)
     missing = [n for n in names if n not in set(getattr(code, "co_varnames", ()))]
     if missing:
-        where = getattr(function, "__qualname__", "compile")
-        raise unsupported(optimizer_name, f"{where} local variable(s) {', '.join(missing)}")
+        raise Unrecognised(
+            "missing in the installed DSPy",
+            piece=f"{optimizer_name}.compile local variable(s) {', '.join(missing)}",
+        )
 
 
-def compile_locals(marker: str, names: tuple[str, ...]) -> dict[str, Any]:
-    """The local ``names`` of the running ``compile`` that has the local ``marker``.
-
-    Some decisions (SIMBA's bucket, COPRO's depth and candidate, the random search's seed)
-    live only in ``compile``'s local variables; :func:`require_locals` checks them at
-    install time. Returns ``{}`` when no such frame is on the stack.
-    """
+def compile_locals(
+    optimizer_name: str,
+    marker: str,
+    names: tuple[str, ...],
+    *,
+    kinds: Mapping[str, type | tuple[type, ...]] | None = None,
+    optional: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The local ``names`` of the running ``compile`` that has the local ``marker``, each
+    of the type ``kinds`` gives it (when given); :class:`Unrecognised` when no such frame
+    is on the stack, a name is not set (``optional`` ones are None then), or a value is
+    not of its type."""
     frame = sys._getframe(1)
     while frame is not None:
         if frame.f_code.co_name == "compile" and marker in frame.f_locals:
-            return {k: frame.f_locals.get(k) for k in names}
+            break
         frame = frame.f_back  # type: ignore[assignment]
-    return {}
+    if frame is None:
+        raise Unrecognised(
+            "no running compile with this local variable on the call stack",
+            piece=f"{optimizer_name}.compile local variable {marker}",
+        )
+    found = frame.f_locals
+    values: dict[str, Any] = {}
+    for name in names:
+        if name not in found and name in optional:
+            values[name] = None
+            continue
+        if name not in found:
+            raise Unrecognised(
+                "not set where dspex reads it",
+                piece=f"{optimizer_name}.compile local variable {name}",
+            )
+        value = values[name] = found[name]
+        kind = (kinds or {}).get(name)
+        if kind is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise Unrecognised(
+                f"holds {type(value).__name__} {value!r:.80}, not the {_kind_name(kind)} "
+                "dspex reads from it",
+                piece=f"{optimizer_name}.compile local variable {name}",
+            )
+    return values
 
 
-class ModulePatch:
-    """A module global replaced by a dispatcher while recorded compiles need it."""
-
-    def __init__(self, module: str, attribute: str, *, hook_key: str, method: str) -> None:
-        self.module_name = module
-        self.attribute = attribute
-        self.hook_key = hook_key
-        self.method = method
-        self._lock = threading.Lock()
-        self._users = 0
-        self._original: Any = None
-
-    @property
-    def where(self) -> str:
-        return f"{self.module_name}.{self.attribute}"
-
-    def original(self) -> Any:
-        """The function DSPy defines (also while patched)."""
-        with self._lock:
-            if self._users:
-                return self._original
-        return getattr(importlib.import_module(self.module_name), self.attribute)
-
-    def check(self, optimizer_name: str) -> None:
-        module = importlib.import_module(self.module_name)
-        if not callable(getattr(module, self.attribute, None)):
-            raise unsupported(optimizer_name, self.where)
-
-    def acquire(self, optimizer_name: str) -> None:
-        self.check(optimizer_name)
-        with self._lock:
-            if self._users == 0:
-                module = importlib.import_module(self.module_name)
-                self._original = getattr(module, self.attribute)
-                setattr(module, self.attribute, self._dispatcher(self._original))
-            self._users += 1
-
-    def release(self) -> None:
-        with self._lock:
-            if self._users == 0:
-                return
-            self._users -= 1
-            if self._users == 0:
-                module = importlib.import_module(self.module_name)
-                setattr(module, self.attribute, self._original)
-                self._original = None
-
-    def _dispatcher(self, original: Callable[..., Any]) -> Callable[..., Any]:
-        hook_key, method = self.hook_key, self.method
-
-        def dispatch(*args: Any, **kwargs: Any) -> Any:
-            hook = lookup(hook_key)
-            if hook is None:
-                return original(*args, **kwargs)
-            return getattr(hook, method)(original, *args, **kwargs)
-
-        dispatch.__wrapped__ = original  # type: ignore[attr-defined]
-        dispatch.__name__ = getattr(original, "__name__", self.attribute)
-        return dispatch
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(k.__name__ for k in kinds)

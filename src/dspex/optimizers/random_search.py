@@ -13,8 +13,9 @@ returns the first with the highest score. Trials (``metadata["role"]``):
   ``candidate_created`` with its demos, the valset runs, ``trial_score`` and
   ``candidate_scored`` (scope ``full``; ``search_score`` is DSPy's percentage).
 
-Wrapped: the module global ``Evaluate`` of ``dspy.teleprompt.random_search`` (patched per
-compile); the seed is read from ``compile``'s local variables (checked at install).
+Relied on: the module global ``Evaluate`` of ``dspy.teleprompt.random_search`` (a patch of
+:mod:`dspex.capture.instrument`); the seed is read from ``compile``'s local variables
+(checked at install, and at each evaluation: a seed from -3 up, each once, in order).
 """
 
 from __future__ import annotations
@@ -27,20 +28,15 @@ from dspex.capture.program import program_name, variables_of
 from dspex.capture.scoring import metric_name
 from dspex.model import Variables
 from dspex.optimizers import register_hook
-from dspex.optimizers.base import RESULT_MARK
+from dspex.optimizers.base import RESULT_MARK, Unrecognised
 from dspex.optimizers.evaluating import EvaluatingHook
-from dspex.optimizers.patching import (
-    ModulePatch,
-    compile_locals,
-)
+from dspex.optimizers.patching import compile_locals
 from dspex.optimizers.units import changes_between, finish_evaluated
 
 __all__ = ["RandomSearchHook"]
 
 NAME = "BootstrapFewShotWithRandomSearch"
-HOOK_KEY = "dspex_random_search_hook"
 MODULE = "dspy.teleprompt.random_search"
-EVALUATE = ModulePatch(MODULE, "Evaluate", hook_key=HOOK_KEY, method="evaluator")
 COMPILE_LOCALS = ("seed", "size", "score_data")
 
 
@@ -85,9 +81,10 @@ def describe_seed(seed: int, size: int | None) -> tuple[str, str, str]:
 class RandomSearchHook(EvaluatingHook):
     """Records each seed's candidate with its score and demos, and the winner."""
 
-    hook_key = HOOK_KEY
+    patches = (f"{NAME}: {MODULE}.Evaluate",)
+    receives = (NAME,)
+    adds = "the random search's candidates, their scores and the winner"
     optimizer_name = NAME
-    evaluate_patch = EVALUATE
     required_locals = COMPILE_LOCALS
 
     def install(self) -> None:
@@ -99,15 +96,20 @@ class RandomSearchHook(EvaluatingHook):
         self.root = self.journal.program_name or program_name(self.student)
         self.candidates: list[_Candidate] = []
         self.best: _Candidate | None = None
-        self.patch_evaluate()
 
     # -- one candidate per seed --------------------------------------------------------------
 
     def evaluate(self, evaluate: Any, program: Any, *args: Any, **kwargs: Any) -> Any:
-        local = compile_locals("score_data", COMPILE_LOCALS)
-        if not local:  # an Evaluate used outside the search loop
-            return evaluate(program, *args, **kwargs)
+        local = compile_locals(
+            NAME, "score_data", COMPILE_LOCALS, kinds={"seed": int}, optional=("size",)
+        )
         seed = int(local["seed"])
+        last = self.candidates[-1].seed if self.candidates else -4
+        if not last < seed < int(getattr(self.optimizer, "num_candidate_sets", seed + 1)):
+            raise Unrecognised(
+                f"seed {seed} after seed {last}: it no longer numbers the candidates",
+                piece=f"{NAME}.compile local variable seed",
+            )
         candidate, recorder = self._open(program, seed, local.get("size"))
         with recording(recorder):
             result = evaluate(program, *args, **kwargs)
@@ -171,11 +173,8 @@ class RandomSearchHook(EvaluatingHook):
 
     # -- the winner ------------------------------------------------------------------------
 
-    def finish(self, outputs: Any, exception: BaseException | None) -> None:
-        try:
-            self._choose_result(outputs)
-        finally:
-            super().finish(outputs, exception)
+    def conclude(self, outputs: Any, exception: BaseException | None) -> None:
+        self._choose_result(outputs)
 
     def _choose_result(self, outputs: Any) -> None:
         self.best = next((c for c in self.candidates if c.program is outputs), None)

@@ -13,30 +13,34 @@ Trials (``metadata["role"]``):
   which temperature, on which example), parented to the candidates it sampled;
 * ``validation``: each final candidate on the full trainset (``scope="full"``).
 
-The wrappers, all in this module: ``SIMBA.strategies`` (instance attribute), and
-``prepare_models_for_resampling`` / ``wrap_program`` as imported into
-``dspy.teleprompt.simba`` (module globals, patched for the duration of the compile
-through :class:`~dspex.optimizers.patching.ModulePatch`). Step and bucket
-numbers are read from ``SIMBA.compile``'s local variables; :meth:`SimbaHook.check`
-verifies all of them exist and raises :class:`~dspex.errors.UnsupportedOptimizerVersion`
-naming what is missing.
+What it relies on: ``SIMBA.strategies`` (an instance attribute, wrapped for the compile
+and restored after it), and ``prepare_models_for_resampling`` / ``wrap_program`` as
+imported into ``dspy.teleprompt.simba`` (patches of :mod:`dspex.capture.instrument`).
+Step and bucket numbers are read from ``SIMBA.compile``'s local variables, checked at
+install (:meth:`SimbaHook.check`) and for their meaning at each read: the step number
+counts the steps, the batch is ``bsize`` trainset positions, each bucket's example is
+in the batch and the bucket numbers of a step increase. Anything else puts the hook in
+degraded mode (see :class:`~dspex.optimizers.base.OptimizerHook`).
 """
 
 from __future__ import annotations
 
 import threading
+from numbers import Integral
 from typing import Any
 
 from dspex.capture.callback import error_payload
 from dspex.capture.context import recording
+from dspex.capture.instrument import guarded
 from dspex.capture.program import module_paths, variables_of
 from dspex.capture.recorder import TrialRecorder
 from dspex.capture.scoring import metric_name
+from dspex.errors import CaptureError
 from dspex.model import Variables
 from dspex.optimizers import register_hook
-from dspex.optimizers.base import PRIVATE_MARK, OptimizerHook
+from dspex.optimizers.base import PRIVATE_MARK, OptimizerHook, Unrecognised
 from dspex.optimizers.patching import (
-    ModulePatch,
+    base_compile,
     compile_locals,
     require_attribute,
     require_locals,
@@ -46,14 +50,15 @@ from dspex.optimizers.units import EvaluationUnit, changes_between
 
 __all__ = ["SimbaHook"]
 
-HOOK_KEY = "dspex_simba_hook"
+NAME = "SIMBA"
 MODULE = "dspy.teleprompt.simba"
-WRAP_PROGRAM = ModulePatch(MODULE, "wrap_program", hook_key=HOOK_KEY, method="wrap_program")
-PREPARE_MODELS = ModulePatch(
-    MODULE, "prepare_models_for_resampling", hook_key=HOOK_KEY, method="prepare_models"
-)
 #: Local variables of SIMBA.compile read when a step starts and when a strategy runs.
 COMPILE_LOCALS = ("batch_idx", "batch_indices", "bucket_idx", "num_demos_to_drop", "src_prog_idx")
+STEP_LOCALS = ("batch_idx", "batch_indices")
+STRATEGY_LOCALS = ("bucket_idx", "num_demos_to_drop", "src_prog_idx")
+KINDS = {name: Integral for name in (*STRATEGY_LOCALS, "batch_idx")} | {
+    "batch_indices": (list, tuple)
+}
 TAG = PRIVATE_MARK  # names a program's candidate trial; the deepcopies DSPy makes keep it
 
 
@@ -61,8 +66,8 @@ def strategy_name(strategy: Any) -> str:
     return str(getattr(strategy, "__name__", type(strategy).__name__)).rstrip("_")
 
 
-def _compile_locals() -> dict[str, Any]:
-    return compile_locals("batch_indices", COMPILE_LOCALS)
+def _compile_locals(names: tuple[str, ...]) -> dict[str, Any]:
+    return compile_locals(NAME, "batch_indices", names, kinds=KINDS)
 
 
 def bucket_stats(bucket: list[dict[str, Any]]) -> dict[str, float]:
@@ -91,22 +96,25 @@ class _Candidate:
 class SimbaHook(OptimizerHook):
     """Records SIMBA's steps, decisions and candidates (see the module docs)."""
 
-    hook_key = HOOK_KEY
+    patches = (
+        f"SIMBA: {MODULE}.prepare_models_for_resampling",
+        f"SIMBA: {MODULE}.wrap_program",
+    )
+    receives = (NAME,)
+    adds = "SIMBA's steps, decisions, candidates and their runs"
 
     # -- install ----------------------------------------------------------------------
 
     @classmethod
     def check(cls, optimizer: Any) -> None:
-        """Raise UnsupportedOptimizerVersion if anything this hook wraps has moved."""
-        for patch in (WRAP_PROGRAM, PREPARE_MODELS):
-            patch.check("SIMBA")
-        strategies = require_attribute("SIMBA", optimizer, "strategies", "SIMBA.strategies")
+        """Raise Unrecognised if anything this hook reads has moved."""
+        strategies = require_attribute(NAME, optimizer, "strategies", "SIMBA.strategies")
         if not isinstance(strategies, list) or not all(callable(s) for s in strategies):
-            raise unsupported("SIMBA", "SIMBA.strategies as a list of strategy functions")
+            raise unsupported(NAME, "SIMBA.strategies as a list of strategy functions")
+        for attribute in ("metric", "bsize", "temperature_for_sampling"):
+            require_attribute(NAME, optimizer, attribute, f"SIMBA.{attribute}")
         # SIMBA's own compile (a subclass may wrap it): its locals are what we read
-        base = next((c for c in type(optimizer).__mro__ if c.__name__ == "SIMBA"), None)
-        compile_fn = require_attribute("SIMBA", base, "compile", "SIMBA.compile")
-        require_locals("SIMBA", compile_fn, COMPILE_LOCALS)
+        require_locals(NAME, base_compile(NAME, optimizer), COMPILE_LOCALS)
 
     def install(self) -> None:
         self.check(self.optimizer)
@@ -123,24 +131,16 @@ class SimbaHook(OptimizerHook):
         self.step_candidates: list[_Candidate] = []
         self.validations: dict[int, tuple[_Candidate, EvaluationUnit]] = {}
         self._units: list[EvaluationUnit] = []
-        self._original_strategies = list(self.optimizer.strategies)
-        self.optimizer.strategies = [self._wrap_strategy(s) for s in self._original_strategies]
-        WRAP_PROGRAM.acquire("SIMBA")
-        try:
-            PREPARE_MODELS.acquire("SIMBA")
-        except BaseException:
-            WRAP_PROGRAM.release()
-            raise
-        self._patched = True
+        self.last_bucket = -1
         self.baseline = self._open_baseline()
+        # the one thing set on the optimizer itself: its own list object goes back after
+        self._original_strategies = self.optimizer.strategies
+        self.optimizer.strategies = [self._wrap_strategy(s) for s in self._original_strategies]
 
     def uninstall(self) -> None:
-        if getattr(self, "_patched", False):
-            self._patched = False
-            WRAP_PROGRAM.release()
-            PREPARE_MODELS.release()
         if hasattr(self, "_original_strategies"):
             self.optimizer.strategies = self._original_strategies
+            del self._original_strategies
 
     def _open_baseline(self) -> _Candidate:
         recorder = self.journal.new_trial(
@@ -193,9 +193,22 @@ class SimbaHook(OptimizerHook):
 
     def prepare_models(self, original: Any, program: Any, n: int, *args: Any, **kw: Any) -> Any:
         self._close_step()
-        local = _compile_locals()
-        self.step = int(local.get("batch_idx") or 0) + 1
-        self.batch = [int(i) for i in local.get("batch_indices") or []]
+        local = _compile_locals(STEP_LOCALS)
+        step, batch = int(local["batch_idx"]) + 1, list(local["batch_indices"])
+        if step != self.step + 1:
+            raise Unrecognised(
+                f"step {step} follows step {self.step}: it no longer counts SIMBA's steps",
+                piece="SIMBA.compile local variable batch_idx",
+            )
+        size = len(self.trainset)
+        if len(batch) != self.optimizer.bsize or not all(
+            isinstance(i, Integral) and 0 <= int(i) < size for i in batch
+        ):
+            raise Unrecognised(
+                f"{batch!r:.80} is not {self.optimizer.bsize} positions in the trainset of {size}",
+                piece="SIMBA.compile local variable batch_indices",
+            )
+        self.step, self.batch, self.last_bucket = step, [int(i) for i in batch], -1
         setattr(program, TAG, self.baseline.trial_id)  # programs[0] is always the baseline
         models = original(program, n, *args, **kw)
         temperatures = [getattr(m, "kwargs", {}).get("temperature") for m in models]
@@ -258,7 +271,7 @@ class SimbaHook(OptimizerHook):
         with self._lock:
             unit, extra = self._unit_for(program, candidate)
         unit.adopt(program, self._paths(program))
-        return unit.runner(wrapped, self._index_of, extra)
+        return unit.runner(wrapped, self._index_of, extra, hook=self)
 
     def _unit_for(self, program: Any, candidate: _Candidate) -> tuple[EvaluationUnit, dict]:
         if candidate.unit is not None and not candidate.unit.closed:
@@ -296,8 +309,12 @@ class SimbaHook(OptimizerHook):
     # -- strategies: one new candidate each ---------------------------------------------
 
     def _wrap_strategy(self, strategy: Any) -> Any:
+        def run(call: Any, bucket: list[dict[str, Any]], system: Any, **kwargs: Any) -> Any:
+            return self._run_strategy(call, bucket, system, kwargs)
+
         def strategy_wrapper(bucket: list[dict[str, Any]], system: Any, **kwargs: Any) -> Any:
-            return self._run_strategy(strategy, bucket, system, kwargs)
+            piece = "SIMBA: SIMBA.strategies"
+            return guarded(self, piece, run, strategy, (bucket, system), kwargs)
 
         strategy_wrapper.__name__ = getattr(strategy, "__name__", "strategy")
         strategy_wrapper.__wrapped__ = strategy  # type: ignore[attr-defined]
@@ -307,11 +324,12 @@ class SimbaHook(OptimizerHook):
         if self.phase == "sampling":
             self._close_sampling()
             self.phase = "proposing"
-        local = _compile_locals()
+        local = _compile_locals(STRATEGY_LOCALS)
+        self._check_bucket(local, bucket)
         source = self._candidate_of(system)
-        name = strategy_name(strategy)
+        name = strategy_name(getattr(strategy, "function", strategy))
         recorder = self.journal.new_trial(
-            name=f"step {self.step} proposal {int(local.get('bucket_idx') or 0) + 1}",
+            name=f"step {self.step} proposal {int(local['bucket_idx']) + 1}",
             parents=(source.trial_id,),
             program=system,
             metadata={"role": "candidate", "optimizer": "SIMBA", "step": self.step},
@@ -319,15 +337,15 @@ class SimbaHook(OptimizerHook):
         stats = bucket_stats(bucket)
         step_id = recorder.emit("orchestration", "step", self._step_payload())
         example = self._index_of(bucket[0]["example"])
-        dropped = int(local.get("num_demos_to_drop") or 0)
+        dropped = int(local["num_demos_to_drop"])
         details = {
-            "bucket": int(local.get("bucket_idx") or 0) + 1,
+            "bucket": int(local["bucket_idx"]) + 1,
             "example": example,
             **stats,
             "bucket_scores": [o["score"] for o in bucket],
             "source_candidate": source.trial_id,
             "source_name": source.name,
-            "source_index": local.get("src_prog_idx"),
+            "source_index": int(local["src_prog_idx"]),
             "temperature_for_candidates": self.optimizer.temperature_for_candidates,
             "demos_dropped_per_predictor": dropped,
             "batch_10p_score": _number(kwargs.get("batch_10p_score")),
@@ -364,6 +382,29 @@ class SimbaHook(OptimizerHook):
         self._emit_outcome(recorder, step_id, name, result, stats, details, mark)
         self._register(recorder, source, system, name)
         return result
+
+    def _check_bucket(self, local: dict[str, Any], bucket: list[dict[str, Any]]) -> None:
+        """What SIMBA's locals mean: the buckets of a step in increasing order, each of one
+        example of the step's batch, drops and the source as counts."""
+        position = int(local["bucket_idx"])
+        if not self.last_bucket < position < self.optimizer.bsize:
+            raise Unrecognised(
+                f"bucket {position} after bucket {self.last_bucket} of a batch of "
+                f"{self.optimizer.bsize}: it no longer numbers the step's buckets",
+                piece="SIMBA.compile local variable bucket_idx",
+            )
+        self.last_bucket = position
+        for name in ("num_demos_to_drop", "src_prog_idx"):
+            if int(local[name]) < 0:
+                raise Unrecognised(
+                    f"{local[name]} is not a count", piece=f"SIMBA.compile local variable {name}"
+                )
+        example = bucket[0].get("example") if bucket and isinstance(bucket[0], dict) else None
+        if self._index.get(id(example)) not in self.batch:
+            raise Unrecognised(
+                "its trajectories are not of an example of the step's batch",
+                piece="SIMBA's buckets (the strategies' first argument)",
+            )
 
     def _emit_outcome(
         self,
@@ -469,15 +510,17 @@ class SimbaHook(OptimizerHook):
             )
         self.step_candidates = []
 
-    def finish(self, outputs: Any, exception: BaseException | None) -> None:
-        try:
-            if exception is None:
-                self._close_step()
-            for unit in self._units:
-                unit.close(error=exception)
-            self._choose_result(outputs)
-        finally:
-            super().finish(outputs, exception)
+    def abandon(self, exception: BaseException | None) -> None:
+        stopped = exception or CaptureError("dspex stopped recording this compile (degraded mode)")
+        for unit in getattr(self, "_units", []):
+            unit.close(error=stopped)
+
+    def conclude(self, outputs: Any, exception: BaseException | None) -> None:
+        if exception is None:
+            self._close_step()
+        for unit in self._units:
+            unit.close(error=exception)
+        self._choose_result(outputs)
 
     def _choose_result(self, outputs: Any) -> None:
         validated = [(c, u.score) for c, u in self.validations.values() if u.score is not None]
@@ -546,4 +589,4 @@ def _feedback_outputs(recorder: TrialRecorder, mark: int) -> dict[str, Any] | No
     return None
 
 
-register_hook("SIMBA", SimbaHook)
+register_hook(NAME, SimbaHook)

@@ -28,6 +28,7 @@ from typing import Any
 
 from dspex.capture import scoring
 from dspex.capture.context import recording
+from dspex.capture.instrument import Instrumented, guarded
 from dspex.capture.recorder import TrialRecorder, current_worker_name
 from dspex.capture.scoring import (
     NO_PREDICTION,
@@ -90,7 +91,8 @@ class RecordedEvaluate:
         self._evaluate = evaluate
 
     def __call__(self, program: Any, *args: Any, **kwargs: Any) -> Any:
-        return self._hook.evaluate(self._evaluate, program, *args, **kwargs)
+        piece = f"{self._hook.name}: its Evaluate's calls"
+        return guarded(self._hook, piece, "evaluate", self._evaluate, (program, *args), kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._evaluate, name)
@@ -267,17 +269,27 @@ class EvaluationUnit:
         wrapped: Callable[[Any], dict[str, Any]],
         index_of: Callable[[Any], int],
         extra: dict[str, Any] | None = None,
+        *,
+        hook: Instrumented | None = None,
     ) -> Callable[[Any], dict[str, Any]]:
-        """``wrapped`` (example -> DSPy output dict) running under this unit's trial."""
+        """``wrapped`` (example -> DSPy output dict) running under this unit's trial; with
+        ``hook``, a failure of the recording degrades it and the run goes on unrecorded."""
 
-        def run(example: Any) -> dict[str, Any]:
+        def record(call: Callable[[Any], dict[str, Any]], example: Any) -> dict[str, Any]:
             run_recorder = TrialRecorder(self.recorder.trial_id)
             run_recorder.module_paths.update(self.recorder.module_paths)
             started = time.perf_counter()
             with recording(run_recorder):
-                output = wrapped(example)
+                output = call(example)
             latency_ms = (time.perf_counter() - started) * 1000
             self._record(run_recorder, output, example, index_of(example), latency_ms, extra)
+            return output
+
+        def run(example: Any) -> dict[str, Any]:
+            if hook is None:
+                return record(wrapped, example)
+            piece = f"{getattr(hook, 'name', 'optimizer')}: a candidate's run"
+            output: dict[str, Any] = guarded(hook, piece, record, wrapped, (example,), {})
             return output
 
         run.__wrapped__ = wrapped  # type: ignore[attr-defined]

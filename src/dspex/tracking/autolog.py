@@ -94,6 +94,9 @@ class AutologListener:
     def unattributed(self, what: str, thread: str) -> None:
         pass
 
+    def warn(self, message: str) -> None:
+        pass  # outside every experiment: nothing to put a warning on
+
     def _open(self, name: str, program: Any, kind: str) -> _Run:
         journal = ExperimentJournal(
             name, program=program, store=self.store, tags=(TAG,), metadata={TAG: kind}

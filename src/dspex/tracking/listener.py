@@ -143,7 +143,7 @@ class ExperimentListener:
 
     def compile_started(self, call_id: str, optimizer: Any, inputs: dict[str, Any]) -> None:
         self.end_direct_calls()
-        try:
+        try:  # a hook's own failures put it in degraded mode; this is a failure to start one
             hook = hook_for(self.journal, optimizer, inputs)
             hook.start()
         except Exception as exc:
@@ -230,6 +230,9 @@ class ExperimentListener:
         )
 
     # -- what could not be attributed ---------------------------------------------------
+
+    def warn(self, message: str) -> None:
+        self.journal.warn(message)
 
     def unattributed(self, what: str, thread: str) -> None:
         with self._lock:
