@@ -21,7 +21,7 @@ def ui_command(
     """Browse experiments and trial timelines in a local web UI."""
     from dspex.config import get_settings
     from dspex.view.web import check_bind, serve
-    from dspex.view.web.serve import bind
+    from dspex.view.web.serve import bind, leave_now
 
     settings = get_settings().ui
     host = host or settings.host
@@ -35,4 +35,8 @@ def ui_command(
     store = cli_store(store_url, read_only=True)
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     click.echo(f"dspex UI on http://{shown}:{port}/ over {store.url} (Ctrl+C to stop)")
-    serve(store, host=host, port=port, token=token, sock=sock)
+    try:
+        serve(store, host=host, port=port, token=token, sock=sock)
+    except (SystemExit, KeyboardInterrupt) as stop:  # SIGTERM or Ctrl-C, after shutdown
+        store.close()
+        leave_now(stop.code if isinstance(stop, SystemExit) else 130)

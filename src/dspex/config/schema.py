@@ -209,6 +209,35 @@ class UISettings(_Section):
         "required to bind a non-loopback host.",
     )
 
+    max_connections: int = Field(
+        default=256,
+        ge=1,
+        le=65_536,
+        description="Connections `dspex ui` keeps open at once (also held below the "
+        "process's open-file limit). At the limit, the connection that has waited longest "
+        "for its request is dropped for a new one; if all are busy, the new one gets 503.",
+    )
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="Seconds a client of `dspex ui` has to send a request's headers after "
+        "it connects; a slower one is disconnected.",
+    )
+    keep_alive_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="Seconds `dspex ui` keeps an idle connection open after a response.",
+    )
+    send_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Seconds a client of `dspex ui` may leave a response unread before it "
+        "is disconnected.",
+    )
+
     @field_validator("token")
     @classmethod
     def _real_token(cls, value: str | None) -> str | None:

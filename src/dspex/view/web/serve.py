@@ -15,17 +15,29 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import os
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 from dspex.errors import ConfigError
 from dspex.store import ResultStore
+from dspex.view.web._limits import Limits
 
-__all__ = ["bind", "check_bind", "check_token", "is_loopback", "serve"]
+__all__ = [
+    "Limits",
+    "bind",
+    "check_bind",
+    "check_token",
+    "is_loopback",
+    "leave_now",
+    "limits_from_settings",
+    "serve",
+]
 
 
 def is_loopback(host: str) -> bool:
@@ -111,17 +123,42 @@ def serve(
     token: str | None = None,
     log_level: str = "info",
     sock: socket.socket | None = None,
+    limits: Limits | None = None,
 ) -> None:
-    """Serve the UI until interrupted (blocks); on ``sock`` when given (see :func:`bind`)."""
-    import uvicorn
-
+    """Serve the UI until SIGTERM or Ctrl-C (blocks); on ``sock`` when given (see
+    :func:`bind`). ``limits`` (default: the ``ui.*`` settings) bound each connection and
+    how many there are; see :mod:`dspex.view.web._server`."""
+    from dspex.view.web._server import run
     from dspex.view.web.app import create_app
 
     check_bind(host, token)
+    limits = limits or limits_from_settings()
     listening = sock or bind(host, port)
-    config = uvicorn.Config(create_app(store, token=token), log_level=log_level)
+    app = create_app(store, token=token)
     with _sigterm_as_exit():
-        uvicorn.Server(config).run(sockets=[listening])
+        run(app, listening, limits, log_level=log_level)
+
+
+def limits_from_settings() -> Limits:
+    """The connection limits the ``ui.*`` settings describe."""
+    from dspex.config import get_settings
+
+    ui = get_settings().ui
+    return Limits(
+        max_connections=ui.max_connections,
+        header_timeout=ui.header_timeout,
+        keep_alive_timeout=ui.keep_alive_timeout,
+        send_timeout=ui.send_timeout,
+    )
+
+
+def leave_now(code: Any) -> NoReturn:
+    """End the process with ``code`` at once, once the server has stopped and the store is
+    closed: tearing down the interpreter (every module DSPy imported) takes another
+    second, and a stopped UI should be gone within 2 s."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 1)
 
 
 @contextmanager
