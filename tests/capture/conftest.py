@@ -7,63 +7,39 @@ import threading
 
 import dspy
 import pytest
-from dspy.lm15 import Message, Response, TextPart, Usage
+
+from dspex.offline.lm import answering_lm
 
 
 class AdditionEngine:
-    """Answers `a + b` questions; counts its calls; raises on 'explode', babbles on 'garble'."""
+    """Answers `a + b` questions; counts its calls; raises on 'explode', babbles on 'garble'.
+
+    An ``answerer`` for :func:`dspex.offline.lm.answering_lm`, which makes it a ``dspy.LM``
+    on every supported DSPy (an engine on DSPy 3.4, a ``forward`` before)."""
 
     def __init__(self) -> None:
         self.calls = 0
         self._lock = threading.Lock()
 
-    def complete(self, request):
+    def answer(self, model, system, messages, temperature, candidate=0):
         with self._lock:
             self.calls += 1
-        text = " ".join(m.text or "" for m in request.messages)
+        text = " ".join(text for _, text in messages)
         if "explode" in text:
             raise RuntimeError("the engine exploded")
         if "garble" in text:  # no output fields at all: every adapter fails to parse it
-            return Response(
-                id=None,
-                model="addition",
-                message=Message.assistant([TextPart("I refuse to use markers.")]),
-                finish_reason="stop",
-                usage=Usage(input_tokens=1, output_tokens=5, total_tokens=6),
-            )
+            return "I refuse to use markers.", 1, 5
         numbers = (
             [int(n) for n in re.findall(r"(\d+) \+ (\d+)", text)[-1]] if " + " in text else [0]
         )
         answer = str(sum(numbers))
-        output = f"[[ ## answer ## ]]\n{answer}\n\n[[ ## completed ## ]]"
-        words = len(text.split())
-        return Response(
-            id=None,
-            model="addition",
-            message=Message.assistant([TextPart(output)]),
-            finish_reason="stop",
-            usage=Usage(input_tokens=words, output_tokens=3, total_tokens=words + 3),
-        )
-
-    def stream(self, request):
-        raise NotImplementedError("streaming is not used in these tests")
-
-    def close(self):
-        pass
+        return f"[[ ## answer ## ]]\n{answer}\n\n[[ ## completed ## ]]", len(text.split()), 3
 
 
-class AsyncAdditionEngine:
-    def __init__(self, sync: AdditionEngine) -> None:
-        self.sync = sync
-
-    async def complete(self, request):
-        return self.sync.complete(request)
-
-    def stream(self, request):
-        raise NotImplementedError("streaming is not used in these tests")
-
-    async def aclose(self):
-        pass
+def addition_lm(engine: AdditionEngine, model: str = "test/addition", **settings) -> dspy.LM:
+    """The ``dspy.LM`` the capture tests write themselves, over ``engine``."""
+    settings.setdefault("temperature", 0.0)
+    return answering_lm(model, engine, **settings)
 
 
 @pytest.fixture
@@ -73,13 +49,7 @@ def engine() -> AdditionEngine:
 
 @pytest.fixture
 def lm(engine):
-    lm = dspy.LM(
-        "test/addition",
-        engine=engine,
-        async_engine=AsyncAdditionEngine(engine),
-        cache=False,
-        temperature=0.0,
-    )
+    lm = addition_lm(engine)
     with dspy.context(lm=lm):
         yield lm
 

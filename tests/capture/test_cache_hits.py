@@ -19,7 +19,7 @@ from dspex.view.text import experiment_text
 from dspex.view.timeline import build_timeline
 from dspex.view.waterfall import timeline_waterfall
 
-from .conftest import AdditionEngine, AsyncAdditionEngine
+from .conftest import AdditionEngine, addition_lm
 
 
 def _questions(n: int) -> list[str]:
@@ -49,13 +49,7 @@ def _offline_cached():
 
 def _own_engine_cached():
     engine = AdditionEngine()
-    lm = dspy.LM(
-        "test/addition-cached",
-        engine=engine,
-        async_engine=AsyncAdditionEngine(engine),
-        cache=True,
-        temperature=0.0,
-    )
+    lm = addition_lm(engine, "test/addition-cached", cache=True)
     return lm, engine
 
 

@@ -18,7 +18,7 @@ import dspex
 from dspex import EventKind, ExperimentStatus
 from dspex.offline import ArithQA
 
-from .conftest import AdditionEngine, AsyncAdditionEngine, addition_set, exact
+from .conftest import AdditionEngine, addition_lm, addition_set, exact
 
 
 @pytest.fixture(params=["lm written here", "offline lm"])
@@ -26,9 +26,7 @@ def counted(request):
     """(a function returning the LM's own call count); the LM is configured in context."""
     if request.param == "lm written here":
         engine = AdditionEngine()
-        lm = dspy.LM(
-            "test/addition", engine=engine, async_engine=AsyncAdditionEngine(engine), cache=False
-        )
+        lm = addition_lm(engine)
 
         def count() -> int:
             return engine.calls
@@ -214,7 +212,7 @@ def test_threads_without_context_while_two_experiments_run_are_a_warning_on_both
     """Nobody can tell which of two open experiments a context-free thread's call belongs
     to: it is recorded in neither, and both say so, naming the thread."""
     engine = AdditionEngine()
-    lm = dspy.LM("test/addition", engine=engine, cache=False)
+    lm = addition_lm(engine)
     program = ArithQA()
     started, release = threading.Barrier(3), threading.Event()
     runs: list = []

@@ -7,13 +7,13 @@ import math
 
 import dspy
 import pytest
-from dspy.lm15 import Message, Response, TextPart, Usage
 
 import dspex
 from dspex import ExperimentStatus, TraceViewer
 from dspex.offline import ArithQA
+from dspex.offline.lm import answering_lm
 
-from .conftest import AsyncAdditionEngine, addition_set
+from .conftest import addition_set
 
 
 @pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
@@ -40,26 +40,13 @@ def test_a_metric_returning_a_non_finite_value_still_seals_the_experiment(lm, st
 class SurrogateEngine:
     """Answers with a truncated emoji: half of a surrogate pair, as some LMs cut text."""
 
-    def complete(self, request):
-        answer = "[[ ## answer ## ]]\n4 " + chr(0xD83D) + "\n\n[[ ## completed ## ]]"
-        return Response(
-            id=None,
-            model="cut",
-            message=Message.assistant([TextPart(answer)]),
-            finish_reason="stop",
-            usage=Usage(input_tokens=1, output_tokens=1, total_tokens=2),
-        )
-
-    def stream(self, request):
-        raise NotImplementedError("streaming is not used in these tests")
-
-    def close(self):
-        pass
+    def answer(self, model, system, messages, temperature, candidate=0):
+        return "[[ ## answer ## ]]\n4 " + chr(0xD83D) + "\n\n[[ ## completed ## ]]", 1, 1
 
 
 def test_a_lone_surrogate_in_an_lm_response_is_recorded_as_text(store):
     engine = SurrogateEngine()
-    lm = dspy.LM("test/cut", engine=engine, async_engine=AsyncAdditionEngine(engine), cache=False)
+    lm = answering_lm("test/cut", engine)
     program = ArithQA()
     with dspy.context(lm=lm):
         with dspex.experiment("cut", program=program, program_name="qa", store=store) as exp:
