@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS := postgres,ray,test,dev
 
-.PHONY: demo test check bench system-deps clean
+.PHONY: demo test test-dspy check bench system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ demo: $(STAMP)
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+## test-dspy: the capture, optimizer and contract tests against DSPy 3.2, 3.3 and 3.4
+## (the latest patch release of each, one uv venv each under .venv-dspy/).
+test-dspy:
+	bash scripts/test-dspy.sh
+
 ## check: lint and type-check.
 check: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -39,4 +44,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) .venv-dspy .pytest_cache .mypy_cache .ruff_cache test-artifacts

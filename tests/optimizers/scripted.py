@@ -17,24 +17,24 @@ import re
 import threading
 
 import dspy
-from dspy.lm15 import Message, Response, TextPart, Usage
+
+from dspex.offline.lm import answering_lm
 
 FIRST = "Answer the alpha and gamma questions."
 SECOND = "Answer the beta questions."
 
 
 class ScriptedEngine:
+    """An answerer for :func:`dspex.offline.lm.answering_lm` (any supported DSPy)."""
+
     def __init__(self) -> None:
         self.calls = 0
         self._lock = threading.Lock()
 
-    def complete(self, request):
+    def answer(self, model, system, messages, temperature, candidate=0):
         with self._lock:
             self.calls += 1
-        system = "".join(getattr(p, "text", "") or "" for p in (request.system or []))
-        if isinstance(request.system, str):
-            system = request.system
-        user = request.messages[-1].text or ""
+        user = messages[-1][1] if messages else ""
         section = system.split("Your output fields are:")[-1]
         outputs = re.findall(r"^\d+\. `(\w+)` \((.*?)\)", section, re.M)
         values = {name: self._value(name, kind, system, user) for name, kind in outputs}
@@ -46,13 +46,7 @@ class ScriptedEngine:
                 for k, v in values.items()
             )
             text += "\n\n[[ ## completed ## ]]"
-        return Response(
-            id=None,
-            model="scripted",
-            message=Message.assistant([TextPart(text)]),
-            finish_reason="stop",
-            usage=Usage(input_tokens=10, output_tokens=5, total_tokens=15),
-        )
+        return text, 10, 5
 
     def _value(self, name: str, kind: str, system: str, user: str) -> object:
         if kind.startswith(("dict", "list")):
@@ -75,32 +69,9 @@ class ScriptedEngine:
             return "Answer:"
         return "ok"
 
-    def stream(self, request):
-        raise NotImplementedError
-
-    def close(self):
-        pass
-
-
-class AsyncScriptedEngine:
-    def __init__(self, sync: ScriptedEngine) -> None:
-        self.sync = sync
-
-    async def complete(self, request):
-        return self.sync.complete(request)
-
-    def stream(self, request):
-        raise NotImplementedError
-
-    async def aclose(self):
-        pass
-
 
 def scripted_lm() -> dspy.LM:
-    engine = ScriptedEngine()
-    return dspy.LM(
-        "test/scripted", engine=engine, async_engine=AsyncScriptedEngine(engine), cache=False
-    )
+    return answering_lm("test/scripted", ScriptedEngine())
 
 
 class Router(dspy.Module):

@@ -232,6 +232,12 @@ class AnswerEngine:
     def __deepcopy__(self, memo: dict[int, Any]) -> AnswerEngine:
         return self
 
+    def __getattr__(self, name: str) -> Any:
+        # the answerer's own attributes (its call counter): ``lm.engine.calls`` on any DSPy
+        if name == "answerer":
+            raise AttributeError(name)
+        return getattr(self.answerer, name)
+
 
 class _AsyncAnswerEngine:
     def __init__(self, sync: AnswerEngine) -> None:
