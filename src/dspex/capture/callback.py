@@ -21,6 +21,7 @@ once.
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 import traceback
@@ -28,7 +29,11 @@ import weakref
 from typing import Any
 
 from dspy.utils.callback import BaseCallback
-from dspy.utils.callback_context import ACTIVE_CALL_ID
+
+try:  # DSPy 3.3 and later
+    from dspy.utils.callback_context import ACTIVE_CALL_ID
+except ImportError:  # DSPy 3.2
+    ACTIVE_CALL_ID = importlib.import_module("dspy.utils.callback").ACTIVE_CALL_ID
 
 from dspex.capture.context import (
     RECORDER_KEY,
