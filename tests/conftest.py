@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,16 +17,36 @@ def _isolated_settings(tmp_path, monkeypatch) -> Iterator[None]:
     # Settings read the current directory and the environment; give each test a clean one.
     monkeypatch.chdir(tmp_path)
     for name in [
-        n
-        for n in __import__("os").environ
-        if n.startswith("DSPEX_") and not n.startswith("DSPEX_TEST_")
+        n for n in os.environ if n.startswith("DSPEX_") and not n.startswith("DSPEX_TEST_")
     ]:
         monkeypatch.delenv(name)
+    # the tests' environment: the default store is this process's memory (the one
+    # default that depends on DSPEX_ENV; docs/configuration.md)
+    monkeypatch.setenv("DSPEX_ENV", "test")
     dspex.config.reset()
     ResultStore.reset_default()
     yield
     dspex.config.reset()
     ResultStore.reset_default()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """An admin URL of a PostgreSQL server for this session: DSPEX_TEST_POSTGRES_URL when
+    set, else a throwaway cluster started in a temporary directory (tests/postgres_cluster.py)
+    and deleted afterwards. Skips, saying what to install, only when PostgreSQL's
+    binaries are absent."""
+    from tests.postgres_cluster import MISSING, binaries, throwaway_cluster
+
+    given = os.environ.get("DSPEX_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    bin_dir = binaries()
+    if bin_dir is None:
+        pytest.skip(MISSING)
+    with throwaway_cluster(bin_dir) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -90,12 +90,15 @@ def test_check_reports_every_problem_at_once(tmp_path):
     assert all(line.count("workers.") < 3 for line in result.output.splitlines())
 
 
-def test_show_names_the_store_the_cli_really_uses(tmp_path):
+def test_show_names_the_store_every_front_end_uses(tmp_path, monkeypatch):
+    result = run("config", "show")  # the tests run under DSPEX_ENV=test
+    assert "store:       memory://default (memory: nothing outlives a process" in result.output
+    monkeypatch.delenv("DSPEX_ENV")
     result = run("config", "show")
-    assert f"CLI store:   file://{tmp_path / 'dspex_results'}" in result.output
+    assert f"store:       file://{tmp_path / 'dspex_results'}" in result.output
     url = f"sqlite:///{tmp_path / 'x.db'}"
     result = run("config", "show", env={"DSPEX_STORE_BACKEND": "sql", "DSPEX_STORE_URL": url})
-    assert f"CLI store:   {url}" in result.output
+    assert f"store:       {url}" in result.output
 
 
 def test_python_dash_m_dspex_runs_config_check(tmp_path):

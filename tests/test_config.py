@@ -23,11 +23,21 @@ def value_of(loaded: config.LoadedConfig, key: str) -> config.SettingValue:
 
 def test_defaults_when_nothing_is_configured(tmp_path):
     loaded = config.load(cwd=tmp_path, environ={})
-    assert loaded.settings.store.backend == "memory"
+    assert loaded.settings.store.backend == "file"  # ./dspex_results: one store for all
     assert loaded.settings.workers.adapter == "thread"
     assert loaded.settings.ui.host == "127.0.0.1"
     assert loaded.config_file is None
     assert {v.source for v in loaded.values} == {"default"}
+
+
+def test_the_test_environment_defaults_to_the_memory_store(tmp_path):
+    loaded = config.load(cwd=tmp_path, environ={"DSPEX_ENV": "test"})
+    assert loaded.settings.store.backend == "memory"
+    assert value_of(loaded, "store.backend").source == "default for DSPEX_ENV=test"
+    write(tmp_path / "dspex.toml", '[env.test.store]\nbackend = "file"\n')
+    assert config.load(cwd=tmp_path, environ={"DSPEX_ENV": "test"}).settings.store.backend == (
+        "file"
+    )  # anything configured wins
 
 
 def test_precedence_defaults_file_environment_configure(tmp_path):

@@ -42,7 +42,7 @@ def test_readme_example_runs(capsys):
     assert "Trial" in out
 
 
-def test_what_the_readme_records_is_visible_with_the_commands_it_suggests(capsys):
+def test_what_the_readme_records_is_visible_with_the_commands_it_suggests(capsys, monkeypatch):
     code = re.search(r"```python\n(.*?)```", README.read_text(), flags=re.S).group(1)
     namespace: dict[str, object] = {}
     previous = dspy.settings.lm
@@ -51,6 +51,7 @@ def test_what_the_readme_records_is_visible_with_the_commands_it_suggests(capsys
     finally:
         dspy.configure(lm=previous)
     experiment_id = namespace["exp"].id  # type: ignore[attr-defined]
+    monkeypatch.delenv("DSPEX_ENV")  # a user's shell, not the tests' environment
     dspex.config.reset()  # a new process: nothing configured, the same directory
     dspex.ResultStore.reset_default()
     listing = CliRunner().invoke(main, ["experiments", "ls"], env={"COLUMNS": "120"})

@@ -98,11 +98,21 @@ class StoreUnavailable(StoreError):
 
 
 class ExperimentNotFound(StoreError, KeyError):
-    """No experiment with that id."""
+    """No experiment with that id. ``store`` is the URL searched (None: not known here),
+    ``found_in`` the other known stores that hold the id."""
 
-    def __init__(self, experiment_id: str):
-        super().__init__(f"no experiment with id {experiment_id!r} in this store")
+    def __init__(
+        self, experiment_id: str, *, store: str | None = None, found_in: tuple[str, ...] = ()
+    ):
+        where = store or "this store"
+        message = f"no experiment with id {experiment_id!r} in {where}"
+        if found_in:
+            message += f"; {' and '.join(found_in)} {'holds' if len(found_in) == 1 else 'hold'}"
+            message += f" it: open that store (--store {found_in[0]} on the command line)"
+        super().__init__(message)
         self.experiment_id = experiment_id
+        self.store = store
+        self.found_in = found_in
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message
         return str(self.args[0])

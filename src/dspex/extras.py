@@ -41,13 +41,15 @@ def _within(name: str, package: str) -> bool:
 
 def require(module: str, extra: str, purpose: str, *, packages: tuple[str, ...] = ()) -> ModuleType:
     """``module``, imported; when it is not installed, a :class:`~dspex.MissingExtraError`
-    saying that ``purpose`` needs it and which extra brings it.
+    saying that ``purpose`` needs it and which extra brings it: one of :data:`EXTRAS`, or
+    one of DSPy's own (``dspy[optuna]``: an optimizer's dependency that DSPy leaves out).
 
     ``packages``: for a module of dspex that imports the extra's packages, their names;
     a module missing within one of them means the extra is missing. Any other import
     error is a bug, raised as it is.
     """
-    assert extra in EXTRAS, f"unknown extra {extra!r}"
+    assert extra in EXTRAS or extra.startswith("dspy["), f"unknown extra {extra!r}"
+    install = extra if extra.startswith("dspy[") else f"dspex[{extra}]"
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
@@ -56,7 +58,7 @@ def require(module: str, extra: str, purpose: str, *, packages: tuple[str, ...] 
             raise
         missing = next((p for p in packages if _within(name, p)), module.split(".")[0])
         raise MissingExtraError(
-            f"{purpose} needs {missing}, which is not installed: pip install 'dspex[{extra}]'",
+            f"{purpose} needs {missing}, which is not installed: pip install '{install}'",
             extra=extra,
             module=module,
         ) from exc

@@ -35,7 +35,7 @@ def test_binary_comparison_is_an_exact_mcnemar_test():
     assert c.effect_size == pytest.approx((wins - losses) / (wins + losses))
 
 
-def test_the_difference_interval_is_scipys_paired_bootstrap():
+def test_the_difference_interval_agrees_with_scipys_paired_bootstrap():
     a, b = _pair(A, B)
     c = dspex.compare(a, b, seed=11, resamples=3000)
     expected = scipy.stats.bootstrap(
@@ -46,7 +46,10 @@ def test_the_difference_interval_is_scipys_paired_bootstrap():
         method="BCa",
         rng=np.random.default_rng(11),
     ).confidence_interval
-    assert (c.interval.low, c.interval.high) == pytest.approx((expected.low, expected.high))
+    # other random draws (dspex's own, the same on every install): close, not equal
+    assert (c.interval.low, c.interval.high) == pytest.approx(
+        (expected.low, expected.high), abs=0.03
+    )
     assert c.interval.method == "paired bootstrap BCa"
     assert c.interval.low <= c.difference <= c.interval.high
 

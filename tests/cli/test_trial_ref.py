@@ -56,3 +56,22 @@ def test_an_unknown_trial_says_what_was_looked_up_and_what_is_valid(url, demo, r
 def test_full_without_trial_is_an_error_not_ignored(url, demo):
     out = show(url, demo.id, "--full", code=2)
     assert "--full applies to one trial's timeline: add --trial N" in out
+
+
+def test_ls_errors_name_the_command_line_s_flags(tmp_path):
+    from click.testing import CliRunner
+
+    from dspex import ResultStore
+    from dspex.cli import main
+
+    url = f"file://{tmp_path / 'store'}"
+    ResultStore.open(url).connect().close()  # an empty store
+    for args, flags in [
+        (["--order-by", "score"], ["--order-by score", "--scope <"]),
+        (["--min-score", "0.5"], ["--min-score", "--scope <"]),
+        (["--after", "yesterday"], ["--after has a bad value"]),
+    ]:
+        result = CliRunner().invoke(main, ["experiments", "ls", "--store", url, *args])
+        assert result.exit_code == 1
+        assert all(flag in result.output for flag in flags), result.output
+        assert "scope=" not in result.output and "order_by" not in result.output

@@ -69,18 +69,19 @@ def test_wilson_matches_scipy_and_refuses_impossible_counts():
         wilson_interval(5, 4)
 
 
-def test_bootstrap_is_seeded_and_matches_scipy():
+def test_bootstrap_is_seeded_and_agrees_with_scipy_within_monte_carlo_error():
     values = [0.2, 0.5, 0.7, 1.0, 0.3, 0.9, 0.6, 0.4, 0.25, 0.75]
-    ours = bootstrap_interval(values, seed=3, resamples=2000)
-    assert ours == bootstrap_interval(values, seed=3, resamples=2000)
+    ours = bootstrap_interval(values, seed=3, resamples=5000)
+    assert ours == bootstrap_interval(values, seed=3, resamples=5000)
     theirs = scipy.stats.bootstrap(
         (np.asarray(values),),
         np.mean,
-        n_resamples=2000,
+        n_resamples=5000,
         method="BCa",
         rng=np.random.default_rng(3),
     ).confidence_interval
-    assert (ours.low, ours.high) == pytest.approx((theirs.low, theirs.high))
+    # other random draws (dspex's own, the same on every install): close, not equal
+    assert (ours.low, ours.high) == pytest.approx((theirs.low, theirs.high), abs=0.02)
     assert ours.method == "bootstrap BCa"
 
 

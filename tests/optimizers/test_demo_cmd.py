@@ -20,6 +20,14 @@ from dspex import ExperimentStatus, ResultStore
 from dspex.cli import main
 
 
+@pytest.fixture(autouse=True)
+def _dspex_on_path(monkeypatch):
+    # hints print `dspex` when the shell finds this one (tests/cli/test_hints_run.py
+    # checks the other case, a path, from a shell without the virtualenv)
+    bin_dir = str(Path(sys.executable).parent)
+    monkeypatch.setenv("PATH", bin_dir + os.pathsep + os.environ.get("PATH", ""))
+
+
 def _demo(*args: str, width: int = 100):
     result = CliRunner().invoke(main, ["demo", "--steps", "2", *args], env={"COLUMNS": str(width)})
     assert result.exit_code == 0, result.output
@@ -104,7 +112,8 @@ def test_every_printed_hint_runs_as_printed(tmp_path):
         assert result.exit_code == 0, (argv, result.output)
 
 
-def test_without_store_the_hints_need_none(tmp_path):
+def test_without_store_the_hints_need_none(tmp_path, monkeypatch):
+    monkeypatch.delenv("DSPEX_ENV")  # interactive use: the default store is ./dspex_results
     out = _demo().stdout  # the current directory's ./dspex_results
     hints = _hints(out)
     assert hints and all("--store" not in argv for argv in hints)

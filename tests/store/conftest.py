@@ -1,8 +1,8 @@
 """Stores for the store tests: one fixture over every backend, PostgreSQL included.
 
 ``make_store()`` gives a fresh, empty, connected store of the test's backend (each
-PostgreSQL store lives in its own schema of a database made for this test session).
-PostgreSQL tests fail, not skip, when the server cannot be reached.
+PostgreSQL store lives in its own schema of a database made for this test session, on
+the session's server: see ``postgres_server`` in tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -17,9 +17,6 @@ import pytest
 
 from dspex.store import ResultStore
 
-POSTGRES_URL = os.environ.get(
-    "DSPEX_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
 BACKENDS = ["memory", "file", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 _counter = itertools.count()
 
@@ -31,16 +28,16 @@ def _admin(url: str):  # a psycopg connection in autocommit, for CREATE/DROP DAT
 
 
 @pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
+def postgres_database(postgres_server: str) -> Iterator[str]:
     """The URL of a database created for this session (dropped afterwards)."""
     name = f"dspex_store_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with _admin(POSTGRES_URL) as conn:
+    with _admin(postgres_server) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = POSTGRES_URL.rpartition("/")
+    base, _, _ = postgres_server.rpartition("/")
     try:
         yield f"{base}/{name}"
     finally:
-        with _admin(POSTGRES_URL) as conn:
+        with _admin(postgres_server) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -43,7 +43,7 @@ def test_ls_lists_experiments_with_filters(file_url):
               "--min-score", "0.2", "--order-by", "score", "--scope", qa.id)  # fmt: skip
     assert qa.id in out and rag.id not in out and "0.25" in out
     refused = run("experiments", "ls", "--store", file_url, "--order-by", "score", code=1)
-    assert "comparable only over the same examples" in refused and "scope=" in refused
+    assert "comparable only over the same examples" in refused and "--scope <" in refused
     assert "no experiments match" in run("experiments", "ls", "--store", file_url, "--after",
                                          "2999-01-01")  # fmt: skip
     out = run("experiments", "ls", "--store", file_url, "--limit", "1")
@@ -53,7 +53,7 @@ def test_ls_lists_experiments_with_filters(file_url):
 def test_ls_names_a_bad_filter_value(file_url):
     ResultStore.open(file_url).connect().close()
     out = run("experiments", "ls", "--store", file_url, "--after", "someday", code=1)
-    assert "'created_after'" in out and "someday" in out
+    assert "--after" in out and "someday" in out
 
 
 def test_show_prints_the_summary_and_trials(file_url):
@@ -98,7 +98,8 @@ def test_migrate_brings_a_sqlite_store_to_head(tmp_path):
     assert "applies to sql stores" in run("store", "migrate", "--store", "memory://", code=1)
 
 
-def test_without_configuration_the_cli_uses_dspex_results_here(tmp_path):
+def test_without_configuration_the_cli_uses_dspex_results_here(tmp_path, monkeypatch):
+    monkeypatch.delenv("DSPEX_ENV")  # interactive use, not the tests' environment
     missing = run("experiments", "ls", code=1)
     assert f"no ResultStore at file://{tmp_path / 'dspex_results'}" in missing
     assert not (tmp_path / "dspex_results").exists()  # reading creates nothing
@@ -164,7 +165,8 @@ def _files(root: Path) -> dict[str, tuple[int, int]]:
         ["store", "verify"],
     ],
 )
-def test_reading_commands_never_create_a_store(tmp_path, command):
+def test_reading_commands_never_create_a_store(tmp_path, command, monkeypatch):
+    monkeypatch.delenv("DSPEX_ENV")  # interactive use: the default is ./dspex_results
     for url in (f"file://{tmp_path / 'nonexistent' / 'x'}", f"sqlite:///{tmp_path / 'none.db'}"):
         out = run(*command, "--store", url, code=1)
         assert f"no ResultStore at {url}" in out

@@ -61,3 +61,11 @@ def test_context_manager_connects_and_closes(tmp_path):
     with ResultStore.open(f"file://{tmp_path / 's'}") as store:
         store.archive_experiment(make_experiment())
         assert store.count_experiments() == 1
+
+
+def test_a_plain_directory_is_a_file_store(tmp_path):
+    store = ResultStore.open(str(tmp_path / "results")).connect()
+    assert store.url == (tmp_path / "results").as_uri()
+    store.archive_experiment(experiment := make_experiment())
+    again = ResultStore.open("results", read_only=True).connect()  # relative: the cwd's
+    assert again.get_experiment(experiment.id) == experiment

@@ -135,3 +135,11 @@ def test_a_sqlite_file_without_dspex_tables_is_no_store_to_read(tmp_path):
     engine.dispose()
     with pytest.raises(StoreUnavailable, match="no dspex tables"):
         ResultStore.open(f"sqlite:///{path}", read_only=True).connect()
+
+
+def test_a_relative_sqlite_path_that_looks_absolute_gets_the_four_slash_hint(tmp_path):
+    # from tmp_path, sqlite:///tmp/x.db names ./tmp/x.db, whose directory does not exist
+    with pytest.raises(StoreUnavailable, match=r"sqlite:////tmp/x\.db \(four slashes\)"):
+        ResultStore.open("sqlite:///tmp/x.db").connect()
+    with pytest.raises(StoreUnavailable, match="four slashes"):
+        ResultStore.open("sqlite:///tmp/x.db", read_only=True).connect()

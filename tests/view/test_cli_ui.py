@@ -48,7 +48,7 @@ def test_dspex_ui_serves_the_list_page(tmp_path):
                 assert time.monotonic() < deadline, "dspex ui did not answer within 30 s"
                 time.sleep(0.2)
         assert response.status_code == 200
-        assert "No experiment matches" in response.text
+        assert "No experiment in this store yet" in response.text
         assert response.headers["content-security-policy"]
     finally:
         process.terminate()

@@ -104,7 +104,7 @@ def test_compare_names_what_is_missing(two):
         TraceViewer.compare(simba.id, 0, simba.id, store=store)
     with pytest.raises(dspex.ValidationError, match="two trials"):
         TraceViewer.compare(simba.id, store=store)
-    with pytest.raises(TrialNotFound, match="index 9"):
+    with pytest.raises(TrialNotFound, match="no trial #9 .*rows run 0–3"):
         TraceViewer.compare(simba.id, 0, simba.id, 9, store=store)
     with pytest.raises(NotComparableError):
         dspex.compare(simba.trials[0], demo_like().trials[0])
@@ -127,7 +127,11 @@ def test_cli_compares_trials_and_experiments(tmp_path, simba):
     result = run(main, ["compare", f"{simba.id}:0", other.id, "--store", url])
     assert result.exit_code == 2 and "two trials (EXP:TRIAL EXP:TRIAL)" in result.output
     result = run(main, ["compare", f"{simba.id}:0", f"{simba.id}:42", "--store", url])
-    assert result.exit_code == 1 and "index 42" in result.output
+    assert (
+        result.exit_code == 1
+        and "no trial #42" in result.output
+        and "rows run 0–3" in result.output
+    )
 
 
 def test_web_compare_page_answers_pickers_comparisons_and_errors(two):

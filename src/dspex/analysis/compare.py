@@ -29,12 +29,12 @@ from typing import Literal
 
 from dspex.errors import NotComparableError
 from dspex.model import ExampleResult, MetricKind, ScoreScope, Trial, example_key, scope_of
+from dspex.model._numerics import binom_two_sided_p, rankdata, wilcoxon_signed_rank
 from dspex.model.intervals import (
     BOOTSTRAP_RESAMPLES,
     CONFIDENCE,
     Interval,
     paired_bootstrap_interval,
-    scipy_stats,
 )
 from dspex.model.scopes import example_value, kind_of
 
@@ -250,17 +250,15 @@ def compare(
 
 
 def _test(kind: MetricKind, differences: list[float]) -> tuple[str, float | None, float]:
-    stats = scipy_stats()
     if kind is MetricKind.BINARY:
         wins, losses = sum(d > 0 for d in differences), sum(d < 0 for d in differences)
         if wins + losses == 0:
             return "exact McNemar", 0.0, 1.0
-        result = stats.binomtest(wins, wins + losses, 0.5)
-        return "exact McNemar", float(wins), float(result.pvalue)
+        return "exact McNemar", float(wins), binom_two_sided_p(wins, wins + losses)
     if not any(differences):
         return "Wilcoxon signed-rank", 0.0, 1.0
-    result = stats.wilcoxon(differences)
-    return "Wilcoxon signed-rank", float(result.statistic), float(result.pvalue)
+    statistic, p_value = wilcoxon_signed_rank(differences)
+    return "Wilcoxon signed-rank", statistic, p_value
 
 
 def rank_biserial(differences: Sequence[float]) -> float | None:
@@ -271,6 +269,6 @@ def rank_biserial(differences: Sequence[float]) -> float | None:
     nonzero = [d for d in differences if d != 0]
     if not nonzero:
         return None
-    ranks = [float(r) for r in scipy_stats().rankdata([abs(d) for d in nonzero])]
+    ranks = rankdata([abs(d) for d in nonzero])
     signed = sum(r if d > 0 else -r for r, d in zip(ranks, nonzero, strict=True))
     return signed / sum(ranks)

@@ -101,6 +101,16 @@ class _LazyGroup(click.Group):
                 return entry.load()
         return None
 
+    def invoke(self, ctx: click.Context) -> object:
+        # A safety net: an error of dspex's that a command did not turn into a message
+        # (a missing extra, say) is still one line and exit status 1, not a traceback.
+        from dspex.errors import DspexError
+
+        try:
+            return super().invoke(ctx)
+        except DspexError as exc:
+            raise click.ClickException(str(exc)) from exc
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         entries = sorted(COMMANDS, key=lambda c: c.name)
         limit = formatter.width - 6 - max(len(c.name) for c in entries)

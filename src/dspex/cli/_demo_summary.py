@@ -13,9 +13,13 @@ the printed ``--trial N --full`` command).
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
+import sys
 import textwrap
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from dspex.analysis import compare
@@ -41,6 +45,8 @@ class Hints:
     """
 
     store_url: str | None = None
+    program: tuple[str, ...] = ("dspex",)
+    """How a shell in the current directory runs this dspex (see :func:`dspex_command`)."""
 
     @property
     def reachable(self) -> bool:
@@ -53,7 +59,31 @@ class Hints:
 
     def command(self, *args: str) -> str:
         store = ["--store", redact_url(self.store_url)] if self.store_url else []
-        return shlex.join(["dspex", *args, *store])
+        return shlex.join([*self.program, *args, *store])
+
+
+def dspex_command() -> tuple[str, ...]:
+    """How a shell in the current directory runs the ``dspex`` that is running now:
+    ``dspex`` when the shell finds this one on PATH, else its path (``.venv/bin/dspex``
+    after ``make demo``, whose virtualenv is not activated), relative when it is below
+    the current directory."""
+    script = Path(sys.argv[0])
+    if script.name != "dspex":  # python -m dspex, or a test: the script next to Python
+        script = Path(sys.executable).with_name("dspex")
+        if not script.exists():
+            return (_shown_path(Path(sys.executable)), "-m", "dspex")
+    found = shutil.which("dspex")
+    if found and Path(found).resolve() == script.resolve():
+        return ("dspex",)
+    return (_shown_path(script),)
+
+
+def _shown_path(path: Path) -> str:
+    absolute = Path(os.path.abspath(path))
+    try:
+        return str(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        return str(absolute)
 
 
 def evaluated_pair(experiment: Experiment) -> tuple[Trial | None, Trial | None]:

@@ -1,8 +1,8 @@
 """The store the command line uses, for every CLI module that reads or writes experiments.
 
-The configured store, except that the default ``memory`` backend (nothing configured)
-would forget everything when the command exits: then a file store at
-``./dspex_results``. Every command that uses a store takes ``--store URL``::
+The configured store, by the one rule that Python and the web UI follow too (the file
+store ``./dspex_results`` unless configured otherwise; memory under ``DSPEX_ENV=test``).
+Every command that uses a store takes ``--store URL`` (or a directory)::
 
     @click.command()
     @store_option
@@ -13,7 +13,6 @@ would forget everything when the command exits: then a file store at
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -25,23 +24,18 @@ if TYPE_CHECKING:
 
 __all__ = ["cli_store", "cli_store_url", "store_option"]
 
-DEFAULT_CLI_STORE = Path("dspex_results")
-
 
 def cli_store_url(url: str | None = None) -> str:
-    """``url`` if given, else the configured store URL (a file store instead of memory)."""
-    if url:
-        return url
-    from dspex.config import get_settings
+    """``url`` (a URL or a directory) if given, else the configured store's URL."""
+    from dspex.store.backend import store_url
     from dspex.store.service import url_from_settings
 
+    if url:
+        return store_url(url)
     try:
-        backend = get_settings().store.backend
+        return url_from_settings()
     except DspexError as exc:
         raise click.ClickException(str(exc)) from exc
-    if backend == "memory":
-        return "file://" + str(DEFAULT_CLI_STORE.resolve())
-    return url_from_settings()
 
 
 def cli_store(url: str | None = None, *, read_only: bool = False) -> ResultStore:
@@ -71,6 +65,6 @@ def store_option(command: Callable[..., Any]) -> Callable[..., Any]:
         "store_url",
         metavar="URL",
         default=None,
-        help="Store URL (file:///dir, sqlite:///x.db, postgresql://...); "
-        "default: the configured store, or ./dspex_results.",
+        help="Store: a directory (a file store) or a URL (file:///dir, sqlite:///x.db, "
+        "postgresql://...); default: the configured store (dspex config show).",
     )(command)

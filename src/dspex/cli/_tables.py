@@ -1,7 +1,9 @@
 """Tables the CLI prints, as rich tables that fit the terminal's width.
 
 Each function returns the rendered text for a given ``width``, so that commands print
-it and tests compare it at 80 and 100 columns::
+it and tests check it at every width from 80 to 200 columns. A header is never split:
+when the columns do not fit, optional ones give way (``drop``, lowest first) before a
+wrapping column gets narrower than it wants (``want``)::
 
     >>> print(render([["a", "1"]], [Column("NAME"), Column("N", justify="right")], width=20))
     NAME  N
@@ -47,6 +49,10 @@ class Column:
     """Whether cells may wrap (otherwise they are cut with an ellipsis)."""
     min_width: int | None = None
     ratio: int | None = None
+    want: int = 0
+    """For a wrapping column: the width below which optional columns give way first."""
+    drop: int | None = None
+    """Optional column: the order in which it gives way when the table is too wide."""
 
 
 def render(rows: Sequence[Sequence[Any]], columns: Sequence[Column], *, width: int) -> str:
@@ -55,22 +61,71 @@ def render(rows: Sequence[Sequence[Any]], columns: Sequence[Column], *, width: i
     Columns that do not wrap keep their widest cell; the others share what is left.
     """
     cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
+    kept = _fitting(columns, cells, width)
+    widths = _widths([columns[n] for n in kept], [[r[n] for n in kept] for r in cells], width)
     table = Table(box=None, padding=(0, 2, 0, 0), pad_edge=False, show_edge=False)
-    for number, column in enumerate(columns):
-        widest = max([len(column.header), *(len(row[number]) for row in cells)])
+    for number, column_width in zip(kept, widths, strict=True):
+        column = columns[number]
         table.add_column(
             column.header,
             justify=column.justify,
             no_wrap=not column.wrap,
             overflow="fold" if column.wrap else "ellipsis",
-            min_width=column.min_width if column.wrap else widest,
-            ratio=column.ratio,
+            width=column_width,
         )
     for row in cells:  # data never reaches the terminal with its control characters
-        table.add_row(*(Text(terminal_safe(cell)) for cell in row))
+        table.add_row(*(Text(terminal_safe(row[number])) for number in kept))
     out = io.StringIO()
     Console(file=out, width=width, color_system=None, soft_wrap=False).print(table)
     return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
+
+
+def _least(column: Column, widest: int) -> int:
+    """The narrowest a wrapping column may be: its header's length (never split), and its
+    ``want`` (or its widest cell, when narrower)."""
+    return max(len(column.header), column.min_width or 0, min(widest, column.want))
+
+
+def _widths(columns: Sequence[Column], cells: list[list[str]], width: int) -> list[int]:
+    """Each column's width: a column that does not wrap its widest cell; the wrapping ones
+    share what is left by ratio, none wider than its widest cell nor narrower than its
+    header (the table may then be wider than ``width``: a header is never split)."""
+    widest = [max([len(c.header), *(len(r[n]) for r in cells)]) for n, c in enumerate(columns)]
+    fixed = sum(w for c, w in zip(columns, widest, strict=True) if not c.wrap)
+    left = width - fixed - 2 * (len(columns) - 1)
+    wrapping = [n for n, c in enumerate(columns) if c.wrap]
+    result = list(widest)
+    while wrapping:
+        share = sum(columns[n].ratio or 1 for n in wrapping)
+        grants = {n: left * (columns[n].ratio or 1) // share for n in wrapping}
+        capped = [n for n in wrapping if grants[n] >= widest[n]]
+        if not capped:  # everyone wraps: give each its share, at least its header
+            for n in wrapping:
+                result[n] = max(len(columns[n].header), grants[n])
+            break
+        for n in capped:  # these fit whole: what they leave goes to the others
+            result[n] = widest[n]
+            left -= widest[n]
+            wrapping.remove(n)
+    return result
+
+
+def _fitting(columns: Sequence[Column], cells: list[list[str]], width: int) -> list[int]:
+    """The numbers of the columns to show: every one, less the optional ones that must
+    give way (``drop`` order) for the rest to fit ``width``."""
+    kept = list(range(len(columns)))
+
+    def needed() -> int:
+        total = 2 * (len(kept) - 1)
+        for number in kept:
+            widest = max([len(columns[number].header), *(len(r[number]) for r in cells)])
+            total += _least(columns[number], widest) if columns[number].wrap else widest
+        return total
+
+    optional = sorted((c.drop, n) for n, c in enumerate(columns) if c.drop is not None)
+    while needed() > width and optional:
+        kept.remove(optional.pop(0)[1])
+    return kept
 
 
 def _when(moment: datetime | None) -> str:
@@ -78,47 +133,43 @@ def _when(moment: datetime | None) -> str:
 
 
 def ls_table(summaries: Sequence[ExperimentSummary], *, width: int) -> str:
-    """``dspex experiments ls``: one row per experiment (fewer columns on narrow terminals:
-    the optimizer and creation time need 120 columns, the trial count and verdict 100)."""
-    wide, medium = width >= 120, width >= 100
+    """``dspex experiments ls``: one row per experiment; on narrower terminals the creation
+    time gives way first, then the optimizer, the program, the trial count, the verdict."""
     columns = [
         Column("ID"),
-        Column("NAME", wrap=True, min_width=8, ratio=2),
-        *([Column("PROGRAM", wrap=True, min_width=6, ratio=1)] if wide else []),
-        *([Column("OPTIMIZER")] if wide else []),
+        Column("NAME", wrap=True, ratio=2, want=16),
+        Column("PROGRAM", wrap=True, ratio=1, want=12, drop=3),
+        Column("OPTIMIZER", drop=2),
         Column("STATUS"),
-        *([Column("CREATED")] if wide else []),
-        *([Column("TRIALS", justify="right")] if medium else []),
+        Column("CREATED", drop=1),
+        Column("TRIALS", justify="right", drop=4),
         Column("BEST", justify="right"),
         Column("ON"),
-        *([Column("VERDICT")] if medium else []),
+        Column("VERDICT", drop=5),
     ]
     rows = []
     for s in summaries:
-        row: list[Any] = [s.id, s.name, *([s.program, s.optimizer or "-"] if wide else [])]
-        row += [s.status.value, *([s.created_at.strftime("%Y-%m-%d %H:%M")] if wide else [])]
         best = "" if s.best_score is None else format_score(s.best_score)
         on = s.score_scope.label.replace(" ", "") if s.score_scope else ""
-        count = [s.trial_count] if medium else []
-        verdict = [s.verdict.value if s.verdict else "-"] if medium else []
-        rows.append([*row, *count, best, on, *verdict])
+        rows.append([s.id, s.name, s.program, s.optimizer or "-", s.status.value,
+                     s.created_at.strftime("%Y-%m-%d %H:%M"), s.trial_count, best, on,
+                     s.verdict.value if s.verdict else "-"])  # fmt: skip
     return render(rows, columns, width=width)
 
 
 def trials_table(experiment: Experiment, *, width: int) -> str:
     """The trials of ``experiment``: row and candidate numbers, score with its scope."""
-    wide = width >= 110
     columns = [
         Column("#", justify="right"),
         Column("CAND", justify="right"),
-        Column("NAME", wrap=True, min_width=10, ratio=1),
+        Column("NAME", wrap=True, ratio=1, want=16),
         Column("STATUS"),
         Column("SCORE", justify="right"),
         Column("SCOPE", min_width=5),
         Column("N", justify="right"),
         Column("EVENTS", justify="right"),
         Column("TIME", justify="right"),
-        *([Column("ID")] if wide else []),
+        Column("ID", drop=1),
     ]
     rows = []
     for t in sorted(experiment.trials, key=lambda t: t.index):
@@ -128,8 +179,7 @@ def trials_table(experiment: Experiment, *, width: int) -> str:
         rows.append(
             [t.index, "" if number is None else f"c{number}", t.name, t.status.value,
              format_score(t.score) if t.score is not None else "", scope.name or "",
-             "" if scope.n is None else scope.n, len(t.events), duration,
-             *([t.id] if wide else [])]
+             "" if scope.n is None else scope.n, len(t.events), duration, t.id]
         )  # fmt: skip
     return render(rows, columns, width=width)
 

@@ -44,6 +44,12 @@ def compare_command(store_url: str | None, a: str, b: str, width: int | None) ->
             "compare two trials (EXP:TRIAL EXP:TRIAL) or two experiments (EXP EXP), "
             f"not {a!r} and {b!r}"
         )
+    if trial_a is None and exp_a == exp_b:
+        raise click.UsageError(
+            f"A and B are the same experiment: compare two of its trials, "
+            f"{exp_a}:0 {exp_a}:c8 (row numbers, candidate numbers cN or trial ids), or "
+            "two different experiments"
+        )
     from dspex.view import TraceViewer
 
     store = cli_store(store_url)

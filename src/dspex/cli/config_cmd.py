@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from dspex.cli._store import DEFAULT_CLI_STORE
 from dspex.errors import ConfigError
 from dspex.redact import redact_url
 
@@ -39,21 +38,21 @@ def show(as_json: bool) -> None:
         return
     click.echo(f"config file: {loaded.config_file or '(none)'}")
     click.echo(f"environment: {loaded.env or '(none; set DSPEX_ENV to dev, test or prod)'}")
-    click.echo(f"CLI store:   {_cli_store_line(loaded.settings)}")
+    click.echo(f"store:       {_store_line(loaded.settings)}")
     width = max(len(k) for k, _, _ in rows)
     value_width = min(40, max(len(repr(v)) for _, v, _ in rows))
     for key, value, source in rows:
         click.echo(f"{key:<{width}}  {json.dumps(value):<{value_width}}  {source}")
 
 
-def _cli_store_line(settings: config.Settings) -> str:
-    """The store every `dspex` command uses without --store (what cli_store opens)."""
+def _store_line(settings: config.Settings) -> str:
+    """The store every `dspex` command, the web UI and Python use when none is named."""
     from dspex.store.service import url_from_settings
 
+    url = redact_url(url_from_settings(settings.store))
     if settings.store.backend == "memory":
-        url = "file://" + str(DEFAULT_CLI_STORE.resolve())
-        return f"{url} (store.backend is memory; the CLI keeps results here instead)"
-    return redact_url(url_from_settings(settings.store))
+        return f"{url} (memory: nothing outlives a process; `dspex` commands see nothing)"
+    return url
 
 
 @config_group.command("check")

@@ -23,6 +23,7 @@ import click
 
 from dspex.cli._store import cli_store, store_option
 from dspex.cli.demo_runs import DEMOS
+from dspex.errors import DspexError
 
 __all__ = ["demo"]
 
@@ -147,15 +148,22 @@ def demo(store_url: str | None, optimizer: str, steps: int, verbose: bool) -> No
     """Run a recorded optimization on the offline LM and show what it decided."""
     from rich.console import Console
 
-    from dspex.cli._demo_summary import Hints, demo_summary
+    from dspex.cli._demo_summary import Hints, demo_summary, dspex_command
     from dspex.cli._tables import terminal_width
 
+    try:
+        DEMOS[optimizer].check()
+    except DspexError as exc:
+        raise click.ClickException(str(exc)) from exc
     console = Console(stderr=True)
     store = cli_store(store_url)
     exp, _, _, _ = _run(store, steps, console, optimizer)
     experiment = store.get_experiment(exp.id)
     width = terminal_width()
-    click.echo(demo_summary(experiment, hints=Hints(store_url), width=width), nl=False)
+    # a memory store (--store memory://, or DSPEX_ENV=test) is gone when this command ends
+    shown_url = store.url if store_url is None and store.url.startswith("memory:") else store_url
+    hints = Hints(shown_url, program=dspex_command())
+    click.echo(demo_summary(experiment, hints=hints, width=width), nl=False)
     if verbose:
         _print_best_timeline(experiment, width)
 

@@ -28,6 +28,15 @@ class Demo:
     hypothesis: str
     #: ``run(program, train, lm, steps) -> optimized program``
     run: Callable[[Any, list[Any], Any, int], Any]
+    #: (module, DSPy extra) the optimizer needs that DSPy does not install by itself
+    needs: tuple[tuple[str, str], ...] = ()
+
+    def check(self) -> None:
+        """Raise :class:`dspex.MissingExtraError` naming DSPy's extra when one is missing."""
+        from dspex.extras import require
+
+        for module, extra in self.needs:
+            require(module, extra, f"DSPy's {self.label}")
 
 
 def _split(train: list[Any]) -> tuple[list[Any], list[Any]]:
@@ -115,12 +124,20 @@ def _random_search(program: Any, train: list[Any], lm: Any, steps: int) -> Any:
 
 
 DEMOS: dict[str, Demo] = {
-    "simba": Demo("SIMBA", "SIMBA's rules and demos beat the zero-shot baseline", _simba),
+    "simba": Demo(
+        "SIMBA",
+        "SIMBA's rules and demos beat the zero-shot baseline",
+        _simba,
+        needs=(("numpy", "dspy[numpy]"),),
+    ),
     "gepa": Demo(
         "GEPA", "GEPA's reflections on the metric's feedback beat the zero-shot baseline", _gepa
     ),
     "mipro": Demo(
-        "MIPROv2", "MIPROv2's proposed instructions and demo sets beat the baseline", _mipro
+        "MIPROv2",
+        "MIPROv2's proposed instructions and demo sets beat the baseline",
+        _mipro,
+        needs=(("optuna", "dspy[optuna]"), ("numpy", "dspy[numpy]")),
     ),
     "copro": Demo("COPRO", "COPRO's proposed instructions beat the zero-shot baseline", _copro),
     "random-search": Demo(

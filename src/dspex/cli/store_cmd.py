@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import click
@@ -9,7 +10,31 @@ import click
 from dspex.cli._store import cli_store, cli_store_url, store_option
 from dspex.errors import DspexError
 
-__all__ = ["experiments_group", "store_group"]
+__all__ = ["experiments_group", "in_flags", "store_group"]
+
+#: query filter -> the `experiments ls` option that sets it
+FLAGS = {"order_by": "--order-by", "min_score": "--min-score", "max_score": "--max-score",
+         "scope": "--scope", "created_after": "--after", "created_before": "--before",
+         "status": "--status", "tags": "--tag", "hypothesis": "--hypothesis",
+         "program": "--program", "optimizer": "--optimizer", "limit": "--limit",
+         "cursor": "--cursor"}  # fmt: skip
+_FILTER = re.compile(r"filter '(\w+)'|\b(\w+)=(?=\S)|\b(order_by|min_score|max_score)\b")
+
+
+def in_flags(message: str) -> str:
+    """A query error as the command line says it: ``--scope ...``, not ``scope=...``.
+
+    >>> print(in_flags("order_by=score needs scope=<key>; filter 'created_after' is bad"))
+    --order-by score needs --scope <key>; --after is bad
+    """
+
+    def flag(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2) or match.group(3)
+        if name not in FLAGS:
+            return match.group(0)
+        return FLAGS[name] + (" " if match.group(2) else "")
+
+    return _FILTER.sub(flag, message)
 
 
 @click.group("experiments")
@@ -48,9 +73,13 @@ def ls(
     try:
         page = store.query_experiments(filters)
     except DspexError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(in_flags(str(exc))) from exc
     if not page:
-        click.echo(f"no experiments match in {store.url}")
+        why = ""
+        if store.url.startswith("memory:"):
+            why = (" (a memory store: nothing in it outlives a process; `dspex config show` "
+                   "says why it was chosen)")  # fmt: skip
+        click.echo(f"no experiments match in {store.url}{why}")
         return
     click.echo(ls_table(page, width=terminal_width()))
     if page.next_cursor:

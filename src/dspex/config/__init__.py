@@ -112,6 +112,8 @@ def load(
         layered["workers.python_path"] = SourcedValue(
             environ["PYTHON_EXECUTABLE"], "environment PYTHON_EXECUTABLE"
         )
+    if env_name == "test":  # the one default that depends on the environment
+        layered["store.backend"] = SourcedValue("memory", "default for DSPEX_ENV=test")
     layered.update(file_source(file, env_name))
     layered.update(env_source(environ))
     layered.update({k: SourcedValue(v, "configure()") for k, v in (runtime or {}).items()})

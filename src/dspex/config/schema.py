@@ -11,6 +11,7 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -89,8 +90,9 @@ class _Section(BaseModel):
 
 class StoreSettings(_Section):
     backend: StoreBackendName = Field(
-        default=StoreBackendName.MEMORY,
-        description="Where the ResultStore keeps experiments: memory, file or sql.",
+        default=StoreBackendName.FILE,
+        description="Where the ResultStore keeps experiments: memory, file or sql "
+        "(default: file, at store.path; memory when DSPEX_ENV is test).",
     )
     path: Path = Field(
         default=Path("dspex_results"),
@@ -280,6 +282,12 @@ class CaptureSettings(_Section):
         "cannot be applied, an optimizer's internal that moved or changed meaning), fail "
         "the experiment at the end of its block instead of recording less with a warning "
         "(the compile itself always runs as without dspex). For CI.",
+    )
+    dspy_output: Literal["auto", "show", "quiet"] = Field(
+        default="auto",
+        description="DSPy's progress bars and INFO lines inside an experiment block: show "
+        "them, quiet them, or auto: shown when standard output is a terminal, one dspex "
+        "progress line in a notebook, quiet otherwise (a pipe, a file, CI).",
     )
 
 

@@ -26,6 +26,7 @@ from dspex.model.rows import data_frame, example_rows, trial_rows
 from dspex.model.scopes import comparable, kind_of, reference_scope, scope_of, values_of
 from dspex.model.stats import LatencyStats, MetricStats, Statistics
 from dspex.model.trial import MetricKind, ScoreScope, Trial
+from dspex.model.trialref import find_trial
 
 __all__ = [
     "EnvironmentInfo",
@@ -143,14 +144,12 @@ class Experiment(Record):
             raise ValueError(f"best_trial_id {self.best_trial_id} is not one of the trials")
         return self
 
-    def trial(self, trial_id: str) -> Trial:
-        """The trial with ``trial_id``; raises :class:`dspex.TrialNotFound`."""
-        from dspex.errors import TrialNotFound
-
-        for trial in self.trials:
-            if trial.id == trial_id:
-                return trial
-        raise TrialNotFound(self.id, trial_id)
+    def trial(self, ref: str | int) -> Trial:
+        """The trial ``ref`` names, as every view and command numbers them: its row number
+        (``0``, ``"12"``, ``"#12"``: the ``#`` column), its candidate number (``"c8"``,
+        ``"candidate 8"``) or its id; raises :class:`dspex.TrialNotFound` saying what is
+        valid."""
+        return find_trial(self, ref)
 
     @property
     def best_trial(self) -> Trial | None:

@@ -7,7 +7,8 @@
   close to normally distributed.
 
 The first two never leave [0, 1]. Every interval names its method, so that a view can
-print it next to the numbers. The statistics are scipy's (``scipy.stats``)::
+print it next to the numbers. The arithmetic is :mod:`dspex.model._numerics` (plain
+Python, checked against scipy in the tests: the core install carries no scipy)::
 
     >>> ci = mean_interval([1, 0, 1, 1, 0, 1, 1, 1])
     >>> ci.method, round(ci.low, 3), round(ci.high, 3)
@@ -21,12 +22,11 @@ print it next to the numbers. The statistics are scipy's (``scipy.stats``)::
 from __future__ import annotations
 
 import math
-import warnings
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Any
 
+from dspex.model._numerics import bootstrap_mean_bca, normal_ppf, t_ppf
 from dspex.model.trial import MetricKind
 
 __all__ = [
@@ -37,7 +37,6 @@ __all__ = [
     "mean_interval",
     "metric_kind",
     "paired_bootstrap_interval",
-    "scipy_stats",
     "t_interval",
     "wilson_interval",
 ]
@@ -69,22 +68,6 @@ class Interval:
         if not self.defined:
             return f"{share} CI undefined ({self.method})"
         return f"{share} CI {self.low:.3f} to {self.high:.3f}, {self.method}"
-
-
-def scipy_stats() -> ModuleType:
-    """The ``scipy.stats`` module, imported on first use."""
-    # scipy.stats (and numpy) take a second or more to import: pay for them when a
-    # statistic is computed, not whenever dspex is imported (in every worker process,
-    # and in a CLI that only lists experiments).
-    import scipy.stats
-
-    return scipy.stats
-
-
-def _numpy() -> ModuleType:
-    import numpy
-
-    return numpy
 
 
 def metric_kind(values: Sequence[float]) -> MetricKind:
@@ -131,8 +114,8 @@ def wilson_interval(successes: int, n: int, *, confidence: float = CONFIDENCE) -
     """Wilson score interval for ``successes`` out of ``n`` (inside [0, 1] by construction)."""
     if n < 1 or not 0 <= successes <= n:
         raise ValueError(f"need 0 <= successes <= n and n >= 1, got {successes} of {n}")
-    ci = scipy_stats().binomtest(successes, n).proportion_ci(confidence, method="wilson")
-    return Interval(_clip(ci.low), _clip(ci.high), "Wilson score", confidence)
+    low, high = _wilson(successes / n, n, confidence)
+    return Interval(low, high, "Wilson score", confidence)
 
 
 def wilson_bound(mean: float, n: int, *, confidence: float = CONFIDENCE) -> Interval:
@@ -142,10 +125,15 @@ def wilson_bound(mean: float, n: int, *, confidence: float = CONFIDENCE) -> Inte
     n examples cannot give. The variance of a [0, 1] variable with mean p is at most
     p(1 - p), the binomial variance, so the Wilson score interval is a conservative bound.
     """
-    z = float(scipy_stats().norm.ppf(0.5 + confidence / 2))
+    low, high = _wilson(mean, n, confidence)
+    return Interval(low, high, "Wilson bound", confidence)
+
+
+def _wilson(mean: float, n: int, confidence: float) -> tuple[float, float]:
+    z = normal_ppf(0.5 + confidence / 2)
     centre = (mean + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(mean * (1 - mean) / n + z * z / (4 * n * n))
-    return Interval(_clip(centre - half), _clip(centre + half), "Wilson bound", confidence)
+    return _clip(centre - half), _clip(centre + half)
 
 
 def bootstrap_interval(
@@ -156,11 +144,12 @@ def bootstrap_interval(
     resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> Interval:
     """Seeded bootstrap interval (BCa; percentile when BCa is undefined) for a [0, 1] mean."""
-    np = _numpy()
-    data = np.asarray(values, dtype=float)
-    if np.ptp(data) == 0:
-        return wilson_bound(float(data[0]), len(data), confidence=confidence)
-    low, high, method = _bootstrap((data,), np.mean, confidence, seed, resamples, paired=False)
+    data = [float(v) for v in values]
+    if max(data) == min(data):
+        return wilson_bound(data[0], len(data), confidence=confidence)
+    low, high, method = bootstrap_mean_bca(
+        data, confidence=confidence, seed=seed, resamples=resamples
+    )
     return Interval(_clip(low), _clip(high), method, confidence)
 
 
@@ -172,67 +161,31 @@ def paired_bootstrap_interval(
     seed: int = 0,
     resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> Interval:
-    """Seeded paired bootstrap interval for the mean of ``b - a`` (examples resampled together)."""
-    np = _numpy()
-    first, second = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(first) != len(second) or not len(first):
+    """Seeded paired bootstrap interval for the mean of ``b - a`` (examples resampled
+    together: the bootstrap of the per-example differences)."""
+    if len(a) != len(b) or not len(a):
         raise ValueError("paired values need two sequences of the same, non-zero length")
-    differences = second - first
-    if np.ptp(differences) == 0:
-        value = float(differences[0])
+    differences = [float(y) - float(x) for x, y in zip(a, b, strict=True)]
+    if max(differences) == min(differences):
+        value = differences[0]
         return Interval(value, value, "paired bootstrap (every difference equal)", confidence)
-
-    def mean_difference(x: Any, y: Any, axis: int = -1) -> Any:
-        return np.mean(y - x, axis=axis)
-
-    low, high, method = _bootstrap(
-        (first, second), mean_difference, confidence, seed, resamples, paired=True
+    low, high, method = bootstrap_mean_bca(
+        differences, confidence=confidence, seed=seed, resamples=resamples
     )
     return Interval(low, high, "paired " + method, confidence)
 
 
-def _bootstrap(
-    data: tuple[Any, ...],
-    statistic: Any,
-    confidence: float,
-    seed: int,
-    resamples: int,
-    paired: bool,
-) -> tuple[float, float, str]:
-    stats, np = scipy_stats(), _numpy()
-    for method in ("BCa", "percentile"):
-        with warnings.catch_warnings():
-            # BCa is undefined for some small or lumpy samples; scipy then warns and
-            # answers NaN, and the percentile interval below takes its place.
-            warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-            warnings.simplefilter("ignore", RuntimeWarning)
-            result = stats.bootstrap(
-                data,
-                statistic,
-                paired=paired,
-                confidence_level=confidence,
-                n_resamples=resamples,
-                method=method,
-                rng=np.random.default_rng(seed),
-            )
-        low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
-        if math.isfinite(low) and math.isfinite(high):
-            return low, high, f"bootstrap {method}"
-    raise ValueError("the bootstrap interval is undefined for these values")
-
-
 def t_interval(values: Sequence[float], *, confidence: float = CONFIDENCE) -> Interval:
     """Student's t interval for the mean; undefined for fewer than two values."""
-    np = _numpy()
-    data = np.asarray(values, dtype=float)
+    data = [float(v) for v in values]
     if len(data) < 2:
         return Interval(None, None, "Student's t needs two values", confidence)
-    mean = float(np.mean(data))
-    if np.ptp(data) == 0:
+    mean = statistics.fmean(data)
+    if max(data) == min(data):
         return Interval(mean, mean, "Student's t", confidence)
-    result = scipy_stats().ttest_1samp(data, popmean=0.0)
-    ci = result.confidence_interval(confidence_level=confidence)
-    return Interval(float(ci.low), float(ci.high), "Student's t", confidence)
+    half = t_ppf(0.5 + confidence / 2, len(data) - 1) * statistics.stdev(data)
+    half /= math.sqrt(len(data))
+    return Interval(mean - half, mean + half, "Student's t", confidence)
 
 
 def _clip(value: float) -> float:

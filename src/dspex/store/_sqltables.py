@@ -150,7 +150,7 @@ def _inflate(record_id: str, data: bytes) -> bytes:
         if data[:4] == _ZSTD_MAGIC:
             if zstd is None:
                 raise CorruptRecordError(
-                    record_id, "it is zstandard-compressed: pip install zstandard"
+                    record_id, "it is zstandard-compressed: pip install 'dspex[sql]' (zstandard)"
                 )
             # Streamed: a damaged frame header cannot make it allocate its claimed size.
             inflater = zstd.ZstdDecompressor().decompressobj()

@@ -14,6 +14,7 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from dspex.errors import StoreUnavailable
 from dspex.extras import require
@@ -31,6 +32,8 @@ __all__ = [
     "redact_url",
     "register_backend",
     "registered_schemes",
+    "store_url",
+    "url_hint",
     "study_order",
 ]
 
@@ -186,6 +189,39 @@ def _factory(scheme: str) -> BackendFactory | None:
             require("sqlalchemy", extra, f"a {scheme}:// ResultStore")
             importlib.import_module(module)
     return _REGISTRY.get(scheme)
+
+
+def store_url(location: str) -> str:
+    """``location`` as a store URL: a URL as it is, a plain directory path (``results``,
+    ``~/runs``, ``/data/dspex``) as the file store there.
+
+    >>> store_url("memory://x")
+    'memory://x'
+    >>> store_url("/data/dspex")
+    'file:///data/dspex'
+    """
+    if "://" in location or location.startswith(("memory:", "sqlite:", "postgres")):
+        return location
+    return Path(location).expanduser().resolve().as_uri()
+
+
+def url_hint(url: str) -> str:
+    """What a store URL that failed to open probably meant, or ``""``.
+
+    >>> print(url_hint("sqlite:///tmp/x.db"))  # doctest: +ELLIPSIS
+    ; sqlite:///tmp/x.db is the path tmp/x.db relative to ...: for /tmp/x.db write
+    sqlite:////tmp/x.db (four slashes)
+    """
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url.startswith(prefix + "/"):
+        return ""
+    relative = url[len(prefix) :].split("?", 1)[0]
+    if not relative or not Path("/", relative).parent.is_dir():
+        return ""
+    return (
+        f"; {url} is the path {relative} relative to {Path.cwd()}: for /{relative} write "
+        f"sqlite:////{relative} (four slashes)"
+    )
 
 
 def backend_for_url(url: str, options: BackendOptions | None = None) -> StoreBackend:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -54,6 +55,8 @@ from dspex.store.backend import (
     StoreBackend,
     backend_for_url,
     redact_url,
+    store_url,
+    url_hint,
 )
 from dspex.store.codec import encode
 from dspex.store.query import MAX_LIMIT, MAX_OFFSET, ExperimentSummary, Query
@@ -94,12 +97,14 @@ class ResultStore:
 
     _default: ResultStore | None = None
     _default_lock = threading.Lock()
+    _known: weakref.WeakSet[ResultStore] = weakref.WeakSet()  # for "not found" hints
 
     def __init__(self, backend: StoreBackend, *, read_only: bool = False) -> None:
         self._backend = backend
         self.read_only = read_only
         self._opened = False
         self._lock = threading.Lock()
+        ResultStore._known.add(self)
 
     # -- construction -------------------------------------------------------------
 
@@ -128,7 +133,8 @@ class ResultStore:
 
             auto_migrate = get_settings().store.auto_migrate
         options = BackendOptions(auto_migrate=auto_migrate and not read_only, read_only=read_only)
-        return cls(backend_for_url(url or url_from_settings(), options), read_only=read_only)
+        location = store_url(url) if url else url_from_settings()
+        return cls(backend_for_url(location, options), read_only=read_only)
 
     @classmethod
     def default(cls) -> ResultStore:
@@ -159,11 +165,17 @@ class ResultStore:
             if not self._opened:
                 try:
                     self._backend.open()
+                except StoreUnavailable as exc:
+                    hint = url_hint(self.url)
+                    if hint and hint not in str(exc):
+                        raise StoreUnavailable(f"{exc}{hint}") from exc
+                    raise
                 except DspexError:
                     raise
                 except Exception as exc:
                     raise StoreUnavailable(
                         f"cannot open the ResultStore at {self.url}: {redact_text(str(exc))}"
+                        + url_hint(self.url)
                     ) from exc
                 self._opened = True
         return self
@@ -256,8 +268,13 @@ class ResultStore:
         validate_id(experiment_id, "exp")
         experiment = self.backend.load(experiment_id)
         if experiment is None:
-            raise ExperimentNotFound(experiment_id)
+            raise self._not_found(experiment_id)
         return experiment
+
+    def _not_found(self, experiment_id: str) -> ExperimentNotFound:
+        return ExperimentNotFound(
+            experiment_id, store=self.url, found_in=tuple(_stores_holding(experiment_id, self))
+        )
 
     def get_trial(self, experiment_id: str, trial_id: str) -> Trial:
         """One trial with its events; raises ExperimentNotFound or TrialNotFound."""
@@ -267,7 +284,7 @@ class ResultStore:
         if trial is not None:
             return trial
         if self.backend.load(experiment_id) is None:
-            raise ExperimentNotFound(experiment_id)
+            raise self._not_found(experiment_id)
         raise TrialNotFound(experiment_id, trial_id)
 
     def query_experiments(self, filters: Mapping[str, Any] | None = None, **kw: Any) -> Page:
@@ -352,6 +369,51 @@ class ResultStore:
                 f"offset must be an integer from 0 to {MAX_OFFSET}, not {offset!r}"
             )
         return self.backend.list_studies(limit, offset)
+
+
+def _stores_holding(experiment_id: str, searched: ResultStore) -> list[str]:
+    """Other stores this process knows of that hold ``experiment_id``: the stores it has
+    opened, the configured one and ``./dspex_results``. Only stores already connected or
+    on this machine are asked (a database elsewhere is never dialled for a hint)."""
+    candidates: dict[str, ResultStore | None] = {
+        s.url: s for s in list(ResultStore._known) if s._opened and s is not searched
+    }
+    for url in (_configured_url(), "file://" + str(Path(DEFAULT_PATH).resolve())):
+        if url and url not in candidates and url.startswith(("file:", "sqlite:")):
+            candidates[url] = None
+    found = []
+    for url, store in candidates.items():
+        if url == searched.url or (store is None and not _exists(url)):
+            continue
+        try:
+            other = store or ResultStore.open(url, read_only=True)
+            try:
+                if other.backend.load(experiment_id) is not None:
+                    found.append(url)
+            finally:
+                if store is None:
+                    other.close()
+        except DspexError:
+            continue
+    return found
+
+
+DEFAULT_PATH = "dspex_results"
+
+
+def _configured_url() -> str | None:
+    try:
+        return url_from_settings()
+    except DspexError:
+        return None
+
+
+def _exists(url: str) -> bool:
+    from dspex.store.file import path_from_url
+
+    if url.startswith("file:"):
+        return (path_from_url(url) / "experiments").is_dir()
+    return Path(url.removeprefix("sqlite:///").split("?", 1)[0]).is_file()
 
 
 def _require(value: object, kind: type, name: str) -> None:

@@ -35,6 +35,7 @@ from dspex.journal import ExperimentJournal
 from dspex.model import Experiment, ExperimentStatus, Hypothesis, Trial
 from dspex.store import ResultStore
 from dspex.tracking.listener import ExperimentListener
+from dspex.tracking.output import dspy_output
 
 __all__ = ["ExperimentRun", "experiment"]
 
@@ -116,6 +117,8 @@ class ExperimentRun:
 
     def __enter__(self) -> ExperimentRun:
         self.journal.start()
+        self._output = dspy_output()
+        self._output.__enter__()
         instrument.acquire()
         self._settings_token = ensure_callback(shared_callback())
         self._token = push(**{LISTENER_KEY: self.listener})
@@ -146,6 +149,7 @@ class ExperimentRun:
         finally:
             self.harness.close()
             instrument.release()  # DSPy as it was, once the last experiment has ended
+            self._output.__exit__(None, None, None)
         capture_error = self.listener.capture_errors[0] if self.listener.capture_errors else None
         if exc is None and capture_error is not None:
             self.journal.finish(ExperimentStatus.FAILED, capture_error)

@@ -16,9 +16,8 @@ dspex.errors.ExperimentNotFound: no experiment with id 'exp_...' in this store
 
 from __future__ import annotations
 
-from dspex.errors import TrialNotFound, ValidationError
+from dspex.errors import ValidationError
 from dspex.ids import validate_id
-from dspex.model import Experiment, Trial
 from dspex.store import ResultStore
 from dspex.view.compare_view import ComparisonView
 from dspex.view.comparison import experiments_side_by_side, trials_side_by_side
@@ -62,7 +61,8 @@ class TraceViewer:
     ) -> ComparisonView:
         """Two trials side by side, or two experiments when no trial is named.
 
-        ``TraceViewer.compare(exp_a, trial_a, exp_b, trial_b)``: trials by id or index, of
+        ``TraceViewer.compare(exp_a, trial_a, exp_b, trial_b)``: trials by row number
+        (``12``), candidate number (``"c8"``) or id, as :meth:`dspex.Experiment.trial`, of
         any experiments (``experiment_b`` defaults to ``experiment_a``). The paired
         statistics need both trials scored on the same examples; otherwise the view
         says why and still shows variables, costs and scores.
@@ -84,17 +84,5 @@ class TraceViewer:
                 "name both trials (trial_a and trial_b), or neither to compare the experiments"
             )
         return ComparisonView(
-            trials_side_by_side(
-                first, find_trial(first, trial_a), second, find_trial(second, trial_b)
-            )
+            trials_side_by_side(first, first.trial(trial_a), second, second.trial(trial_b))
         )
-
-
-def find_trial(experiment: Experiment, ref: str | int) -> Trial:
-    """The trial of ``experiment`` named by ``ref``: its id, or its index (an int or digits)."""
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        for trial in experiment.trials:
-            if trial.index == int(ref):
-                return trial
-        raise TrialNotFound(experiment.id, f"index {ref}")
-    return experiment.trial(ref)

@@ -40,6 +40,7 @@ from dspex.errors import (
     InvalidQueryError,
     TrialNotFound,
 )
+from dspex.ids import is_valid_id
 from dspex.model import Experiment, ExperimentStatus, Trial
 from dspex.redact import redact
 from dspex.store import ResultStore
@@ -123,6 +124,10 @@ class _Handlers:
         return lambda t: f"{root}/experiments/{t.experiment_id}/trials/{t.id}"
 
     def index(self, request: Request) -> Response:
+        given = request.query_params.multi_items()
+        if any(value == "" for _, value in given):  # a form's empty fields: not filters
+            kept = urlencode([(k, v) for k, v in given if v != ""])
+            return RedirectResponse(request.url.path + ("?" + kept if kept else ""), 303)
         filters = list_filters(request)
         values = {k: ",".join(v) if isinstance(v, list) else str(v) for k, v in filters.items()}
         chosen = filters.get("status", [])
@@ -238,9 +243,10 @@ class _Handlers:
         return _json(progress_of(experiment).to_dict(self._trial_url(request)))
 
     def api_trial(self, request: Request) -> Response:
-        trial = self.store.get_trial(
-            request.path_params["experiment_id"], request.path_params["trial_id"]
-        )
+        experiment_id, ref = request.path_params["experiment_id"], request.path_params["trial_id"]
+        if not is_valid_id(ref, "trl"):  # a row or candidate number, as everywhere
+            ref = self.cache.experiment(experiment_id).trial(ref).id
+        trial = self.store.get_trial(experiment_id, ref)
         return _json(_trial_dict(trial.to_dict()))
 
 

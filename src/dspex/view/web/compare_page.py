@@ -21,10 +21,10 @@ from markupsafe import Markup
 from dspex.errors import InvalidIdError, InvalidQueryError
 from dspex.ids import validate_id
 from dspex.model import Experiment, Trial, scope_of
+from dspex.model.trialref import find_trial
 from dspex.store import ExperimentSummary, ResultStore
 from dspex.view.comparison import experiments_side_by_side, trials_side_by_side
 from dspex.view.comparison_html import comparison_html
-from dspex.view.viewer import find_trial
 
 __all__ = ["Ref", "compare_context", "compare_url", "parse_ref"]
 
