@@ -295,6 +295,7 @@ class MiproHook(OptimizerHook):
                 metadata={"role": "candidate", "optimizer": NAME},
             )
             self.default_trial = recorder.trial_id
+            setattr(program, TAG, recorder.trial_id)  # MIPROv2 may return it, as a copy
             return recorder, recorder.trial_id
         parent = known[2] if known else self.default_trial
         recorder = self.journal.new_trial(
