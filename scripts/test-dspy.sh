@@ -35,7 +35,9 @@ for line in "${LINES[@]}"; do
     version=$("$venv/bin/python" -c "import dspy; print(dspy.__version__)")
     echo "== DSPy $version ($venv)"
     started=$(date +%s)
-    if "$venv/bin/python" -m pytest -q -p no:cacheprovider "${TESTS[@]}"; then
+    # the benchmarks' own tests measure DSPy 3.4's engine path: not part of this contract
+    if "$venv/bin/python" -m pytest -q -p no:cacheprovider --ignore-glob='*test_bench_*' \
+        "${TESTS[@]}"; then
         status=ok
     else
         status=FAILED
