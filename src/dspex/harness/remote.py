@@ -9,6 +9,7 @@ process; for process and Ray workers each task carries it pickled once per evalu
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -74,6 +75,14 @@ def prepare_worker_process() -> None:
     recorder). Done here, within ``workers.worker_init_timeout``, not in the first task."""
     prepare_worker()
     instrument.acquire()
+    # What a task's unpickling needs, imported now rather than in the first task: `import
+    # dspex` is lazy, so a worker process would otherwise meet these in its first example.
+    for module in _TASK_MODULES:
+        importlib.import_module(module)
+
+
+#: modules the tasks of an evaluation use in a worker process (records, the offline LM)
+_TASK_MODULES = ("dspex.model", "dspex.offline", "dspex.harness.example", "dspex.workers")
 
 
 def register(state: EvaluationState, *, in_process: bool) -> bytes | None:
