@@ -74,7 +74,7 @@ def test_recording_never_waits_on_a_slow_store_and_finished_trials_are_durable()
     recorders = [journal.new_trial(name=f"t{i}") for i in range(3)]
     for recorder in recorders:
         for n in range(1000):
-            recorder.emit("execution", "log", {"level": "INFO", "message": f"event {n}"})
+            recorder.emit(EventKind.LOG, {"level": "INFO", "message": f"event {n}"})
     assert backend.writes == []  # recording touched no storage
     for count, recorder in enumerate(recorders, start=1):
         journal.finish_trial(recorder, score=1.0)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import dspex
 from dspex.capture import TrialRecorder
-from dspex.model import TraceEvent
+from dspex.model import EventKind, EventSource, TraceEvent
 
 json_leaf = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
 payloads = st.dictionaries(
@@ -35,16 +35,35 @@ def test_recorded_events_equal_validated_ones_and_round_trip(emitted):
     recorder = TrialRecorder(dspex.new_id("trl"))
     previous = None
     for source, kind, payload in emitted:
-        previous = recorder.emit(source, kind, payload, parent_id=previous)
+        previous = recorder.emit(
+            EventKind(kind), payload, parent_id=previous, source=EventSource(source)
+        )
     for event in recorder.events():
         validated = TraceEvent(**dict(event))
         assert validated == event and validated.to_json() == event.to_json()
         assert TraceEvent.from_json(event.to_json()) == event
 
 
+def test_an_event_comes_from_its_kinds_source_unless_its_producer_says_otherwise():
+    recorder = TrialRecorder(dspex.new_id("trl"))
+    error = {"type": "builtins.ValueError", "message": "bad", "traceback": ""}
+    recorder.emit(EventKind.ERROR, error)
+    recorder.emit(EventKind.ERROR, error, source=EventSource.EVALUATION)
+    recorder.emit(
+        EventKind.TRIAL_SCORE, {"score": 1.0, "metric": "m", "n": 1, "failures": 0, "scope": "dev"}
+    )
+    assert [(e.source, e.kind) for e in recorder.events()] == [
+        (EventSource.ORCHESTRATION, EventKind.ERROR),
+        (EventSource.EVALUATION, EventKind.ERROR),
+        (EventSource.EVALUATION, EventKind.TRIAL_SCORE),
+    ]
+
+
 def test_a_thread_without_a_name_still_records_a_readable_worker():
     recorder = TrialRecorder(dspex.new_id("trl"))
-    thread = threading.Thread(target=lambda: recorder.emit("execution", "log", {}))
+    thread = threading.Thread(
+        target=lambda: recorder.emit(EventKind.LOG, {"level": "INFO", "message": ""})
+    )
     thread.name = ""  # possible, and a worker must be a non-empty name to read back
     thread.start()
     thread.join()
@@ -54,6 +73,6 @@ def test_a_thread_without_a_name_still_records_a_readable_worker():
 
 def test_an_unknown_kind_is_refused_when_the_trial_is_built():
     recorder = TrialRecorder(dspex.new_id("trl"))
-    recorder.emit("execution", "lm_cal", {})
+    recorder.emit("lm_cal", {})  # type: ignore[call-overload]
     with pytest.raises(KeyError, match="lm_cal"):
         recorder.events()

@@ -26,7 +26,7 @@ import threading
 import time
 import traceback
 import weakref
-from typing import Any
+from typing import Any, Final, Literal, TypedDict, cast, overload
 
 from dspy.utils.callback import BaseCallback
 
@@ -52,12 +52,36 @@ from dspex.capture.program import (
     root_module_name,
 )
 from dspex.capture.recorder import TrialRecorder
+from dspex.model.event import EventKind
+from dspex.model.payloads import (
+    AdapterPayload,
+    ErrorEventPayload,
+    ErrorPayload,
+    LmCallPayload,
+    LmUsage,
+    ModuleStartPayload,
+)
 from dspex.redact import redact_settings
 
-__all__ = ["DspexCallback", "error_payload", "shared_callback"]
+__all__ = ["DspexCallback", "error_event", "error_payload", "shared_callback"]
 
 
-def error_payload(exc: BaseException | None) -> dict[str, str] | None:
+# Read once: an Enum member looked up on its class costs ~0.1 us, on every call.
+_MODULE_START: Final = EventKind.MODULE_START
+_MODULE_END: Final = EventKind.MODULE_END
+_LM_CALL: Final = EventKind.LM_CALL
+_ADAPTER_FORMAT: Final = EventKind.ADAPTER_FORMAT
+_ADAPTER_PARSE: Final = EventKind.ADAPTER_PARSE
+_TOOL_CALL: Final = EventKind.TOOL_CALL
+
+
+@overload
+def error_payload(exc: BaseException) -> ErrorPayload: ...
+@overload
+def error_payload(exc: BaseException | None) -> ErrorPayload | None: ...
+def error_payload(exc: BaseException | None) -> ErrorPayload | None:
+    """The ``error`` of a call that raised ``exc`` (None: it did not), and the payload of
+    an ``error`` event."""
     if exc is None:
         return None
     return {
@@ -65,6 +89,12 @@ def error_payload(exc: BaseException | None) -> dict[str, str] | None:
         "message": str(exc),
         "traceback": "".join(traceback.format_exception(exc)),
     }
+
+
+def error_event(exc: BaseException) -> ErrorEventPayload:
+    """The payload of an ``error`` event for ``exc``."""
+    error = error_payload(exc)
+    return {"type": error["type"], "message": error["message"], "traceback": error["traceback"]}
 
 
 class _Call:
@@ -166,16 +196,14 @@ class DspexCallback(BaseCallback):
         recorder, enclosing, listener = placed
         module = self._module_name(recorder, instance, enclosing)
         cls = _class_path(instance)
-        payload = {
+        payload: ModuleStartPayload = {
             "module": module,
             "class": cls,
             "signature": _signature_text(_own_attribute(instance, "signature")),
             "inputs": jsonable(inputs.get("kwargs", inputs)),
         }
         parent_id = enclosing.event_id if enclosing is not None else None
-        event_id = recorder.emit(
-            "execution", "module_start", payload, parent_id=parent_id, json_ready=True
-        )
+        event_id = recorder.emit(_MODULE_START, payload, parent_id=parent_id, json_ready=True)
         self._calls[call_id] = _Call(recorder, event_id, parent_id, module, cls, listener)
 
     def on_module_end(
@@ -185,8 +213,7 @@ class DspexCallback(BaseCallback):
         if call is None:
             return
         call.recorder.emit(
-            "execution",
-            "module_end",
+            _MODULE_END,
             {
                 "module": call.module,
                 "class": call.extra,
@@ -230,8 +257,7 @@ class DspexCallback(BaseCallback):
             return
         history = call.extra.get("history") or {}
         call.recorder.emit(
-            "execution",
-            "lm_call",
+            _LM_CALL,
             {
                 "model": call.extra["model"],
                 "module": call.module,
@@ -266,7 +292,7 @@ class DspexCallback(BaseCallback):
     def on_adapter_format_end(
         self, call_id: str, outputs: Any | None, exception: Exception | None = None
     ) -> None:
-        self._adapter_end(call_id, "adapter_format", exception)
+        self._adapter_end(call_id, _ADAPTER_FORMAT, exception)
 
     def on_adapter_parse_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
         placed = self._place(instance)
@@ -277,23 +303,28 @@ class DspexCallback(BaseCallback):
     def on_adapter_parse_end(
         self, call_id: str, outputs: Any | None, exception: Exception | None = None
     ) -> None:
-        self._adapter_end(call_id, "adapter_parse", exception)
+        self._adapter_end(call_id, _ADAPTER_PARSE, exception)
 
-    def _adapter_end(self, call_id: str, kind: str, exception: BaseException | None) -> None:
+    def _adapter_end(
+        self,
+        call_id: str,
+        kind: Literal[EventKind.ADAPTER_FORMAT, EventKind.ADAPTER_PARSE],
+        exception: BaseException | None,
+    ) -> None:
         call = self._end(call_id)
         if call is None:
             return
         adapter, completion = call.extra
-        payload: dict[str, Any] = {
+        payload: AdapterPayload = {
             "adapter": adapter,
             "module": call.module,
             "ok": exception is None,
             "error": error_payload(exception),
             "latency_ms": (time.perf_counter() - call.started) * 1000,
         }
-        if kind == "adapter_parse" and exception is not None:
+        if kind is _ADAPTER_PARSE and exception is not None:
             payload["completion"] = jsonable(completion)
-        call.recorder.emit("execution", kind, payload, parent_id=call.parent_id, json_ready=True)
+        call.recorder.emit(kind, payload, parent_id=call.parent_id, json_ready=True)
 
     def on_tool_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
         placed = self._place(instance)
@@ -311,8 +342,7 @@ class DspexCallback(BaseCallback):
         if call is None:
             return
         call.recorder.emit(
-            "execution",
-            "tool_call",
+            _TOOL_CALL,
             {
                 "tool": call.extra["tool"],
                 "module": call.module,
@@ -369,14 +399,24 @@ def _history_to_callbacks(entry: dict[str, Any]) -> None:
     _record_unseen_lm_call(entry)
 
 
-def _usage(entry: dict[str, Any]) -> dict[str, Any]:
+class _History(TypedDict):
+    """What an LM call's DSPy history entry adds to its ``lm_call``."""
+
+    usage: LmUsage
+    cost: float | None
+    cache_hit: bool
+
+
+def _usage(entry: dict[str, Any]) -> _History:
     """Usage, cost and cache hit of an LM call's history entry. A call answered from
     DSPy's cache cost nothing: no tokens, cost 0 (DSPy 3.4 keeps the original call's cost
     on the entry)."""
     if cache_hit_of(entry):
         return {"usage": {}, "cost": 0.0, "cache_hit": True}
+    # the provider's counters: LmUsage's three, and any others it reports
+    counters = {k: v for k, v in (entry.get("usage") or {}).items() if v is not None}
     return {
-        "usage": {k: v for k, v in (entry.get("usage") or {}).items() if v is not None},
+        "usage": cast(LmUsage, counters),
         "cost": entry.get("cost"),
         "cache_hit": False,
     }
@@ -396,22 +436,22 @@ def _record_unseen_lm_call(entry: dict[str, Any]) -> None:
     messages = entry.get("messages")
     if messages is None and entry.get("prompt") is not None:
         messages = [{"role": "user", "content": entry["prompt"]}]
+    usage = _usage(entry)
+    payload: LmCallPayload = {
+        "model": entry.get("model"),
+        "module": None,
+        "messages": messages,
+        "response": entry.get("outputs"),
+        "settings": redact_settings(entry.get("kwargs") or {}),
+        "usage": usage["usage"],
+        "cost": usage["cost"],
+        "cache_hit": usage["cache_hit"],
+        "latency_ms": None,
+        "error": None,
+        "recorded_from": "DSPy's LM history: the dspex callback was not active here",
+    }
     try:
-        recorder.emit(
-            "execution",
-            "lm_call",
-            {
-                "model": entry.get("model"),
-                "module": None,
-                "messages": messages,
-                "response": entry.get("outputs"),
-                "settings": redact_settings(entry.get("kwargs") or {}),
-                **_usage(entry),
-                "latency_ms": None,
-                "error": None,
-                "recorded_from": "DSPy's LM history: the dspex callback was not active here",
-            },
-        )
+        recorder.emit(_LM_CALL, payload)
     finally:
         if listener is not None:
             listener.calls_done(recorder)

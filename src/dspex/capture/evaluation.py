@@ -27,7 +27,8 @@ from dspex.capture.scoring import (
     record_example,
     usage_of,
 )
-from dspex.model import ErrorInfo, ExampleResult
+from dspex.model import ErrorInfo, EventKind, ExampleResult
+from dspex.model.payloads import payload_of
 
 __all__ = ["NO_PREDICTION", "evaluation_results"]
 
@@ -40,12 +41,14 @@ class _Calls:
         self._ends: dict[str, RawEvent] = {}
         self._roots: dict[str, list[RawEvent]] = {}
         for e in sorted(events, key=lambda e: (e.time_ns, e.monotonic_ns)):
+            start = payload_of(e, EventKind.MODULE_START)
             if e.parent_id is not None:
                 self._children.setdefault(e.parent_id, []).append(e)
-            elif e.kind == "module_start":
-                self._roots.setdefault(_key(e.payload.get("inputs")), []).append(e)
-            if e.kind == "module_end":
-                self._ends[e.payload.get("start_id") or ""] = e
+            elif start is not None:
+                self._roots.setdefault(_key(start["inputs"]), []).append(e)
+            end = payload_of(e, EventKind.MODULE_END)
+            if end is not None:
+                self._ends[end["start_id"] or ""] = e
 
     def take(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """Worker, latency, tokens and cost of the next call made with ``inputs``."""
@@ -54,6 +57,7 @@ class _Calls:
             return {}
         root = roots.pop(0)
         end = self._ends.get(root.id)
+        finished = payload_of(end, EventKind.MODULE_END) if end is not None else None
         inside: list[RawEvent] = []
         stack = [root.id]
         while stack:
@@ -63,7 +67,7 @@ class _Calls:
         tokens, cost = usage_of(inside)
         return {
             "worker": root.worker,
-            "latency_ms": end.payload.get("latency_ms") if end is not None else None,
+            "latency_ms": finished["latency_ms"] if finished is not None else None,
             "tokens": tokens,
             "cost": cost,
         }

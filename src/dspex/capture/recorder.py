@@ -10,11 +10,14 @@ Events recorded in another process come back as plain dicts and are merged with
 
     >>> from dspex.capture.recorder import TrialRecorder
     >>> from dspex.ids import new_id
+    >>> from dspex.model import EventKind
     >>> rec = TrialRecorder(new_id("trl"))
-    >>> start = rec.emit("execution", "module_start", {"module": "qa"})
-    >>> _ = rec.emit("execution", "module_end", {"module": "qa"}, parent_id=None)
-    >>> [e.kind.value for e in rec.events()]
-    ['module_start', 'module_end']
+    >>> start = rec.emit(EventKind.LOG, {"level": "INFO", "message": "hello"})
+    >>> [(e.source.value, e.kind.value) for e in rec.events()]
+    [('execution', 'log')]
+
+Each kind has one payload type (:mod:`dspex.model.payloads`); :meth:`TrialRecorder.emit`'s
+overloads let mypy check every producer's payload against it.
 """
 
 from __future__ import annotations
@@ -24,14 +27,33 @@ import threading
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, TypedDict, Unpack, overload
 
 from dspex.capture.jsonable import jsonable
 from dspex.ids import IdSeries
-from dspex.model.event import TraceEvent, trusted_event
+from dspex.model.event import EventKind, EventSource, TraceEvent, trusted_event
+from dspex.model.payloads import (
+    SOURCE_OF,
+    AdapterPayload,
+    CandidateCreatedPayload,
+    CandidateScoredPayload,
+    DecisionPayload,
+    ErrorEventPayload,
+    ExampleResultPayload,
+    LmCallPayload,
+    LogPayload,
+    MetricPayload,
+    ModuleEndPayload,
+    ModuleStartPayload,
+    OptimizerEndPayload,
+    OptimizerStartPayload,
+    StepPayload,
+    ToolCallPayload,
+    TrialScorePayload,
+)
 from dspex.workers.outcome import pool_worker_name
 
-__all__ = ["RawEvent", "TrialRecorder", "current_worker_name"]
+__all__ = ["EmitOptions", "RawEvent", "TrialRecorder", "current_worker_name"]
 
 
 class RawEvent(NamedTuple):
@@ -40,7 +62,7 @@ class RawEvent(NamedTuple):
     id: str
     time_ns: int
     monotonic_ns: int
-    source: str
+    source: str | None  # None: the kind's own source (SOURCE_OF), set when sealed
     kind: str
     payload: dict[str, Any]
     parent_id: str | None
@@ -89,6 +111,17 @@ def _utc(time_ns: int) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=nanos // 1000)
 
 
+class EmitOptions(TypedDict, total=False):
+    """The keyword arguments of :meth:`TrialRecorder.emit`."""
+
+    parent_id: str | None
+    json_ready: bool
+    source: EventSource | None
+
+
+K = EventKind
+
+
 class TrialRecorder:
     """Collects the events of one trial from any number of threads."""
 
@@ -105,20 +138,57 @@ class TrialRecorder:
         self._lock = threading.Lock()
         self._pid = os.getpid()
 
+    # One overload per kind: the payload must be that kind's type (dspex.model.payloads).
+    # fmt: off
+    @overload
+    def emit(self, kind: Literal[K.OPTIMIZER_START], payload: OptimizerStartPayload, **options: Unpack[EmitOptions]) -> str: ...  # noqa: E501
+    @overload
+    def emit(self, kind: Literal[K.OPTIMIZER_END], payload: OptimizerEndPayload, **options: Unpack[EmitOptions]) -> str: ...  # noqa: E501
+    @overload
+    def emit(self, kind: Literal[K.STEP], payload: StepPayload, **options: Unpack[EmitOptions]) -> str: ...  # noqa: E501
+    @overload
+    def emit(self, kind: Literal[K.DECISION], payload: DecisionPayload, **options: Unpack[EmitOptions]) -> str: ...  # noqa: E501
+    @overload
+    def emit(self, kind: Literal[K.CANDIDATE_CREATED], payload: CandidateCreatedPayload, **options: Unpack[EmitOptions]) -> str: ...  # noqa: E501
+    @overload
+    def emit(self, kind: Literal[K.CANDIDATE_SCORED], payload: CandidateScoredPayload, **options: Unpack[EmitOptions]) -> str: ...  # noqa: E501
+    @overload
+    def emit(self, kind: Literal[K.MODULE_START], payload: ModuleStartPayload, **options: Unpack[EmitOptions]) -> str: ...  # noqa: E501
+    @overload
+    def emit(self, kind: Literal[K.MODULE_END], payload: ModuleEndPayload, **options: Unpack[EmitOptions]) -> str: ...  # noqa: E501
+    @overload
+    def emit(self, kind: Literal[K.LM_CALL], payload: LmCallPayload, **options: Unpack[EmitOptions]) -> str: ...  # noqa: E501
+    @overload
+    def emit(self, kind: Literal[K.ADAPTER_FORMAT, K.ADAPTER_PARSE], payload: AdapterPayload, **options: Unpack[EmitOptions]) -> str: ...  # noqa: E501
+    @overload
+    def emit(self, kind: Literal[K.TOOL_CALL], payload: ToolCallPayload, **options: Unpack[EmitOptions]) -> str: ...  # noqa: E501
+    @overload
+    def emit(self, kind: Literal[K.LOG], payload: LogPayload, **options: Unpack[EmitOptions]) -> str: ...  # noqa: E501
+    @overload
+    def emit(self, kind: Literal[K.EXAMPLE_RESULT], payload: ExampleResultPayload, **options: Unpack[EmitOptions]) -> str: ...  # noqa: E501
+    @overload
+    def emit(self, kind: Literal[K.METRIC], payload: MetricPayload, **options: Unpack[EmitOptions]) -> str: ...  # noqa: E501
+    @overload
+    def emit(self, kind: Literal[K.TRIAL_SCORE], payload: TrialScorePayload, **options: Unpack[EmitOptions]) -> str: ...  # noqa: E501
+    @overload
+    def emit(self, kind: Literal[K.ERROR], payload: ErrorEventPayload, **options: Unpack[EmitOptions]) -> str: ...  # noqa: E501
+    # fmt: on
     def emit(
         self,
-        source: str,
-        kind: str,
-        payload: dict[str, Any],
+        kind: EventKind,
+        payload: Any,
         *,
         parent_id: str | None = None,
         json_ready: bool = False,
+        source: EventSource | None = None,
     ) -> str:
-        """Record one event now; return its id (to use as a later event's parent).
+        """Record one event of ``kind`` now; return its id (to use as a later event's parent).
 
-        Lock-free: ``list.append`` is atomic under the GIL, and this runs for every
-        module, adapter and LM call of the program. ``json_ready``: the payload is JSON
-        data already (built through ``jsonable``), so the end of the trial takes it as is.
+        ``source`` defaults to the kind's own (``SOURCE_OF``), resolved when the trial is
+        sealed, not here. Lock-free: ``list.append`` is atomic under the GIL, and this
+        runs for every module, adapter and LM call of the program. ``json_ready``: the
+        payload is JSON data already (built through ``jsonable``), so the end of the trial
+        takes it as is.
         """
         event_id = _next_event_id()
         self._raw.append(
@@ -180,7 +250,7 @@ class TrialRecorder:
                 sequence=sequence,
                 timestamp=_utc(e.time_ns),
                 monotonic_ns=e.monotonic_ns,
-                source=e.source,
+                source=e.source or SOURCE_OF[e.kind],  # type: ignore[index]
                 kind=e.kind,
                 pid=e.pid,
                 worker=e.worker,

@@ -25,7 +25,8 @@ from typing import Any
 from dspex.analysis import compare
 from dspex.analysis.compare import format_p
 from dspex.errors import NotComparableError
-from dspex.model import Experiment, Hypothesis, Trial, Verdict
+from dspex.model import EventKind, Experiment, Hypothesis, Trial, Verdict
+from dspex.model.payloads import CandidateCreatedPayload, payload_of
 from dspex.redact import redact_url
 from dspex.view.entries import describe_change
 from dspex.view.labels import score_scope_of, trial_label
@@ -107,14 +108,14 @@ def lineage_of(experiment: Experiment, trial: Trial) -> list[Trial]:
     return chain[::-1]
 
 
-def _created(experiment: Experiment) -> dict[str, dict[str, Any]]:
+def _created(experiment: Experiment) -> dict[str, CandidateCreatedPayload]:
     """Trial id -> the payload of the candidate_created event that made it."""
     found = {}
     for trial in experiment.trials:
         for event in trial.events:
-            candidate = event.payload.get("candidate")
-            if event.kind == "candidate_created" and isinstance(candidate, str):
-                found[candidate] = dict(event.payload)
+            created = payload_of(event, EventKind.CANDIDATE_CREATED)
+            if created is not None and isinstance(created["candidate"], str):
+                found[created["candidate"]] = created
     return found
 
 
@@ -208,9 +209,9 @@ def _how_built(experiment: Experiment, width: int) -> list[str]:
     created = _created(experiment)
     validated = _validations(experiment)
     for trial in lineage_of(experiment, best):
-        made = created.get(trial.id, {})
-        strategy = made.get("strategy")
-        changes = [describe_change(c) for c in made.get("changes") or []]
+        made = created.get(trial.id)
+        strategy = made["strategy"] if made is not None else None
+        changes = [describe_change(c) for c in (made["changes"] if made else None) or []]
         if not trial.parent_trial_ids:
             what = "the starting program"
         else:
@@ -239,11 +240,11 @@ def _chosen_by(experiment: Experiment, width: int) -> list[str]:
     for trial in reversed(experiment.trials):
         if trial.metadata.get("role") != "compile":
             continue
-        decisions = [e.payload for e in trial.events if e.kind == "decision"]
-        if decisions:
-            last = decisions[-1]
-            why = f" ({last['rationale']})" if last.get("rationale") else ""
-            return _wrap(f"Returned: {last.get('decision', '?')}{why}", width, "  ", "    ")
+        decisions = [payload_of(e, EventKind.DECISION) for e in trial.events]
+        last = next((d for d in reversed(decisions) if d is not None), None)
+        if last is not None:
+            why = f" ({last['rationale']})" if last["rationale"] else ""
+            return _wrap(f"Returned: {last['decision'] or '?'}{why}", width, "  ", "    ")
     return []
 
 

@@ -6,10 +6,11 @@ the OpenTelemetry GenAI attributes (``gen_ai.request.model``, ``gen_ai.usage.*``
 where one exists, for receivers that read those instead. Everything else dspex knows is
 under ``dspex.``::
 
-    >>> attrs = llm_attributes({"model": "openai/gpt-4o-mini",
+    >>> attrs = llm_attributes({"model": "openai/gpt-4o-mini", "module": "qa.predict",
     ...     "messages": [{"role": "user", "content": "2+2?"}], "response": ["4"],
     ...     "settings": {"temperature": 0.0}, "usage": {"prompt_tokens": 5,
-    ...     "completion_tokens": 1, "total_tokens": 6}})
+    ...     "completion_tokens": 1, "total_tokens": 6}, "cost": None, "cache_hit": False,
+    ...     "latency_ms": 12.5, "error": None})
     >>> attrs["llm.input_messages.0.message.content"]
     '2+2?'
     >>> attrs["llm.output_messages.0.message.content"]
@@ -28,6 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dspex.export.spans import Attributes, AttributeValue
+from dspex.model.payloads import ErrorPayload, LmCallPayload, ToolCallPayload
 
 __all__ = [
     "CHAIN",
@@ -111,7 +113,7 @@ def io_attributes(direction: str, value: Any) -> Attributes:
     return {f"{direction}.value": json_text(value), f"{direction}.mime_type": _JSON_MIME}
 
 
-def exception_attributes(error: Mapping[str, Any]) -> Attributes:
+def exception_attributes(error: ErrorPayload | Mapping[str, Any]) -> Attributes:
     """The OpenTelemetry ``exception`` event's attributes of a recorded error."""
     return {
         "exception.type": str(error.get("type") or "error"),
@@ -120,9 +122,9 @@ def exception_attributes(error: Mapping[str, Any]) -> Attributes:
     }
 
 
-def llm_attributes(payload: Mapping[str, Any]) -> Attributes:
+def llm_attributes(payload: LmCallPayload) -> Attributes:
     """OpenInference and GenAI attributes of an ``lm_call`` payload."""
-    model = str(payload.get("model") or "")
+    model = str(payload["model"] or "")
     attributes: Attributes = {
         SPAN_KIND: LLM,
         "llm.model_name": model,
@@ -132,14 +134,14 @@ def llm_attributes(payload: Mapping[str, Any]) -> Attributes:
     if "/" in model:  # LiteLLM's "provider/model"
         provider = model.split("/", 1)[0]
         attributes.update({"llm.provider": provider, "gen_ai.provider.name": provider})
-    messages = payload.get("messages")
+    messages = payload["messages"]
     for index, message in enumerate(messages if isinstance(messages, list) else []):
         attributes.update(_message("llm.input_messages", index, message))
-    responses = _responses(payload.get("response"))
+    responses = _responses(payload["response"])
     for index, response in enumerate(responses):
         attributes.update(_message("llm.output_messages", index, response))
-    attributes.update(_settings(payload.get("settings")))
-    attributes.update(_usage(payload.get("usage"), payload.get("cost")))
+    attributes.update(_settings(payload["settings"]))
+    attributes.update(_usage(payload["usage"], payload["cost"]))
     attributes.update(io_attributes("input", messages))
     if responses:
         first = responses[0].get("content")
@@ -147,16 +149,16 @@ def llm_attributes(payload: Mapping[str, Any]) -> Attributes:
     return attributes
 
 
-def tool_attributes(payload: Mapping[str, Any]) -> Attributes:
+def tool_attributes(payload: ToolCallPayload) -> Attributes:
     """OpenInference and GenAI attributes of a ``tool_call`` payload."""
-    name = str(payload.get("tool") or "tool")
+    name = str(payload["tool"] or "tool")
     return {
         SPAN_KIND: TOOL,
         "tool.name": name,
         "gen_ai.operation.name": "execute_tool",
         "gen_ai.tool.name": name,
-        **io_attributes("input", payload.get("args")),
-        **io_attributes("output", payload.get("result")),
+        **io_attributes("input", payload["args"]),
+        **io_attributes("output", payload["result"]),
     }
 
 

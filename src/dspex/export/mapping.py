@@ -26,9 +26,9 @@ status. Payloads pass through :func:`dspex.redact.redact` first::
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from dspex.export.attributes import (
     CHAIN,
@@ -51,6 +51,16 @@ from dspex.export.spans import (
     trace_id_of,
 )
 from dspex.model import EventKind, Experiment, TraceEvent, Trial
+from dspex.model.payloads import (
+    AdapterPayload,
+    Common,
+    ExampleResultPayload,
+    LmCallPayload,
+    ToolCallPayload,
+    common_of,
+    payload_of,
+    typed_payload,
+)
 from dspex.redact import redact
 
 __all__ = ["SPAN_OPENING_KINDS", "experiment_spans", "trial_spans"]
@@ -91,11 +101,15 @@ class _TrialTrace:
         self.trace_id = trace_id_of(trial.id)
         self.events = sorted(trial.events, key=attrgetter("sequence"))
         self.by_id = {event.id: event for event in self.events}
-        self.ends = {
-            event.payload["start_id"]: event
-            for event in self.events
-            if event.kind is EventKind.MODULE_END and event.payload.get("start_id") in self.by_id
-        }
+        self.ends: dict[str, TraceEvent] = {}
+        for event in self.events:
+            end = payload_of(event, EventKind.MODULE_END)
+            if (
+                end is not None
+                and isinstance(end["start_id"], str)
+                and end["start_id"] in self.by_id
+            ):
+                self.ends[end["start_id"]] = event
         self.common: Attributes = {"dspex.experiment_id": experiment.id, "dspex.trial_id": trial.id}
         self.root = self._root()
         self.spans: dict[str, SpanRecord] = {}  # by the id of the event that opened it
@@ -176,49 +190,51 @@ class _TrialTrace:
 
     def _span_of(self, event: TraceEvent) -> SpanRecord | None:
         kind = event.kind
-        if kind is EventKind.MODULE_END:
-            return None if event.payload.get("start_id") in self.ends else self._module(None, event)
+        end = payload_of(event, EventKind.MODULE_END)
+        if end is not None:
+            return None if end["start_id"] in self.ends else self._module(None, event)
         if kind not in SPAN_OPENING_KINDS:
             return None
         if kind is EventKind.MODULE_START:
             return self._module(event, self.ends.get(event.id))
-        payload = redact(event.payload)
-        name, attributes = _CALLS[kind](payload)
-        span = self._span(event, name, attributes, *_call_times(event, payload))
+        name, attributes = _CALLS[kind](_redacted(typed_payload(event)))
+        span = self._span(event, name, attributes, *_call_times(event, common_of(event)))
         if kind is EventKind.LM_CALL:
             span.kind = "client"
-        self._fail_on(span, payload.get("error"), span.end_ns)
+        self._fail_on(span, redact(common_of(event).get("error")), span.end_ns)
         return span
 
     def _module(self, start: TraceEvent | None, end: TraceEvent | None) -> SpanRecord:
         opening = start or end
         assert opening is not None
-        begin = redact(start.payload) if start is not None else {}
-        finish = redact(end.payload) if end is not None else {}
+        begin = payload_of(start, EventKind.MODULE_START) if start is not None else None
+        finish = payload_of(end, EventKind.MODULE_END) if end is not None else None
+        begin = _redacted(begin) if begin is not None else None
+        finish = _redacted(finish) if finish is not None else None
         described = begin or finish
         info = {
-            "module": described.get("module"),
-            "module_class": described.get("class"),
-            "signature": begin.get("signature") or None,
+            "module": described["module"] if described else None,
+            "module_class": described["class"] if described else None,
+            "signature": (begin["signature"] if begin else None) or None,
         }
         attributes: Attributes = {
             SPAN_KIND: CHAIN,
             **dspex_attributes(info),
-            **io_attributes("input", begin.get("inputs")),
-            **io_attributes("output", finish.get("outputs")),
+            **io_attributes("input", begin["inputs"] if begin else None),
+            **io_attributes("output", finish["outputs"] if finish else None),
         }
         if end is not None and start is not None:
             attributes["dspex.end_event_id"] = end.id
         if start is None:
-            times = _call_times(opening, finish)
+            times = _call_times(opening, common_of(opening))
         else:
             last = end.timestamp if end is not None else self.trial.finished_at
             times = (time_ns(start.timestamp), time_ns(last or start.timestamp))
             if end is None:
                 attributes["dspex.unfinished"] = True  # the trial ended inside this call
-        name = str(described.get("module") or "module")
+        name = str((described["module"] if described else None) or "module")
         span = self._span(opening, name, attributes, *times)
-        self._fail_on(span, finish.get("error"), span.end_ns)
+        self._fail_on(span, finish["error"] if finish else None, span.end_ns)
         return span
 
     def _span(
@@ -263,25 +279,34 @@ class _TrialTrace:
 
     def _attach(self, event: TraceEvent) -> None:
         target = self._enclosing(event.parent_id)
-        payload = redact(event.payload)
         at_ns = time_ns(event.timestamp)
-        if event.kind is EventKind.ERROR:
-            failure = {**exception_attributes(payload), "dspex.event_id": event.id}
+        error = payload_of(event, EventKind.ERROR)
+        if error is not None:
+            error = _redacted(error)
+            failure = {**exception_attributes(error), "dspex.event_id": event.id}
             target.events.append(SpanEventRecord("exception", at_ns, failure))
-            target.fail(f"{payload.get('type', 'error')}: {payload.get('message', '')}")
+            target.fail(f"{error['type'] or 'error'}: {error['message'] or ''}")
             return
-        attributes = {**dspex_attributes(payload), "dspex.event_id": event.id}
+        attributes = {**dspex_attributes(redact(event.payload)), "dspex.event_id": event.id}
         target.events.append(SpanEventRecord(f"dspex.{event.kind.value}", at_ns, attributes))
-        strategy = payload.get("strategy")
+        created = payload_of(event, EventKind.CANDIDATE_CREATED)
         if (
-            event.kind is EventKind.CANDIDATE_CREATED
-            and payload.get("candidate") == self.trial.id
-            and isinstance(strategy, str)
+            created is not None
+            and created["candidate"] == self.trial.id
+            and isinstance(created["strategy"], str)
         ):
-            self.root.attributes["dspex.strategy"] = strategy
+            self.root.attributes["dspex.strategy"] = redact(created["strategy"])
 
 
-def _call_times(event: TraceEvent, payload: Mapping[str, Any]) -> tuple[int, int]:
+P = TypeVar("P", bound=Mapping[str, Any])
+
+
+def _redacted(payload: P) -> P:
+    """``payload`` with its secrets hidden (the same keys: :func:`dspex.redact.redact`)."""
+    return cast(P, redact(payload))
+
+
+def _call_times(event: TraceEvent, payload: Common) -> tuple[int, int]:
     """(start, end) of a call recorded when it ended, with its ``latency_ms``."""
     end = time_ns(event.timestamp)
     latency = payload.get("latency_ms")
@@ -290,10 +315,10 @@ def _call_times(event: TraceEvent, payload: Mapping[str, Any]) -> tuple[int, int
     return end, end
 
 
-def _lm_call(payload: Mapping[str, Any]) -> tuple[str, Attributes]:
+def _lm_call(payload: LmCallPayload) -> tuple[str, Attributes]:
     attributes = llm_attributes(payload)
     attributes.update(dspex_attributes(payload, skip=_LM_KEYS))
-    return f"chat {payload.get('model') or 'lm'}", attributes
+    return f"chat {payload['model'] or 'lm'}", attributes
 
 
 _LM_KEYS = frozenset(
@@ -301,30 +326,31 @@ _LM_KEYS = frozenset(
 )
 
 
-def _adapter(suffix: str) -> Any:
-    def describe(payload: Mapping[str, Any]) -> tuple[str, Attributes]:
+def _adapter(suffix: str) -> Callable[[AdapterPayload], tuple[str, Attributes]]:
+    def describe(payload: AdapterPayload) -> tuple[str, Attributes]:
+        completion = payload["completion"] if "completion" in payload else None
         attributes: Attributes = {
             SPAN_KIND: CHAIN,
             **dspex_attributes(payload, skip=frozenset({"latency_ms", "error", "completion"})),
-            **io_attributes("input", payload.get("completion")),  # kept when parsing failed
+            **io_attributes("input", completion),  # kept when parsing failed
         }
-        return f"{payload.get('adapter') or 'Adapter'}.{suffix}", attributes
+        return f"{payload['adapter'] or 'Adapter'}.{suffix}", attributes
 
     return describe
 
 
-def _tool_call(payload: Mapping[str, Any]) -> tuple[str, Attributes]:
+def _tool_call(payload: ToolCallPayload) -> tuple[str, Attributes]:
     attributes = tool_attributes(payload)
-    attributes.update(dspex_attributes({"module": payload.get("module")}))
-    return f"execute_tool {payload.get('tool') or 'tool'}", attributes
+    attributes.update(dspex_attributes({"module": payload["module"]}))
+    return f"execute_tool {payload['tool'] or 'tool'}", attributes
 
 
-def _example(payload: Mapping[str, Any]) -> tuple[str, Attributes]:
-    value = payload.get("value")
+def _example(payload: ExampleResultPayload) -> tuple[str, Attributes]:
+    value = payload["value"]
     attributes: Attributes = {
         SPAN_KIND: EVALUATOR,
-        **io_attributes("input", {k: payload.get(k) for k in ("inputs", "labels")}),
-        **io_attributes("output", payload.get("prediction")),
+        **io_attributes("input", {"inputs": payload["inputs"], "labels": payload["labels"]}),
+        **io_attributes("output", payload["prediction"]),
         **dspex_attributes(
             payload,
             skip=frozenset({"inputs", "labels", "prediction", "value", "latency_ms", "error"}),
@@ -332,10 +358,12 @@ def _example(payload: Mapping[str, Any]) -> tuple[str, Attributes]:
     }
     if isinstance(value, int | float) and not isinstance(value, bool):
         attributes["dspex.score"] = float(value)
-    return f"example {payload.get('example', '')}".rstrip(), attributes
+    example = "" if payload["example"] is None else payload["example"]
+    return f"example {example}".rstrip(), attributes
 
 
-_CALLS = {
+# Each kind's describer takes that kind's payload type (a test checks the annotations).
+_CALLS: dict[EventKind, Callable[[Any], tuple[str, Attributes]]] = {
     EventKind.LM_CALL: _lm_call,
     EventKind.ADAPTER_FORMAT: _adapter("format"),
     EventKind.ADAPTER_PARSE: _adapter("parse"),

@@ -45,7 +45,7 @@ from dspex.harness.remote import (
     register,
 )
 from dspex.journal import ExperimentJournal
-from dspex.model import ErrorInfo, ExampleResult, Trial
+from dspex.model import ErrorInfo, EventKind, EventSource, ExampleResult, Trial
 from dspex.workers import TaskOutcome, WorkerPool, create_pool
 
 __all__ = ["EvaluationHarness"]
@@ -219,8 +219,7 @@ def _result_of(
     error = outcome.error or ErrorInfo(type="dspex.errors.WorkerError", message="worker failed")
     task = tasks[outcome.index]
     recorder.emit(
-        "evaluation",
-        "error",
+        EventKind.ERROR,
         {
             "example": outcome.index,
             "type": error.type,
@@ -229,6 +228,7 @@ def _result_of(
             "failure": outcome.failure,
             "worker": outcome.worker,
         },
+        source=EventSource.EVALUATION,
     )
     run = ExampleRun(outcome.index, task.example, error=error, worker=outcome.worker or None)
     return record_example(recorder, run, metric_name(metric))

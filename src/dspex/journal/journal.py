@@ -46,6 +46,7 @@ from dspex.model import (
     summarize,
     utc_now,
 )
+from dspex.model.payloads import EVENT_FORMAT
 from dspex.redact import redact
 from dspex.store import ResultStore
 
@@ -280,6 +281,7 @@ class ExperimentJournal:
             started_at=open_trial.started_at,
             finished_at=utc_now(),
             events=recorder.events(),
+            event_format=EVENT_FORMAT,
             metadata=open_trial.metadata,
         )
         with self._lock:

@@ -18,6 +18,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from dspex.extras import require
+from dspex.model.event import EventKind
+from dspex.model.payloads import LmCallPayload, payload_of
 from dspex.model.scopes import example_value, scope_of
 from dspex.model.trial import ExampleResult, Trial, example_key
 
@@ -56,9 +58,11 @@ def _trial_row(experiment: Experiment, trial: Trial) -> Row:
         "errors": sum(1 for r in results if r.error is not None),
         "tokens": sum(r.tokens for r in results),
         "cost": sum(r.cost or 0.0 for r in results),
-        "lm_calls": sum(1 for e in trial.events if e.kind.value == "lm_call"),
+        "lm_calls": sum(1 for e in trial.events if e.kind is EventKind.LM_CALL),
         "cache_hits": sum(
-            1 for e in trial.events if e.kind.value == "lm_call" and e.payload.get("cache_hit")
+            1
+            for e in trial.events
+            if (call := payload_of(e, EventKind.LM_CALL)) and call["cache_hit"]
         ),
         "started_at": trial.started_at.isoformat(),
         "finished_at": trial.finished_at.isoformat() if trial.finished_at else None,
@@ -127,3 +131,8 @@ def data_frame(rows: list[Row]) -> Any:
     """``rows`` as a pandas DataFrame (pandas is the optional ``analysis`` extra)."""
     pandas = require("pandas", "analysis", "a DataFrame")
     return pandas.DataFrame.from_records(rows)
+
+
+def _lm_calls(trial: Trial) -> list[LmCallPayload]:
+    calls = (payload_of(e, EventKind.LM_CALL) for e in trial.events)
+    return [call for call in calls if call is not None]

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from dspex.model.event import EventKind
 from dspex.model.intervals import metric_kind
+from dspex.model.payloads import TrialScorePayload, payload_of
 from dspex.model.trial import ExampleResult, MetricKind, ScoreScope, Trial, TrialStatus
 
 __all__ = [
@@ -57,15 +59,17 @@ def scope_of(trial: Trial) -> ScoreScope | None:
     return ScoreScope.of_results(trial.example_results, name=_name_of(trial), metric=metric)
 
 
-def _score_payload(trial: Trial) -> dict[str, object]:
+def _score_payload(trial: Trial) -> TrialScorePayload | None:
     for event in reversed(trial.events):
-        if event.kind.value == "trial_score":
-            return dict(event.payload)
-    return {}
+        score = payload_of(event, EventKind.TRIAL_SCORE)
+        if score is not None:
+            return score
+    return None
 
 
 def _metric_of(trial: Trial) -> str | None:
-    metric = _score_payload(trial).get("metric")
+    score = _score_payload(trial)
+    metric = score["metric"] if score is not None else None
     if isinstance(metric, str) and metric:
         return metric
     names = {name for r in trial.example_results for name in r.metrics}
@@ -73,7 +77,8 @@ def _metric_of(trial: Trial) -> str | None:
 
 
 def _name_of(trial: Trial) -> str:
-    for name in (_score_payload(trial).get("scope"), trial.metadata.get("scope")):
+    score = _score_payload(trial)
+    for name in (score["scope"] if score else None, trial.metadata.get("scope")):
         if isinstance(name, str) and name:
             return _LEGACY_NAMES.get(name, name)
     return "examples"

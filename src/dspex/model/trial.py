@@ -193,6 +193,9 @@ class Trial(Record):
     started_at: UtcDatetime
     finished_at: UtcDatetime | None = None
     events: tuple[TraceEvent, ...] = ()
+    event_format: int = Field(default=1, ge=1)
+    """The version of the event payload format (:data:`dspex.model.payloads.EVENT_FORMAT`);
+    records written before it was recorded read as 1."""
     metadata: JsonDict = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -18,7 +18,8 @@ from dspex.capture.recorder import TrialRecorder
 from dspex.config import get_settings
 from dspex.errors import CaptureError, UnsupportedOptimizerVersion
 from dspex.journal import ExperimentJournal
-from dspex.model import OptimizerInfo
+from dspex.model import EventKind, OptimizerInfo
+from dspex.model.payloads import Change, OptimizerEndPayload, OptimizerOutcome
 from dspex.optimizers.units import changes_between
 from dspex.redact import redact
 
@@ -205,8 +206,7 @@ class OptimizerHook:
             metadata={"role": "compile", "optimizer": self.name},
         )
         self.recorder.emit(
-            "orchestration",
-            "optimizer_start",
+            EventKind.OPTIMIZER_START,
             {"optimizer": self.name, "settings": self.info.settings},
         )
         hooks = lookup(HOOKS_KEY)
@@ -236,7 +236,7 @@ class OptimizerHook:
             self.degrade(_piece_of(exc, f"{self.name} hook: {step.__name__}"), exc)
             return None
 
-    def end_payload(self, outputs: Any, exception: BaseException | None) -> dict[str, Any]:
+    def end_payload(self, outputs: Any, exception: BaseException | None) -> OptimizerOutcome:
         """Extra ``optimizer_end`` fields (``best_candidate``, ``best_score``) of a subclass."""
         return {}
 
@@ -258,22 +258,19 @@ class OptimizerHook:
                 self.abandon(exception)
             except Exception:  # noqa: BLE001 - the journal closes what is left when it seals
                 logger.debug("dspex: could not close %s's open trials", self.name, exc_info=True)
-        payload = (
-            {} if self.degraded else (self._safely(self.end_payload, outputs, exception) or {})
-        )
+        outcome: OptimizerOutcome = {}
+        if not self.degraded:
+            outcome = self._safely(self.end_payload, outputs, exception) or outcome
         if self.degraded:
             self.result_trial_id = None
         assert self.recorder is not None
-        self.recorder.emit(
-            "orchestration",
-            "optimizer_end",
-            {
-                "optimizer": self.name,
-                "ok": exception is None,
-                "error": None if exception is None else f"{type(exception).__name__}: {exception}",
-                **payload,
-            },
-        )
+        payload: OptimizerEndPayload = {
+            "optimizer": self.name,
+            "ok": exception is None,
+            "error": None if exception is None else f"{type(exception).__name__}: {exception}",
+        }
+        payload.update(outcome)
+        self.recorder.emit(EventKind.OPTIMIZER_END, payload)
         trial_id = self.result_trial_id or self.recorder.trial_id
         self.journal.finish_trial(self.recorder, error=exception)
         remove_marks(outputs, self.optimizer, keep=self.inputs.values())
@@ -288,15 +285,14 @@ class OptimizerHook:
         changes from the student to ``program`` (None: the result is not a program whose
         variables say what changed); the trial's variables become ``program``'s."""
         assert self.recorder is not None
-        changes: list[dict[str, Any]] = []
+        changes: list[Change] = []
         if program is not None:
             name = self.journal.program_name
             before, after = variables_of(self.student, name), variables_of(program, name)
             changes = changes_between(before, after)
             self.journal.update_trial(self.recorder, program=program)
         self.recorder.emit(
-            "orchestration",
-            "candidate_created",
+            EventKind.CANDIDATE_CREATED,
             {
                 "optimizer": self.name,
                 "candidate": self.recorder.trial_id,

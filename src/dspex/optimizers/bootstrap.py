@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dspex.capture.callback import error_payload
+from dspex.capture.callback import error_event
 from dspex.capture.program import module_paths
+from dspex.model import EventKind
 from dspex.optimizers import register_hook
 from dspex.optimizers.base import OptimizerHook, Unrecognised
 from dspex.optimizers.patching import require_attribute
@@ -65,8 +66,7 @@ class BootstrapFewShotHook(OptimizerHook):
             )
         self.attempts += 1
         step_id = self.recorder.emit(
-            "orchestration",
-            "step",
+            EventKind.STEP,
             {
                 "optimizer": NAME,
                 "step": self.attempts,
@@ -78,9 +78,7 @@ class BootstrapFewShotHook(OptimizerHook):
         try:
             success = original(example, round_idx)
         except Exception as exc:
-            self.recorder.emit(
-                "orchestration", "error", error_payload(exc) or {}, parent_id=step_id
-            )
+            self.recorder.emit(EventKind.ERROR, error_event(exc), parent_id=step_id)
             raise
         after = self._trace_counts()
         gained = {
@@ -90,8 +88,7 @@ class BootstrapFewShotHook(OptimizerHook):
         }
         accepted = bool(success)
         self.recorder.emit(
-            "orchestration",
-            "decision",
+            EventKind.DECISION,
             {
                 "optimizer": NAME,
                 "step": self.attempts,

@@ -31,7 +31,8 @@ from typing import Any
 from dspex.capture.context import recording
 from dspex.capture.program import program_name, variables_of
 from dspex.capture.scoring import metric_name
-from dspex.model import Variables
+from dspex.model import EventKind, Variables
+from dspex.model.payloads import OptimizerOutcome, payload_of
 from dspex.optimizers import register_hook
 from dspex.optimizers.base import Unrecognised
 from dspex.optimizers.evaluating import EvaluatingHook
@@ -100,8 +101,7 @@ class CoproHook(EvaluatingHook):
             metadata={"role": "candidate", "optimizer": NAME},
         )
         recorder.emit(
-            "orchestration",
-            "candidate_created",
+            EventKind.CANDIDATE_CREATED,
             {
                 "optimizer": NAME,
                 "candidate": recorder.trial_id,
@@ -172,7 +172,8 @@ class CoproHook(EvaluatingHook):
         assert self.recorder is not None
         events = self.recorder.raw_events()
         for event in events[self._scanned :]:
-            if event.kind == "lm_call" and event.payload.get("module") in PROPOSERS:
+            call = payload_of(event, EventKind.LM_CALL)
+            if call is not None and call["module"] in PROPOSERS:
                 self.proposals.append(event.id)
         self._scanned = len(events)
 
@@ -186,8 +187,7 @@ class CoproHook(EvaluatingHook):
             self.steps.add(depth)
             assert self.recorder is not None
             self.recorder.emit(
-                "orchestration",
-                "step",
+                EventKind.STEP,
                 {
                     "optimizer": NAME,
                     "step": depth + 1,
@@ -233,8 +233,7 @@ class CoproHook(EvaluatingHook):
         variables = variables_of(program, self.root)
         candidate = _Candidate(recorder.trial_id, label, variables, _prefixes(program, self.root))
         step_id = recorder.emit(
-            "orchestration",
-            "step",
+            EventKind.STEP,
             {
                 "optimizer": NAME,
                 "step": depth + 1,
@@ -248,8 +247,7 @@ class CoproHook(EvaluatingHook):
             call = self.proposals[index] if index < len(self.proposals) else None
         name = names[predictor]
         recorder.emit(
-            "orchestration",
-            "decision",
+            EventKind.DECISION,
             {
                 "optimizer": NAME,
                 "step": depth + 1,
@@ -286,8 +284,7 @@ class CoproHook(EvaluatingHook):
                 }
             )
         recorder.emit(
-            "orchestration",
-            "candidate_created",
+            EventKind.CANDIDATE_CREATED,
             {
                 "optimizer": NAME,
                 "candidate": recorder.trial_id,
@@ -319,8 +316,7 @@ class CoproHook(EvaluatingHook):
         winner = max(entries, key=lambda c: c.score or 0.0)  # first of the best, as COPRO
         self.holding[done.predictor] = winner
         self.recorder.emit(
-            "orchestration",
-            "decision",
+            EventKind.DECISION,
             {
                 "optimizer": NAME,
                 "step": done.depth + 1,
@@ -354,8 +350,7 @@ class CoproHook(EvaluatingHook):
         self.result_trial_id = self.best.trial_id
         everything = [c for entries in self.entries.values() for c in entries.values()]
         self.recorder.emit(
-            "orchestration",
-            "decision",
+            EventKind.DECISION,
             {
                 "optimizer": NAME,
                 "step": None,
@@ -368,7 +363,7 @@ class CoproHook(EvaluatingHook):
             },
         )
 
-    def end_payload(self, outputs: Any, exception: BaseException | None) -> dict[str, Any]:
+    def end_payload(self, outputs: Any, exception: BaseException | None) -> OptimizerOutcome:
         if self.best is None:
             return {}
         return {"best_candidate": self.best.trial_id, "best_score": self.best.score}

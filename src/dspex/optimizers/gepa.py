@@ -45,6 +45,7 @@ from dspex.capture.context import active_recorder, recording
 from dspex.capture.program import module_paths, program_name
 from dspex.capture.scoring import metric_name
 from dspex.errors import CaptureError
+from dspex.model.payloads import OptimizerOutcome
 from dspex.optimizers import register_hook
 from dspex.optimizers.base import OptimizerHook, Unrecognised
 from dspex.optimizers.gepa_records import GepaRecords
@@ -246,7 +247,7 @@ class GepaHook(OptimizerHook):
 
     # -- the end ------------------------------------------------------------------------
 
-    def end_payload(self, outputs: Any, exception: BaseException | None) -> dict[str, Any]:
+    def end_payload(self, outputs: Any, exception: BaseException | None) -> OptimizerOutcome:
         return self.records.end_payload()
 
     def conclude(self, outputs: Any, exception: BaseException | None) -> None:

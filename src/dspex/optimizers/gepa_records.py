@@ -12,11 +12,12 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from dspex.capture.callback import error_payload
+from dspex.capture.callback import error_event
 from dspex.capture.program import variables_of
 from dspex.capture.recorder import TrialRecorder
 from dspex.errors import CaptureError
-from dspex.model import PredictorVariables, Variables
+from dspex.model import EventKind, PredictorVariables, Variables
+from dspex.model.payloads import ExampleResultExtra, OptimizerOutcome
 from dspex.optimizers.gepa_run import (
     Batch,
     Candidate,
@@ -102,34 +103,54 @@ class GepaRecords:
             self.journal.finish_trial(batch.recorder, example_results=batch.results, error=error)
         self._finish_iteration(error=error)
 
-    def end_payload(self) -> dict[str, Any]:
-        payload: dict[str, Any] = {
+    def end_payload(self) -> OptimizerOutcome:
+        payload: OptimizerOutcome = {
             "budget": dict(self.budget),
             "pareto_front": [
                 self.candidates[i].trial_id for i in self.front if i in self.candidates
             ],
         }
         if self.best is not None:
-            payload.update(best_candidate=self.best[0].trial_id, best_score=self.best[1])
+            payload["best_candidate"] = self.best[0].trial_id
+            payload["best_score"] = self.best[1]
         return payload
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _emit(self, kind: str, payload: dict[str, Any], recorder: TrialRecorder | None = None):
+    def _decision(
+        self,
+        recorder: TrialRecorder | None,
+        decision: str,
+        *,
+        step: int | None = None,
+        strategy: str | None = None,
+        rationale: str | None = None,
+        action: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> str:
+        """A ``decision`` on ``recorder``'s trial (None: the compile's)."""
         target = recorder if recorder is not None else self.recorder
-        assert target is not None
-        return target.emit("orchestration", kind, {"optimizer": NAME, **payload})
+        return target.emit(
+            EventKind.DECISION,
+            {
+                "optimizer": NAME,
+                "decision": decision,
+                "strategy": strategy,
+                "rationale": rationale,
+                "action": action,
+                "details": details or {},
+                "step": step,
+            },
+        )
 
-    def _decision(self, recorder: TrialRecorder | None, decision: str, **fields: Any) -> str:
-        payload = {
-            "decision": decision,
-            "strategy": fields.pop("strategy", None),
-            "rationale": fields.pop("rationale", None),
-            "action": fields.pop("action", None),
-            "details": fields.pop("details", {}),
-            **fields,
-        }
-        return self._emit("decision", payload, recorder)
+    def _step(self, recorder: TrialRecorder, batch: list[int], details: dict[str, Any]) -> str:
+        """The ``step`` on the compile's trial and on ``recorder``'s; returns the latter's id."""
+        for target in (self.recorder, recorder):
+            event_id = target.emit(
+                EventKind.STEP,
+                {"optimizer": NAME, "step": self.step, "batch": batch, "details": details},
+            )
+        return event_id
 
     def _variables(self, parent: Candidate, texts: dict[str, str]) -> Variables:
         predictors = dict(parent.variables.predictors)
@@ -140,7 +161,11 @@ class GepaRecords:
         return parent.variables.replace(predictors=predictors)
 
     def _open_batch(
-        self, recorder: TrialRecorder, examples: list[Any], phase: str, **extra: Any
+        self,
+        recorder: TrialRecorder,
+        examples: list[Any],
+        phase: str,
+        extra: ExampleResultExtra | None = None,
     ) -> Batch:
         self.batch = Batch(recorder, examples, self.metric, phase=phase, extra=extra)
         return self.batch
@@ -161,16 +186,16 @@ class GepaRecords:
             0, seed.trial_id, "candidate 0", variables_of(self.student, self.root)
         )
         candidate.texts = dict(event.get("seed_candidate") or {})
-        self._emit(
-            "candidate_created",
+        seed.emit(
+            EventKind.CANDIDATE_CREATED,
             {
+                "optimizer": NAME,
                 "candidate": seed.trial_id,
                 "name": "candidate 0",
                 "parents": [],
                 "strategy": None,
                 "changes": [],
             },
-            seed,
         )
         self.journal.finish_trial(seed)
         self.candidates[0] = candidate
@@ -184,7 +209,7 @@ class GepaRecords:
             variables=variables,
             metadata={"role": "validation", "optimizer": NAME, "scope": "full"},
         )
-        self._open_batch(recorder, self.valset, "valset", candidate=parent)
+        self._open_batch(recorder, self.valset, "valset", {"candidate": parent})
 
     def on_valset_evaluated(self, event: dict[str, Any]) -> None:
         index = int(event["candidate_idx"])
@@ -288,9 +313,7 @@ class GepaRecords:
             metadata={"role": "candidate", "optimizer": NAME, "iteration": self.step},
         )
         self.iteration = Iteration(self.step, recorder, parents=[parent], minibatch=batch)
-        step = {"step": self.step, "batch": batch, "details": self._step_details(parent)}
-        self._emit("step", step)
-        self.iteration.step_event = self._emit("step", step, recorder)
+        self.iteration.step_event = self._step(recorder, batch, self._step_details(parent))
         best_on = leads(self.candidates)
         self._decision(
             recorder,
@@ -332,8 +355,7 @@ class GepaRecords:
                 iteration.recorder,
                 self.trainset,
                 "before",
-                candidate=parent.trial_id,
-                candidate_name=parent.name,
+                {"candidate": parent.trial_id, "candidate_name": parent.name},
             )
         else:
             self._open_batch(iteration.recorder, self.trainset, "after")
@@ -437,16 +459,16 @@ class GepaRecords:
         iteration.texts = texts
         iteration.variables = self._variables(parent, changed)
         self.journal.update_trial(iteration.recorder, variables=iteration.variables)
-        self._emit(
-            "candidate_created",
+        iteration.recorder.emit(
+            EventKind.CANDIDATE_CREATED,
             {
+                "optimizer": NAME,
                 "candidate": iteration.recorder.trial_id,
                 "name": self.trial_name(iteration),
                 "parents": [p.trial_id for p in iteration.parents],
                 "strategy": strategy,
                 "changes": changes_between(parent.variables, iteration.variables),
             },
-            iteration.recorder,
         )
 
     @staticmethod
@@ -600,7 +622,12 @@ class GepaRecords:
     def on_error(self, event: dict[str, Any]) -> None:
         recorder = self.iteration.recorder if self.iteration is not None else self.recorder
         assert recorder is not None
-        recorder.emit("orchestration", "error", error_payload(event.get("exception")) or {})
+        exc = event.get("exception")
+        if isinstance(exc, BaseException):
+            recorder.emit(EventKind.ERROR, error_event(exc))
+        else:  # GEPA reported an error without an exception: still a failure on record
+            text = "GEPA reported an error" if exc is None else str(exc)
+            recorder.emit(EventKind.ERROR, {"type": "", "message": text, "traceback": ""})
 
     # -- merges ---------------------------------------------------------------------------
 
@@ -616,9 +643,7 @@ class GepaRecords:
         iteration = Iteration(self.step, recorder, parents=[first, second], minibatch=ids)
         iteration.merge = True
         self.iteration = iteration
-        step = {"step": self.step, "batch": ids, "details": self._step_details(first, "merge")}
-        self._emit("step", step)
-        iteration.step_event = self._emit("step", step, recorder)
+        iteration.step_event = self._step(recorder, ids, self._step_details(first, "merge"))
         self._decision(
             recorder,
             f"Merge {first.name} and {second.name}",

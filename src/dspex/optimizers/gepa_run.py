@@ -16,6 +16,7 @@ from typing import Any
 
 from dspex.capture.recorder import TrialRecorder
 from dspex.model import ExampleResult, ScoreScope, Variables
+from dspex.model.payloads import ExampleResultExtra
 from dspex.optimizers.units import mean_score, record_runs
 
 __all__ = [
@@ -66,12 +67,12 @@ class Batch:
         metric: str,
         *,
         phase: str,
-        extra: dict[str, Any] | None = None,
+        extra: ExampleResultExtra | None = None,
     ) -> None:
         self.recorder = recorder
         self.metric = metric
         self.phase = phase
-        self.extra = {"phase": phase, **(extra or {})}
+        self.extra: ExampleResultExtra = {"phase": phase, **(extra or {})}
         self._index = {id(example): i for i, example in enumerate(examples)}
         self._lock = threading.Lock()
         self.results: list[ExampleResult] = []

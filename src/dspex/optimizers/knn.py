@@ -32,6 +32,7 @@ from dspex.capture.context import active_recorder, lookup, pop, push
 from dspex.capture.instrument import HOOKS_KEY, with_hook
 from dspex.capture.jsonable import jsonable
 from dspex.capture.program import module_paths, program_name, variables_of
+from dspex.model import EventKind
 from dspex.optimizers import register_context_hook, register_hook
 from dspex.optimizers.base import OptimizerHook
 from dspex.optimizers.patching import require_attribute, unsupported
@@ -92,8 +93,7 @@ class KnnFewShotHook(OptimizerHook):
             knn = self.optimizer.KNN
             settings = jsonable(dict(self.optimizer.few_shot_bootstrap_args))
             self.recorder.emit(
-                "orchestration",
-                "decision",
+                EventKind.DECISION,
                 {
                     "optimizer": NAME,
                     "step": None,
@@ -162,8 +162,7 @@ class KnnRetrievalHook(OptimizerHook):
         }
         bootstrapped = sum(1 for ds in demos.values() for d in ds if d.get("augmented"))
         self.recorder.emit(
-            "orchestration",
-            "decision",
+            EventKind.DECISION,
             {
                 "optimizer": NAME,
                 "step": None,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from dspex.capture.program import program_name
+from dspex.model import EventKind
 from dspex.optimizers import register_hook
 from dspex.optimizers.base import OptimizerHook
 
@@ -42,8 +43,7 @@ class LabeledFewShotHook(OptimizerHook):
         sample = self.inputs.get("sample", True)
         k = getattr(self.optimizer, "k", None)
         self.recorder.emit(
-            "orchestration",
-            "decision",
+            EventKind.DECISION,
             {
                 "optimizer": NAME,
                 "step": None,

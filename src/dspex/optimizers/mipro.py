@@ -33,6 +33,8 @@ from dspex.capture.jsonable import jsonable
 from dspex.capture.program import variables_of
 from dspex.capture.recorder import TrialRecorder
 from dspex.capture.scoring import metric_name
+from dspex.model import EventKind
+from dspex.model.payloads import OptimizerOutcome
 from dspex.optimizers import register_hook
 from dspex.optimizers.base import PRIVATE_MARK, OptimizerHook, Unrecognised
 from dspex.optimizers.patching import require_attribute, unsupported
@@ -107,8 +109,7 @@ class MiproHook(OptimizerHook):
         }
         count = len(next(iter(sets.values()), []))
         self.recorder.emit(
-            "orchestration",
-            "decision",
+            EventKind.DECISION,
             {
                 "optimizer": NAME,
                 "step": 1,
@@ -149,8 +150,7 @@ class MiproHook(OptimizerHook):
         # DSPy puts the original instruction in slot 0 (see _on_propose_instructions)
         used = index != 0
         self.recorder.emit(
-            "orchestration",
-            "decision",
+            EventKind.DECISION,
             {
                 "optimizer": NAME,
                 "step": 2,
@@ -186,8 +186,7 @@ class MiproHook(OptimizerHook):
             ]
             self.instruction_sets[int(predictor)] = texts
             self.recorder.emit(
-                "orchestration",
-                "decision",
+                EventKind.DECISION,
                 {
                     "optimizer": NAME,
                     "step": 2,
@@ -221,8 +220,7 @@ class MiproHook(OptimizerHook):
             metadata={"role": "candidate", "optimizer": NAME, "optuna_trial": number},
         )
         recorder.emit(
-            "orchestration",
-            "decision",
+            EventKind.DECISION,
             {
                 "optimizer": NAME,
                 "step": 3,
@@ -238,8 +236,7 @@ class MiproHook(OptimizerHook):
         )
         name = self.journal.program_name
         recorder.emit(
-            "orchestration",
-            "candidate_created",
+            EventKind.CANDIDATE_CREATED,
             {
                 "optimizer": NAME,
                 "candidate": recorder.trial_id,
@@ -334,7 +331,7 @@ class MiproHook(OptimizerHook):
             if self.result_trial_id is not None:
                 delattr(outputs, TAG)
 
-    def end_payload(self, outputs: Any, exception: BaseException | None) -> dict[str, Any]:
+    def end_payload(self, outputs: Any, exception: BaseException | None) -> OptimizerOutcome:
         if not self.full_scores:
             return {}
         best = max(self.full_scores, key=lambda trial_id: self.full_scores[trial_id])

@@ -26,7 +26,8 @@ from typing import Any
 from dspex.capture.context import recording
 from dspex.capture.program import program_name, variables_of
 from dspex.capture.scoring import metric_name
-from dspex.model import Variables
+from dspex.model import EventKind, Variables
+from dspex.model.payloads import OptimizerOutcome
 from dspex.optimizers import register_hook
 from dspex.optimizers.base import RESULT_MARK, Unrecognised
 from dspex.optimizers.evaluating import EvaluatingHook
@@ -139,8 +140,7 @@ class RandomSearchHook(EvaluatingHook):
         self.candidates.append(candidate)
         demos = {name: len(p.demos) for name, p in variables.predictors.items()}
         recorder.emit(
-            "orchestration",
-            "decision",
+            EventKind.DECISION,
             {
                 "optimizer": NAME,
                 "step": None,
@@ -158,8 +158,7 @@ class RandomSearchHook(EvaluatingHook):
             },
         )
         recorder.emit(
-            "orchestration",
-            "candidate_created",
+            EventKind.CANDIDATE_CREATED,
             {
                 "optimizer": NAME,
                 "candidate": recorder.trial_id,
@@ -186,8 +185,7 @@ class RandomSearchHook(EvaluatingHook):
         stop = getattr(self.optimizer, "stop_at_score", None)
         stopped = len(self.candidates) < self._planned()
         self.recorder.emit(
-            "orchestration",
-            "decision",
+            EventKind.DECISION,
             {
                 "optimizer": NAME,
                 "step": None,
@@ -211,7 +209,7 @@ class RandomSearchHook(EvaluatingHook):
         seeds = range(-3, int(getattr(self.optimizer, "num_candidate_sets", 0)))
         return len([s for s in seeds if restrict is None or s in set(restrict)])
 
-    def end_payload(self, outputs: Any, exception: BaseException | None) -> dict[str, Any]:
+    def end_payload(self, outputs: Any, exception: BaseException | None) -> OptimizerOutcome:
         if self.best is None:
             return {}
         return {"best_candidate": self.best.trial_id, "best_score": self.best.score}

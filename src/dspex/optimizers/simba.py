@@ -29,14 +29,15 @@ import threading
 from numbers import Integral
 from typing import Any
 
-from dspex.capture.callback import error_payload
+from dspex.capture.callback import error_event
 from dspex.capture.context import recording
 from dspex.capture.instrument import guarded
 from dspex.capture.program import module_paths, variables_of
 from dspex.capture.recorder import TrialRecorder
 from dspex.capture.scoring import metric_name
 from dspex.errors import CaptureError
-from dspex.model import Variables
+from dspex.model import EventKind, Variables
+from dspex.model.payloads import ExampleResultExtra, OptimizerOutcome, StepPayload, payload_of
 from dspex.optimizers import register_hook
 from dspex.optimizers.base import PRIVATE_MARK, OptimizerHook, Unrecognised
 from dspex.optimizers.patching import (
@@ -151,8 +152,7 @@ class SimbaHook(OptimizerHook):
         variables = variables_of(self.student, self.journal.program_name)
         candidate = _Candidate(recorder.trial_id, "candidate 0", 0, variables)
         recorder.emit(
-            "orchestration",
-            "candidate_created",
+            EventKind.CANDIDATE_CREATED,
             {
                 "optimizer": "SIMBA",
                 "candidate": recorder.trial_id,
@@ -177,8 +177,13 @@ class SimbaHook(OptimizerHook):
     def _paths(self, program: Any) -> dict[int, str]:
         return module_paths(program, self.journal.program_name)
 
-    def _step_payload(self) -> dict[str, Any]:
-        return {"optimizer": "SIMBA", "step": self.step, "batch": list(self.batch), "details": {}}
+    def _step_payload(self, details: dict[str, Any] | None = None) -> StepPayload:
+        return {
+            "optimizer": "SIMBA",
+            "step": self.step,
+            "batch": list(self.batch),
+            "details": details or {},
+        }
 
     def _unit(
         self, recorder: TrialRecorder, expected: int, scope: str, **kw: Any
@@ -214,22 +219,20 @@ class SimbaHook(OptimizerHook):
         temperatures = [getattr(m, "kwargs", {}).get("temperature") for m in models]
         assert self.recorder is not None
         self.step_event = self.recorder.emit(
-            "orchestration",
-            "step",
-            {
-                **self._step_payload(),
-                "details": {
+            EventKind.STEP,
+            self._step_payload(
+                {
                     "samples_per_example": len(models),
                     "temperatures": temperatures,
                     "temperature_for_sampling": self.optimizer.temperature_for_sampling,
-                },
-            },
+                }
+            ),
         )
         recorder = self.journal.new_trial(
             name=f"step {self.step} trajectory sampling",
             metadata={"role": "sampling", "optimizer": "SIMBA", "step": self.step},
         )
-        recorder.emit("orchestration", "step", self._step_payload())
+        recorder.emit(EventKind.STEP, self._step_payload())
         self.sampled = {}
         self.sampling = self._unit(
             recorder,
@@ -245,12 +248,12 @@ class SimbaHook(OptimizerHook):
     def _summarize_sampling(self, unit: EvaluationUnit) -> None:
         runs: dict[str, int] = {}
         for event in unit.recorder.raw_events():
-            if event.kind == "example_result":
-                name = str(event.payload.get("candidate_name"))
+            result = payload_of(event, EventKind.EXAMPLE_RESULT)
+            if result is not None:
+                name = str(result["candidate_name"] if "candidate_name" in result else None)
                 runs[name] = runs.get(name, 0) + 1
         unit.recorder.emit(
-            "orchestration",
-            "decision",
+            EventKind.DECISION,
             {
                 "optimizer": "SIMBA",
                 "step": self.step,
@@ -273,7 +276,9 @@ class SimbaHook(OptimizerHook):
         unit.adopt(program, self._paths(program))
         return unit.runner(wrapped, self._index_of, extra, hook=self)
 
-    def _unit_for(self, program: Any, candidate: _Candidate) -> tuple[EvaluationUnit, dict]:
+    def _unit_for(
+        self, program: Any, candidate: _Candidate
+    ) -> tuple[EvaluationUnit, ExampleResultExtra]:
         if candidate.unit is not None and not candidate.unit.closed:
             return candidate.unit, {}
         if self.phase == "sampling" and self.sampling is not None:
@@ -335,7 +340,7 @@ class SimbaHook(OptimizerHook):
             metadata={"role": "candidate", "optimizer": "SIMBA", "step": self.step},
         )
         stats = bucket_stats(bucket)
-        step_id = recorder.emit("orchestration", "step", self._step_payload())
+        step_id = recorder.emit(EventKind.STEP, self._step_payload())
         example = self._index_of(bucket[0]["example"])
         dropped = int(local["num_demos_to_drop"])
         details = {
@@ -352,8 +357,7 @@ class SimbaHook(OptimizerHook):
             "batch_90p_score": _number(kwargs.get("batch_90p_score")),
         }
         recorder.emit(
-            "orchestration",
-            "decision",
+            EventKind.DECISION,
             {
                 "optimizer": "SIMBA",
                 "step": self.step,
@@ -376,7 +380,7 @@ class SimbaHook(OptimizerHook):
             with recording(recorder):
                 result = strategy(bucket, system, **kwargs)
         except Exception as exc:
-            recorder.emit("orchestration", "error", error_payload(exc) or {}, parent_id=step_id)
+            recorder.emit(EventKind.ERROR, error_event(exc), parent_id=step_id)
             self.journal.finish_trial(recorder, error=exc)
             raise
         self._emit_outcome(recorder, step_id, name, result, stats, details, mark)
@@ -433,8 +437,7 @@ class SimbaHook(OptimizerHook):
             )
             action, outcome = "Appended the best trajectory's calls as demos", {}
         recorder.emit(
-            "orchestration",
-            "decision",
+            EventKind.DECISION,
             {
                 "optimizer": "SIMBA",
                 "step": self.step,
@@ -462,8 +465,7 @@ class SimbaHook(OptimizerHook):
             recorder, program=system, name=label, metadata={"candidate": number}
         )
         recorder.emit(
-            "orchestration",
-            "candidate_created",
+            EventKind.CANDIDATE_CREATED,
             {
                 "optimizer": "SIMBA",
                 "candidate": recorder.trial_id,
@@ -492,8 +494,7 @@ class SimbaHook(OptimizerHook):
         if scored and self.recorder is not None:
             winner, best = max(scored, key=lambda cs: cs[1] or 0.0)  # first of the best
             self.recorder.emit(
-                "orchestration",
-                "decision",
+                EventKind.DECISION,
                 {
                     "optimizer": "SIMBA",
                     "step": self.step,
@@ -535,8 +536,7 @@ class SimbaHook(OptimizerHook):
         best, score = max(validated, key=lambda cs: cs[1])
         self.best = (best, score)
         self.recorder.emit(
-            "orchestration",
-            "decision",
+            EventKind.DECISION,
             {
                 "optimizer": "SIMBA",
                 "step": None,
@@ -549,7 +549,7 @@ class SimbaHook(OptimizerHook):
             },
         )
 
-    def end_payload(self, outputs: Any, exception: BaseException | None) -> dict[str, Any]:
+    def end_payload(self, outputs: Any, exception: BaseException | None) -> OptimizerOutcome:
         best = getattr(self, "best", None)
         if best is None:
             return {}
@@ -583,7 +583,8 @@ def _items(advice: Any) -> list[tuple[str, Any]]:
 def _feedback_outputs(recorder: TrialRecorder, mark: int) -> dict[str, Any] | None:
     """The outputs of the OfferFeedback call recorded after position ``mark``, if any."""
     for event in recorder.raw_events()[mark:]:
-        outputs = event.payload.get("outputs") if event.kind == "module_end" else None
+        end = payload_of(event, EventKind.MODULE_END)
+        outputs = end["outputs"] if end is not None else None
         if isinstance(outputs, dict) and "module_advice" in outputs:
             return outputs
     return None

@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from dspex.capture import scoring
 from dspex.capture.context import recording
@@ -40,7 +40,8 @@ from dspex.capture.scoring import (
     usage_of,
 )
 from dspex.journal import ExperimentJournal
-from dspex.model import ErrorInfo, ExampleResult, ScoreScope, Trial, Variables
+from dspex.model import ErrorInfo, EventKind, ExampleResult, ScoreScope, Trial, Variables
+from dspex.model.payloads import CandidateScores, Change, ExampleResultExtra, payload_of
 
 __all__ = [
     "EvaluationUnit",
@@ -55,9 +56,9 @@ __all__ = [
 ]
 
 
-def changes_between(before: Variables, after: Variables) -> list[dict[str, Any]]:
+def changes_between(before: Variables, after: Variables) -> list[Change]:
     """Per predictor, the instructions and demos that differ (``candidate_created`` changes)."""
-    changes: list[dict[str, Any]] = []
+    changes: list[Change] = []
     for name, new in after.predictors.items():
         old = before.predictors.get(name)
         if old is None or old.instructions != new.instructions:
@@ -106,7 +107,7 @@ def record_runs(
     runs: Iterable[tuple[int, Any, Any, Any]],
     metric: str,
     *,
-    extra: dict[str, Any] | None = None,
+    extra: ExampleResultExtra | None = None,
 ) -> list[ExampleResult]:
     """ExampleResults (and ``example_result`` events) of runs another component executed
     (``dspy.Evaluate`` inside MIPROv2, COPRO, random search; GEPA's adapter).
@@ -123,7 +124,7 @@ def record_runs(
             None if empty else prediction,
             value,
             NO_PREDICTION if empty else None,
-            extra=dict(extra or {}),
+            extra=extra.copy() if extra else {},
         )
         results.append(record_example(recorder, run, metric))
     return results
@@ -140,7 +141,7 @@ def record_score(
     metric: str,
     scope: str,
     candidate: str | None,
-    scored_extra: dict[str, Any] | None = None,
+    scored_extra: CandidateScores | None = None,
 ) -> tuple[float | None, ScoreScope | None]:
     """Emit the score of ``results`` (``trial_score``, and ``candidate_scored`` for
     ``candidate``); return it with its scope, for the trial's record."""
@@ -160,7 +161,7 @@ def finish_scored(
     candidate: str | None,
     score_trial: bool = True,
     error: BaseException | None = None,
-    scored_extra: dict[str, Any] | None = None,
+    scored_extra: CandidateScores | None = None,
 ) -> Trial:
     """:func:`record_score`, then finish the trial with the score and its scope.
 
@@ -191,7 +192,7 @@ def finish_evaluated(
     *,
     metric: str,
     index: dict[int, int],
-    score_key: str,
+    score_key: Literal["search_score", "copro_score"],
 ) -> Trial:
     """Finish a candidate's trial from what its ``dspy.Evaluate`` call returned (COPRO,
     the random search): its examples (numbered by ``index``, ``id(example)`` -> position in
@@ -201,6 +202,10 @@ def finish_evaluated(
         (index.get(id(example), i), example, prediction, value)
         for i, (example, prediction, value) in enumerate(getattr(result, "results", []) or [])
     ]
+    score = number_or_none(getattr(result, "score", None))
+    own: CandidateScores = (
+        {"copro_score": score} if score_key == "copro_score" else {"search_score": score}
+    )
     return finish_scored(
         journal,
         recorder,
@@ -208,7 +213,7 @@ def finish_evaluated(
         metric=metric,
         scope="full",
         candidate=recorder.trial_id,
-        scored_extra={score_key: number_or_none(getattr(result, "score", None))},
+        scored_extra=own,
     )
 
 
@@ -268,7 +273,7 @@ class EvaluationUnit:
         self,
         wrapped: Callable[[Any], dict[str, Any]],
         index_of: Callable[[Any], int],
-        extra: dict[str, Any] | None = None,
+        extra: ExampleResultExtra | None = None,
         *,
         hook: Instrumented | None = None,
     ) -> Callable[[Any], dict[str, Any]]:
@@ -302,18 +307,12 @@ class EvaluationUnit:
         example: Any,
         index: int,
         latency_ms: float,
-        extra: dict[str, Any] | None,
+        extra: ExampleResultExtra | None,
     ) -> None:
         raw = run_recorder.raw_events()
         # wrap_program swallows the program's exception (a warning): find it in the run
-        error = next(
-            (
-                e.payload["error"]
-                for e in raw
-                if e.kind == "module_end" and e.parent_id is None and e.payload.get("error")
-            ),
-            None,
-        )
+        ends = (payload_of(e, EventKind.MODULE_END) for e in raw if e.parent_id is None)
+        error = next((end["error"] for end in ends if end is not None and end["error"]), None)
         raw_score = output.get("score", 0.0)
         tokens, cost = usage_of(raw)
         run = ExampleRun(

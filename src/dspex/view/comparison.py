@@ -26,7 +26,7 @@ from dspex.analysis import (
     settings_diff,
 )
 from dspex.errors import NotComparableError
-from dspex.model import Experiment, ScoreScope, Trial, scope_of
+from dspex.model import EventKind, Experiment, ScoreScope, Trial, scope_of
 from dspex.model.stats import percentile
 from dspex.view.timeline import Change, format_score, variables_diff
 
@@ -171,7 +171,7 @@ def _costs(a: Trial, b: Trial) -> tuple[CostRow, ...]:
         return float(sum(getattr(r, attribute) or 0 for r in trial.example_results))
 
     def lm_calls(trial: Trial) -> float:
-        return float(sum(1 for e in trial.events if e.kind.value == "lm_call"))
+        return float(sum(1 for e in trial.events if e.kind is EventKind.LM_CALL))
 
     def errors(trial: Trial) -> float:
         return float(sum(1 for r in trial.example_results if r.error is not None))

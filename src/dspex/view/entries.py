@@ -1,16 +1,37 @@
 """How each kind of trace event reads: its title, short fields and long texts.
 
-One function per event kind, chosen by :func:`describe`; block headers (timestamp,
-worker, program, variables in effect) come from :func:`block_header`. Payload keys
-follow ``docs/data-model.md``; a key that is missing is left out, never guessed.
+One function per event kind, chosen by :func:`describe`, reading that kind's payload
+type (:mod:`dspex.model.payloads`); block headers (timestamp, worker, program, variables
+in effect) come from :func:`block_header`. A key that is missing is left out, never
+guessed; a value of an unexpected shape (a record from elsewhere) shows as it is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from dspex.model import TraceEvent, Trial
+from dspex.model import EventKind, TraceEvent, Trial
+from dspex.model.payloads import (
+    AdapterPayload,
+    CandidateCreatedPayload,
+    CandidateScoredPayload,
+    DecisionPayload,
+    ErrorEventPayload,
+    ExampleResultPayload,
+    LmCallPayload,
+    LogPayload,
+    ModuleEndPayload,
+    ModuleStartPayload,
+    OptimizerEndPayload,
+    OptimizerStartPayload,
+    StepPayload,
+    ToolCallPayload,
+    TrialScorePayload,
+    common_of,
+    payload_of,
+    typed_payload,
+)
 from dspex.redact import redact
 from dspex.view.timeline import Description, Entry, format_score, short_json
 
@@ -66,51 +87,55 @@ def _error_texts(error: Any) -> list[tuple[str, str]]:
 # -- orchestration -----------------------------------------------------------------
 
 
-def _optimizer_start(p: dict[str, Any]) -> tuple[str, Fields, list[tuple[str, str]]]:
-    fields: Fields = []
-    _put(fields, "Optimizer", p.get("optimizer"))
-    _put(fields, "Settings", redact(p.get("settings")))
-    return f"Optimizer start: {p.get('optimizer', '?')}", fields, []
+Described = tuple[str, Fields, list[tuple[str, str]]]
 
 
-def _optimizer_end(p: dict[str, Any]) -> tuple[str, Fields, list[tuple[str, str]]]:
+def _optimizer_start(p: OptimizerStartPayload) -> Described:
     fields: Fields = []
-    _put(fields, "Best candidate", p.get("best_candidate"))
+    _put(fields, "Optimizer", p["optimizer"])
+    _put(fields, "Settings", redact(p["settings"]))
+    return f"Optimizer start: {p['optimizer'] or '?'}", fields, []
+
+
+def _optimizer_end(p: OptimizerEndPayload) -> Described:
+    fields: Fields = []
+    if "best_candidate" in p:
+        _put(fields, "Best candidate", p["best_candidate"])
     if "best_score" in p:
-        fields.append(("Best score", format_score(_num(p.get("best_score")))))
-    return f"Optimizer end: {p.get('optimizer', '?')}", fields, []
+        fields.append(("Best score", format_score(_num(p["best_score"]))))
+    return f"Optimizer end: {p['optimizer'] or '?'}", fields, []
 
 
-def _step(p: dict[str, Any]) -> tuple[str, Fields, list[tuple[str, str]]]:
+def _step(p: StepPayload) -> Described:
     fields: Fields = []
-    _put(fields, "Batch", p.get("batch"))
-    _put(fields, "Details", p.get("details"))
-    return f"Step {p.get('step', '?')}", fields, []
+    _put(fields, "Batch", p["batch"])
+    _put(fields, "Details", p["details"])
+    return f"Step {_shown(p['step'])}", fields, []
 
 
-def _decision(p: dict[str, Any]) -> tuple[str, Fields, list[tuple[str, str]]]:
+def _decision(p: DecisionPayload) -> Described:
     fields: Fields = []
-    _put(fields, "Decision", p.get("decision"), None)
-    _put(fields, "Strategy", p.get("strategy"))
-    _put(fields, "Rationale", p.get("rationale"), None)
-    _put(fields, "Action", p.get("action"), 400)
+    _put(fields, "Decision", p["decision"], None)
+    _put(fields, "Strategy", p["strategy"])
+    _put(fields, "Rationale", p["rationale"], None)
+    _put(fields, "Action", p["action"], 400)
     texts = []
-    action = p.get("action")
+    action = p["action"]
     if isinstance(action, str) and len(action) > 400:
         texts.append(("action", action))
-    if p.get("details"):
-        texts.append(("details", _pretty(p.get("details"))))
+    if p["details"]:
+        texts.append(("details", _pretty(p["details"])))
     return "Decision", fields, texts
 
 
-def _candidate_created(p: dict[str, Any]) -> tuple[str, Fields, list[tuple[str, str]]]:
-    name = p.get("name") or p.get("candidate") or "?"
+def _candidate_created(p: CandidateCreatedPayload) -> Described:
+    name = p["name"] or p["candidate"] or "?"
     fields: Fields = [("Action", f"Created program configuration {name}")]
-    _put(fields, "Candidate", p.get("candidate"))
-    _put(fields, "Parents", ", ".join(str(x) for x in _list(p.get("parents"))))
-    _put(fields, "Strategy", p.get("strategy"))
+    _put(fields, "Candidate", p["candidate"])
+    _put(fields, "Parents", ", ".join(str(x) for x in _list(p["parents"])))
+    _put(fields, "Strategy", p["strategy"])
     texts = []
-    for change in _list(p.get("changes")):
+    for change in _list(p["changes"]):
         fields.append(("Change", describe_change(change)))
         if isinstance(change, dict):
             label = f"{change.get('predictor', '?')}.{change.get('field', '?')} after"
@@ -118,38 +143,38 @@ def _candidate_created(p: dict[str, Any]) -> tuple[str, Fields, list[tuple[str, 
     return f"Candidate created: {name}", fields, texts
 
 
-def _candidate_scored(p: dict[str, Any]) -> tuple[str, Fields, list[tuple[str, str]]]:
+def _candidate_scored(p: CandidateScoredPayload) -> Described:
     fields: Fields = []
-    _put(fields, "Candidate", p.get("candidate"))
-    fields.append(("Score", format_score(_num(p.get("score")))))
-    _put(fields, "Scope", p.get("scope"))
-    _put(fields, "N", p.get("n"))
+    _put(fields, "Candidate", p["candidate"])
+    fields.append(("Score", format_score(_num(p["score"]))))
+    _put(fields, "Scope", p["scope"])
+    _put(fields, "N", p["n"])
     return "Candidate scored", fields, []
 
 
 # -- execution ---------------------------------------------------------------------
 
 
-def _module_start(p: dict[str, Any]) -> tuple[str, Fields, list[tuple[str, str]]]:
+def _module_start(p: ModuleStartPayload) -> Described:
     fields: Fields = []
-    _put(fields, "Class", p.get("class"))
-    _put(fields, "Signature", p.get("signature"))
-    _put(fields, "Inputs", p.get("inputs"))
-    return f"{p.get('module', '?')} ({p.get('class', '?')})", fields, []
+    _put(fields, "Class", p["class"])
+    _put(fields, "Signature", p["signature"])
+    _put(fields, "Inputs", p["inputs"])
+    return f"{_shown(p['module'])} ({_shown(p['class'])})", fields, []
 
 
-def _module_end(p: dict[str, Any]) -> tuple[str, Fields, list[tuple[str, str]]]:
+def _module_end(p: ModuleEndPayload) -> Described:
     fields: Fields = []
-    _put(fields, "Outputs", p.get("outputs"))
-    _put(fields, "Latency", format_ms(p.get("latency_ms")))
-    return f"{p.get('module', '?')} finished", fields, _error_texts(p.get("error"))
+    _put(fields, "Outputs", p["outputs"])
+    _put(fields, "Latency", format_ms(p["latency_ms"]))
+    return f"{_shown(p['module'])} finished", fields, _error_texts(p["error"])
 
 
-def _lm_call(p: dict[str, Any]) -> tuple[str, Fields, list[tuple[str, str]]]:
+def _lm_call(p: LmCallPayload) -> Described:
     fields: Fields = []
-    _put(fields, "Model", p.get("model"))
-    _put(fields, "Module", p.get("module"))
-    usage = p.get("usage") if isinstance(p.get("usage"), dict) else {}
+    _put(fields, "Model", p["model"])
+    _put(fields, "Module", p["module"])
+    usage: Mapping[str, Any] = p["usage"] if isinstance(p["usage"], dict) else {}
     if usage:
         fields.append(
             (
@@ -158,157 +183,171 @@ def _lm_call(p: dict[str, Any]) -> tuple[str, Fields, list[tuple[str, str]]]:
                 f"completion = {usage.get('total_tokens', 0)}",
             )
         )
-    _put(fields, "Latency", format_ms(p.get("latency_ms")))
-    if p.get("cache_hit"):
+    _put(fields, "Latency", format_ms(p["latency_ms"]))
+    if p["cache_hit"]:
         fields.append(("Cache", "hit"))
-    _put(fields, "Settings", redact(p.get("settings")))
+    _put(fields, "Settings", redact(p["settings"]))
     texts: list[tuple[str, str]] = []
-    for message in _list(p.get("messages")):
+    for message in _list(p["messages"]):
         if isinstance(message, dict):
             texts.append((f"prompt · {message.get('role', '?')}", _content(message.get("content"))))
-    responses = p.get("response") or []
+    responses = p["response"] or []
     if not isinstance(responses, list):
         responses = [responses]
     for number, response in enumerate(responses):
         label = "response" if len(responses) == 1 else f"response {number}"
         texts.append((label, _content(response)))
-    texts += _error_texts(p.get("error"))
-    where = f" · {p['module']}" if p.get("module") else ""
+    texts += _error_texts(p["error"])
+    where = f" · {p['module']}" if p["module"] else ""
     return f"LM call{where}", fields, texts
 
 
-def _adapter(p: dict[str, Any], kind: str) -> tuple[str, Fields, list[tuple[str, str]]]:
-    fields: Fields = [("OK", "yes" if p.get("ok", True) else "no")]
-    _put(fields, "Module", p.get("module"))
-    texts = []
-    if p.get("completion"):
-        texts.append(("completion", _content(p.get("completion"))))
-    texts += _error_texts(p.get("error"))
-    verb = "format" if kind == "adapter_format" else "parse"
-    return f"Adapter {verb} ({p.get('adapter', '?')})", fields, texts
+def _adapter(verb: str) -> Callable[[AdapterPayload], Described]:
+    def describe(p: AdapterPayload) -> Described:
+        fields: Fields = [("OK", "no" if p["ok"] is False else "yes")]
+        _put(fields, "Module", p["module"])
+        texts = []
+        if "completion" in p and p["completion"]:
+            texts.append(("completion", _content(p["completion"])))
+        texts += _error_texts(p["error"])
+        return f"Adapter {verb} ({_shown(p['adapter'])})", fields, texts
+
+    return describe
 
 
-def _tool_call(p: dict[str, Any]) -> tuple[str, Fields, list[tuple[str, str]]]:
+def _tool_call(p: ToolCallPayload) -> Described:
     fields: Fields = []
-    _put(fields, "Args", p.get("args"))
-    _put(fields, "Result", p.get("result"))
-    return f"Tool call {p.get('tool', '?')}", fields, _error_texts(p.get("error"))
+    _put(fields, "Args", p["args"])
+    _put(fields, "Result", p["result"])
+    return f"Tool call {_shown(p['tool'])}", fields, _error_texts(p["error"])
 
 
-def _log(p: dict[str, Any]) -> tuple[str, Fields, list[tuple[str, str]]]:
+def _log(p: LogPayload) -> Described:
     fields: Fields = []
-    _put(fields, "Message", p.get("message"), None)
-    return f"Log {p.get('level', '')} {p.get('logger', '')}".rstrip(), fields, []
+    _put(fields, "Message", p["message"], None)
+    logger = p["logger"] if "logger" in p else ""
+    return f"Log {p['level'] or ''} {logger}".rstrip(), fields, []
 
 
 # -- evaluation --------------------------------------------------------------------
 
 
-def _example_result(p: dict[str, Any]) -> tuple[str, Fields, list[tuple[str, str]]]:
+def _example_result(p: ExampleResultPayload) -> Described:
     fields: Fields = []
-    _put(fields, "Metric", p.get("metric"))
-    value = _num(p.get("value"))
-    passed = p.get("passed")
+    _put(fields, "Metric", p["metric"])
+    value = _num(p["value"])
+    passed = p["passed"]
     verdict = " (Correct)" if passed is True else " (Wrong)" if passed is False else ""
     fields.append(("Result", f"{format_score(value)}{verdict}"))
-    _put(fields, "Inputs", p.get("inputs"))
-    _put(fields, "Labels", p.get("labels"))
-    _put(fields, "Prediction", p.get("prediction"))
-    _put(fields, "Latency", format_ms(p.get("latency_ms")))
-    return f"Example {p.get('example', '?')}", fields, _error_texts(p.get("error"))
+    _put(fields, "Inputs", p["inputs"])
+    _put(fields, "Labels", p["labels"])
+    _put(fields, "Prediction", p["prediction"])
+    _put(fields, "Latency", format_ms(p["latency_ms"]))
+    return f"Example {_shown(p['example'])}", fields, _error_texts(p["error"])
 
 
-def _trial_score(p: dict[str, Any]) -> tuple[str, Fields, list[tuple[str, str]]]:
+def _trial_score(p: TrialScorePayload) -> Described:
     fields: Fields = []
-    _put(fields, "Metric", p.get("metric"))
-    fields.append(("Final Score", format_score(_num(p.get("score")))))
-    _put(fields, "N", p.get("n"))
-    if "failures" in p:
-        fields.append(("Failures", str(p.get("failures"))))
-    _put(fields, "Scope", p.get("scope"))
+    _put(fields, "Metric", p["metric"])
+    fields.append(("Final Score", format_score(_num(p["score"]))))
+    _put(fields, "N", p["n"])
+    if p["failures"] is not None:
+        fields.append(("Failures", str(p["failures"])))
+    _put(fields, "Scope", p["scope"])
     return "Final Score", fields, []
 
 
-def _error(p: dict[str, Any]) -> tuple[str, Fields, list[tuple[str, str]]]:
+def _error(p: ErrorEventPayload) -> Described:
     fields: Fields = []
-    _put(fields, "Message", p.get("message"), None)
+    _put(fields, "Message", p["message"], None)
     return (
-        f"Error {p.get('type', '')}".rstrip(),
+        f"Error {p['type'] or ''}".rstrip(),
         fields,
-        [("traceback", str(p.get("traceback", "")))],
+        [("traceback", str(p["traceback"] or ""))],
     )
 
 
-def _generic(p: dict[str, Any]) -> tuple[str, Fields, list[tuple[str, str]]]:
+def _generic(p: Mapping[str, Any]) -> Described:
     return "", [(str(k), short_json(v, 300)) for k, v in p.items()], []
 
 
-_DESCRIBERS: dict[str, Callable[[dict[str, Any]], tuple[str, Fields, list[tuple[str, str]]]]] = {
-    "optimizer_start": _optimizer_start,
-    "optimizer_end": _optimizer_end,
-    "step": _step,
-    "decision": _decision,
-    "candidate_created": _candidate_created,
-    "candidate_scored": _candidate_scored,
-    "module_start": _module_start,
-    "module_end": _module_end,
-    "lm_call": _lm_call,
-    "adapter_format": lambda p: _adapter(p, "adapter_format"),
-    "adapter_parse": lambda p: _adapter(p, "adapter_parse"),
-    "tool_call": _tool_call,
-    "log": _log,
-    "example_result": _example_result,
-    "trial_score": _trial_score,
-    "error": _error,
+# Each kind's describer takes that kind's payload type (a test checks the annotations).
+_DESCRIBERS: dict[EventKind, Callable[[Any], Described]] = {
+    EventKind.OPTIMIZER_START: _optimizer_start,
+    EventKind.OPTIMIZER_END: _optimizer_end,
+    EventKind.STEP: _step,
+    EventKind.DECISION: _decision,
+    EventKind.CANDIDATE_CREATED: _candidate_created,
+    EventKind.CANDIDATE_SCORED: _candidate_scored,
+    EventKind.MODULE_START: _module_start,
+    EventKind.MODULE_END: _module_end,
+    EventKind.LM_CALL: _lm_call,
+    EventKind.ADAPTER_FORMAT: _adapter("format"),
+    EventKind.ADAPTER_PARSE: _adapter("parse"),
+    EventKind.TOOL_CALL: _tool_call,
+    EventKind.LOG: _log,
+    EventKind.EXAMPLE_RESULT: _example_result,
+    EventKind.TRIAL_SCORE: _trial_score,
+    EventKind.ERROR: _error,
 }
 
 
 def describe(event: TraceEvent) -> Description:
     """How ``event`` reads: its title, short fields, long texts and whether it failed."""
-    kind = event.kind.value
-    title, fields, texts = _DESCRIBERS.get(kind, _generic)(dict(event.payload))
+    kind = event.kind
+    describer = _DESCRIBERS.get(kind)
+    if describer is None:
+        title, fields, texts = _generic(event.payload)
+    else:
+        title, fields, texts = describer(typed_payload(event))
     return Description(
-        title=title or kind.replace("_", " ").capitalize(),
+        title=title or kind.value.replace("_", " ").capitalize(),
         fields=tuple(fields),
         texts=tuple((label, text) for label, text in texts if text),
-        failed=_failed(kind, event.payload),
+        failed=failed(event),
     )
 
 
-def _failed(kind: str, payload: dict[str, Any]) -> bool:
-    if kind == "error":
+def failed(event: TraceEvent) -> bool:
+    """Whether ``event`` records a failure: an error, a call that raised, a wrong answer,
+    a completion the adapter could not parse."""
+    kind = event.kind
+    if kind is EventKind.ERROR:
         return True
-    if payload.get("error"):
+    if common_of(event).get("error"):
         return True
-    return (kind == "example_result" and payload.get("passed") is False) or (
-        kind == "adapter_parse" and payload.get("ok") is False
-    )
+    result = payload_of(event, EventKind.EXAMPLE_RESULT)
+    if result is not None:
+        return result["passed"] is False
+    parsed = payload_of(event, EventKind.ADAPTER_PARSE)
+    return parsed is not None and parsed["ok"] is False
 
 
 def block_header(source: str, entries: list[Entry], trial: Trial) -> Fields:
     """The few lines above a block: when, where, which program and variables."""
     fields: Fields = [("Timestamp", format_time(entries[0].event))]
     if source == "orchestration":
-        optimizers = {e.event.payload.get("optimizer") for e in entries} - {None}
+        optimizers = {common_of(e.event).get("optimizer") for e in entries} - {None}
         if optimizers:
             fields.append(("Optimizer", ", ".join(sorted(str(o) for o in optimizers))))
     elif source == "execution":
         fields.append(("Worker", ", ".join(dict.fromkeys(e.event.worker for e in entries))))
         fields += _program_fields(entries, trial)
     else:
-        metrics = {e.event.payload.get("metric") for e in entries} - {None}
+        metrics = {common_of(e.event).get("metric") for e in entries} - {None}
         if metrics:
             fields.append(("Metric", ", ".join(sorted(str(m) for m in metrics))))
     return fields
 
 
 def _program_fields(entries: list[Entry], trial: Trial) -> Fields:
-    starts = [e for e in entries if e.kind == "module_start"]
+    starts = [e for e in entries if e.event.kind is EventKind.MODULE_START]
     fields: Fields = []
     if starts:
         top = min(starts, key=lambda e: e.depth)
-        p = top.event.payload
-        fields.append(("Program", f"{p.get('module', '?')} (Class: {p.get('class', '?')})"))
+        p = payload_of(top.event, EventKind.MODULE_START)
+        assert p is not None
+        fields.append(("Program", f"{_shown(p['module'])} (Class: {_shown(p['class'])})"))
     modules = list(dict.fromkeys(e.module for e in entries if e.module))
     for name in modules:
         variables = trial.variables.predictors.get(name)
@@ -330,15 +369,20 @@ def _lm_settings(entries: Iterable[Entry], trial: Trial) -> Fields:
     if trial.variables.lm is not None:
         settings.update(trial.variables.lm.settings)
     for entry in entries:
-        sent = entry.event.payload.get("settings")
-        if entry.is_lm_call and isinstance(sent, dict):
-            settings.update(sent)
+        call = payload_of(entry.event, EventKind.LM_CALL)
+        if call is not None and isinstance(call["settings"], dict):
+            settings.update(call["settings"])
             break
     return [
         (key, short_json(settings[key]))
         for key in ("temperature",)
         if settings.get(key) is not None
     ]
+
+
+def _shown(value: object) -> str:
+    """A payload value in a title: ``?`` when the record does not say."""
+    return "?" if value is None else str(value)
 
 
 def _list(value: Any) -> list[Any]:

@@ -21,7 +21,8 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from dspex.model import Experiment, Trial
+from dspex.model import EventKind, Experiment, Trial
+from dspex.model.payloads import payload_of
 from dspex.redact import redact
 from dspex.view.entries import format_ms
 from dspex.view.labels import full_label, short_label, trial_label
@@ -130,14 +131,16 @@ def _clock(entry: Entry) -> str:
 
 
 def _lm_summary(entry: Entry) -> str:
-    p = entry.event.payload
-    usage = p.get("usage") if isinstance(p.get("usage"), dict) else {}
-    parts = [str(p.get("model", ""))]
+    p = payload_of(entry.event, EventKind.LM_CALL)
+    if p is None:
+        return ""
+    usage = p["usage"] if isinstance(p["usage"], dict) else {}
+    parts = [str(p["model"] or "")]
     if usage:
-        parts.append(f"{usage.get('total_tokens', 0)} tokens")  # type: ignore[union-attr]
-    if isinstance(p.get("latency_ms"), int | float):
-        parts.append(format_ms(p.get("latency_ms")))
-    if p.get("cache_hit"):
+        parts.append(f"{usage.get('total_tokens', 0)} tokens")
+    if isinstance(p["latency_ms"], int | float):
+        parts.append(format_ms(p["latency_ms"]))
+    if p["cache_hit"]:
         parts.append("cached")
     return " · ".join(x for x in parts if x)
 

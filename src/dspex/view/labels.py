@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from dspex.model import Trial
+from dspex.model import EventKind, Trial
+from dspex.model.payloads import payload_of
 from dspex.model.trialref import candidate_number, find_trial, parse_trial_ref
 
 __all__ = [
@@ -76,8 +77,9 @@ def score_scope_of(trial: Trial) -> ScopeLabel:
     name: str | None = None
     n: int | None = None
     for event in reversed(trial.events):
-        if event.kind == "trial_score":
-            scope, count = event.payload.get("scope"), event.payload.get("n")
+        score = payload_of(event, EventKind.TRIAL_SCORE)
+        if score is not None:
+            scope, count = score["scope"], score["n"]
             name = str(scope) if isinstance(scope, str) and scope else None
             n = count if isinstance(count, int) and not isinstance(count, bool) else None
             break

@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from dspex.model import TraceEvent
+from dspex.model import EventKind, EventSource, TraceEvent
+from dspex.model.payloads import payload_of
 
 __all__ = ["tree_order"]
 
@@ -34,27 +35,30 @@ def tree_order(events: Iterable[TraceEvent]) -> list[tuple[TraceEvent, str]]:
     roots: list[TraceEvent] = []
     open_root: dict[str, str] = {}  # worker -> its latest top-level module call
     by_inputs: dict[str, list[str]] = {}  # top-level calls not yet scored, by their inputs
+    orchestration = EventSource.ORCHESTRATION
     for event in ordered:
         parent = _parent_of(event, by_id)
-        if parent is None and event.source != "orchestration" and event.kind != "module_start":
+        call = payload_of(event, EventKind.MODULE_START)
+        scored = payload_of(event, EventKind.EXAMPLE_RESULT)
+        if parent is None and event.source is not orchestration and call is None:
             # An example's result (or a log) right after the run on this worker: keep them
             # together, so that a run and its score read as one.
             parent = open_root.get(event.worker)
-            if parent is None and event.kind == "example_result":
-                parent = _scored_run(event, by_inputs)
+            if parent is None and scored is not None:
+                parent = _scored_run(scored["inputs"], by_inputs)
         if parent is None:
             roots.append(event)
         else:
             children.setdefault(parent, []).append(event)
-        if event.source == "orchestration":
+        if event.source is orchestration:
             open_root.pop(event.worker, None)
-        elif event.kind == "module_start" and _parent_of(event, by_id) is None:
+        elif call is not None and _parent_of(event, by_id) is None:
             open_root[event.worker] = event.id
-            by_inputs.setdefault(_key(event.payload.get("inputs")), []).append(event.id)
-        elif event.kind == "example_result":
+            by_inputs.setdefault(_key(call["inputs"]), []).append(event.id)
+        elif scored is not None:
             open_root.pop(event.worker, None)
             if parent is not None:
-                runs = by_inputs.get(_key(event.payload.get("inputs")), [])
+                runs = by_inputs.get(_key(scored["inputs"]), [])
                 if parent in runs:
                     runs.remove(parent)
     result: list[tuple[TraceEvent, str]] = []
@@ -69,10 +73,10 @@ def _key(inputs: object) -> str:
     return json.dumps(inputs, sort_keys=True, default=str)
 
 
-def _scored_run(result: TraceEvent, by_inputs: dict[str, list[str]]) -> str | None:
-    """The latest unscored top-level call on the same inputs as ``result``: where a
+def _scored_run(inputs: object, by_inputs: dict[str, list[str]]) -> str | None:
+    """The latest unscored top-level call on ``inputs`` (an example result's): where a
     recorder put the results on another worker than the runs (one scoring thread)."""
-    runs = by_inputs.get(_key(result.payload.get("inputs")))
+    runs = by_inputs.get(_key(inputs))
     return runs[-1] if runs else None
 
 
@@ -80,12 +84,13 @@ def _parent_of(event: TraceEvent, by_id: dict[str, TraceEvent]) -> str | None:
     """The call this event is listed under: for a module end its start, else its
     ``parent_id`` when that is a call (an optimizer's step is a heading, not a call: the
     events under it keep their sequence order)."""
-    if event.kind == "module_end":
-        start = event.payload.get("start_id")
+    end = payload_of(event, EventKind.MODULE_END)
+    if end is not None:
+        start = end["start_id"]
         if isinstance(start, str) and start in by_id and start != event.id:
             return start
     parent = by_id.get(event.parent_id) if event.parent_id is not None else None
-    if parent is None or parent.id == event.id or parent.source != "execution":
+    if parent is None or parent.id == event.id or parent.source is not EventSource.EXECUTION:
         return None
     return parent.id
 

@@ -12,8 +12,17 @@ from dataclasses import dataclass
 
 from dspex.analysis import Comparison, compare
 from dspex.errors import NotComparableError
-from dspex.model import Experiment, ScoreScope, Statistics, Trial, Verdict, reference_scope
+from dspex.model import (
+    EventKind,
+    Experiment,
+    ScoreScope,
+    Statistics,
+    Trial,
+    Verdict,
+    reference_scope,
+)
 from dspex.model.experiment import best_trial_of, summarize
+from dspex.model.payloads import payload_of
 from dspex.model.scopes import baseline_in
 from dspex.view.labels import score_scope_of
 from dspex.view.timeline import Change, variables_diff
@@ -87,9 +96,9 @@ def strategies_by_trial(experiment: Experiment) -> dict[str, str | None]:
     found: dict[str, str | None] = {}
     for trial in experiment.trials:
         for event in trial.events:
-            if event.kind.value == "candidate_created":
-                candidate = event.payload.get("candidate")
-                strategy = event.payload.get("strategy")
+            created = payload_of(event, EventKind.CANDIDATE_CREATED)
+            if created is not None:
+                candidate, strategy = created["candidate"], created["strategy"]
                 if isinstance(candidate, str):
                     found[candidate] = str(strategy) if strategy else None
     return found
@@ -146,9 +155,11 @@ def _row(trial: Trial, strategies: dict[str, str | None], by_id: dict[str, Trial
         trial=trial,
         strategy=strategies.get(trial.id),
         parents=tuple(p.index for p in parents),
-        lm_calls=sum(1 for e in trial.events if e.kind == "lm_call"),
+        lm_calls=sum(1 for e in trial.events if e.kind is EventKind.LM_CALL),
         cache_hits=sum(
-            1 for e in trial.events if e.kind == "lm_call" and e.payload.get("cache_hit")
+            1
+            for e in trial.events
+            if (call := payload_of(e, EventKind.LM_CALL)) and call["cache_hit"]
         ),
         tokens=sum(r.tokens for r in trial.example_results),
         errors=sum(1 for r in trial.example_results if r.error is not None),

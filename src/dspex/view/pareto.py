@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dspex.model import Experiment, TraceEvent, Trial
+from dspex.model import EventKind, Experiment, Trial
+from dspex.model.payloads import DecisionPayload, payload_of
 from dspex.view.timeline import format_score
 
 __all__ = ["FrontMember", "ParetoFront", "pareto_front", "pareto_lines"]
@@ -39,18 +40,21 @@ class ParetoFront:
     displaced: tuple[Trial, ...]
 
 
-def _details(event: TraceEvent) -> dict[str, Any]:
-    details = event.payload.get("details")
+def _details(decision: DecisionPayload) -> dict[str, Any]:
+    details = decision["details"]
     return details if isinstance(details, dict) else {}
 
 
-def _front_events(experiment: Experiment) -> list[TraceEvent]:
-    return [
-        event
+def _front_decisions(experiment: Experiment) -> list[DecisionPayload]:
+    """GEPA's Pareto-front decisions, in order (their details name the front)."""
+    decisions = (
+        payload_of(event, EventKind.DECISION)
         for trial in sorted(experiment.trials, key=lambda t: t.index)
         if trial.metadata.get("role") == "compile"
         for event in trial.events
-        if event.kind.value == "decision" and isinstance(_details(event).get("pareto_front"), list)
+    )
+    return [
+        d for d in decisions if d is not None and isinstance(_details(d).get("pareto_front"), list)
     ]
 
 
@@ -64,7 +68,7 @@ def _number(value: Any) -> float | None:
 
 def pareto_front(experiment: Experiment) -> ParetoFront | None:
     """The last Pareto front recorded in ``experiment``, or None when there is none."""
-    events = _front_events(experiment)
+    events = _front_decisions(experiment)
     if not events:
         return None
     by_id = {t.id: t for t in experiment.trials}
@@ -86,7 +90,7 @@ def pareto_front(experiment: Experiment) -> ParetoFront | None:
     }
     size = details.get("valset_size")
     return ParetoFront(
-        optimizer=str(events[-1].payload.get("optimizer") or ""),
+        optimizer=str(events[-1]["optimizer"] or ""),
         members=members,
         valset_size=size if isinstance(size, int) else None,
         updates=len(events),

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
+from dspex.model import EventKind
+from dspex.model.payloads import ExampleResultPayload, payload_of
 from dspex.view.timeline import Block, Entry, short_json
 
 __all__ = ["MIN_RUNS", "Run", "RunGroup", "segments"]
@@ -33,26 +34,30 @@ class Run:
 
     @property
     def result(self) -> Entry | None:
-        return next((e for e in self.entries if e.kind == "example_result"), None)
+        return next((e for e in self.entries if e.event.kind is EventKind.EXAMPLE_RESULT), None)
 
     @property
-    def payload(self) -> dict[str, Any]:
+    def payload(self) -> ExampleResultPayload | None:
         result = self.result
-        return dict(result.event.payload) if result is not None else {}
+        return payload_of(result.event, EventKind.EXAMPLE_RESULT) if result is not None else None
 
     @property
     def example(self) -> str:
-        return str(self.payload.get("example", "?"))
+        payload = self.payload
+        return "?" if payload is None or payload["example"] is None else str(payload["example"])
 
     @property
     def passed(self) -> bool | None:
-        passed = self.payload.get("passed")
+        passed = self.payload["passed"] if self.payload is not None else None
         return passed if isinstance(passed, bool) else None
 
     @property
     def gist(self) -> str:
         """The example's inputs and the prediction, shortened: what a reader scans for."""
-        inputs, prediction = self.payload.get("inputs"), self.payload.get("prediction")
+        payload = self.payload
+        if payload is None:
+            return ""
+        inputs, prediction = payload["inputs"], payload["prediction"]
         parts = []
         if isinstance(inputs, dict) and inputs:
             parts.append(short_json(" · ".join(str(v) for v in inputs.values()), 80))
@@ -95,7 +100,7 @@ def _run_groups(entries: Sequence[Entry]) -> set[str]:
     scored: set[str] = set()
     for entry in entries:
         sizes[entry.group] = sizes.get(entry.group, 0) + 1
-        if entry.kind == "example_result":
+        if entry.event.kind is EventKind.EXAMPLE_RESULT:
             scored.add(entry.group)
     return {g for g in scored if sizes[g] > 1}
 

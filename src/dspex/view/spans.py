@@ -26,7 +26,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from dspex.model import Experiment, TraceEvent, Trial
+from dspex.model import EventKind, EventSource, Experiment, TraceEvent, Trial
+from dspex.model.payloads import common_of, payload_of
 
 __all__ = ["WAITING", "Span", "busy_time", "merge", "module_self_time", "trial_spans"]
 
@@ -35,7 +36,15 @@ WAITING = "waiting"
 
 Interval = tuple[float, float]
 
-_TIMED_KINDS = ("lm_call", "adapter_format", "adapter_parse", "tool_call", "example_result")
+_TIMED_KINDS = frozenset(
+    {
+        EventKind.LM_CALL,
+        EventKind.ADAPTER_FORMAT,
+        EventKind.ADAPTER_PARSE,
+        EventKind.TOOL_CALL,
+        EventKind.EXAMPLE_RESULT,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -45,7 +54,7 @@ class Span:
     event: TraceEvent
     """The event that opened the span (a module call's start; the event itself otherwise)."""
     source: str
-    kind: str
+    kind: EventKind
     worker: str
     start_ms: float
     end_ms: float
@@ -68,9 +77,9 @@ def trial_spans(events: Sequence[TraceEvent]) -> list[Span]:
     origin = min(e.timestamp for e in events)
     ends: dict[str, TraceEvent] = {}
     for event in events:
-        start_id = event.payload.get("start_id")
-        if event.kind == "module_end" and isinstance(start_id, str):
-            ends[start_id] = event
+        end = payload_of(event, EventKind.MODULE_END)
+        if end is not None and isinstance(end["start_id"], str):
+            ends[end["start_id"]] = event
     spans = []
     for event in events:
         span = _span_of(event, ends, origin)
@@ -81,22 +90,24 @@ def trial_spans(events: Sequence[TraceEvent]) -> list[Span]:
 
 def _span_of(event: TraceEvent, ends: dict[str, TraceEvent], origin: datetime) -> Span | None:
     at = _ms(event.timestamp, origin)
-    kind = event.kind.value
-    failed = bool(event.payload.get("error"))
-    named = event.payload.get("module")
+    kind = event.kind
+    common = common_of(event)
+    failed = bool(common.get("error"))
+    named = common.get("module")
     module = named if isinstance(named, str) else None
-    if kind == "module_start":
+    if event.kind is EventKind.MODULE_START:
         end = ends.get(event.id)
         end_ms = _ms(end.timestamp, origin) if end is not None else at
-        failed = end is not None and bool(end.payload.get("error"))
+        failed = end is not None and bool(common_of(end).get("error"))
         return Span(event, "execution", kind, event.worker, at, max(end_ms, at), module, failed)
-    if kind in _TIMED_KINDS:
-        latency = event.payload.get("latency_ms")
+    if event.kind in _TIMED_KINDS:
+        latency = common.get("latency_ms")
         took = float(latency) if isinstance(latency, int | float) and latency > 0 else 0.0
-        if kind == "example_result":
-            failed = failed or event.payload.get("passed") is False
+        result = payload_of(event, EventKind.EXAMPLE_RESULT)
+        if result is not None:
+            failed = failed or result["passed"] is False
         return Span(event, event.source.value, kind, event.worker, at - took, at, module, failed)
-    if event.source == "orchestration" or kind == "error":
+    if event.source is EventSource.ORCHESTRATION or event.kind is EventKind.ERROR:
         return Span(event, event.source.value, kind, event.worker, at, at, None, failed)
     return None
 
@@ -152,7 +163,8 @@ def busy_time(
     window = [(0.0, whole)]
     execution = merge((s.start_ms, s.end_ms) for s in spans if s.source == "execution")
     evaluation = _minus(
-        merge((s.start_ms, s.end_ms) for s in spans if s.kind == "example_result"), execution
+        merge((s.start_ms, s.end_ms) for s in spans if s.kind is EventKind.EXAMPLE_RESULT),
+        execution,
     )
     elsewhere = merge(_other_trials(trial, experiment, first))
     busy = merge([*execution, *evaluation, *elsewhere])
@@ -205,7 +217,7 @@ def _other_trials(trial: Trial, experiment: Experiment | None, origin: datetime)
 
 def module_self_time(spans: Sequence[Span]) -> dict[str, float]:
     """Milliseconds per module path, each call's time minus that of the calls inside it."""
-    modules = [s for s in spans if s.kind == "module_start"]
+    modules = [s for s in spans if s.kind is EventKind.MODULE_START]
     inner: dict[str, float] = {}
     for span in modules:
         parent = span.event.parent_id

@@ -14,7 +14,8 @@ import json
 import math
 import textwrap
 
-from dspex.model import Experiment, MetricStats, Trial, scope_of
+from dspex.model import EventKind, Experiment, MetricStats, Trial, scope_of
+from dspex.model.payloads import payload_of
 from dspex.redact import redact
 from dspex.view.entries import format_ms
 from dspex.view.labels import trial_label
@@ -225,17 +226,22 @@ def _blocks_text(
         whole = f"dspex experiments show {trial.experiment_id} --trial {trial.index} --full"
         lines += ["", f"... {more} more events; the whole trial:", f"  {whole}", "  or dspex ui"]
         hidden = timeline.entries[shown:]
-        scores = [e for e in hidden if e.kind == "trial_score"]
+        scores = [e for e in hidden if e.event.kind is EventKind.TRIAL_SCORE]
         if scores:  # the outcome is worth printing even when the events are cut short
             lines += wrap_field("Final Score", _score_line(scores[-1]), width=width, indent=0)
     return lines
 
 
 def _score_line(entry: Entry) -> str:
-    p = entry.event.payload
-    score = p.get("score")
-    details = [str(p[k]) for k in ("metric",) if p.get(k)]
-    details += [f"{k} {p[k]}" for k in ("n", "failures", "scope") if p.get(k) is not None]
+    p = payload_of(entry.event, EventKind.TRIAL_SCORE)
+    assert p is not None
+    score = p["score"]
+    details = [str(p["metric"])] if p["metric"] else []
+    details += [
+        f"{name} {value}"
+        for name, value in (("n", p["n"]), ("failures", p["failures"]), ("scope", p["scope"]))
+        if value is not None
+    ]
     text = format_score(float(score)) if isinstance(score, int | float) else "n/a"
     return text + (f" ({', '.join(details)})" if details else "")
 

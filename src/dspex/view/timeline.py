@@ -30,9 +30,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, Final
 
-from dspex.model import Experiment, TraceEvent, Trial
+from dspex.model import EventKind, EventSource, Experiment, TraceEvent, Trial
+from dspex.model.payloads import common_of, payload_of
 from dspex.view.labels import trial_label
 from dspex.view.ordering import tree_order
 from dspex.view.spans import Span, busy_time, module_self_time, trial_spans
@@ -51,6 +52,8 @@ __all__ = [
     "short_json",
     "variables_diff",
 ]
+
+_LM_CALL: Final = EventKind.LM_CALL  # read once: Enum class attributes are slow in 3.11
 
 SOURCE_LABELS = {
     "orchestration": "Orchestration",
@@ -116,7 +119,7 @@ class Entry:
 
     @property
     def is_lm_call(self) -> bool:
-        return self.event.kind == "lm_call"  # a StrEnum: no .value lookup in this hot path
+        return self.event.kind is _LM_CALL
 
     def search_text(self) -> str:
         """Lowercased text that a search matches against."""
@@ -215,9 +218,8 @@ class Timeline:
     @property
     def cache_hit_count(self) -> int:
         """LM calls answered from DSPy's cache."""
-        return sum(
-            1 for entry in self.entries if entry.is_lm_call and entry.event.payload.get("cache_hit")
-        )
+        calls = (payload_of(entry.event, _LM_CALL) for entry in self.entries)
+        return sum(1 for call in calls if call is not None and call["cache_hit"])
 
     @property
     def event_count(self) -> int:
@@ -318,28 +320,26 @@ def _depth(event: TraceEvent, by_id: dict[str, TraceEvent]) -> int:
         seen.add(current)
         depth += 1
         current = by_id[current].parent_id
-    if event.kind == "module_end":
-        return max(depth - 1, 0) if _start_is_parent(event, by_id) else depth
+    end = payload_of(event, EventKind.MODULE_END)
+    if end is not None:
+        # A module_end may be recorded inside its own start's scope: level with the start.
+        inside_start = event.parent_id is not None and event.parent_id == end["start_id"]
+        return max(depth - 1, 0) if inside_start else depth
     return depth
-
-
-def _start_is_parent(event: TraceEvent, by_id: dict[str, TraceEvent]) -> bool:
-    # A module_end may be recorded inside its own start's scope; draw it level with the start.
-    return event.parent_id is not None and event.parent_id == event.payload.get("start_id")
 
 
 def _module_of(event: TraceEvent, by_id: dict[str, TraceEvent]) -> str | None:
     """The module path of ``event``: its own for module events, else the enclosing one's."""
-    if event.source != "execution":
+    if event.source is not EventSource.EXECUTION:
         return None
-    own = event.payload.get("module")
+    own = common_of(event).get("module")
     if isinstance(own, str) and own:
         return own
     current = event.parent_id
     seen: set[str] = set()
     while current is not None and current in by_id and current not in seen:
         seen.add(current)
-        module = by_id[current].payload.get("module")
+        module = common_of(by_id[current]).get("module")
         if isinstance(module, str) and module:
             return module
         current = by_id[current].parent_id
@@ -385,9 +385,9 @@ def _strategy_of(trial: Trial, experiment: Experiment | None) -> str | None:
     trials = experiment.trials if experiment is not None else (trial,)
     for candidate in trials:
         for event in candidate.events:
-            payload = event.payload
-            if event.kind == "candidate_created" and payload.get("candidate") == trial.id:
-                strategy = payload.get("strategy")
+            created = payload_of(event, EventKind.CANDIDATE_CREATED)
+            if created is not None and created["candidate"] == trial.id:
+                strategy = created["strategy"]
                 return str(strategy) if strategy else None
     return None
 
@@ -430,9 +430,9 @@ def _all_problems(trial: Trial, entries: list[Entry]) -> Iterable[Problem]:
     if trial.error is not None:
         yield Problem("trial", trial.error.type, trial.error.message, trial.error.traceback)
     for entry in entries:
-        error = entry.event.payload.get("error")
-        if entry.kind == "error":
-            error = entry.event.payload
+        error: object = payload_of(entry.event, EventKind.ERROR) or common_of(entry.event).get(
+            "error"
+        )
         if isinstance(error, dict) and error:
             yield Problem(
                 where=entry.title,

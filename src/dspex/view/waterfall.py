@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from dspex.model import EventKind
+from dspex.model.payloads import payload_of
 from dspex.view.spans import Span
 from dspex.view.timeline import Entry, Timeline
 
@@ -23,7 +25,9 @@ __all__ = ["MAX_ROWS", "Waterfall", "WaterfallRow", "timeline_waterfall", "water
 MAX_ROWS = 400
 """More rows than this are left out (the count is shown); the timeline has them all."""
 
-_ROW_KINDS = ("example_result", "module_start", "lm_call", "tool_call")
+_ROW_KINDS = frozenset(
+    {EventKind.EXAMPLE_RESULT, EventKind.MODULE_START, EventKind.LM_CALL, EventKind.TOOL_CALL}
+)
 
 
 @dataclass(frozen=True)
@@ -52,15 +56,17 @@ class Waterfall:
 
 
 def _label(span: Span) -> str:
-    p = span.event.payload
-    if span.kind == "example_result":
-        return f"Example {p.get('example', '?')}"
-    if span.kind == "lm_call":
-        label = f"LM {p.get('model', '')}".strip()
-        return f"{label} (cache hit)" if p.get("cache_hit") else label
-    if span.kind == "tool_call":
-        return f"tool {p.get('tool', '?')}"
-    return str(p.get("module") or p.get("class") or "module")
+    event = span.event
+    if (result := payload_of(event, EventKind.EXAMPLE_RESULT)) is not None:
+        return f"Example {'?' if result['example'] is None else result['example']}"
+    if (call := payload_of(event, EventKind.LM_CALL)) is not None:
+        label = f"LM {call['model'] or ''}".strip()
+        return f"{label} (cache hit)" if call["cache_hit"] else label
+    if (tool := payload_of(event, EventKind.TOOL_CALL)) is not None:
+        return f"tool {tool['tool'] or '?'}"
+    if (module := payload_of(event, EventKind.MODULE_START)) is not None:
+        return str(module["module"] or module["class"] or "module")
+    return "module"
 
 
 def waterfall(spans: Sequence[Span], entries: Sequence[Entry] = ()) -> Waterfall:
@@ -104,7 +110,7 @@ def _in_lane_order(timed: dict[str, Span], entries: Sequence[Entry]) -> list[tup
         by_group.setdefault(entry.group, []).append(entry)
     lanes: dict[str, list[tuple[Span, int]]] = {}
     for members in by_group.values():
-        example = next((e for e in members if e.kind == "example_result"), None)
+        example = next((e for e in members if e.event.kind is EventKind.EXAMPLE_RESULT), None)
         shift = 0
         if example is not None and example.event.id in timed:
             span = timed[example.event.id]
