@@ -38,6 +38,7 @@ RANKS = {
     "optimizers": 6,
     "tracking": 7,
     "view": 8,
+    "study": 8.5,  # runs experiments (tracking) and shows them (view); the CLI drives it
     "cli": 9,
     "__init__": 10,
     "__main__": 10,

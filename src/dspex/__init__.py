@@ -83,6 +83,7 @@ if TYPE_CHECKING:
     )
     from dspex.offline import OfflineEngine, offline_lm
     from dspex.store import ExperimentSummary, ResultStore
+    from dspex.study import Study, StudyResults
     from dspex.tracking.autolog import autolog
     from dspex.tracking.experiment import ExperimentRun, experiment
     from dspex.view import ExperimentView, TraceViewer, TrialView
@@ -131,9 +132,11 @@ __all__ = [
     "Statistics",
     "StoreError",
     "StoreUnavailable",
+    "Study",
     "StudyConflict",
     "StudyError",
     "StudyNotFound",
+    "StudyResults",
     "StudySpecError",
     "TaskOutcome",
     "TraceEvent",
@@ -224,9 +227,11 @@ _HOMES: dict[str, str] = {
     "Statistics": "dspex.model",
     "StoreError": "dspex.errors",
     "StoreUnavailable": "dspex.errors",
+    "Study": "dspex.study",
     "StudyConflict": "dspex.errors",
     "StudyError": "dspex.errors",
     "StudyNotFound": "dspex.errors",
+    "StudyResults": "dspex.study",
     "StudySpecError": "dspex.errors",
     "TaskOutcome": "dspex.workers",
     "TraceEvent": "dspex.model",

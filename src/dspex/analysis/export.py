@@ -19,12 +19,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from dspex.analysis.studies import cell_rows
 from dspex.errors import ValidationError
 from dspex.extras import require
-from dspex.model import Experiment
+from dspex.model import Experiment, StudyRecord
 from dspex.model.rows import Row, example_rows, trial_rows
 
-__all__ = ["FORMATS", "TABLES", "export_experiment", "write_rows"]
+__all__ = ["FORMATS", "TABLES", "export_experiment", "export_study", "write_rows"]
 
 Format = Literal["csv", "jsonl", "parquet"]
 FORMATS: tuple[Format, ...] = ("csv", "jsonl", "parquet")
@@ -61,6 +62,25 @@ def _write_parquet(rows: Sequence[Row], out: IO[bytes]) -> None:
     pyarrow.parquet.write_table(table, out)
 
 
+def _write(path: Path, rows: Sequence[Row], fmt: str) -> None:
+    if fmt == "parquet":
+        with path.open("wb") as binary:
+            write_rows(rows, binary, fmt)
+    else:
+        with path.open("w", encoding="utf-8", newline="") as text:
+            write_rows(rows, text, fmt)
+
+
+def export_study(study: StudyRecord, directory: Path, fmt: str) -> Path:
+    """Write ``study``'s cells, one row each, to ``directory/<name>.cells.<fmt>``."""
+    if fmt not in FORMATS:
+        raise ValidationError(f"unknown table format {fmt!r}; use one of {', '.join(FORMATS)}")
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{study.name}.cells.{fmt}"
+    _write(path, cell_rows(study), fmt)
+    return path
+
+
 def export_experiment(
     experiment: Experiment,
     directory: Path,
@@ -77,12 +97,6 @@ def export_experiment(
     written = []
     for table in tables:
         path = directory / f"{experiment.id}.{table}.{fmt}"
-        rows = TABLES[table](experiment)
-        if fmt == "parquet":
-            with path.open("wb") as binary:
-                write_rows(rows, binary, fmt)
-        else:
-            with path.open("w", encoding="utf-8", newline="") as text:
-                write_rows(rows, text, fmt)
+        _write(path, TABLES[table](experiment), fmt)
         written.append(path)
     return written

@@ -78,6 +78,12 @@ COMMANDS: tuple[Command, ...] = (
         "Check, index and migrate the ResultStore.",
     ),
     Command(
+        "study",
+        "dspex.cli.study_cmd",
+        "study_group",
+        "Run studies (arms x seeds) and read their results.",
+    ),
+    Command(
         "ui",
         "dspex.cli.ui_cmd",
         "ui_command",

@@ -3,6 +3,7 @@
     $ dspex demo                       # SIMBA, archived to ./dspex_results (or the set store)
     $ dspex demo --optimizer gepa      # or mipro, copro, random-search
     $ dspex demo --store memory://x    # nothing kept: try it out
+    $ dspex demo --study               # SIMBA vs MIPROv2 at four seeds, with a verdict
 
 It evaluates a zero-shot baseline on the bundled arithmetic dev set, optimizes it with a
 real DSPy optimizer on the training set (settings in :mod:`dspex.cli.demo_runs`),
@@ -144,7 +145,13 @@ def _quiet_dspy() -> Any:
 @click.option(
     "--verbose", "-v", is_flag=True, help="Also print the best candidate's whole timeline."
 )
-def demo(store_url: str | None, optimizer: str, steps: int, verbose: bool) -> None:
+@click.option(
+    "--study",
+    is_flag=True,
+    help="Run a small study instead: SIMBA vs MIPROv2 at four seeds, with a verdict across "
+    "seeds (see docs/studies.md).",
+)
+def demo(store_url: str | None, optimizer: str, steps: int, verbose: bool, study: bool) -> None:
     """Run a recorded optimization on the offline LM and show what it decided."""
     from rich.console import Console
 
@@ -157,6 +164,11 @@ def demo(store_url: str | None, optimizer: str, steps: int, verbose: bool) -> No
         raise click.ClickException(str(exc)) from exc
     console = Console(stderr=True)
     store = cli_store(store_url)
+    if study:
+        from dspex.cli._demo_study import run_demo_study
+
+        run_demo_study(store, store_url, terminal_width())
+        return
     exp, _, _, _ = _run(store, steps, console, optimizer)
     experiment = store.get_experiment(exp.id)
     width = terminal_width()

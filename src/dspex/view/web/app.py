@@ -11,6 +11,7 @@ Routes (all GET)::
     /api/experiments/{experiment_id}/progress  trials done, best per scope, time (polled
                                               by the page of a running experiment)
     /api/experiments/{experiment_id}/trials/{id}  one trial with its events, as JSON
+    /studies, /studies/{name}, /api/studies...  studies (see dspex.view.web.study_page)
 
 Unknown or malformed ids answer 404, invalid filters 400, both with the message.
 Finished experiments are cached (records never change once archived); a running one is
@@ -38,6 +39,7 @@ from dspex.errors import (
     ExperimentNotFound,
     InvalidIdError,
     InvalidQueryError,
+    StudyNotFound,
     TrialNotFound,
 )
 from dspex.ids import is_valid_id
@@ -53,6 +55,7 @@ from dspex.view.web.cache import ExperimentCache
 from dspex.view.web.compare_page import compare_context, compare_url, parse_ref
 from dspex.view.web.filters import DATE_FILTERS, active_filters, date_part, list_filters
 from dspex.view.web.serve import check_token
+from dspex.view.web.study_page import study_routes
 
 __all__ = ["EVENTS_PER_PAGE", "create_app"]
 
@@ -87,7 +90,7 @@ def _compile_templates() -> None:
 
     for name in ("trial.html", "experiment.html"):
         html._environment().get_template(name)
-    for name in ("base.html", "list.html", "compare_page.html"):
+    for name in ("base.html", "list.html", "compare_page.html", "studies.html"):
         _templates().get_template(name)
 
 
@@ -335,7 +338,8 @@ def create_app(
     running experiments check for new trials every ``live_every`` seconds.
     """
     check_token(token)
-    handlers = _Handlers(store or ResultStore.default(), live_every)
+    store = store or ResultStore.default()
+    handlers = _Handlers(store, live_every)
     _compile_templates()
 
     async def not_found(request: Request, exc: Exception) -> Response:
@@ -358,10 +362,12 @@ def create_app(
             Route("/api/experiments/{experiment_id}", handlers.api_experiment),
             Route("/api/experiments/{experiment_id}/progress", handlers.api_progress),
             Route("/api/experiments/{experiment_id}/trials/{trial_id}", handlers.api_trial),
+            *study_routes(store, _page, _templates, live_every),
         ],
         exception_handlers={
             ExperimentNotFound: not_found,
             TrialNotFound: not_found,
+            StudyNotFound: not_found,
             InvalidIdError: not_found,  # a malformed id names nothing that exists
             InvalidQueryError: bad_request,
             404: http_error,
