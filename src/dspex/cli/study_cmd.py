@@ -19,7 +19,6 @@ from typing import Any
 import click
 
 from dspex.cli._store import cli_store, store_option
-from dspex.cli._tables import terminal_width
 from dspex.errors import DspexError
 
 __all__ = ["ProgressBar", "study_group"]
@@ -145,6 +144,7 @@ class ProgressBar:
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 def ls(store_url: str | None, limit: int) -> None:
     """List the studies in the store, most recently updated first."""
+    from dspex.cli._tables import terminal_width
     from dspex.view.safetext import terminal_safe
 
     store = cli_store(store_url, read_only=True)
@@ -180,6 +180,7 @@ def ls(store_url: str | None, limit: int) -> None:
 @store_option
 def show(store_url: str | None, name: str) -> None:
     """Show a study: verdict, arms across seeds, comparisons, and every cell."""
+    from dspex.cli._tables import terminal_width
     from dspex.view.study import study_text
 
     store = cli_store(store_url, read_only=True)
