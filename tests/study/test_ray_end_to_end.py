@@ -51,8 +51,6 @@ class Head:
 
 @pytest.fixture
 def ray_head(tmp_path: Path) -> Iterator[Head]:
-    port = _free_port()
-    temp = Path(f"/tmp/dspex-ray-{uuid.uuid4().hex[:8]}")  # short: Ray's socket paths
     lm_dir = tmp_path / "lm"
     lm_dir.mkdir()
     env = {
@@ -61,24 +59,38 @@ def ray_head(tmp_path: Path) -> Iterator[Head]:
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")]),
         ENV: str(lm_dir),
     }
+    # Ray gives its own processes 30 s to register; on a machine busy with other work
+    # that can run out, so a head that fails to start is started again (twice at most).
+    for attempt in range(3):
+        head, temp, port = _start_head(env, tmp_path / f"ray-head-{attempt}.log")
+        if head is not None:
+            break
+    else:
+        raise AssertionError((tmp_path / "ray-head-2.log").read_text()[-3000:])
+    try:
+        yield Head(f"127.0.0.1:{port}", {**env, "RAY_ADDRESS": f"127.0.0.1:{port}"}, lm_dir)
+    finally:
+        _stop(head, temp)
+
+
+def _start_head(env: dict[str, str], log: Path) -> tuple[subprocess.Popen | None, Path, int]:
+    port = _free_port()
+    temp = Path(f"/tmp/dspex-ray-{uuid.uuid4().hex[:8]}")  # short: Ray's socket paths
     command = [
         str(RAY), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
         "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
         f"--temp-dir={temp}", "--object-store-memory=150000000",
     ]  # fmt: skip
-    log = (tmp_path / "ray-head.log").open("w")
-    head = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 180
-        while not (temp / "ray_current_cluster").exists():
-            if head.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError((tmp_path / "ray-head.log").read_text()[-3000:])
-            time.sleep(0.5)
-        yield Head(f"127.0.0.1:{port}", {**env, "RAY_ADDRESS": f"127.0.0.1:{port}"}, lm_dir)
-    finally:
-        _stop(head, temp)
-        log.close()
+    with log.open("w") as out:
+        head = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 180
+    while not (temp / "ray_current_cluster").exists() or "--block" not in log.read_text():
+        if head.poll() is not None or time.monotonic() > deadline:
+            _stop(head, temp)
+            return None, temp, port
+        time.sleep(0.5)
+    return head, temp, port
 
 
 def _stop(head: subprocess.Popen, temp: Path) -> None:

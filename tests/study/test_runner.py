@@ -15,7 +15,8 @@ from dspex.model import Experiment, ProgramInfo, VerdictOutcome
 from dspex.model.study import AttemptOutcome, CellAttempt, CellStatus, StudyOwner, StudyStatus
 from dspex.study import Study
 from dspex.study.cell import study_tag
-from dspex.study.runner import new_record
+from dspex.study.engines import InlineEngine
+from dspex.study.runner import StudyRunner, new_record
 from tests.store.test_conformance import make_trial
 from tests.study.conftest import spec_data
 from tests.study.lms import calls_answered
@@ -239,3 +240,20 @@ def _dead_pid() -> int:
         except PermissionError:
             pass
         pid -= 1
+
+
+class _Unreachable(InlineEngine):
+    def start(self) -> None:
+        raise StudyError("cannot connect to Ray at ray://nowhere:10001: ConnectionError")
+
+
+def test_a_runner_that_cannot_start_its_engine_leaves_a_stopped_study_not_a_running_one(
+    study_dir,
+):
+    store = ResultStore.open("memory://")
+    study = Study(spec_data(seeds=(0,)))
+    with pytest.raises(StudyError, match="cannot connect to Ray"):
+        StudyRunner(study.spec, store, engine=_Unreachable()).run()
+    stored = store.get_study(study.name)
+    assert stored.status is StudyStatus.INTERRUPTED and stored.owner is None
+    assert _run(Study(spec_data(seeds=(0,))), store).status is StudyStatus.COMPLETED

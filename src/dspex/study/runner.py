@@ -36,7 +36,13 @@ from typing import Any
 
 from dspex.analysis.studies import study_verdict
 from dspex.config import get_settings
-from dspex.errors import ExperimentNotFound, StudyConflict, StudyError, StudyNotFound
+from dspex.errors import (
+    DspexError,
+    ExperimentNotFound,
+    StudyConflict,
+    StudyError,
+    StudyNotFound,
+)
 from dspex.ids import new_id
 from dspex.model import Experiment, ExperimentStatus, utc_now
 from dspex.model.study import (
@@ -52,7 +58,7 @@ from dspex.model.study import (
 from dspex.store import ResultStore
 from dspex.study._imports import describe
 from dspex.study.cell import CellTask, cell_result_of, lm_usage, study_tag
-from dspex.study.engines import CellEvent, Engine, InlineEngine, LocalEngine
+from dspex.study.engines import CellEvent, Engine, InlineEngine, LocalEngine, cause_of
 from dspex.study.spec import RunOptions, StudySpec
 
 __all__ = ["HEARTBEAT", "LEASE", "Snapshot", "StudyRunner", "new_record", "reconcile"]
@@ -106,6 +112,7 @@ class StudyRunner:
         self._dirty = True
         self._started = time.monotonic()
         self._retries: dict[tuple[str, int], int] = {}
+        self._owner = False  # whether the stored record is this runner's to change
         self._live = _LiveCounter(store, study_tag(spec.name))
 
     @property
@@ -124,9 +131,12 @@ class StudyRunner:
             self._loop(engine)
         except KeyboardInterrupt:
             stopped = True
-        except BaseException:
+        except BaseException as exc:
             with _no_interrupts():
-                self._stop(engine, "the study runner failed")
+                self._stop(engine, f"the study's runner stopped: {cause_of(exc)}")
+                if self._owner:  # leave the record as a stopped study, not a running one
+                    with contextlib.suppress(DspexError):  # the store may be what failed
+                        self._finish(interrupted=True)
             raise
         with _no_interrupts():
             self._stop(engine, "the study was stopped (Ctrl-C) while the cell ran")
@@ -208,6 +218,7 @@ class StudyRunner:
         self._record = record
         self._adopt()
         self._save(force=True)
+        self._owner = True
 
     def _adopt(self) -> None:
         """Cells whose last attempt's experiment was sealed after their runner lost them."""
@@ -336,6 +347,7 @@ class StudyRunner:
         writer means two runners: this one stops."""
         stored = self.store.get_study(record.name)
         if stored.owner is None or stored.owner.token != self._token:
+            self._owner = False
             raise StudyError(
                 f"study {record.name!r} was changed by another runner while this one ran; "
                 f"this runner stops ({conflict})"
