@@ -82,9 +82,6 @@ def warm_up() -> None:
     import dspy  # noqa: F401
 
     import dspex.study.cell  # noqa: F401
-    from dspex.model.intervals import scipy_stats
-
-    scipy_stats()  # every experiment's summary needs it when it seals
 
 
 def cause_of(error: Any) -> str:
