@@ -56,6 +56,7 @@ def test_a_cell_reports_values_in_the_study_order_calls_and_its_curve(study_dir)
     result = report.result
     assert result.experiment_id == task.experiment_id == experiment.id
     assert result.lm_calls == calls_answered(study_dir) > 0  # every call the LM answered
+    assert result.tokens > 0 and result.cost is None  # the offline LM reports tokens, no price
     final = [t for t in experiment.trials if t.name == "optimized"][0]
     by_key = {example_key(r.inputs, r.labels): r.metrics["exact_match"]
               for r in final.example_results}  # fmt: skip

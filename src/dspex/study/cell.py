@@ -27,6 +27,7 @@ from typing import Any
 
 from dspex.errors import StudyError
 from dspex.model import EventKind, Experiment, Trial, example_key, scope_of
+from dspex.model.payloads import payload_of
 from dspex.model.scopes import example_value
 from dspex.model.study import CellResult
 from dspex.store import ResultStore
@@ -278,15 +279,13 @@ def lm_usage(trials: Sequence[Trial]) -> tuple[int, int, float | None]:
     priced = False
     for trial in trials:
         for event in trial.events:
-            if event.kind is not EventKind.LM_CALL:
+            payload = payload_of(event, EventKind.LM_CALL)
+            if payload is None:
                 continue
             calls += 1
-            payload = event.payload if isinstance(event.payload, dict) else {}
-            usage = payload.get("usage")
-            if isinstance(usage, dict):
-                total = usage.get("total_tokens")
-                tokens += int(total) if isinstance(total, int | float) else 0
-            price = payload.get("cost")
+            total = (payload["usage"] or {}).get("total_tokens")
+            tokens += int(total) if isinstance(total, int | float) else 0
+            price = payload["cost"]
             if isinstance(price, int | float) and math.isfinite(price):
                 cost += float(price)
                 priced = True
