@@ -477,11 +477,11 @@ def _range(values: Sequence[float]) -> tuple[float, float]:
     return low - pad, high + pad
 
 
-def _svg(title: str, width: int, height: int, body: Markup) -> Markup:
+def _svg(title: str, width: int, height: int, body: Markup, legend: Markup | None = None) -> Markup:
     return Markup(
-        '<figure style="margin:0"><figcaption><b>{}</b></figcaption><svg role="img" '
+        '<figure style="margin:0"><figcaption><b>{}</b> {}</figcaption><svg role="img" '
         'aria-label="{}" width="{}" height="{}" viewBox="0 0 {} {}">{}</svg></figure>'
-    ).format(title, title, width, height, width, height, body)
+    ).format(title, legend or "", title, width, height, width, height, body)
 
 
 def _axis_x(scale: _Scale, y: float, label: str, digits: int = 2) -> Markup:
@@ -601,13 +601,14 @@ def _curves_plot(page: StudyPage) -> Markup:
             '<path d="{}" fill="none" stroke="{}" stroke-width="1.5" opacity=".75">'
             "<title>{} seed {} ({})</title></path>"
         ).format(" ".join(path), color, cell.arm, cell.seed, cell.result.curve_scope)
-    body += _axis_x(x, height - 36, "seconds since the cell started", digits=0)
-    body += _legend(page, _LEFT + 4, _PAD + 2)
+    span = max(times) or 1.0
+    digits = 0 if span >= 8 else 1 if span >= 0.8 else 2
+    body += _axis_x(x, height - 36, "seconds since the cell started", digits=digits)
     scopes = sorted({c.result.curve_scope for c in cells if c.result and c.result.curve_scope})
     title = "Best so far, every seed (the optimizer's own scores" + (
         f": {', '.join(scopes)})" if scopes else ")"
     )
-    return _svg(title, WIDTH, height, body)
+    return _svg(title, WIDTH, height, body, _legend(page))
 
 
 def _cost_plot(page: StudyPage, experiment_url: UrlOf | None) -> Markup:
@@ -654,14 +655,13 @@ def _cost_plot(page: StudyPage, experiment_url: UrlOf | None) -> Markup:
         body += dot
     label = "cost of the cell (USD)" if priced else "LM calls of the cell (no cost recorded)"
     body += _axis_x(x, height - 36, label, digits=4 if priced else 0)
-    body += _legend(page, _LEFT + 4, _PAD + 2)
-    return _svg("Score against cost, every cell", WIDTH, height, body)
+    return _svg("Score against cost, every cell", WIDTH, height, body, _legend(page))
 
 
-def _legend(page: StudyPage, left: float, top: float) -> Markup:
-    body = Markup("")
-    for i, arm in enumerate(a for a in page.arms if a.seeds):
-        body += Markup(
-            '<rect x="{}" y="{}" width="10" height="10" fill="{}"/><text x="{}" y="{}">{}</text>'
-        ).format(left, top + i * 14, page.colors[arm.arm], left + 14, top + i * 14 + 9, arm.arm)
-    return body
+def _legend(page: StudyPage) -> Markup:
+    """The arms' colours, as text beside the caption (never over the points)."""
+    return Markup(" ").join(
+        Markup('<span style="color:{}">&#9632;</span> {}').format(page.colors[a.arm], a.arm)
+        for a in page.arms
+        if a.seeds
+    )
