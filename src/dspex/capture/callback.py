@@ -122,7 +122,7 @@ class _Call:
 _Placed = tuple[TrialRecorder, _Call | None, CaptureListener | None]
 
 
-class DspexCallback(BaseCallback):
+class DspexCallback(BaseCallback):  # type: ignore[misc]  # DSPy ships no type information
     """Records DSPy calls into the trial they belong to (see the module docs)."""
 
     def __init__(self) -> None:

@@ -141,13 +141,14 @@ class CaptureListener(Protocol):
 
 def active_recorder() -> TrialRecorder | None:
     """The recorder of the trial the current code runs for, if any."""
-    return lookup(RECORDER_KEY)
+    recorder: TrialRecorder | None = lookup(RECORDER_KEY)
+    return recorder
 
 
 def active_listener() -> CaptureListener | None:
     """The listener of the experiment the current code runs in: the one in context, else
     the only experiment open in the process, else the fallback (``dspex.autolog``)."""
-    listener = lookup(LISTENER_KEY)
+    listener: CaptureListener | None = lookup(LISTENER_KEY)
     if listener is not None:
         return listener
     if _ambient:

@@ -55,7 +55,8 @@ def setting(key: str) -> Any:
 def _push_settings(**keys: Any) -> Token[Any]:
     """Add ``keys`` to this context's DSPy overrides (seen by the threads DSPy starts)."""
     overrides = thread_local_overrides.get()
-    return thread_local_overrides.set(type(overrides)({**overrides, **keys}))
+    token: Token[Any] = thread_local_overrides.set(type(overrides)({**overrides, **keys}))
+    return token
 
 
 def pop_settings(token: Token[Any]) -> None:

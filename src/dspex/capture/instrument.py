@@ -357,7 +357,7 @@ def _carrying_executor(base: type) -> type:
     if not isinstance(base, type) or not callable(getattr(base, "submit", None)):
         raise TypeError(f"{base!r} is not an executor class")
 
-    class CarryingExecutor(base):
+    class CarryingExecutor(base):  # type: ignore[misc]  # a DSPy class, untyped
         """The executor DSPy's ParallelExecutor uses, unchanged, except that each task
         runs with the submitting thread's dspex context (where its calls are recorded)."""
 
@@ -377,7 +377,7 @@ def _reporting_executor(base: type) -> type:
     if not isinstance(base, type) or not callable(getattr(base, "execute", None)):
         raise TypeError(f"{base!r} is not DSPy's ParallelExecutor")
 
-    class ReportingParallelExecutor(base):
+    class ReportingParallelExecutor(base):  # type: ignore[misc]  # a DSPy class, untyped
         """DSPy's executor, unchanged, that also hands the exceptions it caught (program or
         metric, per example) to the dspex evaluation in whose context it ran. DSPy keeps
         only a log line of them, and gives the failed example an empty prediction."""
@@ -411,7 +411,8 @@ def hook_for(optimizer: str, instance: Any = _ANY) -> Instrumented | None:
     hooks = lookup(HOOKS_KEY)
     if not hooks:
         return None
-    for hook in hooks.get(optimizer, ()):
+    found: tuple[Instrumented, ...] = tuple(hooks.get(optimizer, ()))
+    for hook in found:
         if instance is _ANY:
             return hook
         try:

@@ -182,6 +182,10 @@ def record_example(recorder: TrialRecorder, run: ExampleRun, metric: str) -> Exa
         except TypeError as exc:
             error = ErrorInfo.from_exception(exc)
     prediction = prediction_dict(run.prediction)
+    extra: ExampleResultExtra = jsonable(run.extra) if run.extra else {}
+    feedback = getattr(run.value, "feedback", None)  # GEPA's dspy.Prediction(score, feedback)
+    if isinstance(feedback, str):
+        extra["feedback"] = feedback
     payload: ExampleResultPayload = {
         "example": run.index,
         "inputs": inputs,
@@ -192,12 +196,8 @@ def record_example(recorder: TrialRecorder, run: ExampleRun, metric: str) -> Exa
         "passed": error is None and value > 0,
         "latency_ms": jsonable(run.latency_ms),
         "error": error.to_dict() if error is not None else None,
+        **extra,
     }
-    extra: ExampleResultExtra = jsonable(run.extra) if run.extra else {}
-    feedback = getattr(run.value, "feedback", None)  # GEPA's dspy.Prediction(score, feedback)
-    if isinstance(feedback, str):
-        extra["feedback"] = feedback
-    payload.update(extra)
     recorder.emit(_EXAMPLE_RESULT, payload, json_ready=True)
     return ExampleResult(
         index=run.index,
@@ -260,13 +260,13 @@ def record_candidate_scored(
     extra: CandidateScores | None = None,
 ) -> None:
     """Emit an optimizer's ``candidate_scored`` event for ``candidate`` (a trial id)."""
+    own: CandidateScores = extra or {}
     payload: CandidateScoredPayload = {
         "candidate": candidate,
         "score": score.value,
         "scope": scope,
         "n": score.scope.n if score.scope else 0,
         "fingerprint": score.scope.fingerprint if score.scope else None,
+        **own,
     }
-    if extra:
-        payload.update(extra)
     recorder.emit(EventKind.CANDIDATE_SCORED, payload)

@@ -12,7 +12,7 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticSerializationError
 
 from dspex.errors import ValidationError
-from dspex.ids import validate_id
+from dspex.ids import IdKind, validate_id
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -52,14 +52,15 @@ def _require_utc(value: datetime) -> datetime:
 UtcDatetime = Annotated[datetime, AfterValidator(_require_utc)]
 
 
-def _id_type(kind: Any) -> Any:
-    return Annotated[str, AfterValidator(lambda v: validate_id(v, kind))]
+def _validator(kind: IdKind) -> AfterValidator:
+    return AfterValidator(lambda v: validate_id(v, kind))
 
 
-ExperimentId = _id_type("exp")
-TrialId = _id_type("trl")
-EventId = _id_type("evt")
-HypothesisId = _id_type("hyp")
+# Spelled out (not built by a function) so that type checkers see a str.
+ExperimentId = Annotated[str, _validator("exp")]
+TrialId = Annotated[str, _validator("trl")]
+EventId = Annotated[str, _validator("evt")]
+HypothesisId = Annotated[str, _validator("hyp")]
 
 
 def describe_validation_error(model: str, exc: PydanticValidationError) -> str:

@@ -200,7 +200,7 @@ def _candidate_number(local: threading.local, request: Any) -> int:
         task = 0
     last = getattr(local, "last", None)
     if last is not None and last[0] == task and last[1] is request:
-        number = last[2] + 1
+        number = int(last[2]) + 1
     else:
         number = 0
     local.last = (task, request, number)
@@ -297,7 +297,7 @@ def _legacy_lm_class() -> type:
     import dspy
     from dspy.clients.cache import request_cache
 
-    class OfflineLM(dspy.LM):
+    class OfflineLM(dspy.LM):  # type: ignore[misc]  # DSPy ships no type information
         """A ``dspy.LM`` whose requests the offline engine answers (DSPy 3.2, 3.3)."""
 
         def __init__(self, model: str, *, engine: Any, **settings: Any) -> None:

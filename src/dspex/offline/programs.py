@@ -18,7 +18,7 @@ import dspy
 __all__ = ["ArithQA"]
 
 
-class ArithQA(dspy.Module):
+class ArithQA(dspy.Module):  # type: ignore[misc]  # DSPy ships no type information
     """Answers a question with one ``dspy.Predict("question -> answer")`` named ``predict``."""
 
     def __init__(self) -> None:

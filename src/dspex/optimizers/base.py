@@ -268,8 +268,8 @@ class OptimizerHook:
             "optimizer": self.name,
             "ok": exception is None,
             "error": None if exception is None else f"{type(exception).__name__}: {exception}",
+            **outcome,
         }
-        payload.update(outcome)
         self.recorder.emit(EventKind.OPTIMIZER_END, payload)
         trial_id = self.result_trial_id or self.recorder.trial_id
         self.journal.finish_trial(self.recorder, error=exception)

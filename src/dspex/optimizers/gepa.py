@@ -141,7 +141,9 @@ class GepaHook(OptimizerHook):
         import gepa
 
         try:
-            parameters = inspect.signature(inspect.unwrap(gepa.optimize)).parameters
+            # gepa re-exports optimize from gepa.api without an __all__
+            optimize = gepa.optimize  # type: ignore[attr-defined]
+            parameters = inspect.signature(inspect.unwrap(optimize)).parameters
         except (TypeError, ValueError) as exc:
             raise unsupported(NAME, "gepa.optimize(adapter=..., callbacks=...)", exc) from exc
         takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
@@ -222,7 +224,9 @@ class GepaHook(OptimizerHook):
             recorder.module_paths.update(module_paths(program, self.root))
         return program
 
-    def adapter_evaluate(self, original: Any, batch: Any, candidate: Any, *a: Any, **kw: Any):
+    def adapter_evaluate(
+        self, original: Any, batch: Any, candidate: Any, *a: Any, **kw: Any
+    ) -> Any:
         target = self.records.evaluation_target(candidate)
         if target is None:
             return original(batch, candidate, *a, **kw)

@@ -333,7 +333,7 @@ class GepaRecords:
             },
         )
 
-    def _step_details(self, parent: Candidate, kind: str = "reflective_mutation") -> dict:
+    def _step_details(self, parent: Candidate, kind: str = "reflective_mutation") -> dict[str, Any]:
         return {
             "kind": kind,
             "parent": parent.trial_id,

@@ -267,7 +267,7 @@ class MiproHook(OptimizerHook):
         self,
         original: Any,
         batch_size: int,
-        trainset: list,
+        trainset: list[Any],
         program: Any,
         evaluate: Any,
         rng: Any = None,
@@ -304,7 +304,7 @@ class MiproHook(OptimizerHook):
         return recorder, parent or recorder.trial_id
 
     def _finish(
-        self, recorder: TrialRecorder, candidate: str, result: Any, trainset: list, scope: str
+        self, recorder: TrialRecorder, candidate: str, result: Any, trainset: list[Any], scope: str
     ) -> None:
         index = {id(ex): i for i, ex in enumerate(trainset)}
         results = evaluation_results(

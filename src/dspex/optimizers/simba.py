@@ -325,7 +325,9 @@ class SimbaHook(OptimizerHook):
         strategy_wrapper.__wrapped__ = strategy  # type: ignore[attr-defined]
         return strategy_wrapper
 
-    def _run_strategy(self, strategy: Any, bucket: list, system: Any, kwargs: dict) -> Any:
+    def _run_strategy(
+        self, strategy: Any, bucket: list[dict[str, Any]], system: Any, kwargs: dict[str, Any]
+    ) -> Any:
         if self.phase == "sampling":
             self._close_sampling()
             self.phase = "proposing"

@@ -202,7 +202,8 @@ def _has_tags(c: Any, tags: Table, wanted: tuple[str, ...]) -> ColumnElement[boo
         .group_by(tags.c.experiment_id)
         .having(func.count() == len(keys))
     )
-    return c.id.in_(having_all)
+    matches: ColumnElement[bool] = c.id.in_(having_all)
+    return matches
 
 
 def _after(c: Any, q: Query) -> ColumnElement[bool]:

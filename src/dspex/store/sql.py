@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -58,6 +58,8 @@ from dspex.store.backend import (
 )
 from dspex.store.codec import EncodedRecord, sha256, splice
 from dspex.store.query import ExperimentSummary, Query, summary_of
+
+_R = TypeVar("_R", Experiment, Trial)
 
 __all__ = ["SqlBackend", "engine_for_url"]
 
@@ -414,7 +416,7 @@ class SqlBackend(StoreBackend):
         return [StudySummary.from_json(text) for text in texts]
 
 
-def _parse(experiment_id: str, kind: type[Any], data: bytes) -> Any:
+def _parse(experiment_id: str, kind: type[_R], data: bytes) -> _R:
     """A stored record parsed, and checked to belong to ``experiment_id``."""
     try:
         parsed = kind.from_json(data)

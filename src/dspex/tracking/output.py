@@ -60,7 +60,9 @@ class _ProgressLine:
     def __init__(self) -> None:
         from IPython.display import display
 
-        self._handle = display({"text/plain": "dspex: starting"}, raw=True, display_id=True)
+        self._handle = display(  # type: ignore[no-untyped-call]  # IPython's is untyped
+            {"text/plain": "dspex: starting"}, raw=True, display_id=True
+        )
         self._shown = 0.0
 
     def show(self, description: str, n: float, total: float | None, force: bool = False) -> None:
@@ -75,7 +77,7 @@ class _ProgressLine:
 
 
 def _collapsed_class(base: type) -> type:
-    class _Collapsed(base):
+    class _Collapsed(base):  # type: ignore[misc]  # tqdm's class, untyped
         """A tqdm bar that draws nothing; in a notebook it moves dspex's one line."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:

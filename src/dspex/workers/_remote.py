@@ -69,6 +69,7 @@ class Executor:
 
 def _dump_exception(exc: BaseException) -> bytes | None:
     try:
-        return cloudpickle.dumps(exc)
+        data: bytes = cloudpickle.dumps(exc)
+        return data
     except Exception:
         return None  # the ErrorInfo still tells what happened
