@@ -15,6 +15,7 @@ request, never cached.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from markupsafe import Markup
@@ -31,7 +32,10 @@ from dspex.view.study import study_html
 __all__ = ["study_routes"]
 
 
-def study_routes(store: ResultStore, page: Any, templates: Any, live_every: float) -> list[Route]:
+Page = Callable[[Request, str, Markup, list[tuple[str, str]]], Response]
+
+
+def study_routes(store: ResultStore, page: Page, templates: Any, live_every: float) -> list[Route]:
     """The routes above, rendering into the app's page frame ``page``."""
 
     def record(request: Request) -> StudyRecord:
