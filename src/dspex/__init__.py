@@ -22,6 +22,7 @@ from dspex._version import __version__
 if TYPE_CHECKING:
     from dspex import config, offline
     from dspex.analysis import Comparison, compare, verdict_of
+    from dspex.capture import retrieval, retriever
     from dspex.config import Settings, configure, get_settings
     from dspex.errors import (
         AnalysisError,
@@ -168,6 +169,8 @@ __all__ = [
     "new_id",
     "offline",
     "offline_lm",
+    "retrieval",
+    "retriever",
     "utc_now",
     "verdict_of",
 ]
@@ -176,6 +179,8 @@ __all__ = [
 _HOMES: dict[str, str] = {
     "AnalysisError": "dspex.errors",
     "autolog": "dspex.tracking",
+    "retrieval": "dspex.capture",
+    "retriever": "dspex.capture",
     "CaptureError": "dspex.errors",
     "compare": "dspex.analysis",
     "Comparison": "dspex.analysis",

@@ -63,11 +63,11 @@ def test_readers_by_kind_take_that_kinds_payload_type(table):
 # the readers of that key (timeline, spans, export) have to be looked at again.
 COMMON = {
     "module": {"module_start", "module_end", "lm_call", "adapter_format", "adapter_parse",
-               "tool_call"},
+               "tool_call", "retrieval", "embedding"},
     "error": {"optimizer_end", "module_end", "lm_call", "adapter_format", "adapter_parse",
-              "tool_call", "example_result"},
+              "tool_call", "retrieval", "embedding", "example_result"},
     "latency_ms": {"module_end", "lm_call", "adapter_format", "adapter_parse", "tool_call",
-                   "example_result"},
+                   "retrieval", "embedding", "example_result"},
     "optimizer": {"optimizer_start", "optimizer_end", "step", "decision", "candidate_created"},
     "metric": {"example_result", "metric", "trial_score"},
     "candidate": {"candidate_created", "candidate_scored", "example_result"},

@@ -26,7 +26,7 @@ import threading
 import time
 import traceback
 import weakref
-from typing import Any, Final, Literal, TypedDict, cast, overload
+from typing import Any, Final, Literal, NamedTuple, TypedDict, cast, overload
 
 from dspy.utils.callback import BaseCallback
 
@@ -35,6 +35,7 @@ try:  # DSPy 3.3 and later
 except ImportError:  # DSPy 3.2
     ACTIVE_CALL_ID = importlib.import_module("dspy.utils.callback").ACTIVE_CALL_ID
 
+from dspex.capture import retrieval
 from dspex.capture.context import (
     RECORDER_KEY,
     CaptureListener,
@@ -63,7 +64,14 @@ from dspex.model.payloads import (
 )
 from dspex.redact import redact_settings
 
-__all__ = ["DspexCallback", "error_event", "error_payload", "shared_callback"]
+__all__ = [
+    "DspexCallback",
+    "Placement",
+    "error_event",
+    "error_payload",
+    "place_call",
+    "shared_callback",
+]
 
 
 # Read once: an Enum member looked up on its class costs ~0.1 us, on every call.
@@ -459,6 +467,50 @@ def _record_unseen_lm_call(entry: dict[str, Any]) -> None:
 
 _shared: DspexCallback | None = None
 _shared_lock = threading.Lock()
+
+
+class Placement(NamedTuple):
+    """Where a call that DSPy reports to no callback (a retrieval, an embedding) is
+    recorded: as the calls the callback records are (:meth:`DspexCallback._place`)."""
+
+    recorder: TrialRecorder
+    parent_id: str | None
+    """The event of the enclosing module call (None: a top-level call)."""
+    module: str | None
+    """The path of the enclosing module (None: called outside any module)."""
+    listener: CaptureListener | None
+    """The listener that placed this top-level call: tell it when the call ends
+    (``listener.calls_done(recorder)``)."""
+
+
+def place_call(instance: Any) -> Placement | None:
+    """Where a call on ``instance`` made here is recorded (None: nowhere), nested under
+    the module call the callback saw start in this context, on any thread or task."""
+    parent_call = ACTIVE_CALL_ID.get()
+    holder = _shared
+    if parent_call and (holder is None or parent_call not in holder._calls):
+        holder = next((c for c in list(_instances) if parent_call in c._calls), holder)
+    if holder is None:
+        holder = shared_callback()
+    placed = holder._place(instance)
+    if placed is None:
+        return None
+    recorder, enclosing, listener = placed
+    if enclosing is None:
+        return Placement(recorder, None, None, listener)
+    # a call inside a tool call (a ReAct tool that searches) sits in the tool's module: the
+    # tool's own event is emitted when it ends, and has no id yet
+    return Placement(
+        recorder, enclosing.event_id or enclosing.parent_id, enclosing.module, listener
+    )
+
+
+def active_call_id() -> str | None:
+    """DSPy's id of the innermost call reported to callbacks, running here."""
+    return ACTIVE_CALL_ID.get()
+
+
+retrieval.use_placement(place_call, active_call_id)
 
 
 def shared_callback() -> DspexCallback:

@@ -41,6 +41,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from dspex.capture import dspy_retrieval as rag
 from dspex.capture.context import carried, lookup, scope
 
 __all__ = [
@@ -530,6 +531,101 @@ PATCHES: tuple[Patch, ...] = (
         "ParallelExecutor",
         _reporting_executor,
         loses="the exception behind each failed example of dspy.Evaluate",
+    ),
+    # -- retrievers and embedders (dspex.capture.dspy_retrieval): DSPy reports them to no one
+    Patch(
+        "Embedder.__call__",
+        "dspy.clients.embedding",
+        "Embedder.__call__",
+        rag.embedder_call,
+        loses="dspy.Embedder calls",
+    ),
+    Patch(
+        "Embedder.acall",
+        "dspy.clients.embedding",
+        "Embedder.acall",
+        rag.embedder_acall,
+        loses="dspy.Embedder's async calls",
+    ),
+    Patch(
+        "embedding._compute_embeddings",
+        "dspy.clients.embedding",
+        "_compute_embeddings",
+        rag.compute_embeddings,
+        loses="cache hits of dspy.Embedder calls",
+    ),
+    Patch(
+        "embedding._acompute_embeddings",
+        "dspy.clients.embedding",
+        "_acompute_embeddings",
+        rag.acompute_embeddings,
+        loses="cache hits of dspy.Embedder's async calls",
+    ),
+    Patch(
+        "embedding._get_litellm",
+        "dspy.clients.embedding",
+        "_get_litellm",
+        rag.litellm_getter,
+        loses="tokens and cost of hosted embedding models",
+        optional=True,  # DSPy 3.3 and later
+    ),
+    Patch(
+        "embedding.litellm",
+        "dspy.clients.embedding",
+        "litellm",
+        rag.litellm_module,
+        loses="tokens and cost of hosted embedding models",
+        optional=True,  # DSPy 3.2 reads the module itself
+    ),
+    Patch(
+        "Embeddings.__init__",
+        "dspy.retrievers.embeddings",
+        "Embeddings.__init__",
+        rag.embeddings_init,
+        loses="the index builds of dspy.retrievers.Embeddings",
+    ),
+    Patch(
+        "Embeddings.forward",
+        "dspy.retrievers.embeddings",
+        "Embeddings.forward",
+        rag.embeddings_forward,
+        loses="the retrievals of dspy.retrievers.Embeddings",
+    ),
+    Patch(
+        "EmbeddingsWithScores.forward",
+        "dspy.retrievers.embeddings",
+        "EmbeddingsWithScores.forward",
+        rag.embeddings_forward,
+        loses="the retrievals of dspy.retrievers.EmbeddingsWithScores",
+        optional=True,
+    ),
+    Patch(
+        "Embeddings._batch_forward",
+        "dspy.retrievers.embeddings",
+        "Embeddings._batch_forward",
+        rag.embeddings_batch_forward,
+        loses="the scores and query embeddings of dspy.retrievers.Embeddings",
+    ),
+    Patch(
+        "Unbatchify.__call__",
+        "dspy.utils.unbatchify",
+        "Unbatchify.__call__",
+        rag.unbatchify_call,
+        loses="the scores and query embeddings of dspy.retrievers.Embeddings",
+    ),
+    Patch(
+        "Retrieve.forward",
+        "dspy.retrievers.retrieve",
+        "Retrieve.forward",
+        rag.retrieve_forward,
+        loses="what dspy.Retrieve found",
+    ),
+    Patch(
+        "ColBERTv2.__call__",
+        "dspy.dsp.colbertv2",
+        "ColBERTv2.__call__",
+        rag.colbert_call,
+        loses="the retrievals of dspy.ColBERTv2",
     ),
     # -- SIMBA (and SIMBA.strategies, an instance attribute set by the hook per compile)
     _optimizer_patch(

@@ -38,6 +38,7 @@ from dspex.model.payloads import (
     CandidateCreatedPayload,
     CandidateScoredPayload,
     DecisionPayload,
+    EmbeddingPayload,
     ErrorEventPayload,
     ExampleResultPayload,
     LmCallPayload,
@@ -47,13 +48,14 @@ from dspex.model.payloads import (
     ModuleStartPayload,
     OptimizerEndPayload,
     OptimizerStartPayload,
+    RetrievalPayload,
     StepPayload,
     ToolCallPayload,
     TrialScorePayload,
 )
 from dspex.workers.outcome import pool_worker_name
 
-__all__ = ["EmitOptions", "RawEvent", "TrialRecorder", "current_worker_name"]
+__all__ = ["EmitOptions", "RawEvent", "TrialRecorder", "current_worker_name", "new_event_id"]
 
 
 class RawEvent(NamedTuple):
@@ -98,6 +100,12 @@ _new_tuple = tuple.__new__  # a RawEvent made without the namedtuple's Python-le
 _next_event_id = IdSeries("evt")
 
 
+def new_event_id() -> str:
+    """A fresh event id, for an event emitted later (``emit(..., event_id=...)``): a call
+    recorded when it ends, whose inner calls are recorded before it, under it."""
+    return _next_event_id()
+
+
 def _new_series_in_child() -> None:
     global _next_event_id
     _next_event_id = IdSeries("evt")
@@ -117,6 +125,7 @@ class EmitOptions(TypedDict, total=False):
     parent_id: str | None
     json_ready: bool
     source: EventSource | None
+    event_id: str | None
 
 
 K = EventKind
@@ -163,6 +172,10 @@ class TrialRecorder:
     @overload
     def emit(self, kind: Literal[K.TOOL_CALL], payload: ToolCallPayload, **options: Unpack[EmitOptions]) -> str: ...  # noqa: E501
     @overload
+    def emit(self, kind: Literal[K.RETRIEVAL], payload: RetrievalPayload, **options: Unpack[EmitOptions]) -> str: ...  # noqa: E501
+    @overload
+    def emit(self, kind: Literal[K.EMBEDDING], payload: EmbeddingPayload, **options: Unpack[EmitOptions]) -> str: ...  # noqa: E501
+    @overload
     def emit(self, kind: Literal[K.LOG], payload: LogPayload, **options: Unpack[EmitOptions]) -> str: ...  # noqa: E501
     @overload
     def emit(self, kind: Literal[K.EXAMPLE_RESULT], payload: ExampleResultPayload, **options: Unpack[EmitOptions]) -> str: ...  # noqa: E501
@@ -181,6 +194,7 @@ class TrialRecorder:
         parent_id: str | None = None,
         json_ready: bool = False,
         source: EventSource | None = None,
+        event_id: str | None = None,
     ) -> str:
         """Record one event of ``kind`` now; return its id (to use as a later event's parent).
 
@@ -188,9 +202,11 @@ class TrialRecorder:
         sealed, not here. Lock-free: ``list.append`` is atomic under the GIL, and this
         runs for every module, adapter and LM call of the program. ``json_ready``: the
         payload is JSON data already (built through ``jsonable``), so the end of the trial
-        takes it as is.
+        takes it as is. ``event_id``: an id drawn earlier with :func:`new_event_id`, for a
+        call recorded when it ends whose inner calls, recorded first, name it as parent.
         """
-        event_id = _next_event_id()
+        if event_id is None:
+            event_id = _next_event_id()
         self._raw.append(
             _new_tuple(
                 RawEvent,

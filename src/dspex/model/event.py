@@ -5,7 +5,7 @@ Three sources interleave in one timeline, ordered by ``sequence``:
 * ``orchestration``: what the optimizer decided (choose a bucket, a source candidate,
   a strategy; the advice of a feedback call; the candidate it created);
 * ``execution``: what the program did on a worker (module calls, LM calls, adapter
-  formatting and parsing, tool calls);
+  formatting and parsing, tool calls, retrievals and embedding calls);
 * ``evaluation``: what the metric said (per example, and the trial's score).
 
 Payload keys by kind are documented in ``docs/data-model.md``. An ``lm_call`` payload
@@ -49,6 +49,8 @@ class EventKind(StrEnum):
     ADAPTER_FORMAT = "adapter_format"
     ADAPTER_PARSE = "adapter_parse"
     TOOL_CALL = "tool_call"
+    RETRIEVAL = "retrieval"
+    EMBEDDING = "embedding"
     LOG = "log"
     # evaluation
     EXAMPLE_RESULT = "example_result"

@@ -52,6 +52,7 @@ __all__ = [
     "Common",
     "DecisionPayload",
     "ErrorEventPayload",
+    "EmbeddingPayload",
     "ErrorPayload",
     "ExampleResultExtra",
     "ExampleResultPayload",
@@ -64,7 +65,9 @@ __all__ = [
     "OptimizerEndPayload",
     "OptimizerOutcome",
     "OptimizerStartPayload",
+    "Passage",
     "Payload",
+    "RetrievalPayload",
     "StepPayload",
     "ToolCallPayload",
     "TrialScorePayload",
@@ -273,6 +276,78 @@ class ToolCallPayload(TypedDict):
     latency_ms: float | None
 
 
+class Passage(TypedDict):
+    """One passage a retriever returned, at its rank."""
+
+    text: str | None
+    """The passage's text (``long_text`` for ColBERTv2 and ``dspy.Retrieve``)."""
+    id: Json
+    """Its id as the retriever gave it: the corpus index (``Embeddings``), the ``pid``
+    (ColBERTv2), the ``id`` of a user's search result; None when it gave none."""
+    score: float | None
+    metadata: NotRequired[dict[str, Json]]
+    """Whatever else the retriever returned with it (ColBERTv2's ``rank``, ``prob``...)."""
+
+
+class RetrievalPayload(TypedDict):
+    """One call of a retriever: ``dspy.retrievers.Embeddings``, ``dspy.Retrieve``,
+    ``dspy.ColBERTv2``, or a search the user marked with ``dspex.retriever``."""
+
+    retriever: str
+    """The retriever's class path, or the qualified name of the user's search function."""
+    module: str | None
+    """The path of the module that called it (None: called outside any module)."""
+    queries: list[Json]
+    """The query, or queries, as asked (one result list per query)."""
+    k: int | None
+    results: list[list[Passage]]
+    """Per query, the passages in the order the retriever ranked them."""
+    settings: dict[str, Json]
+    """The retriever's settings (``k``, its URL, its embedder...), secrets hidden."""
+    latency_ms: float | None
+    error: ErrorPayload | None
+    batched: NotRequired[int]
+    """``Embeddings``: how many queries (of any caller) its embedder embedded in one call
+    with this one, this one included."""
+
+
+class EmbeddingPayload(TypedDict):
+    """One call of an embedder: every ``dspy.Embedder`` call, and each embedding step of
+    ``dspy.retrievers.Embeddings`` (building its index, embedding queries)."""
+
+    model: str
+    """The hosted model's name, or the qualified name of the local embedding function."""
+    embedder: str
+    """The class path of the embedder (``dspy.clients.embedding.Embedder``), or
+    ``function`` for a plain function handed to ``Embeddings``."""
+    module: str | None
+    purpose: str
+    """``call`` (a direct call), ``index`` (``Embeddings`` embedding its corpus: one event
+    for the whole index) or ``query`` (``Embeddings`` embedding queries)."""
+    retriever: str | None
+    """The class path of the retriever it embedded for (``index`` and ``query``)."""
+    inputs: int
+    """How many texts it embedded (the corpus size, for an index)."""
+    texts: list[str]
+    """The first texts embedded (at most 16; none for an index)."""
+    batch_size: int | None
+    batches: int | None
+    """Requests made, one per batch of ``batch_size`` texts (None: not known)."""
+    cache_hits: int | None
+    """Batches answered from a cache (DSPy's, or LiteLLM's): no tokens, no cost."""
+    dimensions: int | None
+    usage: LmUsage | None
+    """Tokens, when the provider reports them."""
+    cost: float | None
+    """In USD, when the provider (LiteLLM's price list) reports it."""
+    latency_ms: float | None
+    """The call's time (an index: the whole build, its embedding included)."""
+    error: ErrorPayload | None
+    callers: NotRequired[int]
+    """``query``: the retrievals this one call embedded queries for (``Embeddings``
+    batches the queries of concurrent callers)."""
+
+
 class LogPayload(TypedDict):
     level: str
     message: str
@@ -340,6 +415,8 @@ Payload = (
     | LmCallPayload
     | AdapterPayload
     | ToolCallPayload
+    | RetrievalPayload
+    | EmbeddingPayload
     | LogPayload
     | ExampleResultPayload
     | MetricPayload
@@ -385,6 +462,8 @@ PAYLOAD_TYPES: Mapping[EventKind, type[Any]] = {
     K.ADAPTER_FORMAT: AdapterPayload,
     K.ADAPTER_PARSE: AdapterPayload,
     K.TOOL_CALL: ToolCallPayload,
+    K.RETRIEVAL: RetrievalPayload,
+    K.EMBEDDING: EmbeddingPayload,
     K.LOG: LogPayload,
     K.EXAMPLE_RESULT: ExampleResultPayload,
     K.METRIC: MetricPayload,
@@ -407,6 +486,8 @@ SOURCE_OF: Mapping[EventKind, EventSource] = {
     K.ADAPTER_FORMAT: _X,
     K.ADAPTER_PARSE: _X,
     K.TOOL_CALL: _X,
+    K.RETRIEVAL: _X,
+    K.EMBEDDING: _X,
     K.LOG: _X,
     K.EXAMPLE_RESULT: _V,
     K.METRIC: _V,
@@ -456,6 +537,10 @@ def payload_of(event: Event, kind: Literal[K.LM_CALL]) -> LmCallPayload | None: 
 def payload_of(event: Event, kind: Literal[K.ADAPTER_FORMAT, K.ADAPTER_PARSE]) -> AdapterPayload | None: ...  # noqa: E501
 @overload
 def payload_of(event: Event, kind: Literal[K.TOOL_CALL]) -> ToolCallPayload | None: ...
+@overload
+def payload_of(event: Event, kind: Literal[K.RETRIEVAL]) -> RetrievalPayload | None: ...
+@overload
+def payload_of(event: Event, kind: Literal[K.EMBEDDING]) -> EmbeddingPayload | None: ...
 @overload
 def payload_of(event: Event, kind: Literal[K.LOG]) -> LogPayload | None: ...
 @overload
