@@ -114,11 +114,14 @@ class Postgres:
     def url(self) -> str | None:
         try:
             import psycopg
-
-            name = f"dspex_bench_{uuid.uuid4().hex[:10]}"
+        except ImportError as exc:  # the benchmark reports the backend as skipped
+            print(f"  (postgresql skipped: {exc})")
+            return None
+        name = f"dspex_bench_{uuid.uuid4().hex[:10]}"
+        try:
             with psycopg.connect(self.base, autocommit=True, connect_timeout=3) as conn:
                 conn.execute(f'CREATE DATABASE "{name}"')
-        except Exception as exc:  # the benchmark reports the backend as skipped
+        except psycopg.Error as exc:
             print(f"  (postgresql skipped: {exc})")
             return None
         self.names.append(name)

@@ -121,7 +121,7 @@ class Server:
 def start_server(name: str, command: list[str], env: dict[str, str], workdir: Path) -> Server:
     log = workdir / "server.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
+        process = subprocess.Popen(
             command,
             env=env,
             cwd=workdir,

@@ -454,7 +454,7 @@ def test_many_threads_archiving_at_once(store):
             for experiment in batch:
                 store.archive_experiment(experiment)
                 store.archive_experiment(shared)
-        except BaseException as exc:  # reported below
+        except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(made[i::6],)) for i in range(6)]

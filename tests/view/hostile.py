@@ -106,13 +106,13 @@ def server_process(
 ) -> Iterator[Process]:
     log = workdir / f"server-{port}.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
+        process = subprocess.Popen(
             list(command),
             cwd=workdir,
             env=child_env(env),
             stdout=out,
             stderr=subprocess.STDOUT,
-            preexec_fn=open_files_limit(nofile) if nofile else None,  # noqa: PLW1509
+            preexec_fn=open_files_limit(nofile) if nofile else None,
         )
     running = Process(port, process, log)
     try:

@@ -332,7 +332,7 @@ def _history_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
         for listener in tuple(_history_listeners):
             try:
                 listener(entry)
-            except Exception:  # noqa: BLE001 - capture must never break an LM call
+            except Exception:  # capture must never break an LM call
                 logger.debug("dspex: an LM history listener failed", exc_info=True)
         return result
 
@@ -392,7 +392,7 @@ def _reporting_executor(base: type) -> type:
                 if report is not None and exceptions:
                     try:
                         report(dict(exceptions))
-                    except Exception:  # noqa: BLE001 - recording must not break Evaluate
+                    except Exception:  # recording must not break Evaluate
                         logger.debug("dspex: could not report failed examples", exc_info=True)
 
     ReportingParallelExecutor.__name__ = base.__name__
@@ -419,7 +419,7 @@ def hook_for(optimizer: str, instance: Any = _ANY) -> Instrumented | None:
         try:
             if hook.handles(instance):
                 return hook
-        except Exception:  # noqa: BLE001 - a broken hook handles nothing; DSPy's call goes on
+        except Exception:  # a broken hook handles nothing; DSPy's call goes on
             logger.debug("dspex: %s hook could not tell its calls", optimizer, exc_info=True)
     return None
 
@@ -446,7 +446,7 @@ def _unhooked(optimizer: str, where: str) -> None:
             "report that compile to its callbacks): its steps, decisions and candidates "
             "are not recorded, only its LM and module calls"
         )
-    except Exception:  # noqa: BLE001 - a warning must not break the optimizer
+    except Exception:  # a warning must not break the optimizer
         logger.debug("dspex: could not warn about %s", where, exc_info=True)
 
 

@@ -516,9 +516,9 @@ _REQUIRED: dict[str, frozenset[str]] = {
 
 # fmt: off
 @overload
-def payload_of(event: Event, kind: Literal[K.OPTIMIZER_START]) -> OptimizerStartPayload | None: ...  # noqa: E501
+def payload_of(event: Event, kind: Literal[K.OPTIMIZER_START]) -> OptimizerStartPayload | None: ...
 @overload
-def payload_of(event: Event, kind: Literal[K.OPTIMIZER_END]) -> OptimizerEndPayload | None: ...  # noqa: E501
+def payload_of(event: Event, kind: Literal[K.OPTIMIZER_END]) -> OptimizerEndPayload | None: ...
 @overload
 def payload_of(event: Event, kind: Literal[K.STEP]) -> StepPayload | None: ...
 @overload
@@ -544,7 +544,7 @@ def payload_of(event: Event, kind: Literal[K.EMBEDDING]) -> EmbeddingPayload | N
 @overload
 def payload_of(event: Event, kind: Literal[K.LOG]) -> LogPayload | None: ...
 @overload
-def payload_of(event: Event, kind: Literal[K.EXAMPLE_RESULT]) -> ExampleResultPayload | None: ...  # noqa: E501
+def payload_of(event: Event, kind: Literal[K.EXAMPLE_RESULT]) -> ExampleResultPayload | None: ...
 @overload
 def payload_of(event: Event, kind: Literal[K.METRIC]) -> MetricPayload | None: ...
 @overload

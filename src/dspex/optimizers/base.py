@@ -177,7 +177,7 @@ class OptimizerHook:
             self.journal.warn(message)
             if self.recorder is not None:
                 self.journal.update_trial(self.recorder, metadata={"degraded": dict(self.degraded)})
-        except Exception:  # noqa: BLE001 - the warning below still says it
+        except Exception:  # the warning below still says it
             logger.debug("dspex: could not note degraded mode on the experiment", exc_info=True)
         if first:
             tell_stderr(message)
@@ -256,7 +256,7 @@ class OptimizerHook:
         if self.degraded:  # also when conclude itself failed
             try:
                 self.abandon(exception)
-            except Exception:  # noqa: BLE001 - the journal closes what is left when it seals
+            except Exception:  # the journal closes what is left when it seals
                 logger.debug("dspex: could not close %s's open trials", self.name, exc_info=True)
         outcome: OptimizerOutcome = {}
         if not self.degraded:

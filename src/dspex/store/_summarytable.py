@@ -101,7 +101,7 @@ def text_key(value: str) -> str:
     return value.replace("\x00", "\ufffd")
 
 
-class ascii_lower(FunctionElement[str]):  # noqa: N801 - a SQL function's name
+class ascii_lower(FunctionElement[str]):
     """``lower()`` of ASCII letters only, as :func:`dspex.store.query.fold`: SQLite's
     ``lower()`` does that; PostgreSQL's does it under the C collation."""
 

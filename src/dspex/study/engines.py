@@ -296,7 +296,7 @@ class InlineEngine(Engine):
         task = self._queue.pop(0)
         try:
             report = run_cell(task)
-        except Exception as exc:  # the cell raised: reported like any engine's failure
+        except Exception as exc:  # noqa: BLE001 - the cell raised: reported like any engine's failure
             return [self._event("failed", task, cause=cause_of(exc))]
         return [self._event("done", task, report=report)]
 

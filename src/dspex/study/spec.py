@@ -579,7 +579,7 @@ def _check_program(ref: Ref, problems: _Problems) -> None:
         program = resolve(ref)()
     except ValidationError:
         return  # already reported
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the user's factory: any error is a spec problem
         problems.add("program", f"{describe(ref)}() raised {type(exc).__name__}: {exc}")
         return
     if not callable(getattr(program, "named_predictors", None)):
@@ -634,7 +634,7 @@ def _evaluation(
             found.append((key, evaluation_of(evalset, metric)))
         except ValidationError as exc:
             problems.add(key, f"{describe(ref)}() {exc}")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the user's factory: a spec problem
             problems.add(key, f"{describe(ref)}() raised {type(exc).__name__}: {exc}")
     if not found:
         return None

@@ -39,7 +39,7 @@ def main() -> int:
         initialize(name, parent_path, init_blob)
     except EOFError:
         return 0
-    except BaseException as exc:  # noqa: B036 - the pool reports it as a start-up failure
+    except BaseException as exc:  # noqa: B036, BLE001 - the pool reports it as a start-up failure
         write_frame(outgoing, ("init_failed", error_dict(exc)))
         return 1
     write_frame(outgoing, ("ready",))

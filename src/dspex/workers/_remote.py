@@ -50,11 +50,11 @@ class Executor:
             if self._job_id != job_id:
                 raise RuntimeError(f"the function of map {job_id} never reached this worker")
             value = self._fn(cloudpickle.loads(item_blob))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the user's function: the item's error
             return ("error", task_id, error_dict(exc), _dump_exception(exc))
         try:
             return ("result", task_id, cloudpickle.dumps(value))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - pickling raises any type
             kind = type(value).__qualname__
             wrapped = TypeError(f"the result {kind} could not be pickled: {exc}")
             return ("error", task_id, error_dict(wrapped), None)
@@ -63,7 +63,7 @@ class Executor:
         self._job_id = job_id
         try:
             self._fn, self._load_error = cloudpickle.loads(fn_blob), None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - unpickling raises any type
             self._fn, self._load_error = None, exc
 
 
@@ -71,5 +71,5 @@ def _dump_exception(exc: BaseException) -> bytes | None:
     try:
         data: bytes = cloudpickle.dumps(exc)
         return data
-    except Exception:
+    except Exception:  # noqa: BLE001 - pickling raises any type
         return None  # the ErrorInfo still tells what happened

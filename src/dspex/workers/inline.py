@@ -63,7 +63,7 @@ class InlinePool(WorkerPool):
             token = _CURRENT.set(info)
             try:
                 result = Result(value=fn(item))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the user's function: the item's error
                 result = Result.from_exception(exc)
             finally:
                 _CURRENT.reset(token)

@@ -349,7 +349,7 @@ class SupervisedPool(WorkerPool):
                 run.task_ids.add(task.id)
                 try:
                     worker.send(task)
-                except Exception as exc:  # the item or fn could not be serialized
+                except Exception as exc:  # noqa: BLE001 - the item or fn could not be serialized
                     run.outstanding.discard(index)
                     result = Result.from_exception(exc)
                     unsendable.append(_result(task, worker, result))

@@ -134,7 +134,7 @@ class ProcessWorker(Worker):
                 message = read_frame(stream)
             except (EOFError, OSError):
                 return
-            except Exception as exc:  # a garbled frame: this worker is unusable
+            except Exception as exc:  # noqa: BLE001 - a garbled frame: this worker is unusable
                 print(f"dspex: {self.name}: unreadable reply: {exc}", file=sys.stderr)
                 self.kill()
                 return
@@ -160,14 +160,14 @@ def _load(blob: bytes | None) -> Any:
         return None
     try:
         return cloudpickle.loads(blob)
-    except Exception:
+    except Exception:  # noqa: BLE001 - unpickling raises any type
         return None
 
 
 def _load_value(blob: bytes) -> Result:
     try:
         return Result(value=cloudpickle.loads(blob))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - unpickling raises any type
         wrapped = TypeError(f"the worker's result could not be loaded here: {exc}")
         return Result.from_exception(wrapped)
 

@@ -108,7 +108,7 @@ class RayWorker(Worker):
         if self._actor is not None:
             try:
                 self._ray.kill(self._actor, no_restart=True)
-            except Exception:  # already gone
+            except Exception:  # noqa: BLE001 - already gone, whatever Ray raises for it
                 pass
 
     def _wait(self, ref: Any, on_reply: Any, task_id: int | None = None) -> None:
@@ -119,7 +119,7 @@ class RayWorker(Worker):
                 cause = exc.cause if exc.cause is not None else exc
                 self.post(EventKind.INIT_FAILED, None, ErrorInfo.from_exception(cause))
                 return
-            except Exception as exc:  # the actor died, whatever Ray calls it
+            except Exception as exc:  # noqa: BLE001 - the actor died, whatever Ray calls it
                 self.post(EventKind.DIED, task_id, _cause(exc))
                 return
             on_reply(reply)
@@ -135,7 +135,7 @@ class RayWorker(Worker):
         if reply[0] == "result":
             try:
                 result = Result(value=cloudpickle.loads(reply[2]))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - unpickling raises any type
                 wrapped = TypeError(f"the worker's result could not be loaded here: {exc}")
                 result = Result.from_exception(wrapped)
         else:
@@ -143,7 +143,7 @@ class RayWorker(Worker):
             if reply[3] is not None:
                 try:
                     exception = cloudpickle.loads(reply[3])
-                except Exception:
+                except Exception:  # noqa: BLE001 - unpickling raises any type
                     exception = None
             result = Result(error=ErrorInfo(**reply[2]), exception=exception)
         self.post(EventKind.RESULT, task_id, result)

@@ -68,9 +68,9 @@ class ThreadWorker(Worker):
                 return
             try:
                 result = Result(value=task.job.fn(task.item))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the user's function: the item's error
                 result = Result.from_exception(exc)
-            except BaseException as exc:  # noqa: B036 - the worker dies, the pool lives on
+            except BaseException as exc:  # noqa: B036, BLE001 - the worker dies, the pool lives on
                 self.post(EventKind.DIED, task.id, f"ended by {_describe(exc)}")
                 return
             self.post(EventKind.RESULT, task.id, result)
@@ -79,7 +79,7 @@ class ThreadWorker(Worker):
         try:
             if self.init is not None:
                 self.init.run()
-        except BaseException as exc:  # noqa: B036 - reported to the pool as a start-up failure
+        except BaseException as exc:  # noqa: B036, BLE001 - reported to the pool as a start-up failure
             self.post(EventKind.INIT_FAILED, None, ErrorInfo.from_exception(exc))
             return False
         self.post(EventKind.READY, None, self.pid)
