@@ -218,7 +218,7 @@ def test_worker_pools_record_every_call_in_the_trial(adapter, request, tmp_path)
 class _ColBERT(http.server.BaseHTTPRequestHandler):
     served: list[str] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:  # http.server's name
         query = parse_qs(urlparse(self.path).query)
         text, k = query["query"][0], int(query["k"][0])
         type(self).served.append(text)

@@ -507,7 +507,8 @@ def place_call(instance: Any) -> Placement | None:
 
 def active_call_id() -> str | None:
     """DSPy's id of the innermost call reported to callbacks, running here."""
-    return ACTIVE_CALL_ID.get()
+    call_id: str | None = ACTIVE_CALL_ID.get()
+    return call_id
 
 
 retrieval.use_placement(place_call, active_call_id)

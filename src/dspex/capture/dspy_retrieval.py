@@ -347,10 +347,12 @@ def _step_payload(
 def _init(original: Original) -> Callable[..., Any]:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         if is_degraded(EMBEDDINGS):
-            return original(self, *args, **kwargs)
+            original(self, *args, **kwargs)
+            return
         place = where(self)
         if place is None:
-            return original(self, *args, **kwargs)
+            original(self, *args, **kwargs)
+            return
         reported: list[EmbeddingCall] = []
         token = _sink.set(reported)
         started, error = time.perf_counter(), None

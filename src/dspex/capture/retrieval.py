@@ -174,7 +174,7 @@ def degrade(piece: str, error: BaseException | str) -> None:
     if listener is not None:
         try:
             listener.warn(message)
-        except Exception:  # noqa: BLE001 - the log line above still says it
+        except Exception:  # the log line above still says it
             logger.debug("dspex: could not warn the experiment", exc_info=True)
 
 
