@@ -105,16 +105,16 @@ def study_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A PostgreSQL database of its own on the test server (dropped afterwards)."""
-    from tests.store.conftest import POSTGRES_URL, _admin
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A PostgreSQL database of its own on the session's server (dropped afterwards)."""
+    from tests.store.conftest import _admin
 
     name = f"dspex_study_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with _admin(POSTGRES_URL) as conn:
+    with _admin(postgres_server) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = POSTGRES_URL.rpartition("/")
+    base, _, _ = postgres_server.rpartition("/")
     try:
         yield f"{base}/{name}"
     finally:
-        with _admin(POSTGRES_URL) as conn:
+        with _admin(postgres_server) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
