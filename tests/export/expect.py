@@ -9,7 +9,7 @@ from __future__ import annotations
 from dspex import TraceEvent, Trial
 
 SPAN_KINDS = {"module_start", "lm_call", "adapter_format", "adapter_parse", "tool_call",
-              "example_result"}  # fmt: skip
+              "retrieval", "embedding", "example_result"}  # fmt: skip
 
 
 def span_events(trial: Trial) -> list[TraceEvent]:

@@ -136,16 +136,22 @@ def prediction_dict(prediction: Any) -> dict[str, Any] | None:
 # run per example.
 _EXAMPLE_RESULT: Final = EventKind.EXAMPLE_RESULT
 _LM_CALL: Final = EventKind.LM_CALL
+_EMBEDDING: Final = EventKind.EMBEDDING
 
 
 def usage_of(events: Iterable[RawEvent]) -> tuple[int, float | None]:
-    """Total tokens and cost of the LM calls among ``events``."""
+    """The LM calls' total tokens among ``events``, and the cost of the LM and embedding
+    calls (an example's cost is what it spent, a hosted embedder's requests included)."""
     tokens, cost = 0, 0.0
     for event in events:
         call = payload_of(event, _LM_CALL)
         if call is not None:
             tokens += int((call["usage"] or {}).get("total_tokens") or 0)
             cost += float(call["cost"] or 0.0)
+            continue
+        embedding = payload_of(event, _EMBEDDING)
+        if embedding is not None and isinstance(embedding["cost"], int | float):
+            cost += float(embedding["cost"])
     return tokens, (cost or None)
 
 

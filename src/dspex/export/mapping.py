@@ -8,6 +8,8 @@ trial, and under it, nested as recorded, one span per
 * LM call (``lm_call``; kind LLM, OpenTelemetry span kind CLIENT),
 * adapter format or parse (``adapter_format``, ``adapter_parse``; kind CHAIN),
 * tool call (``tool_call``; kind TOOL),
+* retrieval (``retrieval``; kind RETRIEVER, with ``retrieval.documents``) and embedding
+  call (``embedding``; kind EMBEDDING): see :mod:`dspex.export.retrieval`,
 * evaluated example (``example_result``; kind EVALUATOR).
 
 The experiment ties its traces together: ``session.id`` is the experiment id (a Phoenix
@@ -41,6 +43,7 @@ from dspex.export.attributes import (
     llm_attributes,
     tool_attributes,
 )
+from dspex.export.retrieval import embedding_span, retrieval_span
 from dspex.export.spans import (
     Attributes,
     SpanEventRecord,
@@ -72,6 +75,8 @@ SPAN_OPENING_KINDS = frozenset(
         EventKind.ADAPTER_FORMAT,
         EventKind.ADAPTER_PARSE,
         EventKind.TOOL_CALL,
+        EventKind.RETRIEVAL,
+        EventKind.EMBEDDING,
         EventKind.EXAMPLE_RESULT,
     }
 )
@@ -199,7 +204,7 @@ class _TrialTrace:
             return self._module(event, self.ends.get(event.id))
         name, attributes = _CALLS[kind](_redacted(typed_payload(event)))
         span = self._span(event, name, attributes, *_call_times(event, common_of(event)))
-        if kind is EventKind.LM_CALL:
+        if kind is EventKind.LM_CALL or kind is EventKind.EMBEDDING:
             span.kind = "client"
         self._fail_on(span, redact(common_of(event).get("error")), span.end_ns)
         return span
@@ -368,6 +373,8 @@ _CALLS: dict[EventKind, Callable[[Any], tuple[str, Attributes]]] = {
     EventKind.ADAPTER_FORMAT: _adapter("format"),
     EventKind.ADAPTER_PARSE: _adapter("parse"),
     EventKind.TOOL_CALL: _tool_call,
+    EventKind.RETRIEVAL: retrieval_span,
+    EventKind.EMBEDDING: embedding_span,
     EventKind.EXAMPLE_RESULT: _example,
 }
 

@@ -32,7 +32,8 @@ Row = dict[str, Any]
 
 
 def trial_rows(experiment: Experiment) -> list[Row]:
-    """One row per trial: identity, lineage, score and its scope, cost and timing."""
+    """One row per trial: identity, lineage, score and its scope, cost and timing (with
+    ``retrievals``, ``embedding_calls`` and ``embedding_cost``)."""
     return [_trial_row(experiment, trial) for trial in experiment.trials]
 
 
@@ -64,11 +65,26 @@ def _trial_row(experiment: Experiment, trial: Trial) -> Row:
             for e in trial.events
             if (call := payload_of(e, EventKind.LM_CALL)) and call["cache_hit"]
         ),
+        **_rag_columns(trial),
         "started_at": trial.started_at.isoformat(),
         "finished_at": trial.finished_at.isoformat() if trial.finished_at else None,
         "duration_ms": trial.duration_ms,
         "error": trial.error.type if trial.error else None,
     }
+
+
+def _rag_columns(trial: Trial) -> Row:
+    """Retrievals and embedding calls: counts, and what the embedder's provider billed."""
+    retrievals = embeddings = 0
+    cost = 0.0
+    for event in trial.events:
+        if payload_of(event, EventKind.RETRIEVAL) is not None:
+            retrievals += 1
+        embedded = payload_of(event, EventKind.EMBEDDING)
+        if embedded is not None:
+            embeddings += 1
+            cost += float(embedded["cost"]) if isinstance(embedded["cost"], int | float) else 0.0
+    return {"retrievals": retrievals, "embedding_calls": embeddings, "embedding_cost": cost}
 
 
 def example_rows(experiment: Experiment) -> list[Row]:

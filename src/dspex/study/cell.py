@@ -273,7 +273,9 @@ def _aligned(trial: Trial, examples: Sequence[str], experiment_id: str) -> tuple
 
 
 def lm_usage(trials: Sequence[Trial]) -> tuple[int, int, float | None]:
-    """(LM calls, tokens, cost) recorded in ``trials``; cost None when no call had one."""
+    """(LM calls, their tokens, cost) recorded in ``trials``: the cost of the LM calls and of
+    the embedding calls (a hosted embedder's requests are part of an arm's cost); None
+    when no call had one."""
     calls = tokens = 0
     cost = 0.0
     priced = False
@@ -281,6 +283,11 @@ def lm_usage(trials: Sequence[Trial]) -> tuple[int, int, float | None]:
         for event in trial.events:
             payload = payload_of(event, EventKind.LM_CALL)
             if payload is None:
+                embedded = payload_of(event, EventKind.EMBEDDING)
+                price = embedded["cost"] if embedded is not None else None
+                if isinstance(price, int | float) and math.isfinite(price):
+                    cost += float(price)
+                    priced = True
                 continue
             calls += 1
             total = (payload["usage"] or {}).get("total_tokens")

@@ -3,8 +3,9 @@
 :func:`trials_side_by_side` puts two trials next to each other: the paired statistics of
 :func:`dspex.compare` when they were scored on the same examples (or why they cannot be
 compared), what differs in their variables (instructions, demos, LM and its settings),
-what each cost (tokens, money, LM calls, latency, time) and, per example, what each
-answered, the examples they disagree on first. :func:`experiments_side_by_side` does the
+what each cost (tokens, money, LM calls, retrievals and embedding calls, latency, time)
+and, per example, what each answered, the examples they disagree on first, and where
+they retrieved different passages. :func:`experiments_side_by_side` does the
 same for the best trial of each experiment on their shared example set, with the
 settings that differ. Every renderer (text, rich, HTML) reads these records::
 
@@ -28,6 +29,7 @@ from dspex.analysis import (
 from dspex.errors import NotComparableError
 from dspex.model import EventKind, Experiment, ScoreScope, Trial, scope_of
 from dspex.model.stats import percentile
+from dspex.view.retrievals import RetrievalDiff, rag_stats, retrieval_diff
 from dspex.view.timeline import Change, format_score, variables_diff
 
 __all__ = [
@@ -102,6 +104,9 @@ class TrialsSideBySide:
     not_comparable: str | None
     changes: tuple[Change, ...]
     costs: tuple[CostRow, ...]
+    retrievals: RetrievalDiff | None = None
+    """Example by example, whether B retrieved other passages than A (None: no example
+    both ran with retrievals)."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,7 @@ def trials_side_by_side(
         not_comparable=reason,
         changes=tuple(_changes(trial_a, trial_b)),
         costs=_costs(trial_a, trial_b),
+        retrievals=retrieval_diff(trial_a, trial_b),
     )
 
 
@@ -146,6 +152,7 @@ def experiments_side_by_side(a: Experiment, b: Experiment) -> ExperimentsSideByS
         not_comparable=None,
         changes=tuple(_changes(result.best_a, result.best_b)),
         costs=_costs(result.best_a, result.best_b),
+        retrievals=retrieval_diff(result.best_a, result.best_b),
     )
     return ExperimentsSideBySide(a, b, result.settings, result, trials, None)
 
@@ -181,8 +188,38 @@ def _costs(a: Trial, b: Trial) -> tuple[CostRow, ...]:
         CostRow("tokens", total(a, "tokens"), total(b, "tokens")),
         CostRow("cost", total(a, "cost"), total(b, "cost"), "$"),
         CostRow("LM calls", lm_calls(a), lm_calls(b)),
+        *_rag_costs(a, b),
         CostRow("latency p50", pct(a, 50), pct(b, 50), "ms"),
         CostRow("latency p95", pct(a, 95), pct(b, 95), "ms"),
         CostRow("duration", a.duration_ms, b.duration_ms, "ms"),
         CostRow("errors", errors(a), errors(b)),
+    )
+
+
+def _rag_costs(a: Trial, b: Trial) -> tuple[CostRow, ...]:
+    """Retrievals and embedding calls, when either trial made any."""
+    rag_a, rag_b = rag_stats(a.events), rag_stats(b.events)
+    if rag_a is None and rag_b is None:
+        return ()
+
+    def count(stats: object, attribute: str) -> float:
+        return float(getattr(stats, attribute)) if stats is not None else 0.0
+
+    return (
+        CostRow("retrievals", count(rag_a, "retrievals"), count(rag_b, "retrievals")),
+        CostRow(
+            "retrieval p50",
+            rag_a.latency_p50 if rag_a else None,
+            rag_b.latency_p50 if rag_b else None,
+            "ms",
+        ),
+        CostRow(
+            "embedding calls", count(rag_a, "embedding_calls"), count(rag_b, "embedding_calls")
+        ),
+        CostRow(
+            "embedding cost",
+            count(rag_a, "embedding_cost"),
+            count(rag_b, "embedding_cost"),
+            "$",
+        ),
     )

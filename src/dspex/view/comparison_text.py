@@ -101,10 +101,42 @@ def trials_text(view: TrialsSideBySide, *, width: int = 100, max_examples: int |
     lines += _heading("Cost and time (A, B, B - A)", width)
     for row in view.costs:
         lines.append(
-            f"  {row.name:<12} {row.show(row.a):>14} {row.show(row.b):>14} {row.difference:>14}"
+            f"  {row.name:<15} {row.show(row.a):>13} {row.show(row.b):>13} {row.difference:>13}"
         )
+    lines += _retrieval_lines(view, width, max_examples)
     lines += _example_lines(view, width, max_examples)
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def retrieval_rows(view: TrialsSideBySide, limit: int | None = 10) -> list[tuple[str, str]]:
+    """``("#3 A", "'capital Peru' -> 1, 4, 7")`` pairs for the examples whose retrieved
+    passages differ (the first ``limit``)."""
+    diff = view.retrievals
+    if diff is None:
+        return []
+    rows = []
+    for a, b in diff.differ if limit is None else diff.differ[:limit]:
+        for letter, side in (("A", a), ("B", b)):
+            queries = " | ".join(short_text(q, 60) for q in side.queries)
+            found = " | ".join(", ".join(ids) or "(none)" for ids in side.found)
+            rows.append((f"#{a.index} {letter}", f"{queries} -> {short_text(found, 80)}"))
+    return rows
+
+
+def _retrieval_lines(view: TrialsSideBySide, width: int, max_examples: int | None) -> list[str]:
+    if view.retrievals is None:
+        return []
+    lines = _heading("Retrievals", width)
+    lines += textwrap.wrap(
+        view.retrievals.describe(), width=width, initial_indent="  ", subsequent_indent="    "
+    )
+    limit = None if max_examples is None else min(max_examples, 10)
+    for name, value in retrieval_rows(view, limit):
+        lines += wrap_field(name, value, width=width, indent=4)
+    shown = len(view.retrievals.differ) if limit is None else limit
+    if len(view.retrievals.differ) > shown:
+        lines.append(f"    ... {len(view.retrievals.differ) - shown} more examples")
+    return lines
 
 
 def _example_lines(view: TrialsSideBySide, width: int, max_examples: int | None) -> list[str]:
@@ -171,6 +203,12 @@ def trials_renderables(view: TrialsSideBySide) -> Iterator[RenderableType]:
     for row in view.costs:
         costs.add_row(row.name, row.show(row.a), row.show(row.b), row.difference)
     yield costs
+    if view.retrievals is not None:
+        yield Text("Retrievals", style="bold underline")
+        yield Text(view.retrievals.describe())
+        rows = retrieval_rows(view)
+        if rows:
+            yield _grid(rows)
     if view.comparison is not None:
         examples = Table(title="Examples, those that differ first", title_justify="left")
         for name in ("#", "A", "B", "outcome", "inputs", "A answered", "B answered"):

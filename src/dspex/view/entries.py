@@ -17,6 +17,7 @@ from dspex.model.payloads import (
     CandidateCreatedPayload,
     CandidateScoredPayload,
     DecisionPayload,
+    EmbeddingPayload,
     ErrorEventPayload,
     ExampleResultPayload,
     LmCallPayload,
@@ -25,6 +26,7 @@ from dspex.model.payloads import (
     ModuleStartPayload,
     OptimizerEndPayload,
     OptimizerStartPayload,
+    RetrievalPayload,
     StepPayload,
     ToolCallPayload,
     TrialScorePayload,
@@ -33,6 +35,7 @@ from dspex.model.payloads import (
     typed_payload,
 )
 from dspex.redact import redact
+from dspex.view.retrievals import passage_lines, short_name, view_of
 from dspex.view.timeline import Description, Entry, format_score, short_json
 
 __all__ = ["block_header", "describe", "describe_change", "format_ms", "format_time"]
@@ -222,6 +225,51 @@ def _tool_call(p: ToolCallPayload) -> Described:
     return f"Tool call {_shown(p['tool'])}", fields, _error_texts(p["error"])
 
 
+def _retrieval(p: RetrievalPayload) -> Described:
+    fields: Fields = []
+    _put(fields, "Retriever", p["retriever"])
+    _put(fields, "Module", p["module"])
+    _put(fields, "k", p["k"])
+    _put(fields, "Latency", format_ms(p["latency_ms"]))
+    if "batched" in p and p["batched"] and p["batched"] > 1:
+        fields.append(("Batched", f"embedded with {p['batched'] - 1} other queries"))
+    _put(fields, "Settings", redact(p["settings"]))
+    view = view_of(p)
+    texts = [("passages", "\n".join(passage_lines(view)))] if view.results else []
+    texts += _error_texts(p["error"])
+    count = sum(len(r.passages) for r in view.results)
+    where = f" · {p['module']}" if p["module"] else ""
+    found = f" → {count} passage{'s' if count != 1 else ''}"
+    return f"Retrieval {short_name(p['retriever'])}{where}{found}", fields, texts
+
+
+def _embedding(p: EmbeddingPayload) -> Described:
+    fields: Fields = []
+    _put(fields, "Model", p["model"])
+    _put(fields, "Embedder", p["embedder"])
+    _put(fields, "Purpose", p["purpose"])
+    _put(fields, "Retriever", p["retriever"])
+    _put(fields, "Inputs", p["inputs"])
+    if p["batches"] is not None:
+        fields.append(("Batches", f"{p['batches']} of up to {p['batch_size']} texts"))
+    if p["cache_hits"]:
+        fields.append(("Cache", f"{p['cache_hits']} batch(es) from cache"))
+    _put(fields, "Dimensions", p["dimensions"])
+    usage: Mapping[str, Any] = p["usage"] if isinstance(p["usage"], dict) else {}
+    if usage:
+        fields.append(("Tokens", str(usage.get("total_tokens", usage.get("prompt_tokens", 0)))))
+    if isinstance(p["cost"], int | float):
+        fields.append(("Cost", f"${p['cost']:.6f}"))
+    _put(fields, "Latency", format_ms(p["latency_ms"]))
+    if "callers" in p and p["callers"] and p["callers"] > 1:
+        fields.append(("Callers", f"{p['callers']} retrievals' queries in this one call"))
+    texts = [("texts", "\n".join(str(t) for t in _list(p["texts"])))] if p["texts"] else []
+    texts += _error_texts(p["error"])
+    count = p["inputs"] if isinstance(p["inputs"], int) else 0
+    what = f"index of {count} texts" if p["purpose"] == "index" else f"{count} text(s)"
+    return f"Embedding {short_name(p['model'])} · {what}", fields, texts
+
+
 def _log(p: LogPayload) -> Described:
     fields: Fields = []
     _put(fields, "Message", p["message"], None)
@@ -285,6 +333,8 @@ _DESCRIBERS: dict[EventKind, Callable[[Any], Described]] = {
     EventKind.ADAPTER_FORMAT: _adapter("format"),
     EventKind.ADAPTER_PARSE: _adapter("parse"),
     EventKind.TOOL_CALL: _tool_call,
+    EventKind.RETRIEVAL: _retrieval,
+    EventKind.EMBEDDING: _embedding,
     EventKind.LOG: _log,
     EventKind.EXAMPLE_RESULT: _example_result,
     EventKind.TRIAL_SCORE: _trial_score,

@@ -30,8 +30,9 @@ from dspex.view.overview import LineageNode, Overview, build_overview
 from dspex.view.pareto import pareto_front
 from dspex.view.plot import score_plot
 from dspex.view.progress import progress_of
+from dspex.view.retrievals import embedding_summary, rag_stats, retrieval_view
 from dspex.view.runs import segments
-from dspex.view.text import _stats_lines, best_against_baseline
+from dspex.view.text import _stats_lines, best_against_baseline, rag_lines
 from dspex.view.timeline import (
     Change,
     Entry,
@@ -101,6 +102,7 @@ def _environment() -> Any:
     env.globals.update(
         clock=_clock,
         lm_summary=_lm_summary,
+        retrieval=lambda entry: retrieval_view(entry.event),
         preview=_preview,
         diff_ops=diff_ops,
         ms=lambda v: format_ms(v) if v is not None else "",
@@ -133,7 +135,7 @@ def _clock(entry: Entry) -> str:
 def _lm_summary(entry: Entry) -> str:
     p = payload_of(entry.event, EventKind.LM_CALL)
     if p is None:
-        return ""
+        return embedding_summary(entry.event)
     usage = p["usage"] if isinstance(p["usage"], dict) else {}
     parts = [str(p["model"] or "")]
     if usage:
@@ -187,6 +189,7 @@ def timeline_html(
             trial=timeline.trial,
             segments=segments(blocks),
             wf=timeline_waterfall(timeline),
+            rag=rag_lines(rag_stats(timeline.trial.events)),
             pager=pager,
             trial_url=trial_url,
             open_blocks=OPEN_BLOCKS,

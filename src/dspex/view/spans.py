@@ -6,7 +6,8 @@ Events are points in time; some carry a duration (``latency_ms``) or come in pai
 worker, nesting depth) for the waterfall, and :func:`busy_time` adds up time per
 source counting only what a span covers:
 
-* execution: module calls, LM calls, adapter and tool calls;
+* execution: module calls, LM calls, adapter and tool calls, retrievals and embedding
+  calls;
 * evaluation: example runs, outside the execution inside them (the metric, mostly);
 * orchestration: the optimizer's own work between two of its events on one worker,
   outside any execution and outside the time other trials of the experiment were
@@ -42,6 +43,8 @@ _TIMED_KINDS = frozenset(
         EventKind.ADAPTER_FORMAT,
         EventKind.ADAPTER_PARSE,
         EventKind.TOOL_CALL,
+        EventKind.RETRIEVAL,
+        EventKind.EMBEDDING,
         EventKind.EXAMPLE_RESULT,
     }
 )

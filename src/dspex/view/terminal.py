@@ -27,6 +27,7 @@ from dspex.view.entries import format_ms
 from dspex.view.labels import trial_label
 from dspex.view.overview import build_overview
 from dspex.view.pareto import pareto_front, pareto_lines
+from dspex.view.retrievals import rag_stats
 from dspex.view.safetext import WRAP_BUDGET, fold_lines, terminal_safe
 from dspex.view.text import (
     NO_VARIABLES,
@@ -34,6 +35,7 @@ from dspex.view.text import (
     _stats_lines,
     best_against_baseline,
     change_lines,
+    rag_lines,
 )
 from dspex.view.timeline import Entry, Timeline, format_score
 
@@ -117,6 +119,7 @@ def timeline_renderables(
         meta.append(f"parent: {trial_label(timeline.parent)}")
     if timeline.strategy:
         meta.append(f"strategy {timeline.strategy}")
+    meta += [f"{name} {value}" for name, value in rag_lines(rag_stats(trial.events))]
     yield _text(timeline.title, style="bold underline")
     yield _text(" · ".join(meta), style="dim")
     yield from _time_bar(timeline)

@@ -21,6 +21,7 @@ from dspex.view.entries import format_ms
 from dspex.view.labels import trial_label
 from dspex.view.overview import Overview, build_overview
 from dspex.view.pareto import pareto_front, pareto_lines
+from dspex.view.retrievals import RagStats, rag_stats, trials_rag_stats
 from dspex.view.safetext import WRAP_BUDGET, fold_lines, terminal_safe
 from dspex.view.timeline import Change, Entry, Timeline, build_timeline, format_score
 from dspex.view.verdict import no_verdict_reason, verdict_line
@@ -30,6 +31,7 @@ __all__ = [
     "change_lines",
     "experiment_text",
     "mean_ci",
+    "rag_lines",
     "render_trial_text",
     "timeline_text",
     "wrap_field",
@@ -179,6 +181,7 @@ def _title_lines(timeline: Timeline, width: int) -> list[str]:
         meta.append(f"parent: {trial_label(timeline.parent)}")
     if timeline.strategy:
         meta.append(f"strategy {timeline.strategy}")
+    meta += [f"{name} {value}" for name, value in rag_lines(rag_stats(trial.events))]
     return [timeline.title, *textwrap.wrap(" · ".join(meta), width=width), "=" * width]
 
 
@@ -329,12 +332,39 @@ def _stats_lines(overview: Overview) -> list[tuple[str, str]]:
         calls = sum(row.lm_calls for row in overview.rows)
         rows.append(("LM calls", f"{calls:,} ({cache_hit_text(hits, calls)})"))
     rows.append(("cost", f"${stats.total_cost:.4f}"))
+    rows += rag_lines(trials_rag_stats(overview.experiment.trials))
     rows.append(
         (
             "trials / examples / errors",
             f"{stats.trial_count} / {stats.example_count} / {stats.error_count}",
         )
     )
+    return rows
+
+
+def rag_lines(stats: RagStats | None) -> list[tuple[str, str]]:
+    """Summary rows of retrievals and embedding calls (none when there were none):
+    ``("retrievals", "12 (p50 3.1 ms, p95 9.8 ms)")``,
+    ``("embeddings", "13 calls, 36 texts, 1 index build, $0.0000")``."""
+    if stats is None:
+        return []
+    rows = []
+    if stats.retrievals:
+        timing = ""
+        if stats.latency_p50 is not None and stats.latency_p95 is not None:
+            timing = f" (p50 {format_ms(stats.latency_p50)}, p95 {format_ms(stats.latency_p95)})"
+        failed = f", {stats.failed} failed" if stats.failed else ""
+        rows.append(("retrievals", f"{stats.retrievals:,}{timing}{failed}"))
+    if stats.embedding_calls:
+        parts = [f"{stats.embedding_calls:,} calls", f"{stats.texts_embedded:,} texts"]
+        if stats.index_builds:
+            parts.append(f"{stats.index_builds} index build{'s' if stats.index_builds > 1 else ''}")
+        if stats.embedding_tokens:
+            parts.append(f"{stats.embedding_tokens:,} tokens")
+        if stats.cache_hits:
+            parts.append(f"{stats.cache_hits:,} batches from cache")
+        parts.append(f"${stats.embedding_cost:.4f}")
+        rows.append(("embeddings", ", ".join(parts)))
     return rows
 
 

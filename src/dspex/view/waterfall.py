@@ -1,9 +1,10 @@
 """A trial's spans as a waterfall: one lane per worker, one bar per call, nested.
 
 Phoenix and Langfuse draw traces this way: each row is a call (an example run, a module
-call, an LM or tool call) with a bar from its start to its end on a shared time axis,
-indented under the call it happened in; optimizer events are ticks. Rows keep the
-timeline's order (:mod:`dspex.view.ordering`), so a worker's calls stay together::
+call, an LM or tool call, a retrieval or embedding call) with a bar from its start to its
+end on a shared time axis, indented under the call it happened in; optimizer events are
+ticks. Rows keep the timeline's order (:mod:`dspex.view.ordering`), so a worker's calls
+stay together::
 
     >>> from dspex.view.waterfall import waterfall
     >>> waterfall(()).rows
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 from dspex.model import EventKind
 from dspex.model.payloads import payload_of
+from dspex.view.retrievals import embedding_label, retrieval_label
 from dspex.view.spans import Span
 from dspex.view.timeline import Entry, Timeline
 
@@ -26,7 +28,14 @@ MAX_ROWS = 400
 """More rows than this are left out (the count is shown); the timeline has them all."""
 
 _ROW_KINDS = frozenset(
-    {EventKind.EXAMPLE_RESULT, EventKind.MODULE_START, EventKind.LM_CALL, EventKind.TOOL_CALL}
+    {
+        EventKind.EXAMPLE_RESULT,
+        EventKind.MODULE_START,
+        EventKind.LM_CALL,
+        EventKind.TOOL_CALL,
+        EventKind.RETRIEVAL,
+        EventKind.EMBEDDING,
+    }
 )
 
 
@@ -64,6 +73,10 @@ def _label(span: Span) -> str:
         return f"{label} (cache hit)" if call["cache_hit"] else label
     if (tool := payload_of(event, EventKind.TOOL_CALL)) is not None:
         return f"tool {tool['tool'] or '?'}"
+    if (retrieval := payload_of(event, EventKind.RETRIEVAL)) is not None:
+        return retrieval_label(retrieval)
+    if (embedding := payload_of(event, EventKind.EMBEDDING)) is not None:
+        return embedding_label(embedding)
     if (module := payload_of(event, EventKind.MODULE_START)) is not None:
         return str(module["module"] or module["class"] or "module")
     return "module"
