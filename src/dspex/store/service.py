@@ -73,8 +73,11 @@ class Page(list[ExperimentSummary]):
 def url_from_settings(store: StoreSettings | None = None) -> str:
     """The store URL that the effective configuration (or ``store``) describes.
 
-    >>> url_from_settings()
+    >>> from dspex.config.schema import StoreSettings
+    >>> url_from_settings(StoreSettings(backend="memory"))
     'memory://default'
+    >>> url_from_settings(StoreSettings(backend="sql", url="sqlite:////tmp/runs.db"))
+    'sqlite:////tmp/runs.db'
     """
     from dspex.config import get_settings
 

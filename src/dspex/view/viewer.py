@@ -11,7 +11,7 @@
 >>> TraceViewer.view_experiment(dspex.new_id("exp"), store=store)
 Traceback (most recent call last):
 ...
-dspex.errors.ExperimentNotFound: no experiment with id 'exp_...' in this store
+dspex.errors.ExperimentNotFound: no experiment with id 'exp_...' in memory://
 """
 
 from __future__ import annotations
