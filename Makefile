@@ -47,11 +47,12 @@ test: $(VENV)/.installed-test system-deps
 test-dspy: | $(UV)
 	PATH="$(CURDIR)/$(VENV)/uv/bin:$$PATH" bash scripts/test-dspy.sh
 
-## check: lint and type-check.
+## check: lint, type-check, and the import contracts (layers, no cycles inside a package).
 check: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 ## bench: benchmarks, side by side with MLflow; prints tables.
 bench: $(VENV)/.installed-bench

@@ -28,6 +28,7 @@ from statistics import fmean
 from typing import Literal
 
 from dspex.errors import NotComparableError
+from dspex.formatting import format_p
 from dspex.model import ExampleResult, MetricKind, ScoreScope, Trial, example_key, scope_of
 from dspex.model._numerics import binom_two_sided_p, rankdata, wilcoxon_signed_rank
 from dspex.model.intervals import (
@@ -135,11 +136,6 @@ class Comparison:
             f"{self.wins} wins / {self.losses} losses / {self.ties} ties, "
             f"{self.test} p={format_p(self.p_value)}, n={self.n}{left_out}"
         )
-
-
-def format_p(p: float) -> str:
-    """``0.0039``, ``0.21``, ``<0.0001``: enough digits to compare with an alpha."""
-    return "<0.0001" if p < 1e-4 else f"{p:.2g}"
 
 
 def describe_scope(scope: ScoreScope | None) -> str:

@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
-from dspex.analysis.compare import format_p
 from dspex.errors import AnalysisError
+from dspex.formatting import format_p
 from dspex.model import VerdictOutcome
 from dspex.model.study import (
     ArmComparison,

@@ -23,14 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from dspex.analysis import compare
-from dspex.analysis.compare import format_p
 from dspex.errors import NotComparableError
+from dspex.formatting import format_p, format_score
 from dspex.model import EventKind, Experiment, Hypothesis, Trial, Verdict
 from dspex.model.payloads import CandidateCreatedPayload, payload_of
 from dspex.redact import redact_url
 from dspex.view.entries import describe_change
 from dspex.view.labels import score_scope_of, trial_label
-from dspex.view.timeline import format_score
 from dspex.view.verdict import verdict_line
 
 __all__ = ["Hints", "demo_summary", "evaluated_pair", "lineage_of"]

@@ -24,11 +24,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from dspex.formatting import format_score
 from dspex.model import Experiment, scope_of
 from dspex.store import ExperimentSummary
 from dspex.view.labels import candidate_number, score_scope_of
 from dspex.view.safetext import terminal_safe
-from dspex.view.timeline import format_score
 from dspex.view.verdict import verdict_line
 
 __all__ = ["Column", "experiment_summary_text", "ls_table", "render", "terminal_width"]

@@ -15,7 +15,8 @@ them in pandas DataFrames (``pip install 'dspex[analysis]'``).
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from dspex.extras import require
 from dspex.model.event import EventKind
@@ -23,8 +24,23 @@ from dspex.model.payloads import LmCallPayload, payload_of
 from dspex.model.scopes import example_value, scope_of
 from dspex.model.trial import ExampleResult, Trial, example_key
 
-if TYPE_CHECKING:
-    from dspex.model.experiment import Experiment
+
+class Experiment(Protocol):
+    """What the rows read of an experiment (a :class:`dspex.Experiment`); a protocol, so
+    that this module sits below the experiment that uses it."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def best_trial_id(self) -> str | None: ...
+
+    @property
+    def trials(self) -> Sequence[Trial]: ...
+
 
 __all__ = ["Row", "data_frame", "example_rows", "trial_rows"]
 

@@ -13,14 +13,24 @@ optimizer proposed it, a candidate number (``metadata["candidate"]``; decisions 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Protocol
 
 from dspex.errors import TrialNotFound
 from dspex.ids import is_valid_id
+from dspex.model.trial import Trial
 
-if TYPE_CHECKING:
-    from dspex.model.experiment import Experiment
-    from dspex.model.trial import Trial
+
+class Experiment(Protocol):
+    """What finding a trial reads of an experiment (a :class:`dspex.Experiment`); a
+    protocol, so that this module sits below the experiment that uses it."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def trials(self) -> Sequence[Trial]: ...
+
 
 __all__ = ["candidate_number", "find_trial", "parse_trial_ref"]
 

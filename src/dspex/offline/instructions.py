@@ -17,7 +17,7 @@ real choices:
   minibatch that is worse on other examples: the Pareto front then keeps both).
 
 >>> from dspex.offline.prompt import Prompt
->>> from dspex.offline.skills import Draws
+>>> from dspex.offline.draws import Draws
 >>> example = {"Inputs": {"question": "What is 52 - 17?"}, "Generated Outputs": {"answer": "45"},
 ...            "Feedback": "Incorrect: the expected answer is '35', the response was '45'."}
 >>> inputs = {"current_instruction": "Answer.", "examples_with_feedback": json.dumps([example])}
@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 from dspex.offline.tasks import RULES, diagnose, fixed_by_rule
 
 if TYPE_CHECKING:
+    from dspex.offline.draws import Draws
     from dspex.offline.prompt import Prompt
-    from dspex.offline.skills import Draws
 
 __all__ = ["copro_proposal", "reflect"]
 

@@ -22,13 +22,12 @@ Every skill takes the parsed :class:`~dspex.offline.prompt.Prompt` and a
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from dspex.offline.draws import Draws
 from dspex.offline.instructions import copro_proposal, reflect
 from dspex.offline.prompt import Prompt
 from dspex.offline.tasks import RULES, Guidance, Noise, classify, diagnose, solve
@@ -37,25 +36,6 @@ __all__ = ["Draws", "answer_fields"]
 
 _SLIP_PER_TEMPERATURE = 0.12
 _LUCK_PER_TEMPERATURE = 0.35
-
-
-@dataclass(frozen=True)
-class Draws:
-    """Reproducible uniform numbers for one call, from a hash of seed, prompt and temperature."""
-
-    key: bytes
-    temperature: float
-
-    def uniform(self, label: str) -> float:
-        digest = hashlib.sha256(self.key + label.encode()).digest()
-        return int.from_bytes(digest[:8], "big") / 2**64
-
-    def chance(self, label: str, per_temperature: float, cap: float = 0.6) -> bool:
-        """True with probability ``min(cap, per_temperature * temperature)``; never at 0."""
-        return self.uniform(label) < min(cap, per_temperature * self.temperature)
-
-    def pick(self, label: str, options: list[str]) -> str:
-        return options[int(self.uniform(label) * len(options))]
 
 
 def _json(text: str, default: Any) -> Any:

@@ -39,7 +39,7 @@ __all__ = [
     "RULES",
     "Guidance",
     "Noise",
-    "Problem",
+    "ParsedQuestion",
     "Solution",
     "classify",
     "diagnose",
@@ -143,7 +143,7 @@ class Noise:
 
 
 @dataclass(frozen=True)
-class Problem:
+class ParsedQuestion:
     """A parsed question: its ``kind``, the right ``answer`` and how to explain it."""
 
     kind: str  # "arith", "borrow", "word", "capital" or "unknown"
@@ -220,15 +220,15 @@ def _parse_expression(question: str) -> list[str] | None:
     return tokens if shape_ok else None
 
 
-def _arithmetic(tokens: list[str]) -> Problem:
+def _arithmetic(tokens: list[str]) -> ParsedQuestion:
     right, steps = _evaluate(tokens, borrow=True)
     wrong, wrong_steps = _evaluate(tokens, borrow=False)
     if wrong == right:
-        return Problem("arith", str(right), tuple(steps))
-    return Problem("borrow", str(right), tuple(steps), str(wrong), tuple(wrong_steps))
+        return ParsedQuestion("arith", str(right), tuple(steps))
+    return ParsedQuestion("borrow", str(right), tuple(steps), str(wrong), tuple(wrong_steps))
 
 
-def _word_problem(question: str) -> Problem | None:
+def _word_problem(question: str) -> ParsedQuestion | None:
     unit = _HOW_MANY.search(question)
     numbers = [int(n) for n in _NUMBER.findall(question)]
     if unit is None or len(numbers) < 2:
@@ -248,11 +248,11 @@ def _word_problem(question: str) -> Problem | None:
     else:
         return None
     item = unit.group(1).lower()
-    return Problem("word", str(value), steps, f"{value} {item}", steps)
+    return ParsedQuestion("word", str(value), steps, f"{value} {item}", steps)
 
 
-def classify(question: str) -> Problem:
-    """Parse a question into a :class:`Problem` (``kind == "unknown"`` when it cannot).
+def classify(question: str) -> ParsedQuestion:
+    """Parse a question into a :class:`ParsedQuestion` (``kind == "unknown"`` when it cannot).
 
     >>> classify("What is 40 - 13?").kind, classify("What is 40 - 13?").wrong
     ('borrow', '33')
@@ -265,16 +265,16 @@ def classify(question: str) -> Problem:
         country = capital.group(1).strip()
         city = CAPITALS.get(country)
         if city is None:
-            return Problem("unknown", "I do not know.", (f"{country} is not in my table.",))
+            return ParsedQuestion("unknown", "I do not know.", (f"{country} is not in my table.",))
         step = f"The capital of {country} is {city}."
-        return Problem("capital", city, (step,), step, (step,))
+        return ParsedQuestion("capital", city, (step,), step, (step,))
     tokens = _parse_expression(question)
     if tokens is not None:
         return _arithmetic(tokens)
     word = _word_problem(question)
     if word is not None:
         return word
-    return Problem("unknown", "I do not know.", ("I cannot parse this question.",))
+    return ParsedQuestion("unknown", "I do not know.", ("I cannot parse this question.",))
 
 
 def diagnose(question: str, expected: str, answer: str) -> str | None:
@@ -302,7 +302,7 @@ def fixed_by_rule(kind: str, instructions: str) -> bool:
     return bool(pattern and pattern.search(instructions))
 
 
-def _demo_shows_fix(problem: Problem, question: str, answer: str) -> bool:
+def _demo_shows_fix(problem: ParsedQuestion, question: str, answer: str) -> bool:
     demo = classify(question)
     if demo.kind != problem.kind or question.strip() == "":
         return False
@@ -311,7 +311,7 @@ def _demo_shows_fix(problem: Problem, question: str, answer: str) -> bool:
     return answer.strip().lower() == demo.answer.lower()
 
 
-def _fix(problem: Problem, guidance: Guidance) -> str | None:
+def _fix(problem: ParsedQuestion, guidance: Guidance) -> str | None:
     if not problem.wrong:
         return None
     if fixed_by_rule(problem.kind, guidance.instructions):
@@ -321,7 +321,7 @@ def _fix(problem: Problem, guidance: Guidance) -> str | None:
     return None
 
 
-def _slipped(problem: Problem) -> str:
+def _slipped(problem: ParsedQuestion) -> str:
     if problem.kind == "capital":
         return problem.wrong
     if problem.answer.lstrip("-").isdigit():

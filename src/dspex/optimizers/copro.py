@@ -31,6 +31,7 @@ from typing import Any
 from dspex.capture.context import recording
 from dspex.capture.program import program_name, variables_of
 from dspex.capture.scoring import metric_name
+from dspex.formatting import format_number
 from dspex.model import EventKind, Variables
 from dspex.model.payloads import OptimizerOutcome, payload_of
 from dspex.optimizers import register_hook
@@ -322,9 +323,9 @@ class CoproHook(EvaluatingHook):
                 "step": done.depth + 1,
                 "decision": f"Depth {done.depth + 1}: keep {winner.name}",
                 "strategy": None,
-                "rationale": f"Highest trainset score {_fmt(winner.score)} among the "
+                "rationale": f"Highest trainset score {format_number(winner.score)} among the "
                 f"{len(entries)} candidates scored so far for this predictor; this depth: "
-                + ", ".join(f"{c.name} ({_fmt(c.score)})" for c in done.tried),
+                + ", ".join(f"{c.name} ({format_number(c.score)})" for c in done.tried),
                 "action": "Give the predictor this instruction and prefix for the next depth",
                 "details": {
                     "winner": winner.trial_id,
@@ -356,8 +357,8 @@ class CoproHook(EvaluatingHook):
                 "step": None,
                 "decision": f"Return {self.best.name}",
                 "strategy": None,
-                "rationale": f"Highest trainset score {_fmt(self.best.score)} over every depth "
-                f"({len(everything)} distinct candidates)",
+                "rationale": f"Highest trainset score {format_number(self.best.score)} over "
+                f"every depth ({len(everything)} distinct candidates)",
                 "action": f"compile returns {self.best.name}",
                 "details": {"scores": {c.trial_id: c.score for c in everything}},
             },
@@ -377,10 +378,6 @@ def _prefixes(program: Any, root: str) -> dict[str, str]:
         extra = getattr(fields[-1], "json_schema_extra", None) or {} if fields else {}
         prefixes[f"{root}.{name}"] = str(extra.get("prefix", ""))
     return prefixes
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:g}"
 
 
 register_hook(NAME, CoproHook)

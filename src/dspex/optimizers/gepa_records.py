@@ -16,6 +16,7 @@ from dspex.capture.callback import error_event
 from dspex.capture.program import variables_of
 from dspex.capture.recorder import TrialRecorder
 from dspex.errors import CaptureError
+from dspex.formatting import format_number
 from dspex.model import EventKind, PredictorVariables, Variables
 from dspex.model.payloads import ExampleResultExtra, OptimizerOutcome
 from dspex.optimizers.gepa_run import (
@@ -24,7 +25,6 @@ from dspex.optimizers.gepa_run import (
     Iteration,
     acceptance_rule,
     feedback_lines,
-    fmt,
     leads,
     number,
     score_text,
@@ -242,8 +242,8 @@ class GepaRecords:
         self._decision(
             None,
             f"Return {best.name}",
-            rationale=f"Highest valset score {fmt(best.score)} among "
-            + ", ".join(f"{c.name} ({fmt(c.score)})" for c in scored),
+            rationale=f"Highest valset score {format_number(best.score)} among "
+            + ", ".join(f"{c.name} ({format_number(c.score)})" for c in scored),
             action=f"compile returns {best.name}",
             details={
                 "scores": {c.trial_id: c.score for c in scored},
@@ -320,7 +320,7 @@ class GepaRecords:
             f"Propose a new candidate from {parent.name}",
             strategy="reflective_mutation",
             step=self.step,
-            rationale=f"{parent.name} (valset score {fmt(parent.score)}) was selected by "
+            rationale=f"{parent.name} (valset score {format_number(parent.score)}) was selected by "
             f"GEPA's '{self.selection}' "
             f"strategy; it is best on {best_on.get(parent.index, 0)} of {len(self.valset)} "
             f"valset examples. Minibatch: training examples {batch}",
@@ -507,8 +507,9 @@ class GepaRecords:
         self._verdict(
             iteration,
             accepted=True,
-            rationale=f"Minibatch score {fmt(before)} -> {fmt(number(event.get('new_score')))}"
-            f" ({rule}); valset score {fmt(candidate.score)}",
+            rationale=f"Minibatch score {format_number(before)} -> "
+            f"{format_number(number(event.get('new_score')))} ({rule}); valset score "
+            f"{format_number(candidate.score)}",
             before=before,
             after=number(event.get("new_score")),
             candidate=candidate,

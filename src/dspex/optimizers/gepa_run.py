@@ -25,7 +25,6 @@ __all__ = [
     "Iteration",
     "acceptance_rule",
     "feedback_lines",
-    "fmt",
     "leads",
     "number",
     "score_text",
@@ -138,10 +137,6 @@ class Iteration:
 
 def number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) else None
-
-
-def fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:g}"
 
 
 def score_text(scores: list[Any]) -> str:

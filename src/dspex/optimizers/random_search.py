@@ -26,6 +26,7 @@ from typing import Any
 from dspex.capture.context import recording
 from dspex.capture.program import program_name, variables_of
 from dspex.capture.scoring import metric_name
+from dspex.formatting import format_number
 from dspex.model import EventKind, Variables
 from dspex.model.payloads import OptimizerOutcome
 from dspex.optimizers import register_hook
@@ -191,9 +192,12 @@ class RandomSearchHook(EvaluatingHook):
                 "step": None,
                 "decision": f"Return {self.best.name}",
                 "strategy": None,
-                "rationale": f"Highest valset score {_fmt(self.best.score)} (the first to reach "
-                "it wins); it beat "
-                + (", ".join(f"{c.name}: {_fmt(c.score)}" for c in others) or "no other seed")
+                "rationale": f"Highest valset score {format_number(self.best.score)} (the first "
+                "to reach it wins); it beat "
+                + (
+                    ", ".join(f"{c.name}: {format_number(c.score)}" for c in others)
+                    or "no other seed"
+                )
                 + (f". Stopped early: the score reached stop_at_score {stop}" if stopped else ""),
                 "action": f"compile returns {self.best.name}",
                 "details": {
@@ -213,10 +217,6 @@ class RandomSearchHook(EvaluatingHook):
         if self.best is None:
             return {}
         return {"best_candidate": self.best.trial_id, "best_score": self.best.score}
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:g}"
 
 
 register_hook(NAME, RandomSearchHook)

@@ -3,14 +3,14 @@
 See :class:`ResultStore` for the API and :mod:`dspex.store.backend` for the contract.
 """
 
-from dspex.store.backend import Problem, StoreBackend, register_backend
+from dspex.store.backend import DamagedRecord, StoreBackend, register_backend
 from dspex.store.query import ExperimentSummary, Query
 from dspex.store.service import Page, ResultStore
 
 __all__ = [
     "ExperimentSummary",
     "Page",
-    "Problem",
+    "DamagedRecord",
     "Query",
     "ResultStore",
     "StoreBackend",

@@ -25,7 +25,7 @@ from dspex.store.query import ExperimentSummary, Query
 
 __all__ = [
     "BackendOptions",
-    "Problem",
+    "DamagedRecord",
     "SealOutcome",
     "StoreBackend",
     "backend_for_url",
@@ -58,7 +58,7 @@ class BackendOptions:
 
 
 @dataclass(frozen=True)
-class Problem:
+class DamagedRecord:
     """A damaged record found by :meth:`StoreBackend.verify`."""
 
     record_id: str
@@ -127,7 +127,7 @@ class StoreBackend(ABC):
         """How many experiments match (paging ignored)."""
 
     @abstractmethod
-    def verify(self) -> Iterator[Problem]:
+    def verify(self) -> Iterator[DamagedRecord]:
         """Check every sealed record against its checksum; yield what is damaged."""
 
     # -- studies: one changing record per study, next to its cells' experiments --------

@@ -58,7 +58,7 @@ from dspex.store._filerecord import (
 from dspex.store._filestudies import StudyFiles
 from dspex.store.backend import (
     BackendOptions,
-    Problem,
+    DamagedRecord,
     SealOutcome,
     StoreBackend,
     register_backend,
@@ -381,14 +381,14 @@ class FileBackend(StoreBackend):
             logger.warning("dspex: the index of %s is damaged (%s); rebuilding", self.url, exc)
             self._rebuild_damaged()
 
-    def _rebuild_damaged(self) -> list[Problem]:
+    def _rebuild_damaged(self) -> list[DamagedRecord]:
         self._index.discard()
         self._index.open()
         self._index.reset()
         return self._rebuild()
 
-    def _rebuild(self) -> list[Problem]:
-        problems: list[Problem] = []
+    def _rebuild(self) -> list[DamagedRecord]:
+        problems: list[DamagedRecord] = []
         with self._index.writing() as conn:
             self._index.rebuild(conn, self._summaries(problems))
         if not self.read_only:
@@ -433,12 +433,12 @@ class FileBackend(StoreBackend):
         summary = summary_of(header, sealed=False, checksum=None)
         return summary.model_copy(update={"trial_count": count})
 
-    def _summaries(self, problems: list[Problem]) -> Iterator[ExperimentSummary]:
+    def _summaries(self, problems: list[DamagedRecord]) -> Iterator[ExperimentSummary]:
         for experiment_id in self._experiment_ids():
             try:
                 summary = self._summary(experiment_id)
             except (CorruptRecordError, DspexValidationError) as exc:
-                problems.append(Problem(experiment_id, str(exc)))
+                problems.append(DamagedRecord(experiment_id, str(exc)))
                 continue
             if summary is not None:
                 yield summary
@@ -460,7 +460,7 @@ class FileBackend(StoreBackend):
             logger.warning("dspex: the index of %s is damaged (%s); rebuilding", self.url, exc)
             self._rebuild_damaged()
 
-    def reindex(self) -> list[Problem]:
+    def reindex(self) -> list[DamagedRecord]:
         """Rebuild the index from the files, whatever state it is in (missing, damaged,
         incomplete); remove what dead writers left behind; return the records that could
         not be read."""
@@ -494,12 +494,12 @@ class FileBackend(StoreBackend):
                 if is_valid_id(folder.name, "exp"):
                     yield folder.name
 
-    def verify(self) -> Iterator[Problem]:
+    def verify(self) -> Iterator[DamagedRecord]:
         for experiment_id in self._experiment_ids():
             record = self._record(experiment_id)
             if record.path.exists():
                 for reason in record.check():
-                    yield Problem(experiment_id, reason)
+                    yield DamagedRecord(experiment_id, reason)
 
     # -- studies --------------------------------------------------------------------------
 

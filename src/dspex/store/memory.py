@@ -16,7 +16,7 @@ from dspex.model import Experiment, StudyRecord, StudySummary, Trial
 from dspex.store._catalog import Catalog
 from dspex.store.backend import (
     BackendOptions,
-    Problem,
+    DamagedRecord,
     SealOutcome,
     StoreBackend,
     register_backend,
@@ -151,12 +151,12 @@ class MemoryBackend(StoreBackend):
                 self._s.entries[summary.id] = _Entry(header=b"{}", checksum=summary.checksum)
                 self._s.catalog.put(summary)
 
-    def verify(self) -> Iterator[Problem]:
+    def verify(self) -> Iterator[DamagedRecord]:
         with self._s.lock:
             sealed = [(i, e) for i, e in self._s.entries.items() if e.checksum is not None]
         for experiment_id, entry in sealed:
             if sha256(entry.header) != entry.checksum:
-                yield Problem(experiment_id, "content does not match its checksum")
+                yield DamagedRecord(experiment_id, "content does not match its checksum")
 
     def write_study(self, study: StudyRecord, previous_revision: int) -> int | None:
         data = study.to_json_bytes()

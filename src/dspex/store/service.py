@@ -51,7 +51,7 @@ from dspex.model.study import validate_study_name
 from dspex.redact import redact_text
 from dspex.store.backend import (
     BackendOptions,
-    Problem,
+    DamagedRecord,
     StoreBackend,
     backend_for_url,
     redact_url,
@@ -319,7 +319,7 @@ class ResultStore:
             )
         return dataclasses.replace(query, scope=scope.key, scope_experiment=None)
 
-    def verify(self) -> list[Problem]:
+    def verify(self) -> list[DamagedRecord]:
         """Every sealed record checked against its checksum; the damaged ones, by id."""
         return list(self.backend.verify())
 

@@ -50,7 +50,7 @@ from dspex.store import migrate
 from dspex.store._summarytable import micros, select_count, select_page, summary_from_row
 from dspex.store.backend import (
     BackendOptions,
-    Problem,
+    DamagedRecord,
     SealOutcome,
     StoreBackend,
     redact_url,
@@ -343,7 +343,7 @@ class SqlBackend(StoreBackend):
         with self._read() as conn:
             return int(conn.execute(select_count(E, TAGS, query)).scalar_one())
 
-    def verify(self) -> Iterator[Problem]:
+    def verify(self) -> Iterator[DamagedRecord]:
         last = ""
         while True:
             with self._read() as conn:
@@ -363,7 +363,7 @@ class SqlBackend(StoreBackend):
                 try:
                     self.load(experiment_id)
                 except CorruptRecordError as exc:
-                    yield Problem(experiment_id, exc.reason)
+                    yield DamagedRecord(experiment_id, exc.reason)
             last = ids[-1]
 
     # -- studies ----------------------------------------------------------------------------

@@ -27,10 +27,11 @@ from dspex.analysis import (
     settings_diff,
 )
 from dspex.errors import NotComparableError
+from dspex.formatting import format_score
 from dspex.model import EventKind, Experiment, ScoreScope, Trial, scope_of
 from dspex.model.stats import percentile
 from dspex.view.retrievals import RetrievalDiff, rag_stats, retrieval_diff
-from dspex.view.timeline import Change, format_score, variables_diff
+from dspex.view.timeline import Change, variables_diff
 
 __all__ = [
     "CostRow",

@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dspex.analysis import ExamplePair
-from dspex.analysis.compare import format_p
+from dspex.formatting import format_p
 from dspex.view.comparison import ExperimentsSideBySide, TrialsSideBySide
 from dspex.view.text import change_lines, wrap_field
 

@@ -18,10 +18,11 @@ from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
 
+from dspex.formatting import format_score
 from dspex.model import Experiment, Trial
 from dspex.view.labels import find_trial, trial_label
 from dspex.view.safetext import terminal_safe
-from dspex.view.timeline import Timeline, build_timeline, format_score
+from dspex.view.timeline import Timeline, build_timeline
 
 __all__ = ["ExperimentView", "TrialView"]
 

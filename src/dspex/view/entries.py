@@ -8,10 +8,13 @@ guessed; a value of an unexpected shape (a record from elsewhere) shows as it is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from dspex.model import EventKind, TraceEvent, Trial
+from dspex.formatting import format_score
+from dspex.model import EventKind, TraceEvent
 from dspex.model.payloads import (
     AdapterPayload,
     CandidateCreatedPayload,
@@ -36,11 +39,39 @@ from dspex.model.payloads import (
 )
 from dspex.redact import redact
 from dspex.view.retrievals import passage_lines, short_name, view_of
-from dspex.view.timeline import Description, Entry, format_score, short_json
 
-__all__ = ["block_header", "describe", "describe_change", "format_ms", "format_time"]
+__all__ = [
+    "Description",
+    "Fields",
+    "describe",
+    "describe_change",
+    "failed",
+    "format_ms",
+    "format_time",
+    "short_json",
+    "shown",
+]
 
 Fields = list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Description:
+    """How an event reads: ``fields`` are short (name, value) pairs; ``texts`` are long
+    texts (an LM prompt's messages, its responses, a traceback) that renderers fold."""
+
+    title: str
+    fields: tuple[tuple[str, str], ...] = ()
+    texts: tuple[tuple[str, str], ...] = ()
+    failed: bool = False
+
+
+def short_json(value: Any, limit: int | None = None) -> str:
+    """Compact one-line JSON for a value (strings as they are); cut at ``limit`` chars."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    if limit is not None and len(text) > limit:
+        return text[: max(limit - 1, 0)] + "…"
+    return text
 
 
 def format_time(event: TraceEvent) -> str:
@@ -113,7 +144,7 @@ def _step(p: StepPayload) -> Described:
     fields: Fields = []
     _put(fields, "Batch", p["batch"])
     _put(fields, "Details", p["details"])
-    return f"Step {_shown(p['step'])}", fields, []
+    return f"Step {shown(p['step'])}", fields, []
 
 
 def _decision(p: DecisionPayload) -> Described:
@@ -163,14 +194,14 @@ def _module_start(p: ModuleStartPayload) -> Described:
     _put(fields, "Class", p["class"])
     _put(fields, "Signature", p["signature"])
     _put(fields, "Inputs", p["inputs"])
-    return f"{_shown(p['module'])} ({_shown(p['class'])})", fields, []
+    return f"{shown(p['module'])} ({shown(p['class'])})", fields, []
 
 
 def _module_end(p: ModuleEndPayload) -> Described:
     fields: Fields = []
     _put(fields, "Outputs", p["outputs"])
     _put(fields, "Latency", format_ms(p["latency_ms"]))
-    return f"{_shown(p['module'])} finished", fields, _error_texts(p["error"])
+    return f"{shown(p['module'])} finished", fields, _error_texts(p["error"])
 
 
 def _lm_call(p: LmCallPayload) -> Described:
@@ -213,7 +244,7 @@ def _adapter(verb: str) -> Callable[[AdapterPayload], Described]:
         if "completion" in p and p["completion"]:
             texts.append(("completion", _content(p["completion"])))
         texts += _error_texts(p["error"])
-        return f"Adapter {verb} ({_shown(p['adapter'])})", fields, texts
+        return f"Adapter {verb} ({shown(p['adapter'])})", fields, texts
 
     return describe
 
@@ -222,7 +253,7 @@ def _tool_call(p: ToolCallPayload) -> Described:
     fields: Fields = []
     _put(fields, "Args", p["args"])
     _put(fields, "Result", p["result"])
-    return f"Tool call {_shown(p['tool'])}", fields, _error_texts(p["error"])
+    return f"Tool call {shown(p['tool'])}", fields, _error_texts(p["error"])
 
 
 def _retrieval(p: RetrievalPayload) -> Described:
@@ -291,7 +322,7 @@ def _example_result(p: ExampleResultPayload) -> Described:
     _put(fields, "Labels", p["labels"])
     _put(fields, "Prediction", p["prediction"])
     _put(fields, "Latency", format_ms(p["latency_ms"]))
-    return f"Example {_shown(p['example'])}", fields, _error_texts(p["error"])
+    return f"Example {shown(p['example'])}", fields, _error_texts(p["error"])
 
 
 def _trial_score(p: TrialScorePayload) -> Described:
@@ -373,64 +404,7 @@ def failed(event: TraceEvent) -> bool:
     return parsed is not None and parsed["ok"] is False
 
 
-def block_header(source: str, entries: list[Entry], trial: Trial) -> Fields:
-    """The few lines above a block: when, where, which program and variables."""
-    fields: Fields = [("Timestamp", format_time(entries[0].event))]
-    if source == "orchestration":
-        optimizers = {common_of(e.event).get("optimizer") for e in entries} - {None}
-        if optimizers:
-            fields.append(("Optimizer", ", ".join(sorted(str(o) for o in optimizers))))
-    elif source == "execution":
-        fields.append(("Worker", ", ".join(dict.fromkeys(e.event.worker for e in entries))))
-        fields += _program_fields(entries, trial)
-    else:
-        metrics = {common_of(e.event).get("metric") for e in entries} - {None}
-        if metrics:
-            fields.append(("Metric", ", ".join(sorted(str(m) for m in metrics))))
-    return fields
-
-
-def _program_fields(entries: list[Entry], trial: Trial) -> Fields:
-    starts = [e for e in entries if e.event.kind is EventKind.MODULE_START]
-    fields: Fields = []
-    if starts:
-        top = min(starts, key=lambda e: e.depth)
-        p = payload_of(top.event, EventKind.MODULE_START)
-        assert p is not None
-        fields.append(("Program", f"{_shown(p['module'])} (Class: {_shown(p['class'])})"))
-    modules = list(dict.fromkeys(e.module for e in entries if e.module))
-    for name in modules:
-        variables = trial.variables.predictors.get(name)
-        if variables is None:
-            continue
-        if variables.instructions:
-            fields.append((f"instructions · {name}", short_json(variables.instructions, 240)))
-        demos = f"{len(variables.demos)} demo(s)"
-        if variables.demos:
-            demos += ": " + short_json(list(variables.demos), 200)
-        fields.append((f"demos · {name}", demos))
-    fields += _lm_settings(entries, trial)
-    return fields
-
-
-def _lm_settings(entries: Iterable[Entry], trial: Trial) -> Fields:
-    # The settings an LM call was actually sent with win over the trial's declared ones.
-    settings: dict[str, Any] = {}
-    if trial.variables.lm is not None:
-        settings.update(trial.variables.lm.settings)
-    for entry in entries:
-        call = payload_of(entry.event, EventKind.LM_CALL)
-        if call is not None and isinstance(call["settings"], dict):
-            settings.update(call["settings"])
-            break
-    return [
-        (key, short_json(settings[key]))
-        for key in ("temperature",)
-        if settings.get(key) is not None
-    ]
-
-
-def _shown(value: object) -> str:
+def shown(value: object) -> str:
     """A payload value in a title: ``?`` when the record does not say."""
     return "?" if value is None else str(value)
 

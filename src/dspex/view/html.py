@@ -21,6 +21,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from dspex.formatting import format_score
 from dspex.model import EventKind, Experiment, Trial
 from dspex.model.payloads import payload_of
 from dspex.redact import redact
@@ -38,7 +39,6 @@ from dspex.view.timeline import (
     Entry,
     Timeline,
     build_timeline,
-    format_score,
     short_json,
 )
 from dspex.view.verdict import no_verdict_reason, verdict_fields, verdict_line

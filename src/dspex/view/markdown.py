@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from dspex.formatting import format_score
 from dspex.model import Experiment
 from dspex.view.labels import trial_label
 from dspex.view.overview import build_overview
@@ -24,7 +25,7 @@ from dspex.view.text import (
     _stats_lines,
     change_lines,
 )
-from dspex.view.timeline import Timeline, format_score
+from dspex.view.timeline import Timeline
 
 __all__ = ["experiment_markdown", "md", "timeline_markdown"]
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from dspex.formatting import format_score
 from dspex.model import EventKind, Experiment, Trial
 from dspex.model.payloads import DecisionPayload, payload_of
-from dspex.view.timeline import format_score
 
 __all__ = ["FrontMember", "ParetoFront", "pareto_front", "pareto_lines"]
 

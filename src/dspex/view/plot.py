@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dspex.formatting import format_score
 from dspex.model import ScoreScope, Trial
 from dspex.model.scopes import scope_of, scored
 from dspex.view.overview import Overview
-from dspex.view.timeline import format_score
 
 __all__ = ["Panel", "Plot", "score_plot", "steps_of"]
 

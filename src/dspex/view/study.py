@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
-from dspex.analysis.compare import format_p
 from dspex.analysis.studies import ArmSummary, arm_summaries, study_comparisons
+from dspex.formatting import format_p
 from dspex.model.study import ArmComparison, CellStatus, StudyCell, StudyRecord, StudyStatus
 from dspex.view.plot import PALETTE
 from dspex.view.safetext import terminal_safe as safe_text

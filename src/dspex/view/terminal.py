@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from dspex.formatting import format_score
 from dspex.model import Experiment
 from dspex.view.entries import format_ms
 from dspex.view.labels import trial_label
@@ -37,7 +38,7 @@ from dspex.view.text import (
     change_lines,
     rag_lines,
 )
-from dspex.view.timeline import Entry, Timeline, format_score
+from dspex.view.timeline import Entry, Timeline
 
 __all__ = ["experiment_renderables", "timeline_renderables"]
 

@@ -14,6 +14,7 @@ import json
 import math
 import textwrap
 
+from dspex.formatting import format_score
 from dspex.model import EventKind, Experiment, MetricStats, Trial, scope_of
 from dspex.model.payloads import payload_of
 from dspex.redact import redact
@@ -23,7 +24,7 @@ from dspex.view.overview import Overview, build_overview
 from dspex.view.pareto import pareto_front, pareto_lines
 from dspex.view.retrievals import RagStats, rag_stats, trials_rag_stats
 from dspex.view.safetext import WRAP_BUDGET, fold_lines, terminal_safe
-from dspex.view.timeline import Change, Entry, Timeline, build_timeline, format_score
+from dspex.view.timeline import Change, Entry, Timeline, build_timeline
 from dspex.view.verdict import no_verdict_reason, verdict_line
 
 __all__ = [

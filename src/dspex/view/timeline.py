@@ -25,15 +25,16 @@ listed under another worker's module. Nothing here renders; :mod:`dspex.view.tex
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
 from typing import Any, Final
 
+from dspex.formatting import format_score
 from dspex.model import EventKind, EventSource, Experiment, TraceEvent, Trial
 from dspex.model.payloads import common_of, payload_of
+from dspex.view.entries import Description, Fields, describe, format_time, short_json, shown
 from dspex.view.labels import trial_label
 from dspex.view.ordering import tree_order
 from dspex.view.spans import Span, busy_time, module_self_time, trial_spans
@@ -63,17 +64,6 @@ SOURCE_LABELS = {
 
 
 @dataclass(frozen=True)
-class Description:
-    """How an event reads: ``fields`` are short (name, value) pairs; ``texts`` are long
-    texts (an LM prompt's messages, its responses, a traceback) that renderers fold."""
-
-    title: str
-    fields: tuple[tuple[str, str], ...] = ()
-    texts: tuple[tuple[str, str], ...] = ()
-    failed: bool = False
-
-
-@dataclass(frozen=True)
 class Entry:
     """One event in the timeline: where it sits (depth, module) and how it reads.
 
@@ -89,8 +79,6 @@ class Entry:
 
     @cached_property
     def description(self) -> Description:
-        from dspex.view.entries import describe
-
         return describe(self.event)
 
     @property
@@ -265,22 +253,6 @@ def _matches(
     return text is None or text in entry.search_text()
 
 
-def format_score(score: float | None) -> str:
-    """``0.85`` -> ``'0.85'``; None -> ``'n/a'`` (at most 4 decimals, no trailing zeros)."""
-    if score is None:
-        return "n/a"
-    text = f"{score:.4f}".rstrip("0").rstrip(".")
-    return text or "0"
-
-
-def short_json(value: Any, limit: int | None = None) -> str:
-    """Compact one-line JSON for a value (strings as they are); cut at ``limit`` chars."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    if limit is not None and len(text) > limit:
-        return text[: max(limit - 1, 0)] + "…"
-    return text
-
-
 # -- building ----------------------------------------------------------------------
 
 
@@ -347,8 +319,6 @@ def _module_of(event: TraceEvent, by_id: dict[str, TraceEvent]) -> str | None:
 
 
 def _blocks(entries: list[Entry], trial: Trial) -> Iterable[Block]:
-    from dspex.view.entries import block_header
-
     groups: list[list[Entry]] = []
     for entry in entries:
         last = groups[-1][0] if groups else None
@@ -447,3 +417,63 @@ def _shares(totals: dict[str, float]) -> Iterable[TimeShare]:
     whole = sum(totals.values())
     for label, ms in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])):
         yield TimeShare(label, ms, ms / whole if whole else 0.0)
+
+
+# -- block headers ----------------------------------------------------------------
+
+
+def block_header(source: str, entries: list[Entry], trial: Trial) -> Fields:
+    """The few lines above a block: when, where, which program and variables."""
+    fields: Fields = [("Timestamp", format_time(entries[0].event))]
+    if source == "orchestration":
+        optimizers = {common_of(e.event).get("optimizer") for e in entries} - {None}
+        if optimizers:
+            fields.append(("Optimizer", ", ".join(sorted(str(o) for o in optimizers))))
+    elif source == "execution":
+        fields.append(("Worker", ", ".join(dict.fromkeys(e.event.worker for e in entries))))
+        fields += _program_fields(entries, trial)
+    else:
+        metrics = {common_of(e.event).get("metric") for e in entries} - {None}
+        if metrics:
+            fields.append(("Metric", ", ".join(sorted(str(m) for m in metrics))))
+    return fields
+
+
+def _program_fields(entries: list[Entry], trial: Trial) -> Fields:
+    starts = [e for e in entries if e.event.kind is EventKind.MODULE_START]
+    fields: Fields = []
+    if starts:
+        top = min(starts, key=lambda e: e.depth)
+        p = payload_of(top.event, EventKind.MODULE_START)
+        assert p is not None
+        fields.append(("Program", f"{shown(p['module'])} (Class: {shown(p['class'])})"))
+    modules = list(dict.fromkeys(e.module for e in entries if e.module))
+    for name in modules:
+        variables = trial.variables.predictors.get(name)
+        if variables is None:
+            continue
+        if variables.instructions:
+            fields.append((f"instructions · {name}", short_json(variables.instructions, 240)))
+        demos = f"{len(variables.demos)} demo(s)"
+        if variables.demos:
+            demos += ": " + short_json(list(variables.demos), 200)
+        fields.append((f"demos · {name}", demos))
+    fields += _lm_settings(entries, trial)
+    return fields
+
+
+def _lm_settings(entries: Iterable[Entry], trial: Trial) -> Fields:
+    # The settings an LM call was actually sent with win over the trial's declared ones.
+    settings: dict[str, Any] = {}
+    if trial.variables.lm is not None:
+        settings.update(trial.variables.lm.settings)
+    for entry in entries:
+        call = payload_of(entry.event, EventKind.LM_CALL)
+        if call is not None and isinstance(call["settings"], dict):
+            settings.update(call["settings"])
+            break
+    return [
+        (key, short_json(settings[key]))
+        for key in ("temperature",)
+        if settings.get(key) is not None
+    ]

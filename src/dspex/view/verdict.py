@@ -11,14 +11,11 @@ page can include is :func:`dspex.view.html.verdict_html` (``templates/_verdict.h
 from __future__ import annotations
 
 from dspex.analysis import verdict_of, verdict_pair
+from dspex.formatting import format_p
 from dspex.model import Experiment, Verdict
 from dspex.model.scopes import reference_scope
 
 __all__ = ["no_verdict_reason", "verdict_fields", "verdict_line"]
-
-
-def _p(p: float) -> str:
-    return "<0.0001" if p < 1e-4 else f"{p:.2g}"
 
 
 def _ci(verdict: Verdict) -> str:
@@ -36,7 +33,7 @@ def verdict_line(verdict: Verdict | None) -> str:
         return "no verdict"
     relation = "<" if verdict.p_value < verdict.alpha else ">="
     effect = f"{verdict.effect:+.3f} on {verdict.scope.label} ({_ci(verdict)})"
-    test = f"{verdict.test} p={_p(verdict.p_value)} {relation} alpha {verdict.alpha:g}"
+    test = f"{verdict.test} p={format_p(verdict.p_value)} {relation} alpha {verdict.alpha:g}"
     return f"{verdict.outcome.value}: {effect}, {test}"
 
 
@@ -47,7 +44,7 @@ def verdict_fields(verdict: Verdict) -> list[tuple[str, str]]:
         ("verdict", verdict.outcome.value),
         ("difference", f"{verdict.effect:+.3f} (final minus baseline, mean per example)"),
         ("interval", _ci(verdict)),
-        ("test", f"{verdict.test}, p = {_p(verdict.p_value)}, alpha = {verdict.alpha:g}"),
+        ("test", f"{verdict.test}, p = {format_p(verdict.p_value)}, alpha = {verdict.alpha:g}"),
         ("effect size", f"{effect_size} (rank-biserial correlation)"),
         ("examples", f"{verdict.n} on {verdict.scope.label}: {verdict.wins} better, "
                      f"{verdict.losses} worse, {verdict.ties} unchanged"),

@@ -2,7 +2,7 @@
 
 An adapter supplies a :class:`Worker` handle; the pool (``pool.py``) drives handles through
 one event queue. A handle never blocks the pool: it starts, runs and stops asynchronously
-and reports back with :class:`Event` objects.
+and reports back with :class:`PoolEvent` objects.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import cloudpickle
 
 from dspex.model import ErrorInfo
 
-__all__ = ["Event", "EventKind", "Init", "Job", "Result", "Task", "Worker", "WorkerState"]
+__all__ = ["PoolEvent", "PoolEventKind", "Init", "Job", "Result", "Task", "Worker", "WorkerState"]
 
 _job_ids = itertools.count(1)
 
@@ -88,7 +88,7 @@ class Result:
         return cls(error=ErrorInfo.from_exception(exc), exception=exc)
 
 
-class EventKind(Enum):
+class PoolEventKind(Enum):
     READY = "ready"  # payload: pid
     INIT_FAILED = "init_failed"  # payload: ErrorInfo
     RESULT = "result"  # payload: Result
@@ -97,9 +97,9 @@ class EventKind(Enum):
 
 
 @dataclass(frozen=True)
-class Event:
+class PoolEvent:
     worker: Worker | None
-    kind: EventKind
+    kind: PoolEventKind
     task_id: int | None = None
     payload: Any = None
 
@@ -121,7 +121,7 @@ class Worker(ABC):
     every event the worker still had to post, ``kill`` ends it now (threads are abandoned).
     """
 
-    def __init__(self, name: str, events: queue.Queue[Event], init: Init | None):
+    def __init__(self, name: str, events: queue.Queue[PoolEvent], init: Init | None):
         self.name = name
         self.pid = 0
         self.state = WorkerState.STARTING
@@ -130,8 +130,8 @@ class Worker(ABC):
         self._events = events
         self.init = init
 
-    def post(self, kind: EventKind, task_id: int | None = None, payload: Any = None) -> None:
-        self._events.put(Event(self, kind, task_id, payload))
+    def post(self, kind: PoolEventKind, task_id: int | None = None, payload: Any = None) -> None:
+        self._events.put(PoolEvent(self, kind, task_id, payload))
 
     def mark_launched(self) -> None:
         self.launched = time.monotonic()

@@ -33,7 +33,16 @@ from dspex.errors import (
     WorkerTimeout,
 )
 from dspex.model import ErrorInfo
-from dspex.workers._core import Event, EventKind, Init, Job, Result, Task, Worker, WorkerState
+from dspex.workers._core import (
+    Init,
+    Job,
+    PoolEvent,
+    PoolEventKind,
+    Result,
+    Task,
+    Worker,
+    WorkerState,
+)
 from dspex.workers.outcome import Failure, TaskOutcome
 
 __all__ = ["UNSET", "WorkerPool"]
@@ -155,7 +164,7 @@ class SupervisedPool(WorkerPool):
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        self._events: queue.Queue[Event] = queue.Queue()
+        self._events: queue.Queue[PoolEvent] = queue.Queue()
         self._workers: dict[str, Worker] = {}
         self._lock = threading.RLock()
         self._state = "new"  # new -> running -> closing -> closed
@@ -226,16 +235,16 @@ class SupervisedPool(WorkerPool):
                 failed[w.name] = "still starting when another worker failed"
         return failed
 
-    def _on_start_event(self, event: Event, failed: dict[str, str]) -> None:
+    def _on_start_event(self, event: PoolEvent, failed: dict[str, str]) -> None:
         worker = event.worker
         if worker is None or worker.state is not WorkerState.STARTING:
             return
-        if event.kind is EventKind.READY:
+        if event.kind is PoolEventKind.READY:
             worker.pid = event.payload or worker.pid
             worker.state = WorkerState.IDLE
-        elif event.kind is EventKind.INIT_FAILED:
+        elif event.kind is PoolEventKind.INIT_FAILED:
             failed[worker.name] = f"initializer raised {_short(event.payload)}"
-        elif event.kind is EventKind.DIED:
+        elif event.kind is PoolEventKind.DIED:
             failed[worker.name] = f"died while starting: {event.payload}"
 
     def _init_deadline(self, worker: Worker) -> float:
@@ -270,7 +279,7 @@ class SupervisedPool(WorkerPool):
         if kill:
             worker.kill()
 
-    def _next_event(self, wake: float | None) -> Event | None:
+    def _next_event(self, wake: float | None) -> PoolEvent | None:
         try:
             if wake is None:
                 return self._events.get()
@@ -331,8 +340,8 @@ class SupervisedPool(WorkerPool):
                 return
             yield from self._handle(event, run)
 
-    def _handle(self, event: Event, run: _Run) -> Iterator[TaskOutcome]:
-        if event.kind is EventKind.CLOSED:
+    def _handle(self, event: PoolEvent, run: _Run) -> Iterator[TaskOutcome]:
+        if event.kind is PoolEventKind.CLOSED:
             run.closed = True
         else:
             yield from self._on_event(event, run)
@@ -368,13 +377,13 @@ class SupervisedPool(WorkerPool):
                 deadlines.append(w.task.deadline)
         return min(deadlines, default=None)
 
-    def _on_event(self, event: Event, run: _Run) -> Iterator[TaskOutcome]:
+    def _on_event(self, event: PoolEvent, run: _Run) -> Iterator[TaskOutcome]:
         worker = event.worker
         if worker is None or worker.state is WorkerState.GONE:
             return  # a late word from a worker that was already replaced
         if worker.state is WorkerState.STARTING:
             self._on_replacement_event(event, run)
-        elif event.kind is EventKind.RESULT:
+        elif event.kind is PoolEventKind.RESULT:
             task = worker.task
             if task is None or task.id != event.task_id:
                 return
@@ -385,7 +394,7 @@ class SupervisedPool(WorkerPool):
             outcome = run.finish(task, _result(task, worker, event.payload))
             if outcome is not None:
                 yield outcome
-        elif event.kind is EventKind.DIED:
+        elif event.kind is PoolEventKind.DIED:
             yield from self._on_death(worker, str(event.payload), run)
 
     def _on_death(self, worker: Worker, cause: str, run: _Run) -> Iterator[TaskOutcome]:
@@ -401,16 +410,16 @@ class SupervisedPool(WorkerPool):
             if outcome is not None:
                 yield outcome
 
-    def _on_replacement_event(self, event: Event, run: _Run) -> None:
+    def _on_replacement_event(self, event: PoolEvent, run: _Run) -> None:
         worker = event.worker
         assert worker is not None
-        if event.kind is EventKind.READY:
+        if event.kind is PoolEventKind.READY:
             with self._lock:
                 worker.pid = event.payload or worker.pid
                 worker.state = WorkerState.IDLE
             run.replacement_failures = 0
             return
-        if event.kind is EventKind.INIT_FAILED:
+        if event.kind is PoolEventKind.INIT_FAILED:
             reason = f"initializer raised {_short(event.payload)}"
         else:
             reason = f"died while starting: {event.payload}"
@@ -470,7 +479,7 @@ class SupervisedPool(WorkerPool):
             # are still in the queue, and a running map reports them before CLOSED.
             self._workers.clear()
             self._state = "closed"
-        self._events.put(Event(None, EventKind.CLOSED))
+        self._events.put(PoolEvent(None, PoolEventKind.CLOSED))
 
     def workers(self) -> list[tuple[str, int]]:
         """(name, pid) of the live workers, for display and tests."""

@@ -20,20 +20,23 @@ from typing import IO, Any
 
 import cloudpickle
 
-import dspex
 from dspex.model import ErrorInfo
-from dspex.workers._core import EventKind, Result, Task, Worker
+from dspex.workers._core import PoolEventKind, Result, Task, Worker
 from dspex.workers._wire import read_frame, write_frame
 from dspex.workers.pool import SupervisedPool
 
 __all__ = ["ProcessPool", "worker_environment"]
+
+#: The directory holding the ``dspex`` package (``src/`` of a checkout, site-packages...),
+#: found from this file: importing ``dspex`` itself here would be an import upward.
+_SOURCE_DIRECTORY = Path(__file__).resolve().parents[2]
 
 
 def worker_environment() -> dict[str, str]:
     """The environment of a worker process: ours, with dspex's source directory first on
     ``PYTHONPATH`` (the child may be another interpreter without dspex installed)."""
     env = dict(os.environ)
-    src = str(Path(dspex.__file__).resolve().parents[1])
+    src = str(_SOURCE_DIRECTORY)
     parts = [src] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != src]
     env["PYTHONPATH"] = os.pathsep.join(parts)
     return env
@@ -72,7 +75,9 @@ class ProcessWorker(Worker):
                 start_new_session=True,
             )
         except OSError as exc:
-            self.post(EventKind.DIED, None, f"could not be started with {self._python!r}: {exc}")
+            self.post(
+                PoolEventKind.DIED, None, f"could not be started with {self._python!r}: {exc}"
+            )
             return
         self.pid = self._proc.pid
         self._reader = threading.Thread(target=self._io_main, name=f"dspex-{self.name}-io")
@@ -126,7 +131,7 @@ class ProcessWorker(Worker):
                     stream.close()
                 except OSError:
                     pass
-        self.post(EventKind.DIED, None, describe_exit(code))
+        self.post(PoolEventKind.DIED, None, describe_exit(code))
 
     def _read_replies(self, stream: IO[bytes]) -> None:
         while True:
@@ -145,14 +150,14 @@ class ProcessWorker(Worker):
         if kind == "hello":
             self.pid = int(message[1])  # the interpreter's pid, even behind a wrapper script
         elif kind == "ready":
-            self.post(EventKind.READY, None, self.pid)
+            self.post(PoolEventKind.READY, None, self.pid)
         elif kind == "init_failed":
-            self.post(EventKind.INIT_FAILED, None, ErrorInfo(**message[1]))
+            self.post(PoolEventKind.INIT_FAILED, None, ErrorInfo(**message[1]))
         elif kind == "result":
-            self.post(EventKind.RESULT, message[1], _load_value(message[2]))
+            self.post(PoolEventKind.RESULT, message[1], _load_value(message[2]))
         elif kind == "error":
             result = Result(error=ErrorInfo(**message[2]), exception=_load(message[3]))
-            self.post(EventKind.RESULT, message[1], result)
+            self.post(PoolEventKind.RESULT, message[1], result)
 
 
 def _load(blob: bytes | None) -> Any:

@@ -20,7 +20,7 @@ import cloudpickle
 
 from dspex.extras import require
 from dspex.model import ErrorInfo
-from dspex.workers._core import EventKind, Result, Task, Worker
+from dspex.workers._core import PoolEventKind, Result, Task, Worker
 from dspex.workers.pool import SupervisedPool
 from dspex.workers.process import worker_environment
 
@@ -117,10 +117,10 @@ class RayWorker(Worker):
                 reply = self._ray.get(ref)
             except self._ray.exceptions.RayTaskError as exc:  # the initializer raised
                 cause = exc.cause if exc.cause is not None else exc
-                self.post(EventKind.INIT_FAILED, None, ErrorInfo.from_exception(cause))
+                self.post(PoolEventKind.INIT_FAILED, None, ErrorInfo.from_exception(cause))
                 return
             except Exception as exc:  # noqa: BLE001 - the actor died, whatever Ray calls it
-                self.post(EventKind.DIED, task_id, _cause(exc))
+                self.post(PoolEventKind.DIED, task_id, _cause(exc))
                 return
             on_reply(reply)
 
@@ -129,7 +129,7 @@ class RayWorker(Worker):
 
     def _on_ready(self, pid: int) -> None:
         self.pid = pid
-        self.post(EventKind.READY, None, pid)
+        self.post(PoolEventKind.READY, None, pid)
 
     def _on_reply(self, task_id: int, reply: tuple[Any, ...]) -> None:
         if reply[0] == "result":
@@ -146,7 +146,7 @@ class RayWorker(Worker):
                 except Exception:  # noqa: BLE001 - unpickling raises any type
                     exception = None
             result = Result(error=ErrorInfo(**reply[2]), exception=exception)
-        self.post(EventKind.RESULT, task_id, result)
+        self.post(PoolEventKind.RESULT, task_id, result)
 
 
 class RayPool(SupervisedPool):

@@ -15,7 +15,7 @@ import threading
 from typing import Any
 
 from dspex.model import ErrorInfo
-from dspex.workers._core import EventKind, Result, Task, Worker
+from dspex.workers._core import PoolEventKind, Result, Task, Worker
 from dspex.workers.outcome import WorkerInfo, set_thread_worker
 from dspex.workers.pool import SupervisedPool
 
@@ -71,18 +71,18 @@ class ThreadWorker(Worker):
             except Exception as exc:  # noqa: BLE001 - the user's function: the item's error
                 result = Result.from_exception(exc)
             except BaseException as exc:  # noqa: B036, BLE001 - the worker dies, the pool lives on
-                self.post(EventKind.DIED, task.id, f"ended by {_describe(exc)}")
+                self.post(PoolEventKind.DIED, task.id, f"ended by {_describe(exc)}")
                 return
-            self.post(EventKind.RESULT, task.id, result)
+            self.post(PoolEventKind.RESULT, task.id, result)
 
     def _initialize(self) -> bool:
         try:
             if self.init is not None:
                 self.init.run()
         except BaseException as exc:  # noqa: B036, BLE001 - reported to the pool as a start-up failure
-            self.post(EventKind.INIT_FAILED, None, ErrorInfo.from_exception(exc))
+            self.post(PoolEventKind.INIT_FAILED, None, ErrorInfo.from_exception(exc))
             return False
-        self.post(EventKind.READY, None, self.pid)
+        self.post(PoolEventKind.READY, None, self.pid)
         return True
 
 

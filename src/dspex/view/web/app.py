@@ -42,6 +42,7 @@ from dspex.errors import (
     StudyNotFound,
     TrialNotFound,
 )
+from dspex.formatting import format_score
 from dspex.ids import is_valid_id
 from dspex.model import Experiment, ExperimentStatus, Trial
 from dspex.redact import redact
@@ -50,11 +51,11 @@ from dspex.store.query import FILTERS
 from dspex.view.html import experiment_html, timeline_html
 from dspex.view.labels import trial_label
 from dspex.view.progress import progress_of
-from dspex.view.timeline import Timeline, format_score
+from dspex.view.timeline import Timeline
+from dspex.view.web.access import check_token
 from dspex.view.web.cache import ExperimentCache
 from dspex.view.web.compare_page import compare_context, compare_url, parse_ref
 from dspex.view.web.filters import DATE_FILTERS, active_filters, date_part, list_filters
-from dspex.view.web.serve import check_token
 from dspex.view.web.study_page import study_routes
 
 __all__ = ["EVENTS_PER_PAGE", "create_app"]

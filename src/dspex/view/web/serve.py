@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 from dspex.errors import ConfigError
 from dspex.store import ResultStore
 from dspex.view.web._limits import Limits
+from dspex.view.web.access import check_token
 
 __all__ = [
     "Limits",
@@ -48,22 +49,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def check_token(token: str | None) -> None:
-    """Raise :class:`dspex.ConfigError` for a token of only whitespace (no token is None).
-
-    >>> check_token("  ")
-    Traceback (most recent call last):
-    ...
-    dspex.errors.ConfigError: the dspex UI access token is blank: ...
-    """
-    if token is not None and not token.strip():
-        raise ConfigError(
-            "the dspex UI access token is blank: a token of only whitespace protects "
-            "nothing; set a real token (ui.token, DSPEX_UI_TOKEN or --token) or none",
-            key="ui.token",
-        )
 
 
 def check_bind(host: str, token: str | None) -> None:
