@@ -20,6 +20,8 @@ __all__ = [
     "module_paths",
     "program_info",
     "predictor_name",
+    "predictor_path",
+    "predictor_paths",
     "program_name",
     "root_key",
     "root_module_name",
@@ -71,10 +73,29 @@ def predictor_name(module: Any) -> str:
     return name
 
 
+def predictor_path(root: str, path: str) -> str:
+    """A predictor's name in dspex from DSPy's (``named_predictors``, GEPA's components):
+    ``qa`` + ``self.predict`` or ``predict`` -> ``qa.predict``; ``self`` is the root."""
+    return _join(root, path)
+
+
 def _join(root: str, path: str) -> str:
     """``qa`` + ``self.predict`` or ``predict`` -> ``qa.predict``; ``self`` is the root."""
     suffix = path[5:] if path == "self" or path.startswith("self.") else path
     return f"{root}.{suffix}" if suffix else root
+
+
+def predictor_paths(program: Any, root: str) -> list[tuple[str, Any]]:
+    """``(path, predictor)`` for each predictor of ``program``, named as
+    :func:`variables_of` names them: ``qa.predict``, and ``predict`` for a bare
+    ``dspy.Predict`` called ``predict`` (DSPy calls it ``self``).
+
+    >>> import dspy
+    >>> [path for path, _ in predictor_paths(dspy.Predict("q -> a"), "predict")]
+    ['predict']
+    """
+    named = getattr(program, "named_predictors", None)
+    return [(_join(root, path), p) for path, p in (named() if callable(named) else [])]
 
 
 def program_info(program: Any, name: str | None = None) -> ProgramInfo:
@@ -149,10 +170,9 @@ def variables_of(program: Any, name: str | None = None) -> Variables:
     root = name or program_name(program)
     predictors: dict[str, PredictorVariables] = {}
     first_lm = None
-    named = getattr(program, "named_predictors", None)
-    for path, predictor in named() if callable(named) else []:
+    for path, predictor in predictor_paths(program, root):
         signature = getattr(predictor, "signature", None)
-        predictors[_join(root, path)] = PredictorVariables(
+        predictors[path] = PredictorVariables(
             signature=_signature_text(signature),
             instructions=str(getattr(signature, "instructions", "") or ""),
             demos=tuple(

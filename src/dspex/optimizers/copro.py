@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dspex.capture.context import recording
-from dspex.capture.program import program_name, variables_of
+from dspex.capture.program import predictor_paths, program_name, variables_of
 from dspex.capture.scoring import metric_name
 from dspex.formatting import format_number
 from dspex.model import EventKind, Variables
@@ -217,7 +217,7 @@ class CoproHook(EvaluatingHook):
     def _open_candidate(
         self, program: Any, local: dict[str, Any], depth: int, predictor: int, number: int
     ) -> tuple[_Candidate, Any]:
-        names = [f"{self.root}.{n}" for n, _ in program.named_predictors()]
+        names = [name for name, _ in predictor_paths(program, self.root)]
         parent = self.holding.get(predictor, self.student_candidate)
         source = self._source(depth, number)
         label = f"depth {depth + 1} candidate {number + 1}"
@@ -301,7 +301,7 @@ class CoproHook(EvaluatingHook):
 
     def _keep(self, predictor: int, program: Any, candidate: _Candidate) -> None:
         """COPRO's own rule: a key's entry is replaced only by a strictly better score."""
-        name = f"{self.root}.{list(program.named_predictors())[predictor][0]}"
+        name = predictor_paths(program, self.root)[predictor][0]
         key = (candidate.variables.predictors[name].instructions, candidate.prefixes.get(name, ""))
         entries = self.entries.setdefault(predictor, {})
         stored = entries.get(key)
@@ -373,10 +373,10 @@ class CoproHook(EvaluatingHook):
 def _prefixes(program: Any, root: str) -> dict[str, str]:
     """Per predictor, the prefix of its last output field (what COPRO changes with it)."""
     prefixes = {}
-    for name, predictor in program.named_predictors():
+    for name, predictor in predictor_paths(program, root):
         fields = list(getattr(predictor.signature, "fields", {}).values())
         extra = getattr(fields[-1], "json_schema_extra", None) or {} if fields else {}
-        prefixes[f"{root}.{name}"] = str(extra.get("prefix", ""))
+        prefixes[name] = str(extra.get("prefix", ""))
     return prefixes
 
 

@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 from dspex.capture.callback import error_event
-from dspex.capture.program import variables_of
+from dspex.capture.program import predictor_path, variables_of
 from dspex.capture.recorder import TrialRecorder
 from dspex.errors import CaptureError
 from dspex.formatting import format_number
@@ -155,7 +155,7 @@ class GepaRecords:
     def _variables(self, parent: Candidate, texts: dict[str, str]) -> Variables:
         predictors = dict(parent.variables.predictors)
         for component, text in texts.items():
-            key = f"{self.root}.{component}"
+            key = predictor_path(self.root, component)
             old = predictors.get(key) or PredictorVariables()
             predictors[key] = old.replace(instructions=text)
         return parent.variables.replace(predictors=predictors)
@@ -420,7 +420,7 @@ class GepaRecords:
             rationale=f"Minibatch scores {score_text(before)}; the feedback given to the "
             "reflection LM:\n" + feedback_lines(iteration.dataset),
             action="Ask the reflection LM for a new instruction for "
-            + ", ".join(f"{self.root}.{c}" for c in iteration.components),
+            + ", ".join(predictor_path(self.root, c) for c in iteration.components),
             details={"components": iteration.components, "reflective_dataset": iteration.dataset},
         )
 
@@ -433,7 +433,7 @@ class GepaRecords:
         for component, text in texts.items():
             self._decision(
                 iteration.recorder,
-                f"New instruction for {self.root}.{component}",
+                f"New instruction for {predictor_path(self.root, component)}",
                 strategy="reflective_mutation",
                 step=iteration.number,
                 rationale="The reflection LM's answer to the feedback above ("

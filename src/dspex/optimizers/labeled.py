@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dspex.capture.program import program_name
+from dspex.capture.program import predictor_paths, program_name
 from dspex.model import EventKind
 from dspex.optimizers import register_hook
 from dspex.optimizers.base import OptimizerHook
@@ -37,8 +37,8 @@ class LabeledFewShotHook(OptimizerHook):
         trainset = list(self.inputs.get("trainset") or [])
         index = {id(example): i for i, example in enumerate(trainset)}
         chosen = {
-            f"{root}.{name}": [index.get(id(demo), -1) for demo in predictor.demos]
-            for name, predictor in outputs.named_predictors()
+            name: [index.get(id(demo), -1) for demo in predictor.demos]
+            for name, predictor in predictor_paths(outputs, root)
         }
         sample = self.inputs.get("sample", True)
         k = getattr(self.optimizer, "k", None)

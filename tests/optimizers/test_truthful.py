@@ -1,0 +1,76 @@
+"""What the records say is what happened: predictor names, the returned candidate, the
+variables in effect for each LM call, warnings that count real calls."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import dspy
+import pytest
+
+import dspex
+from dspex import ExperimentStatus
+
+from .conftest import events_of, role
+from .scripted import FIRST, scripted_lm, scripted_metric, topics
+
+EVAL = {"num_threads": 1, "display_progress": False}
+
+
+def _bare():
+    return dspy.Predict(dspy.Signature("question -> answer", FIRST))
+
+
+def _texts(archived):
+    """Every decision and change of ``archived`` as JSON text, to search for names."""
+    kinds = ("decision", "candidate_created", "step")
+    return json.dumps(
+        [e.payload for t in archived.trials for e in t.events if e.kind.value in kinds]
+    )
+
+
+def _compile_bare(store, compile_):
+    lm = scripted_lm()
+    with dspy.context(lm=lm), contextlib.redirect_stderr(io.StringIO()):
+        with dspex.experiment("bare", program=_bare(), store=store) as exp:
+            compile_(_bare())
+    return lm, store.get_experiment(exp.id)
+
+
+_BARE = {
+    "COPRO": lambda p: dspy.COPRO(metric=scripted_metric, breadth=2, depth=2).compile(
+        p, trainset=topics(2), eval_kwargs=EVAL
+    ),
+    "LabeledFewShot": lambda p: dspy.LabeledFewShot(k=3).compile(p, trainset=topics(2)),
+    "GEPA": lambda p: dspy.GEPA(
+        metric=scripted_metric,
+        max_metric_calls=30,
+        reflection_lm=dspy.settings.lm,
+        num_threads=1,
+    ).compile(p, trainset=topics(2), valset=topics(1)),
+}
+
+
+@pytest.mark.parametrize("optimizer", sorted(_BARE))
+def test_a_bare_predict_is_named_predict_in_every_record(store, optimizer):
+    lm, archived = _compile_bare(store, _BARE[optimizer])
+    assert archived.status is ExperimentStatus.COMPLETED
+    assert archived.warnings == ()  # no degraded mode: the hook understood the program
+    assert "predict.self" not in _texts(archived)
+    named = {n for t in archived.trials for n in t.variables.predictors}
+    assert named == {"predict"}
+    calls = [e for t in archived.trials for e in events_of(t, "lm_call")]
+    # COPRO asks for n completions at once: one LM call, n requests
+    assert sum(len(e.payload["response"]) for e in calls) == lm.engine.calls
+    if optimizer == "COPRO":
+        candidates = [t for t in role(archived, "candidate") if "depth" in t.metadata]
+        assert len(candidates) == 4
+        assert all(
+            events_of(t, "decision")[0].payload["details"]["predictor"] == "predict"
+            for t in candidates
+        )
+    if optimizer == "LabeledFewShot":
+        decision = events_of(archived.trials[0], "decision")[0].payload
+        assert decision["decision"] == "Labeled demos: predict gets 3"
