@@ -74,3 +74,27 @@ def test_a_bare_predict_is_named_predict_in_every_record(store, optimizer):
     if optimizer == "LabeledFewShot":
         decision = events_of(archived.trials[0], "decision")[0].payload
         assert decision["decision"] == "Labeled demos: predict gets 3"
+
+
+def test_calls_no_experiment_can_claim_are_counted_once_per_real_call(store):
+    """A thread without dspex's context while two experiments are open: each experiment
+    is told of every program call and every LM call once, named by what was called."""
+    import threading
+
+    lm = scripted_lm()
+    program = _bare()
+    program.set_lm(lm)  # the thread does not see dspy.context either
+
+    def outsider():
+        for topic in ("alpha", "beta", "gamma", "alpha"):
+            program(question=f"About {topic}?")
+
+    with dspex.experiment("one", store=store) as one, dspex.experiment("two", store=store):
+        thread = threading.Thread(target=outsider, name="outsider")
+        thread.start()
+        thread.join()
+    assert lm.engine.calls == 4
+    (warning,) = store.get_experiment(one.id).warnings
+    counts = warning.split(" on thread(s) ")[0]
+    assert counts == "not recorded: 4 x a call of Predict, 4 x an LM call to test/scripted"
+    assert "outsider" in warning

@@ -28,6 +28,7 @@ import traceback
 import weakref
 from typing import Any, Final, Literal, NamedTuple, TypedDict, cast, overload
 
+from dspy.clients.base_lm import BaseLM
 from dspy.utils.callback import BaseCallback
 
 try:  # DSPy 3.3 and later
@@ -41,6 +42,7 @@ from dspex.capture.context import (
     CaptureListener,
     active_listener,
     active_recorder,
+    describe_call,
     lookup,
 )
 from dspex.capture.instrument import add_lm_history_listener, cache_hit_of
@@ -137,6 +139,9 @@ class DspexCallback(BaseCallback):  # type: ignore[misc]  # DSPy ships no type i
         self._calls: dict[str, _Call] = {}
         # compile and dspy.Evaluate calls reported to a listener: it hears their end too
         self._listened: dict[str, CaptureListener] = {}
+        # calls that no trial records (several experiments open, a thread without
+        # context), with the listener told of them: their nested calls are not told again
+        self._unplaced: dict[str, CaptureListener] = {}
         _instances.add(self)
         add_lm_history_listener(_history_to_callbacks)
 
@@ -148,7 +153,7 @@ class DspexCallback(BaseCallback):  # type: ignore[misc]  # DSPy ships no type i
 
     # -- bookkeeping ----------------------------------------------------------------
 
-    def _place(self, instance: Any) -> _Placed | None:
+    def _place(self, instance: Any, call_id: str | None = None) -> _Placed | None:
         """Where a call starting now is recorded: its recorder, the enclosing recorded call
         (its parent), and the listener that placed it when it is a top-level direct call."""
         parent_call = ACTIVE_CALL_ID.get()
@@ -160,11 +165,29 @@ class DspexCallback(BaseCallback):  # type: ignore[misc]  # DSPy ships no type i
             return recorder, enclosing, None
         if enclosing is not None:
             return enclosing.recorder, enclosing, None
+        if parent_call is not None and parent_call in self._unplaced:
+            self._inside_unplaced(call_id, instance, self._unplaced[parent_call])
+            return None
         listener = active_listener()
         if listener is None:
             return None
         recorder = listener.calls_recorder(instance)
-        return None if recorder is None else (recorder, None, listener)
+        if recorder is None:
+            if call_id is not None:
+                self._unplaced[call_id] = listener
+            return None
+        return recorder, None, listener
+
+    def _inside_unplaced(
+        self, call_id: str | None, instance: Any, listener: CaptureListener
+    ) -> None:
+        """A call inside a call that no trial records (its listener was told of it): the
+        listener hears of the LM calls it makes, once each, and of nothing else (its
+        adapter and sub-module calls are part of the call it was told of)."""
+        if call_id is not None:
+            self._unplaced[call_id] = listener
+        if isinstance(instance, BaseLM):
+            listener.unattributed(describe_call(instance), threading.current_thread().name)
 
     @staticmethod
     def _module_name(recorder: TrialRecorder, instance: Any, enclosing: _Call | None) -> str:
@@ -191,14 +214,17 @@ class DspexCallback(BaseCallback):  # type: ignore[misc]  # DSPy ships no type i
 
     def _end(self, call_id: str) -> _Call | None:
         call = self._calls.pop(call_id, None)
-        if call is not None and call.listener is not None:
+        if call is None:
+            if self._unplaced:
+                self._unplaced.pop(call_id, None)
+        elif call.listener is not None:
             call.listener.calls_done(call.recorder)
         return call
 
     # -- modules --------------------------------------------------------------------
 
     def on_module_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        placed = self._place(instance)
+        placed = self._place(instance, call_id)
         if placed is None:
             return
         recorder, enclosing, listener = placed
@@ -219,6 +245,8 @@ class DspexCallback(BaseCallback):  # type: ignore[misc]  # DSPy ships no type i
     ) -> None:
         call = self._calls.pop(call_id, None)
         if call is None:
+            if self._unplaced:
+                self._unplaced.pop(call_id, None)
             return
         call.recorder.emit(
             _MODULE_END,
@@ -239,7 +267,7 @@ class DspexCallback(BaseCallback):  # type: ignore[misc]  # DSPy ships no type i
     # -- LM calls -------------------------------------------------------------------
 
     def on_lm_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        placed = self._place(instance)
+        placed = self._place(instance, call_id)
         if placed is None:
             return
         kwargs = inputs.get("kwargs") or {}
@@ -284,7 +312,10 @@ class DspexCallback(BaseCallback):  # type: ignore[misc]  # DSPy ships no type i
     def _history_entry(self, entry: dict[str, Any]) -> bool:
         """Called from inside an LM call with DSPy's history entry (usage, cost, cache hit);
         True when the call is one this callback saw start."""
-        call = self._calls.get(ACTIVE_CALL_ID.get() or "")
+        call_id = ACTIVE_CALL_ID.get() or ""
+        call = self._calls.get(call_id)
+        if call is None and call_id in self._unplaced:
+            return True  # an LM call no trial records, already counted as such
         if call is None or type(call.extra) is not dict or "messages" not in call.extra:
             return False  # not an LM call this callback started
         call.extra["history"] = _usage(entry)
@@ -293,7 +324,7 @@ class DspexCallback(BaseCallback):  # type: ignore[misc]  # DSPy ships no type i
     # -- adapters and tools ---------------------------------------------------------
 
     def on_adapter_format_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        placed = self._place(instance)
+        placed = self._place(instance, call_id)
         if placed is not None:
             self._begin(call_id, placed, instance, (type(instance).__name__, None))
 
@@ -303,7 +334,7 @@ class DspexCallback(BaseCallback):  # type: ignore[misc]  # DSPy ships no type i
         self._adapter_end(call_id, _ADAPTER_FORMAT, exception)
 
     def on_adapter_parse_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        placed = self._place(instance)
+        placed = self._place(instance, call_id)
         if placed is not None:
             extra = (type(instance).__name__, inputs.get("completion"))
             self._begin(call_id, placed, instance, extra)
@@ -335,7 +366,7 @@ class DspexCallback(BaseCallback):  # type: ignore[misc]  # DSPy ships no type i
         call.recorder.emit(kind, payload, parent_id=call.parent_id, json_ready=True)
 
     def on_tool_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        placed = self._place(instance)
+        placed = self._place(instance, call_id)
         if placed is not None:
             extra = {
                 "tool": getattr(instance, "name", type(instance).__name__),

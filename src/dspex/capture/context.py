@@ -38,6 +38,7 @@ __all__ = [
     "active_recorder",
     "carried",
     "close_ambient",
+    "describe_call",
     "lookup",
     "open_ambient",
     "pop",
@@ -188,6 +189,14 @@ def set_fallback_listener(listener: CaptureListener | None) -> None:
     _fallback = listener
 
 
+def describe_call(instance: Any) -> str:
+    """A call in a warning: ``an LM call to openai/gpt-4o-mini``, ``a call of Predict``."""
+    model = getattr(instance, "model", None)
+    if isinstance(model, str) and callable(getattr(instance, "forward", None)):
+        return f"an LM call to {model}"
+    return f"a call of {type(instance).__name__}"
+
+
 class _Ambiguous:
     """Several experiments are open and the calling thread carries no context: record the
     call nowhere, and tell each experiment that it happened."""
@@ -201,7 +210,7 @@ class _Ambiguous:
             listener.unattributed(what, thread)
 
     def calls_recorder(self, instance: Any) -> TrialRecorder | None:
-        self._tell(f"a call of {type(instance).__name__}")
+        self._tell(describe_call(instance))
         return None
 
     def calls_done(self, recorder: TrialRecorder) -> None:
@@ -222,7 +231,8 @@ class _Ambiguous:
         pass
 
     def unattributed(self, what: str, thread: str) -> None:
-        pass
+        for listener in self.listeners:
+            listener.unattributed(what, thread)
 
     def warn(self, message: str) -> None:
         for listener in self.listeners:
