@@ -14,11 +14,13 @@ trial, and under it, nested as recorded, one span per
 
 The experiment ties its traces together: ``session.id`` is the experiment id (a Phoenix
 or Langfuse session), and a trial's parent candidates are span links to their traces.
-Everything else in the timeline (steps, decisions, created and scored candidates,
-scores, logs) becomes a span event on the span that encloses it, which for the
-optimizer's orchestration is the trial's root span: the decision that created a
-candidate sits on that candidate's span. Errors are ``exception`` events and an ERROR
-status. Payloads pass through :func:`dspex.redact.redact` first::
+Which events are spans, their times and which span encloses which are the trial's span
+tree (:mod:`dspex.model.spans`), the tree the waterfall draws. Everything else in the
+timeline (steps, decisions, created and scored candidates, scores, logs) becomes a span
+event on the span that encloses it, which for the optimizer's orchestration is the
+trial's root span: the decision that created a candidate sits on that candidate's span.
+Errors are ``exception`` events and an ERROR status. Payloads pass through
+:func:`dspex.redact.redact` first::
 
     experiment = store.get_experiment(experiment_id)
     for trial, spans in experiment_spans(experiment):
@@ -56,7 +58,6 @@ from dspex.export.spans import (
 from dspex.model import EventKind, Experiment, TraceEvent, Trial
 from dspex.model.payloads import (
     AdapterPayload,
-    Common,
     ExampleResultPayload,
     LmCallPayload,
     ToolCallPayload,
@@ -64,23 +65,14 @@ from dspex.model.payloads import (
     payload_of,
     typed_payload,
 )
+from dspex.model.spans import SPAN_KINDS, SpanNode, call_latency_ms, span_tree
 from dspex.redact import redact
 
 __all__ = ["SPAN_OPENING_KINDS", "experiment_spans", "trial_spans"]
 
-SPAN_OPENING_KINDS = frozenset(
-    {
-        EventKind.MODULE_START,
-        EventKind.LM_CALL,
-        EventKind.ADAPTER_FORMAT,
-        EventKind.ADAPTER_PARSE,
-        EventKind.TOOL_CALL,
-        EventKind.RETRIEVAL,
-        EventKind.EMBEDDING,
-        EventKind.EXAMPLE_RESULT,
-    }
-)
-"""Event kinds that become a span of their own (and a ``module_end`` with no start)."""
+SPAN_OPENING_KINDS = SPAN_KINDS
+"""Event kinds that become a span of their own (and a ``module_end`` with no start): the
+span tree's, :data:`dspex.model.spans.SPAN_KINDS` (kept under this name)."""
 
 
 def experiment_spans(experiment: Experiment) -> Iterator[tuple[Trial, list[SpanRecord]]]:
@@ -105,31 +97,18 @@ class _TrialTrace:
         self.experiment = experiment
         self.trace_id = trace_id_of(trial.id)
         self.events = sorted(trial.events, key=attrgetter("sequence"))
-        self.by_id = {event.id: event for event in self.events}
-        self.ends: dict[str, TraceEvent] = {}
-        for event in self.events:
-            end = payload_of(event, EventKind.MODULE_END)
-            if (
-                end is not None
-                and isinstance(end["start_id"], str)
-                and end["start_id"] in self.by_id
-            ):
-                self.ends[end["start_id"]] = event
+        self.tree = span_tree(self.events)
         self.common: Attributes = {"dspex.experiment_id": experiment.id, "dspex.trial_id": trial.id}
         self.root = self._root()
         self.spans: dict[str, SpanRecord] = {}  # by the id of the event that opened it
 
     def build(self) -> list[SpanRecord]:
-        parents: dict[str, str | None] = {}
+        for node in self.tree:
+            self.spans[node.id] = self._span_of(node)
+        for node in self.tree:
+            self.spans[node.id].parent_span_id = self._enclosing(node.parent).span_id
         for event in self.events:
-            span = self._span_of(event)
-            if span is not None:
-                self.spans[event.id] = span
-                parents[event.id] = event.parent_id
-        for event_id, parent_id in parents.items():
-            self.spans[event_id].parent_span_id = self._enclosing(parent_id).span_id
-        for event in self.events:
-            if event.kind not in SPAN_OPENING_KINDS and event.kind is not EventKind.MODULE_END:
+            if self.tree.node(event.id) is None and event.kind is not EventKind.MODULE_END:
                 self._attach(event)
         self._cover_children()
         return [self.root, *self.spans.values()]
@@ -193,17 +172,14 @@ class _TrialTrace:
 
     # -- spans ------------------------------------------------------------------------------
 
-    def _span_of(self, event: TraceEvent) -> SpanRecord | None:
-        kind = event.kind
-        end = payload_of(event, EventKind.MODULE_END)
-        if end is not None:
-            return None if end["start_id"] in self.ends else self._module(None, event)
-        if kind not in SPAN_OPENING_KINDS:
-            return None
+    def _span_of(self, node: SpanNode) -> SpanRecord:
+        event, kind = node.event, node.kind
         if kind is EventKind.MODULE_START:
-            return self._module(event, self.ends.get(event.id))
+            return self._module(event, node.end)
+        if kind is EventKind.MODULE_END:
+            return self._module(None, event)
         name, attributes = _CALLS[kind](_redacted(typed_payload(event)))
-        span = self._span(event, name, attributes, *_call_times(event, common_of(event)))
+        span = self._span(event, name, attributes, *_call_times(event))
         if kind is EventKind.LM_CALL or kind is EventKind.EMBEDDING:
             span.kind = "client"
         self._fail_on(span, redact(common_of(event).get("error")), span.end_ns)
@@ -231,7 +207,7 @@ class _TrialTrace:
         if end is not None and start is not None:
             attributes["dspex.end_event_id"] = end.id
         if start is None:
-            times = _call_times(opening, common_of(opening))
+            times = _call_times(opening)
         else:
             last = end.timestamp if end is not None else self.trial.finished_at
             times = (time_ns(start.timestamp), time_ns(last or start.timestamp))
@@ -266,24 +242,14 @@ class _TrialTrace:
             span.events.append(SpanEventRecord("exception", at_ns, exception_attributes(error)))
             span.fail(f"{error.get('type', 'error')}: {error.get('message', '')}")
 
-    def _enclosing(self, parent_id: str | None) -> SpanRecord:
-        """The span of the nearest ancestor event that has one; the root span otherwise."""
-        seen: set[str] = set()
-        while parent_id is not None and parent_id not in seen:
-            seen.add(parent_id)
-            span = self.spans.get(parent_id)
-            if span is not None:
-                return span
-            parent = self.by_id.get(parent_id)
-            if parent is None:
-                break
-            parent_id = parent.parent_id
-        return self.root
+    def _enclosing(self, opening_id: str | None) -> SpanRecord:
+        """The span opened by event ``opening_id``; None: the root span."""
+        return self.spans[opening_id] if opening_id is not None else self.root
 
     # -- span events --------------------------------------------------------------------------
 
     def _attach(self, event: TraceEvent) -> None:
-        target = self._enclosing(event.parent_id)
+        target = self._enclosing(self.tree.enclosing(event.parent_id))
         at_ns = time_ns(event.timestamp)
         error = payload_of(event, EventKind.ERROR)
         if error is not None:
@@ -311,13 +277,10 @@ def _redacted(payload: P) -> P:
     return cast(P, redact(payload))
 
 
-def _call_times(event: TraceEvent, payload: Common) -> tuple[int, int]:
+def _call_times(event: TraceEvent) -> tuple[int, int]:
     """(start, end) of a call recorded when it ended, with its ``latency_ms``."""
     end = time_ns(event.timestamp)
-    latency = payload.get("latency_ms")
-    if isinstance(latency, int | float) and not isinstance(latency, bool) and latency > 0:
-        return end - int(latency * 1_000_000), end
-    return end, end
+    return end - int(call_latency_ms(event) * 1_000_000), end
 
 
 def _lm_call(payload: LmCallPayload) -> tuple[str, Attributes]:

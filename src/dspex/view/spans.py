@@ -29,6 +29,7 @@ from datetime import datetime
 
 from dspex.model import EventKind, EventSource, Experiment, TraceEvent, Trial
 from dspex.model.payloads import common_of, payload_of
+from dspex.model.spans import SpanTree, span_tree
 
 __all__ = ["WAITING", "Span", "busy_time", "merge", "module_self_time", "trial_spans"]
 
@@ -36,18 +37,6 @@ WAITING = "waiting"
 """The label of time no recorded span accounts for."""
 
 Interval = tuple[float, float]
-
-_TIMED_KINDS = frozenset(
-    {
-        EventKind.LM_CALL,
-        EventKind.ADAPTER_FORMAT,
-        EventKind.ADAPTER_PARSE,
-        EventKind.TOOL_CALL,
-        EventKind.RETRIEVAL,
-        EventKind.EMBEDDING,
-        EventKind.EXAMPLE_RESULT,
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -63,6 +52,11 @@ class Span:
     end_ms: float
     module: str | None = None
     failed: bool = False
+    parent: str | None = None
+    """The id of the event that opened the enclosing span (None: the trial's own), by the
+    rule the OTLP export uses too: :mod:`dspex.model.spans`."""
+    depth: int = 0
+    """How many spans enclose this one."""
 
     @property
     def ms(self) -> float:
@@ -74,44 +68,50 @@ def _ms(moment: datetime, origin: datetime) -> float:
 
 
 def trial_spans(events: Sequence[TraceEvent]) -> list[Span]:
-    """Every span of one trial's events, in the order of ``events``; times from the first."""
+    """Every span of one trial's events, in the order of ``events``; times from the first.
+
+    The calls, their times and their parents are the trial's span tree
+    (:func:`dspex.model.spans.span_tree`, which the OTLP export reads too); a module call
+    the trial ended inside is drawn as an instant at its start. Orchestration events and
+    errors are instants, inside the span that encloses them.
+    """
     if not events:
         return []
     origin = min(e.timestamp for e in events)
-    ends: dict[str, TraceEvent] = {}
-    for event in events:
-        end = payload_of(event, EventKind.MODULE_END)
-        if end is not None and isinstance(end["start_id"], str):
-            ends[end["start_id"]] = event
+    tree = span_tree(events)
     spans = []
     for event in events:
-        span = _span_of(event, ends, origin)
+        span = _span_of(event, tree, origin)
         if span is not None:
             spans.append(span)
     return spans
 
 
-def _span_of(event: TraceEvent, ends: dict[str, TraceEvent], origin: datetime) -> Span | None:
-    at = _ms(event.timestamp, origin)
-    kind = event.kind
-    common = common_of(event)
-    failed = bool(common.get("error"))
-    named = common.get("module")
-    module = named if isinstance(named, str) else None
-    if event.kind is EventKind.MODULE_START:
-        end = ends.get(event.id)
-        end_ms = _ms(end.timestamp, origin) if end is not None else at
-        failed = end is not None and bool(common_of(end).get("error"))
-        return Span(event, "execution", kind, event.worker, at, max(end_ms, at), module, failed)
-    if event.kind in _TIMED_KINDS:
-        latency = common.get("latency_ms")
-        took = float(latency) if isinstance(latency, int | float) and latency > 0 else 0.0
+def _span_of(event: TraceEvent, tree: SpanTree, origin: datetime) -> Span | None:
+    node = tree.node(event.id)
+    if node is not None:
+        named = common_of(event).get("module")
+        module = named if isinstance(named, str) else None
+        failed = node.failed
         result = payload_of(event, EventKind.EXAMPLE_RESULT)
         if result is not None:
             failed = failed or result["passed"] is False
-        return Span(event, event.source.value, kind, event.worker, at - took, at, module, failed)
+        start = _ms(node.start, origin)
+        end = _ms(node.finish, origin) if node.finish is not None else start
+        return Span(
+            event, event.source.value, event.kind, event.worker, start, end, module, failed,
+            node.parent, node.depth,
+        )  # fmt: skip
     if event.source is EventSource.ORCHESTRATION or event.kind is EventKind.ERROR:
-        return Span(event, event.source.value, kind, event.worker, at, at, None, failed)
+        at = _ms(event.timestamp, origin)
+        failed = bool(common_of(event).get("error"))
+        parent = tree.enclosing(event.parent_id)
+        enclosing = tree.node(parent) if parent is not None else None
+        depth = enclosing.depth + 1 if enclosing is not None else 0
+        return Span(
+            event, event.source.value, event.kind, event.worker, at, at, None, failed,
+            parent, depth,
+        )  # fmt: skip
     return None
 
 

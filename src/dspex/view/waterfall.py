@@ -4,7 +4,9 @@ Phoenix and Langfuse draw traces this way: each row is a call (an example run, a
 call, an LM or tool call, a retrieval or embedding call) with a bar from its start to its
 end on a shared time axis, indented under the call it happened in; optimizer events are
 ticks. Rows keep the timeline's order (:mod:`dspex.view.ordering`), so a worker's calls
-stay together::
+stay together, and nest as the trial's span tree does (:mod:`dspex.model.spans`: the
+parents the OTLP export gives the same calls); an example's row comes right before the
+run it scored::
 
     >>> from dspex.view.waterfall import waterfall
     >>> waterfall(()).rows
@@ -31,6 +33,7 @@ _ROW_KINDS = frozenset(
     {
         EventKind.EXAMPLE_RESULT,
         EventKind.MODULE_START,
+        EventKind.MODULE_END,  # recorded without its start
         EventKind.LM_CALL,
         EventKind.TOOL_CALL,
         EventKind.RETRIEVAL,
@@ -53,6 +56,11 @@ class WaterfallRow:
     @property
     def event_id(self) -> str:
         return self.span.event.id
+
+    @property
+    def parent_id(self) -> str | None:
+        """The event id of the enclosing span's row (None: directly in the trial)."""
+        return self.span.parent
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,8 @@ def _label(span: Span) -> str:
         return embedding_label(embedding)
     if (module := payload_of(event, EventKind.MODULE_START)) is not None:
         return str(module["module"] or module["class"] or "module")
+    if (ended := payload_of(event, EventKind.MODULE_END)) is not None:
+        return str(ended["module"] or ended["class"] or "module")
     return "module"
 
 
@@ -116,26 +126,22 @@ def _ms_label(ms: float) -> str:
 
 
 def _in_lane_order(timed: dict[str, Span], entries: Sequence[Entry]) -> list[tuple[Span, int]]:
-    """Spans grouped into worker lanes (first worker first), each lane in timeline order;
-    an example's run is indented under its example row."""
+    """Spans grouped into worker lanes (first worker first), each lane in timeline order
+    with an example's row first in its group; depth is the span's in the span tree."""
     by_group: dict[str, list[Entry]] = {}
     for entry in entries:
         by_group.setdefault(entry.group, []).append(entry)
     lanes: dict[str, list[tuple[Span, int]]] = {}
     for members in by_group.values():
         example = next((e for e in members if e.event.kind is EventKind.EXAMPLE_RESULT), None)
-        shift = 0
-        if example is not None and example.event.id in timed:
-            span = timed[example.event.id]
-            lanes.setdefault(span.worker, []).append((span, 0))
-            shift = 1
-        for entry in members:
-            inner = timed.get(entry.event.id)
-            if inner is not None and entry is not example:
-                lanes.setdefault(inner.worker, []).append((inner, entry.depth + shift))
-    if not entries:  # no timeline: spans in their own order, flat
+        ordered = [example] if example is not None else []
+        ordered += [entry for entry in members if entry is not example]
+        spans = [timed[e.event.id] for e in ordered if e.event.id in timed]
+        for span in spans:
+            lanes.setdefault(span.worker, []).append((span, span.depth))
+    if not entries:  # no timeline: spans in their own order
         for span in timed.values():
-            lanes.setdefault(span.worker, []).append((span, 0))
+            lanes.setdefault(span.worker, []).append((span, span.depth))
     return [row for lane in lanes.values() for row in lane]
 
 
