@@ -96,8 +96,11 @@ def test_retrievals_and_embedding_calls_in_worker_pools(adapter, tmp_path):
     program = PoolRAG(Searcher(CountingEmbedder(tmp_path / "calls.txt"), api_key="sk-1"))
     with (
         dspex.config.overrides(
-            workers={"adapter": adapter, "pooling_enabled": True,
-                     "worker_shutdown_grace_period": 1.0},
+            workers={
+                "adapter": adapter,
+                "pooling_enabled": True,
+                "worker_shutdown_grace_period": 1.0,
+            },
             evaluation={"harness_pool_size": 2},
         ),  # fmt: skip
         dspy.context(lm=dspex.offline_lm()),
