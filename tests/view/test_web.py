@@ -83,7 +83,9 @@ def test_json_endpoints(client, simba):
     assert all(t["events"] == [] for t in experiment["trials"])
     trial = simba.trials[2]
     data = client.get(f"/api/experiments/{simba.id}/trials/{trial.id}").json()
-    assert dspex.Trial.from_dict(data) == trial
+    assert data.pop("event_count") == len(trial.events) and data.pop("events_url")
+    events = client.get(f"/api/experiments/{simba.id}/trials/{trial.id}/events").json()
+    assert dspex.Trial.from_dict({**data, "events": events["events"]}) == trial
 
 
 @pytest.mark.parametrize(

@@ -240,6 +240,14 @@ class UISettings(_Section):
         "is disconnected.",
     )
 
+    cache_mb: int = Field(
+        default=256,
+        ge=16,
+        le=1_048_576,
+        description="Megabytes of parsed records and rendered pages `dspex ui` keeps "
+        "between requests (measured, least recently used dropped first).",
+    )
+
     @field_validator("token")
     @classmethod
     def _real_token(cls, value: str | None) -> str | None:

@@ -10,12 +10,16 @@ Routes (all GET)::
     /api/experiments/{experiment_id}         the experiment without events, as JSON
     /api/experiments/{experiment_id}/progress  trials done, best per scope, time (polled
                                               by the page of a running experiment)
-    /api/experiments/{experiment_id}/trials/{id}  one trial with its events, as JSON
+    /api/experiments/{experiment_id}/trials/{id}  one trial without its events (with
+                                              event_count and events_url), as JSON
+    /api/experiments/{experiment_id}/trials/{id}/events?offset=&limit=  its events, paged
+                                              (see dspex.view.web.trial_api)
     /studies, /studies/{name}, /api/studies...  studies (see dspex.view.web.study_page)
 
 Unknown or malformed ids answer 404, invalid filters 400, both with the message.
-Finished experiments are cached (records never change once archived); a running one is
-read again when the store's index says a trial landed.
+Finished experiments are cached (records never change once archived) within
+``ui.cache_mb`` megabytes (see dspex.view.web.cache); a running one is read again when
+the store's index says a trial landed.
 """
 
 from __future__ import annotations
@@ -31,7 +35,13 @@ from markupsafe import Markup
 from pydantic_core import to_json
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -53,10 +63,11 @@ from dspex.view.labels import trial_label
 from dspex.view.progress import progress_of
 from dspex.view.timeline import Timeline
 from dspex.view.web.access import check_token
-from dspex.view.web.cache import ExperimentCache
+from dspex.view.web.cache import DEFAULT_BUDGET, ExperimentCache, release_memory
 from dspex.view.web.compare_page import compare_context, compare_url, parse_ref
 from dspex.view.web.filters import DATE_FILTERS, active_filters, date_part, list_filters
 from dspex.view.web.study_page import study_routes
+from dspex.view.web.trial_api import StoreEvents, event_page, page_bounds, trial_dict
 
 __all__ = ["EVENTS_PER_PAGE", "create_app"]
 
@@ -118,9 +129,12 @@ def _error_page(request: Request, status: int, message: str) -> HTMLResponse:
 class _Handlers:
     """The route endpoints, bound to one store (sync: Starlette runs them in a thread)."""
 
-    def __init__(self, store: ResultStore, live_every: float = 2.0) -> None:
+    def __init__(
+        self, store: ResultStore, live_every: float = 2.0, cache_bytes: int = DEFAULT_BUDGET
+    ) -> None:
         self.store = store
-        self.cache = ExperimentCache(store)
+        self.cache = ExperimentCache(store, cache_bytes)
+        self.events = StoreEvents(store, self.cache)
         self.live_every = live_every
 
     def _trial_url(self, request: Request) -> Callable[[Trial], str]:
@@ -197,8 +211,18 @@ class _Handlers:
         return _page(request, context["title"], content, [("Compare", f"{root}/compare")])
 
     def trial(self, request: Request) -> Response:
-        experiment = self.cache.experiment(request.path_params["experiment_id"])
+        version, experiment = self.cache.versioned(request.path_params["experiment_id"])
         trial = experiment.trial(request.path_params["trial_id"])
+        query = tuple(request.query_params.multi_items())
+        key = ("trial", experiment.id, version, trial.id, request.scope.get("root_path", ""))
+        body = self.cache.rendered(
+            (*key, repr(query)), lambda: self._trial_page(request, experiment, trial)
+        )
+        if not self.cache.cached_timeline(experiment, trial):
+            release_memory()  # a trial too large to keep: give its memory back now
+        return HTMLResponse(body)
+
+    def _trial_page(self, request: Request, experiment: Experiment, trial: Trial) -> bytes:
         timeline = self.cache.timeline(experiment, trial)
         filters = _timeline_filters(request)
         if filters:
@@ -228,7 +252,8 @@ class _Handlers:
             (experiment.name, f"{root}/experiments/{experiment.id}"),
             (trial_label(trial), request.url.path),
         ]
-        return _page(request, f"{trial_label(trial)} · {experiment.name}", content, crumbs)
+        title = f"{trial_label(trial)} · {experiment.name}"
+        return bytes(_page(request, title, content, crumbs).body)
 
     def api_experiments(self, request: Request) -> Response:
         filters = list_filters(request)
@@ -246,12 +271,30 @@ class _Handlers:
         experiment = self.cache.experiment(request.path_params["experiment_id"])
         return _json(progress_of(experiment).to_dict(self._trial_url(request)))
 
-    def api_trial(self, request: Request) -> Response:
+    def _trial_id(self, request: Request) -> tuple[str, str]:
         experiment_id, ref = request.path_params["experiment_id"], request.path_params["trial_id"]
         if not is_valid_id(ref, "trl"):  # a row or candidate number, as everywhere
             ref = self.cache.experiment(experiment_id).trial(ref).id
-        trial = self.store.get_trial(experiment_id, ref)
-        return _json(_trial_dict(trial.to_dict()))
+        return experiment_id, ref
+
+    def api_trial(self, request: Request) -> Response:
+        experiment_id, trial_id = self._trial_id(request)
+        data = trial_dict(self.events.header(experiment_id, trial_id).to_dict())
+        data["event_count"] = self.events.count(experiment_id, trial_id)
+        root = request.scope.get("root_path", "")
+        data["events_url"] = f"{root}/api/experiments/{experiment_id}/trials/{trial_id}/events"
+        return _json(data)
+
+    def api_trial_events(self, request: Request) -> Response:
+        offset, limit = page_bounds(
+            request.query_params.get("offset"), request.query_params.get("limit")
+        )
+        experiment_id, trial_id = self._trial_id(request)
+        self.events.header(experiment_id, trial_id)  # 404 before the first byte is sent
+        root = request.scope.get("root_path", "")
+        url = f"{root}/api/experiments/{experiment_id}/trials/{trial_id}/events"
+        body = event_page(self.events, experiment_id, trial_id, offset, limit, url)
+        return StreamingResponse(body, media_type="application/json")
 
 
 def _json(data: Any) -> Response:
@@ -269,7 +312,7 @@ def _without_events(experiment: Experiment) -> bytes:
     if data["optimizer"] is not None:
         data["optimizer"]["settings"] = redact(data["optimizer"]["settings"])
     for trial, record in zip(data["trials"], experiment.trials, strict=True):
-        _trial_dict(trial)
+        trial_dict(trial)
         trial["event_count"] = len(record.events)
     return bytes(to_json(data, inf_nan_mode="strings"))
 
@@ -280,17 +323,6 @@ def _page_of(timeline: Timeline, event_id: str) -> int:
         if entry.event.id == event_id:
             return position // EVENTS_PER_PAGE * EVENTS_PER_PAGE
     return 0
-
-
-def _trial_dict(trial: dict[str, Any]) -> dict[str, Any]:
-    """``trial`` (a Trial's dict) with the settings of its LM and LM calls redacted."""
-    lm = trial["variables"]["lm"]
-    if lm is not None:
-        lm["settings"] = redact(lm["settings"])
-    for event in trial["events"]:
-        if isinstance(event["payload"].get("settings"), dict):
-            event["payload"]["settings"] = redact(event["payload"]["settings"])
-    return trial
 
 
 def _timeline_filters(request: Request) -> dict[str, Any]:
@@ -330,17 +362,23 @@ def create_app(
     token: str | None = None,
     allowed_hosts: tuple[str, ...] | None = None,
     live_every: float = 2.0,
+    cache_mb: int | None = None,
 ) -> Starlette:
     """The web app over ``store`` (default: the configured store).
 
     ``token``, when set, is required on every request. Without a token, requests must
     name a loopback host (``allowed_hosts``, by default 127.0.0.1, localhost, [::1]) in
     their Host header, so a web page cannot reach the UI through DNS rebinding. Pages of
-    running experiments check for new trials every ``live_every`` seconds.
+    running experiments check for new trials every ``live_every`` seconds. What the app
+    keeps between requests stays within ``cache_mb`` megabytes (default: ``ui.cache_mb``).
     """
     check_token(token)
     store = store or ResultStore.default()
-    handlers = _Handlers(store, live_every)
+    if cache_mb is None:
+        from dspex.config import get_settings
+
+        cache_mb = get_settings().ui.cache_mb
+    handlers = _Handlers(store, live_every, cache_mb * 2**20)
     _compile_templates()
 
     async def not_found(request: Request, exc: Exception) -> Response:
@@ -363,6 +401,10 @@ def create_app(
             Route("/api/experiments/{experiment_id}", handlers.api_experiment),
             Route("/api/experiments/{experiment_id}/progress", handlers.api_progress),
             Route("/api/experiments/{experiment_id}/trials/{trial_id}", handlers.api_trial),
+            Route(
+                "/api/experiments/{experiment_id}/trials/{trial_id}/events",
+                handlers.api_trial_events,
+            ),
             *study_routes(store, _page, _templates, live_every),
         ],
         exception_handlers={

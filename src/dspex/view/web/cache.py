@@ -1,59 +1,124 @@
-"""What the web app keeps between requests: parsed experiments, timelines, rendered pages.
+"""What the web app keeps between requests, bounded by bytes: parsed experiments,
+timelines and rendered pages.
 
 A finished experiment in a store is archived, and archived records never change, so
 parsing it once serves every later page. A running one is kept with its version
 (status and trial count, from the store's index: one cheap query) and read again only
 when a trial has landed since::
 
-    cache = ExperimentCache(store)
+    cache = ExperimentCache(store, budget=256 * 2**20)
     version, experiment = cache.versioned(experiment_id)
     body = cache.rendered(("api", experiment_id, version), lambda: to_json(experiment))
+
+Everything kept is measured (:mod:`dspex.view.web._sizes`): rendered bodies by their
+length, parsed records by walking them. The least recently used entries go first when
+the total passes ``budget``; an entry larger than half the budget is used for its
+request and not kept, so one huge trial never pushes out everything else.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import logging
+import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from functools import cache
+from typing import Any, TypeVar
 
 from dspex.model import Experiment, ExperimentStatus, Trial
 from dspex.store import ResultStore
 from dspex.store.query import MAX_LIMIT
 from dspex.view.timeline import Timeline, build_timeline
+from dspex.view.web._sizes import measured_size
 
-__all__ = ["ExperimentCache"]
+__all__ = ["DEFAULT_BUDGET", "ByteCache", "ExperimentCache", "release_memory"]
+
+DEFAULT_BUDGET = 256 * 2**20
+"""The default of ``ui.cache_mb``, in bytes."""
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class ByteCache:
+    """A least-recently-used map whose values have a size in bytes, kept under ``budget``.
+
+    >>> c = ByteCache(budget=100)
+    >>> c.put("a", b"x" * 40, 40), c.put("b", b"y" * 40, 40), c.put("c", b"z" * 40, 40)
+    (True, True, True)
+    >>> c.get("a") is None, c.size
+    (True, 80)
+    >>> c.put("big", b"w" * 60, 60)
+    False
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.size = 0
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+
+    def get(self, key: Hashable) -> Any:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+            return entry[0]
+
+    def put(self, key: Hashable, value: Any, size: int) -> bool:
+        """Keep ``value`` (``size`` bytes); False when it is too large to keep."""
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.size -= old[1]
+            if size > self.budget // 2:
+                return False
+            self._entries[key] = (value, size)
+            self.size += size
+            while self.size > self.budget and self._entries:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self.size -= dropped
+            return True
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def sizes(self) -> dict[Hashable, int]:
+        """Every key with its size, least recently used first (for tests and logs)."""
+        with self._lock:
+            return {key: size for key, (_, size) in self._entries.items()}
 
 
 class ExperimentCache:
-    """Recently viewed experiments, their timelines and what was rendered from them."""
+    """Recently viewed experiments, their timelines and what was rendered from them,
+    within ``budget`` bytes."""
 
-    def __init__(self, store: ResultStore, size: int = 8) -> None:
+    def __init__(self, store: ResultStore, budget: int = DEFAULT_BUDGET) -> None:
         self.store = store
-        self.size = size
-        self._lock = threading.Lock()
-        self._experiments: OrderedDict[str, tuple[str, Experiment]] = OrderedDict()
-        self._timelines: OrderedDict[tuple[str, str], Timeline] = OrderedDict()
-        self._rendered: OrderedDict[tuple[str, ...], bytes] = OrderedDict()
+        self.entries = ByteCache(budget)
+
+    @property
+    def budget(self) -> int:
+        return self.entries.budget
 
     def experiment(self, experiment_id: str) -> Experiment:
         return self.versioned(experiment_id)[1]
 
     def versioned(self, experiment_id: str) -> tuple[str, Experiment]:
         """``(version, experiment)``: the version changes whenever the record does."""
-        with self._lock:
-            cached = self._experiments.get(experiment_id)
-            if cached is not None:
-                self._experiments.move_to_end(experiment_id)
+        key = ("experiment", experiment_id)
+        cached: tuple[str, Experiment] | None = self.entries.get(key)
         if cached is not None and (
             cached[1].status.is_final or self._running_version(experiment_id) == cached[0]
         ):
             return cached
         experiment = self.store.get_experiment(experiment_id)
         entry = (_version(experiment), experiment)
-        with self._lock:
-            self._experiments[experiment_id] = entry
-            while len(self._experiments) > self.size:
-                self._experiments.popitem(last=False)
+        self._keep(key, entry)
         return entry
 
     def _running_version(self, experiment_id: str) -> str | None:
@@ -65,32 +130,63 @@ class ExperimentCache:
         return None  # finished (or gone) since: read it again
 
     def timeline(self, experiment: Experiment, trial: Trial) -> Timeline:
-        key = (experiment.id, trial.id)
-        with self._lock:
-            if key in self._timelines:
-                self._timelines.move_to_end(key)
-                return self._timelines[key]
+        key = ("timeline", experiment.id, trial.id)
+        cached: Timeline | None = self.entries.get(key)
+        if cached is not None:
+            return cached
         timeline = build_timeline(trial, experiment)
         if experiment.status.is_final:
-            with self._lock:
-                self._timelines[key] = timeline
-                while len(self._timelines) > self.size * 4:
-                    self._timelines.popitem(last=False)
+            # The timeline shares its trial's events with the cached experiment; measured
+            # alone it counts them again, which errs on the side of keeping less.
+            self._keep(key, timeline)
         return timeline
+
+    def cached_timeline(self, experiment: Experiment, trial: Trial) -> bool:
+        """Whether the timeline of ``trial`` is kept (False: it was too large, or is not
+        built yet)."""
+        return self.entries.get(("timeline", experiment.id, trial.id)) is not None
 
     def rendered(self, key: tuple[str, ...], build: Callable[[], bytes]) -> bytes:
         """``build()``, kept for ``key`` (which must name the experiment's version)."""
-        with self._lock:
-            if key in self._rendered:
-                self._rendered.move_to_end(key)
-                return self._rendered[key]
+        cached: bytes | None = self.entries.get(("rendered", *key))
+        if cached is not None:
+            return cached
         body = build()
-        with self._lock:
-            self._rendered[key] = body
-            while len(self._rendered) > self.size * 2:
-                self._rendered.popitem(last=False)
+        self.entries.put(("rendered", *key), body, sys.getsizeof(body))
         return body
+
+    def kept(self, key: Hashable, build: Callable[[], T]) -> T:
+        """``build()`` for ``key``, measured and kept when it fits."""
+        cached: T | None = self.entries.get(key)
+        if cached is not None:
+            return cached
+        value = build()
+        self._keep(key, value)
+        return value
+
+    def _keep(self, key: Hashable, value: Any) -> None:
+        size = measured_size(value)
+        if not self.entries.put(key, value, size):
+            log.info("not cached (%.0f MB, over half of ui.cache_mb): %s", size / 2**20, key)
 
 
 def _version(experiment: Experiment) -> str:
     return f"{experiment.status.value}:{len(experiment.trials)}"
+
+
+@cache
+def _libc() -> Any:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:  # no C library to ask: memory is returned when the allocator wants
+        return None
+
+
+def release_memory() -> None:
+    """Ask the C allocator to give freed memory back to the system (glibc only): after a
+    huge record was parsed and dropped, the process's resident size falls back."""
+    libc = _libc()
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
