@@ -98,3 +98,64 @@ def test_calls_no_experiment_can_claim_are_counted_once_per_real_call(store):
     counts = warning.split(" on thread(s) ")[0]
     assert counts == "not recorded: 4 x a call of Predict, 4 x an LM call to test/scripted"
     assert "outsider" in warning
+
+
+def _mipro(store, program, zero_shot):
+    lm = scripted_lm()
+    demos = 0 if zero_shot else 2
+    optimizer = dspy.MIPROv2(
+        metric=scripted_metric,
+        prompt_model=lm,
+        task_model=lm,
+        auto=None,
+        num_candidates=2,
+        num_threads=1,
+        verbose=False,
+    )
+    with dspy.context(lm=lm), dspex.experiment("mipro", program=program, store=store) as exp:
+        compiled = optimizer.compile(
+            program,
+            trainset=topics(4),
+            valset=topics(2),
+            num_trials=4,
+            minibatch_size=3,
+            minibatch_full_eval_steps=2,
+            max_bootstrapped_demos=demos,
+            max_labeled_demos=demos,
+        )
+    return lm, compiled, store.get_experiment(exp.id)
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+@pytest.mark.parametrize("zero_shot", [False, True])
+def test_mipro_says_which_candidate_it_returned_and_why(store, zero_shot):
+    from dspex.cli._demo_summary import demo_summary
+
+    lm, compiled, archived = _mipro(store, _bare(), zero_shot)
+    assert archived.warnings == ()
+    assert "predict.self" not in _texts(archived)
+    (outer,) = [t for t in role(archived, "compile") if t.name == "MIPROv2 compile"]
+    final = events_of(outer, "decision")[-1].payload
+    returned = next(t for t in archived.trials if t.id == final["details"]["returned"])
+    number = returned.metadata["candidate"]
+    assert final["decision"] == f"Return {returned.name} · candidate {number}"
+    full = {t.parent_trial_ids[0]: t.score for t in role(archived, "validation")}
+    default = next(t for t in archived.trials if t.name == "default program")
+    full[default.id] = default.score
+    assert final["details"]["full_scores"] == full
+    assert full[returned.id] == max(full.values())
+    # every candidate has its number: the default program 0, optuna trials 1, 2...
+    candidates = [t for t in role(archived, "candidate")]
+    assert [t.metadata["candidate"] for t in candidates] == list(range(len(candidates)))
+    summary = demo_summary(archived)
+    assert f"Returned: Return {returned.name} · candidate {number} (Highest" in summary
+    assert "Labeled demos" not in summary.split("Returned:")[1]
+    (demo_sets,) = [d for d in _decisions(outer) if d["step"] == 1]
+    assert ("few-shot candidates" in demo_sets["rationale"].lower()) is not zero_shot
+    if zero_shot:
+        assert "discards them" in demo_sets["rationale"]
+        assert all(not p.demos for p in returned.variables.predictors.values())
+
+
+def _decisions(trial):
+    return [e.payload for e in events_of(trial, "decision")]

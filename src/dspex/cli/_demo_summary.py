@@ -235,9 +235,12 @@ def _validations(experiment: Experiment) -> dict[str, list[Trial]]:
 
 
 def _chosen_by(experiment: Experiment, width: int) -> list[str]:
-    """The optimizer's last decision (which candidate it returned, and why)."""
+    """The optimizer's last decision (which candidate it returned, and why), read from
+    the outer compile: a compile nested in it (MIPROv2's demo bootstrapping) returned
+    only a step's result."""
+    compiles = {t.id for t in experiment.trials if t.metadata.get("role") == "compile"}
     for trial in reversed(experiment.trials):
-        if trial.metadata.get("role") != "compile":
+        if trial.id not in compiles or compiles & set(trial.parent_trial_ids):
             continue
         decisions = [payload_of(e, EventKind.DECISION) for e in trial.events]
         last = next((d for d in reversed(decisions) if d is not None), None)

@@ -33,6 +33,7 @@ from dspex.capture.jsonable import jsonable
 from dspex.capture.program import variables_of
 from dspex.capture.recorder import TrialRecorder
 from dspex.capture.scoring import metric_name
+from dspex.formatting import format_number
 from dspex.model import EventKind
 from dspex.model.payloads import OptimizerOutcome
 from dspex.optimizers import register_hook
@@ -97,6 +98,8 @@ class MiproHook(OptimizerHook):
         self.proposals = 0
         self.proposed: dict[int, list[str]] = {}  # per predictor, the proposals in order
         self.instruction_sets: dict[int, list[str]] = {}  # what MIPROv2 really chooses from
+        self.candidates = 0  # candidate numbers: the default program 0, optuna trials 1, 2...
+        self.numbers: dict[str, int] = {}  # trial id -> candidate number
 
     # -- step 1: demo sets ---------------------------------------------------------------
 
@@ -108,6 +111,8 @@ class MiproHook(OptimizerHook):
             for i, candidates in (demo_sets or {}).items()
         }
         count = len(next(iter(sets.values()), []))
+        # zero-shot (no demos of either kind): MIPROv2 discards the sets after proposing
+        zero_shot = kwargs.get("max_bootstrapped_demos") == 0 == kwargs.get("max_labeled_demos")
         self.recorder.emit(
             EventKind.DECISION,
             {
@@ -115,7 +120,10 @@ class MiproHook(OptimizerHook):
                 "step": 1,
                 "decision": f"Bootstrapped {count} demo set(s) per predictor",
                 "strategy": None,
-                "rationale": "Few-shot candidates for the optuna search and for grounding "
+                "rationale": "Zero-shot: these sets only ground the instruction proposals; "
+                "MIPROv2 discards them and its optuna search tries instructions alone"
+                if zero_shot
+                else "Few-shot candidates for the optuna search and for grounding "
                 "instruction proposals",
                 "action": ", ".join(f"predictor {i}: {len(c)} sets" for i, c in sets.items()),
                 "details": {"demo_sets": sets},
@@ -213,11 +221,19 @@ class MiproHook(OptimizerHook):
                 piece="MIPROv2._select_and_insert_instructions_and_demos(..., trial)",
             )
         parents = (self.default_trial,) if self.default_trial else ()
+        with self._lock:
+            self.candidates += 1
+            candidate = self.candidates
         recorder = self.journal.new_trial(
             name=f"optuna trial {number}",
             parents=parents,
             program=program,
-            metadata={"role": "candidate", "optimizer": NAME, "optuna_trial": number},
+            metadata={
+                "role": "candidate",
+                "optimizer": NAME,
+                "optuna_trial": number,
+                "candidate": candidate,
+            },
         )
         recorder.emit(
             EventKind.DECISION,
@@ -251,6 +267,7 @@ class MiproHook(OptimizerHook):
         with self._lock:
             self.programs[id(program)] = (program, recorder, recorder.trial_id)
             self.names[recorder.trial_id] = f"optuna trial {number}"
+            self.numbers[recorder.trial_id] = candidate
         setattr(program, TAG, recorder.trial_id)
         return result
 
@@ -289,9 +306,10 @@ class MiproHook(OptimizerHook):
             recorder = self.journal.new_trial(
                 name="default program",
                 program=program,
-                metadata={"role": "candidate", "optimizer": NAME},
+                metadata={"role": "candidate", "optimizer": NAME, "candidate": 0},
             )
             self.default_trial = recorder.trial_id
+            self.numbers[recorder.trial_id] = 0
             setattr(program, TAG, recorder.trial_id)  # MIPROv2 may return it, as a copy
             return recorder, recorder.trial_id
         parent = known[2] if known else self.default_trial
@@ -330,6 +348,42 @@ class MiproHook(OptimizerHook):
             self.result_trial_id = getattr(outputs, TAG, None)
             if self.result_trial_id is not None:
                 delattr(outputs, TAG)
+                self._record_return(self.result_trial_id)
+
+    def _label(self, trial_id: str) -> str:
+        """``optuna trial 7 · candidate 4``, ``default program · candidate 0``: the trial's
+        name and candidate number."""
+        name = self.names.get(trial_id) or (
+            "default program" if trial_id == self.default_trial else "a candidate"
+        )
+        number = self.numbers.get(trial_id)
+        return name if number is None else f"{name} · candidate {number}"
+
+    def _record_return(self, returned: str) -> None:
+        """The final selection: the candidate MIPROv2 returns, by its full-evaluation score."""
+        if self.recorder is None:
+            return
+        name = self._label(returned)
+        scores = ", ".join(
+            f"{self._label(t)} ({format_number(score)})" for t, score in self.full_scores.items()
+        )
+        best = self.full_scores.get(returned)
+        self.recorder.emit(
+            EventKind.DECISION,
+            {
+                "optimizer": NAME,
+                "step": None,
+                "decision": f"Return {name}",
+                "strategy": None,
+                "rationale": (
+                    f"Highest full-evaluation score {format_number(best)} among {scores}"
+                    if best is not None
+                    else "MIPROv2's best program; it has no full evaluation on record"
+                ),
+                "action": f"compile returns {name}",
+                "details": {"returned": returned, "full_scores": dict(self.full_scores)},
+            },
+        )
 
     def end_payload(self, outputs: Any, exception: BaseException | None) -> OptimizerOutcome:
         if not self.full_scores:
