@@ -20,6 +20,20 @@ DSPy's callback dispatch, which any callback-based recorder pays):
 Then a burst of ``--burst`` calls from 8 threads checks the share of calls recorded:
 LM call events in the trial for dspex (it must be 100%), traces in the tracking store
 for MLflow (whose background exporter discards traces when its queue is full).
+
+Last, the cost per retrieval and per embedding call (``--retrievals`` calls per
+repetition, 0 leaves it out): ``dspy.retrievers.Embeddings(k=5)`` over a 64-passage
+corpus and direct ``dspy.Embedder`` calls of one text, both over a local hashed
+bag-of-words function (no network, no cache), so the numbers are DSPy's own cost plus
+dspex's. DSPy gives retrievers and embedders no callbacks, so the floor is the same
+calls without dspex; ``patched, no trial`` is the cost paid outside any experiment while
+another one runs (dspex's patches are on, nothing records); ``dspex recording`` records
+each retrieval (with its query's embedding call) and each embedder call into a trial,
+and the run checks that the events equal the calls. CPU time of the process (DSPy's
+``Embeddings`` searches on a thread of its own) and wall time, medians over interleaved
+repetitions; ``added`` is the median difference to ``without dspex`` within a repetition.
+The retriever's batching wait is lowered from DSPy's 0.1 s to 5 ms (a sequential search
+waits it out whole), so wall time per retrieval is about 5 ms in every configuration.
 """
 
 from __future__ import annotations
@@ -35,7 +49,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-__all__ = ["main", "measure", "burst"]
+__all__ = ["burst", "main", "measure", "retrieval_costs", "retrieval_table"]
 
 ANSWER = "[[ ## answer ## ]]\n4\n\n[[ ## completed ## ]]"
 
@@ -279,12 +293,147 @@ def table(samples: dict[str, list[float]]) -> str:
     return "\n".join(rows)
 
 
+# -- retrievals and embedding calls --------------------------------------------------------
+
+_DIMENSIONS = 64
+_CORPUS = [
+    f"Passage {i}: notes on topic {i % 7}, item {i}, filed under shelf {i % 5}." for i in range(64)
+]
+_BATCH_WAIT = 0.005
+RETRIEVAL_CONFIGS = ("without dspex", "patched, no trial", "dspex recording")
+
+
+def hashed_embedding(texts: list[str]) -> Any:
+    """A local embedding function: a hashed bag of words (crc32, so the same everywhere)."""
+    import zlib
+
+    import numpy as np
+
+    rows = np.zeros((len(texts), _DIMENSIONS), dtype=np.float32)
+    for row, text in enumerate(texts):
+        for word in text.lower().split():
+            rows[row, zlib.crc32(word.encode()) % _DIMENSIONS] += 1.0
+    return rows
+
+
+class _RetrievalRun:
+    """The three configurations over one retriever and one embedder, built once."""
+
+    def __init__(self) -> None:
+        import dspy
+
+        from dspex.capture import DspexCallback
+
+        self.search = dspy.retrievers.Embeddings(
+            corpus=_CORPUS, embedder=dspy.Embedder(hashed_embedding, caching=False), k=5
+        )
+        # Embeddings waits up to 0.1 s for other callers' queries to batch with; a
+        # sequential caller always waits it out, which would make the run 20x longer
+        self.search.search_fn.max_wait_time = _BATCH_WAIT
+        self.embedder = dspy.Embedder(hashed_embedding, caching=False)
+        self.callback = DspexCallback()
+        self.recorders: list[Any] = []
+        self.made = {"retrieval": 0, "embedding": 0}
+
+    @contextmanager
+    def config(self, name: str) -> Iterator[None]:
+        import dspy
+
+        from dspex.capture import instrumented, recording
+        from dspex.capture.recorder import TrialRecorder
+        from dspex.ids import new_id
+
+        if name == "without dspex":
+            with dspy.context(callbacks=[]):
+                yield
+            return
+        with instrumented(), dspy.context(callbacks=[self.callback]):
+            if name == "patched, no trial":
+                yield
+                return
+            recorder = TrialRecorder(new_id("trl"))
+            self.recorders.append(recorder)
+            with recording(recorder):
+                yield
+
+    def recorded(self) -> dict[str, int]:
+        counts = {"retrieval": 0, "embedding": 0}
+        for recorder in self.recorders:
+            for event in recorder.raw_events():
+                if event.kind in counts:
+                    counts[event.kind] += 1
+        return counts
+
+    def measure(self, name: str, what: str, calls: int) -> tuple[float, float]:
+        """(CPU µs, wall µs) per call of ``what`` (``retrieval`` or ``embedding``)."""
+
+        def call(i: int) -> Any:
+            if what == "retrieval":
+                return self.search(f"notes on topic {i % 7} item {i}")
+            return self.embedder([f"notes on topic {i % 7} item {i}"])
+
+        with self.config(name):
+            call(-1)  # warm up
+            cpu, wall = time.process_time(), time.perf_counter()
+            for i in range(calls):
+                call(i)
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        if name == "dspex recording":
+            # a retrieval embeds its query: one retrieval and one embedding event per search
+            self.made["retrieval"] += (calls + 1) if what == "retrieval" else 0
+            self.made["embedding"] += calls + 1
+        return cpu / calls * 1e6, wall / calls * 1e6
+
+
+def retrieval_costs(calls: int, reps: int) -> dict[str, Any]:
+    """Per-call samples (CPU and wall µs) of every configuration, and recorded vs made."""
+    run = _RetrievalRun()
+    samples: dict[str, dict[str, list[tuple[float, float]]]] = {
+        what: {name: [] for name in RETRIEVAL_CONFIGS} for what in ("retrieval", "embedding")
+    }
+    names = list(RETRIEVAL_CONFIGS)
+    for rep in range(reps):
+        for what in samples:
+            for name in names[rep % len(names) :] + names[: rep % len(names)]:
+                samples[what][name].append(run.measure(name, what, calls))
+    return {"samples": samples, "made": dict(run.made), "recorded": run.recorded()}
+
+
+def retrieval_table(costs: dict[str, Any]) -> str:
+    """Medians per call, and what dspex adds to the same call without it (paired)."""
+    header = (
+        f"{'call':<10} {'configuration':<18} {'CPU µs':>8} {'added':>8} {'× without':>10} "
+        f"{'wall µs':>8} {'added':>8}"
+    )
+    rows = [header, "-" * len(header)]
+    for what, by_config in costs["samples"].items():
+        floor = by_config["without dspex"]
+        for name, values in by_config.items():
+            cpu = statistics.median(v[0] for v in values)
+            wall = statistics.median(v[1] for v in values)
+            added_cpu = statistics.median(v[0] - f[0] for v, f in zip(values, floor, strict=True))
+            added_wall = statistics.median(v[1] - f[1] for v, f in zip(values, floor, strict=True))
+            ratio = cpu / statistics.median(f[0] for f in floor)
+            rows.append(
+                f"{what:<10} {name:<18} {cpu:>8.1f} {added_cpu:>+8.1f} {ratio:>10.3f} "
+                f"{wall:>8.1f} {added_wall:>+8.1f}"
+            )
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench_capture", description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=100, help="Predict calls per repetition")
     parser.add_argument("--reps", type=int, default=25, help="interleaved repetitions")
     parser.add_argument("--burst", type=int, default=10_000, help="calls in the 8-thread burst")
     parser.add_argument("--no-mlflow", action="store_true", help="leave MLflow out")
+    parser.add_argument(
+        "--retrievals",
+        type=int,
+        default=100,
+        help="retrievals (and embedder calls) per "
+        "repetition in the retrieval table; 0 leaves it out",
+    )
     # called without argv (benchmarks/__main__ runs every module): the defaults
     args = parser.parse_args(argv or [])
     samples, bursts, note = run(args.calls, args.reps, args.burst, mlflow=not args.no_mlflow)
@@ -296,6 +445,19 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"burst, {name}: {b['calls']} calls from 8 threads in {b['seconds']:.1f}s, "
             f"{b['recorded']} recorded ({b['share']:.2%})"
+        )
+    if args.retrievals > 0:
+        costs = retrieval_costs(args.retrievals, max(3, args.reps // 3))
+        print(
+            f"\nRecording cost per retrieval (Embeddings, k=5, 64 passages) and per "
+            f"dspy.Embedder call (one text), local embedding function "
+            f"({args.retrievals} calls × {max(3, args.reps // 3)} reps)"
+        )
+        print(retrieval_table(costs))
+        made, recorded = costs["made"], costs["recorded"]
+        print(
+            f"recorded: {recorded['retrieval']} of {made['retrieval']} retrievals, "
+            f"{recorded['embedding']} of {made['embedding']} embedding calls"
         )
 
 

@@ -415,3 +415,21 @@ def test_a_failure_of_dspexs_own_code_records_less_and_never_breaks_the_search(
     with dspex.experiment("restored", store=store) as run:  # applied anew: records again
         search("What is 3 + 4?")
     assert len(events(store.get_experiment(run.id), EventKind.RETRIEVAL)) == 1
+
+
+def test_a_retriever_built_before_the_experiment_records_its_query_embeddings(lm, engine, store):
+    # built at import time, as programs often are: before dspex patched DSPy, so its
+    # Unbatchify holds DSPy's own _batch_forward
+    search, embedder = embeddings()
+    program = RAG(search)
+    with dspex.experiment("built before", store=store) as run:
+        for i in range(5):
+            program(question=question(i))
+    experiment = store.get_experiment(run.id)
+    retrievals = events(experiment, EventKind.RETRIEVAL)
+    queries = events(experiment, EventKind.EMBEDDING)
+    assert len(retrievals) == program.searches == 5
+    assert len(queries) == embedder.calls - 1 == 5  # the index was built before: not here
+    assert all(q.payload["purpose"] == "query" for q in queries)
+    assert all(r.payload["batched"] == 1 for r in retrievals)
+    assert all(p["score"] is not None for r in retrievals for p in r.payload["results"][0])

@@ -471,8 +471,27 @@ def _attach(exc: BaseException, retriever: Any, queries: Any, reported: list[Any
 embeddings_batch_forward = _replacement(EMBEDDINGS, _batch_forward)
 
 
+def _rebind_batch_fn(unbatchify: Any) -> None:
+    """An ``Embeddings`` built before dspex patched DSPy bound the original
+    ``_batch_forward`` into its Unbatchify (``Unbatchify(self._batch_forward)``): point it
+    at the patched one, so that a retriever built at import time, outside any experiment,
+    records its query embeddings and scores like one built inside."""
+    bound = getattr(unbatchify, "batch_fn", None)
+    owner = getattr(bound, "__self__", None)
+    if owner is None or id(getattr(owner, "search_fn", None)) != id(unbatchify):
+        return  # not the Unbatchify of an Embeddings
+    current = getattr(type(owner), "_batch_forward", None)
+    if current is not None and getattr(bound, "__func__", None) is not current:
+        unbatchify.batch_fn = owner._batch_forward
+
+
 def _unbatchify_call(original: Original) -> Callable[..., Any]:
     def __call__(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if _searches.get() is not None:  # an Embeddings search being recorded
+            try:
+                _rebind_batch_fn(self)
+            except Exception as exc:  # noqa: BLE001 - its query embeddings go unrecorded
+                degrade(EMBEDDINGS, exc)
         result = original(self, *args, **kwargs)
         slot = _searches.get()
         if slot is not None:
