@@ -159,3 +159,23 @@ def test_mipro_says_which_candidate_it_returned_and_why(store, zero_shot):
 
 def _decisions(trial):
     return [e.payload for e in events_of(trial, "decision")]
+
+
+@pytest.mark.parametrize("adapter", [dspy.ChatAdapter, dspy.JSONAdapter])
+def test_each_adapter_call_is_recorded_once_under_its_module(store, adapter):
+    """JSONAdapter inherits ChatAdapter's format, which DSPy wraps for callbacks once per
+    class: one format reaches callbacks twice, nested (GEPA's reflection uses it)."""
+    lm = scripted_lm()
+    program = _bare()
+    with dspy.context(lm=lm, adapter=adapter()):
+        with dspex.experiment("adapters", program=program, store=store) as exp:
+            for topic in ("alpha", "beta", "gamma"):
+                program(question=f"About {topic}?")
+    (trial,) = store.get_experiment(exp.id).trials
+    by_id = {e.id: e for e in trial.events}
+    assert lm.engine.calls == len(events_of(trial, "lm_call")) == 3
+    for kind in ("adapter_format", "adapter_parse"):
+        events = events_of(trial, kind)
+        assert len(events) == 3
+        assert all(by_id[e.parent_id].kind.value == "module_start" for e in events)
+        assert {e.payload["adapter"] for e in events} == {adapter.__name__}

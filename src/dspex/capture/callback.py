@@ -325,8 +325,8 @@ class DspexCallback(BaseCallback):  # type: ignore[misc]  # DSPy ships no type i
 
     def on_adapter_format_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
         placed = self._place(instance, call_id)
-        if placed is not None:
-            self._begin(call_id, placed, instance, (type(instance).__name__, None))
+        if placed is not None and not _same_adapter_call(placed[1], _ADAPTER_FORMAT):
+            self._begin(call_id, placed, instance, (type(instance).__name__, None, _ADAPTER_FORMAT))
 
     def on_adapter_format_end(
         self, call_id: str, outputs: Any | None, exception: Exception | None = None
@@ -335,8 +335,8 @@ class DspexCallback(BaseCallback):  # type: ignore[misc]  # DSPy ships no type i
 
     def on_adapter_parse_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
         placed = self._place(instance, call_id)
-        if placed is not None:
-            extra = (type(instance).__name__, inputs.get("completion"))
+        if placed is not None and not _same_adapter_call(placed[1], _ADAPTER_PARSE):
+            extra = (type(instance).__name__, inputs.get("completion"), _ADAPTER_PARSE)
             self._begin(call_id, placed, instance, extra)
 
     def on_adapter_parse_end(
@@ -353,7 +353,7 @@ class DspexCallback(BaseCallback):  # type: ignore[misc]  # DSPy ships no type i
         call = self._end(call_id)
         if call is None:
             return
-        adapter, completion = call.extra
+        adapter, completion, _ = call.extra
         payload: AdapterPayload = {
             "adapter": adapter,
             "module": call.module,
@@ -424,6 +424,14 @@ class DspexCallback(BaseCallback):  # type: ignore[misc]  # DSPy ships no type i
 
 
 _instances: weakref.WeakSet[DspexCallback] = weakref.WeakSet()
+
+
+def _same_adapter_call(enclosing: _Call | None, kind: EventKind) -> bool:
+    """True for a ``format`` (``parse``) call inside a ``format`` (``parse``) call: DSPy
+    wraps the method of every adapter class, so an adapter that inherits it (JSONAdapter's
+    ``format`` is ChatAdapter's) reports one call twice, nested. The outer one is the call."""
+    extra = enclosing.extra if enclosing is not None else None
+    return type(extra) is tuple and len(extra) == 3 and extra[2] is kind
 
 
 def _history_to_callbacks(entry: dict[str, Any]) -> None:
