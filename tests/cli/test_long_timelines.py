@@ -35,7 +35,7 @@ def test_an_abridged_long_trial_fits_and_ends_with_its_score(url, large, width):
     ).output  # fmt: skip
     lines = out.splitlines()
     assert max(len(line) for line in lines if "dspex experiments show" not in line) <= width
-    assert lines[0].startswith("Trial 0 (Score: ")
+    assert lines[0].startswith("Trial 0 · ")
     assert sum(1 for line in lines if STAMP.match(line)) == 200  # the default cut
     cut = [line for line in lines if line.startswith("... ")]
     assert len(cut) == 1 and int(cut[0].split()[1]) + 200 <= len(large.trials[0].events)

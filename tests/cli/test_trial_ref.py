@@ -34,7 +34,7 @@ def test_a_row_number_a_candidate_number_and_an_id_name_the_same_trial(url, demo
     by_row = show(url, demo.id, "--trial", "4")
     for ref in ("c1", "candidate 1", "C1", trial.id):
         assert show(url, demo.id, "--trial", ref) == by_row
-    assert by_row.startswith("Trial 4 · candidate 1 (Score: 0.75)")
+    assert by_row.startswith("Trial 4 · candidate 1 · 0.75 on minibatch (n=8)")
     assert "parent: Trial 2 · candidate 0" in by_row  # the decision says "from candidate 0"
 
 

@@ -118,7 +118,7 @@ def test_without_store_the_hints_need_none(tmp_path, monkeypatch):
     hints = _hints(out)
     assert hints and all("--store" not in argv for argv in hints)
     result = CliRunner().invoke(main, hints[2][1:])
-    assert result.exit_code == 0 and "(Score: " in result.output
+    assert result.exit_code == 0 and " on " in result.output and "(n=" in result.output
     compared = CliRunner().invoke(main, hints[1][1:])
     assert compared.exit_code == 0 and "exact McNemar" in compared.output
 

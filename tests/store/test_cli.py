@@ -142,7 +142,7 @@ def test_show_trial_prints_the_unified_timeline(file_url):
     by_id = run("experiments", "show", experiment.id, "--trial", trial.id, "--store", file_url)
     by_index = run("experiments", "show", experiment.id, "--trial", "1", "--store", file_url)
     assert by_id == by_index
-    assert f"Trial {trial.index} (Score: " in by_id and trial.id in by_id
+    assert f"Trial {trial.index} · " in by_id and trial.id in by_id
     full = run("experiments", "show", experiment.id, "--trial", "1", "--full", "--store", file_url)
     assert trial.id in full
     missing = run("experiments", "show", experiment.id, "--trial", "9", "--store", file_url, code=1)

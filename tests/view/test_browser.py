@@ -54,7 +54,7 @@ def test_list_experiment_and_trial_pages(server, page, simba, artifacts):
 
     p.locator("table.trial-table a", has_text="candidate 1").click()
     p.wait_for_url(f"**/trials/{simba.trials[1].id}")
-    assert p.locator("h2").first.inner_text() == "Trial 1 · candidate 1 (Score: 0.8333)"
+    assert p.locator("h2").first.inner_text() == "Trial 1 · candidate 1 · 0.8333 on full (n=6)"
     page.assert_no_script_ran()
 
 

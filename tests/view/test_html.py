@@ -25,7 +25,7 @@ def test_trial_view_has_every_section_and_every_event(recorded):
     for trial in recorded.trials:
         doc = _trial_doc(recorded, trial)
         root = doc.find("div", "dspex-view")
-        assert root.find("h2").text().startswith(f"{trial_label(trial)} (Score: ")
+        assert root.find("h2").text().startswith(f"{trial_label(trial)} · ")
         sections = {c for s in root.find_all("section") for c in s.classes}
         timeline = build_timeline(trial, recorded)
         assert {"dspex-controls", "dspex-timeline"} <= sections

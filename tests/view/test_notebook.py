@@ -115,8 +115,8 @@ def test_notebook_runs_and_renders_html_views(executed, simba):
     outputs = _html_outputs(nb)
     assert len(outputs) == 4
     assert "dspex-experiment" in outputs[0]
-    assert "Trial 1 · candidate 1 (Score: 0.8333)" in outputs[1]
-    assert "Trial 0 (Score: 0.6667)" in outputs[2]
+    assert "Trial 1 · candidate 1 · 0.8333 on full (n=6)" in outputs[1]
+    assert "Trial 0 · 0.6667 on full (n=6)" in outputs[2]
     plain = [out["data"]["text/plain"] for cell in nb.cells[1:4] for out in cell.outputs]
     assert plain[0].startswith("Experiment simba-arith")
     # Each view is stored once: its HTML and a few lines of text, no Markdown copy.
@@ -175,7 +175,7 @@ def test_notebook_outputs_stay_readable_without_javascript(executed, chromium, a
         p.goto(path.as_uri())
         assert not p.locator(".dspex-controls").first.is_visible()  # no dead buttons
         trial = p.locator("#out-1")
-        assert trial.locator("h2").inner_text() == "Trial 1 · candidate 1 (Score: 0.8333)"
+        assert trial.locator("h2").inner_text() == "Trial 1 · candidate 1 · 0.8333 on full (n=6)"
         assert trial.locator(".kind-decision").first.is_visible()
         call = trial.locator("details.lm-call").first
         call.locator(":scope > summary").click()  # <details> opens without script

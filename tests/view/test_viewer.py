@@ -18,7 +18,7 @@ def test_view_experiment_and_trial_from_a_given_store(store, simba):
     assert isinstance(view, ExperimentView) and view.experiment == simba
     trial = TraceViewer.view_trial(simba.id, simba.trials[2].id, store=store)
     assert isinstance(trial, TrialView)
-    assert trial.timeline.title == "Trial 2 · candidate 2 (Score: 1)"
+    assert trial.timeline.title == "Trial 2 · candidate 2 · 1 on full (n=6)"
     assert trial.timeline.parent == simba.trials[1]  # found through the experiment
 
 
@@ -48,15 +48,17 @@ def test_views_offer_every_representation(simba):
     bundle = view._repr_mimebundle_()
     assert set(bundle) == {"text/html", "text/plain"}
     assert bundle["text/html"] == view._repr_html_()
-    assert bundle["text/plain"].startswith("Trial 1 · candidate 1 (Score: 0.8333)")
+    assert bundle["text/plain"].startswith("Trial 1 · candidate 1 · 0.8333 on full (n=6)")
     assert len(bundle["text/plain"].splitlines()) <= 4  # a fallback, not a second copy
     # Jupyter stores every format an object offers: HTML and the short text, nothing more.
     assert not hasattr(view, "_repr_markdown_") and not hasattr(view, "_repr_latex_")
-    assert view.to_markdown().startswith("# Unified Trace: Trial 1 · candidate 1 (Score: 0.8333)")
+    assert view.to_markdown().startswith(
+        "# Unified Trace: Trial 1 · candidate 1 · 0.8333 on full (n=6)"
+    )
     assert str(view) == view.to_text(100)
     console = Console(width=100, record=True, color_system=None, file=io.StringIO())
     console.print(view)
-    assert "Trial 1 · candidate 1 (Score: 0.8333)" in console.export_text()
+    assert "Trial 1 · candidate 1 · 0.8333 on full (n=6)" in console.export_text()
     experiment = ExperimentView(simba)
     bundle = experiment._repr_mimebundle_()
     assert set(bundle) == {"text/html", "text/plain"} and len(bundle["text/plain"]) < 300

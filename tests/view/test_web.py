@@ -61,7 +61,7 @@ def test_experiment_and_trial_pages_use_the_notebook_renderers(client, simba):
     response = client.get(links[1])
     assert response.status_code == 200
     doc = parse(response.text)
-    assert doc.find("h2").text() == "Trial 1 · candidate 1 (Score: 0.8333)"
+    assert doc.find("h2").text() == "Trial 1 · candidate 1 · 0.8333 on full (n=6)"
     assert len(doc.find_all(cls="dspex-entry")) == len(trial.events)
     assert doc.find("title").text().startswith("Trial 1")
 

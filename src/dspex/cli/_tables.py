@@ -26,8 +26,9 @@ from rich.text import Text
 
 from dspex.formatting import format_score
 from dspex.model import Experiment, scope_of
+from dspex.model.outcomes import return_reason, returned_trial_id, trial_outcome
 from dspex.store import ExperimentSummary
-from dspex.view.labels import candidate_number, score_scope_of
+from dspex.view.labels import candidate_number, score_scope_of, scored, trial_label
 from dspex.view.safetext import terminal_safe
 from dspex.view.verdict import verdict_line
 
@@ -167,19 +168,24 @@ def trials_table(experiment: Experiment, *, width: int) -> str:
         Column("SCORE", justify="right"),
         Column("SCOPE", min_width=5),
         Column("N", justify="right"),
-        Column("EVENTS", justify="right"),
+        Column("OUTCOME", drop=3),
+        Column("EVENTS", justify="right", drop=2),
         Column("TIME", justify="right"),
         Column("ID", drop=1),
     ]
     rows = []
+    returned = returned_trial_id(experiment.trials)
     for t in sorted(experiment.trials, key=lambda t: t.index):
         scope = score_scope_of(t)
         number = candidate_number(t)
         duration = "" if t.duration_ms is None else _duration(t.duration_ms)
+        outcome = trial_outcome(t)
+        marks = [outcome.value] if outcome is not None else []
+        decided = ", ".join(marks + (["returned"] if t.id == returned else []))
         rows.append(
             [t.index, "" if number is None else f"c{number}", t.name, t.status.value,
              format_score(t.score) if t.score is not None else "", scope.name or "",
-             "" if scope.n is None else scope.n, len(t.events), duration, t.id]
+             "" if scope.n is None else scope.n, decided or "-", len(t.events), duration, t.id]
         )  # fmt: skip
     return render(rows, columns, width=width)
 
@@ -203,8 +209,9 @@ def experiment_summary_text(experiment: Experiment, *, width: int) -> str:
         ("tags", ", ".join(e.tags)),
         ("hypothesis", _hypothesis(e)),
         ("verdict", verdict_line(e.hypothesis.verdict) if e.hypothesis else ""),
-        ("best score", format_score(e.best_score) if e.best_score is not None else ""),
+        ("best score", scored(best) if best is not None and best.score is not None else ""),
         ("best trial", f"#{best.index} {best.name} ({best.id})" if best is not None else ""),
+        *_returned(e),
         ("scored on", _scope_line(e)),
         ("export", _export_note(e.metadata.get("otlp_export"))),
         *(("warning", w) for w in e.warnings),
@@ -222,6 +229,18 @@ def experiment_summary_text(experiment: Experiment, *, width: int) -> str:
         break_on_hyphens=False,
     )
     return f"{head}\n\ntrials ({len(e.trials)}):\n{trials_table(e, width=width)}\n\n{hint}"
+
+
+def _returned(e: Experiment) -> list[tuple[str, str]]:
+    """The candidate the compile returned, its score with its scope, and why."""
+    reason = return_reason(e.trials, {t.id: trial_label(t) for t in e.trials})
+    if reason is None:
+        return []
+    trial = e.trial(reason.trial_id)
+    return [
+        ("returned", f"#{trial.index} {trial.name}: {scored(trial)}"),
+        ("why returned", reason.line),
+    ]
 
 
 def _export_note(report: Any) -> str:

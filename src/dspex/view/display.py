@@ -18,9 +18,8 @@ from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
 
-from dspex.formatting import format_score
 from dspex.model import Experiment, Trial
-from dspex.view.labels import find_trial, trial_label
+from dspex.view.labels import find_trial, scored, trial_label
 from dspex.view.safetext import terminal_safe
 from dspex.view.timeline import Timeline, build_timeline
 
@@ -127,7 +126,7 @@ class ExperimentView:
         best = e.best_trial
         lines = [f"Experiment {e.name}", f"{e.id} · status {e.status.value}"]
         if best is not None:
-            lines.append(f"best: {trial_label(best)} (Score: {format_score(best.score)})")
+            lines.append(f"best: {trial_label(best)} ({scored(best)})")
         lines.append(f"{len(e.trials)} trials; the whole overview: print(view) or view.to_text()")
         return terminal_safe("\n".join(lines))
 

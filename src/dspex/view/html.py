@@ -23,10 +23,11 @@ from markupsafe import Markup, escape
 
 from dspex.formatting import format_score
 from dspex.model import EventKind, Experiment, Trial
+from dspex.model.outcomes import OUTCOMES
 from dspex.model.payloads import payload_of
 from dspex.redact import redact
 from dspex.view.entries import format_ms
-from dspex.view.labels import full_label, short_label, trial_label
+from dspex.view.labels import full_label, scored, short_label, trial_label
 from dspex.view.overview import LineageNode, Overview, build_overview
 from dspex.view.pareto import pareto_front
 from dspex.view.plot import score_plot
@@ -108,6 +109,7 @@ def _environment() -> Any:
         ms=lambda v: format_ms(v) if v is not None else "",
         score=format_score,
         label=trial_label,
+        scored=scored,
         full_label=full_label,
         short_label=short_label,
         compact=lambda v: short_json(redact(v), 160),
@@ -257,6 +259,7 @@ TRIAL_COLUMNS = (
     ("trial", "text", ""),
     ("role", "text", ""),
     ("strategy", "text", ""),
+    ("outcome", "text", ""),
     ("score", "num", "num"),
     ("scope", "text", ""),
     ("n", "num", "num"),
@@ -334,6 +337,12 @@ def experiment_html(
     compare_href = ""
     if compare_url and best and baseline and best.id != baseline.id:
         compare_href = compare_url(baseline, best)
+    reason = overview.reason
+    compiled = (
+        experiment.trial(reason.compile_trial_id)
+        if reason is not None and reason.compile_trial_id and trial_url is not None
+        else None
+    )
     html = (
         _environment()
         .get_template("experiment.html")
@@ -353,6 +362,7 @@ def experiment_html(
             verdict=verdict_html(experiment, trial_url=trial_url, compare_url=compare_url),
             best_lines=best_against_baseline(overview),
             compare_href=compare_href,
+            compile_href=trial_url(compiled) if compiled is not None and trial_url else "",
             fold_chars=FOLD_CHARS,
             fold_lines=FOLD_LINES,
             css=_static("view.css"),
@@ -372,10 +382,16 @@ def _facets(overview: Overview) -> list[tuple[str, list[str]]]:
     facets = [
         ("role", sorted({r.role for r in overview.rows if r.role})),
         ("strategy", sorted({r.strategy for r in overview.rows if r.strategy})),
+        ("outcome", [o for o in OUTCOMES if o in {r.outcome for r in overview.rows}]),
         ("status", sorted({r.trial.status.value for r in overview.rows})),
         ("scope", sorted({r.scope for r in overview.rows if r.scope})),
     ]
-    return [(axis, values) for axis, values in facets if len(values) > 1 or axis == "scope"]
+    # scope always; outcome even with one value ("show me the rejected ones")
+    return [
+        (axis, values)
+        for axis, values in facets
+        if len(values) > 1 or axis == "scope" or axis == "outcome" and values
+    ]
 
 
 def _lineage_html(overview: Overview, link: Callable[[Trial, str], Markup]) -> Markup:
@@ -411,10 +427,22 @@ def _lineage_item(
 ) -> Markup:
     trial = node.trial
     how = Markup(" via <code>{}</code>").format(node.strategy) if node.strategy else Markup("")
-    text = Markup('{} <span class="meta">({})</span>{}').format(
-        link(trial, full_label(trial)), format_score(trial.score), how
+    marks = Markup("")
+    if node.outcome is not None:
+        marks += Markup(' <span class="badge outcome-{}">{}</span>').format(
+            node.outcome.value.replace(" ", "-"), node.outcome.value
+        )
+    if node.returned:
+        marks += Markup(' <span class="badge returned">returned</span>')
+    text = Markup('{} <span class="meta">({})</span>{}{}').format(
+        link(trial, full_label(trial)), scored(trial), how, marks
     )
-    best = Markup(' class="on-best-path"') if node.on_best_path else Markup("")
+    classes = [
+        c for c, on in (("on-best-path", node.on_best_path), ("returned", node.returned)) if on
+    ]
+    if node.outcome is not None:
+        classes.append("outcome-" + node.outcome.value.replace(" ", "-"))
+    best = Markup(' class="{}"').format(" ".join(classes)) if classes else Markup("")
     if not has_children:
         return Markup("<li{}>{}").format(best, text)
     opened = Markup(" open") if node.on_best_path else Markup("")

@@ -13,6 +13,10 @@ matched to a row, and :func:`find_trial` accepts either (or a trial id)::
     ('Trial 12 · candidate 8', 8)
     >>> score_scope_of(t)
     ScopeLabel(name=None, n=None)
+    >>> from dspex.model import ScoreScope
+    >>> scope = ScoreScope(name="minibatch", fingerprint="ex_1", n=8)
+    >>> scored(t.replace(score=0.75, score_scope=scope))
+    '0.75 on minibatch (n=8)'
     >>> parse_trial_ref("c8"), parse_trial_ref("candidate 8"), parse_trial_ref("12")
     (('candidate', 8), ('candidate', 8), ('row', 12))
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from dspex.model import EventKind, Trial
+from dspex.model.outcomes import scored_text
 from dspex.model.payloads import payload_of
 from dspex.model.trialref import candidate_number, find_trial, parse_trial_ref
 
@@ -32,6 +37,7 @@ __all__ = [
     "full_label",
     "parse_trial_ref",
     "score_scope_of",
+    "scored",
     "short_label",
     "trial_label",
 ]
@@ -86,3 +92,9 @@ def score_scope_of(trial: Trial) -> ScopeLabel:
     if n is None and trial.example_results:
         n = len(trial.example_results)
     return ScopeLabel(name, n)
+
+
+def scored(trial: Trial) -> str:
+    """``trial``'s score with what it was measured on: ``0.75 on minibatch (n=8)``."""
+    scope = score_scope_of(trial)
+    return scored_text(trial.score, scope.name, scope.n)

@@ -15,8 +15,8 @@ from typing import Any
 
 from dspex.formatting import format_score
 from dspex.model import Experiment
-from dspex.view.labels import trial_label
-from dspex.view.overview import build_overview
+from dspex.view.labels import scored, trial_label
+from dspex.view.overview import TrialRow, build_overview
 from dspex.view.pareto import pareto_front, pareto_lines
 from dspex.view.text import (
     NO_VARIABLES,
@@ -135,8 +135,8 @@ def experiment_markdown(experiment: Experiment) -> str:
     lines += _md_fields(_header_lines(overview))
     lines += ["", "## Summary", "", *_md_fields(_stats_lines(overview)), "", "## Trials", ""]
     lines += [
-        "| # | name | score | scope | n | parents | strategy | LM calls | errors |",
-        "|---:|---|---:|---|---:|---|---|---:|---:|",
+        "| # | name | score | scope | n | parents | strategy | outcome | LM calls | errors |",
+        "|---:|---|---:|---|---:|---|---|---|---:|---:|",
     ]
     for row in overview.rows:
         t = row.trial
@@ -144,14 +144,17 @@ def experiment_markdown(experiment: Experiment) -> str:
             f"| {t.index} | {md(t.name)} | {format_score(t.score)} | {md(row.scope or '-')} | "
             f"{'' if row.n is None else row.n} | "
             f"{', '.join(str(p) for p in row.parents) or '-'} | {md(row.strategy or '-')} | "
-            f"{row.lm_calls} | {row.errors} |"
+            f"{_outcome(row)} | {row.lm_calls} | {row.errors} |"
         )
     lines += ["", "## Lineage", ""]
     for node in overview.lineage:
         how = f" via {_code(node.strategy)}" if node.strategy else ""
+        marks = (f" **{node.outcome.value}**" if node.outcome else "") + (
+            " **returned**" if node.returned else ""
+        )
         lines.append(
             "  " * node.depth + f"* {md(trial_label(node.trial))} "
-            f"({format_score(node.trial.score)}){how}"
+            f"({md(scored(node.trial))}){how}{marks}"
         )
     front = pareto_front(experiment)
     if front is not None:
@@ -161,3 +164,8 @@ def experiment_markdown(experiment: Experiment) -> str:
     if best_lines:
         lines += ["", "## Best against baseline", "", *_fenced(best_lines[2:], "")]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _outcome(row: TrialRow) -> str:
+    text = row.outcome.value if row.outcome else "-"
+    return text + (" (returned)" if row.returned else "")

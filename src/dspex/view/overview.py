@@ -22,9 +22,10 @@ from dspex.model import (
     reference_scope,
 )
 from dspex.model.experiment import best_trial_of, summarize
+from dspex.model.outcomes import Outcome, ReturnReason, return_reason, trial_outcome
 from dspex.model.payloads import payload_of
 from dspex.model.scopes import baseline_in
-from dspex.view.labels import score_scope_of
+from dspex.view.labels import full_label, score_scope_of
 from dspex.view.timeline import Change, variables_diff
 
 __all__ = ["LineageNode", "Overview", "TrialRow", "build_overview", "strategies_by_trial"]
@@ -49,6 +50,10 @@ class TrialRow:
     n: int | None = None
     cache_hits: int = 0
     """LM calls answered from DSPy's cache (counted in ``lm_calls``, no tokens, no cost)."""
+    outcome: Outcome | None = None
+    """What the optimizer decided about it (accepted, rejected, skipped, no change)."""
+    returned: bool = False
+    """The candidate the compile returned."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,8 @@ class LineageNode:
     on_best_path: bool = False
     """On the way from a root to the best trial: views show this branch unfolded."""
     descendants: int = 0
+    outcome: Outcome | None = None
+    returned: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,13 @@ class Overview:
     scope: ScoreScope | None = None
     root: Trial | None = None
     comparison: Comparison | None = None
+    returned: Trial | None = None
+    """The candidate the compile returned (None: no optimizer, or it failed)."""
+    reason: ReturnReason | None = None
+    """Why the compile returned it, in the optimizer's words."""
+    returned_validations: tuple[Trial, ...] = ()
+    """The trials that scored the returned candidate again (an optimizer's validation on
+    the full set): the scores its choice rests on."""
 
     @property
     def verdict(self) -> Verdict | None:
@@ -109,7 +123,9 @@ def build_overview(experiment: Experiment) -> Overview:
     strategies = strategies_by_trial(experiment)
     by_id = {t.id: t for t in experiment.trials}
     ordered = sorted(experiment.trials, key=lambda t: t.index)
-    rows = tuple(_row(t, strategies, by_id) for t in ordered)
+    reason = return_reason(ordered, {t.id: full_label(t) for t in ordered})
+    returned = by_id.get(reason.trial_id) if reason is not None else None
+    rows = tuple(_row(t, strategies, by_id, returned) for t in ordered)
     scope = reference_scope(experiment.trials)
     # Recomputed rather than read from best_trial_id: records written before scores had
     # scopes named a minibatch score "best" against a dev-set baseline.
@@ -120,14 +136,28 @@ def build_overview(experiment: Experiment) -> Overview:
         experiment=experiment,
         stats=_statistics(experiment),
         rows=rows,
-        lineage=tuple(_lineage(experiment, strategies, best)),
+        lineage=tuple(_lineage(experiment, strategies, best, returned)),
         best=best,
         baseline=baseline,
         best_changes=tuple(changes),
         scope=scope,
         root=_root(experiment),
         comparison=_comparison(baseline, best),
+        returned=returned,
+        reason=reason,
+        returned_validations=tuple(validations_of(ordered, returned)),
     )
+
+
+def validations_of(trials: list[Trial], candidate: Trial | None) -> list[Trial]:
+    """The trials that scored ``candidate`` again (``role`` validation, its child)."""
+    if candidate is None:
+        return []
+    return [
+        t
+        for t in trials
+        if t.metadata.get("role") == "validation" and candidate.id in t.parent_trial_ids
+    ]
 
 
 def _statistics(experiment: Experiment) -> Statistics:
@@ -147,7 +177,12 @@ def _comparison(baseline: Trial | None, best: Trial | None) -> Comparison | None
         return None
 
 
-def _row(trial: Trial, strategies: dict[str, str | None], by_id: dict[str, Trial]) -> TrialRow:
+def _row(
+    trial: Trial,
+    strategies: dict[str, str | None],
+    by_id: dict[str, Trial],
+    returned: Trial | None = None,
+) -> TrialRow:
     parents = tuple(by_id[p] for p in trial.parent_trial_ids if p in by_id)
     scope = score_scope_of(trial)
     role = trial.metadata.get("role")
@@ -168,6 +203,8 @@ def _row(trial: Trial, strategies: dict[str, str | None], by_id: dict[str, Trial
         role=str(role) if isinstance(role, str) else None,
         scope=scope.name,
         n=scope.n,
+        outcome=trial_outcome(trial),
+        returned=returned is not None and returned.id == trial.id,
     )
 
 
@@ -178,7 +215,10 @@ def _root(experiment: Experiment) -> Trial | None:
 
 
 def _lineage(
-    experiment: Experiment, strategies: dict[str, str | None], best: Trial | None
+    experiment: Experiment,
+    strategies: dict[str, str | None],
+    best: Trial | None,
+    returned: Trial | None = None,
 ) -> list[LineageNode]:
     trials = sorted(experiment.trials, key=lambda t: t.index)
     known = {t.id for t in trials}
@@ -205,7 +245,15 @@ def _lineage(
         stack += [(c, depth + 1) for c in reversed(children.get(trial.id, []))]
     below = _descendant_counts(order)
     return [
-        LineageNode(t, depth, strategies.get(t.id), t.id in path, below[i])
+        LineageNode(
+            t,
+            depth,
+            strategies.get(t.id),
+            t.id in path,
+            below[i],
+            trial_outcome(t),
+            returned is not None and returned.id == t.id,
+        )
         for i, (t, depth) in enumerate(order)
     ]
 

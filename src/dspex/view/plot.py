@@ -22,6 +22,7 @@ from typing import Any
 
 from dspex.formatting import format_score
 from dspex.model import ScoreScope, Trial
+from dspex.model.outcomes import scored_text
 from dspex.model.scopes import scope_of, scored
 from dspex.view.overview import Overview
 
@@ -152,21 +153,30 @@ def _panel(
     trial_url: Callable[[Trial], str] | None,
 ) -> Panel:
     best_id = overview.best.id if overview.best else None
+    returned_id = overview.returned.id if overview.returned else None
+    outcomes = {row.trial.id: row.outcome for row in overview.rows}
     one_set = len({s.key for _, s in members}) == 1
-    points = tuple(
-        {
-            "x": frame.x(x_of[t.id]),
-            "y": frame.y(t.score or 0.0),
-            "index": t.index,
-            "trial": t.id,
-            "href": trial_url(t) if trial_url else None,
-            "label": f"Trial {t.index}"
-            + (f" · {t.name}" if t.name else "")
-            + f": {format_score(t.score)} on {s.label}, step {x_of[t.id]}",
-            "best": t.id == best_id,
-        }
-        for t, s in members
-    )
+    points = []
+    for t, s in members:
+        outcome = outcomes.get(t.id)
+        marks = (f" · {outcome}" if outcome else "") + (
+            " · returned" if t.id == returned_id else ""
+        )
+        points.append(
+            {
+                "x": frame.x(x_of[t.id]),
+                "y": frame.y(t.score or 0.0),
+                "index": t.index,
+                "trial": t.id,
+                "href": trial_url(t) if trial_url else None,
+                "label": f"Trial {t.index}"
+                + (f" · {t.name}" if t.name else "")
+                + f": {scored_text(t.score, s.name, s.n)}, step {x_of[t.id]}{marks}",
+                "best": t.id == best_id,
+                "outcome": outcome.value.replace(" ", "-") if outcome else "",
+                "returned": t.id == returned_id,
+            }
+        )
     sizes = sorted({s.n for _, s in members})
     n = f"n={sizes[0]}" if len(sizes) == 1 else f"n={sizes[0]}..{sizes[-1]}"
     kind = "one example set" if one_set else f"{len({s.key for _, s in members})} example sets"
@@ -178,7 +188,7 @@ def _panel(
         right=frame.right,
         top=TOP,
         bottom=frame.bottom,
-        points=points,
+        points=tuple(points),
         best_path=_best_path(members, frame, x_of, running=one_set),
         best_label="best so far" if one_set else "best of each step (its own minibatch)",
         baseline=_baseline(overview, frame, members),
@@ -218,7 +228,7 @@ def _baseline(
     own = any(s.comparable_with(scope) for _, s in members)
     return {
         "y": frame.y(baseline.score),
-        "label": f"baseline {format_score(baseline.score)} on {scope.label}"
+        "label": f"baseline {scored_text(baseline.score, scope.name, scope.n)}"
         + ("" if own else ": another example set"),
         "own": own,
     }

@@ -36,6 +36,7 @@ from dspex.view.text import (
     _stats_lines,
     best_against_baseline,
     change_lines,
+    lineage_line,
     rag_lines,
 )
 from dspex.view.timeline import Entry, Timeline
@@ -183,8 +184,7 @@ def experiment_renderables(experiment: Experiment) -> Iterator[RenderableType]:
     tree = Tree(Text("Lineage", style="bold"))
     branches: dict[int, Any] = {-1: tree}
     for node in overview.lineage:
-        how = f" via {node.strategy}" if node.strategy else ""
-        label = _text(f"{trial_label(node.trial)} ({format_score(node.trial.score)}){how}")
+        label = _text(lineage_line(node))
         branches[node.depth] = branches[node.depth - 1].add(label)
     yield tree
     front = pareto_front(experiment)
@@ -206,6 +206,7 @@ def _trial_table(overview: Any) -> Table:
         ("n", "right"),
         ("parents", "left"),
         ("strategy", "left"),
+        ("outcome", "left"),
         ("LM calls", "right"),
         ("errors", "right"),
     ):
@@ -221,6 +222,7 @@ def _trial_table(overview: Any) -> Table:
             "" if row.n is None else str(row.n),
             ", ".join(str(p) for p in row.parents) or "-",
             _text(row.strategy or "-"),
+            (row.outcome.value if row.outcome else "-") + (" · returned" if row.returned else ""),
             str(row.lm_calls),
             str(row.errors),
             style="bold" if best else None,

@@ -16,11 +16,12 @@ import textwrap
 
 from dspex.formatting import format_score
 from dspex.model import EventKind, Experiment, MetricStats, Trial, scope_of
+from dspex.model.outcomes import scored_text
 from dspex.model.payloads import payload_of
 from dspex.redact import redact
 from dspex.view.entries import format_ms
-from dspex.view.labels import trial_label
-from dspex.view.overview import Overview, build_overview
+from dspex.view.labels import full_label, scored, trial_label
+from dspex.view.overview import LineageNode, Overview, build_overview
 from dspex.view.pareto import pareto_front, pareto_lines
 from dspex.view.retrievals import RagStats, rag_stats, trials_rag_stats
 from dspex.view.safetext import WRAP_BUDGET, fold_lines, terminal_safe
@@ -412,7 +413,32 @@ def _header_lines(overview: Overview) -> list[tuple[str, str]]:
     if exp.tags:
         rows.append(("tags", ", ".join(exp.tags)))
     rows += [("warning", warning) for warning in exp.warnings]
+    rows += returned_lines(overview)
     return rows
+
+
+def returned_lines(overview: Overview) -> list[tuple[str, str]]:
+    """The candidate the compile returned, with its scored scope, and why (the
+    optimizer's own words), as (name, value) fields."""
+    returned, reason = overview.returned, overview.reason
+    if returned is None or reason is None:
+        return []
+    scores = [scored(returned)] + [
+        f"{scored(v)} (Trial {v.index})" for v in overview.returned_validations
+    ]
+    return [
+        ("returned", f"{full_label(returned)}: " + "; ".join(scores)),
+        ("why returned", reason.line),
+    ]
+
+
+def lineage_line(node: LineageNode) -> str:
+    """One lineage node in one line: label, score with its scope, strategy, outcome."""
+    how = f" via {node.strategy}" if node.strategy else ""
+    marks = (f" [{node.outcome.value}]" if node.outcome else "") + (
+        " [returned]" if node.returned else ""
+    )
+    return f"{trial_label(node.trial)} ({scored(node.trial)}){how}{marks}"
 
 
 def _score_bar(score: float | None, lowest: float, highest: float, width: int) -> str:
@@ -436,13 +462,7 @@ def experiment_text(experiment: Experiment, *, width: int = 100) -> str:
     lines += _table_text(overview, width)
     lines += ["", "Lineage"]
     for node in overview.lineage:
-        how = f" via {node.strategy}" if node.strategy else ""
-        lines.append(
-            "  "
-            + "  " * node.depth
-            + ("└ " if node.depth else "")
-            + f"{trial_label(node.trial)} ({format_score(node.trial.score)}){how}"
-        )
+        lines.append("  " + "  " * node.depth + ("└ " if node.depth else "") + lineage_line(node))
     front = pareto_front(experiment)
     if front is not None:
         lines += ["", *pareto_lines(front)]
@@ -455,21 +475,30 @@ def _table_text(overview: Overview, width: int) -> list[str]:
     low, high = (min(0.0, *scores), max(scores)) if scores else (0.0, 1.0)
     head = (
         f"  {'#':>3}  {'name':<22} {'score':>7} {'scope':<9} {'n':>3}  {'parents':<7} "
-        f"{'strategy':<13} {'LM':>4} {'err':>3}  "
+        f"{'strategy':<13} {'outcome':<9} {'LM':>4} {'err':>3}  "
     )
     bar_width = max(width - len(head), 5)
     lines = [head + "plot"]
+    notes = []
+    if overview.best is not None:
+        notes.append("* best on the reference set")
+    if overview.returned is not None:
+        notes.append("R the candidate the compile returned")
     for row in overview.rows:
         t = row.trial
         best = "*" if overview.best is not None and t.id == overview.best.id else " "
+        best = ("R" if row.returned else " ") + best
+        outcome = row.outcome.value if row.outcome else "-"
         parents = ",".join(str(p) for p in row.parents) or "-"
         n = "" if row.n is None else str(row.n)
         lines.append(
-            f" {best}{t.index:>3}  {_cut(t.name or '', 22):<22} {format_score(t.score):>7} "
+            f"{best}{t.index:>3}  {_cut(t.name or '', 22):<22} {format_score(t.score):>7} "
             f"{_cut(row.scope or '-', 9):<9} {n:>3}  {_cut(parents, 7):<7} "
-            f"{(row.strategy or '-')[:13]:<13} {row.lm_calls:>4} {row.errors:>3}  "
+            f"{(row.strategy or '-')[:13]:<13} {outcome:<9} {row.lm_calls:>4} {row.errors:>3}  "
             + _score_bar(t.score, low, high, bar_width)
         )
+    if notes:
+        lines.append("  (" + "; ".join(notes) + ")")
     return lines
 
 
@@ -495,7 +524,7 @@ def best_against_baseline(overview: Overview) -> list[str]:
     best, baseline, scope = overview.best, overview.baseline, overview.scope
     if best is None or scope is None:
         return ["no trial has a score over recorded examples: nothing to rank"]
-    lines = [f"best: {trial_label(best)} ({format_score(best.score)}) on {scope.label}"]
+    lines = [f"best: {trial_label(best)} ({scored_text(best.score, scope.name, scope.n)})"]
     if baseline is None:
         root = overview.root
         elsewhere = ""
@@ -506,7 +535,7 @@ def best_against_baseline(overview: Overview) -> list[str]:
         return [lines[0] + f": no baseline was scored on this example set{elsewhere}"]
     if baseline.id == best.id:
         return [lines[0] + ": the baseline itself; no later trial on this set scored higher"]
-    lines[0] += f", against the baseline {trial_label(baseline)} ({format_score(baseline.score)})"
+    lines[0] += f", against the baseline {trial_label(baseline)} ({scored(baseline)})"
     if overview.comparison is not None:
         lines.append("difference: " + overview.comparison.describe())
     return lines

@@ -15,7 +15,7 @@ in ``sequence`` order, each item nested under its enclosing module call::
     ...               events=(ev,))
     >>> timeline = build_timeline(trial)
     >>> timeline.title, [b.source for b in timeline.blocks]
-    ('Trial 0 (Score: 0.5)', ['evaluation'])
+    ('Trial 0 · 0.5', ['evaluation'])
 
 Events keep their ``sequence`` order, except that each call tree stays in one piece
 (see :mod:`dspex.view.ordering`): with parallel workers, one worker's LM call is never
@@ -33,9 +33,10 @@ from typing import Any, Final
 
 from dspex.formatting import format_score
 from dspex.model import EventKind, EventSource, Experiment, TraceEvent, Trial
+from dspex.model.outcomes import scored_text
 from dspex.model.payloads import common_of, payload_of
 from dspex.view.entries import Description, Fields, describe, format_time, short_json, shown
-from dspex.view.labels import trial_label
+from dspex.view.labels import score_scope_of, trial_label
 from dspex.view.ordering import tree_order
 from dspex.view.spans import Span, busy_time, module_self_time, trial_spans
 
@@ -193,7 +194,9 @@ class Timeline:
 
     @property
     def title(self) -> str:
-        return f"{trial_label(self.trial)} (Score: {format_score(self.trial.score)})"
+        scope = score_scope_of(self.trial)
+        score = scored_text(self.trial.score, scope.name, scope.n)
+        return f"{trial_label(self.trial)} · " + ("not scored" if score == "n/a" else score)
 
     @property
     def entries(self) -> list[Entry]:

@@ -119,7 +119,7 @@
     });
   }
 
-  // -- the trial table: filters by role, strategy, status, scope, score and name ---------
+  // -- the trial table: filters by role, strategy, outcome, status, scope, score and name ---------
   function setupTrialFilters(root) {
     var form = root.querySelector("form.trial-filters");
     var table = root.querySelector("table.trial-table");
@@ -135,7 +135,7 @@
       fields.forEach(function (f) { want[f.getAttribute("data-filter")] = f.value; update["t_" + f.getAttribute("data-filter")] = f.value; });
       var rows = Array.prototype.slice.call(table.tBodies[0].rows), shown = 0;
       rows.forEach(function (row) {
-        var ok = ["role", "strategy", "status", "scope"].every(function (axis) {
+        var ok = ["role", "strategy", "outcome", "status", "scope"].every(function (axis) {
           return !want[axis] || row.getAttribute("data-" + axis) === want[axis];
         });
         var score = parseFloat(row.getAttribute("data-score"));

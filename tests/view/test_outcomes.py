@@ -1,0 +1,182 @@
+"""What the optimizer decided, where users look: each candidate's outcome (accepted,
+rejected, skipped, no change) in the trial table, its filter, the lineage and the score
+plot; the returned candidate and why, on the experiment's Outcome; scores with their scope.
+
+A real GEPA run over the offline LM (rejected proposals, skipped iterations) and a recorded
+SIMBA run (a rule that changed nothing)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+
+import dspy
+import pytest
+from rich.console import Console
+
+import dspex
+from dspex.model.outcomes import Outcome, return_reason, returned_trial_id, trial_outcome
+from dspex.offline import ArithQA, exact_match_with_feedback, load_arith
+from dspex.view import ExperimentView
+from dspex.view.html import experiment_html
+from dspex.view.labels import trial_label
+from tests.view.fixtures import fixture_files, load
+from tests.view.htmltree import parse
+
+
+@pytest.fixture(scope="module")
+def gepa_run():
+    train, dev = load_arith()
+    lm = dspex.offline_lm()
+    store = dspex.ResultStore.open("memory://")
+    with dspy.context(lm=lm), contextlib.redirect_stderr(io.StringIO()):
+        with dspex.experiment(
+            "gepa outcomes", program=ArithQA(), program_name="qa", store=store
+        ) as exp:
+            dspy.GEPA(
+                metric=exact_match_with_feedback,
+                max_metric_calls=120,
+                reflection_lm=lm,
+                num_threads=2,
+            ).compile(ArithQA(), trainset=train, valset=dev[:10])
+    return store.get_experiment(exp.id)
+
+
+@pytest.fixture(scope="module")
+def simba_run():
+    return load(next(p for p in fixture_files() if p.stem == "simba_demo_trimmed"))
+
+
+def _by(experiment, **metadata):
+    return [
+        t for t in experiment.trials if all(t.metadata.get(k) == v for k, v in metadata.items())
+    ]
+
+
+def _url(trial):
+    return f"/t/{trial.id}"
+
+
+def test_gepa_outcomes_come_from_its_verdicts(gepa_run):
+    rejected = _by(gepa_run, accepted=False)
+    accepted = _by(gepa_run, accepted=True)
+    skipped = [t for t in gepa_run.trials if t.metadata.get("skipped")]
+    assert rejected and accepted and skipped  # the run exercises every GEPA outcome
+    assert {trial_outcome(t) for t in rejected} == {Outcome.REJECTED}
+    assert {trial_outcome(t) for t in accepted} == {Outcome.ACCEPTED}
+    assert {trial_outcome(t) for t in skipped} == {Outcome.SKIPPED}
+    evaluations = _by(gepa_run, role="validation")
+    assert evaluations and {trial_outcome(t) for t in evaluations} == {None}
+
+
+def test_the_trial_table_has_an_outcome_column_and_filter(gepa_run):
+    doc = parse(experiment_html(gepa_run, trial_url=_url))
+    table = doc.find("table", "trial-table")
+    headers = [th.text().strip() for th in table.find("thead").find_all("th")]
+    column = headers.index("outcome")
+    rows = {tr.attrs["data-trial"]: tr for tr in table.find("tbody").find_all("tr")}
+    for trial in gepa_run.trials:
+        expected = trial_outcome(trial)
+        row = rows[trial.id]
+        assert row.attrs["data-outcome"] == (expected.value if expected else "")
+        cell = row.find_all("td")[column].text()
+        assert cell == (expected.value if expected else "–"), trial_label(trial)
+    choices = doc.find("select", data_filter="outcome").find_all("option")
+    assert [o.text() for o in choices] == ["any", "accepted", "rejected", "skipped"]
+
+
+def test_the_lineage_and_the_plot_mark_outcomes(gepa_run):
+    html = str(experiment_html(gepa_run, trial_url=_url))
+    doc = parse(html)
+    lineage = doc.find("section", "dspex-lineage")
+    for trial in _by(gepa_run, accepted=False):
+        link = lineage.find("a", href=_url(trial))
+        item = next(a for a in link.ancestors() if a.tag == "li")
+        assert "outcome-rejected" in item.classes
+        assert "rejected" in item.text()
+    plot = doc.find("section", "dspex-plot")
+    rejected_points = [c for c in plot.find_all("circle") if c.attrs["data-outcome"] == "rejected"]
+    assert {c.attrs["data-trial"] for c in rejected_points} == {
+        t.id for t in _by(gepa_run, accepted=False)
+    }
+    for point in rejected_points:
+        assert point.attrs["fill"] == "none"
+        tip = re.search(f'data-trial="{point.attrs["data-trial"]}"[^>]*><title>([^<]*)', html)
+        assert tip is not None and tip.group(1).endswith(" · rejected")
+
+
+def test_text_markdown_and_terminal_name_each_outcome(gepa_run):
+    view = ExperimentView(gepa_run)
+    text, markdown = view.to_text(160), view.to_markdown()
+    console = Console(width=200, record=True, color_system=None, file=io.StringIO())
+    console.print(view)
+    rich = console.export_text()
+    for trial in _by(gepa_run, accepted=False):
+        label = trial_label(trial)
+        assert re.search(
+            re.escape(label) + r" \(0\.3333 on minibatch \(n=\d+\)\).*\[rejected\]", text
+        )
+        assert re.search(re.escape(label) + r" .*\*\*rejected\*\*", markdown)
+        assert re.search(re.escape(label) + r" .*\[rejected\]", rich)
+
+
+def test_simba_rule_that_changed_nothing_is_no_change(simba_run):
+    outcomes = {t.index: trial_outcome(t) for t in simba_run.trials}
+    assert outcomes[6] is Outcome.NO_CHANGE  # append_a_rule returned False: skipped
+    assert outcomes[4] is None and outcomes[17] is None  # changed the program: kept
+    doc = parse(experiment_html(simba_run))
+    row = doc.find("tr", data_trial=simba_run.trial(6).id)
+    assert row.attrs["data-outcome"] == "no change"
+    assert "no change" in ExperimentView(simba_run).to_text(120)
+
+
+def test_the_outcome_section_says_what_was_returned_and_why(gepa_run, simba_run):
+    for run, decision in ((gepa_run, "Return candidate "), (simba_run, "Return candidate 1")):
+        reason = return_reason(run.trials)
+        assert reason is not None and reason.decision.startswith(decision)
+        returned = run.trial(returned_trial_id(run.trials))
+        doc = parse(experiment_html(run, trial_url=_url))
+        why = doc.find("section", "dspex-progress").find("p", "returned-why")
+        assert why.find("a").attrs["href"] == _url(returned)
+        assert f"Why: {reason.decision}: {reason.rationale}" in why.text()
+        assert "returned" in doc.find("tr", data_trial=returned.id).find("td", "name").text()
+        text = ExperimentView(run).to_text(200)
+        assert f"why returned: {reason.decision}" in text
+    gepa_reason = return_reason(gepa_run.trials)
+    assert "Highest valset score" in gepa_reason.rationale
+    # the link to the decision on record: the compile trial's page, at the event
+    doc = parse(experiment_html(gepa_run, trial_url=_url))
+    record = doc.find("p", "returned-why").find_all("a")[-1]
+    assert record.attrs["href"] == f"/t/{gepa_reason.compile_trial_id}#{gepa_reason.event_id}"
+
+
+def test_scores_carry_their_scope(gepa_run):
+    doc = parse(experiment_html(gepa_run, trial_url=_url))
+    table = doc.find("table", "trial-table")
+    for trial in gepa_run.trials:
+        if trial.score is None or trial.score_scope is None:
+            continue
+        cell = table.find("tr", data_trial=trial.id).find("td", data_value=str(trial.score))
+        scope = trial.score_scope
+        assert cell.attrs["title"].endswith(f" on {scope.name} (n={scope.n})")
+    text = ExperimentView(gepa_run).to_text(200)
+    assert re.search(r"candidate \d \(1 on minibatch \(n=\d+\)\)", text)
+    assert re.search(r"valset evaluation .*|Trial \d+ \(1 on full \(n=10\)\)", text)
+
+
+def test_the_cli_trial_table_and_summary_show_outcome_and_why(gepa_run):
+    from dspex.cli._tables import experiment_summary_text
+
+    text = experiment_summary_text(gepa_run, width=200)
+    reason = return_reason(gepa_run.trials)
+    flat = " ".join(text.split())
+    assert " ".join(f"why returned: {reason.decision}: {reason.rationale}".split()) in flat
+    header = next(line for line in text.splitlines() if line.lstrip().startswith("#"))
+    assert "OUTCOME" in header
+    for trial in _by(gepa_run, accepted=False):
+        row = next(line for line in text.splitlines() if trial.id in line)
+        assert " rejected " in row
+    returned = gepa_run.trial(reason.trial_id)
+    row = next(line for line in text.splitlines() if line.rstrip().endswith(returned.id))
+    assert "accepted, returned" in row
