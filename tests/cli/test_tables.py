@@ -49,8 +49,8 @@ def test_show_fits_the_terminal(store_url, demo, width):
 
 LS_HEADERS = ["ID", "NAME", "PROGRAM", "OPTIMIZER", "STATUS", "CREATED", "TRIALS", "BEST",
               "ON", "VERDICT"]  # fmt: skip
-TRIAL_HEADERS = ["#", "CAND", "NAME", "STATUS", "SCORE", "SCOPE", "N", "OUTCOME", "EVENTS", "TIME",
-                 "ID"]
+TRIAL_HEADERS = ["#", "CAND", "NAME", "STATUS", "SCORE", "SCOPE", "N", "OUTCOME", "EVENTS",
+                 "TIME", "ID"]  # fmt: skip
 
 
 def _header_words(table: str, known: list[str]) -> list[str]:
