@@ -55,7 +55,14 @@ from dspex.model.payloads import (
 )
 from dspex.workers.outcome import pool_worker_name
 
-__all__ = ["EmitOptions", "RawEvent", "TrialRecorder", "current_worker_name", "new_event_id"]
+__all__ = [
+    "EmitOptions",
+    "RawEvent",
+    "TrialRecorder",
+    "current_worker_name",
+    "new_event_id",
+    "trace_events",
+]
 
 
 class RawEvent(NamedTuple):
@@ -144,6 +151,7 @@ class TrialRecorder:
         # an optimizer's copy of the student is named like the student
         self.root_names: dict[Any, str] = {}
         self._raw: list[RawEvent] = []
+        self._released = 0  # events handed to the journal's spool and dropped from _raw
         self._lock = threading.Lock()
         self._pid = os.getpid()
 
@@ -249,28 +257,50 @@ class TrialRecorder:
             self._raw.extend(incoming)
 
     def raw_events(self) -> list[RawEvent]:
+        """The events recorded so far (after :meth:`release`, those not released)."""
         with self._lock:
             return list(self._raw)
 
+    def raw_since(self, position: int) -> list[RawEvent]:
+        """The events recorded from ``position`` on (positions count every event recorded,
+        released or not), for the journal's spool; emit() is not slowed down by it."""
+        with self._lock:
+            return self._raw[max(position - self._released, 0) :]
+
+    def release(self, position: int) -> None:
+        """Drop the events before ``position`` from memory: the journal has spooled them
+        and nobody reads this trial's events back while it runs (a trial of direct calls).
+        """
+        with self._lock:
+            count = position - self._released
+            if count > 0:
+                del self._raw[:count]  # one step under the GIL: a concurrent emit appends after
+                self._released = position
+
     def __len__(self) -> int:
-        return len(self._raw)
+        return self._released + len(self._raw)
 
     def events(self) -> tuple[TraceEvent, ...]:
         """Validated TraceEvents in time order, numbered 0..n-1."""
-        raw = sorted(self.raw_events(), key=lambda e: (e.time_ns, e.monotonic_ns, e.id))
-        return tuple(
-            trusted_event(
-                id=e.id,
-                trial_id=self.trial_id,
-                parent_id=e.parent_id,
-                sequence=sequence,
-                timestamp=_utc(e.time_ns),
-                monotonic_ns=e.monotonic_ns,
-                source=e.source or SOURCE_OF[e.kind],  # type: ignore[index]
-                kind=e.kind,
-                pid=e.pid,
-                worker=e.worker,
-                payload=e.payload if e.json_ready else jsonable(e.payload),
-            )
-            for sequence, e in enumerate(raw)
+        return trace_events(self.trial_id, self.raw_events())
+
+
+def trace_events(trial_id: str, raw: Iterable[RawEvent]) -> tuple[TraceEvent, ...]:
+    """``raw`` as validated TraceEvents of ``trial_id`` in time order, numbered 0..n-1."""
+    ordered = sorted(raw, key=lambda e: (e.time_ns, e.monotonic_ns, e.id))
+    return tuple(
+        trusted_event(
+            id=e.id,
+            trial_id=trial_id,
+            parent_id=e.parent_id,
+            sequence=sequence,
+            timestamp=_utc(e.time_ns),
+            monotonic_ns=e.monotonic_ns,
+            source=e.source or SOURCE_OF[e.kind],  # type: ignore[index]
+            kind=e.kind,
+            pid=e.pid,
+            worker=e.worker,
+            payload=e.payload if e.json_ready else jsonable(e.payload),
         )
+        for sequence, e in enumerate(ordered)
+    )

@@ -1,8 +1,9 @@
-"""``dspex experiments ls|show`` and ``dspex store verify|reindex|migrate``."""
+"""``dspex experiments ls|show`` and ``dspex store verify|reindex|migrate|recover``."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import click
@@ -187,3 +188,55 @@ def migrate(store_url: str | None) -> None:
         click.echo(f"schema is up to date (revision {after})")
     else:
         click.echo(f"migrated schema from revision {before or '(none)'} to {after}")
+
+
+@store_group.command("recover")
+@store_option
+@click.argument("spool", required=False, type=click.Path(path_type=Path))
+def recover_cmd(store_url: str | None, spool: Path | None) -> None:
+    """Save what a write-ahead spool holds into the store, and seal its experiments.
+
+    SPOOL is one experiment's spool directory (the path printed when a store failed) or
+    the spool directory (default: journal.spool_dir), whose every experiment is saved.
+    Without --store each experiment goes to the store it was recorded to. Trials of a
+    process that was killed are saved as interrupted. Saving twice never duplicates.
+    """
+    from dspex.config import get_settings
+    from dspex.journal.recover import recover, spool_directories
+    from dspex.journal.spool import default_spool_dir
+
+    if spool is None:
+        configured = get_settings().journal.spool_dir
+        spool = configured.expanduser() if configured else default_spool_dir()
+    store = cli_store(store_url) if store_url else None
+    failed = 0
+    try:
+        directories = spool_directories(spool)
+    except DspexError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not directories:
+        click.echo(f"nothing to recover in {spool}")
+        return
+    for directory in directories:
+        try:
+            done = recover(directory, store, open_store=lambda url: cli_store(url))
+        except DspexError as exc:
+            failed += 1
+            click.echo(f"not saved: {directory}: {exc}", err=True)
+            continue
+        if done.skipped:
+            click.echo(f"skipped {directory}: {done.skipped}")
+            continue
+        interrupted = f", {len(done.interrupted)} interrupted" if done.interrupted else ""
+        torn = f"; a torn tail of {done.torn_bytes} bytes dropped" if done.torn_bytes else ""
+        click.echo(
+            f"saved {done.experiment_id} into {done.store if store is None else store.url}: "
+            f"{done.trials_written} trial(s) written{interrupted}, {done.events} event(s), "
+            f"sealed {done.sealed_as}{torn}"
+        )
+    if failed:
+        click.echo(
+            f"{failed} spool(s) not saved; they are kept: run this again once the store answers",
+            err=True,
+        )
+        raise SystemExit(1)

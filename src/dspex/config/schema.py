@@ -24,6 +24,7 @@ __all__ = [
     "SQL_URL_SCHEMES",
     "EvaluationSettings",
     "ExportSettings",
+    "JournalSettings",
     "Settings",
     "StoreBackendName",
     "StoreSettings",
@@ -299,6 +300,22 @@ class CaptureSettings(_Section):
     )
 
 
+class JournalSettings(_Section):
+    spool_dir: Path | None = Field(
+        default=None,
+        description="Directory of the write-ahead spool: each running experiment's events "
+        "on local disk as they happen, until the store holds them (default: "
+        "$XDG_STATE_HOME/dspex/spool, else ~/.local/state/dspex/spool).",
+    )
+    flush_interval: float = Field(
+        default=0.1,
+        gt=0,
+        le=60,
+        description="Seconds between two writes of new events to the spool: what a killed "
+        "process can lose at most (plus the time of one write).",
+    )
+
+
 class ExportSettings(_Section):
     otlp_endpoint: str | None = Field(
         default=None,
@@ -352,6 +369,7 @@ class Settings(_Section):
     ui: UISettings = Field(default_factory=UISettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
+    journal: JournalSettings = Field(default_factory=JournalSettings)
 
 
 def setting_keys() -> dict[str, str]:

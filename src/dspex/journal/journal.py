@@ -7,17 +7,23 @@
     trial = journal.finish_trial(recorder, example_results=results, score=0.8)
     experiment = journal.finish()         # summary computed, experiment sealed
 
-Each finished trial is written to the ResultStore when it finishes (so a crash loses
-at most the trials still running); recording inside a trial never touches the store.
-:meth:`finish` seals the experiment. The front ends (``dspex.experiment``,
-``dspex.autolog``, the EvaluationHarness, the optimizer hooks) create trials through this
-class; it knows nothing of them.
+With a durable store (file or sql), every event also goes to a write-ahead spool on
+local disk as it happens (:mod:`dspex.journal.writer`, at most ``journal.flush_interval``
+behind), and each finished trial is written to the store from the spool. A store that
+fails does not fail the run: what it did not take stays in the spool, is written again
+with the next trial and at :meth:`finish`, and otherwise by ``dspex store recover``
+(:mod:`dspex.journal.recover`), which also saves the trials of a process that was killed.
+Recording inside a trial never touches the store. :meth:`finish` seals the experiment.
+The front ends (``dspex.experiment``, ``dspex.autolog``, the EvaluationHarness, the
+optimizer hooks) create trials through this class; it knows nothing of them.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import shlex
+import sys
 import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -26,9 +32,11 @@ from dspex.analysis import with_verdict
 from dspex.capture.program import module_paths, program_info, root_key, variables_of
 from dspex.capture.recorder import TrialRecorder
 from dspex.config import get_settings
-from dspex.errors import ValidationError
+from dspex.errors import DspexError, ImmutableRecordError, StoreError, ValidationError
 from dspex.export.sink import TrialSink, trial_sink_from_settings
 from dspex.ids import new_id
+from dspex.journal.spool import SpoolError, default_spool_dir
+from dspex.journal.writer import ExperimentSpool
 from dspex.model import (
     EnvironmentInfo,
     ErrorInfo,
@@ -39,6 +47,7 @@ from dspex.model import (
     OptimizerInfo,
     ProgramInfo,
     ScoreScope,
+    TraceEvent,
     Trial,
     TrialStatus,
     Variables,
@@ -50,7 +59,7 @@ from dspex.model.payloads import EVENT_FORMAT
 from dspex.redact import redact
 from dspex.store import ResultStore
 
-__all__ = ["ExperimentJournal"]
+__all__ = ["ExperimentJournal", "finished_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +129,13 @@ class ExperimentJournal:
         self._warnings: list[str] = []
         self._finished: Experiment | None = None
         self._sink: TrialSink | None = None  # live export (dspex.export), opened by start()
+        self._spool: ExperimentSpool | None = None  # write-ahead spool, opened by start()
+        self._spooled: set[str] = set()  # open trials whose events go to the spool
+        self._unsaved: list[str] = []  # finished trials the store has not taken yet
+        self._save_lock = threading.Lock()
+        self.unsaved_spool: str | None = None
+        """After :meth:`finish`: the spool directory that holds what the store did not
+        take (saved by ``dspex store recover``), or None when the store holds it all."""
 
     # -- identity -----------------------------------------------------------------
 
@@ -169,6 +185,23 @@ class ExperimentJournal:
             )
             header = self._experiment
         self._store().start_experiment(header)
+        self._open_spool(header)
+
+    def _open_spool(self, header: Experiment) -> None:
+        store = self._store()
+        if store.url.startswith("memory:"):
+            return  # nothing outlives this process there: no spool to recover from
+        settings = get_settings().journal
+        spool_dir = settings.spool_dir.expanduser() if settings.spool_dir else default_spool_dir()
+        try:
+            self._spool = ExperimentSpool.create(
+                spool_dir.resolve(), header, store.url, flush_interval=settings.flush_interval
+            )
+        except SpoolError as exc:
+            self.warn(
+                f"no write-ahead spool ({exc}): a store failure or a crash loses the trials "
+                "not yet written; set journal.spool_dir to a writable local directory"
+            )
 
     def set_optimizer(self, optimizer: OptimizerInfo) -> None:
         with self._lock:
@@ -202,10 +235,37 @@ class ExperimentJournal:
             )
         with self._lock:
             index = next(self._indices)
-            self._open[trial_id] = _OpenTrial(
+            self._open[trial_id] = opened = _OpenTrial(
                 recorder, index, name or f"trial {index}", tuple(parents), variables, metadata or {}
             )
+        if self._spool is not None:
+            self._spool_trial(recorder, opened)
         return recorder
+
+    def _spool_trial(self, recorder: TrialRecorder, opened: _OpenTrial) -> None:
+        assert self._spool is not None
+        opening = {
+            "id": recorder.trial_id,
+            "experiment_id": self.id,
+            "index": opened.index,
+            "name": opened.name,
+            "parent_trial_ids": list(opened.parents),
+            "variables": opened.variables.to_dict(),
+            "started_at": opened.started_at.isoformat(),
+            "metadata": redact(opened.metadata),
+            "event_format": EVENT_FORMAT,
+        }
+        try:
+            # Nobody reads a trial of direct calls back while it runs: its spooled
+            # events leave memory (the other trials' hooks read their own events).
+            self._spool.open_trial(
+                recorder, opening, release=opened.metadata.get("role") == "calls"
+            )
+        except SpoolError as exc:
+            logger.warning("dspex: trial %s is not spooled: %s", recorder.trial_id, exc)
+            return
+        with self._lock:
+            self._spooled.add(recorder.trial_id)
 
     def open_trial_ids(self) -> list[str]:
         with self._lock:
@@ -266,6 +326,9 @@ class ExperimentJournal:
             raise ValidationError(f"trial {recorder.trial_id} is not open in experiment {self.id}")
         if isinstance(error, BaseException):
             error = ErrorInfo.from_exception(error)
+        with self._lock:
+            spooled = recorder.trial_id in self._spooled
+            self._spooled.discard(recorder.trial_id)
         trial = Trial(
             id=recorder.trial_id,
             experiment_id=self.id,
@@ -280,21 +343,68 @@ class ExperimentJournal:
             error=error,
             started_at=open_trial.started_at,
             finished_at=utc_now(),
-            events=recorder.events(),
+            events=() if spooled else recorder.events(),
             event_format=EVENT_FORMAT,
             metadata=open_trial.metadata,
         )
+        if spooled:
+            trial = trial.replace(events=self._end_spooled(recorder, trial))
         with self._lock:
             self._trials.append(trial)
-        try:
-            self._store().record_trial(self.id, trial)
-        except Exception as exc:  # noqa: BLE001 - kept in memory and sealed at finish()
-            raise_interrupt(exc)
-            logger.warning("dspex: trial %s could not be written yet: %s", trial.id, exc)
+            self._unsaved.append(trial.id)
+        self._save_unsaved()
         # Live export: queues the trial and returns at once (dspex.export.live).
         if self._sink is not None:
             self._sink.trial_finished(self._experiment, trial)
         return trial
+
+    def _end_spooled(self, recorder: TrialRecorder, trial: Trial) -> tuple[TraceEvent, ...]:
+        """The trial's end spooled; its events read back from the spool (in memory when
+        the spool failed on the way)."""
+        assert self._spool is not None
+        try:
+            self._spool.end_trial(recorder, trial.to_dict())
+        except SpoolError as exc:
+            logger.warning("dspex: the end of trial %s is not spooled: %s", trial.id, exc)
+        try:
+            return self._spool.trial_events(trial.id)
+        except SpoolError as exc:  # the file went away: what the recorder still holds
+            logger.warning(
+                "dspex: trial %s could not be read back from the spool: %s", trial.id, exc
+            )
+            return recorder.events()
+
+    def _save_unsaved(self) -> bool:
+        """Write the finished trials the store does not hold yet, oldest first; stop at the
+        first failure (the store is down: the rest waits for the next write or the end).
+        True when the store holds every finished trial. One thread writes at a time."""
+        with self._save_lock:
+            return self._save_in_order()
+
+    def _save_in_order(self) -> bool:
+        while True:
+            with self._lock:
+                if not self._unsaved:
+                    return True
+                trial_id = self._unsaved[0]
+                trial = next(t for t in self._trials if t.id == trial_id)
+            try:
+                self._store().record_trial(self.id, trial)
+            except Exception as exc:  # noqa: BLE001 - kept (spool and memory), written later
+                raise_interrupt(exc)
+                with self._lock:
+                    waiting = len(self._unsaved)
+                logger.warning(
+                    "dspex: %d trial(s) could not be written yet (kept%s): %s",
+                    waiting,
+                    f" in {self._spool.directory}" if self._spool is not None else " in memory",
+                    exc,
+                )
+                return False
+            with self._lock:
+                self._unsaved.remove(trial_id)
+            if self._spool is not None:
+                self._spool.mark_stored(trial_id)
 
     def finish(
         self,
@@ -317,26 +427,88 @@ class ExperimentJournal:
                 ),
             )
         trials = tuple(self.trials)
-        best = best_trial_of(trials)
         metadata = dict(self._experiment.metadata)
         if error is not None:
             metadata["error"] = ErrorInfo.from_exception(error).to_dict()
         # Live export: what was not delivered is kept on the sealed record (otlp_export).
         if self._sink is not None:
             metadata.update(self._sink.experiment_finished(self._experiment))
-        final = self._experiment.replace(
-            status=status,
-            completed_at=utc_now(),
-            trials=trials,
-            summary=summarize(trials, best) if trials else None,
-            best_trial_id=best.id if best else None,
-            warnings=tuple(self._warnings),
-            metadata=metadata,
-        )
-        final = _decided(final)
-        self._store().archive_experiment(final)
+        final = finished_record(self._experiment, trials, status, tuple(self._warnings), metadata)
+        if self._spool is not None:
+            self._save_unsaved()
+            try:
+                self._spool.finish(final)
+            except SpoolError as exc:
+                logger.warning("dspex: the end of experiment %s is not spooled: %s", self.id, exc)
+        try:
+            self._store().archive_experiment(final)
+        except (ImmutableRecordError, ValidationError):
+            self._close_spool()
+            raise  # not a failing store: a record that cannot be stored as it is
+        except Exception as exc:  # spooled: said below, saved by recover
+            raise_interrupt(exc)
+            if self._spool is None:
+                if isinstance(exc, DspexError):
+                    raise
+                raise StoreError(
+                    f"experiment {self.id} could not be sealed in the ResultStore at "
+                    f"{self._store().url}: {exc}"
+                ) from exc
+            self._finished = final
+            self._report_unsaved(final, exc)
+            return final
+        if self._spool is not None:
+            self._spool.remove()
+            self._spool = None
         self._finished = final
         return final
+
+    def _close_spool(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+
+    def _report_unsaved(self, final: Experiment, exc: BaseException) -> None:
+        """Say what the store did not take, where it is, and the command that saves it."""
+        assert self._spool is not None
+        self._spool.close()
+        directory = str(self._spool.directory)
+        self.unsaved_spool = directory
+        with self._lock:
+            unsaved = len(self._unsaved)
+        url = self._store().url
+        message = (
+            f"dspex: experiment {final.name!r} ({self.id}) could not be saved in the "
+            f"ResultStore at {url}: {exc}\n"
+            f"  {unsaved} of {len(final.trials)} trial(s) are not in the store, and the "
+            "experiment is not sealed there. Nothing is lost: all of it is kept in\n"
+            f"    {directory}\n"
+            "  Once the store answers again, save it with:\n"
+            f"    dspex store recover --store {_quoted(url)} {_quoted(directory)}"
+        )
+        logger.warning("%s", message)
+        print(message, file=sys.stderr, flush=True)
+
+
+def finished_record(
+    experiment: Experiment,
+    trials: tuple[Trial, ...],
+    status: ExperimentStatus,
+    warnings: tuple[str, ...],
+    metadata: dict[str, Any],
+) -> Experiment:
+    """``experiment`` ended with ``status`` and ``trials``: its summary, best trial and
+    verdict, as sealed (by :meth:`ExperimentJournal.finish` and by the recovery)."""
+    best = best_trial_of(trials)
+    final = experiment.replace(
+        status=status,
+        completed_at=utc_now(),
+        trials=trials,
+        summary=summarize(trials, best) if trials else None,
+        best_trial_id=best.id if best else None,
+        warnings=warnings,
+        metadata=metadata,
+    )
+    return _decided(final)
 
 
 def raise_interrupt(exc: BaseException) -> None:
@@ -357,6 +529,10 @@ def raise_interrupt(exc: BaseException) -> None:
         ):
             raise KeyboardInterrupt(str(current)) from current
         current = current.__cause__ or current.__context__
+
+
+def _quoted(text: str) -> str:
+    return shlex.quote(text)
 
 
 def _decided(experiment: Experiment) -> Experiment:

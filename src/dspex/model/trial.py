@@ -31,6 +31,9 @@ __all__ = [
 class TrialStatus(StrEnum):
     OK = "ok"
     FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    """The process recording it ended before the trial did (killed, crashed); its events
+    up to the end were recovered from the write-ahead spool (``dspex store recover``)."""
 
 
 class ErrorInfo(Record):

@@ -1,0 +1,278 @@
+"""The write-ahead spool: a running experiment's events on local disk as they happen.
+
+Every experiment with a durable store (file or sql) gets a directory under
+``journal.spool_dir`` while it runs::
+
+    <spool_dir>/<experiment id>/
+        lock                 held (flock) by the recording process while it lives
+        experiment.spool     the experiment's header, then its final record at the end
+        <trial id>.spool     one trial: its opening, its events in batches, its end
+
+Each file starts with :data:`MAGIC` and holds records framed as
+``<u32 length><u32 crc32><u8 type><body>`` (little-endian; the checksum covers the type
+byte and the body). A body is JSON; event batches are zlib-compressed JSON lists. A
+record is written by one ``write`` call; a process killed in the middle of one leaves a
+torn tail that :func:`read_records` detects (short frame or bad checksum) and drops, so
+a reader sees whole records only. A write that fails (disk full, file size limit) is
+cut back out of the file, so that later records stay readable.
+
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "t.spool"
+    >>> with SpoolFile(path) as f:
+    ...     f.append(RecordType.TRIAL_OPEN, {"id": "x"})
+    >>> [(r.type.name, r.body) for r in read_records(path).records]
+    [('TRIAL_OPEN', {'id': 'x'})]
+
+The recording side (:class:`dspex.journal.journal.ExperimentJournal`) appends to these
+files; :mod:`dspex.journal.recover` reads them back into a store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import struct
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pydantic_core import from_json, to_json
+
+from dspex.capture.jsonable import jsonable
+from dspex.capture.recorder import RawEvent
+from dspex.errors import StoreError
+
+__all__ = [
+    "MAGIC",
+    "EventRow",
+    "RecordType",
+    "SpoolError",
+    "SpoolFile",
+    "SpoolRead",
+    "SpoolRecord",
+    "decode_events",
+    "default_spool_dir",
+    "encode_events",
+    "experiment_dir",
+    "hold_lock",
+    "read_records",
+    "try_lock",
+]
+
+MAGIC = b"DSPXSPL1"
+"""The first bytes of every spool file (the format's version is its last digit)."""
+
+_FRAME = struct.Struct("<IIB")
+_MAX_BODY = 1 << 30  # a length above this is a torn or foreign frame, not a record
+
+
+class SpoolError(StoreError):
+    """The spool could not be written or read (its directory, a full disk)."""
+
+
+class RecordType(IntEnum):
+    HEADER = 1  # experiment.spool: the experiment as started, and the store URL
+    FINAL = 2  # experiment.spool: the finished experiment (trials not included)
+    TRIAL_OPEN = 3  # <trial>.spool: index, name, parents, variables, metadata, start time
+    EVENTS = 4  # <trial>.spool: a batch of events (zlib JSON)
+    TRIAL_END = 5  # <trial>.spool: the trial's record without its events
+
+
+def default_spool_dir() -> Path:
+    """``$XDG_STATE_HOME/dspex/spool``, else ``~/.local/state/dspex/spool``: local to this
+    machine and kept across reboots, unlike a temporary directory."""
+    state = os.environ.get("XDG_STATE_HOME")
+    base = Path(state) if state else Path.home() / ".local" / "state"
+    return base / "dspex" / "spool"
+
+
+def experiment_dir(spool_dir: Path, experiment_id: str) -> Path:
+    return spool_dir / experiment_id
+
+
+# -- events ----------------------------------------------------------------------------
+
+EventRow = list[Any]
+"""An event in a spool batch: ``[id, time_ns, monotonic_ns, source, kind, payload,
+parent_id, pid, worker]`` with the payload as JSON data."""
+
+
+def encode_events(events: Sequence[RawEvent]) -> bytes:
+    """A batch of captured events as spool bytes (payloads made JSON data here)."""
+    rows = [
+        [
+            e.id,
+            e.time_ns,
+            e.monotonic_ns,
+            e.source,
+            e.kind,
+            e.payload if e.json_ready else jsonable(e.payload),
+            e.parent_id,
+            e.pid,
+            e.worker,
+        ]
+        for e in events
+    ]
+    return zlib.compress(to_json(rows), 1)
+
+
+def decode_events(body: bytes) -> list[RawEvent]:
+    rows: list[EventRow] = from_json(zlib.decompress(body))
+    return [RawEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], True) for r in rows]
+
+
+# -- writing ---------------------------------------------------------------------------
+
+
+class SpoolFile:
+    """One spool file opened for appending records (see the module docs)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._size = os.fstat(self._fd).st_size
+            if self._size == 0:
+                self._write(MAGIC)
+        except OSError as exc:
+            raise SpoolError(f"cannot write the spool file {path}: {exc}") from exc
+        self.bytes_written = self._size
+
+    def append(self, kind: RecordType, body: Any, *, raw: bool = False) -> None:
+        """Write one record; ``body`` is JSON data, or bytes when ``raw``.
+
+        Raises :class:`SpoolError` when the write fails; the file is then as it was.
+        """
+        data = body if raw else to_json(body)
+        framed = bytes([kind]) + data
+        frame = _FRAME.pack(len(data), zlib.crc32(framed), kind) + data
+        try:
+            self._write(frame)
+        except OSError as exc:
+            raise SpoolError(f"cannot write the spool file {self.path}: {exc}") from exc
+        self.bytes_written = self._size
+
+    def _write(self, data: bytes) -> None:
+        start = self._size
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError:
+            with contextlib.suppress(OSError):  # a partial record would hide later ones
+                os.ftruncate(self._fd, start)
+            raise
+        self._size = start + len(data)
+
+    def sync(self) -> None:
+        with contextlib.suppress(OSError):
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> SpoolFile:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+# -- reading ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpoolRecord:
+    type: RecordType
+    body: Any  # JSON data; for EVENTS the compressed bytes (decode_events)
+
+
+@dataclass
+class SpoolRead:
+    """What a spool file holds: its whole records, and whether a torn tail was dropped."""
+
+    records: list[SpoolRecord] = field(default_factory=list)
+    torn: bool = False
+    dropped_bytes: int = 0
+
+
+def iter_records(path: Path) -> Iterator[SpoolRecord | int]:
+    """The whole records of ``path`` one by one, then (if the tail is torn) the number of
+    bytes dropped. Reads in bounded memory: one record at a time."""
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise SpoolError(f"cannot read the spool file {path}: {exc}") from exc
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        if handle.read(len(MAGIC)) != MAGIC:
+            if size:
+                yield size
+            return
+        offset = len(MAGIC)
+        while offset < size:
+            head = handle.read(_FRAME.size)
+            if len(head) < _FRAME.size:
+                break
+            length, crc, kind = _FRAME.unpack(head)
+            if length > _MAX_BODY or offset + _FRAME.size + length > size:
+                break
+            data = handle.read(length)
+            if len(data) < length or zlib.crc32(bytes([kind]) + data) != crc:
+                break
+            try:
+                rtype = RecordType(kind)
+            except ValueError:
+                break
+            offset += _FRAME.size + length
+            yield SpoolRecord(rtype, data if rtype is RecordType.EVENTS else from_json(data))
+        if offset < size:
+            yield size - offset
+
+
+def read_records(path: Path) -> SpoolRead:
+    result = SpoolRead()
+    for item in iter_records(path):
+        if isinstance(item, int):
+            result.torn, result.dropped_bytes = True, item
+        else:
+            result.records.append(item)
+    return result
+
+
+# -- the lock of a live recording ------------------------------------------------------
+
+
+def hold_lock(directory: Path) -> int:
+    """Take the directory's lock for this process's lifetime (released by the kernel
+    when the process ends, killed or not); return the descriptor to close at the end."""
+    fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def try_lock(directory: Path) -> int | None:
+    """The directory's lock if no live process holds it, else None."""
+    try:
+        fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd

@@ -1,0 +1,234 @@
+"""The recording side of the spool: a running experiment's trials written to disk as they
+happen (see :mod:`dspex.journal.spool` for the files and their format).
+
+    spool = ExperimentSpool.create(spool_dir, experiment, store_url, flush_interval=0.1)
+    spool.open_trial(recorder, opening, release=True)   # events spooled from now on
+    ...
+    spool.end_trial(recorder, header)                    # the rest spooled, then the end
+    trial = header.replace(events=spool.trial_events(header.id))   # read back from disk
+    spool.mark_stored(header.id)                         # the store has it
+    spool.finish(final_header); spool.remove()           # sealed: the spool is not needed
+
+A flusher thread copies each open trial's new events from its recorder into the trial's
+file every ``flush_interval`` seconds, with one ``write`` per batch: once written, an
+event survives the process being killed (SIGKILL), so a kill loses at most the events of
+the last ``flush_interval`` plus the time one flush takes. The recorder's hot path is not
+touched: the thread reads what ``emit`` appended. A trial opened with ``release=True``
+(nobody reads its events back while it runs) has its spooled events dropped from memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dspex.capture.recorder import RawEvent, TrialRecorder, trace_events
+from dspex.journal.spool import (
+    RecordType,
+    SpoolError,
+    SpoolFile,
+    decode_events,
+    encode_events,
+    experiment_dir,
+    hold_lock,
+    iter_records,
+)
+from dspex.model import Experiment, TraceEvent
+
+__all__ = ["ExperimentSpool"]
+
+logger = logging.getLogger(__name__)
+
+STORED_SUFFIX = ".stored"
+SPOOL_SUFFIX = ".spool"
+
+
+@dataclass
+class _SpooledTrial:
+    recorder: TrialRecorder
+    file: SpoolFile
+    release: bool
+    cursor: int = 0  # events of the recorder written to the file
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    broken: SpoolError | None = None  # the file failed: the rest stays in the recorder
+
+
+class ExperimentSpool:
+    """The spool directory of one running experiment (see the module docs)."""
+
+    def __init__(self, directory: Path, lock_fd: int, flush_interval: float) -> None:
+        self.directory = directory
+        self.flush_interval = flush_interval
+        self._lock_fd = lock_fd
+        self._files_lock = threading.Lock()
+        self._open: dict[str, _SpooledTrial] = {}
+        self._leftovers: dict[str, list[RawEvent]] = {}  # events a broken file could not take
+        self._experiment_file = SpoolFile(directory / ("experiment" + SPOOL_SUFFIX))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dspex-spool", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def create(
+        cls, spool_dir: Path, experiment: Experiment, store_url: str, *, flush_interval: float
+    ) -> ExperimentSpool:
+        """The spool of ``experiment`` (running), its header written; raises SpoolError."""
+        directory = experiment_dir(spool_dir, experiment.id)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            lock_fd = hold_lock(directory)
+            for stale in directory.iterdir():  # a dead run under this id: replaced whole
+                if stale.name != "lock":
+                    stale.unlink()
+        except OSError as exc:
+            raise SpoolError(f"cannot use the spool directory {directory}: {exc}") from exc
+        spool = cls(directory, lock_fd, flush_interval)
+        try:
+            spool._experiment_file.append(
+                RecordType.HEADER,
+                {
+                    "store": store_url,
+                    "experiment": experiment.model_dump(mode="json", exclude={"trials"}),
+                },
+            )
+            spool._experiment_file.sync()
+        except SpoolError:
+            spool.close()
+            raise
+        return spool
+
+    # -- trials ---------------------------------------------------------------------
+
+    def trial_path(self, trial_id: str, suffix: str = SPOOL_SUFFIX) -> Path:
+        return self.directory / (trial_id + suffix)
+
+    def open_trial(
+        self, recorder: TrialRecorder, opening: dict[str, Any], *, release: bool
+    ) -> None:
+        """Spool ``recorder``'s events from now on; ``opening`` is what recovery needs to
+        rebuild the trial if the process dies (index, name, parents, variables...)."""
+        file = SpoolFile(self.trial_path(recorder.trial_id))
+        try:
+            file.append(RecordType.TRIAL_OPEN, opening)
+        except SpoolError:
+            file.close()
+            raise
+        with self._files_lock:
+            self._open[recorder.trial_id] = _SpooledTrial(recorder, file, release)
+
+    def flush_trial(self, spooled: _SpooledTrial) -> None:
+        with spooled.lock:
+            if spooled.broken is not None:
+                return
+            batch = spooled.recorder.raw_since(spooled.cursor)
+            if not batch:
+                return
+            try:
+                spooled.file.append(RecordType.EVENTS, encode_events(batch), raw=True)
+            except SpoolError as exc:
+                spooled.broken = exc
+                logger.warning(
+                    "dspex: trial %s is kept in memory from now on: %s",
+                    spooled.recorder.trial_id,
+                    exc,
+                )
+                return
+            spooled.cursor += len(batch)
+            if spooled.release:
+                spooled.recorder.release(spooled.cursor)
+
+    def flush(self) -> None:
+        with self._files_lock:
+            open_trials = list(self._open.values())
+        for spooled in open_trials:
+            self.flush_trial(spooled)
+
+    def end_trial(self, recorder: TrialRecorder, header: dict[str, Any]) -> None:
+        """The trial ends: its last events and its record (``header``, no events) spooled.
+
+        Events that a failing file could not take are kept in memory for
+        :meth:`trial_events`; raises SpoolError only if even the end cannot be written
+        (the trial is then complete in memory and in the caller's hands).
+        """
+        with self._files_lock:
+            spooled = self._open.pop(recorder.trial_id)
+        self.flush_trial(spooled)
+        with spooled.lock:
+            try:
+                if spooled.broken is not None:
+                    self._leftovers[recorder.trial_id] = recorder.raw_since(spooled.cursor)
+                    raise spooled.broken
+                spooled.file.append(RecordType.TRIAL_END, header)
+            finally:
+                spooled.file.close()
+
+    def trial_events(self, trial_id: str) -> tuple[TraceEvent, ...]:
+        """The trial's events read back from its file, in time order, numbered 0..n-1."""
+        raw: list[RawEvent] = []
+        for batch in self.event_batches(trial_id):
+            raw.extend(batch)
+        return trace_events(trial_id, raw)
+
+    def event_batches(self, trial_id: str) -> Iterator[list[RawEvent]]:
+        """The trial's events as spooled, batch by batch (bounded memory)."""
+        path = self.trial_path(trial_id)
+        if not path.exists():
+            path = self.trial_path(trial_id, STORED_SUFFIX)
+        for record in iter_records(path):
+            if not isinstance(record, int) and record.type is RecordType.EVENTS:
+                yield decode_events(record.body)
+        leftover = self._leftovers.get(trial_id)
+        if leftover:
+            yield leftover
+
+    def mark_stored(self, trial_id: str) -> None:
+        """The store holds the trial: recovery need not write it again."""
+        with contextlib.suppress(OSError):
+            os.replace(self.trial_path(trial_id), self.trial_path(trial_id, STORED_SUFFIX))
+
+    def unsaved_trials(self) -> list[str]:
+        return sorted(p.stem for p in self.directory.glob("trl-*" + SPOOL_SUFFIX))
+
+    # -- the experiment -------------------------------------------------------------------
+
+    def finish(self, final: Experiment) -> None:
+        """The experiment ended: its final record (trials not included) spooled."""
+        self._experiment_file.append(
+            RecordType.FINAL, final.model_dump(mode="json", exclude={"trials"})
+        )
+        self._experiment_file.sync()
+
+    def close(self) -> None:
+        """Stop the flusher and let the lock go (the files stay)."""
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+        self.flush()
+        with self._files_lock:
+            open_trials = list(self._open.values())
+            self._open.clear()
+        for spooled in open_trials:
+            spooled.file.close()
+        self._experiment_file.close()
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def remove(self) -> None:
+        """The experiment is sealed in the store: the spool goes."""
+        self.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.flush_interval):
+            try:
+                self.flush()
+            except Exception as exc:  # noqa: BLE001 - the next round tries again; the run goes on
+                logger.warning("dspex: the spool flusher failed: %s", exc)

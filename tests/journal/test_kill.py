@@ -1,0 +1,98 @@
+"""SIGKILL at random points of a SIMBA run: every event older than the spool's bound is in
+the store after ``dspex store recover``, in an ``interrupted`` trial, nothing twice."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dspex import ResultStore
+from dspex.cli import main
+from dspex.model import ExperimentStatus, TrialStatus
+
+CHILD = Path(__file__).with_name("child.py")
+FLUSH_INTERVAL = 0.1  # journal.flush_interval's default, the stated bound
+SCHEDULING = 0.15  # what a loaded 2-core machine may add before the flusher runs
+
+
+def _kill_once(tmp_path: Path, rng: random.Random, number: int) -> dict[str, float]:
+    store_url = f"file://{tmp_path / 'store'}"
+    spool = tmp_path / "spool"
+    log = tmp_path / f"lm-{number}.log"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), store_url, str(spool), str(log)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        assert line.startswith("started "), (line, child.stderr and child.stderr.read())
+        experiment_id = line.split()[1]
+        time.sleep(rng.uniform(0.2, 4.0))
+        killed_at = time.time_ns()
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.communicate()
+    assert (spool / experiment_id).is_dir()
+
+    result = CliRunner().invoke(main, ["store", "recover", str(spool / experiment_id)])
+    assert result.exit_code == 0, result.output
+    assert f"saved {experiment_id}" in result.output
+    assert not (spool / experiment_id).exists()
+
+    store = ResultStore.open(store_url, read_only=True)
+    experiment = store.get_experiment(experiment_id)
+    assert experiment.status is ExperimentStatus.INTERRUPTED
+    events = [e for t in experiment.trials for e in t.events]
+    assert len({e.id for e in events}) == len(events), "an event recovered twice"
+    assert len({t.id for t in experiment.trials}) == len(experiment.trials)
+    recorded = sum(
+        len(e.payload.get("response") or [None]) for e in events if e.kind.value == "lm_call"
+    )
+    answered = [int(x) for x in log.read_text().split()]
+    bound_ns = int((FLUSH_INTERVAL + SCHEDULING) * 1e9)
+    old = [t for t in answered if t < killed_at - bound_ns]
+    assert recorded >= len(old), (
+        f"kill {number}: {len(old)} LM requests answered more than "
+        f"{(FLUSH_INTERVAL + SCHEDULING) * 1000:.0f} ms before the kill, {recorded} recorded"
+    )
+    running = [t for t in experiment.trials if t.status is TrialStatus.INTERRUPTED]
+    lost = sorted(answered)[recorded:] if recorded < len(answered) else []
+    return {
+        "answered": len(answered),
+        "recorded": recorded,
+        "interrupted_trials": len(running),
+        "oldest_lost_ms": (killed_at - min(lost)) / 1e6 if lost else 0.0,
+    }
+
+
+def _kills(tmp_path: Path, count: int, seed: int) -> None:
+    rng = random.Random(seed)
+    outcomes = [_kill_once(tmp_path, rng, n) for n in range(count)]
+    assert sum(o["recorded"] for o in outcomes) > 0
+    print("\n".join(str(o) for o in outcomes))
+    assert ResultStore.open(f"file://{tmp_path / 'store'}", read_only=True).verify() == []
+
+
+def test_five_kills_lose_only_the_last_flush_interval(tmp_path):
+    _kills(tmp_path, 5, seed=19)
+
+
+@pytest.mark.long
+def test_fifty_kills_lose_only_the_last_flush_interval(tmp_path):
+    _kills(tmp_path, 50, seed=1919)

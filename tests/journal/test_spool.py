@@ -1,0 +1,114 @@
+"""The spool's file format: whole records back, a torn tail dropped, a failed write cut."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from dspex.capture.recorder import TrialRecorder
+from dspex.ids import new_id
+from dspex.journal.spool import (
+    MAGIC,
+    RecordType,
+    SpoolError,
+    SpoolFile,
+    decode_events,
+    encode_events,
+    read_records,
+)
+from dspex.model import EventKind
+
+
+def _file_with_three(path):
+    with SpoolFile(path) as f:
+        f.append(RecordType.TRIAL_OPEN, {"id": "a"})
+        f.append(RecordType.TRIAL_OPEN, {"id": "b", "text": "x" * 1000})
+        f.append(RecordType.TRIAL_END, {"id": "c"})
+    return path.read_bytes()
+
+
+def test_records_come_back_whole_and_in_order(tmp_path):
+    path = tmp_path / "t.spool"
+    data = _file_with_three(path)
+    assert data.startswith(MAGIC)
+    read = read_records(path)
+    assert [r.body["id"] for r in read.records] == ["a", "b", "c"]
+    assert not read.torn
+
+
+@pytest.mark.parametrize("cut", [1, 5, 9, 200, 900])
+def test_a_torn_tail_is_dropped_and_counted(tmp_path, cut):
+    path = tmp_path / "t.spool"
+    data = _file_with_three(path)
+    # the process died while writing the second record: the third never came
+    second_end = len(data) - len(b'{"id":"c"}') - 9
+    path.write_bytes(data[: second_end - cut])
+    read = read_records(path)
+    assert [r.body["id"] for r in read.records] == ["a"]
+    assert read.torn and read.dropped_bytes > 0
+
+
+def test_a_damaged_record_ends_what_is_read(tmp_path):
+    path = tmp_path / "t.spool"
+    data = bytearray(_file_with_three(path))
+    data[len(MAGIC) + 9 + 12 + 20] ^= 0xFF  # a byte in the second record's body
+    path.write_bytes(bytes(data))
+    read = read_records(path)
+    assert [r.body["id"] for r in read.records] == ["a"]
+    assert read.torn
+
+
+def test_events_round_trip_with_their_payloads(tmp_path):
+    recorder = TrialRecorder(new_id("trl"))
+    first = recorder.emit(EventKind.LOG, {"level": "INFO", "message": "héllo \x00"})
+    recorder.emit(EventKind.LOG, {"level": "INFO", "message": "two"}, parent_id=first)
+    back = decode_events(encode_events(recorder.raw_events()))
+    assert [(e.id, e.parent_id, e.payload["message"]) for e in back] == [
+        (first, None, "héllo \x00"),
+        (back[1].id, first, "two"),
+    ]
+    assert [e._replace(json_ready=False) for e in back] == recorder.raw_events()
+
+
+def test_a_write_past_the_file_size_limit_leaves_the_file_readable(tmp_path):
+    """RLIMIT_FSIZE (a full disk for this process): the failed record is cut back out, the
+    error is a SpoolError, and the records before it stay whole."""
+    path = tmp_path / "t.spool"
+    script = textwrap.dedent(
+        f"""
+        import resource
+        from dspex.journal.spool import RecordType, SpoolError, SpoolFile
+        f = SpoolFile({str(path)!r})
+        f.append(RecordType.TRIAL_OPEN, {{"id": "small"}})
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        try:
+            f.append(RecordType.TRIAL_OPEN, {{"id": "big", "text": "x" * 10000}})
+        except SpoolError as exc:
+            print("SpoolError", exc)
+        f.append(RecordType.TRIAL_END, {{"id": "after"}})
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "SpoolError" in out.stdout and "File too large" in out.stdout
+    assert [r.body["id"] for r in read_records(path).records] == ["small", "after"]
+    assert os.path.getsize(path) < 4096
+
+
+def test_an_unwritable_spool_is_a_spool_error_naming_the_file(tmp_path):
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro").chmod(0o500)
+    try:
+        if os.geteuid() == 0:
+            target = tmp_path / "not-a-dir" / "x.spool"
+            (tmp_path / "not-a-dir").write_text("")
+        else:
+            target = tmp_path / "ro" / "x.spool"
+        with pytest.raises(SpoolError, match=str(target)):
+            SpoolFile(target)
+    finally:
+        (tmp_path / "ro").chmod(0o700)
