@@ -6,6 +6,7 @@ Query results are compared with the reference semantics of :mod:`dspex.store.que
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,6 +42,8 @@ from dspex.ids import id_at
 from dspex.model import ScoreScope, StudyRecord, VerdictOutcome, best_trial_of, summarize
 from dspex.model.study import CellAttempt, CellResult, StudyArm, StudyCell
 from dspex.redact import redact_url
+from dspex.store._events import PART_EVENTS
+from dspex.store.codec import encode
 from dspex.store.query import (
     MAX_LIMIT,
     MAX_LIST_FILTER,
@@ -798,3 +801,100 @@ def test_a_run_restarted_under_the_id_of_a_dead_one_seals_only_its_own_trials(st
         with pytest.raises(TrialNotFound):
             store.get_trial(final.id, trial.id)
     assert store.verify() == [] and checksum == final.content_checksum()
+
+
+# -- events: read a page at a time ----------------------------------------------------------
+
+LONG = 2 * PART_EVENTS + 37  # three stored parts, the last one short
+PAGES = [
+    (0, None),
+    (0, 10),
+    (5, 1),
+    (PART_EVENTS - 3, 7),  # across a part boundary
+    (PART_EVENTS, PART_EVENTS),
+    (LONG - 2, 10),  # past the end: what there is
+    (LONG, 5),
+    (LONG + 100, None),
+    (3, 0),
+]
+
+
+def long_experiment(status: str = "completed") -> Experiment:
+    experiment = make_experiment(trials=2, status=status)
+    long = make_trial(experiment.id, 2, 0.9, events=LONG)
+    return experiment.replace(trials=(*experiment.trials, long))
+
+
+def assert_pages_match(store, experiment: Experiment) -> None:
+    for trial in experiment.trials:
+        assert store.count_events(experiment.id, trial.id) == len(trial.events)
+        header = store.get_trial(experiment.id, trial.id, events=False)
+        assert header == trial.replace(events=())
+        for offset, limit in PAGES:
+            stop = None if limit is None else offset + limit
+            got = store.read_events(experiment.id, trial.id, offset=offset, limit=limit)
+            assert got == list(trial.events[offset:stop]), (offset, limit)
+
+
+def test_events_are_read_a_page_at_a_time_from_a_sealed_trial(store):
+    experiment = long_experiment()
+    store.archive_experiment(experiment)
+    assert_pages_match(store, experiment)
+    assert store.get_trial(experiment.id, experiment.trials[2].id) == experiment.trials[2]
+
+
+def test_events_are_read_a_page_at_a_time_from_a_running_trial(store):
+    experiment = long_experiment(status="running")
+    store.start_experiment(experiment.replace(trials=(), best_trial_id=None, summary=None))
+    for trial in experiment.trials:
+        store.record_trial(experiment.id, trial)
+    assert_pages_match(store, experiment)
+
+
+def test_records_written_before_events_were_indexed_stay_readable(store):
+    """A record sealed without the index of its events (as every record before it) is
+    read, paged and counted the same way, only by parsing each trial whole."""
+    experiment = long_experiment()
+    record = encode(experiment, store.backend.part_transform)
+    old = dataclasses.replace(record, events=())
+    assert store.backend.seal(old).stored
+    assert store.get_experiment(experiment.id) == experiment
+    assert_pages_match(store, experiment)
+    assert store.verify() == []
+
+
+def test_events_with_text_json_cannot_carry_are_paged_too(store):
+    experiment = long_experiment()
+    trial = experiment.trials[2]
+    odd = trial.events[7].replace(payload={"reply": "cut emoji " + chr(0xD83D)})
+    trial = trial.replace(events=(*trial.events[:7], odd, *trial.events[8:]))
+    experiment = experiment.replace(trials=(*experiment.trials[:2], trial))
+    store.archive_experiment(experiment)
+    stored = experiment.representable()
+    assert_pages_match(store, stored)
+    [event] = store.read_events(experiment.id, trial.id, offset=7, limit=1)
+    assert event.payload == {"reply": "cut emoji \\ud83d"}
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "3"])
+def test_a_bad_offset_or_limit_is_named(store, bad):
+    experiment = make_experiment()
+    store.archive_experiment(experiment)
+    trial_id = experiment.trials[0].id
+    with pytest.raises(InvalidQueryError, match="offset"):
+        store.read_events(experiment.id, trial_id, offset=bad)
+    with pytest.raises(InvalidQueryError, match="limit"):
+        store.read_events(experiment.id, trial_id, limit=bad)
+
+
+def test_events_of_a_missing_trial_or_experiment_are_not_found(store):
+    experiment = make_experiment()
+    store.archive_experiment(experiment)
+    missing_trial, missing_experiment = new_id("trl"), new_id("exp")
+    for read in (store.read_events, store.count_events):
+        with pytest.raises(TrialNotFound, match=missing_trial):
+            read(experiment.id, missing_trial)
+        with pytest.raises(ExperimentNotFound, match=missing_experiment):
+            read(missing_experiment, missing_trial)
+    with pytest.raises(TrialNotFound):
+        store.get_trial(experiment.id, missing_trial, events=False)

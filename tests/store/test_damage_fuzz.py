@@ -33,6 +33,19 @@ def _reads(store: ResultStore, experiment: Experiment) -> Iterator[tuple[str, Ca
     yield "get_experiment", lambda: store.get_experiment(experiment.id) == experiment
     for trial in experiment.trials:
         yield f"get_trial {trial.id}", lambda t=trial: store.get_trial(experiment.id, t.id) == t
+        yield (
+            f"get_trial {trial.id} events=False",
+            lambda t=trial: (
+                store.get_trial(experiment.id, t.id, events=False) == t.replace(events=())
+            ),
+        )
+        yield (
+            f"read_events {trial.id}",
+            lambda t=trial: (
+                store.read_events(experiment.id, t.id, limit=1) == list(t.events)
+                and store.count_events(experiment.id, t.id) == len(t.events)
+            ),
+        )
 
 
 def _check_damaged(store: ResultStore, experiment: Experiment, what: str) -> int:

@@ -306,3 +306,39 @@ def _cli(*args: str) -> str:
     result = CliRunner().invoke(main, list(args))
     assert result.exit_code == 0, result.output
     return result.output
+
+
+def test_a_page_of_events_reads_only_its_parts_and_a_damaged_part_is_named(root, monkeypatch):
+    from dspex.store import _filerecord
+    from dspex.store._events import PART_EVENTS
+
+    store = _open(root)
+    experiment = make_experiment(trials=0)
+    trial = make_trial(experiment.id, 0, 0.5, events=10 * PART_EVENTS)
+    experiment = experiment.replace(trials=(trial,))
+    store.archive_experiment(experiment)
+    path = _record_path(root, experiment.id)
+    size = path.stat().st_size
+    read: list[int] = []
+    original = _filerecord.RecordFile._read
+
+    def counting(self, start, end):
+        read.append(end - start)
+        return original(self, start, end)
+
+    monkeypatch.setattr(_filerecord.RecordFile, "_read", counting)
+    page = store.read_events(experiment.id, trial.id, offset=3 * PART_EVENTS + 5, limit=20)
+    assert page == list(trial.events[3 * PART_EVENTS + 5 : 3 * PART_EVENTS + 25])
+    assert 0 < sum(read) < size / 8  # one part of ten, not the trial
+    read.clear()
+    assert store.get_trial(experiment.id, trial.id, events=False) == trial.replace(events=())
+    assert sum(read) < size / 100
+    # one byte changed in the fifth part: that part is refused, the others still read
+    data = bytearray(path.read_bytes())
+    at = data.index(trial.events[4 * PART_EVENTS + 7].id.encode())
+    data[at + 5] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptRecordError, match=experiment.id):
+        store.read_events(experiment.id, trial.id, offset=4 * PART_EVENTS, limit=10)
+    assert store.read_events(experiment.id, trial.id, limit=3) == list(trial.events[:3])
+    assert [p.record_id for p in store.verify()] == [experiment.id]

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dspex.errors import CorruptRecordError, ValidationError
+from dspex.store._events import EventIndex
 from dspex.store.codec import EncodedRecord, sha256
 from dspex.store.query import ExperimentSummary
 
@@ -133,21 +134,48 @@ def write_record(path: Path, record: EncodedRecord, *, temp_dir: Path | None = N
     """Write a sealed record atomically (see the module docstring for the layout)."""
     spans = record.spans
     body_length = sum(len(chunk) for chunk in record.chunks())
-    footer = json.dumps(
-        {
-            "id": record.id,
-            "checksum": record.checksum,
-            "body_length": body_length,
-            "trials": [
-                [tid, start, end, hashlib.sha256(data).hexdigest()]
-                for (tid, start, end), (_, data) in zip(spans, record.trials, strict=True)
-            ],
-            "summary": record.summary.to_dict(),
-        },
-        separators=(",", ":"),
-    ).encode()
+    content: dict[str, Any] = {
+        "id": record.id,
+        "checksum": record.checksum,
+        "body_length": body_length,
+        "trials": [
+            [tid, start, end, hashlib.sha256(data).hexdigest()]
+            for (tid, start, end), (_, data) in zip(spans, record.trials, strict=True)
+        ],
+        "summary": record.summary.to_dict(),
+    }
+    if record.events:
+        content["events"] = [
+            None if index is None else _event_entry(data, index, start)
+            for (_, start, _), (_, data), index in zip(
+                spans, record.trials, record.events, strict=True
+            )
+        ]
+    footer = json.dumps(content, separators=(",", ":")).encode()
     trailer = _TRAILER % (body_length, len(footer), hashlib.sha256(footer).hexdigest().encode())
     write_atomic(path, [*record.chunks(), footer, trailer], temp_dir=temp_dir)
+
+
+def _event_entry(data: bytes, index: EventIndex, start: int) -> list[Any]:
+    """A trial's events in the footer: its :class:`EventIndex` (offsets in the body), the
+    SHA-256 of each part and of the trial without its events, so that a page of events,
+    or the trial's header, is read and checked alone."""
+    view = memoryview(data)
+    digests = [
+        hashlib.sha256(view[a:b]).hexdigest()
+        for a, b in (index.part_bounds(k) for k in range(len(index.starts)))
+    ]
+    header = hashlib.sha256(index.header(view)).hexdigest()
+    return [*index.shifted(start).to_list(), digests, header]
+
+
+@dataclass(frozen=True)
+class TrialEvents:
+    """Where a sealed trial's events are in a record file, with their digests."""
+
+    index: EventIndex  # offsets within the record's body
+    digests: tuple[str, ...]  # of each part
+    header_digest: str  # of the trial's JSON without its events
 
 
 @dataclass
@@ -201,16 +229,63 @@ class RecordFile:
             raise self._fail("content does not match its checksum")
         return body
 
-    def trial(self, trial_id: str) -> bytes | None:
-        for tid, start, end, digest in self.footer()["trials"]:
+    def trial(self, trial_id: str) -> tuple[bytes, EventIndex | None] | None:
+        """A trial's JSON, checked, and where its events are in it (None for records
+        written before events were indexed)."""
+        found = self.trial_entry(trial_id)
+        if found is None:
+            return None
+        start, end, digest, events = found
+        data = self._read(start, end)
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise self._fail(f"trial {trial_id} does not match its checksum")
+        return data, None if events is None else events.index.shifted(-start)
+
+    def trial_entry(self, trial_id: str) -> tuple[int, int, str, TrialEvents | None] | None:
+        """(start, end, SHA-256, events) of a trial in the body, or None."""
+        footer = self.footer()
+        for position, (tid, start, end, digest) in enumerate(footer["trials"]):
             if tid == trial_id:
-                with open(self.path, "rb") as f:
-                    f.seek(start)
-                    data = f.read(end - start)
-                if hashlib.sha256(data).hexdigest() != digest:
-                    raise self._fail(f"trial {trial_id} does not match its checksum")
-                return data
+                entries = footer.get("events")
+                entry = None if entries is None else entries[position]
+                return start, end, digest, _trial_events(entry)
         return None
+
+    def _read(self, start: int, end: int) -> bytes:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(start)
+                data = f.read(end - start)
+        except OSError as exc:
+            raise self._fail(f"cannot read: {exc}") from exc
+        if len(data) != end - start:
+            raise self._fail("file is truncated")
+        return data
+
+    def trial_header(self, trial_id: str, start: int, end: int, events: TrialEvents) -> bytes:
+        """A sealed trial's JSON without its events, checked."""
+        index = events.index
+        data = self._read(start, index.at) + self._read(index.end, end)
+        if hashlib.sha256(data).hexdigest() != events.header_digest:
+            raise self._fail(f"trial {trial_id} does not match its checksum")
+        return data
+
+    def events(
+        self, trial_id: str, events: TrialEvents, offset: int, limit: int | None
+    ) -> bytes | None:
+        """The checked JSON array of the parts holding a page of events, and nothing
+        else of the file; None when the page is empty. See :meth:`EventIndex.page`."""
+        where = events.index.page(offset, limit)
+        if where is None:
+            return None
+        start, end, _, _ = where
+        data = self._read(start, end)
+        view = memoryview(data)
+        for k in events.index.parts_for(*_span(events.index, offset, limit)):
+            a, b = events.index.part_bounds(k)
+            if hashlib.sha256(view[a - start : b - start]).hexdigest() != events.digests[k]:
+                raise self._fail(f"trial {trial_id} does not match its checksum")
+        return b"".join((b"[", data, b"]"))
 
     def check(self) -> Iterator[str]:
         """Reasons this record is damaged (none when it is sound); streams the body."""
@@ -232,6 +307,22 @@ class RecordFile:
             yield f"content does not match its checksum ({self.path})"
 
 
+def _span(index: EventIndex, offset: int, limit: int | None) -> tuple[int, int]:
+    return offset, index.count if limit is None else min(index.count, offset + limit)
+
+
+def _trial_events(entry: Any) -> TrialEvents | None:
+    if not isinstance(entry, list) or len(entry) != 7:
+        return None
+    index = EventIndex.from_list(entry[:5])
+    digests, header = entry[5], entry[6]
+    if index is None or not isinstance(digests, list) or not isinstance(header, str):
+        return None
+    if len(digests) != len(index.starts) or not all(isinstance(d, str) for d in digests):
+        return None
+    return TrialEvents(index, tuple(digests), header)
+
+
 def _parse_footer(footer: bytes, body_length: int) -> dict[str, Any] | None:
     """The footer as data, or None when it is not a footer this module wrote."""
     try:
@@ -247,6 +338,16 @@ def _parse_footer(footer: bytes, body_length: int) -> dict[str, Any] | None:
     for entry in data["trials"]:
         if not _trial_entry(entry, body_length):
             return None
+    events = data.get("events")
+    if events is not None:
+        if not isinstance(events, list) or len(events) != len(data["trials"]):
+            return None
+        for event_entry, (_, start, end, _) in zip(events, data["trials"], strict=True):
+            found = _trial_events(event_entry)
+            if event_entry is not None and (
+                found is None or not start <= found.index.at <= found.index.end <= end
+            ):
+                return None
     return data
 
 

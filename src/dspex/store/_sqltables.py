@@ -13,6 +13,7 @@ definitions must match them (a test compares the two).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 import zlib
@@ -34,6 +35,7 @@ from sqlalchemy import (
 )
 
 from dspex.errors import CorruptRecordError
+from dspex.store._events import EventIndex
 from dspex.store._summarytable import ID, summary_row, summary_tables, tag_rows
 from dspex.store.codec import EncodedRecord
 from dspex.store.query import ExperimentSummary
@@ -42,6 +44,9 @@ __all__ = [
     "compress",
     "compress_many",
     "decompress",
+    "event_parts",
+    "index_of",
+    "index_text",
     "experiment_rows",
     "experiments",
     "metadata",
@@ -65,7 +70,22 @@ trials = Table(
     Column("trial_id", ID, nullable=False),
     Column("position", Integer, nullable=False),  # order in the record (the index while running)
     Column("payload", LargeBinary, nullable=False),  # zlib: the trial's JSON
+    Column("events", Text),  # where its events are in that JSON (EventIndex.to_list)
     PrimaryKeyConstraint("experiment_id", "trial_id"),
+    ForeignKeyConstraint(["experiment_id"], ["dspex_experiments.id"], ondelete="CASCADE"),
+)
+
+# Events appended to a trial of a running experiment (ResultStore.append_events), one row
+# per part: the events first_seq .. last_seq as comma-separated JSON, compressed.
+event_parts = Table(
+    "dspex_event_parts",
+    metadata,
+    Column("experiment_id", ID, nullable=False),
+    Column("trial_id", ID, nullable=False),
+    Column("first_seq", Integer, nullable=False),
+    Column("last_seq", Integer, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("experiment_id", "trial_id", "first_seq"),
     ForeignKeyConstraint(["experiment_id"], ["dspex_experiments.id"], ondelete="CASCADE"),
 )
 
@@ -176,11 +196,42 @@ def experiment_rows(record: EncodedRecord) -> tuple[dict[str, Any], list[dict[st
     payloads = record.stored  # compressed while the record was encoded (see sql.part_transform)
     if payloads is None:
         payloads = tuple(compress_many([data for _, data in record.trials]))
+    indexes = record.events or (None,) * len(record.trials)
     trial_rows = [
-        {"experiment_id": record.id, "trial_id": tid, "position": position, "payload": payload}
-        for position, ((tid, _), payload) in enumerate(zip(record.trials, payloads, strict=True))
+        {
+            "experiment_id": record.id,
+            "trial_id": tid,
+            "position": position,
+            "payload": payload,
+            "events": index_text(index),
+        }
+        for position, ((tid, _), payload, index) in enumerate(
+            zip(record.trials, payloads, indexes, strict=True)
+        )
     ]
     return row, trial_rows
+
+
+def index_text(index: EventIndex | None) -> str | None:
+    """An :class:`EventIndex` as stored: its JSON after the start of its SHA-256."""
+    if index is None:
+        return None
+    text = json.dumps(index.to_list(), separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16] + ":" + text
+
+
+def index_of(text: str | None) -> EventIndex | None:
+    """The stored index, or None: none stored, or a damaged one (the trial is then parsed
+    whole, from its checked payload)."""
+    if text is None:
+        return None
+    digest, _, body = text.partition(":")
+    if hashlib.sha256(body.encode()).hexdigest()[:16] != digest:
+        return None
+    try:
+        return EventIndex.from_list(json.loads(body))
+    except ValueError:
+        return None
 
 
 def running_row(summary: ExperimentSummary, header: bytes) -> dict[str, Any]:

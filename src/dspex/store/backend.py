@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dspex.errors import StoreUnavailable
 from dspex.extras import require
-from dspex.model import Experiment, StudyRecord, StudySummary, Trial
+from dspex.model import Experiment, StudyRecord, StudySummary, TraceEvent, Trial
 from dspex.redact import redact_url
 from dspex.store.codec import EncodedRecord, PartTransform
 from dspex.store.query import ExperimentSummary, Query
@@ -117,6 +117,29 @@ class StoreBackend(ABC):
     @abstractmethod
     def load_trial(self, experiment_id: str, trial_id: str) -> Trial | None:
         """One trial with its events, without loading the rest of the experiment."""
+
+    def load_trial_header(self, experiment_id: str, trial_id: str) -> Trial | None:
+        """One trial without its events (``events == ()``); backends that store events
+        apart from the header do not read them."""
+        trial = self.load_trial(experiment_id, trial_id)
+        return None if trial is None else trial.model_copy(update={"events": ()})
+
+    def load_events(
+        self, experiment_id: str, trial_id: str, offset: int, limit: int | None
+    ) -> list[TraceEvent] | None:
+        """Events ``offset`` .. ``offset + limit - 1`` of a trial in sequence order (all
+        from ``offset`` when ``limit`` is None), or None when there is no such trial.
+        Backends that store events in parts read only the parts the range needs."""
+        trial = self.load_trial(experiment_id, trial_id)
+        if trial is None:
+            return None
+        stop = None if limit is None else offset + limit
+        return list(trial.events[offset:stop])
+
+    def count_events(self, experiment_id: str, trial_id: str) -> int | None:
+        """How many events a trial has, or None when there is no such trial."""
+        trial = self.load_trial(experiment_id, trial_id)
+        return None if trial is None else len(trial.events)
 
     @abstractmethod
     def query(self, query: Query) -> list[ExperimentSummary]:

@@ -35,6 +35,7 @@ from typing import Any
 
 from dspex.model import Experiment, Trial
 from dspex.model._base import plain_json, stored_json
+from dspex.store._events import EventIndex, trial_json
 from dspex.store.query import ExperimentSummary, summary_of
 
 __all__ = ["EncodedRecord", "PartTransform", "encode", "sha256", "splice"]
@@ -62,6 +63,7 @@ class EncodedRecord:
     checksum: str
     summary: ExperimentSummary
     stored: tuple[bytes, ...] | None = None  # each trial's JSON transformed, when asked for
+    events: tuple[EventIndex | None, ...] = ()  # where each trial's events are in its JSON
 
     def chunks(self) -> Iterator[bytes]:
         """The record's JSON, piece by piece (concatenated they are :attr:`body`)."""
@@ -107,12 +109,14 @@ def encode(experiment: Experiment, transform: PartTransform | None = None) -> En
         digest.update(header[:at])
     pipeline = _Pipeline(digest if streaming else None, transform)
     clean_trials: list[Trial] = []
+    indexes: list[EventIndex | None] = []
     try:
         parts = []
         for trial in trials:
-            data, clean_trial = stored_json(trial)
+            data, clean_trial, index = trial_json(trial)
             parts.append(data)
             clean_trials.append(clean_trial)
+            indexes.append(index)
             pipeline.add(data)
         stored = pipeline.finish()
     finally:
@@ -129,7 +133,9 @@ def encode(experiment: Experiment, transform: PartTransform | None = None) -> En
     checksum = "sha256:" + digest.hexdigest()
     located = tuple(zip((t.id for t in experiment.trials), parts, strict=True))
     summary = summary_of(experiment, sealed=True, checksum=checksum)
-    return EncodedRecord(experiment.id, header, at, located, checksum, summary, stored)
+    return EncodedRecord(
+        experiment.id, header, at, located, checksum, summary, stored, tuple(indexes)
+    )
 
 
 _BATCH_BYTES = 1 << 20  # below this much JSON everything stays on the calling thread

@@ -44,7 +44,8 @@ from dspex.errors import (
 )
 from dspex.errors import ValidationError as DspexValidationError
 from dspex.ids import id_timestamp, is_valid_id
-from dspex.model import Experiment, StudyRecord, StudySummary, Trial
+from dspex.model import Experiment, StudyRecord, StudySummary, TraceEvent, Trial
+from dspex.store._events import EventIndex, parse_events, parse_trial
 from dspex.store._fileindex import FileIndex, is_damage
 from dspex.store._filerecord import (
     RecordFile,
@@ -289,17 +290,71 @@ class FileBackend(StoreBackend):
                 continue
             yield _parse(record, Trial, data, trial_id=path.stem)
 
+    def _running_trial(self, experiment_id: str, trial_id: str) -> bytes | None:
+        """A running trial's JSON, or None when it is not recorded or has been sealed."""
+        path = self._dir(experiment_id) / "trials" / f"{trial_id}.json"
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+
     def load_trial(self, experiment_id: str, trial_id: str) -> Trial | None:
         record = self._record(experiment_id)
         if not record.path.exists():
-            path = self._dir(experiment_id) / "trials" / f"{trial_id}.json"
-            try:
-                return _parse(record, Trial, path.read_bytes(), trial_id=trial_id)
-            except FileNotFoundError:  # not recorded, or sealed meanwhile
-                if not record.path.exists():
-                    return None
-        data = record.trial(trial_id)
-        return None if data is None else _parse(record, Trial, data, trial_id=trial_id)
+            data = self._running_trial(experiment_id, trial_id)
+            if data is not None:
+                return _parse(record, Trial, data, trial_id=trial_id)
+            if not record.path.exists():  # not recorded, or sealed meanwhile
+                return None
+        found = record.trial(trial_id)
+        if found is None:
+            return None
+        return _parse_trial(record, found[0], found[1], trial_id)
+
+    def load_trial_header(self, experiment_id: str, trial_id: str) -> Trial | None:
+        record = self._record(experiment_id)
+        if record.path.exists():
+            entry = record.trial_entry(trial_id)
+            if entry is None:
+                return None
+            start, end, _, events = entry
+            if events is not None:
+                data = record.trial_header(trial_id, start, end, events)
+                return _parse(record, Trial, data, trial_id=trial_id)
+        return super().load_trial_header(experiment_id, trial_id)
+
+    def load_events(
+        self, experiment_id: str, trial_id: str, offset: int, limit: int | None
+    ) -> list[TraceEvent] | None:
+        record = self._record(experiment_id)
+        if record.path.exists():
+            entry = record.trial_entry(trial_id)
+            if entry is None:
+                return None
+            events = entry[3]
+            if events is not None:
+                where = events.index.page(offset, limit)
+                data = record.events(trial_id, events, offset, limit)
+                if where is None or data is None:
+                    return []
+                parsed = _parse_events(record, data, trial_id)
+                _, _, skip, stop = where
+                if len(parsed) < stop:
+                    raise CorruptRecordError(
+                        experiment_id, f"trial {trial_id} holds fewer events than its index"
+                    )
+                return parsed[skip:stop]
+        return super().load_events(experiment_id, trial_id, offset, limit)
+
+    def count_events(self, experiment_id: str, trial_id: str) -> int | None:
+        record = self._record(experiment_id)
+        if record.path.exists():
+            entry = record.trial_entry(trial_id)
+            if entry is None:
+                return None
+            if entry[3] is not None:
+                return entry[3].index.count
+        return super().count_events(experiment_id, trial_id)
 
     def query(self, query: Query) -> list[ExperimentSummary]:
         return self._with_index(lambda index: index.query(query))
@@ -543,6 +598,30 @@ def _parse(record: RecordFile, kind: type[R], data: bytes, *, trial_id: str | No
             record.record_id, f"the file of trial {trial_id!r} holds trial {parsed.id!r}"
         )
     return parsed
+
+
+def _parse_trial(record: RecordFile, data: bytes, index: EventIndex | None, trial_id: str) -> Trial:
+    """A sealed trial's JSON parsed (quickly when its events are indexed), and checked."""
+    try:
+        trial = parse_trial(data, index)
+    except DspexValidationError as exc:
+        raise CorruptRecordError(record.record_id, f"does not parse: {exc}") from exc
+    if trial.experiment_id != record.record_id:
+        raise CorruptRecordError(
+            record.record_id, f"a file in its folder holds experiment {trial.experiment_id!r}"
+        )
+    if trial.id != trial_id:
+        raise CorruptRecordError(
+            record.record_id, f"the file of trial {trial_id!r} holds trial {trial.id!r}"
+        )
+    return trial
+
+
+def _parse_events(record: RecordFile, data: bytes, trial_id: str) -> list[TraceEvent]:
+    try:
+        return parse_events(data, trial_id)
+    except DspexValidationError as exc:
+        raise CorruptRecordError(record.record_id, f"does not parse: {exc}") from exc
 
 
 def _remove_running(folder: Path) -> None:

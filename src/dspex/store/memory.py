@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from dspex.errors import ExperimentNotFound, ImmutableRecordError
-from dspex.model import Experiment, StudyRecord, StudySummary, Trial
+from dspex.model import Experiment, StudyRecord, StudySummary, TraceEvent, Trial
 from dspex.store._catalog import Catalog
+from dspex.store._events import EventIndex, parse_trial, trial_json
 from dspex.store.backend import (
     BackendOptions,
     DamagedRecord,
@@ -31,9 +32,11 @@ __all__ = ["MemoryBackend"]
 @dataclass
 class _Entry:
     header: bytes  # the experiment without trials (running) or the whole record (sealed)
-    trials: dict[str, bytes] = field(default_factory=dict)
+    trials: dict[str, tuple[bytes, EventIndex | None]] = field(default_factory=dict)
     checksum: str | None = None  # set once sealed
-    spans: tuple[tuple[str, int, int], ...] = ()  # where each sealed trial sits in header
+    # where each sealed trial sits in header, and its events in its JSON
+    spans: dict[str, tuple[int, int, EventIndex | None]] = field(default_factory=dict)
+    summary: ExperimentSummary | None = None  # a running one's, without its trial count
 
 
 @dataclass
@@ -88,25 +91,42 @@ class MemoryBackend(StoreBackend):
             if entry is None:
                 entry = self._s.entries[experiment.id] = _Entry(header.to_json_bytes())
             entry.header = header.to_json_bytes()
-            self._s.catalog.put(summary_of(self._assemble(entry), sealed=False, checksum=None))
+            entry.summary = summary_of(header, sealed=False, checksum=None)
+            self._put_running_summary(entry)
+
+    def _put_running_summary(self, entry: _Entry) -> None:
+        # As the file and sql backends: the header's summary with the count of trials
+        # written, in constant time (not every trial parsed again on each write).
+        assert entry.summary is not None
+        count = len(entry.trials)
+        summary = entry.summary
+        if summary.trial_count != count:
+            summary = summary.model_copy(update={"trial_count": count})
+        self._s.catalog.put(summary)
 
     def write_trial(self, experiment_id: str, trial: Trial) -> None:
+        data, _, index = trial_json(trial)
         with self._s.lock:
             entry = self._s.entries.get(experiment_id)
             if entry is None:
                 raise ExperimentNotFound(experiment_id)
             if entry.checksum is not None:
                 raise ImmutableRecordError(f"experiment {experiment_id!r} is sealed")
-            entry.trials[trial.id] = trial.to_json_bytes()
-            self._s.catalog.put(summary_of(self._assemble(entry), sealed=False, checksum=None))
+            entry.trials[trial.id] = (data, index)
+            self._put_running_summary(entry)
 
     def seal(self, record: EncodedRecord) -> SealOutcome:
         with self._s.lock:
             entry = self._s.entries.get(record.id)
             if entry is not None and entry.checksum is not None:
                 return SealOutcome(stored=False, existing_checksum=entry.checksum)
+            indexes = record.events or (None,) * len(record.trials)
+            spans = {
+                tid: (start, end, index)
+                for (tid, start, end), index in zip(record.spans, indexes, strict=True)
+            }
             self._s.entries[record.id] = _Entry(
-                header=record.body, checksum=record.checksum, spans=tuple(record.spans)
+                header=record.body, checksum=record.checksum, spans=spans
             )
             self._s.catalog.put(record.summary)
             return SealOutcome(stored=True)
@@ -115,7 +135,10 @@ class MemoryBackend(StoreBackend):
         experiment = Experiment.from_json(entry.header)
         if entry.checksum is not None or not entry.trials:
             return experiment
-        trials = sorted((Trial.from_json(t) for t in entry.trials.values()), key=lambda t: t.index)
+        trials = sorted(
+            (parse_trial(data, index) for data, index in entry.trials.values()),
+            key=lambda t: t.index,
+        )
         return experiment.replace(trials=tuple(trials))
 
     def load(self, experiment_id: str) -> Experiment | None:
@@ -123,18 +146,45 @@ class MemoryBackend(StoreBackend):
             entry = self._s.entries.get(experiment_id)
             return None if entry is None else self._assemble(entry)
 
-    def load_trial(self, experiment_id: str, trial_id: str) -> Trial | None:
+    def _trial_bytes(
+        self, experiment_id: str, trial_id: str
+    ) -> tuple[bytes | memoryview, EventIndex | None] | None:
         with self._s.lock:
             entry = self._s.entries.get(experiment_id)
             if entry is None:
                 return None
-            if entry.checksum is not None:  # sealed: parse just that trial's bytes
-                for tid, start, end in entry.spans:
-                    if tid == trial_id:
-                        return Trial.from_json(entry.header[start:end])
-                return None
-            data = entry.trials.get(trial_id)
-        return None if data is None else Trial.from_json(data)
+            if entry.checksum is not None:  # sealed: just that trial's bytes
+                span = entry.spans.get(trial_id)
+                if span is None:
+                    return None
+                start, end, index = span
+                return memoryview(entry.header)[start:end], index
+            return entry.trials.get(trial_id)
+
+    def load_trial(self, experiment_id: str, trial_id: str) -> Trial | None:
+        found = self._trial_bytes(experiment_id, trial_id)
+        return None if found is None else parse_trial(bytes(found[0]), found[1])
+
+    def load_trial_header(self, experiment_id: str, trial_id: str) -> Trial | None:
+        found = self._trial_bytes(experiment_id, trial_id)
+        return None if found is None else parse_trial(bytes(found[0]), found[1], events=False)
+
+    def load_events(
+        self, experiment_id: str, trial_id: str, offset: int, limit: int | None
+    ) -> list[TraceEvent] | None:
+        found = self._trial_bytes(experiment_id, trial_id)
+        if found is None:
+            return None
+        data, index = found
+        if index is None:
+            return super().load_events(experiment_id, trial_id, offset, limit)
+        return index.read(data, trial_id, offset, limit)
+
+    def count_events(self, experiment_id: str, trial_id: str) -> int | None:
+        found = self._trial_bytes(experiment_id, trial_id)
+        if found is None or found[1] is None:
+            return super().count_events(experiment_id, trial_id)
+        return found[1].count
 
     def query(self, query: Query) -> list[ExperimentSummary]:
         with self._s.lock:

@@ -43,6 +43,7 @@ from dspex.model import (
     ExperimentStatus,
     StudyRecord,
     StudySummary,
+    TraceEvent,
     Trial,
     scope_of,
     utc_now,
@@ -279,16 +280,70 @@ class ResultStore:
             experiment_id, store=self.url, found_in=tuple(_stores_holding(experiment_id, self))
         )
 
-    def get_trial(self, experiment_id: str, trial_id: str) -> Trial:
-        """One trial with its events; raises ExperimentNotFound or TrialNotFound."""
+    def get_trial(self, experiment_id: str, trial_id: str, *, events: bool = True) -> Trial:
+        """One trial; raises ExperimentNotFound or TrialNotFound.
+
+        ``events=False`` gives the trial without its events (``events == ()``), cheaply:
+        they are not read. Page through them with :meth:`read_events`.
+        """
         validate_id(experiment_id, "exp")
         validate_id(trial_id, "trl")
-        trial = self.backend.load_trial(experiment_id, trial_id)
+        if events:
+            trial = self.backend.load_trial(experiment_id, trial_id)
+        else:
+            trial = self.backend.load_trial_header(experiment_id, trial_id)
         if trial is not None:
             return trial
+        raise self._trial_not_found(experiment_id, trial_id)
+
+    def _trial_not_found(self, experiment_id: str, trial_id: str) -> StoreError:
         if self.backend.load(experiment_id) is None:
-            raise self._not_found(experiment_id)
-        raise TrialNotFound(experiment_id, trial_id)
+            return self._not_found(experiment_id)
+        return TrialNotFound(experiment_id, trial_id)
+
+    def read_events(
+        self, experiment_id: str, trial_id: str, offset: int = 0, limit: int | None = None
+    ) -> list[TraceEvent]:
+        """Events ``offset`` .. ``offset + limit - 1`` of a trial (sealed or running), in
+        sequence order; all from ``offset`` on when ``limit`` is None. A page reads only
+        the stored parts that hold it, not the whole trial::
+
+            >>> from datetime import UTC, datetime
+            >>> from dspex import Experiment, ProgramInfo, TraceEvent, Trial
+            >>> store = ResultStore.open("memory://")
+            >>> exp = Experiment(name="e", program=ProgramInfo(name="qa"), status="completed")
+            >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+            >>> trial = Trial(experiment_id=exp.id, index=0, started_at=t)
+            >>> trial = trial.replace(events=[TraceEvent(trial_id=trial.id, sequence=i,
+            ...     timestamp=t, monotonic_ns=i, source="execution", kind="log", pid=1,
+            ...     worker="w") for i in range(5)])
+            >>> _ = store.archive_experiment(exp.replace(trials=[trial]))
+            >>> [e.sequence for e in store.read_events(exp.id, trial.id, offset=1, limit=2)]
+            [1, 2]
+            >>> store.count_events(exp.id, trial.id)
+            5
+
+        Raises ExperimentNotFound or TrialNotFound; a negative offset or limit raises
+        :class:`dspex.InvalidQueryError`.
+        """
+        validate_id(experiment_id, "exp")
+        validate_id(trial_id, "trl")
+        _check_count("offset", offset)
+        if limit is not None:
+            _check_count("limit", limit)
+        events = self.backend.load_events(experiment_id, trial_id, offset, limit)
+        if events is None:
+            raise self._trial_not_found(experiment_id, trial_id)
+        return events
+
+    def count_events(self, experiment_id: str, trial_id: str) -> int:
+        """How many events a trial (sealed or running) has, without reading them."""
+        validate_id(experiment_id, "exp")
+        validate_id(trial_id, "trl")
+        count = self.backend.count_events(experiment_id, trial_id)
+        if count is None:
+            raise self._trial_not_found(experiment_id, trial_id)
+        return count
 
     def query_experiments(self, filters: Mapping[str, Any] | None = None, **kw: Any) -> Page:
         """Summaries matching ``filters`` (see :data:`dspex.store.query.FILTERS`), newest first."""
@@ -417,6 +472,11 @@ def _exists(url: str) -> bool:
     if url.startswith("file:"):
         return (path_from_url(url) / "experiments").is_dir()
     return Path(url.removeprefix("sqlite:///").split("?", 1)[0]).is_file()
+
+
+def _check_count(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidQueryError(f"{name} must be an integer of 0 or more, not {value!r}")
 
 
 def _require(value: object, kind: type, name: str) -> None:

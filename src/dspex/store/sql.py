@@ -43,10 +43,11 @@ from dspex.errors import (
     ValidationError,
 )
 from dspex.extras import require
-from dspex.model import Experiment, StudyRecord, StudySummary, Trial
+from dspex.model import Experiment, StudyRecord, StudySummary, TraceEvent, Trial
 from dspex.redact import redact_text
 from dspex.store import _sqltables as tables
 from dspex.store import migrate
+from dspex.store._events import EventIndex, parse_trial, trial_json
 from dspex.store._summarytable import micros, select_count, select_page, summary_from_row
 from dspex.store.backend import (
     BackendOptions,
@@ -265,13 +266,14 @@ class SqlBackend(StoreBackend):
                 raise ImmutableRecordError(f"experiment {experiment_id!r} is sealed")
             key = (T.c.experiment_id == experiment_id) & (T.c.trial_id == trial.id)
             conn.execute(delete(T).where(key))
-            payload = tables.compress(trial.to_json_bytes())
+            data, _, index = trial_json(trial)
             conn.execute(
                 insert(T).values(
                     experiment_id=experiment_id,
                     trial_id=trial.id,
                     position=trial.index,
-                    payload=payload,
+                    payload=tables.compress(data),
+                    events=tables.index_text(index),
                 )
             )
             header = _parse(experiment_id, Experiment, tables.decompress(experiment_id, row.header))
@@ -308,14 +310,22 @@ class SqlBackend(StoreBackend):
             ).first()
             if row is None:
                 return None
-            payloads = conn.execute(
-                select(T.c.payload).where(T.c.experiment_id == experiment_id).order_by(T.c.position)
-            ).scalars()
-            parts = [tables.decompress(experiment_id, p) for p in payloads]
+            rows = conn.execute(
+                select(T.c.payload, T.c.events)
+                .where(T.c.experiment_id == experiment_id)
+                .order_by(T.c.position)
+            ).all()
+            parts = [tables.decompress(experiment_id, r.payload) for r in rows]
         header = tables.decompress(experiment_id, row.header)
         if not row.sealed:
             experiment = _parse(experiment_id, Experiment, header)
-            trials = sorted((_parse(experiment_id, Trial, p) for p in parts), key=lambda t: t.index)
+            trials = sorted(
+                (
+                    _parse_trial(experiment_id, p, tables.index_of(r.events))
+                    for p, r in zip(parts, rows, strict=True)
+                ),
+                key=lambda t: t.index,
+            )
             return experiment.replace(trials=tuple(trials)) if trials else experiment
         body = splice(header, row.trials_at, parts)
         del parts
@@ -323,16 +333,54 @@ class SqlBackend(StoreBackend):
             raise CorruptRecordError(experiment_id, "content does not match its checksum")
         return _parse(experiment_id, Experiment, body)
 
-    def load_trial(self, experiment_id: str, trial_id: str) -> Trial | None:
+    def _trial_row(
+        self, experiment_id: str, trial_id: str
+    ) -> tuple[bytes, EventIndex | None] | None:
         key = (T.c.experiment_id == experiment_id) & (T.c.trial_id == trial_id)
         with self._read() as conn:
-            payload = conn.execute(select(T.c.payload).where(key)).scalar()
-        if payload is None:
+            row = conn.execute(select(T.c.payload, T.c.events).where(key)).first()
+        if row is None:
             return None
-        trial = _parse(experiment_id, Trial, tables.decompress(experiment_id, payload))
-        if trial.id != trial_id:
-            raise CorruptRecordError(experiment_id, f"the row of trial {trial_id} holds {trial.id}")
-        return trial
+        return tables.decompress(experiment_id, row.payload), tables.index_of(row.events)
+
+    def load_trial(self, experiment_id: str, trial_id: str) -> Trial | None:
+        found = self._trial_row(experiment_id, trial_id)
+        if found is None:
+            return None
+        return _checked(experiment_id, trial_id, _parse_trial(experiment_id, *found))
+
+    def load_trial_header(self, experiment_id: str, trial_id: str) -> Trial | None:
+        found = self._trial_row(experiment_id, trial_id)
+        if found is None:
+            return None
+        trial = _parse_trial(experiment_id, *found, events=False)
+        return _checked(experiment_id, trial_id, trial)
+
+    def load_events(
+        self, experiment_id: str, trial_id: str, offset: int, limit: int | None
+    ) -> list[TraceEvent] | None:
+        found = self._trial_row(experiment_id, trial_id)
+        if found is None:
+            return None
+        data, index = found
+        if index is None:
+            trial = _checked(experiment_id, trial_id, _parse_trial(experiment_id, data, None))
+            return list(trial.events[offset : None if limit is None else offset + limit])
+        try:
+            return index.read(data, trial_id, offset, limit)
+        except ValidationError as exc:
+            raise CorruptRecordError(experiment_id, f"does not parse: {exc}") from exc
+
+    def count_events(self, experiment_id: str, trial_id: str) -> int | None:
+        key = (T.c.experiment_id == experiment_id) & (T.c.trial_id == trial_id)
+        with self._read() as conn:
+            row = conn.execute(select(T.c.events).where(key)).first()
+        if row is None:
+            return None
+        index = tables.index_of(row.events)
+        if index is not None:
+            return index.count
+        return super().count_events(experiment_id, trial_id)
 
     def query(self, query: Query) -> list[ExperimentSummary]:
         with self._read() as conn:
@@ -426,6 +474,26 @@ def _parse(experiment_id: str, kind: type[_R], data: bytes) -> _R:
     if owner != experiment_id:
         raise CorruptRecordError(experiment_id, f"its row holds experiment {owner!r}")
     return parsed
+
+
+def _parse_trial(
+    experiment_id: str, data: bytes, index: EventIndex | None, *, events: bool = True
+) -> Trial:
+    """A stored trial parsed (quickly when its events are indexed), checked to belong to
+    ``experiment_id``."""
+    try:
+        trial = parse_trial(data, index, events=events)
+    except ValidationError as exc:
+        raise CorruptRecordError(experiment_id, f"does not parse: {exc}") from exc
+    if trial.experiment_id != experiment_id:
+        raise CorruptRecordError(experiment_id, f"its row holds experiment {trial.experiment_id!r}")
+    return trial
+
+
+def _checked(experiment_id: str, trial_id: str, trial: Trial) -> Trial:
+    if trial.id != trial_id:
+        raise CorruptRecordError(experiment_id, f"the row of trial {trial_id} holds {trial.id}")
+    return trial
 
 
 def _trial_count(conn: Connection, experiment_id: str) -> int:

@@ -1,0 +1,323 @@
+"""A trial's events as stored: serialized in parts, read back a range at a time.
+
+A trial's JSON is its header (the trial with ``"events":[]``) with its events spliced in
+at :attr:`EventIndex.at`. The events are serialized a part (:data:`PART_EVENTS` events)
+at a time, so the byte range of every part is known without scanning, and a backend
+that keeps the :class:`EventIndex` next to the bytes reads (and checks) only the parts
+a page of events needs::
+
+    >>> from datetime import UTC, datetime
+    >>> from dspex import Trial, TraceEvent, new_id
+    >>> trial_id = new_id("trl")
+    >>> t = Trial(id=trial_id, experiment_id=new_id("exp"), index=0,
+    ...           started_at=datetime(2026, 1, 1, tzinfo=UTC),
+    ...           events=[TraceEvent(trial_id=trial_id, sequence=i, timestamp=datetime(
+    ...               2026, 1, 1, tzinfo=UTC), monotonic_ns=i, source="execution",
+    ...               kind="log", pid=1, worker="w") for i in range(3)])
+    >>> data, _, index = trial_json(t)
+    >>> data == t.to_json_bytes(), index.count
+    (True, 3)
+    >>> [e.sequence for e in parse_events(index.events_bytes(data, 1, 3), trial_id)]
+    [1, 2]
+
+Parsing is fast: the bytes were written by dspex and are checked against their SHA-256
+before they are parsed, so events are built without pydantic's validation (which costs
+more than everything else); anything unexpected falls back to the full validation.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from dspex.errors import ValidationError
+from dspex.model import TraceEvent, Trial
+from dspex.model._base import Record, plain_json, stored_json
+from dspex.model.event import EventKind, EventSource
+
+__all__ = [
+    "PART_EVENTS",
+    "EventIndex",
+    "join_parts",
+    "parse_events",
+    "parse_trial",
+    "serialize_events",
+    "trial_json",
+]
+
+PART_EVENTS = 500
+"""Events per stored part: a page of events reads at most two parts."""
+
+_EMPTY = b'"events":[]'
+_AT = len(b'"events":[')
+
+
+@dataclass(frozen=True)
+class EventIndex:
+    """Where a trial's events sit in its JSON: ``at`` (after ``"events":[``) to ``end``
+    (the closing ``]``), ``count`` events, part ``k`` starting at event ``firsts[k]`` and
+    byte ``starts[k]`` (offsets within the trial's JSON)."""
+
+    count: int
+    at: int
+    end: int
+    firsts: tuple[int, ...] = ()
+    starts: tuple[int, ...] = ()
+
+    def part_bounds(self, k: int) -> tuple[int, int]:
+        """The byte range of part ``k`` (without the separating commas)."""
+        stop = self.starts[k + 1] - 1 if k + 1 < len(self.starts) else self.end
+        return self.starts[k], stop
+
+    def parts_for(self, offset: int, stop: int) -> range:
+        """The parts holding events ``offset`` .. ``stop - 1``."""
+        if offset >= stop or offset >= self.count:
+            return range(0)
+        first = _bisect(self.firsts, offset)
+        last = _bisect(self.firsts, min(stop, self.count) - 1)
+        return range(first, last + 1)
+
+    def events_bytes(self, data: bytes | memoryview, offset: int, stop: int) -> bytes:
+        """The JSON array of the parts holding events ``offset`` .. ``stop - 1`` of
+        ``data`` (the trial's JSON); its first event is event ``firsts[parts[0]]``."""
+        parts = self.parts_for(offset, stop)
+        if not parts:
+            return b"[]"
+        start = self.part_bounds(parts[0])[0]
+        end = self.part_bounds(parts[-1])[1]
+        return b"".join((b"[", bytes(data[start:end]), b"]"))
+
+    def page(self, offset: int, limit: int | None) -> tuple[int, int, int, int] | None:
+        """For events ``offset`` .. ``offset + limit - 1``: the byte range (start, end)
+        of the parts that hold them, and which of the parsed events are wanted
+        (``events[skip:stop]``); None when the range holds no event."""
+        stop = self.count if limit is None else min(self.count, offset + limit)
+        parts = self.parts_for(offset, stop)
+        if not parts:
+            return None
+        start = self.part_bounds(parts[0])[0]
+        end = self.part_bounds(parts[-1])[1]
+        base = self.firsts[parts[0]]
+        return start, end, offset - base, stop - base
+
+    def read(
+        self, data: bytes | memoryview, trial_id: str, offset: int, limit: int | None
+    ) -> list[TraceEvent]:
+        """Events ``offset`` .. ``offset + limit - 1`` of the trial whose JSON is ``data``,
+        parsing only the parts that hold them."""
+        where = self.page(offset, limit)
+        if where is None:
+            return []
+        start, end, skip, stop = where
+        events = parse_events(b"".join((b"[", bytes(data[start:end]), b"]")), trial_id)
+        if len(events) < stop:
+            raise ValidationError(
+                f"trial {trial_id}: a stored part holds fewer events than its index says"
+            )
+        return events[skip:stop]
+
+    def header(self, data: bytes | memoryview) -> bytes:
+        """The trial's JSON without its events (``"events":[]``)."""
+        return b"".join((bytes(data[: self.at]), bytes(data[self.end :])))
+
+    def shifted(self, by: int) -> EventIndex:
+        """This index with every offset moved by ``by`` (a trial inside a record)."""
+        return EventIndex(
+            self.count,
+            self.at + by,
+            self.end + by,
+            self.firsts,
+            tuple(s + by for s in self.starts),
+        )
+
+    def to_list(self) -> list[Any]:
+        return [self.count, self.at, self.end, list(self.firsts), list(self.starts)]
+
+    @classmethod
+    def from_list(cls, value: Any) -> EventIndex | None:
+        """The index stored by :meth:`to_list`, or None when ``value`` is not one."""
+        if not isinstance(value, list) or len(value) != 5:
+            return None
+        count, at, end, firsts, starts = value
+        if not all(type(v) is int for v in (count, at, end)) or not 0 <= at <= end:
+            return None
+        if not isinstance(firsts, list) or not isinstance(starts, list):
+            return None
+        if len(firsts) != len(starts) or not all(type(v) is int for v in (*firsts, *starts)):
+            return None
+        if (count == 0) != (not firsts) or (firsts and firsts[0] != 0):
+            return None
+        if sorted(firsts) != firsts or sorted(starts) != starts:
+            return None
+        if starts and not (at <= starts[0] and starts[-1] <= end):
+            return None
+        return cls(count, at, end, tuple(firsts), tuple(starts))
+
+
+def _bisect(firsts: Sequence[int], position: int) -> int:
+    low, high = 0, len(firsts) - 1
+    while low < high:
+        mid = (low + high + 1) // 2
+        if firsts[mid] <= position:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+class _EventList(Record):
+    events: tuple[TraceEvent, ...] = ()
+
+
+_LIST_PREFIX = b'{"events":['
+_LIST_SUFFIX = b"]}"
+
+
+def serialize_events(events: Sequence[TraceEvent]) -> bytes | None:
+    """``events`` as the comma-separated JSON they have inside a trial (no brackets), or
+    None when something in them has to become text (see ``Record.representable``)."""
+    if not events:
+        return b""
+    data = plain_json(_EventList.model_construct(events=tuple(events)))
+    if data is None:
+        return None
+    return data[len(_LIST_PREFIX) : -len(_LIST_SUFFIX)]
+
+
+def trial_json(trial: Trial) -> tuple[bytes, Trial, EventIndex | None]:
+    """``trial``'s stored JSON (as :func:`dspex.model._base.stored_json`), the trial it
+    reads back as, and where its events are (None when they cannot be located exactly:
+    text that had to change, or a header that holds ``"events":[]`` elsewhere too)."""
+    events = trial.events
+    head = plain_json(trial.model_copy(update={"events": ()}))
+    if head is None or head.count(_EMPTY) != 1:
+        data, clean = stored_json(trial)
+        return data, clean, None
+    at = head.index(_EMPTY) + _AT
+    if not events:
+        return head, trial, EventIndex(0, at, at)
+    pieces: list[bytes] = []
+    firsts: list[int] = []
+    starts: list[int] = []
+    offset = at
+    for first in range(0, len(events), PART_EVENTS):
+        piece = serialize_events(events[first : first + PART_EVENTS])
+        if piece is None:
+            data, clean = stored_json(trial)
+            return data, clean, None
+        firsts.append(first)
+        starts.append(offset)
+        offset += len(piece) + 1
+        pieces.append(piece)
+    body = b",".join(pieces)
+    end = at + len(body)
+    return (
+        b"".join((head[:at], body, head[at:])),
+        trial,
+        EventIndex(len(events), at, end, tuple(firsts), tuple(starts)),
+    )
+
+
+def join_parts(header: bytes, index_at: int, parts: Sequence[bytes]) -> bytes:
+    """A trial's JSON from its header (``"events":[]`` at ``index_at``) and event parts."""
+    return b"".join((header[:index_at], b",".join(p for p in parts if p), header[index_at:]))
+
+
+# -- parsing ------------------------------------------------------------------------------
+
+_loads: Callable[[bytes], Any]
+try:  # a dependency of DSPy; the standard library's parser otherwise
+    import orjson
+
+    _loads = orjson.loads
+except ModuleNotFoundError:  # pragma: no cover - DSPy brings orjson
+    _loads = json.loads
+
+_FIELDS = frozenset(TraceEvent.model_fields)
+_SOURCES = {s.value: s for s in EventSource}
+_KINDS = {k.value: k for k in EventKind}
+_new_event = TraceEvent.__new__
+_ADAPTER: TypeAdapter[list[TraceEvent]] = TypeAdapter(list[TraceEvent])
+
+
+def _event(d: dict[str, Any], trial_id: str) -> TraceEvent:
+    if d.keys() != _FIELDS or d["trial_id"] != trial_id:
+        raise ValueError("not an event of this trial")
+    stamp = datetime.fromisoformat(d["timestamp"])
+    if stamp.utcoffset() is None or type(d["sequence"]) is not int:
+        raise ValueError("not a stored event")
+    d["timestamp"] = stamp if stamp.tzinfo is UTC else stamp.astimezone(UTC)
+    d["source"] = _SOURCES[d["source"]]
+    d["kind"] = _KINDS[d["kind"]]
+    if type(d["payload"]) is not dict:
+        raise ValueError("payload is not an object")
+    event = _new_event(TraceEvent)
+    object.__setattr__(event, "__dict__", d)
+    object.__setattr__(event, "__pydantic_fields_set__", _FIELDS)
+    object.__setattr__(event, "__pydantic_extra__", None)
+    object.__setattr__(event, "__pydantic_private__", None)
+    return event
+
+
+def parse_events(data: bytes, trial_id: str) -> list[TraceEvent]:
+    """The events of a JSON array of stored events of ``trial_id``.
+
+    Raises :class:`dspex.ValidationError` when ``data`` is not that. Garbage collection
+    waits while a large array is parsed: it would otherwise walk the growing heap over
+    and over (half the time of a 200,000-event trial), for objects that are all kept.
+    """
+    if len(data) < _NO_GC_BYTES or not gc.isenabled():
+        return _parse_events(data, trial_id)
+    gc.disable()
+    try:
+        return _parse_events(data, trial_id)
+    finally:
+        gc.enable()
+
+
+_NO_GC_BYTES = 1 << 20
+
+
+def _parse_events(data: bytes, trial_id: str) -> list[TraceEvent]:
+    try:
+        raw = _loads(data)
+    except ValueError:  # NaN, Infinity, integers beyond 64 bits: the full parser reads them
+        try:
+            raw = json.loads(data)
+        except ValueError:
+            raw = None
+    try:
+        if isinstance(raw, list):
+            return [_event(d, trial_id) for d in raw]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        pass
+    try:
+        events = _ADAPTER.validate_json(data)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise ValidationError(f"stored events do not parse: {exc}") from exc
+    for event in events:
+        if event.trial_id != trial_id:
+            raise ValidationError(f"event {event.id} belongs to trial {event.trial_id}")
+    return events
+
+
+def parse_trial(data: bytes, index: EventIndex | None, *, events: bool = True) -> Trial:
+    """A trial from its stored JSON; quickly when ``index`` says where its events are.
+
+    ``events=False``: the trial without its events (they are not parsed).
+    Raises :class:`dspex.ValidationError` when ``data`` is not a trial.
+    """
+    if index is None:
+        trial = Trial.from_json(data)
+        return trial if events else trial.model_copy(update={"events": ()})
+    header = Trial.from_json(index.header(data))
+    if not events or not index.count:
+        return header
+    parsed = parse_events(b"".join((b"[", data[index.at : index.end], b"]")), header.id)
+    return header.model_copy(update={"events": tuple(parsed)})
