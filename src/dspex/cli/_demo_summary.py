@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dspex.analysis import compare
+from dspex.cli._demo_rag import retrieval_section
 from dspex.errors import NotComparableError
 from dspex.formatting import format_p, format_score
 from dspex.model import EventKind, Experiment, Hypothesis, Trial, Verdict
@@ -302,6 +303,7 @@ def demo_summary(experiment: Experiment, *, hints: Hints | None = None, width: i
         _hypothesis(experiment.hypothesis, width),
         _scores(experiment, width),
         _how_built(experiment, width),
+        retrieval_section(*evaluated_pair(experiment), width),
         _next_steps(experiment, hints, width),
     ]
     return "\n\n".join("\n".join(lines) for lines in sections if lines) + "\n"

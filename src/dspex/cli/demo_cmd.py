@@ -4,6 +4,7 @@
     $ dspex demo --optimizer gepa      # or mipro, copro, random-search
     $ dspex demo --store memory://x    # nothing kept: try it out
     $ dspex demo --study               # SIMBA vs MIPROv2 at four seeds, with a verdict
+    $ dspex demo --rag                 # GEPA on a RAG program: queries, passages, scores
 
 It evaluates a zero-shot baseline on the bundled arithmetic dev set, optimizes it with a
 real DSPy optimizer on the training set (settings in :mod:`dspex.cli.demo_runs`),
@@ -15,13 +16,12 @@ its verdict, the decisions that made the best candidate, and commands to look fu
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 from typing import Any
 
 import click
 
+from dspex.cli._demo_setup import configure_lm, quiet_dspy
 from dspex.cli._store import cli_store, store_option
 from dspex.cli.demo_runs import DEMOS
 from dspex.errors import DspexError
@@ -53,19 +53,6 @@ def _program() -> Any:
     return ArithQA()
 
 
-def _configure_lm() -> Any:
-    import dspy
-
-    from dspex.offline import offline_lm
-
-    lm = offline_lm()
-    try:
-        dspy.configure(lm=lm)
-    except RuntimeError:  # configure() belongs to another thread (tests): use a context
-        pass
-    return lm
-
-
 def _run(
     store: Any, steps: int, console: Any, optimizer: str = "simba"
 ) -> tuple[Any, Any, Any, Any]:
@@ -77,7 +64,7 @@ def _run(
 
     train, dev = load_arith()
     program = _program()
-    lm = _configure_lm()
+    lm = configure_lm()
     demo = DEMOS[optimizer]
     steps = steps if optimizer == "simba" else 0
     # Transient: the bar is erased when the run ends, so no stale "Done" line stays behind.
@@ -90,7 +77,7 @@ def _run(
         disable=not console.is_terminal,  # piped: the summary is all there is to read
     )
     logger = logging.getLogger(_SIMBA_LOGGER)
-    with dspy.context(lm=lm), progress, _quiet_dspy():
+    with dspy.context(lm=lm), progress, quiet_dspy():
         task = progress.add_task("Baseline evaluation", total=steps + 3)
 
         def advance(description: str) -> None:
@@ -117,21 +104,6 @@ def _run(
     return exp, baseline, final, optimized
 
 
-@contextlib.contextmanager
-def _quiet_dspy() -> Any:
-    """Hide DSPy's own progress bars (stdout) and log lines below ERROR while our bar runs."""
-    handlers = logging.getLogger("dspy").handlers
-    levels = [h.level for h in handlers]
-    for handler in handlers:
-        handler.setLevel(max(handler.level, logging.ERROR))
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        for handler, level in zip(handlers, levels, strict=True):
-            handler.setLevel(level)
-
-
 @click.command("demo")
 @store_option
 @click.option(
@@ -151,15 +123,26 @@ def _quiet_dspy() -> Any:
     help="Run a small study instead: SIMBA vs MIPROv2 at four seeds, with a verdict across "
     "seeds (see docs/studies.md).",
 )
-def demo(store_url: str | None, optimizer: str, steps: int, verbose: bool, study: bool) -> None:
+@click.option(
+    "--rag",
+    is_flag=True,
+    help="Run GEPA on a retrieval program instead (a search query, three passages of an "
+    "offline corpus, an answer): the summary shows which retrievals the optimization "
+    "changed. --optimizer and --steps do not apply.",
+)
+def demo(
+    store_url: str | None, optimizer: str, steps: int, verbose: bool, study: bool, rag: bool
+) -> None:
     """Run a recorded optimization on the offline LM and show what it decided."""
     from rich.console import Console
 
     from dspex.cli._demo_summary import Hints, demo_summary, dspex_command
     from dspex.cli._tables import terminal_width
 
+    if rag and study:
+        raise click.UsageError("--rag and --study are two different demos: choose one.")
     try:
-        DEMOS[optimizer].check()
+        DEMOS["gepa" if rag else optimizer].check()
     except DspexError as exc:
         raise click.ClickException(str(exc)) from exc
     console = Console(stderr=True)
@@ -169,7 +152,12 @@ def demo(store_url: str | None, optimizer: str, steps: int, verbose: bool, study
 
         run_demo_study(store, store_url, terminal_width())
         return
-    exp, _, _, _ = _run(store, steps, console, optimizer)
+    if rag:
+        from dspex.cli._demo_rag import run_rag
+
+        exp = run_rag(store, console)
+    else:
+        exp, _, _, _ = _run(store, steps, console, optimizer)
     experiment = store.get_experiment(exp.id)
     width = terminal_width()
     # a memory store (--store memory://, or DSPEX_ENV=test) is gone when this command ends

@@ -32,6 +32,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from dspex.offline.harbor import RAG_RULES, keeps_names, query_mistakes
 from dspex.offline.tasks import RULES, diagnose, fixed_by_rule
 
 if TYPE_CHECKING:
@@ -126,8 +127,14 @@ def _mistakes(examples: list[dict[str, Any]]) -> list[str]:
     return list(kinds)
 
 
+def _fixed(kind: str, instruction: str) -> bool:
+    if kind in RAG_RULES:
+        return keeps_names(instruction)
+    return fixed_by_rule(kind, instruction)
+
+
 def _without_rules(instruction: str) -> str:
-    for text in (*RULES.values(), MISREAD_ADVICE):
+    for text in (*RULES.values(), *RAG_RULES.values(), MISREAD_ADVICE):
         instruction = instruction.replace(text, "")
     return " ".join(instruction.split())
 
@@ -135,14 +142,13 @@ def _without_rules(instruction: str) -> str:
 def reflect(prompt: Prompt, draws: Draws) -> dict[str, Any]:
     """GEPA's ProposeInstruction: a new instruction from the examples and their feedback."""
     current = prompt.inputs.get("current_instruction", "").strip()
+    examples = _examples(prompt.inputs.get("examples_with_feedback", ""))
     missing = [
-        kind
-        for kind in _mistakes(_examples(prompt.inputs.get("examples_with_feedback", "")))
-        if not fixed_by_rule(kind, current)
+        kind for kind in _mistakes(examples) + query_mistakes(examples) if not _fixed(kind, current)
     ]
     chance = draws.uniform("reflection")
     if missing and chance >= _MISREAD_CHANCE:
-        rules = [RULES[kind] for kind in missing]
+        rules = [{**RULES, **RAG_RULES}[kind] for kind in missing]
         if chance < _MISREAD_CHANCE + _REWRITE_CHANCE:
             return {"new_instruction": _with_rules(_without_rules(current), rules)}
         return {"new_instruction": _with_rules(current, rules)}

@@ -3,7 +3,10 @@
 =========================== ==================================================
 output fields               skill
 =========================== ==================================================
-``answer`` (+ reasoning)    the task solver (:mod:`dspex.offline.tasks`)
+``answer`` (+ reasoning)    the task solver (:mod:`dspex.offline.tasks`); with a
+                            ``context`` input, the passages' reader
+                            (:mod:`dspex.offline.harbor`)
+``search_query``            the RAG demo's query writer (same module)
 ``module_advice``           SIMBA's OfferFeedback: blame and one rule per module
 ``new_instruction``         GEPA's reflection (:mod:`dspex.offline.instructions`)
 ``proposed_prefix_...``     COPRO's instruction generator (same module)
@@ -28,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dspex.offline.draws import Draws
+from dspex.offline.harbor import answer_from_context, search_query_for
 from dspex.offline.instructions import copro_proposal, reflect
 from dspex.offline.prompt import Prompt
 from dspex.offline.tasks import RULES, Guidance, Noise, classify, diagnose, solve
@@ -52,6 +56,9 @@ def _question_of(prompt: Prompt) -> str:
 
 
 def _task(prompt: Prompt, draws: Draws) -> dict[str, Any]:
+    if "context" in prompt.inputs:  # a RAG answer: read from the passages alone
+        answer, reasoning = answer_from_context(_question_of(prompt), prompt.inputs["context"])
+        return {"reasoning": reasoning, "answer": answer}
     demos = tuple((d.get("question", ""), d.get("answer", "")) for d in prompt.demos)
     noise = Noise(
         slip=draws.chance("slip", _SLIP_PER_TEMPERATURE),
@@ -132,6 +139,11 @@ def _proposal(prompt: Prompt, draws: Draws) -> dict[str, Any]:
     return {"reasoning": reasoning, "proposed_instruction": instruction}
 
 
+def _search_query(prompt: Prompt, draws: Draws) -> dict[str, Any]:
+    query = search_query_for(_question_of(prompt), prompt.instructions)
+    return {"reasoning": f"Search for: {query}.", "search_query": query}
+
+
 def _describe_program(prompt: Prompt, draws: Draws) -> dict[str, Any]:
     return {
         "reasoning": "The program has one predictor that maps a question to an answer.",
@@ -189,6 +201,7 @@ _SKILLS: tuple[tuple[str, Callable[[Prompt, Draws], dict[str, Any]]], ...] = (
     ("module_description", _describe_module),
     ("observations", _observations),
     ("summary", _summary),
+    ("search_query", _search_query),
     ("answer", _task),
 )
 
