@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,6 +42,9 @@ def _kill_once(tmp_path: Path, rng: random.Random, number: int) -> dict[str, flo
         assert line.startswith("started "), (line, child.stderr and child.stderr.read())
         experiment_id = line.split()[1]
         time.sleep(rng.uniform(0.2, 4.0))
+        if number == 0:  # a live process's spool is left alone
+            live = CliRunner().invoke(main, ["store", "recover", str(spool / experiment_id)])
+            assert live.exit_code == 0 and "skipped" in live.output, live.output
         killed_at = time.time_ns()
         child.send_signal(signal.SIGKILL)
         child.wait(30)
@@ -50,10 +54,17 @@ def _kill_once(tmp_path: Path, rng: random.Random, number: int) -> dict[str, flo
         child.communicate()
     assert (spool / experiment_id).is_dir()
 
+    copy = tmp_path / f"copy-{number}"
+    shutil.copytree(spool / experiment_id, copy)
     result = CliRunner().invoke(main, ["store", "recover", str(spool / experiment_id)])
     assert result.exit_code == 0, result.output
     assert f"saved {experiment_id}" in result.output
     assert not (spool / experiment_id).exists()
+    first = ResultStore.open(store_url, read_only=True).get_experiment(experiment_id)
+    # the same spool again (a recovery that died before deleting it): nothing changes
+    again = CliRunner().invoke(main, ["store", "recover", str(copy)])
+    assert again.exit_code == 0 and "already sealed" in again.output, again.output
+    assert ResultStore.open(store_url, read_only=True).get_experiment(experiment_id) == first
 
     store = ResultStore.open(store_url, read_only=True)
     experiment = store.get_experiment(experiment_id)

@@ -215,8 +215,10 @@ def _write_trials(
 ) -> None:
     store.start_experiment(experiment.replace(status=ExperimentStatus.RUNNING))
     for trial in trials:
+        # Trials the store took earlier are written again too (the same record, by id):
+        # the store may have lost them since (a database dropped and re-created).
+        store.record_trial(experiment.id, trial)
         if trial.id not in stored:
-            store.record_trial(experiment.id, trial)
             result.trials_written += 1
 
 
