@@ -31,10 +31,13 @@ module knows only the names and the methods it calls.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib
+import inspect
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -60,6 +63,7 @@ __all__ = [
     "is_instrumented",
     "release",
     "unavailable",
+    "compile_patches",
     "with_hook",
 ]
 
@@ -165,9 +169,13 @@ class Patch:
     optional: bool = False
     #: the optimizer whose hook receives the calls (None: dspex's own capture)
     optimizer: str | None = None
+    #: the class that holds the attribute, when found by walking classes, not by name
+    target: Any = None
 
     def owner(self) -> Any:
         """The module or class that holds the attribute (AttributeError/ImportError if not)."""
+        if self.target is not None:
+            return self.target
         owner: Any = importlib.import_module(self.module)
         for part in self.attribute.split(".")[:-1]:
             owner = getattr(owner, part)
@@ -249,7 +257,7 @@ def acquire() -> None:
         _state.users += 1
         if _state.users > 1:
             return
-        for patch in PATCHES:
+        for patch in (*PATCHES, *compile_patches()):
             outcome = _apply(patch)
             if isinstance(outcome, str):
                 if not patch.optional:
@@ -349,6 +357,119 @@ def _finalize_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
             _cache_hit.reset(token)
 
     return finalize
+
+
+# -- DSPy 3.2: compiles reported to the callbacks, as DSPy 3.3 and later do themselves ----
+
+_COMPILING: ContextVar[tuple[tuple[int, int, int | None], ...]] = ContextVar(
+    "dspex_compiling", default=()
+)
+
+
+def compile_patches() -> tuple[Patch, ...]:
+    """With DSPy 3.2, whose optimizers do not report ``compile`` to the callbacks: one
+    patch per optimizer class that defines ``compile`` (DSPy's and the user's, as
+    subclasses of ``Teleprompter`` at the time the patches are applied), making it call
+    ``on_compile_start``/``on_compile_end`` exactly as DSPy 3.3's ``Teleprompter`` does.
+    None with DSPy 3.3 and later.
+
+    A class defined after the patches were applied (inside an open experiment) is not
+    covered: its compile is recorded as its LM and module calls only."""
+    try:
+        from dspy.teleprompt.teleprompt import Teleprompter
+        from dspy.utils.callback import BaseCallback
+    except ImportError:
+        return ()
+    if hasattr(BaseCallback, "on_compile_start"):
+        return ()
+    found: list[Patch] = []
+    seen: set[type] = set()
+    stack = list(Teleprompter.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        stack.extend(cls.__subclasses__())
+        compile_ = cls.__dict__.get("compile")
+        if not callable(compile_) or inspect.iscoroutinefunction(compile_):
+            continue
+        found.append(
+            Patch(
+                f"compile callbacks: {cls.__module__}.{cls.__qualname__}",
+                cls.__module__,
+                f"{cls.__qualname__}.compile",
+                _reporting_compile,
+                loses=f"the compiles of {cls.__name__} (DSPy 3.2 does not report them)",
+                target=cls,
+            )
+        )
+    return tuple(found)
+
+
+def _invocation_key(instance: Any) -> tuple[int, int, int | None]:
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        task = None
+    return id(instance), threading.get_ident(), id(task) if task is not None else None
+
+
+def _reporting_compile(original: Callable[..., Any]) -> Callable[..., Any]:
+    if not callable(original):
+        raise TypeError(f"{original!r} is not callable")
+    active_call_id: ContextVar[Any] = importlib.import_module("dspy.utils.callback").ACTIVE_CALL_ID
+
+    @functools.wraps(original)
+    def compile(self: Any, *args: Any, **kwargs: Any) -> Any:
+        active = _COMPILING.get()
+        key = _invocation_key(self)
+        if key in active:  # a subclass's compile calling its base's: reported once
+            return original(self, *args, **kwargs)
+        callbacks = _compile_callbacks(self)
+        if not callbacks:
+            return original(self, *args, **kwargs)
+        try:
+            inputs = inspect.getcallargs(original, self, *args, **kwargs)
+        except TypeError:
+            return original(self, *args, **kwargs)  # raises DSPy's own TypeError
+        inputs.pop("self", None)
+        call_id = uuid.uuid4().hex
+        compiling = _COMPILING.set((*active, key))
+        try:
+            for callback in callbacks:
+                try:
+                    callback.on_compile_start(call_id=call_id, instance=self, inputs=inputs)
+                except Exception as exc:  # noqa: BLE001 - DSPy's rule: a callback never breaks
+                    logger.warning("Error when calling callback %s: %s", callback, exc)
+            parent = active_call_id.get()
+            active_call_id.set(call_id)
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = original(self, *args, **kwargs)
+                return result
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                active_call_id.set(parent)
+                for callback in callbacks:
+                    try:
+                        callback.on_compile_end(call_id=call_id, outputs=result, exception=error)
+                    except Exception as exc:  # noqa: BLE001 - as above
+                        logger.warning("Error when calling callback %s: %s", callback, exc)
+        finally:
+            _COMPILING.reset(compiling)
+
+    return compile
+
+
+def _compile_callbacks(instance: Any) -> list[Any]:
+    import dspy
+
+    every = [*dspy.settings.get("callbacks", []), *getattr(instance, "callbacks", [])]
+    return [c for c in every if callable(getattr(c, "on_compile_start", None))]
 
 
 # -- DSPy's worker threads: they carry dspex's context -----------------------------------
