@@ -109,3 +109,6 @@ def test_commands_that_need_an_extra_name_it(tmp_path):
     assert demo.returncode == 1 and "pip install 'dspy[numpy]'" in demo.stderr
     mipro = _cli(tmp_path, "demo", "--optimizer", "mipro", "--store", "memory://")
     assert mipro.returncode == 1 and "pip install 'dspy[optuna]'" in mipro.stderr
+    rag = _cli(tmp_path, "demo", "--rag", "--store", "memory://")
+    assert rag.returncode == 1 and "pip install 'dspy[numpy]'" in rag.stderr
+    assert "RAG demo" in rag.stderr and "Traceback" not in rag.stderr

@@ -143,6 +143,10 @@ def demo(
         raise click.UsageError("--rag and --study are two different demos: choose one.")
     try:
         DEMOS["gepa" if rag else optimizer].check()
+        if rag:
+            from dspex.extras import require
+
+            require("numpy", "dspy[numpy]", "The RAG demo's retriever (dspy.retrievers.Embeddings)")
     except DspexError as exc:
         raise click.ClickException(str(exc)) from exc
     console = Console(stderr=True)
