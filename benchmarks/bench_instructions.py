@@ -1,7 +1,7 @@
 """What recording costs, counted in CPU instructions rather than seconds.
 
     python -m benchmarks.bench_instructions                # needs valgrind; ~15 minutes
-    python -m benchmarks.bench_instructions --examples 100
+    python -m benchmarks.bench_instructions --examples 100 --no-mlflow
 
 Wall time on a shared 2-core machine moves by ±50% from one minute to the next, which
 hides differences of 10-30%. Valgrind's callgrind counts the instructions a run executes,
@@ -19,6 +19,11 @@ instructions per example, the ratio to the floor, and the ratio for one experime
 ``--examples`` examples with its fixed cost included. The count stops before the
 records are read back to check that every LM call was recorded.
 
+OpenInference's ``DSPyInstrumentor`` (spans kept by OpenTelemetry's in-memory exporter)
+and ``mlflow.dspy.autolog()`` (traces in a sqlite tracking store, flushed) get rows of
+their own, each in its own processes like every configuration, when installed
+(``pip install 'dspex[bench]'``); MLflow's runs take the longest under callgrind.
+
 Callgrind runs without the CPU's SHA extensions, so hashing (the store's per-record
 SHA-256) counts more instructions than it costs on the machine.
 """
@@ -26,6 +31,7 @@ SHA-256) counts more instructions than it costs on the machine.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import re
 import shutil
@@ -42,12 +48,17 @@ CONFIGURATIONS = {
         "dspy.Evaluate, no-op callback": "evaluate_floor",
         "exp.evaluate + archive": "exp_evaluate",
         "dspy.Evaluate in experiment + archive": "evaluate_in_experiment",
+        "dspy.Evaluate, OpenInference": "evaluate_openinference",
+        "dspy.Evaluate, mlflow.dspy.autolog": "evaluate_mlflow",
     },
     "direct calls": {
         "calls, no-op callback": "calls_floor",
         "calls in experiment + archive": "calls_in_experiment",
+        "calls, OpenInference": "calls_openinference",
+        "calls, mlflow.dspy.autolog": "calls_mlflow",
     },
 }
+TOOLS = {"openinference": "openinference-instrumentation-dspy", "mlflow": "mlflow"}  # distributions
 
 _ROOT = Path(__file__).resolve().parents[1]
 _TOTALS = re.compile(r"^(?:summary|totals):\s+(\d+)", re.MULTILINE)
@@ -59,7 +70,9 @@ def _child(method: str, examples: int, built: int) -> None:
     from benchmarks.bench_public_path import Setup
 
     with tempfile.TemporaryDirectory(prefix="dspex-bench-") as tmp:
-        setup = Setup(built, tmp, mlflow=False)  # the same data whatever is measured
+        # the same data whatever is measured; a tool only in its own configurations
+        tool = {name: name in method for name in TOOLS}
+        setup = Setup(built, tmp, mlflow=tool["mlflow"], openinference=tool["openinference"])
         devset = setup.devset
         setup.devset = devset[:1]
         getattr(setup, method)()
@@ -68,6 +81,10 @@ def _child(method: str, examples: int, built: int) -> None:
             getattr(setup, method)()
         os.getsid(0)  # the parent's callgrind dumps its count here (--dump-before=getsid)
         counted = setup.check()  # so reading the records back is not counted
+        if tool["mlflow"]:
+            from benchmarks.bench_capture import _disable_mlflow
+
+            _disable_mlflow()
         setup.store.close()
         if counted:
             raise SystemExit(f"{method}: {counted} LM calls made but not recorded")
@@ -131,10 +148,20 @@ def table(name: str, configs: dict[str, str], examples: int, jobs: int) -> str:
     return "\n".join(rows)
 
 
+def _installed(distribution: str) -> bool:
+    try:
+        importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench_instructions", description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=200, help="examples (and direct calls)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="runs at once")
+    parser.add_argument("--no-mlflow", action="store_true", help="leave MLflow out")
+    parser.add_argument("--no-openinference", action="store_true", help="leave OpenInference out")
     parser.add_argument(
         "--child", nargs=3, metavar=("METHOD", "N", "BUILT"), help=argparse.SUPPRESS
     )
@@ -145,12 +172,24 @@ def main(argv: list[str] | None = None) -> None:
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind); skipped")
         return
+    left_out = {"mlflow": args.no_mlflow, "openinference": args.no_openinference}
+    for name, distribution in TOOLS.items():
+        if not left_out[name] and not _installed(distribution):
+            print(f"note: {name} not installed (pip install 'dspex[bench]'): left out")
+            left_out[name] = True
     n = args.examples
-    print(f"Evaluating {n} examples, one thread, CPU instructions (callgrind)")
-    print(table("example", CONFIGURATIONS["evaluation"], n, args.jobs))
-    print()
-    print(f"{n} direct Predict calls, one thread, CPU instructions (callgrind)")
-    print(table("call", CONFIGURATIONS["direct calls"], n, args.jobs))
+    for title, name, unit in (
+        (f"Evaluating {n} examples", "evaluation", "example"),
+        (f"{n} direct Predict calls", "direct calls", "call"),
+    ):
+        configs = {
+            label: method
+            for label, method in CONFIGURATIONS[name].items()
+            if not any(left_out[tool] and tool in method for tool in TOOLS)
+        }
+        print(f"{title}, one thread, CPU instructions (callgrind)")
+        print(table(unit, configs, n, args.jobs))
+        print()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """What recording costs on the public path, archive to a file store included.
 
     python -m benchmarks.bench_public_path                 # defaults (~2 minutes on 2 cores)
-    python -m benchmarks.bench_public_path --examples 300 --reps 7 --no-mlflow
+    python -m benchmarks.bench_public_path --examples 300 --reps 7 --no-mlflow --no-openinference
 
 Two tables, each against DSPy's own no-op ``BaseCallback`` (the floor any callback-based
 recorder pays), with a zero-latency LM (cache off), one thread:
@@ -10,13 +10,18 @@ recorder pays), with a zero-latency LM (cache off), one thread:
    ``dspy.Evaluate`` (floor); ``exp.evaluate`` in a ``dspex.experiment`` (harness pool of
    one thread), the experiment sealed in a file store; ``dspy.Evaluate`` inside a
    ``dspex.experiment`` (recorded as a trial), sealed likewise; ``dspy.Evaluate`` under
-   ``mlflow.dspy.autolog()`` (traces in a sqlite tracking store, flushed);
+   OpenInference's ``DSPyInstrumentor`` (spans kept by OpenTelemetry's in-memory
+   exporter: no export cost, a lower bound) and under ``mlflow.dspy.autolog()`` (traces
+   in a sqlite tracking store, flushed);
 2. ``--examples`` direct calls ``program(question=...)``: the floor; inside a
-   ``dspex.experiment``, sealed in a file store; under ``mlflow.dspy.autolog()``.
+   ``dspex.experiment``, sealed in a file store; under OpenInference's instrumentor; under
+   ``mlflow.dspy.autolog()``.
 
-``mlflow.dspy.autolog()`` patches DSPy for the life of its process and grows the heap
-that later garbage collections walk, so MLflow's rows run in a process of their own,
-each against a floor measured in that process.
+``mlflow.dspy.autolog()`` and OpenInference's instrumentor patch DSPy for the life of
+their process (MLflow's also grows the heap that later garbage collections walk), so each
+tool's rows run in a process of their own, against a floor measured in that process.
+Both are in the ``bench`` extra (``pip install 'dspex[bench]'``); a tool that is not
+installed is left out with a note.
 
 Wall time, since writing the record is part of the cost. Configurations run interleaved
 in a rotating order within each repetition; the table gives medians and the median of
@@ -50,7 +55,9 @@ _ROOT = Path(__file__).resolve().parents[1]
 class Setup:
     """The program, data, LM and stores every configuration shares."""
 
-    def __init__(self, examples: int, tmp: str, *, mlflow: bool) -> None:
+    def __init__(
+        self, examples: int, tmp: str, *, mlflow: bool, openinference: bool = False
+    ) -> None:
         import dspy
         from dspy.utils.callback import BaseCallback
 
@@ -66,8 +73,12 @@ class Setup:
         ]
         self.store = dspex.ResultStore.open(f"file://{tmp}/store")
         self.mlflow_callback, self.note = _mlflow(tmp) if mlflow else (None, "MLflow left out")
+        self.openinference: Any = None
+        if openinference:
+            self.openinference, self.note = _openinference()
         self.unrecorded = 0
         self._to_check: list[tuple[str, int]] = []
+        self._to_check_spans: list[tuple[int, int]] = []
 
     def metric(self, example: Any, prediction: Any, trace: Any = None) -> bool:
         return bool(example.answer == prediction.answer)
@@ -83,6 +94,12 @@ class Setup:
             recorded = sum(1 for t in archived.trials for e in t.events if e.kind == "lm_call")
             self.unrecorded += abs(made - recorded)
         self._to_check.clear()
+        if self._to_check_spans:
+            _, exporter = self.openinference
+            spans = exporter.finished_llm_spans()
+            made = sum(n for _, n in self._to_check_spans)
+            self.unrecorded += abs(made - spans)
+            self._to_check_spans.clear()
         return self.unrecorded
 
     # -- evaluation ---------------------------------------------------------------------
@@ -140,6 +157,25 @@ class Setup:
             with dspy.context(lm=self.lm, callbacks=[callback], track_usage=True):
                 dspy.Evaluate(devset=self.devset, metric=self.metric, num_threads=1)(self.program)
 
+    @contextmanager
+    def _openinference_on(self) -> Iterator[None]:
+        """OpenInference's instrumentor on for one run (it wraps DSPy's classes while on);
+        its LLM spans are checked against the LM's calls."""
+        instrumentor, exporter = self.openinference
+        before = self.engine.calls
+        instrumentor.instrument(tracer_provider=exporter.provider)
+        try:
+            yield
+        finally:
+            instrumentor.uninstrument()
+        self._to_check_spans.append((before, self.engine.calls - before))
+
+    def evaluate_openinference(self) -> None:
+        import dspy
+
+        with self._openinference_on(), dspy.context(lm=self.lm, callbacks=[]):
+            dspy.Evaluate(devset=self.devset, metric=self.metric, num_threads=1)(self.program)
+
     # -- direct calls -------------------------------------------------------------------
 
     def _calls(self) -> None:
@@ -163,6 +199,12 @@ class Setup:
                 self._calls()
         self._checked(run.id, before)
 
+    def calls_openinference(self) -> None:
+        import dspy
+
+        with self._openinference_on(), dspy.context(lm=self.lm, callbacks=[]):
+            self._calls()
+
     def calls_mlflow(self) -> None:
         import dspy
 
@@ -182,6 +224,37 @@ def _mlflow(tmp: str) -> tuple[Any, str | None]:
     return callback, note
 
 
+class _SpanSink:
+    """OpenTelemetry's in-memory exporter behind a synchronous span processor: the spans
+    are kept, not sent anywhere, so the row shows the instrumentor's own cost."""
+
+    def __init__(self) -> None:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+            InMemorySpanExporter,
+        )
+
+        self.exporter = InMemorySpanExporter()
+        self.provider = TracerProvider()
+        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+
+    def finished_llm_spans(self) -> int:
+        """LLM spans finished since the last call (one per LM call), then forgotten."""
+        spans = self.exporter.get_finished_spans()
+        self.exporter.clear()
+        kind = "openinference.span.kind"
+        return sum(1 for s in spans if (s.attributes or {}).get(kind) == "LLM")
+
+
+def _openinference() -> tuple[Any, str | None]:
+    try:
+        from openinference.instrumentation.dspy import DSPyInstrumentor
+    except ImportError:
+        return None, "OpenInference not installed: pip install 'dspex[bench]'"
+    return (DSPyInstrumentor(), _SpanSink()), None
+
+
 def _timed(fn: Run) -> float:
     started = time.perf_counter()
     fn()
@@ -192,6 +265,17 @@ FLOORS = {"evaluation": "dspy.Evaluate, no-op callback", "direct calls": "calls,
 
 
 def _tables(setup: Setup, side: str) -> dict[str, dict[str, Run]]:
+    if side == "openinference":
+        return {
+            "evaluation": {
+                FLOORS["evaluation"]: setup.evaluate_floor,
+                "dspy.Evaluate, OpenInference": setup.evaluate_openinference,
+            },
+            "direct calls": {
+                FLOORS["direct calls"]: setup.calls_floor,
+                "calls, OpenInference": setup.calls_openinference,
+            },
+        }
     if side == "mlflow":
         return {
             "evaluation": {
@@ -221,10 +305,13 @@ Samples = dict[str, dict[str, list[float]]]
 
 def run(examples: int, reps: int, *, side: str = "dspex") -> tuple[Samples, Setup]:
     """Samples (seconds) per configuration of both tables, for one side: ``dspex`` (the
-    floor and dspex's configurations) or ``mlflow`` (the floor and MLflow's)."""
+    floor and dspex's configurations), ``openinference`` or ``mlflow`` (the floor and that
+    tool's)."""
     with tempfile.TemporaryDirectory(prefix="dspex-bench-") as tmp:
-        setup = Setup(examples, tmp, mlflow=side == "mlflow")
+        setup = Setup(examples, tmp, mlflow=side == "mlflow", openinference=side == "openinference")
         if side == "mlflow" and setup.mlflow_callback is None:
+            return {}, setup
+        if side == "openinference" and setup.openinference is None:
             return {}, setup
         tables = _tables(setup, side)
         samples: Samples = {t: {n: [] for n in c} for t, c in tables.items()}
@@ -246,21 +333,23 @@ def run(examples: int, reps: int, *, side: str = "dspex") -> tuple[Samples, Setu
     return samples, setup
 
 
-def _mlflow_side(examples: int, reps: int) -> tuple[Samples, str | None]:
-    """MLflow's configurations, with a floor of their own, in another process.
+def _tool_side(side: str, examples: int, reps: int) -> tuple[Samples, int | None, str | None]:
+    """One tool's configurations (``mlflow``, ``openinference``), with a floor of their
+    own, in another process: samples, LM calls it left unrecorded, and a note.
 
     ``mlflow.dspy.autolog()`` patches DSPy for the life of the process (``dspy.Evaluate``
     became 8x slower with its callback removed), and the traces it keeps grow the heap
     that every later configuration's garbage collections walk: in one process, it slowed
-    the floor and dspex's configurations measured after it.
+    the floor and dspex's configurations measured after it. OpenInference's instrumentor
+    wraps DSPy's classes (``wrapt``) and is kept apart likewise.
     """
-    command = [sys.executable, "-m", "benchmarks.bench_public_path", "--side", "mlflow"]
+    command = [sys.executable, "-m", "benchmarks.bench_public_path", "--side", side]
     command += ["--examples", str(examples), "--reps", str(reps)]
     done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=_ROOT)
     if done.returncode != 0:
-        return {}, f"MLflow's side failed: {done.stderr.strip()[-500:]}"
+        return {}, None, f"{side}'s side failed: {done.stderr.strip()[-500:]}"
     answer = json.loads(done.stdout.strip().splitlines()[-1])
-    return answer["samples"], answer["note"]
+    return answer["samples"], answer["unrecorded"], answer["note"]
 
 
 def table(
@@ -290,36 +379,62 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--examples", type=int, default=300, help="examples (and direct calls)")
     parser.add_argument("--reps", type=int, default=7, help="interleaved repetitions")
     parser.add_argument("--no-mlflow", action="store_true", help="leave MLflow out")
-    parser.add_argument("--side", choices=("dspex", "mlflow"), help=argparse.SUPPRESS)
+    parser.add_argument("--no-openinference", action="store_true", help="leave OpenInference out")
+    parser.add_argument(
+        "--side", choices=("dspex", "mlflow", "openinference"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv or [])
-    if args.side == "mlflow":  # the child process of _mlflow_side
-        samples, setup = run(args.examples, args.reps, side="mlflow")
-        print(json.dumps({"samples": samples, "note": setup.note}))
+    if args.side in ("mlflow", "openinference"):  # the child process of _tool_side
+        samples, setup = run(args.examples, args.reps, side=args.side)
+        checked = args.side == "openinference"  # MLflow's traces are not counted
+        answer = {
+            "samples": samples,
+            "unrecorded": setup.unrecorded if checked else None,
+            "note": setup.note,
+        }
+        print(json.dumps(answer))
         return
     samples, setup = run(args.examples, args.reps)
-    note = setup.note or "MLflow left out"
-    mlflow: Samples = {}
-    if not args.no_mlflow:
-        mlflow, note = _mlflow_side(args.examples, args.reps)
-    n = args.examples
+    notes: list[str] = []
+    tools: dict[str, Samples] = {}
+    unrecorded: dict[str, int | None] = {}
+    for side, left_out, name in (
+        ("openinference", args.no_openinference, "OpenInference"),
+        ("mlflow", args.no_mlflow, "MLflow"),
+    ):
+        if left_out:
+            notes.append(f"{name} left out")
+            continue
+        tools[side], unrecorded[name], tool_note = _tool_side(side, args.examples, args.reps)
+        if tool_note:
+            notes.append(tool_note)
+    _report(samples, tools, args.examples, args.reps)
+    print(f"LM calls made but not recorded by dspex: {setup.unrecorded}")
+    for name, count in unrecorded.items():
+        if count is not None:
+            print(f"LM calls made but without an LLM span, {name}: {count}")
+    if any(tools.values()):
+        print("Each tool's rows ran in a process of their own, against a floor measured there.")
+    for note in notes:
+        print(f"note: {note}")
+
+
+def _report(samples: Samples, tools: dict[str, Samples], n: int, reps: int) -> None:
+    """Both tables: dspex's rows, then each tool's against the floor of its own process."""
     for table_name, title, unit in (
         ("evaluation", f"Evaluating {n} examples", "µs/example"),
         ("direct calls", f"{n} direct Predict calls", "µs/call"),
     ):
         rows = dict(samples[table_name])
         floors: dict[str, list[float]] = {}
-        for name, values in mlflow.get(table_name, {}).items():
-            if name != FLOORS[table_name]:
-                rows[name] = values
-                floors[name] = mlflow[table_name][FLOORS[table_name]]
-        print(f"{title}, one thread, wall time ({args.reps} reps)")
+        for tool in tools.values():
+            for name, values in tool.get(table_name, {}).items():
+                if name != FLOORS[table_name]:
+                    rows[name] = values
+                    floors[name] = tool[table_name][FLOORS[table_name]]
+        print(f"{title}, one thread, wall time ({reps} reps)")
         print(table(rows, n, unit, FLOORS[table_name], floors))
         print()
-    print(f"LM calls made but not recorded by dspex: {setup.unrecorded}")
-    if mlflow:
-        print("MLflow's rows ran in a process of their own, against a floor measured there.")
-    if note:
-        print(f"note: {note}")
 
 
 if __name__ == "__main__":
