@@ -898,3 +898,91 @@ def test_events_of_a_missing_trial_or_experiment_are_not_found(store):
             read(missing_experiment, missing_trial)
     with pytest.raises(TrialNotFound):
         store.get_trial(experiment.id, missing_trial, events=False)
+
+
+# -- events appended while a trial runs ------------------------------------------------------
+
+
+def started(store, experiment: Experiment) -> None:
+    store.start_experiment(
+        experiment.replace(status="running", trials=(), best_trial_id=None, summary=None)
+    )
+
+
+def append_in_chunks(store, experiment_id: str, trial: Trial, size: int = 97) -> None:
+    """Append ``trial``'s events in chunks, each also replayed, some overlapping."""
+    events = trial.events
+    for first in range(0, len(events), size):
+        store.append_events(experiment_id, trial.id, first, events[first : first + size])
+        store.append_events(experiment_id, trial.id, first, events[first : first + size])
+        if first >= 5:  # overlapping: what is stored is skipped
+            store.append_events(experiment_id, trial.id, first - 5, events[first - 5 : first + 3])
+
+
+def test_appended_events_make_the_trial_recorded_and_sealed_without_them(store):
+    experiment = long_experiment()
+    started(store, experiment)
+    long = experiment.trials[2]
+    append_in_chunks(store, experiment.id, long)
+    assert store.count_events(experiment.id, long.id) == LONG
+    assert store.read_events(experiment.id, long.id, offset=PART_EVENTS - 2, limit=4) == list(
+        long.events[PART_EVENTS - 2 : PART_EVENTS + 2]
+    )
+    with pytest.raises(TrialNotFound):  # events, but the trial is not recorded yet
+        store.get_trial(experiment.id, long.id)
+    bare = long.replace(events=())
+    for trial in experiment.trials[:2]:
+        store.record_trial(experiment.id, trial)
+    store.record_trial(experiment.id, bare)
+    assert_pages_match(store, experiment)
+    assert store.get_trial(experiment.id, long.id) == long
+    assert store.get_experiment(experiment.id).trials == experiment.trials
+    sent = experiment.replace(trials=(*experiment.trials[:2], bare))
+    checksum = store.archive_experiment(sent)
+    assert checksum == experiment.content_checksum()
+    assert store.get_experiment(experiment.id) == experiment
+    assert_pages_match(store, experiment)
+    assert store.verify() == []
+    assert store.archive_experiment(sent) == checksum  # the same again: nothing changes
+    assert store.archive_experiment(experiment) == checksum
+
+
+def test_a_trial_archived_without_events_and_never_recorded_gets_its_appended_events(store):
+    experiment = long_experiment()
+    started(store, experiment)
+    for trial in experiment.trials:
+        append_in_chunks(store, experiment.id, trial, size=PART_EVENTS + 1)
+    bare = tuple(t.replace(events=()) for t in experiment.trials)
+    assert store.archive_experiment(experiment.replace(trials=bare)) == (
+        experiment.content_checksum()
+    )
+    assert store.get_experiment(experiment.id) == experiment
+
+
+def test_a_gap_in_appended_events_is_refused_and_nothing_is_stored(store):
+    experiment = make_experiment(trials=0)
+    started(store, experiment)
+    trial = make_trial(experiment.id, 0, 0.5, events=10)
+    store.append_events(experiment.id, trial.id, 0, trial.events[:4])
+    with pytest.raises(ValidationError, match=r"4\.\.5"):
+        store.append_events(experiment.id, trial.id, 6, trial.events[6:])
+    assert store.count_events(experiment.id, trial.id) == 4
+    store.append_events(experiment.id, trial.id, 4, trial.events[4:])
+    assert store.read_events(experiment.id, trial.id) == list(trial.events)
+
+
+def test_appending_to_a_sealed_or_missing_experiment_or_another_trial_is_refused(store):
+    experiment = make_experiment()
+    store.archive_experiment(experiment)
+    trial = experiment.trials[0]
+    with pytest.raises(ImmutableRecordError, match=experiment.id):
+        store.append_events(experiment.id, trial.id, 0, trial.events)
+    missing = new_id("exp")
+    with pytest.raises(ExperimentNotFound, match=missing):
+        store.append_events(missing, trial.id, 0, trial.events)
+    other = new_id("trl")
+    with pytest.raises(ValidationError, match=other):
+        store.append_events(experiment.id, other, 0, trial.events)
+    with pytest.raises(ValidationError, match="first_seq"):
+        store.append_events(experiment.id, trial.id, -1, trial.events)
+    assert store.get_experiment(experiment.id) == experiment

@@ -44,6 +44,12 @@ from dspex.model.event import EventKind, EventSource
 __all__ = [
     "PART_EVENTS",
     "EventIndex",
+    "EventPart",
+    "plan_append",
+    "read_parts",
+    "splice_parts",
+    "stored_count",
+    "trial_with_parts",
     "join_parts",
     "parse_events",
     "parse_trial",
@@ -321,3 +327,122 @@ def parse_trial(data: bytes, index: EventIndex | None, *, events: bool = True) -
         return header
     parsed = parse_events(b"".join((b"[", data[index.at : index.end], b"]")), header.id)
     return header.model_copy(update={"events": tuple(parsed)})
+
+
+# -- events appended while a trial runs ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventPart:
+    """Events ``first`` .. ``first + count - 1`` of a trial, as their comma-separated JSON."""
+
+    first: int
+    count: int
+    data: bytes
+
+    @property
+    def stop(self) -> int:
+        return self.first + self.count
+
+
+def plan_append(
+    stored: int, first_seq: int, events: Sequence[TraceEvent], where: str
+) -> list[EventPart]:
+    """The parts to store when events ``first_seq`` .. of a trial arrive and ``stored``
+    events (0 .. stored - 1) are stored already: what is new, in parts of
+    :data:`PART_EVENTS`. Events already stored are skipped (a replay, or an overlapping
+    one); a gap is refused, naming ``where`` (events must arrive in order)."""
+    if first_seq > stored:
+        raise ValidationError(
+            f"{where}: events from {first_seq} cannot be appended, only {stored} are stored "
+            f"(events {stored}..{first_seq - 1} are missing); append them in order"
+        )
+    new = events[stored - first_seq :]
+    parts = []
+    for start in range(0, len(new), PART_EVENTS):
+        chunk = new[start : start + PART_EVENTS]
+        parts.append(EventPart(stored + start, len(chunk), _part_json(chunk)))
+    return parts
+
+
+def _part_json(events: Sequence[TraceEvent]) -> bytes:
+    data = serialize_events(events)
+    if data is None:  # text that JSON cannot carry: each event as stored
+        data = b",".join(stored_json(event)[0] for event in events)
+    return data
+
+
+def stored_count(parts: Sequence[EventPart] | Sequence[tuple[int, int]]) -> int:
+    """How many events a trial's parts hold (they are contiguous from 0)."""
+    if not parts:
+        return 0
+    last = parts[-1]
+    return last.stop if isinstance(last, EventPart) else last[0] + last[1]
+
+
+def read_parts(
+    spans: Sequence[tuple[int, int]],
+    fetch: Callable[[int], bytes],
+    trial_id: str,
+    offset: int,
+    limit: int | None,
+) -> list[TraceEvent]:
+    """Events ``offset`` .. ``offset + limit - 1`` of a trial whose events are the parts
+    ``spans`` (first, count), fetching (``fetch(k)``) and parsing only those needed."""
+    total = stored_count(spans)
+    stop = total if limit is None else min(total, offset + limit)
+    wanted = [
+        k for k, (first, count) in enumerate(spans) if first < stop and first + count > offset
+    ]
+    if not wanted:
+        return []
+    data = b",".join(fetch(k) for k in wanted)
+    events = parse_events(b"".join((b"[", data, b"]")), trial_id)
+    base = spans[wanted[0]][0]
+    if len(events) < stop - base:
+        raise ValidationError(f"trial {trial_id}: a stored part holds fewer events than it says")
+    return events[offset - base : stop - base]
+
+
+def trial_with_parts(
+    trial: Trial, parts: Sequence[EventPart]
+) -> tuple[bytes, Trial, EventIndex | None]:
+    """The stored JSON of ``trial`` (whose ``events`` are empty) with the appended
+    ``parts`` as its events, as :func:`trial_json` gives it, without parsing them; small
+    parts are joined into parts of about :data:`PART_EVENTS`."""
+    head = plain_json(trial)
+    if head is None or head.count(_EMPTY) != 1:  # rare: parse them, serialize the whole
+        events = parse_events(b"[" + b",".join(p.data for p in parts) + b"]", trial.id)
+        return trial_json(trial.model_copy(update={"events": tuple(events)}))
+    data, index = splice_parts(head, head.index(_EMPTY) + _AT, parts)
+    return data, trial, index
+
+
+def splice_parts(head: bytes, at: int, parts: Sequence[EventPart]) -> tuple[bytes, EventIndex]:
+    """A trial's JSON from its JSON without events (``"events":[]``, ``[`` ending at
+    ``at``) and its parts; small parts are joined into parts of about PART_EVENTS."""
+    groups: list[list[EventPart]] = []
+    size = 0
+    for part in parts:
+        if not part.count:
+            continue
+        if groups and size + part.count <= PART_EVENTS:
+            groups[-1].append(part)
+            size += part.count
+        else:
+            groups.append([part])
+            size = part.count
+    merged = [
+        g[0]
+        if len(g) == 1
+        else EventPart(g[0].first, sum(p.count for p in g), b",".join(p.data for p in g))
+        for g in groups
+    ]
+    firsts, starts, offset = [], [], at
+    for part in merged:
+        firsts.append(part.first)
+        starts.append(offset)
+        offset += len(part.data) + 1
+    body = b",".join(p.data for p in merged)
+    index = EventIndex(stored_count(merged), at, at + len(body), tuple(firsts), tuple(starts))
+    return b"".join((head[:at], body, head[at:])), index

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from dspex.errors import StoreUnavailable
 from dspex.extras import require
 from dspex.model import Experiment, StudyRecord, StudySummary, TraceEvent, Trial
 from dspex.redact import redact_url
+from dspex.store._events import EventPart
 from dspex.store.codec import EncodedRecord, PartTransform
 from dspex.store.query import ExperimentSummary, Query
 
@@ -117,6 +118,27 @@ class StoreBackend(ABC):
     @abstractmethod
     def load_trial(self, experiment_id: str, trial_id: str) -> Trial | None:
         """One trial with its events, without loading the rest of the experiment."""
+
+    def append_events(
+        self, experiment_id: str, trial_id: str, first_seq: int, events: Sequence[TraceEvent]
+    ) -> None:
+        """Durably add events ``first_seq`` .. of a trial of a running experiment (the
+        trial itself may not be written yet). Events already stored are skipped (use
+        :func:`dspex.store._events.plan_append`); a gap raises :class:`dspex.ValidationError`.
+
+        Raises :class:`dspex.ExperimentNotFound` if no running experiment has that id,
+        :class:`dspex.ImmutableRecordError` if it is sealed.
+        """
+        raise StoreUnavailable(
+            f"the ResultStore at {redact_url(self.url)} ({type(self).__name__}) cannot append "
+            "events; record whole trials with record_trial"
+        )
+
+    def event_parts(self, experiment_id: str, trial_id: str) -> list[EventPart]:
+        """The events appended to a trial of a running experiment, in order ([] when
+        none, or when the experiment is sealed): what :meth:`seal` gets in their place
+        when the trial is archived without events."""
+        return []
 
     def load_trial_header(self, experiment_id: str, trial_id: str) -> Trial | None:
         """One trial without its events (``events == ()``); backends that store events

@@ -28,14 +28,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from dspex.model import Experiment, Trial
 from dspex.model._base import plain_json, stored_json
-from dspex.store._events import EventIndex, trial_json
+from dspex.store._events import EventIndex, EventPart, parse_events, trial_json, trial_with_parts
 from dspex.store.query import ExperimentSummary, summary_of
 
 __all__ = ["EncodedRecord", "PartTransform", "encode", "sha256", "splice"]
@@ -84,11 +84,16 @@ class EncodedRecord:
         return spans
 
 
-def encode(experiment: Experiment, transform: PartTransform | None = None) -> EncodedRecord:
+def encode(
+    experiment: Experiment,
+    transform: PartTransform | None = None,
+    appended: Mapping[str, Sequence[EventPart]] | None = None,
+) -> EncodedRecord:
     """Serialize ``experiment`` once, as a header and one JSON part per trial.
 
     With ``transform``, :attr:`EncodedRecord.stored` holds ``transform(part)`` for each
-    trial, worked out alongside the serialization.
+    trial, worked out alongside the serialization. ``appended``: for trials without
+    events, the events appended to them (their JSON, spliced in without being parsed).
 
     What is encoded is the experiment as stored (:meth:`~dspex.Record.representable`):
     text that JSON cannot carry is stored as text, in the summary too.
@@ -105,6 +110,8 @@ def encode(experiment: Experiment, transform: PartTransform | None = None) -> En
         at = header.index(_EMPTY) + len(_MARKER)
     digest = hashlib.sha256()
     streaming = at is not None  # else the trials' place is known only at the end
+    if appended and not streaming:  # rare (see _locate): the events become records
+        return encode(_with_appended(experiment, appended), transform)
     if streaming:
         digest.update(header[:at])
     pipeline = _Pipeline(digest if streaming else None, transform)
@@ -113,7 +120,11 @@ def encode(experiment: Experiment, transform: PartTransform | None = None) -> En
     try:
         parts = []
         for trial in trials:
-            data, clean_trial, index = trial_json(trial)
+            events = None if trial.events or not appended else appended.get(trial.id)
+            if events:
+                data, clean_trial, index = trial_with_parts(trial, events)
+            else:
+                data, clean_trial, index = trial_json(trial)
             parts.append(data)
             clean_trials.append(clean_trial)
             indexes.append(index)
@@ -218,6 +229,19 @@ def _chunks(header: bytes, at: int | None, parts: Sequence[bytes]) -> Iterator[b
             yield b","
         yield data
     yield header[at:]
+
+
+def _with_appended(
+    experiment: Experiment, appended: Mapping[str, Sequence[EventPart]]
+) -> Experiment:
+    trials = []
+    for trial in experiment.trials:
+        parts = None if trial.events else appended.get(trial.id)
+        if parts:
+            data = b"[" + b",".join(p.data for p in parts) + b"]"
+            trial = trial.model_copy(update={"events": tuple(parse_events(data, trial.id))})
+        trials.append(trial)
+    return experiment.model_copy(update={"trials": tuple(trials)})
 
 
 def _locate(experiment: Experiment, parts: list[bytes]) -> tuple[bytes, int]:

@@ -30,7 +30,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -45,7 +45,15 @@ from dspex.errors import (
 from dspex.errors import ValidationError as DspexValidationError
 from dspex.ids import id_timestamp, is_valid_id
 from dspex.model import Experiment, StudyRecord, StudySummary, TraceEvent, Trial
-from dspex.store._events import EventIndex, parse_events, parse_trial
+from dspex.store._events import (
+    EventIndex,
+    EventPart,
+    parse_events,
+    parse_trial,
+    plan_append,
+    read_parts,
+    trial_with_parts,
+)
 from dspex.store._fileindex import FileIndex, is_damage
 from dspex.store._filerecord import (
     RecordFile,
@@ -234,6 +242,58 @@ class FileBackend(StoreBackend):
                 temp_dir=self.root / "tmp",
             )
 
+    def _parts_dir(self, experiment_id: str, trial_id: str) -> Path:
+        return self._dir(experiment_id) / "trials" / f"{trial_id}.parts"
+
+    def _part_spans(self, experiment_id: str, trial_id: str) -> list[tuple[int, int, Path]]:
+        """(first, count, file) of each part appended to a running trial, in order."""
+        try:
+            paths = list(self._parts_dir(experiment_id, trial_id).glob("*.part"))
+        except FileNotFoundError:
+            return []
+        spans = []
+        for path in paths:
+            first, _, count = path.stem.partition("-")
+            if first.isdigit() and count.isdigit():
+                spans.append((int(first), int(count), path))
+        spans.sort()
+        return spans
+
+    def append_events(
+        self, experiment_id: str, trial_id: str, first_seq: int, events: Sequence[TraceEvent]
+    ) -> None:
+        folder = self._dir(experiment_id)
+        with self._locked():
+            if self._record(experiment_id).path.exists():
+                raise ImmutableRecordError(f"experiment {experiment_id!r} is sealed")
+            if not (folder / "running.json").exists():
+                raise ExperimentNotFound(experiment_id)
+            spans = self._part_spans(experiment_id, trial_id)
+            stored = spans[-1][0] + spans[-1][1] if spans else 0
+            where = f"trial {trial_id} of experiment {experiment_id}"
+            parts = plan_append(stored, first_seq, events, where)
+            if not parts:
+                return
+            target = self._parts_dir(experiment_id, trial_id)
+            ensure_dir(target)
+            for part in parts:  # each durable before the next: the stored ones stay contiguous
+                write_atomic(
+                    target / f"{part.first:012d}-{part.count:06d}.part",
+                    [part.data],
+                    temp_dir=self.root / "tmp",
+                )
+
+    def event_parts(self, experiment_id: str, trial_id: str) -> list[EventPart]:
+        if self._record(experiment_id).path.exists():
+            return []
+        parts = []
+        for first, count, path in self._part_spans(experiment_id, trial_id):
+            try:
+                parts.append(EventPart(first, count, path.read_bytes()))
+            except FileNotFoundError:  # sealed meanwhile
+                return []
+        return parts
+
     def seal(self, record: EncodedRecord) -> SealOutcome:
         folder = self._dir(record.id)
         target = self._record(record.id)
@@ -288,7 +348,17 @@ class FileBackend(StoreBackend):
                 data = path.read_bytes()
             except FileNotFoundError:  # sealed meanwhile; load() then reads the record
                 continue
-            yield _parse(record, Trial, data, trial_id=path.stem)
+            yield self._with_parts(record, _parse(record, Trial, data, trial_id=path.stem))
+
+    def _with_parts(self, record: RecordFile, trial: Trial) -> Trial:
+        """A running trial recorded without events, with the events appended to it."""
+        if trial.events:
+            return trial
+        parts = self.event_parts(record.record_id, trial.id)
+        if not parts:
+            return trial
+        data, _, index = trial_with_parts(trial, parts)
+        return _parse_trial(record, data, index, trial.id)
 
     def _running_trial(self, experiment_id: str, trial_id: str) -> bytes | None:
         """A running trial's JSON, or None when it is not recorded or has been sealed."""
@@ -303,7 +373,7 @@ class FileBackend(StoreBackend):
         if not record.path.exists():
             data = self._running_trial(experiment_id, trial_id)
             if data is not None:
-                return _parse(record, Trial, data, trial_id=trial_id)
+                return self._with_parts(record, _parse(record, Trial, data, trial_id=trial_id))
             if not record.path.exists():  # not recorded, or sealed meanwhile
                 return None
         found = record.trial(trial_id)
@@ -344,7 +414,33 @@ class FileBackend(StoreBackend):
                         experiment_id, f"trial {trial_id} holds fewer events than its index"
                     )
                 return parsed[skip:stop]
+        elif self._appended_only(experiment_id, trial_id):
+            spans = self._part_spans(experiment_id, trial_id)
+            if spans or self._running_trial(experiment_id, trial_id) is not None:
+                try:
+                    return read_parts(
+                        [(first, count) for first, count, _ in spans],
+                        lambda k: spans[k][2].read_bytes(),
+                        trial_id,
+                        offset,
+                        limit,
+                    )
+                except FileNotFoundError:  # sealed meanwhile
+                    return self.load_events(experiment_id, trial_id, offset, limit)
+                except DspexValidationError as exc:
+                    raise CorruptRecordError(experiment_id, f"does not parse: {exc}") from exc
         return super().load_events(experiment_id, trial_id, offset, limit)
+
+    def _appended_only(self, experiment_id: str, trial_id: str) -> bool:
+        """Whether a running trial's events are its appended ones (it has some, and it is
+        not recorded, or recorded without events)."""
+        if not self._part_spans(experiment_id, trial_id):
+            return False
+        data = self._running_trial(experiment_id, trial_id)
+        if data is None:
+            return True
+        record = self._record(experiment_id)
+        return not _parse(record, Trial, data, trial_id=trial_id).events
 
     def count_events(self, experiment_id: str, trial_id: str) -> int | None:
         record = self._record(experiment_id)
@@ -354,6 +450,10 @@ class FileBackend(StoreBackend):
                 return None
             if entry[3] is not None:
                 return entry[3].index.count
+        elif self._appended_only(experiment_id, trial_id):
+            spans = self._part_spans(experiment_id, trial_id)
+            if spans:
+                return spans[-1][0] + spans[-1][1]
         return super().count_events(experiment_id, trial_id)
 
     def query(self, query: Query) -> list[ExperimentSummary]:
@@ -630,7 +730,12 @@ def _remove_running(folder: Path) -> None:
     trials = folder / "trials"
     if trials.is_dir():
         for path in trials.iterdir():
-            path.unlink(missing_ok=True)
+            if path.is_dir():  # a trial's appended events
+                for part in path.iterdir():
+                    part.unlink(missing_ok=True)
+                path.rmdir()
+            else:
+                path.unlink(missing_ok=True)
         trials.rmdir()
 
 

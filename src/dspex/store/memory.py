@@ -8,13 +8,22 @@ one process share their records; ``memory://`` alone is private to its store.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from dspex.errors import ExperimentNotFound, ImmutableRecordError
 from dspex.model import Experiment, StudyRecord, StudySummary, TraceEvent, Trial
 from dspex.store._catalog import Catalog
-from dspex.store._events import EventIndex, parse_trial, trial_json
+from dspex.store._events import (
+    EventIndex,
+    EventPart,
+    parse_trial,
+    plan_append,
+    read_parts,
+    splice_parts,
+    stored_count,
+    trial_json,
+)
 from dspex.store.backend import (
     BackendOptions,
     DamagedRecord,
@@ -37,6 +46,7 @@ class _Entry:
     # where each sealed trial sits in header, and its events in its JSON
     spans: dict[str, tuple[int, int, EventIndex | None]] = field(default_factory=dict)
     summary: ExperimentSummary | None = None  # a running one's, without its trial count
+    parts: dict[str, list[EventPart]] = field(default_factory=dict)  # appended events
 
 
 @dataclass
@@ -115,6 +125,29 @@ class MemoryBackend(StoreBackend):
             entry.trials[trial.id] = (data, index)
             self._put_running_summary(entry)
 
+    def _running(self, experiment_id: str) -> _Entry:
+        entry = self._s.entries.get(experiment_id)
+        if entry is None:
+            raise ExperimentNotFound(experiment_id)
+        if entry.checksum is not None:
+            raise ImmutableRecordError(f"experiment {experiment_id!r} is sealed")
+        return entry
+
+    def append_events(
+        self, experiment_id: str, trial_id: str, first_seq: int, events: Sequence[TraceEvent]
+    ) -> None:
+        with self._s.lock:
+            parts = self._running(experiment_id).parts.setdefault(trial_id, [])
+            where = f"trial {trial_id} of experiment {experiment_id}"
+            parts.extend(plan_append(stored_count(parts), first_seq, events, where))
+
+    def event_parts(self, experiment_id: str, trial_id: str) -> list[EventPart]:
+        with self._s.lock:
+            entry = self._s.entries.get(experiment_id)
+            if entry is None or entry.checksum is not None:
+                return []
+            return list(entry.parts.get(trial_id, ()))
+
     def seal(self, record: EncodedRecord) -> SealOutcome:
         with self._s.lock:
             entry = self._s.entries.get(record.id)
@@ -135,11 +168,13 @@ class MemoryBackend(StoreBackend):
         experiment = Experiment.from_json(entry.header)
         if entry.checksum is not None or not entry.trials:
             return experiment
-        trials = sorted(
-            (parse_trial(data, index) for data, index in entry.trials.values()),
-            key=lambda t: t.index,
-        )
-        return experiment.replace(trials=tuple(trials))
+        trials = []
+        for trial_id, (data, index) in entry.trials.items():
+            parts = entry.parts.get(trial_id)
+            if parts and index is not None and not index.count:
+                data, index = splice_parts(data, index.at, parts)
+            trials.append(parse_trial(data, index))
+        return experiment.replace(trials=tuple(sorted(trials, key=lambda t: t.index)))
 
     def load(self, experiment_id: str) -> Experiment | None:
         with self._s.lock:
@@ -148,7 +183,9 @@ class MemoryBackend(StoreBackend):
 
     def _trial_bytes(
         self, experiment_id: str, trial_id: str
-    ) -> tuple[bytes | memoryview, EventIndex | None] | None:
+    ) -> tuple[bytes | memoryview, EventIndex | None] | list[EventPart] | None:
+        """A trial's JSON and where its events are; for a running trial only appended
+        to so far, its parts; None when there is no such trial."""
         with self._s.lock:
             entry = self._s.entries.get(experiment_id)
             if entry is None:
@@ -159,15 +196,28 @@ class MemoryBackend(StoreBackend):
                     return None
                 start, end, index = span
                 return memoryview(entry.header)[start:end], index
-            return entry.trials.get(trial_id)
+            stored = entry.trials.get(trial_id)
+            parts = entry.parts.get(trial_id)
+            if not parts:
+                return stored
+            if stored is None:
+                return list(parts)
+            data, index = stored
+            if index is None or index.count:  # recorded with its own events: those
+                return stored
+            return splice_parts(data, index.at, parts)
 
     def load_trial(self, experiment_id: str, trial_id: str) -> Trial | None:
         found = self._trial_bytes(experiment_id, trial_id)
-        return None if found is None else parse_trial(bytes(found[0]), found[1])
+        if found is None or isinstance(found, list):
+            return None
+        return parse_trial(bytes(found[0]), found[1])
 
     def load_trial_header(self, experiment_id: str, trial_id: str) -> Trial | None:
         found = self._trial_bytes(experiment_id, trial_id)
-        return None if found is None else parse_trial(bytes(found[0]), found[1], events=False)
+        if found is None or isinstance(found, list):
+            return None
+        return parse_trial(bytes(found[0]), found[1], events=False)
 
     def load_events(
         self, experiment_id: str, trial_id: str, offset: int, limit: int | None
@@ -175,6 +225,9 @@ class MemoryBackend(StoreBackend):
         found = self._trial_bytes(experiment_id, trial_id)
         if found is None:
             return None
+        if isinstance(found, list):
+            spans = [(p.first, p.count) for p in found]
+            return read_parts(spans, lambda k: found[k].data, trial_id, offset, limit)
         data, index = found
         if index is None:
             return super().load_events(experiment_id, trial_id, offset, limit)
@@ -182,7 +235,11 @@ class MemoryBackend(StoreBackend):
 
     def count_events(self, experiment_id: str, trial_id: str) -> int | None:
         found = self._trial_bytes(experiment_id, trial_id)
-        if found is None or found[1] is None:
+        if found is None:
+            return None
+        if isinstance(found, list):
+            return stored_count(found)
+        if found[1] is None:
             return super().count_events(experiment_id, trial_id)
         return found[1].count
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -254,16 +254,80 @@ class ResultStore:
                 "completed, failed or interrupted experiments can be archived "
                 "(use start_experiment and record_trial while it runs)"
             )
-        record = encode(experiment, self.backend.part_transform)
+        appended = {
+            trial.id: parts
+            for trial in experiment.trials
+            if not trial.events and (parts := self.backend.event_parts(experiment.id, trial.id))
+        }
+        record = encode(experiment, self.backend.part_transform, appended)
         checksum = record.checksum
         outcome = self.backend.seal(record)
         if outcome.stored or outcome.existing_checksum == checksum:
             return checksum
+        if not appended and any(not trial.events for trial in experiment.trials):
+            # Sealed before, from trials whose events were appended: compare with those.
+            checksum = encode(self._with_stored_events(experiment)).checksum
+            if outcome.existing_checksum == checksum:
+                return checksum
         raise ImmutableRecordError(
             f"experiment {experiment.id} is already archived with different content "
             f"({outcome.existing_checksum}, new {checksum}); archived experiments never "
             "change: archive the new content under a new id"
         )
+
+    def _with_stored_events(self, experiment: Experiment) -> Experiment:
+        trials = []
+        for trial in experiment.trials:
+            if not trial.events:
+                events = self.backend.load_events(experiment.id, trial.id, 0, None) or []
+                trial = trial.model_copy(update={"events": tuple(events)})
+            trials.append(trial)
+        return experiment.model_copy(update={"trials": tuple(trials)})
+
+    def append_events(
+        self, experiment_id: str, trial_id: str, first_seq: int, events: Sequence[TraceEvent]
+    ) -> None:
+        """Durably add events ``first_seq`` .. ``first_seq + len(events) - 1`` of a trial
+        of a running experiment, before the trial itself is recorded.
+
+        Idempotent per event: replaying a chunk, or one that overlaps what is stored,
+        never duplicates (what is stored already is skipped); a chunk that starts past
+        the events stored (a gap) raises :class:`dspex.ValidationError`. Record the trial
+        later with ``events == ()`` (:meth:`record_trial`, :meth:`archive_experiment`):
+        it then has these events, which are never needed in memory again::
+
+            >>> from datetime import UTC, datetime
+            >>> from dspex import Experiment, ProgramInfo, TraceEvent, Trial
+            >>> store = ResultStore.open("memory://")
+            >>> exp = Experiment(name="e", program=ProgramInfo(name="qa"), status="running")
+            >>> store.start_experiment(exp)
+            >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+            >>> trial = Trial(experiment_id=exp.id, index=0, started_at=t)
+            >>> events = [TraceEvent(trial_id=trial.id, sequence=i, timestamp=t,
+            ...     monotonic_ns=i, source="execution", kind="log", pid=1, worker="w")
+            ...     for i in range(4)]
+            >>> store.append_events(exp.id, trial.id, 0, events[:3])
+            >>> store.append_events(exp.id, trial.id, 2, events[2:])  # overlaps: kept once
+            >>> store.count_events(exp.id, trial.id)
+            4
+            >>> store.record_trial(exp.id, trial)  # events == (): the appended ones
+            >>> store.get_trial(exp.id, trial.id).events == tuple(events)
+            True
+        """
+        self._writable()
+        validate_id(experiment_id, "exp")
+        validate_id(trial_id, "trl")
+        if isinstance(first_seq, bool) or not isinstance(first_seq, int) or first_seq < 0:
+            raise ValidationError(f"first_seq must be an integer of 0 or more, not {first_seq!r}")
+        events = tuple(events)
+        for event in events:
+            _require(event, TraceEvent, "each event")
+            if event.trial_id != trial_id:
+                raise ValidationError(
+                    f"event {event.id} belongs to trial {event.trial_id}, not {trial_id}"
+                )
+        if events:
+            self.backend.append_events(experiment_id, trial_id, first_seq, events)
 
     # -- reading ------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ failing.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -47,7 +47,15 @@ from dspex.model import Experiment, StudyRecord, StudySummary, TraceEvent, Trial
 from dspex.redact import redact_text
 from dspex.store import _sqltables as tables
 from dspex.store import migrate
-from dspex.store._events import EventIndex, parse_trial, trial_json
+from dspex.store._events import (
+    EventIndex,
+    EventPart,
+    parse_trial,
+    plan_append,
+    read_parts,
+    splice_parts,
+    trial_json,
+)
 from dspex.store._summarytable import micros, select_count, select_page, summary_from_row
 from dspex.store.backend import (
     BackendOptions,
@@ -65,6 +73,7 @@ _R = TypeVar("_R", Experiment, Trial)
 __all__ = ["SqlBackend", "engine_for_url"]
 
 E, T, TAGS, S = tables.experiments, tables.trials, tables.tags, tables.studies
+P = tables.event_parts
 
 
 def engine_for_url(url: str, *, read_only: bool = False) -> Engine:
@@ -291,6 +300,7 @@ class SqlBackend(StoreBackend):
                         return SealOutcome(stored=False, existing_checksum=existing.checksum)
                     if existing is not None:
                         conn.execute(delete(T).where(T.c.experiment_id == record.id))
+                        conn.execute(delete(P).where(P.c.experiment_id == record.id))
                     self._replace_summary(conn, existing is not None, row, record.summary)
                     if trial_rows:
                         conn.execute(insert(T), trial_rows)
@@ -298,6 +308,70 @@ class SqlBackend(StoreBackend):
             except IntegrityError:  # another process sealed or started this id meanwhile
                 continue
         raise StoreUnavailable(f"experiment {record.id}: concurrent writers kept colliding")
+
+    def append_events(
+        self, experiment_id: str, trial_id: str, first_seq: int, events: Sequence[TraceEvent]
+    ) -> None:
+        with self._write() as conn:
+            row = self._lock_row(conn, experiment_id)  # appenders of one experiment queue here
+            if row is None:
+                raise ExperimentNotFound(experiment_id)
+            if row.sealed:
+                raise ImmutableRecordError(f"experiment {experiment_id!r} is sealed")
+            last = conn.execute(
+                select(func.max(P.c.last_seq)).where(_part_key(experiment_id, trial_id))
+            ).scalar()
+            stored = 0 if last is None else int(last) + 1
+            where = f"trial {trial_id} of experiment {experiment_id}"
+            parts = plan_append(stored, first_seq, events, where)
+            if parts:
+                conn.execute(
+                    insert(P),
+                    [
+                        {
+                            "experiment_id": experiment_id,
+                            "trial_id": trial_id,
+                            "first_seq": part.first,
+                            "last_seq": part.stop - 1,
+                            "payload": tables.compress(part.data),
+                        }
+                        for part in parts
+                    ],
+                )
+
+    def _part_spans(self, conn: Connection, experiment_id: str, trial_id: str) -> list[Any]:
+        stmt = (
+            select(P.c.first_seq, P.c.last_seq)
+            .where(_part_key(experiment_id, trial_id))
+            .order_by(P.c.first_seq)
+        )
+        return list(conn.execute(stmt).all())
+
+    def event_parts(self, experiment_id: str, trial_id: str) -> list[EventPart]:
+        stmt = (
+            select(P.c.first_seq, P.c.last_seq, P.c.payload)
+            .where(_part_key(experiment_id, trial_id))
+            .order_by(P.c.first_seq)
+        )
+        with self._read(snapshot=True) as conn:
+            rows = conn.execute(stmt).all()
+        return [
+            EventPart(
+                r.first_seq,
+                r.last_seq - r.first_seq + 1,
+                tables.decompress(experiment_id, r.payload),
+            )
+            for r in rows
+        ]
+
+    def _with_parts(
+        self, experiment_id: str, trial_id: str, data: bytes, index: EventIndex | None
+    ) -> tuple[bytes, EventIndex | None]:
+        """A running trial recorded without events, with the events appended to it."""
+        if index is None or index.count:
+            return data, index
+        parts = self.event_parts(experiment_id, trial_id)
+        return splice_parts(data, index.at, parts) if parts else (data, index)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -311,7 +385,7 @@ class SqlBackend(StoreBackend):
             if row is None:
                 return None
             rows = conn.execute(
-                select(T.c.payload, T.c.events)
+                select(T.c.trial_id, T.c.payload, T.c.events)
                 .where(T.c.experiment_id == experiment_id)
                 .order_by(T.c.position)
             ).all()
@@ -321,7 +395,10 @@ class SqlBackend(StoreBackend):
             experiment = _parse(experiment_id, Experiment, header)
             trials = sorted(
                 (
-                    _parse_trial(experiment_id, p, tables.index_of(r.events))
+                    _parse_trial(
+                        experiment_id,
+                        *self._with_parts(experiment_id, r.trial_id, p, tables.index_of(r.events)),
+                    )
                     for p, r in zip(parts, rows, strict=True)
                 ),
                 key=lambda t: t.index,
@@ -341,7 +418,8 @@ class SqlBackend(StoreBackend):
             row = conn.execute(select(T.c.payload, T.c.events).where(key)).first()
         if row is None:
             return None
-        return tables.decompress(experiment_id, row.payload), tables.index_of(row.events)
+        data = tables.decompress(experiment_id, row.payload)
+        return self._with_parts(experiment_id, trial_id, data, tables.index_of(row.events))
 
     def load_trial(self, experiment_id: str, trial_id: str) -> Trial | None:
         found = self._trial_row(experiment_id, trial_id)
@@ -361,7 +439,7 @@ class SqlBackend(StoreBackend):
     ) -> list[TraceEvent] | None:
         found = self._trial_row(experiment_id, trial_id)
         if found is None:
-            return None
+            return self._appended_events(experiment_id, trial_id, offset, limit)
         data, index = found
         if index is None:
             trial = _checked(experiment_id, trial_id, _parse_trial(experiment_id, data, None))
@@ -376,11 +454,39 @@ class SqlBackend(StoreBackend):
         with self._read() as conn:
             row = conn.execute(select(T.c.events).where(key)).first()
         if row is None:
-            return None
+            with self._read() as conn:
+                spans = self._part_spans(conn, experiment_id, trial_id)
+            return spans[-1].last_seq + 1 if spans else None
         index = tables.index_of(row.events)
+        if index is not None and not index.count:
+            with self._read() as conn:
+                spans = self._part_spans(conn, experiment_id, trial_id)
+            return spans[-1].last_seq + 1 if spans else 0
         if index is not None:
             return index.count
         return super().count_events(experiment_id, trial_id)
+
+    def _appended_events(
+        self, experiment_id: str, trial_id: str, offset: int, limit: int | None
+    ) -> list[TraceEvent] | None:
+        """Events appended to a trial not recorded yet (None when there are none)."""
+        with self._read(snapshot=True) as conn:
+            spans = [
+                (r.first_seq, r.last_seq - r.first_seq + 1)
+                for r in self._part_spans(conn, experiment_id, trial_id)
+            ]
+            if not spans:
+                return None
+
+            def fetch(k: int) -> bytes:
+                key = _part_key(experiment_id, trial_id) & (P.c.first_seq == spans[k][0])
+                payload = conn.execute(select(P.c.payload).where(key)).scalar_one()
+                return tables.decompress(experiment_id, payload)
+
+            try:
+                return read_parts(spans, fetch, trial_id, offset, limit)
+            except ValidationError as exc:
+                raise CorruptRecordError(experiment_id, f"does not parse: {exc}") from exc
 
     def query(self, query: Query) -> list[ExperimentSummary]:
         with self._read() as conn:
@@ -494,6 +600,10 @@ def _checked(experiment_id: str, trial_id: str, trial: Trial) -> Trial:
     if trial.id != trial_id:
         raise CorruptRecordError(experiment_id, f"the row of trial {trial_id} holds {trial.id}")
     return trial
+
+
+def _part_key(experiment_id: str, trial_id: str) -> Any:
+    return (P.c.experiment_id == experiment_id) & (P.c.trial_id == trial_id)
 
 
 def _trial_count(conn: Connection, experiment_id: str) -> int:
