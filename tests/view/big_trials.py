@@ -21,7 +21,10 @@ LONG_TRIAL = 1
 
 
 def long_experiment(events: int) -> Experiment:
-    data = json.loads((DATA_DIR / "simba_small.json").read_text())
+    text = (DATA_DIR / "simba_small.json").read_text()
+    for trial_id in {t["id"] for t in json.loads(text)["trials"]}:
+        text = text.replace(trial_id, new_id("trl"))  # its own trials, wherever named
+    data = json.loads(text)
     data["id"] = new_id("exp")
     for trial in data["trials"]:
         trial["experiment_id"] = data["id"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -300,3 +302,37 @@ def test_example_runs_fold_into_one_row_each_and_the_waterfall_links_to_events(s
     target = bar.get_attribute("href").lstrip("#")
     bar.click()
     expect(p.locator(f"[id='{target}']")).to_be_visible()  # its run opened to show it
+
+
+def test_a_long_trial_rendered_by_a_worker_pages_and_links_its_events(tmp_path, page):
+    from tests.view.big_trials import LONG_TRIAL, long_experiment
+
+    store = ResultStore.open(f"file://{tmp_path / 'store'}")
+    experiment = long_experiment(3_000)
+    store.archive_experiment(experiment)
+    app = create_app(store)
+    handlers = next(r.endpoint.__self__ for r in app.routes if hasattr(r.endpoint, "__self__"))
+    handlers.render_elsewhere, handlers.long_trial = True, 1_000  # a worker renders it
+    trial = experiment.trials[LONG_TRIAL]
+    p = page.page
+    with LiveServer(app) as live:
+        p.goto(f"{live.url}/experiments/{experiment.id}/trials/{trial.id}")
+        expect(p.locator(".pager").first).to_contain_text("Events 1–400 of 3000")
+        assert p.locator(".dspex-entry").count() == 400
+        p.locator(".pager a", has_text="later").first.click()
+        expect(p.locator(".pager").first).to_contain_text("Events 401–800 of 3000")
+        first = p.locator(".dspex-entry").first.get_attribute("id")
+        assert first == trial.events[400].id
+        # A waterfall row whose event is on another page: the link opens that page there.
+        away = p.locator(".dspex-waterfall a.wf-row").evaluate_all(
+            "rows => rows.map(r => r.getAttribute('href').slice(1))"
+            ".filter(id => !document.getElementById(id))"
+        )
+        assert away, "every waterfall row points into this page"
+        p.locator(".dspex-waterfall summary").first.click()
+        p.locator(f".dspex-waterfall a.wf-row[href='#{away[-1]}']").click()
+        p.wait_for_url(f"**event={away[-1]}*")
+        target = p.locator(f"[id='{away[-1]}']")
+        expect(target).to_be_visible()
+        expect(target).to_have_class(re.compile(r"\btarget\b"))
+    page.assert_no_script_ran()

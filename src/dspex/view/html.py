@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -51,6 +51,7 @@ __all__ = [
     "experiment_html",
     "json_for_script",
     "timeline_html",
+    "timeline_pages",
     "trial_html",
     "verdict_html",
 ]
@@ -182,16 +183,64 @@ def timeline_html(
     page_url: Callable[[int], str] | None = None,
 ) -> Markup:
     """HTML of a trial's timeline; ``limit`` shows only events ``offset..offset+limit``."""
+    return _timeline_page(_WholeTrial(timeline), trial_url, offset, limit, page_url)
+
+
+def timeline_pages(
+    timeline: Timeline,
+    offsets: Iterable[int],
+    *,
+    limit: int,
+    trial_url: TrialUrl | None = None,
+    page_url: Callable[[int], str] | None = None,
+) -> dict[int, Markup]:
+    """Several pages of one timeline (as :func:`timeline_html` renders each), what covers
+    the whole trial (waterfall, counts, retrieval summary) worked out once for all."""
+    whole = _WholeTrial(timeline)
+    return {offset: _timeline_page(whole, trial_url, offset, limit, page_url) for offset in offsets}
+
+
+class _WholeTrial:
+    """A timeline with the parts every page of it shows computed once."""
+
+    def __init__(self, timeline: Timeline) -> None:
+        self.timeline = timeline
+        self.counted = _Counted(timeline)
+        self.waterfall = timeline_waterfall(timeline)
+        self.rag = rag_lines(rag_stats(timeline.trial.events))
+
+
+class _Counted:
+    """``timeline`` with its event, LM call and cache hit counts counted once."""
+
+    def __init__(self, timeline: Timeline) -> None:
+        self._timeline = timeline
+        self.event_count = timeline.event_count
+        self.lm_call_count = timeline.lm_call_count
+        self.cache_hit_count = timeline.cache_hit_count
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._timeline, name)
+
+
+def _timeline_page(
+    whole: _WholeTrial,
+    trial_url: TrialUrl | None,
+    offset: int,
+    limit: int | None,
+    page_url: Callable[[int], str] | None,
+) -> Markup:
+    timeline = whole.timeline
     blocks, pager = _page(timeline, offset, limit, page_url)
     html = (
         _environment()
         .get_template("trial.html")
         .render(
-            tl=timeline,
+            tl=whole.counted,
             trial=timeline.trial,
             segments=segments(blocks),
-            wf=timeline_waterfall(timeline),
-            rag=rag_lines(rag_stats(timeline.trial.events)),
+            wf=whole.waterfall,
+            rag=whole.rag,
             pager=pager,
             trial_url=trial_url,
             open_blocks=OPEN_BLOCKS,
@@ -199,13 +248,13 @@ def timeline_html(
             fold_lines=FOLD_LINES,
             css=_static("view.css"),
             js=_static("view.js"),
-            data=Markup(json_for_script(_trial_data(timeline))),
+            data=Markup(json_for_script(_trial_data(whole.counted))),
         )
     )
     return Markup(html)
 
 
-def _trial_data(timeline: Timeline) -> dict[str, Any]:
+def _trial_data(timeline: Timeline | _Counted) -> dict[str, Any]:
     trial = timeline.trial
     return {
         "view": "trial",

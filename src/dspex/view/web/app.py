@@ -25,6 +25,8 @@ the store's index says a trial landed.
 from __future__ import annotations
 
 import secrets
+import sys
+import threading
 import time
 from collections.abc import Callable
 from functools import cache
@@ -58,21 +60,29 @@ from dspex.model import Experiment, ExperimentStatus, Trial
 from dspex.redact import redact
 from dspex.store import ResultStore
 from dspex.store.query import FILTERS
-from dspex.view.html import experiment_html, timeline_html
-from dspex.view.labels import trial_label
+from dspex.view.html import experiment_html
 from dspex.view.progress import progress_of
-from dspex.view.timeline import Timeline
+from dspex.view.web._pages import (
+    EVENTS_PER_PAGE,
+    LONG_TRIAL,
+    PageRequest,
+    render_elsewhere,
+    trial_pages,
+)
 from dspex.view.web.access import check_token
 from dspex.view.web.cache import DEFAULT_BUDGET, ExperimentCache, release_memory
 from dspex.view.web.compare_page import compare_context, compare_url, parse_ref
 from dspex.view.web.filters import DATE_FILTERS, active_filters, date_part, list_filters
 from dspex.view.web.study_page import study_routes
-from dspex.view.web.trial_api import StoreEvents, event_page, page_bounds, trial_dict
+from dspex.view.web.trial_api import (
+    StoreEvents,
+    event_page,
+    kept_while_sent,
+    page_bounds,
+    trial_dict,
+)
 
-__all__ = ["EVENTS_PER_PAGE", "create_app"]
-
-EVENTS_PER_PAGE = 400
-"""Trial pages show this many events at a time; longer trials get earlier/later links."""
+__all__ = ["EVENTS_PER_PAGE", "create_app", "page_html"]
 
 TOKEN_COOKIE = "dspex_token"
 _CSP = (
@@ -106,16 +116,16 @@ def _compile_templates() -> None:
         _templates().get_template(name)
 
 
+def page_html(root: str, title: str, content: object, crumbs: list[tuple[str, str]]) -> str:
+    """The whole HTML page around ``content`` (a view's Markup)."""
+    template = _templates().get_template("base.html")
+    return str(template.render(title=title, content=content, crumbs=crumbs, root=root))
+
+
 def _page(
     request: Request, title: str, content: Markup, crumbs: list[tuple[str, str]], status: int = 200
 ) -> HTMLResponse:
-    html = (
-        _templates()
-        .get_template("base.html")
-        .render(
-            title=title, content=content, crumbs=crumbs, root=request.scope.get("root_path", "")
-        )
-    )
+    html = page_html(request.scope.get("root_path", ""), title, content, crumbs)
     return HTMLResponse(html, status_code=status)
 
 
@@ -136,6 +146,12 @@ class _Handlers:
         self.cache = ExperimentCache(store, cache_bytes)
         self.events = StoreEvents(store, self.cache)
         self.live_every = live_every
+        # Long trials are rendered by a worker process that opens the store by its URL:
+        # it needs the store's range reads (to count events) and a store it can reach.
+        self.render_elsewhere = self.events.ranged and not store.url.startswith("memory:")
+        self.long_trial = LONG_TRIAL
+        self._locks: dict[tuple[str, ...], threading.Lock] = {}
+        self._locks_lock = threading.Lock()
 
     def _trial_url(self, request: Request) -> Callable[[Trial], str]:
         root = request.scope.get("root_path", "")
@@ -211,49 +227,69 @@ class _Handlers:
         return _page(request, context["title"], content, [("Compare", f"{root}/compare")])
 
     def trial(self, request: Request) -> Response:
-        version, experiment = self.cache.versioned(request.path_params["experiment_id"])
-        trial = experiment.trial(request.path_params["trial_id"])
-        query = tuple(request.query_params.multi_items())
-        key = ("trial", experiment.id, version, trial.id, request.scope.get("root_path", ""))
-        body = self.cache.rendered(
-            (*key, repr(query)), lambda: self._trial_page(request, experiment, trial)
-        )
-        if not self.cache.cached_timeline(experiment, trial):
-            release_memory()  # a trial too large to keep: give its memory back now
+        experiment_id = request.path_params["experiment_id"]
+        root = request.scope.get("root_path", "")
+        asked = PageRequest.from_query(request.url.path, request.query_params.multi_items())
+        ref = request.path_params["trial_id"]
+        if self.render_elsewhere and is_valid_id(ref, "trl"):
+            count = self.events.count(experiment_id, ref)
+            if count > self.long_trial:
+                key = ("long", experiment_id, ref, str(count), root)
+                return HTMLResponse(self._long_trial_page(key, experiment_id, ref, asked, root))
+        version, experiment = self.cache.versioned(experiment_id)
+        trial = experiment.trial(ref)
+        key = ("trial", experiment.id, version, trial.id, root)
+        body = self._cached_page(key, asked)
+        if body is None:
+            timeline = self.cache.timeline(experiment, trial)
+            body = self._keep_pages(
+                key,
+                asked,
+                trial_pages(experiment, trial, timeline, asked, root=root, wrap=self._wrap(root)),
+            )
+            if not self.cache.cached_timeline(experiment, trial):
+                release_memory()  # a trial too large to keep: give its memory back now
         return HTMLResponse(body)
 
-    def _trial_page(self, request: Request, experiment: Experiment, trial: Trial) -> bytes:
-        timeline = self.cache.timeline(experiment, trial)
-        filters = _timeline_filters(request)
-        if filters:
-            timeline = timeline.filter(**filters)
-        offset = _int(request.query_params.get("offset"), 0)
-        event = request.query_params.get("event")
-        if event and "offset" not in request.query_params:
-            offset = _page_of(timeline, event)
-        params = {
-            k: v
-            for k, v in request.query_params.multi_items()
-            if k not in ("offset", "token", "event")
-        }
+    def _wrap(self, root: str) -> Callable[[str, Markup, list[tuple[str, str]]], bytes]:
+        return lambda title, content, crumbs: page_html(root, title, content, crumbs).encode()
 
-        def page_url(start: int) -> str:
-            return "?" + urlencode([*params.items(), ("offset", str(start))])
+    def _cached_page(self, key: tuple[str, ...], asked: PageRequest) -> bytes | None:
+        found = self.cache.entries.get((*key, *asked.key()))
+        if isinstance(found, int):  # ?event=: the offset of the page that holds it
+            found = self.cache.entries.get((*key, *asked.key(found)))
+        return found if isinstance(found, bytes) else None
 
-        content = timeline_html(
-            timeline,
-            trial_url=self._trial_url(request),
-            offset=offset,
-            limit=EVENTS_PER_PAGE,
-            page_url=page_url,
-        )
-        root = request.scope.get("root_path", "")
-        crumbs = [
-            (experiment.name, f"{root}/experiments/{experiment.id}"),
-            (trial_label(trial), request.url.path),
-        ]
-        title = f"{trial_label(trial)} · {experiment.name}"
-        return bytes(_page(request, title, content, crumbs).body)
+    def _keep_pages(
+        self, key: tuple[str, ...], asked: PageRequest, rendered: tuple[int, dict[int, bytes]]
+    ) -> bytes:
+        offset, pages = rendered
+        for start, page in pages.items():
+            self.cache.entries.put((*key, *asked.key(start)), page, sys.getsizeof(page))
+        if asked.event is not None:
+            self.cache.entries.put((*key, *asked.key()), offset, sys.getsizeof(offset))
+        return pages[offset]
+
+    def _long_trial_page(
+        self, key: tuple[str, ...], experiment_id: str, trial_id: str, asked: PageRequest, root: str
+    ) -> bytes:
+        """A page of a trial too long to parse here: from the cache, or from a worker
+        process that renders it and the next ones (one worker per trial at a time)."""
+        body = self._cached_page(key, asked)
+        if body is not None:
+            return body
+        with self._lock_for(key):
+            body = self._cached_page(key, asked)
+            if body is None:
+                url = self.store.backend.url
+                body = self._keep_pages(
+                    key, asked, render_elsewhere(url, experiment_id, trial_id, asked, root)
+                )
+        return body
+
+    def _lock_for(self, key: tuple[str, ...]) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(key[:3], threading.Lock())
 
     def api_experiments(self, request: Request) -> Response:
         filters = list_filters(request)
@@ -290,11 +326,19 @@ class _Handlers:
             request.query_params.get("offset"), request.query_params.get("limit")
         )
         experiment_id, trial_id = self._trial_id(request)
-        self.events.header(experiment_id, trial_id)  # 404 before the first byte is sent
+        total = self.events.count(experiment_id, trial_id)  # 404 before the first byte
         root = request.scope.get("root_path", "")
+        key = ("events", experiment_id, trial_id, str(total), str(offset), str(limit), root)
+        cached = self.cache.entries.get(key)
+        if isinstance(cached, bytes):
+            return Response(cached, media_type="application/json")
         url = f"{root}/api/experiments/{experiment_id}/trials/{trial_id}/events"
-        body = event_page(self.events, experiment_id, trial_id, offset, limit, url)
-        return StreamingResponse(body, media_type="application/json")
+        pieces = event_page(self.events, experiment_id, trial_id, offset, limit, url, total)
+
+        def keep(body: bytes) -> None:
+            self.cache.entries.put(key, body, sys.getsizeof(body))
+
+        return StreamingResponse(kept_while_sent(pieces, keep), media_type="application/json")
 
 
 def _json(data: Any) -> Response:
@@ -315,32 +359,6 @@ def _without_events(experiment: Experiment) -> bytes:
         trial_dict(trial)
         trial["event_count"] = len(record.events)
     return bytes(to_json(data, inf_nan_mode="strings"))
-
-
-def _page_of(timeline: Timeline, event_id: str) -> int:
-    """The offset of the page of ``timeline`` that shows ``event_id`` (0 if none does)."""
-    for position, entry in enumerate(timeline.entries):
-        if entry.event.id == event_id:
-            return position // EVENTS_PER_PAGE * EVENTS_PER_PAGE
-    return 0
-
-
-def _timeline_filters(request: Request) -> dict[str, Any]:
-    filters: dict[str, Any] = {}
-    for param, key in (("source", "sources"), ("worker", "workers"), ("module", "modules")):
-        values = request.query_params.getlist(param)
-        if values:
-            filters[key] = values
-    if request.query_params.get("q"):
-        filters["text"] = request.query_params["q"]
-    return filters
-
-
-def _int(value: str | None, default: int) -> int:
-    try:
-        return max(int(value), 0) if value is not None else default
-    except ValueError:
-        return default
 
 
 def _is_api(request: Request) -> bool:

@@ -19,7 +19,7 @@ once and the parsed events are kept in the app's cache (see :class:`StoreEvents`
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol, cast
 
 from pydantic_core import to_json
@@ -36,6 +36,7 @@ __all__ = [
     "StoreEvents",
     "event_json",
     "event_page",
+    "kept_while_sent",
     "page_bounds",
     "trial_dict",
 ]
@@ -46,7 +47,7 @@ DEFAULT_EVENTS = 500
 MAX_EVENTS = 5000
 """The largest ``limit`` ``/events`` accepts."""
 
-_READ_CHUNK = 500
+_READ_CHUNK = 1000
 
 
 class _RangedStore(Protocol):
@@ -114,10 +115,18 @@ def _count(name: str, given: str | None, default: int, most: int | None) -> int:
 
 
 def event_page(
-    events: StoreEvents, experiment_id: str, trial_id: str, offset: int, limit: int, url: str
+    events: StoreEvents,
+    experiment_id: str,
+    trial_id: str,
+    offset: int,
+    limit: int,
+    url: str,
+    total: int | None = None,
 ) -> Iterator[bytes]:
-    """The JSON of one page of events, in pieces (one per event)."""
-    total = events.count(experiment_id, trial_id)
+    """The JSON of one page of events, in pieces (one per event), read from the store
+    :data:`_READ_CHUNK` events at a time; ``total``: the trial's event count, if known."""
+    if total is None:
+        total = events.count(experiment_id, trial_id)
     end = min(offset + limit, total)
     following = f"{url}?offset={end}&limit={limit}" if end < total else None
     yield b'{"total":%d,"offset":%d,"limit":%d,"next":' % (total, offset, limit)
@@ -131,6 +140,16 @@ def event_page(
         if not chunk:
             break
     yield b"]}"
+
+
+def kept_while_sent(pieces: Iterator[bytes], keep: Callable[[bytes], object]) -> Iterator[bytes]:
+    """``pieces`` as they come, then ``keep(all of them)`` once the last was sent (a page
+    is at most :data:`MAX_EVENTS` events: a few megabytes)."""
+    sent = []
+    for piece in pieces:
+        sent.append(piece)
+        yield piece
+    keep(b"".join(sent))
 
 
 def event_json(event: TraceEvent) -> bytes:
