@@ -222,8 +222,14 @@ def test_dspex_demo_rag_runs_from_the_command_line():
     assert refused.exit_code == 2 and "--rag and --study" in refused.output
 
 
-def test_a_retriever_shared_by_copies_of_the_program():
+def test_copies_of_the_program_share_one_retriever_built_at_the_first_search():
     retriever = harbor_retriever()
     program = HarborRAG(retriever)
     twin = program.deepcopy()
     assert twin.retriever is retriever and twin.generate_query is not program.generate_query
+    embedder = Counting()
+    lazy = HarborRAG(embedder=embedder)
+    copies = [lazy.deepcopy(), lazy.deepcopy()]
+    assert embedder.calls == 0  # nothing built yet
+    assert copies[0].retriever is copies[1].retriever is lazy.retriever
+    assert embedder.calls == 1 and embedder.texts == len(CORPUS)  # one index, once

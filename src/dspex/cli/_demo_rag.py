@@ -45,7 +45,6 @@ def run_rag(store: Any, console: Any, *, embedder: Any = None, lm: Any = None) -
     from dspex.cli._demo_setup import configure_lm, quiet_dspy
     from dspex.offline.rag import (
         HarborRAG,
-        harbor_retriever,
         load_harbor,
         rag_match,
         rag_match_with_feedback,
@@ -71,8 +70,8 @@ def run_rag(store: Any, console: Any, *, embedder: Any = None, lm: Any = None) -
             store=store,
             tags=["demo", "rag"],
         ) as exp:
-            # the index built here, so that the record holds its build
-            program = HarborRAG(harbor_retriever(embedder=embedder))
+            # its index is built at its first search: in the baseline's trial
+            program = HarborRAG(embedder=embedder)
             exp.evaluate(program, dev, rag_match, name="baseline")
             progress.update(task, advance=1, description="Optimizing with GEPA")
             optimizer = dspy.GEPA(
@@ -116,11 +115,11 @@ def _results(trial: Trial) -> dict[int, tuple[float | str, str]]:
 
 
 def _side(label: str, run: ExampleRetrievals, texts: dict[str, str], width: int) -> list[str]:
-    query = " | ".join(run.queries) or "(no query)"
+    query, _ = abridge(" | ".join(run.queries) or "(no query)", max(20, width - 24))
     first = run.found[0][0] if run.found and run.found[0] else None
     shown = "no passage"
     if first is not None:
-        text, _ = abridge(texts.get(first, ""), max(20, width - 22 - len(first)))
+        text, _ = abridge(texts.get(first, ""), max(20, width - 26 - len(first)))
         shown = f"#{first} {text}"
     return [f"    {label:<10} query {query!r}", f"    {'':<10} first: {shown}"]
 

@@ -103,32 +103,42 @@ def harbor_retriever(k: int = 3, *, embedder: Any = None) -> Any:
     )
 
 
+class _Retriever:
+    """The retriever of a program and of all its copies: built at its first search (in the
+    trial that makes it, so that the record holds the index build), once."""
+
+    def __init__(self, retriever: Any, embedder: Any) -> None:
+        self.retriever = retriever
+        self.embedder = embedder
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        with self._lock:
+            if self.retriever is None:
+                self.retriever = harbor_retriever(embedder=self.embedder)
+            return self.retriever
+
+
 class HarborRAG(dspy.Module):  # type: ignore[misc]  # DSPy ships no type information
     """Question → search query → three passages → answer.
 
     ``generate_query`` is ``dspy.Predict("question -> search_query")`` and ``answer`` is
-    ``dspy.ChainOfThought("context, question -> answer")``. The retriever is shared by
-    copies of the program (optimizers copy programs; the index is built once). The
-    prediction carries the answer, the search query and the passages (``context``).
+    ``dspy.ChainOfThought("context, question -> answer")``. ``retriever``: any callable
+    returning a prediction with ``passages``; by default :func:`harbor_retriever` over
+    ``embedder``, built at the first search. Copies of the program (optimizers copy
+    programs) share the retriever, so the index is built once. The prediction carries the
+    answer, the search query and the passages (``context``).
     """
 
-    _shared: Any = None
-    _lock = threading.Lock()
-
-    def __init__(self, retriever: Any = None) -> None:
+    def __init__(self, retriever: Any = None, *, embedder: Any = None) -> None:
         super().__init__()
         self.generate_query = dspy.Predict("question -> search_query")
         self.answer = dspy.ChainOfThought("context, question -> answer")
-        self._retriever = retriever
+        self._search = _Retriever(retriever, embedder)
 
     @property
     def retriever(self) -> Any:
-        if self._retriever is None:
-            with HarborRAG._lock:
-                if HarborRAG._shared is None:
-                    HarborRAG._shared = harbor_retriever()
-            self._retriever = HarborRAG._shared
-        return self._retriever
+        return self._search.get()
 
     def forward(self, question: str) -> Any:
         query = self.generate_query(question=question).search_query
@@ -147,7 +157,7 @@ class HarborRAG(dspy.Module):  # type: ignore[misc]  # DSPy ships no type inform
         twin = type(self).__new__(type(self))
         memo[id(self)] = twin
         for name, value in self.__dict__.items():
-            twin.__dict__[name] = value if name == "_retriever" else copy.deepcopy(value, memo)
+            twin.__dict__[name] = value if name == "_search" else copy.deepcopy(value, memo)
         return twin
 
 
