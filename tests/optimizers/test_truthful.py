@@ -12,8 +12,9 @@ import pytest
 
 import dspex
 from dspex import ExperimentStatus
+from dspex.offline import exact_match, exact_match_with_feedback
 
-from .conftest import events_of, role
+from .conftest import QA, events_of, role
 from .scripted import FIRST, scripted_lm, scripted_metric, topics
 
 EVAL = {"num_threads": 1, "display_progress": False}
@@ -179,3 +180,125 @@ def test_each_adapter_call_is_recorded_once_under_its_module(store, adapter):
         assert len(events) == 3
         assert all(by_id[e.parent_id].kind.value == "module_start" for e in events)
         assert {e.payload["adapter"] for e in events} == {adapter.__name__}
+
+
+# -- the variables in effect are the ones each call ran with ----------------------------
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
+def _module_start(event, by_id):
+    """The call of the predictor that made the LM call ``event``."""
+    while event is not None and event.kind.value != "module_start":
+        event = by_id.get(event.parent_id)
+    return event
+
+
+def _check_each_call_ran_what_is_shown(archived, program_predictors):
+    """For every LM call of a program predictor: the instructions and demos recorded for
+    its module call are in the call's prompt, and the trial's view shows them above it."""
+    from dspex.view.timeline import build_timeline
+
+    checked = 0
+    for trial in archived.trials:
+        by_id = {e.id: e for e in trial.events}
+        shown = {}
+        for block in build_timeline(trial, archived).blocks:
+            shown.update(dict(block.header))
+            for entry in block.entries:
+                call = entry.event
+                if call.kind.value != "lm_call" or call.payload["module"] not in program_predictors:
+                    continue
+                start = _module_start(call, by_id)
+                recorded = start.payload["instructions"]
+                prompt = _one_line(" ".join(str(m["content"]) for m in call.payload["messages"]))
+                assert _one_line(recorded) in prompt, (trial.name, call.id)
+                for demo in start.payload["demos"]:
+                    assert _one_line(demo["question"]) in prompt
+                name = f"instructions · {start.payload['module']}"
+                variants = [k for k in shown if k.startswith(name)]
+                assert variants, (trial.name, name)
+                texts = [_one_line(shown[k]).rstrip("…") for k in variants]
+                # the one shown, or one of the few shown when calls in one block ran
+                # with different instructions
+                assert any(_one_line(recorded).startswith(t) for t in texts), (trial.name, texts)
+                if len(variants) == 1:
+                    assert _one_line(recorded).startswith(texts[0])
+                checked += 1
+    return checked
+
+
+def _fewshot_knn(train):
+    import numpy as np
+
+    def embed(texts):
+        vectors = np.zeros((len(texts), 32), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                vectors[row, hash(word) % 32] += 1.0
+        return vectors
+
+    return dspy.KNNFewShot(
+        k=2, trainset=train, vectorizer=dspy.Embedder(embed), max_bootstrapped_demos=1
+    )
+
+
+_OPTIMIZERS = {
+    "SIMBA": lambda t, d: dspy.SIMBA(
+        metric=exact_match, bsize=4, num_candidates=2, max_steps=2, max_demos=2, num_threads=2
+    ).compile(QA(), trainset=t[:12], seed=0),
+    "GEPA": lambda t, d: dspy.GEPA(
+        metric=exact_match_with_feedback,
+        max_metric_calls=40,
+        reflection_lm=dspy.settings.lm,
+        num_threads=2,
+    ).compile(QA(), trainset=t[:12], valset=d[:6]),
+    "MIPROv2": lambda t, d: dspy.MIPROv2(
+        metric=exact_match, auto=None, num_candidates=2, num_threads=2, verbose=False
+    ).compile(
+        QA(),
+        trainset=t[:12],
+        valset=d[:6],
+        num_trials=3,
+        minibatch_size=3,
+        max_bootstrapped_demos=1,
+        max_labeled_demos=1,
+    ),
+    "COPRO": lambda t, d: dspy.COPRO(metric=exact_match, breadth=2, depth=2).compile(
+        QA(), trainset=t[:8], eval_kwargs={"num_threads": 2, "display_progress": False}
+    ),
+    "BootstrapFewShot": lambda t, d: dspy.BootstrapFewShot(
+        metric=exact_match, max_bootstrapped_demos=2, max_labeled_demos=2
+    ).compile(QA(), trainset=t[:8]),
+    "BootstrapFewShotWithRandomSearch": lambda t, d: dspy.BootstrapFewShotWithRandomSearch(
+        metric=exact_match,
+        max_bootstrapped_demos=2,
+        max_labeled_demos=2,
+        num_candidate_programs=2,
+        num_threads=2,
+    ).compile(QA(), trainset=t[:8], valset=d[:6]),
+    "LabeledFewShot": lambda t, d: dspy.LabeledFewShot(k=3).compile(QA(), trainset=t[:8]),
+    "KNNFewShot": lambda t, d: _fewshot_knn(t[:8]).compile(QA()),
+}
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+@pytest.mark.parametrize("optimizer", list(_OPTIMIZERS))
+def test_the_instructions_shown_for_each_lm_call_are_the_ones_in_its_prompt(
+    lm, arith, store, optimizer
+):
+    train, dev = arith
+    quiet = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO())
+    with quiet[0], quiet[1]:
+        with dspex.experiment(optimizer, program=QA(), program_name="qa", store=store) as exp:
+            compiled = _OPTIMIZERS[optimizer](train, dev)
+            if optimizer in ("LabeledFewShot", "KNNFewShot"):
+                for example in dev[:3]:  # they make no LM call while compiling
+                    compiled(question=example.question)
+    archived = store.get_experiment(exp.id)
+    assert archived.status is ExperimentStatus.COMPLETED and archived.warnings == ()
+    calls = [e for t in archived.trials for e in events_of(t, "lm_call")]
+    assert sum(len(e.payload["response"]) for e in calls) == lm.engine.calls
+    assert _check_each_call_ran_what_is_shown(archived, {"qa.predict"}) > 0

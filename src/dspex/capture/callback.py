@@ -49,6 +49,7 @@ from dspex.capture.instrument import add_lm_history_listener, cache_hit_of
 from dspex.capture.jsonable import jsonable
 from dspex.capture.program import (
     class_path,
+    demos_json,
     module_paths,
     predictor_name,
     root_key,
@@ -230,12 +231,16 @@ class DspexCallback(BaseCallback):  # type: ignore[misc]  # DSPy ships no type i
         recorder, enclosing, listener = placed
         module = self._module_name(recorder, instance, enclosing)
         cls = _class_path(instance)
+        signature = _own_attribute(instance, "signature")
         payload: ModuleStartPayload = {
             "module": module,
             "class": cls,
-            "signature": _signature_text(_own_attribute(instance, "signature")),
+            "signature": _signature_text(signature),
             "inputs": jsonable(inputs.get("kwargs", inputs)),
         }
+        if signature is not None:  # a predictor: what it runs with, read as it starts
+            payload["instructions"] = str(getattr(signature, "instructions", "") or "")
+            payload["demos"] = _demos_json(_own_attribute(instance, "demos"))
         parent_id = enclosing.event_id if enclosing is not None else None
         event_id = recorder.emit(_MODULE_START, payload, parent_id=parent_id, json_ready=True)
         self._calls[call_id] = _Call(recorder, event_id, parent_id, module, cls, listener)
@@ -586,6 +591,26 @@ def _own_attribute(instance: Any, name: str) -> Any:
         return object.__getattribute__(instance, "__dict__").get(name)
     except AttributeError:
         return getattr(instance, name, None)
+
+
+_demo_jsons: dict[int, tuple[Any, tuple[int, ...], list[Any]]] = {}
+
+
+def _demos_json(demos: Any) -> list[Any]:
+    """A predictor's demos as :func:`~dspex.capture.program.variables_of` records them.
+    Cached by list and items (the same demos run on every call of a candidate); the list
+    is kept alive by the cache, so its id is not reused while cached."""
+    if not demos or not isinstance(demos, list | tuple):
+        return []
+    items = tuple(map(id, demos))
+    cached = _demo_jsons.get(id(demos))
+    if cached is not None and cached[0] is demos and cached[1] == items:
+        return cached[2]
+    value = demos_json(demos)
+    if len(_demo_jsons) >= _CACHE_SIZE:
+        _demo_jsons.clear()
+    _demo_jsons[id(demos)] = (demos, items, value)
+    return value
 
 
 def _signature_text(signature: Any) -> str:

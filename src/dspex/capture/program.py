@@ -17,6 +17,7 @@ from dspex.model import LMSettings, PredictorVariables, ProgramInfo, Variables
 
 __all__ = [
     "class_path",
+    "demos_json",
     "module_paths",
     "program_info",
     "predictor_name",
@@ -175,12 +176,15 @@ def variables_of(program: Any, name: str | None = None) -> Variables:
         predictors[path] = PredictorVariables(
             signature=_signature_text(signature),
             instructions=str(getattr(signature, "instructions", "") or ""),
-            demos=tuple(
-                jsonable(dict(_demo_items(d))) for d in getattr(predictor, "demos", []) or []
-            ),
+            demos=tuple(demos_json(getattr(predictor, "demos", []) or [])),
         )
         first_lm = first_lm or getattr(predictor, "lm", None)
     return Variables(predictors=predictors, lm=lm_settings(first_lm or dspy.settings.lm))
+
+
+def demos_json(demos: Any) -> list[Any]:
+    """A predictor's demos as JSON data, one dict per demo (how variables record them)."""
+    return [jsonable(dict(_demo_items(d))) for d in demos or []]
 
 
 def _signature_text(signature: Any) -> str:

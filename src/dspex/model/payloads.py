@@ -220,6 +220,11 @@ ModuleStartPayload = TypedDict(
         "class": str,  # the module's class path
         "signature": str,  # ``question -> answer``; empty for a module without one
         "inputs": Json,
+        # a predictor's instructions and demos as this call ran with them (what an
+        # optimizer proposes later in the same trial is not what ran); absent in records
+        # made before they were recorded, and for modules without a signature of their own
+        "instructions": NotRequired[str],
+        "demos": NotRequired[list[Json]],
     },
 )
 

@@ -450,19 +450,42 @@ def _program_fields(entries: list[Entry], trial: Trial) -> Fields:
         p = payload_of(top.event, EventKind.MODULE_START)
         assert p is not None
         fields.append(("Program", f"{shown(p['module'])} (Class: {shown(p['class'])})"))
+    ran = _variables_run(starts)
     modules = list(dict.fromkeys(e.module for e in entries if e.module))
     for name in modules:
-        variables = trial.variables.predictors.get(name)
-        if variables is None:
-            continue
-        if variables.instructions:
-            fields.append((f"instructions · {name}", short_json(variables.instructions, 240)))
-        demos = f"{len(variables.demos)} demo(s)"
-        if variables.demos:
-            demos += ": " + short_json(list(variables.demos), 200)
-        fields.append((f"demos · {name}", demos))
+        declared = trial.variables.predictors.get(name)
+        # what the module ran with, as recorded when each call started; records made
+        # before that was recorded fall back to the trial's declared variables. An
+        # optimizer's own predictors (``Predict(ProposeInstruction)``) are left out.
+        variants = ran.get(name) if declared is not None or "(" not in name else None
+        if not variants:
+            if declared is None:
+                continue
+            variants = [(declared.instructions, list(declared.demos))]
+        for number, (instructions, demos) in enumerate(variants, 1):
+            of = f" ({number} of {len(variants)})" if len(variants) > 1 else ""
+            if instructions:
+                fields.append((f"instructions · {name}{of}", short_json(instructions, 240)))
+            shown_demos = f"{len(demos)} demo(s)"
+            if demos:
+                shown_demos += ": " + short_json(demos, 200)
+            fields.append((f"demos · {name}{of}", shown_demos))
     fields += _lm_settings(entries, trial)
     return fields
+
+
+def _variables_run(starts: list[Entry]) -> dict[str, list[tuple[str, list[Any]]]]:
+    """Per module, the distinct (instructions, demos) its calls in ``starts`` started with."""
+    ran: dict[str, list[tuple[str, list[Any]]]] = {}
+    for entry in starts:
+        p = payload_of(entry.event, EventKind.MODULE_START)
+        if p is None or "instructions" not in p:
+            continue
+        variant = (p["instructions"], list(p.get("demos") or []))
+        seen = ran.setdefault(p["module"], [])
+        if variant not in seen:
+            seen.append(variant)
+    return ran
 
 
 def _lm_settings(entries: Iterable[Entry], trial: Trial) -> Fields:
