@@ -39,6 +39,11 @@ class CarelessAdder:
         self.calls = 0
         self._lock = threading.Lock()
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> CarelessAdder:
+        # DSPy 3.2's LM.copy deep-copies the LM (SIMBA's sampling LMs): shared like a
+        # client connection, so that the counter sees every call of every copy
+        return self
+
     def answer(self, model, system, messages, temperature, candidate=0):
         with self._lock:
             self.calls += 1
