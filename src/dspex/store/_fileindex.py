@@ -74,7 +74,8 @@ def is_damage(exc: BaseException) -> bool:
         return False
     if isinstance(exc, sqlite3.OperationalError):
         message = str(exc).lower()
-        return not any(word in message for word in ("locked", "busy", "unable to open", "i/o"))
+        transient = ("locked", "busy", "unable to open", "i/o", "disk is full", "readonly")
+        return not any(word in message for word in transient)
     return True
 
 

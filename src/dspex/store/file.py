@@ -205,8 +205,26 @@ class FileBackend(StoreBackend):
             try:
                 yield
             finally:  # if this fails too, the marker stays and the next open() replays it
-                self._resync(experiment_id)
-                marker.unlink()
+                if self._resync_or_defer(experiment_id):
+                    marker.unlink()
+
+    def _resync_or_defer(self, experiment_id: str) -> bool:
+        """Update the index row of ``experiment_id``; False when the index cannot be
+        written now (a full disk): the files are durable, the index is derived data, and
+        its pending marker makes the next write of that experiment, or the next open,
+        update it."""
+        try:
+            self._resync(experiment_id)
+        except sqlite3.OperationalError as exc:
+            logger.warning(
+                "dspex: cannot update the index of %s now (%s); it is updated on the next "
+                "write of %s or when the store is next opened",
+                self.url,
+                exc,
+                experiment_id,
+            )
+            return False
+        return True
 
     # -- paths --------------------------------------------------------------------------
 

@@ -17,12 +17,15 @@ find (see :mod:`dspex.store.backend`).
 from __future__ import annotations
 
 import dataclasses
+import errno
+import functools
+import sqlite3
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from dspex.config.schema import StoreSettings
 from dspex.errors import (
@@ -63,6 +66,47 @@ from dspex.store.codec import encode
 from dspex.store.query import MAX_LIMIT, MAX_OFFSET, ExperimentSummary, Query
 
 __all__ = ["Page", "ResultStore", "url_from_settings"]
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def _store_failures(method: _F) -> _F:
+    """Make a failure of the system under a backend (a full disk, an I/O error, SQLite
+    below the file store's index) a :class:`dspex.StoreUnavailable` naming the store:
+    every store failure is a :class:`dspex.StoreError`."""
+
+    @functools.wraps(method)
+    def wrapper(self: ResultStore, /, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as exc:
+            raise StoreUnavailable(_os_failure(self.url, exc)) from exc
+        except sqlite3.Error as exc:  # the file store's index
+            cause = redact_text(str(exc))
+            advice = ""
+            if "full" in cause or "i/o" in cause.lower():
+                advice = (
+                    " (the disk is full, or a size limit was reached); free space and retry: "
+                    "what was written before is kept"
+                )
+            raise StoreUnavailable(
+                f"the ResultStore at {self.url} failed: {cause}{advice}"
+            ) from exc
+
+    return cast(_F, wrapper)
+
+
+def _os_failure(url: str, exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in _FULL:
+        return (
+            f"the ResultStore at {url} cannot write: the disk is full or a size limit was "
+            f"reached ({exc.strerror}{where}); free space and retry: what was written "
+            "before is kept"
+        )
+    return f"the ResultStore at {url} failed: {exc.strerror or exc}{where}"
 
 
 class Page(list[ExperimentSummary]):
@@ -217,6 +261,7 @@ class ResultStore:
                 "read_only=True to write"
             )
 
+    @_store_failures
     def start_experiment(self, experiment: Experiment) -> None:
         """Record a running experiment's header so that its trials can be written."""
         self._writable()
@@ -229,6 +274,7 @@ class ResultStore:
             )
         self.backend.write_running(experiment.replace(trials=()))
 
+    @_store_failures
     def record_trial(self, experiment_id: str, trial: Trial) -> None:
         """Durably add a finished trial to a running experiment."""
         self._writable()
@@ -240,6 +286,7 @@ class ResultStore:
             )
         self.backend.write_trial(experiment_id, trial)
 
+    @_store_failures
     def archive_experiment(self, experiment: Experiment) -> str:
         """Seal a finished experiment; return its content checksum.
 
@@ -284,6 +331,7 @@ class ResultStore:
             trials.append(trial)
         return experiment.model_copy(update={"trials": tuple(trials)})
 
+    @_store_failures
     def append_events(
         self, experiment_id: str, trial_id: str, first_seq: int, events: Sequence[TraceEvent]
     ) -> None:
@@ -331,6 +379,7 @@ class ResultStore:
 
     # -- reading ------------------------------------------------------------------
 
+    @_store_failures
     def get_experiment(self, experiment_id: str) -> Experiment:
         """The full record; raises :class:`dspex.ExperimentNotFound`."""
         validate_id(experiment_id, "exp")
@@ -344,6 +393,7 @@ class ResultStore:
             experiment_id, store=self.url, found_in=tuple(_stores_holding(experiment_id, self))
         )
 
+    @_store_failures
     def get_trial(self, experiment_id: str, trial_id: str, *, events: bool = True) -> Trial:
         """One trial; raises ExperimentNotFound or TrialNotFound.
 
@@ -365,6 +415,7 @@ class ResultStore:
             return self._not_found(experiment_id)
         return TrialNotFound(experiment_id, trial_id)
 
+    @_store_failures
     def read_events(
         self, experiment_id: str, trial_id: str, offset: int = 0, limit: int | None = None
     ) -> list[TraceEvent]:
@@ -400,6 +451,7 @@ class ResultStore:
             raise self._trial_not_found(experiment_id, trial_id)
         return events
 
+    @_store_failures
     def count_events(self, experiment_id: str, trial_id: str) -> int:
         """How many events a trial (sealed or running) has, without reading them."""
         validate_id(experiment_id, "exp")
@@ -409,6 +461,7 @@ class ResultStore:
             raise self._trial_not_found(experiment_id, trial_id)
         return count
 
+    @_store_failures
     def query_experiments(self, filters: Mapping[str, Any] | None = None, **kw: Any) -> Page:
         """Summaries matching ``filters`` (see :data:`dspex.store.query.FILTERS`), newest first."""
         query = self._resolved(Query.parse({**(filters or {}), **kw}))
@@ -417,6 +470,7 @@ class ResultStore:
             page.next_cursor = query.next_cursor(page[-1])
         return page
 
+    @_store_failures
     def count_experiments(self, filters: Mapping[str, Any] | None = None, **kw: Any) -> int:
         """How many experiments match ``filters`` (limit and offset ignored)."""
         return self.backend.count(self._resolved(Query.parse({**(filters or {}), **kw})))
@@ -438,12 +492,14 @@ class ResultStore:
             )
         return dataclasses.replace(query, scope=scope.key, scope_experiment=None)
 
+    @_store_failures
     def verify(self) -> list[DamagedRecord]:
         """Every sealed record checked against its checksum; the damaged ones, by id."""
         return list(self.backend.verify())
 
     # -- studies ------------------------------------------------------------------------
 
+    @_store_failures
     def save_study(self, study: StudyRecord) -> StudyRecord:
         """Store ``study`` as its next revision and return what was stored.
 
@@ -472,6 +528,7 @@ class ResultStore:
             f"(revision {found}, read at {previous}); read it again (get_study) and retry"
         )
 
+    @_store_failures
     def get_study(self, name: str) -> StudyRecord:
         """The study of that name; raises :class:`dspex.errors.StudyNotFound`."""
         validate_study_name(name)
@@ -480,6 +537,7 @@ class ResultStore:
             raise StudyNotFound(name)
         return study
 
+    @_store_failures
     def query_studies(self, *, limit: int = 50, offset: int = 0) -> list[StudySummary]:
         """Study summaries, most recently updated first."""
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:

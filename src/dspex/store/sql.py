@@ -13,11 +13,12 @@ failing.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     Connection,
@@ -135,6 +136,47 @@ def _sqlite_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _retrying(method: _F) -> _F:
+    """Try an idempotent write once more when the first try failed because the tables
+    had vanished (restored meanwhile) or the server dropped the connection."""
+
+    @functools.wraps(method)
+    def wrapper(self: SqlBackend, /, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except StoreUnavailable as exc:
+            if not _retry_once(exc):
+                raise
+            return method(self, *args, **kwargs)
+
+    return cast(_F, wrapper)
+
+
+def _missing_schema(exc: DBAPIError) -> bool:
+    """Whether ``exc`` says that dspex's tables are not there (PostgreSQL 42P01)."""
+    state = getattr(exc.orig, "sqlstate", None)
+    return state == "42P01" or "no such table" in str(exc.orig or exc)
+
+
+def _retry_once(exc: StoreUnavailable) -> bool:
+    """Whether a failed write may be tried again at once, on a fresh session: its tables
+    were restored, the server dropped its connection, or the session was read-only (one
+    opened while the database was read-only stays so after it is made writable)."""
+    cause = exc.__cause__
+    if not isinstance(cause, DBAPIError):
+        return False
+    state = getattr(cause.orig, "sqlstate", None) or ""
+    return (
+        _missing_schema(cause)
+        or state.startswith(("08", "57P"))
+        or state == "25006"
+        or bool(cause.connection_invalidated)
+    )
+
+
 class SqlBackend(StoreBackend):
     """Experiments in three tables (see :mod:`dspex.store._sqltables`)."""
 
@@ -146,6 +188,7 @@ class SqlBackend(StoreBackend):
         self.auto_migrate = options.auto_migrate
         self.read_only = options.read_only
         self._engine: Engine | None = None
+        self._schema_lost = False  # the tables vanished (a database dropped and re-created)
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -204,9 +247,16 @@ class SqlBackend(StoreBackend):
         except (OperationalError, DBAPIError) as exc:
             if isinstance(exc, IntegrityError):
                 raise
+            # Fresh sessions next time: a pooled session may be one the server killed, or
+            # one opened while the database was read-only (it stays read-only after the
+            # database is made writable again).
+            if self._engine is not None:
+                self._engine.dispose()
+            if _missing_schema(exc):
+                self._schema_lost = True
             cause = redact_text(str(exc.orig or exc).strip().splitlines()[0])
             raise StoreUnavailable(
-                f"cannot use the ResultStore at {redact_url(self.url)}: {cause}"
+                f"cannot use the ResultStore at {redact_url(self.url)}: {cause}{_advice(exc)}"
             ) from exc
 
     @contextmanager
@@ -214,14 +264,23 @@ class SqlBackend(StoreBackend):
         """A connection for reading; ``snapshot``: every statement sees the same moment
         (SQLite's read transaction always does; PostgreSQL needs REPEATABLE READ)."""
         assert self._engine is not None, "the sql store is not open"
+        self._restore_schema()
         with self._guard(), self._engine.connect() as conn:
             if snapshot and conn.dialect.name == "postgresql":
                 conn.execution_options(isolation_level="REPEATABLE READ")
             yield conn
 
+    def _restore_schema(self) -> None:
+        """After the tables vanished (the database was dropped and re-created): migrate
+        the new one, when migrations are allowed."""
+        if self._schema_lost and self.auto_migrate and self._engine is not None:
+            self._migrate(self._engine)
+            self._schema_lost = False
+
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         assert self._engine is not None, "the sql store is not open"
+        self._restore_schema()
         with self._guard(), self._engine.connect() as conn:
             conn.execution_options(dspex_write=True)
             with conn.begin():
@@ -233,6 +292,7 @@ class SqlBackend(StoreBackend):
         stmt = select(E.c.sealed, E.c.checksum, E.c.header).where(E.c.id == experiment_id)
         return conn.execute(stmt.with_for_update()).first()
 
+    @_retrying
     def write_running(self, experiment: Experiment) -> None:
         for _ in range(3):
             try:
@@ -266,6 +326,7 @@ class SqlBackend(StoreBackend):
         if tag_rows:
             conn.execute(insert(TAGS), tag_rows)
 
+    @_retrying
     def write_trial(self, experiment_id: str, trial: Trial) -> None:
         with self._write() as conn:
             row = self._lock_row(conn, experiment_id)
@@ -290,6 +351,7 @@ class SqlBackend(StoreBackend):
             summary = summary.model_copy(update={"trial_count": _trial_count(conn, experiment_id)})
             conn.execute(update(E).where(E.c.id == experiment_id).values(summary=summary.to_json()))
 
+    @_retrying
     def seal(self, record: EncodedRecord) -> SealOutcome:
         row, trial_rows = tables.experiment_rows(record)
         for _ in range(3):
@@ -309,6 +371,7 @@ class SqlBackend(StoreBackend):
                 continue
         raise StoreUnavailable(f"experiment {record.id}: concurrent writers kept colliding")
 
+    @_retrying
     def append_events(
         self, experiment_id: str, trial_id: str, first_seq: int, events: Sequence[TraceEvent]
     ) -> None:
@@ -600,6 +663,23 @@ def _checked(experiment_id: str, trial_id: str, trial: Trial) -> Trial:
     if trial.id != trial_id:
         raise CorruptRecordError(experiment_id, f"the row of trial {trial_id} holds {trial.id}")
     return trial
+
+
+_FULL_STATES = {"53100", "53200", "53400"}  # PostgreSQL: disk full, out of memory, limits
+
+
+def _advice(exc: DBAPIError) -> str:
+    """What to do about a failure, when the cause says it."""
+    message = str(exc.orig or exc).lower()
+    state = getattr(exc.orig, "sqlstate", None)
+    if state in _FULL_STATES or "disk is full" in message or "disk i/o error" in message:
+        return (
+            " (the disk is full, or a size limit was reached); free space and retry: what "
+            "was written before is kept"
+        )
+    if state == "25006" or "read-only" in message or "readonly" in message:
+        return "; the database is read-only: make it writable and retry"
+    return ""
 
 
 def _part_key(experiment_id: str, trial_id: str) -> Any:
