@@ -183,3 +183,66 @@ def test_a_long_trials_pages_come_from_a_worker_and_match_the_apps_own(tmp_path)
     assert {k[-1] for k in pages if k[-2] == "()"} >= {"0", "400", "800", "1200", "1600"}
     missing = elsewhere.get(f"/experiments/{experiment.id}/trials/{dspex.new_id('trl')}")
     assert missing.status_code == 404
+
+
+# -- the report's views, full size, in a real dspex ui (hostile) -----------------------------
+
+CACHE_MB = 64
+MARGIN_MB = 200
+"""What the server holds besides its cache: Python, the web stack, dspex, a page in flight."""
+
+
+def _rss_mb(pid: int, field: str = "VmRSS") -> float:
+    for line in open(f"/proc/{pid}/status", encoding="ascii"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no {field} for {pid}")
+
+
+@pytest.mark.hostile
+@pytest.mark.timeout(1800)
+def test_five_100000_event_trials_and_one_of_200000_stay_within_the_cache_bound(tmp_path):
+    from tests.view.hostile import ui_process
+
+    url = f"file://{tmp_path / 'store'}"
+    store = ResultStore.open(url)
+    trials = []
+    for events in (100_000,) * 5 + (200_000,):
+        experiment = long_experiment(events)
+        store.archive_experiment(experiment)
+        trials.append((experiment.id, experiment.trials[LONG_TRIAL].id, events))
+        del experiment
+    store.close()
+    env = {"DSPEX_UI_CACHE_MB": str(CACHE_MB)}
+    with ui_process(tmp_path, url, env=env) as ui:
+        pid = ui.process.pid
+        started = _rss_mb(pid)
+        for experiment_id, trial_id, events in trials:
+            page = f"/experiments/{experiment_id}/trials/{trial_id}"
+            api = f"/api/experiments/{experiment_id}/trials/{trial_id}"
+            views = [
+                page,
+                page + "?offset=400",  # rendered ahead by the same worker run
+                api,
+                api + "/events",
+                api + f"/events?offset={events - 5000}&limit=5000",
+            ]
+            cold, warm = [], []
+            for view in views:
+                response, seconds = ui.get(view, timeout=600)
+                assert response.status_code == 200, (view, response.text[:500])
+                cold.append(round(seconds, 2))
+            for view in views:
+                response, seconds = ui.get(view)
+                assert response.status_code == 200 and seconds < 1, (view, seconds)
+                warm.append(round(seconds, 2))
+            print(f"{events} events: cold {cold} s, warm {warm} s, rss {_rss_mb(pid):.0f} MB")
+            body = ui.get(api + f"/events?offset={events - 5000}&limit=5000")[0].json()
+            assert body["total"] == events and len(body["events"]) == 5000
+            assert body["next"] is None and body["events"][-1]["sequence"] == events - 1
+            assert _rss_mb(pid) < CACHE_MB + MARGIN_MB, (trial_id, _rss_mb(pid))
+        peak = _rss_mb(pid, "VmHWM")
+        print(f"rss at start {started:.0f} MB, peak {peak:.0f} MB")
+        assert ui.stop() < 2
+    assert peak < CACHE_MB + MARGIN_MB, peak
+    assert "Traceback" not in ui.output()

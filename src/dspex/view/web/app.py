@@ -152,6 +152,7 @@ class _Handlers:
         self.long_trial = LONG_TRIAL
         self._locks: dict[tuple[str, ...], threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        self._workers = threading.Semaphore(1)
 
     def _trial_url(self, request: Request) -> Callable[[Trial], str]:
         root = request.scope.get("root_path", "")
@@ -274,7 +275,8 @@ class _Handlers:
         self, key: tuple[str, ...], experiment_id: str, trial_id: str, asked: PageRequest, root: str
     ) -> bytes:
         """A page of a trial too long to parse here: from the cache, or from a worker
-        process that renders it and the next ones (one worker per trial at a time)."""
+        process that renders it and the next ones (one worker at a time, so that many
+        requests for different long trials never hold more than one parsed at once)."""
         body = self._cached_page(key, asked)
         if body is not None:
             return body
@@ -282,9 +284,9 @@ class _Handlers:
             body = self._cached_page(key, asked)
             if body is None:
                 url = self.store.backend.url
-                body = self._keep_pages(
-                    key, asked, render_elsewhere(url, experiment_id, trial_id, asked, root)
-                )
+                with self._workers:  # one at a time: each holds a whole trial parsed
+                    rendered = render_elsewhere(url, experiment_id, trial_id, asked, root)
+                body = self._keep_pages(key, asked, rendered)
         return body
 
     def _lock_for(self, key: tuple[str, ...]) -> threading.Lock:
