@@ -87,8 +87,10 @@ def test_calls_no_experiment_can_claim_are_counted_once_per_real_call(store):
     program.set_lm(lm)  # the thread does not see dspy.context either
 
     def outsider():
-        for topic in ("alpha", "beta", "gamma", "alpha"):
-            program(question=f"About {topic}?")
+        # its own trace: else DSPy appends these calls to the process-wide one
+        with dspy.context(trace=[]):
+            for topic in ("alpha", "beta", "gamma", "alpha"):
+                program(question=f"About {topic}?")
 
     with dspex.experiment("one", store=store) as one, dspex.experiment("two", store=store):
         thread = threading.Thread(target=outsider, name="outsider")

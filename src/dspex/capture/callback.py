@@ -239,7 +239,7 @@ class DspexCallback(BaseCallback):  # type: ignore[misc]  # DSPy ships no type i
             "inputs": jsonable(inputs.get("kwargs", inputs)),
         }
         if signature is not None:  # a predictor: what it runs with, read as it starts
-            payload["instructions"] = str(getattr(signature, "instructions", "") or "")
+            payload["instructions"] = _instructions(signature)
             payload["demos"] = _demos_json(_own_attribute(instance, "demos"))
         parent_id = enclosing.event_id if enclosing is not None else None
         event_id = recorder.emit(_MODULE_START, payload, parent_id=parent_id, json_ready=True)
@@ -594,6 +594,25 @@ def _own_attribute(instance: Any, name: str) -> Any:
 
 
 _demo_jsons: dict[int, tuple[Any, tuple[int, ...], list[Any]]] = {}
+_instruction_texts: dict[Any, tuple[Any, str]] = {}
+
+
+def _instructions(signature: Any) -> str:
+    """A signature's instructions (DSPy cleans its docstring up on every read), cached by
+    class and docstring: setting ``instructions`` replaces the docstring, so a changed
+    instruction is never served from the cache."""
+    try:
+        doc = type.__getattribute__(signature, "__doc__")
+        cached = _instruction_texts.get(signature)
+    except TypeError:  # not a class, or not hashable: read as it is
+        return str(getattr(signature, "instructions", "") or "")
+    if cached is not None and cached[0] is doc:
+        return cached[1]
+    text = str(getattr(signature, "instructions", "") or "")
+    if len(_instruction_texts) >= _CACHE_SIZE:
+        _instruction_texts.clear()
+    _instruction_texts[signature] = (doc, text)
+    return text
 
 
 def _demos_json(demos: Any) -> list[Any]:
