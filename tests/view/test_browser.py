@@ -290,6 +290,21 @@ def test_a_deep_link_opens_the_page_and_the_block_holding_the_event(server, page
     page.assert_no_script_ran()
 
 
+def test_an_event_query_scrolls_to_the_event_like_a_hash(server, page):
+    p = page.page
+    large = large_experiment()
+    trial = large.trials[0]
+    late = sorted(trial.events, key=lambda e: e.sequence)[-5]  # on the last page
+    p.goto(f"{server.url}/experiments/{large.id}/trials/{trial.id}?event={late.id}")
+    target = p.locator(f"[id='{late.id}']")
+    expect(target).to_be_visible()
+    expect(target).to_have_class(re.compile(r"\btarget\b"))
+    box = target.bounding_box()
+    height = p.evaluate("window.innerHeight")
+    assert box is not None and 0 <= box["y"] < height  # scrolled into view
+    page.assert_no_script_ran()
+
+
 def test_example_runs_fold_into_one_row_each_and_the_waterfall_links_to_events(server, page, simba):
     p = page.page
     trial = simba.trials[1]

@@ -180,3 +180,65 @@ def test_the_cli_trial_table_and_summary_show_outcome_and_why(gepa_run):
     returned = gepa_run.trial(reason.trial_id)
     row = next(line for line in text.splitlines() if line.rstrip().endswith(returned.id))
     assert "accepted, returned" in row
+
+
+# -- the trial page leads with the why -------------------------------------------------
+
+
+def test_the_trial_page_leads_with_the_decision_and_the_change(gepa_run):
+    from dspex.view.html import trial_html
+
+    trial = _by(gepa_run, accepted=False)[0]
+    doc = parse(trial_html(gepa_run, trial, trial_url=_url))
+    root = doc.find("div", "dspex-trial")
+    order = [next(iter(s.classes)) for s in root.find_all("section")]
+    assert order.index("dspex-why") < order.index("dspex-diff") < order.index("dspex-time")
+    why = root.find("section", "dspex-why")
+    assert why.find("h3").text() == "Why this trial: rejected"
+    verdict = why.find("li", "verdict")
+    assert verdict.find("b").text() == f"Iteration {trial.metadata['iteration']} proposal rejected"
+    # each decision links to its event in the timeline, which holds it
+    for item in why.find_all("li", "decision"):
+        target = item.find("a", "to-event").attrs["href"]
+        assert root.find(id=target[1:]) is not None
+    # the parent candidate a decision names is a link to its page
+    parent = gepa_run.trial(trial.parent_trial_ids[0])
+    assert _url(parent) in [a.attrs["href"] for a in why.find_all("a")]
+    # the verdict once per page: the timeline's entry points up to it
+    assert str(trial_html(gepa_run, trial)).count(verdict.find("b").text()) == 1
+    entry = root.find(id=verdict.find("a", "to-event").attrs["href"][1:])
+    assert entry.find("a", href="#why") is not None
+
+
+def test_the_returned_candidates_page_says_why(gepa_run):
+    from dspex.view import TrialView
+    from dspex.view.html import trial_html
+
+    reason = return_reason(gepa_run.trials)
+    returned = gepa_run.trial(reason.trial_id)
+    doc = parse(trial_html(gepa_run, returned, trial_url=_url))
+    why = doc.find("section", "dspex-why").find("p", "returned-why")
+    assert f"Why: {reason.decision}: {reason.rationale}" in why.text()
+    record = why.find_all("a")[-1].attrs["href"]
+    assert record == f"/t/{reason.compile_trial_id}#{reason.event_id}"
+    text = TrialView(gepa_run, returned).to_text(400)
+    assert f"returned by the compile. Why: {reason.decision}" in text
+    other = next(t for t in _by(gepa_run, accepted=True) if t.id != returned.id)
+    assert not parse(trial_html(gepa_run, other)).find_all("p", "returned-why")
+
+
+def test_the_web_trial_page_has_the_why_and_scrolls_to_an_asked_event(gepa_run):
+    from dspex.view.web import create_app
+    from tests.view.conftest import make_client
+
+    store = dspex.ResultStore.open("memory://")
+    store.archive_experiment(gepa_run)
+    client = make_client(create_app(store))
+    trial = _by(gepa_run, accepted=False)[0]
+    page = client.get(f"/experiments/{gepa_run.id}/trials/{trial.id}")
+    doc = parse(page.text)
+    parent = gepa_run.trial(trial.parent_trial_ids[0])
+    links = [a.attrs["href"] for a in doc.find("section", "dspex-why").find_all("a")]
+    assert f"/experiments/{gepa_run.id}/trials/{parent.id}" in links
+    script = doc.find_all("script")[-1].text()
+    assert 'params().get("event")' in script and "reveal(asked)" in script

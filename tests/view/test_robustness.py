@@ -57,6 +57,7 @@ KEYS = st.sampled_from(
 PAYLOAD = st.dictionaries(KEYS, JSON, max_size=8)
 OUR_TAGS = {
     "div",
+    "ol",
     "style",
     "script",
     "header",

@@ -125,9 +125,10 @@ def _end_of(trial: Trial) -> OptimizerEndPayload | None:
 
 
 def returned_trial_id(trials: Sequence[Trial]) -> str | None:
-    """The trial whose program the compile returned: the candidate the optimizer's
-    ``optimizer_end`` names (``returned``, else ``best_candidate``), else the compile trial
-    itself when it ended well (an optimizer without candidates returns what it built)."""
+    """The trial whose program the compile returned: the one its ``Return ...`` decision
+    names (``details.returned``), else the candidate its ``optimizer_end`` names
+    (``returned``, else ``best_candidate``), else the compile trial itself when it ended
+    well (an optimizer without candidates returns what it built)."""
     compiled = compile_trial(trials)
     if compiled is None:
         return None
@@ -135,6 +136,11 @@ def returned_trial_id(trials: Sequence[Trial]) -> str | None:
     if end is None or not end["ok"]:
         return None
     known = {t.id for t in trials}
+    decision = _return_decision(compiled)
+    details = decision[1]["details"] if decision is not None else None
+    named = details.get("returned") if isinstance(details, dict) else None
+    if isinstance(named, str) and named in known:
+        return named
     extra: dict[str, Any] = dict(end)
     for key in ("returned", "best_candidate"):
         named = extra.get(key)
@@ -182,17 +188,17 @@ def return_reason(
         trial = by_id.get(trial_id)
         return names.get(trial_id) or (trial.name if trial and trial.name else trial_id)
 
-    for event in reversed(compiled.events):
-        decision = payload_of(event, EventKind.DECISION)
-        if decision is not None and decision["step"] is None and _is_return(decision):
-            return ReturnReason(
-                returned,
-                optimizer,
-                decision["decision"],
-                decision["rationale"] or "",
-                event.id,
-                compiled.id,
-            )
+    found = _return_decision(compiled)
+    if found is not None:
+        event_id, decision = found
+        return ReturnReason(
+            returned,
+            optimizer,
+            str(decision["decision"]),
+            str(decision["rationale"] or ""),
+            event_id,
+            compiled.id,
+        )
     if returned == compiled.id:
         return ReturnReason(
             returned,
@@ -209,6 +215,15 @@ def return_reason(
         if scope is not None:
             rationale += f" on {scope.name} (n={scope.n})"
     return ReturnReason(returned, optimizer, f"Return {name(returned)}", rationale)
+
+
+def _return_decision(compiled: Trial) -> tuple[str, DecisionPayload] | None:
+    """The compile's last run-level decision that says what it returns (``Return ...``)."""
+    for event in reversed(compiled.events):
+        decision = payload_of(event, EventKind.DECISION)
+        if decision is not None and decision["step"] is None and _is_return(decision):
+            return event.id, decision
+    return None
 
 
 def _is_return(decision: DecisionPayload) -> bool:

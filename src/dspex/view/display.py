@@ -49,7 +49,7 @@ class TrialView:
     def to_html(self) -> str:
         from dspex.view.html import timeline_html
 
-        return str(timeline_html(self.timeline))
+        return str(timeline_html(self.timeline, experiment=self.experiment))
 
     def to_markdown(self) -> str:
         from dspex.view.markdown import timeline_markdown
@@ -58,8 +58,14 @@ class TrialView:
 
     def to_text(self, width: int = TEXT_WIDTH, *, abridged: bool = False) -> str:
         from dspex.view.text import timeline_text
+        from dspex.view.why import why_of
 
-        return timeline_text(self.timeline, width=width, abridged=abridged)
+        return timeline_text(
+            self.timeline,
+            width=width,
+            abridged=abridged,
+            why=why_of(self.trial, self.experiment),
+        )
 
     def to_short_text(self) -> str:
         """A few lines for front ends that cannot show HTML (the notebook's text fallback)."""

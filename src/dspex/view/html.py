@@ -44,6 +44,7 @@ from dspex.view.timeline import (
 )
 from dspex.view.verdict import no_verdict_reason, verdict_fields, verdict_line
 from dspex.view.waterfall import timeline_waterfall
+from dspex.view.why import mentions, why_of
 
 __all__ = [
     "FOLD_CHARS",
@@ -181,9 +182,16 @@ def timeline_html(
     offset: int = 0,
     limit: int | None = None,
     page_url: Callable[[int], str] | None = None,
+    experiment: Experiment | None = None,
 ) -> Markup:
-    """HTML of a trial's timeline; ``limit`` shows only events ``offset..offset+limit``."""
-    return _timeline_page(_WholeTrial(timeline), trial_url, offset, limit, page_url)
+    """HTML of a trial's page: why the trial exists and what became of it (its decisions,
+    outcome and, for the returned candidate, why it was returned; see
+    :mod:`dspex.view.why`), the changes against its parent, then where the time went and
+    the timeline; ``limit`` shows only events ``offset..offset+limit``. ``experiment``
+    (the trial's) names the candidates its decisions speak of, as links with
+    ``trial_url``."""
+    whole = _WholeTrial(timeline, experiment, trial_url)
+    return _timeline_page(whole, trial_url, offset, limit, page_url)
 
 
 def timeline_pages(
@@ -193,21 +201,36 @@ def timeline_pages(
     limit: int,
     trial_url: TrialUrl | None = None,
     page_url: Callable[[int], str] | None = None,
+    experiment: Experiment | None = None,
 ) -> dict[int, Markup]:
     """Several pages of one timeline (as :func:`timeline_html` renders each), what covers
-    the whole trial (waterfall, counts, retrieval summary) worked out once for all."""
-    whole = _WholeTrial(timeline)
+    the whole trial (waterfall, counts, retrieval summary, the why) worked out once."""
+    whole = _WholeTrial(timeline, experiment, trial_url)
     return {offset: _timeline_page(whole, trial_url, offset, limit, page_url) for offset in offsets}
 
 
 class _WholeTrial:
     """A timeline with the parts every page of it shows computed once."""
 
-    def __init__(self, timeline: Timeline) -> None:
+    def __init__(
+        self,
+        timeline: Timeline,
+        experiment: Experiment | None = None,
+        trial_url: TrialUrl | None = None,
+    ) -> None:
         self.timeline = timeline
         self.counted = _Counted(timeline)
         self.waterfall = timeline_waterfall(timeline)
         self.rag = rag_lines(rag_stats(timeline.trial.events))
+        self.why = why_of(timeline.trial, experiment)
+        self.linked = _mention_linker(experiment, trial_url)
+        returned = self.why.returned
+        compiled = None
+        if returned is not None and returned.compile_trial_id and experiment is not None:
+            compiled = next(
+                (t for t in experiment.trials if t.id == returned.compile_trial_id), None
+            )
+        self.compile_href = trial_url(compiled) if compiled is not None and trial_url else ""
 
 
 class _Counted:
@@ -243,6 +266,10 @@ def _timeline_page(
             rag=whole.rag,
             pager=pager,
             trial_url=trial_url,
+            why=whole.why,
+            verdict_ids={d.event_id for d in whole.why.decisions if d.verdict},
+            linked=whole.linked,
+            compile_href=whole.compile_href,
             open_blocks=OPEN_BLOCKS,
             fold_chars=FOLD_CHARS,
             fold_lines=FOLD_LINES,
@@ -252,6 +279,25 @@ def _timeline_page(
         )
     )
     return Markup(html)
+
+
+def _mention_linker(
+    experiment: Experiment | None, trial_url: TrialUrl | None
+) -> Callable[[str], Markup]:
+    """Text with each "candidate 8" / "Trial 12" it names linked to that trial's page."""
+
+    def linked(text: str) -> Markup:
+        if trial_url is None:
+            return escape(text)
+        parts = [
+            escape(piece)
+            if trial is None
+            else Markup('<a href="{}">{}</a>').format(trial_url(trial), piece)
+            for piece, trial in mentions(text, experiment)
+        ]
+        return Markup("").join(parts)
+
+    return linked
 
 
 def _trial_data(timeline: Timeline | _Counted) -> dict[str, Any]:
@@ -300,7 +346,9 @@ def trial_html(
     """The trial view of ``trial`` (a Trial or an id of one of ``experiment``'s trials)."""
     if isinstance(trial, str):
         trial = experiment.trial(trial)
-    return timeline_html(build_timeline(trial, experiment), trial_url=trial_url)
+    return timeline_html(
+        build_timeline(trial, experiment), trial_url=trial_url, experiment=experiment
+    )
 
 
 TRIAL_COLUMNS = (

@@ -27,6 +27,7 @@ from dspex.view.retrievals import RagStats, rag_stats, trials_rag_stats
 from dspex.view.safetext import WRAP_BUDGET, fold_lines, terminal_safe
 from dspex.view.timeline import Change, Entry, Timeline, build_timeline
 from dspex.view.verdict import no_verdict_reason, verdict_line
+from dspex.view.why import Why, why_of
 
 __all__ = [
     "best_against_baseline",
@@ -146,12 +147,15 @@ def timeline_text(
     width: int = 100,
     abridged: bool = False,
     max_events: int | None = None,
+    why: Why | None = None,
 ) -> str:
-    """The trial's timeline as plain text at ``width`` columns."""
+    """The trial's timeline as plain text at ``width`` columns: the why first (``why``:
+    its decisions, outcome, why it was returned), the changes, then the time and events."""
     max_lines = ABRIDGED_TEXT_LINES if abridged else None
     lines = _title_lines(timeline, width)
-    lines += _time_bar(timeline, width)
+    lines += why_lines(why, width) if why is not None else []
     lines += _parent_lines(timeline, width)
+    lines += _time_bar(timeline, width)
     if abridged:
         timeline = _without_routine(timeline)
     lines += _blocks_text(timeline, width=width, max_lines=max_lines, max_events=max_events)
@@ -173,6 +177,39 @@ def _without_routine(timeline: Timeline) -> Timeline:
         if kept:
             blocks.append(replace(block, entries=kept))
     return replace(timeline, blocks=tuple(blocks))
+
+
+def why_lines(why: Why, width: int) -> list[str]:
+    """The Why section of a trial in text: outcome, why returned, its decisions in order."""
+    if why.empty:
+        return []
+    head = "Why this trial" + (f": {why.outcome.value}" if why.outcome else "")
+    lines = [head]
+    if why.returned is not None:
+        lines += textwrap.wrap(
+            f"returned by the compile. Why: {why.returned.line}",
+            width=width,
+            initial_indent="  ",
+            subsequent_indent="    ",
+        )
+    for said in why.decisions:
+        text = said.decision + (f" [{said.strategy}]" if said.strategy else "")
+        if said.rationale:
+            text += f": {said.rationale}"
+        if said.action:
+            text += f" -> {_cut(said.action, 300)}"
+        mark = "* " if said.verdict else "- "
+        for number, line in enumerate(text.splitlines() or [""]):
+            lines += textwrap.wrap(
+                line,
+                width=width,
+                initial_indent=("  " + mark) if number == 0 else "      ",
+                subsequent_indent="      ",
+                break_on_hyphens=False,
+            ) or [""]
+    if why.more:
+        lines.append(f"  ({why.more} more decisions in the timeline below)")
+    return lines
 
 
 def _title_lines(timeline: Timeline, width: int) -> list[str]:
@@ -299,6 +336,7 @@ def render_trial_text(
         width=width,
         abridged=abridged,
         max_events=max_events,
+        why=why_of(trial, experiment),
     )
     return text
 

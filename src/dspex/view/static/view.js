@@ -163,7 +163,7 @@
     var target = document.getElementById(id);
     if (!target) {
       // On another page of a long trial: the server knows which one.
-      if (inApp && !params().get("event")) {
+      if (inApp && params().get("event") !== id) {
         var query = params();
         query.delete("offset");
         query.set("event", id);
@@ -223,6 +223,9 @@
   if (!window.__dspexLinks) {
     window.__dspexLinks = true;
     window.addEventListener("hashchange", function () { reveal(window.location.hash.slice(1)); });
-    if (window.location.hash) reveal(window.location.hash.slice(1));
+    // ?event=evt_... (a link from another page, or the server's page of a long trial)
+    // scrolls to the event just as #evt_... does.
+    var asked = window.location.hash ? window.location.hash.slice(1) : params().get("event");
+    if (asked) reveal(asked);
   }
 })();

@@ -135,6 +135,7 @@ def trial_pages(
         limit=EVENTS_PER_PAGE,
         trial_url=trial_url,
         page_url=request.page_url,
+        experiment=experiment,
     )
     crumbs = [
         (experiment.name, f"{root}/experiments/{experiment.id}"),
