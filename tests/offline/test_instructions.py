@@ -141,3 +141,36 @@ def test_feedback_metric_scores_like_exact_match_and_says_what_was_expected(answ
         "Correct" if score else "Incorrect: the expected answer is '35'"
     )
     assert json.dumps(result.feedback)
+
+
+def test_gepas_own_proposal_prompt_gets_the_same_reflection_in_a_code_block():
+    """DSPy 3.2 and 3.3 send the gepa package's own proposal prompt as one plain message
+    and read the instruction from the ``` block of the reply."""
+    from gepa.strategies.instruction_proposal import InstructionProposalSignature
+
+    samples = [
+        {
+            "Inputs": {"question": "What is 52 - 17?"},
+            "Generated Outputs": {"answer": "45"},
+            "Feedback": "Incorrect: the expected answer is '35', the response was '45'.",
+        },
+        {
+            "Inputs": {"question": "Where?", "context": ["first passage", "second"]},
+            "Generated Outputs": "a text",
+            "Feedback": "Correct.",
+        },
+    ]
+    prompt = InstructionProposalSignature.prompt_renderer(
+        {"current_instruction_doc": BASE, "dataset_with_feedback": samples}
+    )
+    outcomes = set()
+    for seed in range(20):
+        lm = offline_lm(seed=seed)
+        reply = lm(prompt)[0]
+        outcomes.add(InstructionProposalSignature.output_extractor(reply)["new_instruction"])
+    assert outcomes == {f"{BASE} {RULES['borrow']}", f"{BASE} {MISREAD_ADVICE}"}
+    # the same examples through DSPy 3.4's signature: the same proposals
+    as_signature = {
+        _reflect(offline_lm(seed=seed), BASE, json.dumps(samples[:1])) for seed in range(20)
+    }
+    assert as_signature == outcomes

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from dspex.offline.draws import Draws
     from dspex.offline.prompt import Prompt
 
-__all__ = ["copro_proposal", "reflect"]
+__all__ = ["copro_proposal", "gepa_prompt_reflection", "reflect"]
 
 _OPENINGS = (
     "Solve the question carefully.",
@@ -155,3 +155,61 @@ def reflect(prompt: Prompt, draws: Draws) -> dict[str, Any]:
     if MISREAD_ADVICE in current:
         return {"new_instruction": current}
     return {"new_instruction": _with_rules(current, [MISREAD_ADVICE])}
+
+
+# -- GEPA's own proposer (DSPy 3.2 and 3.3): a plain prompt, the answer in ``` blocks -------
+
+_GEPA_TASK = "Your task is to write a new instruction for the assistant."
+_GEPA_CURRENT = re.compile(r"perform a task for me:\n```\n(.*?)\n```\n", re.S)
+_GEPA_SAMPLES = re.compile(r"could be better:\n```\n(.*)\n```\n\nYour task is", re.S)
+_HEADER = re.compile(r"^(#{1,6}) (.*)$")
+
+
+def _markdown_samples(text: str) -> list[dict[str, Any]]:
+    """GEPA's examples as its prompt renders them (``# Example 1``, ``## Inputs``,
+    ``### question``...) back into dicts: a ``##`` section with ``###`` headers is a dict
+    of their texts, one without is a text."""
+    examples: list[dict[str, Any]] = []
+    key: str | None = None
+    sub: str | None = None
+    for line in text.splitlines():
+        header = _HEADER.match(line)
+        level = len(header.group(1)) if header else 0
+        if header and level == 1 and header.group(2).startswith("Example"):
+            examples.append({})
+            key = sub = None
+        elif header and level == 2 and examples:
+            key, sub = header.group(2), None
+            examples[-1][key] = ""
+        elif header and level == 3 and examples and key is not None:
+            sub = header.group(2)
+            section = examples[-1][key]
+            examples[-1][key] = {**(section if isinstance(section, dict) else {}), sub: ""}
+        elif examples and key is not None:
+            section = examples[-1][key]
+            if isinstance(section, dict) and sub is not None:
+                section[sub] = (section[sub] + "\n" + line).strip()
+            elif isinstance(section, str):
+                examples[-1][key] = (section + "\n" + line).strip()
+    return examples
+
+
+def gepa_prompt_reflection(text: str, draws: Draws) -> str | None:
+    """The reply to GEPA's own instruction proposal prompt (the ``gepa`` package's
+    ``InstructionProposalSignature``, which DSPy 3.2 and 3.3 send as one plain user
+    message): :func:`reflect` on the current instruction and the examples, the new
+    instruction in a ``` block. None for any other prompt."""
+    if _GEPA_TASK not in text:
+        return None
+    current = _GEPA_CURRENT.search(text)
+    samples = _GEPA_SAMPLES.search(text)
+    if current is None or samples is None:
+        return None
+    inputs = {
+        "current_instruction": current.group(1),
+        "examples_with_feedback": json.dumps(_markdown_samples(samples.group(1))),
+    }
+    from dspex.offline.prompt import Prompt
+
+    proposal = reflect(Prompt(inputs=inputs), draws)["new_instruction"]
+    return f"```\n{proposal}\n```"

@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from dspex.errors import ValidationError
+from dspex.offline.instructions import gepa_prompt_reflection
 from dspex.offline.prompt import parse, render
 from dspex.offline.skills import Draws, answer_fields
 
@@ -109,8 +110,12 @@ class OfflineEngine:
         if candidate and temperature > 0:
             key += f"\x00candidate {candidate}".encode()
         draws = Draws(hashlib.sha256(key).digest(), temperature)
-        prompt = parse(system, messages)
-        output = render(answer_fields(prompt, draws), prompt)
+        raw = gepa_prompt_reflection(messages[-1][1], draws) if messages and not system else None
+        if raw is not None:  # GEPA's own proposer (DSPy 3.2, 3.3): a plain prompt
+            output = raw
+        else:
+            prompt = parse(system, messages)
+            output = render(answer_fields(prompt, draws), prompt)
         if self.latency > 0:
             time.sleep(self.latency)
         with self._lock:
