@@ -242,3 +242,38 @@ def test_the_web_trial_page_has_the_why_and_scrolls_to_an_asked_event(gepa_run):
     assert f"/experiments/{gepa_run.id}/trials/{parent.id}" in links
     script = doc.find_all("script")[-1].text()
     assert 'params().get("event")' in script and "reveal(asked)" in script
+
+
+# -- the trials export carries the same facts ------------------------------------------
+
+
+def test_trial_rows_say_what_the_views_say(gepa_run, simba_run, tmp_path):
+    from dspex.analysis.export import export_experiment
+    from dspex.model.rows import trial_rows
+    from dspex.view.overview import build_overview
+
+    for run in (gepa_run, simba_run):
+        rows = {r["trial_id"]: r for r in trial_rows(run)}
+        for view_row in build_overview(run).rows:
+            row = rows[view_row.trial.id]
+            assert row["strategy"] == view_row.strategy
+            assert row["outcome"] == (view_row.outcome.value if view_row.outcome else None)
+            assert row["returned"] is view_row.returned
+            assert row["candidate"] == view_row.trial.metadata.get("candidate")
+    rows = trial_rows(gepa_run)
+    assert sum(r["returned"] for r in rows) == 1
+    assert {r["outcome"] for r in rows} == {None, "accepted", "rejected", "skipped"}
+    proposals = [r for r in rows if r["name"].startswith("iteration")]
+    assert proposals and all(isinstance(r["step"], int) for r in proposals)
+    assert {r["strategy"] for r in rows if r["outcome"] == "rejected"} == {"reflective_mutation"}
+
+    import pyarrow.parquet as pq
+
+    (path, _) = export_experiment(gepa_run, tmp_path, "parquet")
+    table = pq.read_table(path)
+    for column in ("started_at", "finished_at"):
+        kind = table.schema.field(column).type
+        assert str(kind) == "timestamp[us, tz=UTC]", (column, kind)
+    first = table.column("started_at")[0].as_py()
+    assert first == gepa_run.trials[0].started_at
+    assert table.column("outcome").to_pylist() == [r["outcome"] for r in rows]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -54,12 +55,31 @@ def write_rows(rows: Sequence[Row], out: IO[Any], fmt: str) -> None:
         raise ValidationError(f"unknown table format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
+TIMESTAMPS = ("started_at", "finished_at", "created_at", "completed_at")
+"""Columns that hold a moment: ISO 8601 text in CSV and JSON lines, a UTC timestamp
+(microseconds) in Parquet."""
+
+
 def _write_parquet(rows: Sequence[Row], out: IO[bytes]) -> None:
     pyarrow = require("pyarrow", "analysis", "Parquet (or export --format csv or jsonl)")
     require("pyarrow.parquet", "analysis", "Parquet")
     columns = _columns(rows)
-    table = pyarrow.Table.from_pydict({c: [row.get(c) for row in rows] for c in columns})
-    pyarrow.parquet.write_table(table, out)
+    data: dict[str, Any] = {}
+    for column in columns:
+        values = [row.get(column) for row in rows]
+        if column in TIMESTAMPS:
+            data[column] = pyarrow.array(
+                [_moment(v) for v in values], type=pyarrow.timestamp("us", tz="UTC")
+            )
+        else:
+            data[column] = values
+    pyarrow.parquet.write_table(pyarrow.Table.from_pydict(data), out)
+
+
+def _moment(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
 
 
 def _write(path: Path, rows: Sequence[Row], fmt: str) -> None:

@@ -20,9 +20,11 @@ from typing import Any, Protocol
 
 from dspex.extras import require
 from dspex.model.event import EventKind
+from dspex.model.outcomes import returned_trial_id, trial_outcome
 from dspex.model.payloads import LmCallPayload, payload_of
 from dspex.model.scopes import example_value, scope_of
 from dspex.model.trial import ExampleResult, Trial, example_key
+from dspex.model.trialref import candidate_number
 
 
 class Experiment(Protocol):
@@ -48,14 +50,47 @@ Row = dict[str, Any]
 
 
 def trial_rows(experiment: Experiment) -> list[Row]:
-    """One row per trial: identity, lineage, score and its scope, cost and timing (with
-    ``retrievals``, ``embedding_calls`` and ``embedding_cost``)."""
-    return [_trial_row(experiment, trial) for trial in experiment.trials]
+    """One row per trial: identity, lineage, what the optimizer made of it (``strategy``,
+    ``candidate``, ``step``, ``outcome``, ``returned``: the same facts the views show),
+    score and its scope, cost and timing (with ``retrievals``, ``embedding_calls`` and
+    ``embedding_cost``)."""
+    trials = experiment.trials
+    strategies = _strategies(trials)
+    returned = returned_trial_id(trials)
+    return [_trial_row(experiment, t, strategies, returned) for t in trials]
 
 
-def _trial_row(experiment: Experiment, trial: Trial) -> Row:
+def _strategies(trials: Sequence[Trial]) -> dict[str, str]:
+    """Trial id -> the strategy named by the ``candidate_created`` event that made it."""
+    found: dict[str, str] = {}
+    for trial in trials:
+        for event in trial.events:
+            created = payload_of(event, EventKind.CANDIDATE_CREATED)
+            if created is not None and isinstance(created["candidate"], str):
+                if isinstance(created["strategy"], str) and created["strategy"]:
+                    found[created["candidate"]] = created["strategy"]
+    return found
+
+
+def _step(trial: Trial) -> int | None:
+    """The optimizer step (GEPA's iteration) a trial belongs to, from its record."""
+    for key in ("step", "iteration"):
+        value = trial.metadata.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    for event in trial.events:
+        step = payload_of(event, EventKind.STEP)
+        if step is not None and isinstance(step["step"], int):
+            return step["step"]
+    return None
+
+
+def _trial_row(
+    experiment: Experiment, trial: Trial, strategies: dict[str, str], returned: str | None
+) -> Row:
     scope = scope_of(trial)
     results = trial.example_results
+    outcome = trial_outcome(trial)
     return {
         "experiment_id": experiment.id,
         "experiment": experiment.name,
@@ -63,6 +98,11 @@ def _trial_row(experiment: Experiment, trial: Trial) -> Row:
         "index": trial.index,
         "name": trial.name,
         "role": _text(trial.metadata.get("role")),
+        "strategy": strategies.get(trial.id),
+        "candidate": candidate_number(trial),
+        "step": _step(trial),
+        "outcome": outcome.value if outcome is not None else None,
+        "returned": trial.id == returned,
         "parents": ",".join(trial.parent_trial_ids),
         "status": trial.status.value,
         "score": trial.score,
