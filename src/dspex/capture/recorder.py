@@ -285,8 +285,9 @@ class TrialRecorder:
         return trace_events(self.trial_id, self.raw_events())
 
 
-def trace_events(trial_id: str, raw: Iterable[RawEvent]) -> tuple[TraceEvent, ...]:
-    """``raw`` as validated TraceEvents of ``trial_id`` in time order, numbered 0..n-1."""
+def trace_events(trial_id: str, raw: Iterable[RawEvent], first: int = 0) -> tuple[TraceEvent, ...]:
+    """``raw`` as validated TraceEvents of ``trial_id`` in time order, numbered from
+    ``first`` on (0..n-1 by default)."""
     ordered = sorted(raw, key=lambda e: (e.time_ns, e.monotonic_ns, e.id))
     return tuple(
         trusted_event(
@@ -302,5 +303,5 @@ def trace_events(trial_id: str, raw: Iterable[RawEvent]) -> tuple[TraceEvent, ..
             worker=e.worker,
             payload=e.payload if e.json_ready else jsonable(e.payload),
         )
-        for sequence, e in enumerate(ordered)
+        for sequence, e in enumerate(ordered, first)
     )

@@ -26,11 +26,11 @@ import shlex
 import sys
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol, cast
 
 from dspex.analysis import with_verdict
 from dspex.capture.program import module_paths, program_info, root_key, variables_of
-from dspex.capture.recorder import TrialRecorder
+from dspex.capture.recorder import TrialRecorder, trace_events
 from dspex.config import get_settings
 from dspex.errors import DspexError, ImmutableRecordError, StoreError, ValidationError
 from dspex.export.sink import TrialSink, trial_sink_from_settings
@@ -62,6 +62,17 @@ from dspex.store import ResultStore
 __all__ = ["ExperimentJournal", "finished_record"]
 
 logger = logging.getLogger(__name__)
+
+APPEND_CHUNK = 5000
+"""Events per ``append_events`` call when a trial goes from the spool to the store."""
+
+
+class _AppendsEvents(Protocol):
+    """The store's ``append_events`` (dspex.store), where the store has it."""
+
+    def append_events(
+        self, experiment_id: str, trial_id: str, first_seq: int, events: Sequence[TraceEvent]
+    ) -> None: ...
 
 
 class _OpenTrial:
@@ -125,12 +136,15 @@ class ExperimentJournal:
         self._lock = threading.RLock()
         self._indices = itertools.count()
         self._open: dict[str, _OpenTrial] = {}
-        self._trials: list[Trial] = []
+        self._trials: dict[str, Trial] = {}  # by id; without events once streamed to the store
         self._warnings: list[str] = []
         self._finished: Experiment | None = None
         self._sink: TrialSink | None = None  # live export (dspex.export), opened by start()
         self._spool: ExperimentSpool | None = None  # write-ahead spool, opened by start()
         self._spooled: set[str] = set()  # open trials whose events go to the spool
+        self._in_spool: set[str] = set()  # finished trials whose events the spool holds
+        self._streamed = False  # the trials kept here have no events: the store has them
+        self._full: Experiment | None = None  # the sealed record read back, when asked
         self._unsaved: list[str] = []  # finished trials the store has not taken yet
         self._save_lock = threading.Lock()
         self.unsaved_spool: str | None = None
@@ -147,10 +161,10 @@ class ExperimentJournal:
     def experiment(self) -> Experiment:
         """The experiment as it stands (sealed record after :meth:`finish`)."""
         if self._finished is not None:
-            return self._finished
+            return self._sealed_record()
         with self._lock:
             return self._experiment.replace(
-                trials=tuple(sorted(self._trials, key=lambda t: t.index)),
+                trials=tuple(sorted(self._trials.values(), key=lambda t: t.index)),
                 warnings=tuple(self._warnings),
             )
 
@@ -160,8 +174,25 @@ class ExperimentJournal:
 
     @property
     def trials(self) -> list[Trial]:
+        """The finished trials. While the experiment runs, a trial whose events went to the
+        store as it was written is kept here without them (``events == ()``): read them
+        with ``store.read_events`` (or take the sealed :attr:`experiment`)."""
         with self._lock:
-            return sorted(self._trials, key=lambda t: t.index)
+            return sorted(self._trials.values(), key=lambda t: t.index)
+
+    def _sealed_record(self) -> Experiment:
+        """After :meth:`finish`: the sealed experiment; when its trials were kept without
+        their events, read back from the store once (on first use)."""
+        assert self._finished is not None
+        if not self._streamed or self.unsaved_spool is not None:
+            return self._finished
+        if self._full is None:
+            try:
+                self._full = self._store().get_experiment(self.id)
+            except DspexError as exc:
+                logger.warning("dspex: experiment %s could not be read back: %s", self.id, exc)
+                return self._finished
+        return self._full
 
     def _store(self) -> ResultStore:
         if self.store is None:
@@ -347,25 +378,48 @@ class ExperimentJournal:
             event_format=EVENT_FORMAT,
             metadata=open_trial.metadata,
         )
-        if spooled:
-            trial = trial.replace(events=self._end_spooled(recorder, trial))
+        kept = trial
+        if spooled and self._streams():
+            # The store gets the events from the spool (append_events): nothing of them
+            # stays here. The caller gets them back, but for a trial of direct calls,
+            # whose events left memory while it ran (read them from the store).
+            self._end_spool(recorder, trial)
+            if open_trial.metadata.get("role") != "calls" or self._sink is not None:
+                trial = trial.replace(events=self._read_spooled(recorder, trial))
+        elif spooled:
+            self._end_spool(recorder, trial)
+            trial = kept = trial.replace(events=self._read_spooled(recorder, trial))
         with self._lock:
-            self._trials.append(trial)
+            self._trials[trial.id] = kept
             self._unsaved.append(trial.id)
+            if spooled:
+                self._in_spool.add(trial.id)
         self._save_unsaved()
         # Live export: queues the trial and returns at once (dspex.export.live).
         if self._sink is not None:
             self._sink.trial_finished(self._experiment, trial)
         return trial
 
-    def _end_spooled(self, recorder: TrialRecorder, trial: Trial) -> tuple[TraceEvent, ...]:
-        """The trial's end spooled; its events read back from the spool (in memory when
-        the spool failed on the way)."""
+    def _streams(self) -> bool:
+        """Whether trials go to the store as their events plus a header (the store's
+        ``append_events``), so that the journal keeps no events in memory."""
+        if self._spool is None:
+            return False
+        self._streamed = self._streamed or callable(getattr(self._store(), "append_events", None))
+        return self._streamed
+
+    def _end_spool(self, recorder: TrialRecorder, trial: Trial) -> None:
+        """The trial's last events and its end spooled (kept in memory if the spool fails)."""
         assert self._spool is not None
         try:
             self._spool.end_trial(recorder, trial.to_dict())
         except SpoolError as exc:
             logger.warning("dspex: the end of trial %s is not spooled: %s", trial.id, exc)
+
+    def _read_spooled(self, recorder: TrialRecorder, trial: Trial) -> tuple[TraceEvent, ...]:
+        """The trial's events read back from the spool (from memory where the spool failed
+        on the way), in time order."""
+        assert self._spool is not None
         try:
             return self._spool.trial_events(trial.id)
         except SpoolError as exc:  # the file went away: what the recorder still holds
@@ -387,8 +441,11 @@ class ExperimentJournal:
                 if not self._unsaved:
                     return True
                 trial_id = self._unsaved[0]
-                trial = next(t for t in self._trials if t.id == trial_id)
+                trial = self._trials[trial_id]
+                in_spool = trial_id in self._in_spool
             try:
+                if in_spool and self._streamed:
+                    self._append_spooled(trial_id)
                 self._store().record_trial(self.id, trial)
             except Exception as exc:  # noqa: BLE001 - kept (spool and memory), written later
                 raise_interrupt(exc)
@@ -406,12 +463,31 @@ class ExperimentJournal:
             if self._spool is not None:
                 self._spool.mark_stored(trial_id)
 
+    def _append_spooled(self, trial_id: str) -> None:
+        """Send a trial's events from the spool to the store, from the first on (the store
+        skips what it holds already), in chunks of about APPEND_CHUNK events."""
+        assert self._spool is not None
+        append = cast(_AppendsEvents, self._store()).append_events
+        sent = 0
+        chunk: list[TraceEvent] = []
+        for batch in self._spool.event_batches(trial_id):
+            chunk.extend(trace_events(trial_id, batch, sent + len(chunk)))
+            if len(chunk) >= APPEND_CHUNK:
+                append(self.id, trial_id, sent, chunk)
+                sent, chunk = sent + len(chunk), []
+        if chunk:
+            append(self.id, trial_id, sent, chunk)
+
     def finish(
         self,
         status: ExperimentStatus = ExperimentStatus.COMPLETED,
         error: BaseException | None = None,
     ) -> Experiment:
-        """Close open trials as failed, compute the summary, and seal the experiment."""
+        """Close open trials as failed, compute the summary, and seal the experiment.
+
+        Returns the record as sealed; trials whose events went to the store as they were
+        written come without them here (:attr:`experiment` reads the whole record back).
+        """
         if self._finished is not None:
             return self._finished
         for trial_id in self.open_trial_ids():
