@@ -32,7 +32,13 @@ from dspex.analysis import with_verdict
 from dspex.capture.program import module_paths, program_info, root_key, variables_of
 from dspex.capture.recorder import TrialRecorder, trace_events
 from dspex.config import get_settings
-from dspex.errors import DspexError, ImmutableRecordError, StoreError, ValidationError
+from dspex.errors import (
+    DspexError,
+    ExperimentNotFound,
+    ImmutableRecordError,
+    StoreError,
+    ValidationError,
+)
 from dspex.export.sink import TrialSink, trial_sink_from_settings
 from dspex.ids import new_id
 from dspex.journal.spool import SpoolError, default_spool_dir
@@ -147,6 +153,7 @@ class ExperimentJournal:
         self._full: Experiment | None = None  # the sealed record read back, when asked
         self._unsaved: list[str] = []  # finished trials the store has not taken yet
         self._save_lock = threading.Lock()
+        self._save_error: BaseException | None = None  # the store's last failure
         self.unsaved_spool: str | None = None
         """After :meth:`finish`: the spool directory that holds what the store did not
         take (saved by ``dspex store recover``), or None when the store holds it all."""
@@ -184,15 +191,28 @@ class ExperimentJournal:
         """After :meth:`finish`: the sealed experiment; when its trials were kept without
         their events, read back from the store once (on first use)."""
         assert self._finished is not None
-        if not self._streamed or self.unsaved_spool is not None:
+        if not self._streamed:
             return self._finished
         if self._full is None:
             try:
-                self._full = self._store().get_experiment(self.id)
+                self._full = (
+                    self._store().get_experiment(self.id)
+                    if self.unsaved_spool is None
+                    else self._from_spool(self._finished)
+                )
             except DspexError as exc:
                 logger.warning("dspex: experiment %s could not be read back: %s", self.id, exc)
                 return self._finished
         return self._full
+
+    def _from_spool(self, final: Experiment) -> Experiment:
+        """``final`` with its trials' events read back from the spool (the store failed)."""
+        assert self._spool is not None
+        trials = tuple(
+            t.replace(events=self._spool.trial_events(t.id)) if t.id in self._in_spool else t
+            for t in final.trials
+        )
+        return final.replace(trials=trials)
 
     def _store(self) -> ResultStore:
         if self.store is None:
@@ -436,6 +456,7 @@ class ExperimentJournal:
             return self._save_in_order()
 
     def _save_in_order(self) -> bool:
+        restarted = False
         while True:
             with self._lock:
                 if not self._unsaved:
@@ -449,6 +470,11 @@ class ExperimentJournal:
                 self._store().record_trial(self.id, trial)
             except Exception as exc:  # noqa: BLE001 - kept (spool and memory), written later
                 raise_interrupt(exc)
+                self._save_error = exc
+                if isinstance(exc, ExperimentNotFound) and not restarted:
+                    restarted = True
+                    if self._start_again():
+                        continue
                 with self._lock:
                     waiting = len(self._unsaved)
                 logger.warning(
@@ -462,6 +488,26 @@ class ExperimentJournal:
                 self._unsaved.remove(trial_id)
             if self._spool is not None:
                 self._spool.mark_stored(trial_id)
+
+    def _start_again(self) -> bool:
+        """The store has lost this running experiment (a database dropped and re-created):
+        record it again and queue every finished trial again, from the spool. True when
+        the store took the experiment's header."""
+        try:
+            self._store().start_experiment(self._experiment)
+        except Exception as exc:  # noqa: BLE001 - still failing: the trials wait
+            raise_interrupt(exc)
+            return False
+        logger.warning(
+            "dspex: the ResultStore at %s had lost running experiment %s: its %d trial(s) "
+            "are written again",
+            self._store().url,
+            self.id,
+            len(self._trials),
+        )
+        with self._lock:
+            self._unsaved = sorted(self._trials, key=lambda t: self._trials[t].index)
+        return True
 
     def _append_spooled(self, trial_id: str) -> None:
         """Send a trial's events from the spool to the store, from the first on (the store
@@ -510,12 +556,11 @@ class ExperimentJournal:
         if self._sink is not None:
             metadata.update(self._sink.experiment_finished(self._experiment))
         final = finished_record(self._experiment, trials, status, tuple(self._warnings), metadata)
-        if self._spool is not None:
-            self._save_unsaved()
-            try:
-                self._spool.finish(final)
-            except SpoolError as exc:
-                logger.warning("dspex: the end of experiment %s is not spooled: %s", self.id, exc)
+        if not self._spool_end(final):  # sealing now would seal trials without events
+            assert self._save_error is not None
+            self._finished = final
+            self._report_unsaved(final, self._save_error)
+            return final
         try:
             self._store().archive_experiment(final)
         except (ImmutableRecordError, ValidationError):
@@ -538,6 +583,18 @@ class ExperimentJournal:
             self._spool = None
         self._finished = final
         return final
+
+    def _spool_end(self, final: Experiment) -> bool:
+        """The last trials written, the experiment's end spooled; False when the store
+        does not hold every trial's events, which the seal would then leave out."""
+        if self._spool is None:
+            return True
+        saved = self._save_unsaved()
+        try:
+            self._spool.finish(final)
+        except SpoolError as exc:
+            logger.warning("dspex: the end of experiment %s is not spooled: %s", self.id, exc)
+        return saved or not self._streamed
 
     def _close_spool(self) -> None:
         if self._spool is not None:
