@@ -181,6 +181,10 @@ def test_a_long_trials_pages_come_from_a_worker_and_match_the_apps_own(tmp_path)
     pages = [k for k in _cache_of(app).sizes() if k[0] == "long"]
     # each worker run brought the next pages (and one before) for the clicks to come
     assert {k[-1] for k in pages if k[-2] == "()"} >= {"0", "400", "800", "1200", "1600"}
+    before = len(_cache_of(app))
+    first = elsewhere.get(base).text
+    assert elsewhere.get(f"{base}?event=not-an-event").text == first  # no worker run
+    assert len(_cache_of(app)) == before
     missing = elsewhere.get(f"/experiments/{experiment.id}/trials/{dspex.new_id('trl')}")
     assert missing.status_code == 404
 

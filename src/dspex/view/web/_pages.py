@@ -29,6 +29,7 @@ from urllib.parse import urlencode
 from markupsafe import Markup
 
 from dspex.errors import DspexError, ExperimentNotFound, TrialNotFound
+from dspex.ids import is_valid_id
 from dspex.model import Experiment, Trial
 from dspex.view.html import timeline_pages
 from dspex.view.labels import trial_label
@@ -75,7 +76,9 @@ class PageRequest:
         given = dict(items)
         params = tuple((k, v) for k, v in items if k not in ("offset", "token", "event"))
         event = given.get("event") if "offset" not in given else None
-        return cls(path, params, _int(given.get("offset"), 0), event or None, _filters(items))
+        if event is not None and not is_valid_id(event, "evt"):
+            event = None  # names no event: the first page (and no worker run for it)
+        return cls(path, params, _int(given.get("offset"), 0), event, _filters(items))
 
     def key(self, offset: int | None = None) -> tuple[str, ...]:
         """The cache key of one page of this view (``offset``: of another page of it)."""
