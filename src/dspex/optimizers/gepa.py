@@ -117,6 +117,27 @@ for _event in EVENTS:
     setattr(GepaListener, _event, _forward(_event))
 
 
+MIN_GEPA = (0, 1)
+"""The oldest gepa whose callbacks the hook reads (DSPy 3.3 and 3.4 install gepa 0.1.x)."""
+
+
+def gepa_version() -> tuple[int, ...] | None:
+    """The installed gepa's (major, minor), None when it does not say."""
+    from importlib import metadata
+
+    try:
+        text = metadata.version("gepa")
+    except metadata.PackageNotFoundError:
+        return None
+    parts = []
+    for part in text.split(".")[:2]:
+        digits = "".join(c for c in part if c.isdigit())
+        if not digits:
+            return None
+        parts.append(int(digits))
+    return tuple(parts)
+
+
 def _adapter_class() -> Any:
     from dspy.teleprompt.gepa import gepa_utils
 
@@ -164,6 +185,19 @@ class GepaHook(OptimizerHook):
             require_attribute(NAME, adapter, method, f"{ADAPTER}.{method}")
         for attribute in ("gepa_kwargs", "metric_fn"):
             require_attribute(NAME, optimizer, attribute, f"{NAME}.{attribute}")
+        version = gepa_version()
+        if version is not None and version < MIN_GEPA:
+            # gepa 0.0.x (the one DSPy 3.2 pins) has the same callback names, but evaluates
+            # the seed's valset before any callback and DSPy's adapter evaluates through
+            # dspy.Evaluate: the records would put runs in the wrong trials
+            from importlib import metadata
+
+            installed = f"gepa {metadata.version('gepa')}"
+            raise Unrecognised(
+                f"{installed} is older than the gepa {'.'.join(map(str, MIN_GEPA))} whose "
+                "callbacks this hook reads",
+                piece=installed,
+            )
 
     def install(self) -> None:
         self.check(self.optimizer)
