@@ -37,10 +37,10 @@ def reflection_calls(lm) -> str:
 OLD_GEPA = (gepa_version() or MIN_GEPA) < MIN_GEPA
 offline_reflection = pytest.mark.skipif(
     not _proposes_through_a_dspy_module(),
-    reason="the offline LM answers DSPy 3.4's Predict(ProposeInstruction), not the prompt of "
-    "gepa's own InstructionProposalSignature that DSPy 3.2 and 3.3 send: GEPA finds no better "
-    "candidate there; what dspex records of GEPA on DSPy 3.3 is checked against GEPA's result "
-    "by tests/contract/test_optimizers.py",
+    reason="the offline and scripted LMs answer DSPy 3.4's Predict(ProposeInstruction), "
+    "not the prompt of gepa's own InstructionProposalSignature that DSPy 3.2 and 3.3 "
+    "send: GEPA finds no better candidate there; what dspex records of GEPA on DSPy 3.3 "
+    "is checked against GEPA's result by tests/contract/test_optimizers.py",
 )
 full_record = pytest.mark.skipif(
     OLD_GEPA,
@@ -272,6 +272,7 @@ def test_the_users_callbacks_keep_receiving_every_event(lm, arith, store):
 
 
 @full_record
+@offline_reflection
 def test_a_merge_has_two_parents_and_a_verdict_with_an_lm_written_here(store):
     lm = scripted_lm()
     with dspy.context(lm=lm):
