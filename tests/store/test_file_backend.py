@@ -246,8 +246,8 @@ def test_a_running_file_holding_another_experiment_is_damage_not_that_experiment
     assert [p.record_id for p in store.backend.reindex()] == [mine.id]
     trial = make_trial(other.id, 0, 0.5)
     store.record_trial(other.id, trial)
-    [trial_file] = root.glob(f"experiments/*/*/*/{other.id}/trials/{trial.id}.json")
-    (trial_file.parent / f"{new_id('trl')}.json").write_bytes(trial_file.read_bytes())
+    [folder] = root.glob(f"experiments/*/*/*/{other.id}")  # a trial file of older versions:
+    (folder / "trials" / f"{new_id('trl')}.json").write_bytes(trial.to_json_bytes())
     with pytest.raises(CorruptRecordError, match="holds trial"):
         store.get_experiment(other.id)
 
@@ -342,3 +342,57 @@ def test_a_page_of_events_reads_only_its_parts_and_a_damaged_part_is_named(root,
         store.read_events(experiment.id, trial.id, offset=4 * PART_EVENTS, limit=10)
     assert store.read_events(experiment.id, trial.id, limit=3) == list(trial.events[:3])
     assert [p.record_id for p in store.verify()] == [experiment.id]
+
+
+def test_a_torn_or_damaged_trial_log_loses_only_the_unacknowledged_frame(root):
+    """A crash mid-append leaves a torn last frame: readers stop before it, the next write
+    cuts it off. A changed byte in a frame is a CorruptRecordError naming the experiment."""
+    store = _open(root)
+    experiment = make_experiment(status="running", trials=0)
+    store.start_experiment(experiment)
+    trials = [make_trial(experiment.id, i, 0.5, events=3) for i in range(3)]
+    for trial in trials[:2]:
+        store.record_trial(experiment.id, trial)
+    [log] = root.glob(f"experiments/*/*/*/{experiment.id}/trials.log")
+    whole = log.read_bytes()
+    log.write_bytes(whole + whole[: len(whole) // 3])  # a torn third frame
+    fresh = _open(root)
+    assert fresh.get_experiment(experiment.id).trials == tuple(trials[:2])
+    fresh.record_trial(experiment.id, trials[2])
+    assert _open(root).get_experiment(experiment.id).trials == tuple(trials)
+    assert [s.trial_count for s in _open(root).query_experiments()] == [3]
+    data = bytearray(log.read_bytes())
+    data[len(data) - 20] ^= 1  # inside the last trial's JSON
+    log.write_bytes(bytes(data))
+    with pytest.raises(CorruptRecordError, match=experiment.id):
+        _open(root).get_trial(experiment.id, trials[2].id)
+    assert _open(root).get_trial(experiment.id, trials[0].id) == trials[0]
+
+
+def test_threads_recording_at_once_share_flushes_and_every_trial_is_kept(root, monkeypatch):
+    import threading
+
+    store = _open(root)
+    experiment = make_experiment(status="running", trials=0)
+    store.start_experiment(experiment)
+    trials = [make_trial(experiment.id, i, 0.5, events=2) for i in range(64)]
+    flushes = []
+    real = os.fdatasync
+
+    def counted(fd):
+        flushes.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", counted)
+    workers = [
+        threading.Thread(
+            target=lambda k=k: [store.record_trial(experiment.id, t) for t in trials[k::8]]
+        )
+        for k in range(8)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert sorted(_open(root).get_experiment(experiment.id).trials, key=lambda t: t.index) == trials
+    assert 0 < len(flushes) <= len(trials)

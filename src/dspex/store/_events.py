@@ -37,7 +37,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from dspex.errors import ValidationError
-from dspex.model import TraceEvent, Trial
+from dspex.model import Experiment, TraceEvent, Trial
 from dspex.model._base import Record, plain_json, stored_json
 from dspex.model.event import EventKind, EventSource
 
@@ -52,6 +52,7 @@ __all__ = [
     "trial_with_parts",
     "join_parts",
     "parse_events",
+    "parse_experiment",
     "parse_trial",
     "serialize_events",
     "trial_json",
@@ -446,3 +447,28 @@ def splice_parts(head: bytes, at: int, parts: Sequence[EventPart]) -> tuple[byte
     body = b",".join(p.data for p in merged)
     index = EventIndex(stored_count(merged), at, at + len(body), tuple(firsts), tuple(starts))
     return b"".join((head[:at], body, head[at:])), index
+
+
+def parse_experiment(
+    header: bytes, trials: Sequence[tuple[bytes | memoryview, EventIndex | None]]
+) -> Experiment:
+    """A sealed experiment from its header (its JSON with ``"trials":[]``) and its
+    trials' JSON, each parsed as :func:`parse_trial` does: quickly where the events are
+    indexed. The experiment's own checks run as for :meth:`Experiment.from_json`.
+
+    Raises :class:`dspex.ValidationError` when the parts are not an experiment.
+    """
+    enabled = gc.isenabled()
+    gc.disable()  # everything parsed is kept: see parse_events
+    try:
+        parsed = [parse_trial(bytes(data), index) for data, index in trials]
+        try:
+            fields = json.loads(header)
+        except ValueError as exc:
+            raise ValidationError(f"the record's header does not parse: {exc}") from exc
+        if not isinstance(fields, dict):
+            raise ValidationError("the record's header is not an object")
+        return Experiment.from_dict({**fields, "trials": parsed})
+    finally:
+        if enabled:
+            gc.enable()

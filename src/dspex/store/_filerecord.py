@@ -222,12 +222,29 @@ class RecordFile:
             raise self._fail(f"summary does not parse: {exc}") from exc
 
     def body(self) -> bytes:
+        return self.parts()[0]
+
+    def parts(self) -> tuple[bytes, bytes, list[tuple[memoryview, EventIndex | None]]]:
+        """The body (checked), its header (the JSON with ``"trials":[]``) and each trial's
+        JSON with where its events are (None in records written before that was kept)."""
         footer = self.footer()
         with open(self.path, "rb") as f:
             body = f.read(footer["body_length"])
         if sha256(body) != footer["checksum"]:
             raise self._fail("content does not match its checksum")
-        return body
+        spans = footer["trials"]
+        if not spans:
+            return body, body, []
+        view = memoryview(body)
+        header = body[: spans[0][1]] + body[spans[-1][2] :]
+        entries = footer.get("events") or [None] * len(spans)
+        trials = []
+        for (_, start, end, _), entry in zip(spans, entries, strict=True):
+            events = _trial_events(entry)
+            trials.append(
+                (view[start:end], None if events is None else events.index.shifted(-start))
+            )
+        return body, header, trials
 
     def trial(self, trial_id: str) -> tuple[bytes, EventIndex | None] | None:
         """A trial's JSON, checked, and where its events are in it (None for records

@@ -49,9 +49,11 @@ from dspex.store._events import (
     EventIndex,
     EventPart,
     parse_events,
+    parse_experiment,
     parse_trial,
     plan_append,
     read_parts,
+    trial_json,
     trial_with_parts,
 )
 from dspex.store._fileindex import FileIndex, is_damage
@@ -65,6 +67,7 @@ from dspex.store._filerecord import (
     write_record,
 )
 from dspex.store._filestudies import StudyFiles
+from dspex.store._triallog import LOG_NAME, TrialLog, frame
 from dspex.store.backend import (
     BackendOptions,
     DamagedRecord,
@@ -112,6 +115,7 @@ class FileBackend(StoreBackend):
         self._lock_fd: int | None = None
         self._rejected: tuple[int, int] | None = None  # an index file a reader could not use
         self._studies = StudyFiles(self.root)
+        self._log = TrialLog()
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -248,17 +252,24 @@ class FileBackend(StoreBackend):
             )
 
     def write_trial(self, experiment_id: str, trial: Trial) -> None:
+        data, _, index = trial_json(trial)
+        blob = frame(trial.id, data, index)
         folder = self._dir(experiment_id)
-        with self._changing(experiment_id):
+        log = folder / LOG_NAME
+        marker = self.root / "pending" / experiment_id
+        with self._locked():
             if self._record(experiment_id).path.exists():
                 raise ImmutableRecordError(f"experiment {experiment_id!r} is sealed")
             if not (folder / "running.json").exists():
                 raise ExperimentNotFound(experiment_id)
-            write_atomic(
-                folder / "trials" / f"{trial.id}.json",
-                [trial.to_json_bytes()],
-                temp_dir=self.root / "tmp",
-            )
+            marker.touch()
+            fd, end = self._log.append(log, experiment_id, blob)
+        # Durable outside the lock, so that writers of other threads append meanwhile and
+        # one flush makes all their trials durable (group commit).
+        self._log.commit(log, fd, end)
+        with self._locked():
+            if self._resync_or_defer(experiment_id):
+                marker.unlink(missing_ok=True)
 
     def _parts_dir(self, experiment_id: str, trial_id: str) -> Path:
         return self._dir(experiment_id) / "trials" / f"{trial_id}.parts"
@@ -330,6 +341,7 @@ class FileBackend(StoreBackend):
                 os.replace(staged, target.path)
                 fsync_dir(folder)
                 _remove_running(folder)
+                self._log.forget(folder / LOG_NAME)
         finally:
             staged.unlink(missing_ok=True)
         return SealOutcome(stored=True)
@@ -347,26 +359,26 @@ class FileBackend(StoreBackend):
     def load(self, experiment_id: str) -> Experiment | None:
         record = self._record(experiment_id)
         if record.path.exists():
-            return _parse(record, Experiment, record.body())
+            return _parse_sealed(record)
         folder = self._dir(experiment_id)
         try:
             header = (folder / "running.json").read_bytes()
         except FileNotFoundError:  # none, or sealed (and tidied) since the check above
-            return _parse(record, Experiment, record.body()) if record.path.exists() else None
+            return _parse_sealed(record) if record.path.exists() else None
         experiment = _parse(record, Experiment, header)
         trials = sorted(self._running_trials(folder, record), key=lambda t: t.index)
         if record.path.exists():
             # Sealed while we read: the files read may be only part of it; the record is whole.
-            return _parse(record, Experiment, record.body())
+            return _parse_sealed(record)
         return experiment.replace(trials=tuple(trials)) if trials else experiment
 
     def _running_trials(self, folder: Path, record: RecordFile) -> Iterator[Trial]:
-        for path in (folder / "trials").glob("trl_*.json"):
-            try:
-                data = path.read_bytes()
-            except FileNotFoundError:  # sealed meanwhile; load() then reads the record
+        for trial_id in self._running_trial_ids(folder, record.record_id):
+            found = self._running_trial(record.record_id, trial_id)
+            if found is None:  # sealed meanwhile; load() then reads the record
                 continue
-            yield self._with_parts(record, _parse(record, Trial, data, trial_id=path.stem))
+            trial = _parse_trial(record, found[0], found[1], trial_id)
+            yield self._with_parts(record, trial)
 
     def _with_parts(self, record: RecordFile, trial: Trial) -> Trial:
         """A running trial recorded without events, with the events appended to it."""
@@ -378,20 +390,32 @@ class FileBackend(StoreBackend):
         data, _, index = trial_with_parts(trial, parts)
         return _parse_trial(record, data, index, trial.id)
 
-    def _running_trial(self, experiment_id: str, trial_id: str) -> bytes | None:
-        """A running trial's JSON, or None when it is not recorded or has been sealed."""
-        path = self._dir(experiment_id) / "trials" / f"{trial_id}.json"
+    def _running_trial(
+        self, experiment_id: str, trial_id: str
+    ) -> tuple[bytes, EventIndex | None] | None:
+        """A running trial's JSON and where its events are, or None when it is not
+        recorded or has been sealed (its trial log, else a file of older versions)."""
+        folder = self._dir(experiment_id)
+        found = self._log.read(folder / LOG_NAME, experiment_id, trial_id)
+        if found is not None:
+            return found
         try:
-            return path.read_bytes()
+            return (folder / "trials" / f"{trial_id}.json").read_bytes(), None
         except FileNotFoundError:
             return None
+
+    def _running_trial_ids(self, folder: Path, experiment_id: str) -> list[str]:
+        ids = self._log.trial_ids(folder / LOG_NAME, experiment_id)
+        legacy = [p.stem for p in (folder / "trials").glob("trl_*.json")]
+        return list(dict.fromkeys([*ids, *legacy]))
 
     def load_trial(self, experiment_id: str, trial_id: str) -> Trial | None:
         record = self._record(experiment_id)
         if not record.path.exists():
-            data = self._running_trial(experiment_id, trial_id)
-            if data is not None:
-                return self._with_parts(record, _parse(record, Trial, data, trial_id=trial_id))
+            found = self._running_trial(experiment_id, trial_id)
+            if found is not None:
+                trial = _parse_trial(record, found[0], found[1], trial_id)
+                return self._with_parts(record, trial)
             if not record.path.exists():  # not recorded, or sealed meanwhile
                 return None
         found = record.trial(trial_id)
@@ -454,11 +478,13 @@ class FileBackend(StoreBackend):
         not recorded, or recorded without events)."""
         if not self._part_spans(experiment_id, trial_id):
             return False
-        data = self._running_trial(experiment_id, trial_id)
-        if data is None:
+        found = self._running_trial(experiment_id, trial_id)
+        if found is None:
             return True
+        if found[1] is not None:
+            return not found[1].count
         record = self._record(experiment_id)
-        return not _parse(record, Trial, data, trial_id=trial_id).events
+        return not _parse(record, Trial, found[0], trial_id=trial_id).events
 
     def count_events(self, experiment_id: str, trial_id: str) -> int | None:
         record = self._record(experiment_id)
@@ -602,7 +628,7 @@ class FileBackend(StoreBackend):
             header = _parse(record, Experiment, (folder / "running.json").read_bytes())
         except FileNotFoundError:
             return None
-        count = sum(1 for _ in (folder / "trials").glob("trl_*.json"))
+        count = len(self._running_trial_ids(folder, experiment_id))
         summary = summary_of(header, sealed=False, checksum=None)
         return summary.model_copy(update={"trial_count": count})
 
@@ -718,6 +744,22 @@ def _parse(record: RecordFile, kind: type[R], data: bytes, *, trial_id: str | No
     return parsed
 
 
+def _parse_sealed(record: RecordFile) -> Experiment:
+    """A sealed record, its trials' events parsed quickly where they are indexed."""
+    body, header, trials = record.parts()
+    if not trials:
+        return _parse(record, Experiment, body)
+    try:
+        parsed = parse_experiment(header, trials)
+    except DspexValidationError as exc:
+        raise CorruptRecordError(record.record_id, f"does not parse: {exc}") from exc
+    if parsed.id != record.record_id:
+        raise CorruptRecordError(
+            record.record_id, f"a file in its folder holds experiment {parsed.id!r}"
+        )
+    return parsed
+
+
 def _parse_trial(record: RecordFile, data: bytes, index: EventIndex | None, trial_id: str) -> Trial:
     """A sealed trial's JSON parsed (quickly when its events are indexed), and checked."""
     try:
@@ -745,6 +787,7 @@ def _parse_events(record: RecordFile, data: bytes, trial_id: str) -> list[TraceE
 def _remove_running(folder: Path) -> None:
     # After the seal is durable; a crash here leaves files that readers ignore.
     (folder / "running.json").unlink(missing_ok=True)
+    (folder / LOG_NAME).unlink(missing_ok=True)
     trials = folder / "trials"
     if trials.is_dir():
         for path in trials.iterdir():

@@ -17,6 +17,7 @@ from dspex.store._catalog import Catalog
 from dspex.store._events import (
     EventIndex,
     EventPart,
+    parse_experiment,
     parse_trial,
     plan_append,
     read_parts,
@@ -165,6 +166,11 @@ class MemoryBackend(StoreBackend):
             return SealOutcome(stored=True)
 
     def _assemble(self, entry: _Entry) -> Experiment:
+        if entry.checksum is not None and entry.spans:
+            body = memoryview(entry.header)
+            spans = list(entry.spans.values())
+            header = bytes(body[: spans[0][0]]) + bytes(body[spans[-1][1] :])
+            return parse_experiment(header, [(body[a:b], index) for a, b, index in spans])
         experiment = Experiment.from_json(entry.header)
         if entry.checksum is not None or not entry.trials:
             return experiment

@@ -51,6 +51,7 @@ from dspex.store import migrate
 from dspex.store._events import (
     EventIndex,
     EventPart,
+    parse_experiment,
     parse_trial,
     plan_append,
     read_parts,
@@ -468,10 +469,20 @@ class SqlBackend(StoreBackend):
             )
             return experiment.replace(trials=tuple(trials)) if trials else experiment
         body = splice(header, row.trials_at, parts)
-        del parts
         if sha256(body) != row.checksum:
             raise CorruptRecordError(experiment_id, "content does not match its checksum")
-        return _parse(experiment_id, Experiment, body)
+        if not parts or row.trials_at is None:
+            return _parse(experiment_id, Experiment, body)
+        del body
+        try:
+            parsed = parse_experiment(
+                header, [(p, tables.index_of(r.events)) for p, r in zip(parts, rows, strict=True)]
+            )
+        except ValidationError as exc:
+            raise CorruptRecordError(experiment_id, f"does not parse: {exc}") from exc
+        if parsed.id != experiment_id:
+            raise CorruptRecordError(experiment_id, f"its row holds experiment {parsed.id!r}")
+        return parsed
 
     def _trial_row(
         self, experiment_id: str, trial_id: str
