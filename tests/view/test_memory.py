@@ -250,3 +250,23 @@ def test_five_100000_event_trials_and_one_of_200000_stay_within_the_cache_bound(
         assert ui.stop() < 2
     assert peak < CACHE_MB + MARGIN_MB, peak
     assert "Traceback" not in ui.output()
+
+
+def test_a_finished_experiment_too_large_to_keep_is_not_read_again_for_its_pages(tmp_path):
+    store = ResultStore.open(f"file://{tmp_path / 'store'}")
+    experiment = long_experiment(6_000)  # about 25 MB parsed: over half of 16 MB
+    store.archive_experiment(experiment)
+    reads = []
+    read = store.get_experiment
+    store.get_experiment = lambda experiment_id: reads.append(experiment_id) or read(experiment_id)
+    client = make_client(create_app(store, cache_mb=16))
+    short = experiment.trials[0]
+    for url in (
+        f"/experiments/{experiment.id}",
+        f"/api/experiments/{experiment.id}",
+        f"/experiments/{experiment.id}/trials/{short.id}",
+    ):
+        first, again = client.get(url), client.get(url)
+        assert first.status_code == again.status_code == 200 and first.text == again.text
+    assert len(reads) == 3  # once per page, not once per view
+    assert ("experiment", experiment.id) not in _cache_of(client.app).sizes()

@@ -202,8 +202,11 @@ class _Handlers:
         return _page(request, "Experiments", content, [], status=status)
 
     def experiment(self, request: Request) -> Response:
-        version, experiment = self.cache.versioned(request.path_params["experiment_id"])
         root = request.scope.get("root_path", "")
+        known = self._known(request, ("page", request.path_params["experiment_id"]), (root,))
+        if known is not None:
+            return HTMLResponse(known)
+        version, experiment = self.cache.versioned(request.path_params["experiment_id"])
 
         def build() -> bytes:
             content = experiment_html(
@@ -217,7 +220,24 @@ class _Handlers:
             return bytes(_page(request, experiment.name, content, crumbs).body)
 
         key = ("page", experiment.id, version, root)
-        return HTMLResponse(self.cache.rendered(key, build))
+        body = self.cache.rendered(key, build)
+        self._release(experiment.id)
+        return HTMLResponse(body)
+
+    def _known(
+        self, request: Request, before: tuple[str, ...], after: tuple[str, ...]
+    ) -> bytes | None:
+        """What was rendered for ``(*before, version, *after)`` of a finished experiment
+        read before, without reading it again (None: render it)."""
+        version = self.cache.known_version(request.path_params["experiment_id"])
+        if version is None:
+            return None
+        found = self.cache.entries.get(("rendered", *before, version, *after))
+        return found if isinstance(found, bytes) else None
+
+    def _release(self, experiment_id: str) -> None:
+        if not self.cache.kept_experiment(experiment_id):
+            release_memory()  # too large to keep: give its memory back now
 
     def compare(self, request: Request) -> Response:
         root = request.scope.get("root_path", "")
@@ -237,6 +257,11 @@ class _Handlers:
             if count > self.long_trial:
                 key = ("long", experiment_id, ref, str(count), root)
                 return HTMLResponse(self._long_trial_page(key, experiment_id, ref, asked, root))
+        known = self.cache.known_version(experiment_id)
+        if known is not None and is_valid_id(ref, "trl"):
+            body = self._cached_page(("trial", experiment_id, known, ref, root), asked)
+            if body is not None:
+                return HTMLResponse(body)
         version, experiment = self.cache.versioned(experiment_id)
         trial = experiment.trial(ref)
         key = ("trial", experiment.id, version, trial.id, root)
@@ -250,6 +275,7 @@ class _Handlers:
             )
             if not self.cache.cached_timeline(experiment, trial):
                 release_memory()  # a trial too large to keep: give its memory back now
+        self._release(experiment.id)
         return HTMLResponse(body)
 
     def _wrap(self, root: str) -> Callable[[str, Markup, list[tuple[str, str]]], bytes]:
@@ -299,10 +325,14 @@ class _Handlers:
         return _json({"experiments": [s.to_dict() for s in page], "next_cursor": page.next_cursor})
 
     def api_experiment(self, request: Request) -> Response:
+        known = self._known(request, ("api", request.path_params["experiment_id"]), ())
+        if known is not None:
+            return Response(known, media_type="application/json")
         version, experiment = self.cache.versioned(request.path_params["experiment_id"])
         body = self.cache.rendered(
             ("api", experiment.id, version), lambda: _without_events(experiment)
         )
+        self._release(experiment.id)
         return Response(body, media_type="application/json")
 
     def api_progress(self, request: Request) -> Response:

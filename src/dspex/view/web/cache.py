@@ -119,7 +119,19 @@ class ExperimentCache:
         experiment = self.store.get_experiment(experiment_id)
         entry = (_version(experiment), experiment)
         self._keep(key, entry)
+        if experiment.status.is_final:
+            self.entries.put(("final", experiment_id), entry[0], sys.getsizeof(entry[0]) + 200)
         return entry
+
+    def known_version(self, experiment_id: str) -> str | None:
+        """The version of ``experiment_id`` if it was read finished before (its record
+        never changes again): what was rendered from it is served without reading it,
+        even when the experiment was too large to keep."""
+        found = self.entries.get(("final", experiment_id))
+        return found if isinstance(found, str) else None
+
+    def kept_experiment(self, experiment_id: str) -> bool:
+        return self.entries.get(("experiment", experiment_id)) is not None
 
     def _running_version(self, experiment_id: str) -> str | None:
         unfinished = [ExperimentStatus.RUNNING.value, ExperimentStatus.DESIGNED.value]
