@@ -51,9 +51,21 @@ def postgres_server() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[Any]:
-    """One local Ray (2 CPUs, no dashboard) shared by every test of the session that needs it."""
+    """One local Ray (2 CPUs, no dashboard) shared by every test of the session that needs it.
+
+    Ray gives its node 30 s to start; on a busy 2-core machine that can run out, so the
+    start is tried three times before the tests that need Ray fail."""
+    import ray as ray_module
+
     from dspex.workers.ray_pool import ensure_ray
 
-    ray = ensure_ray(None)
+    for attempt in range(3):
+        try:
+            ray = ensure_ray(None)
+            break
+        except Exception:
+            ray_module.shutdown()
+            if attempt == 2:
+                raise
     yield ray
     ray.shutdown()
