@@ -76,3 +76,70 @@ def test_an_unknown_kind_is_refused_when_the_trial_is_built():
     recorder.emit("lm_cal", {})  # type: ignore[call-overload]
     with pytest.raises(KeyError, match="lm_cal"):
         recorder.events()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=0, max_value=4_102_444_800 * 10**9))  # up to the year 2100
+def test_event_times_are_the_utc_microsecond_below_the_clocks_nanoseconds(time_ns):
+    from datetime import UTC, datetime
+
+    from dspex.capture.recorder import _utc
+
+    seconds, nanos = divmod(time_ns, 1_000_000_000)
+    expected = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=nanos // 1000)
+    assert _utc(time_ns) == expected
+    assert _utc(time_ns).isoformat() == expected.isoformat()
+
+
+def test_events_are_ordered_by_time_then_clock_then_id():
+    from dspex.capture.recorder import RawEvent, trace_events
+
+    def raw(event_id: str, time_ns: int, monotonic_ns: int) -> RawEvent:
+        return RawEvent(event_id, time_ns, monotonic_ns, None, "log", {}, None, 1, "main")
+
+    events = [raw("evt_c", 5, 1), raw("evt_b", 5, 1), raw("evt_a", 7, 0), raw("evt_d", 5, 0)]
+    ordered = trace_events(dspex.new_id("trl"), events)
+    assert [e.id for e in ordered] == ["evt_d", "evt_b", "evt_c", "evt_a"]
+    assert [e.sequence for e in ordered] == [0, 1, 2, 3]
+
+
+results = st.fixed_dictionaries(
+    {
+        "index": st.integers(min_value=-1, max_value=5),
+        "inputs": payloads,
+        "labels": payloads,
+        "prediction": st.none() | payloads,
+        "metrics": st.dictionaries(
+            st.text(max_size=5), st.floats() | st.integers() | st.booleans(), max_size=2
+        ),
+        "latency_ms": st.none() | st.floats() | st.integers(min_value=-2, max_value=5),
+        "tokens": st.integers(min_value=-1, max_value=10) | st.booleans(),
+        "cost": st.none() | st.floats() | st.integers(min_value=-1, max_value=3),
+        "error": st.none()
+        | st.builds(dspex.ErrorInfo, type=st.just("builtins.ValueError"), message=st.text()),
+        "worker": st.none() | st.text(max_size=8),
+    }
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(results)
+def test_example_results_built_without_validation_equal_validated_ones(fields):
+    """Scoring builds results without validating JSON it made itself: each one must be the
+    validated record, and any field that is not exactly valid goes through validation."""
+    from dspex.model import ExampleResult
+    from dspex.model.trial import trusted_example_result
+
+    try:
+        expected = ExampleResult(**fields)
+    except dspex.ValidationError as error:
+        with pytest.raises(dspex.ValidationError) as raised:
+            trusted_example_result(**fields)
+        assert str(raised.value) == str(error)
+        return
+    built = trusted_example_result(**fields)
+    assert built == expected
+    assert built.to_json() == expected.to_json()
+    assert built.model_fields_set == expected.model_fields_set
+    read_back = ExampleResult.from_json(built.to_json())  # nan != nan: compared as JSON
+    assert read_back.to_json() == ExampleResult.from_json(expected.to_json()).to_json()

@@ -37,6 +37,7 @@ from dspex.model.payloads import (
     TrialScorePayload,
     payload_of,
 )
+from dspex.model.trial import trusted_example_result
 
 __all__ = [
     "NO_PREDICTION",
@@ -205,7 +206,7 @@ def record_example(recorder: TrialRecorder, run: ExampleRun, metric: str) -> Exa
         **extra,
     }
     recorder.emit(_EXAMPLE_RESULT, payload, json_ready=True)
-    return ExampleResult(
+    return trusted_example_result(  # inputs, labels and prediction came through jsonable
         index=run.index,
         inputs=inputs,
         labels=labels,

@@ -25,6 +25,7 @@ __all__ = [
     "Variables",
     "example_key",
     "examples_fingerprint",
+    "trusted_example_result",
 ]
 
 
@@ -89,6 +90,88 @@ class ExampleResult(Record):
     cost: float | None = Field(default=None, ge=0)
     error: ErrorInfo | None = None
     worker: str | None = None
+
+
+_new_result = ExampleResult.__new__
+_RESULT_FIELDS = frozenset(ExampleResult.model_fields)
+
+
+def trusted_example_result(
+    *,
+    index: int,
+    inputs: JsonDict,
+    labels: JsonDict,
+    prediction: JsonDict | None,
+    metrics: dict[str, float],
+    latency_ms: float | None,
+    tokens: int,
+    cost: float | None,
+    error: ErrorInfo | None,
+    worker: str | None,
+) -> ExampleResult:
+    """An ExampleResult built without validating its JSON fields, for dspex's scoring only.
+
+    ``inputs``, ``labels`` and ``prediction`` must be JSON data already (made by
+    ``jsonable``): validating them again cost more than the rest of scoring an example.
+    The other fields are checked here, cheaply; when one is not exactly of its type and
+    range (an int latency, a negative cost, a metric that is not a float), the result is
+    built by the validating constructor instead, with its conversions and its errors. The
+    result equals, and serializes exactly like, ``ExampleResult(**fields)``::
+
+        >>> fields = dict(index=0, inputs={"q": "2+2?"}, labels={"a": "4"},
+        ...               prediction={"a": "4"}, metrics={"em": 1.0}, latency_ms=1.5,
+        ...               tokens=55, cost=None, error=None, worker="worker-1")
+        >>> trusted_example_result(**fields) == ExampleResult(**fields)
+        True
+    """
+    if not (
+        type(index) is int
+        and index >= 0
+        and type(tokens) is int
+        and tokens >= 0
+        and (latency_ms is None or (type(latency_ms) is float and latency_ms >= 0))
+        and (cost is None or (type(cost) is float and cost >= 0))
+        and (worker is None or type(worker) is str)
+        and (error is None or type(error) is ErrorInfo)
+        and type(metrics) is dict
+        and all(type(k) is str and type(v) is float for k, v in metrics.items())
+        and type(inputs) is dict
+        and type(labels) is dict
+        and (prediction is None or type(prediction) is dict)
+    ):
+        return ExampleResult(
+            index=index,
+            inputs=inputs,
+            labels=labels,
+            prediction=prediction,
+            metrics=metrics,
+            latency_ms=latency_ms,
+            tokens=tokens,
+            cost=cost,
+            error=error,
+            worker=worker,
+        )
+    result = _new_result(ExampleResult)
+    object.__setattr__(
+        result,
+        "__dict__",
+        {
+            "index": index,
+            "inputs": inputs,
+            "labels": labels,
+            "prediction": prediction,
+            "metrics": metrics,
+            "latency_ms": latency_ms,
+            "tokens": tokens,
+            "cost": cost,
+            "error": error,
+            "worker": worker,
+        },
+    )
+    object.__setattr__(result, "__pydantic_fields_set__", _RESULT_FIELDS)
+    object.__setattr__(result, "__pydantic_extra__", None)
+    object.__setattr__(result, "__pydantic_private__", None)
+    return result
 
 
 def example_key(inputs: JsonDict, labels: JsonDict) -> str:
