@@ -132,3 +132,71 @@ def test_thread_workers_can_hold_their_own_dspy_lm(make_pool):
     pool = make_pool("thread", size=2, initializer=make_lm, initargs=("forty-two",))
     outcomes = list(pool.map(ask, ["a", "b", "c"]))
     assert [o.value for o in outcomes] == ["forty-two"] * 3, [o.error for o in outcomes]
+
+
+# -- a pool of one thread sends its worker the next item ahead ----------------------------
+
+
+class _Runs:
+    """What each item did, recorded by the function the pool runs (in the worker thread)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.started: list[int] = []
+        self.threads: dict[int, str] = {}
+
+    def __call__(self, item: tuple[int, float | str]) -> int:
+        index, action = item
+        with self.lock:
+            self.started.append(index)
+            self.threads[index] = threading.current_thread().name
+        if action == "exit":
+            raise SystemExit(1)  # ends the worker thread: its item is reported crashed
+        time.sleep(float(action))
+        return index
+
+
+def test_a_one_thread_pool_runs_every_item_once_in_order_with_the_next_one_sent_ahead(
+    make_pool,
+):
+    pool = make_pool("thread", size=1)
+    runs = _Runs()
+    outcomes = list(pool.map(runs, [(i, 0.0) for i in range(50)]))
+    assert [o.index for o in outcomes] == list(range(50))
+    assert all(o.ok and o.value == o.index for o in outcomes)
+    assert runs.started == list(range(50))
+    assert set(runs.threads.values()) == {"dspex-worker-1"}
+
+
+def test_an_item_sent_ahead_has_its_own_timeout_clock(make_pool):
+    """Sent while the item before it runs, it may wait; its task_timeout counts from
+    when it starts: two items of 0.6 s each under a 1 s limit both finish."""
+    pool = make_pool("thread", size=1, task_timeout=1.0)
+    outcomes = list(pool.map(_Runs(), [(0, 0.6), (1, 0.6)]))
+    assert [(o.index, o.ok) for o in outcomes] == [(0, True), (1, True)]
+
+
+def test_the_item_sent_ahead_of_a_timed_out_one_runs_once_on_the_new_worker(make_pool):
+    pool = make_pool("thread", size=1, task_timeout=0.3)
+    runs = _Runs()
+    outcomes = by_index(pool.map(runs, [(0, 1.0), (1, 0.0), (2, 0.0)]))
+    assert outcomes[0].failure == "timeout"
+    assert outcomes[1].ok and outcomes[2].ok
+    time.sleep(1.0)  # the abandoned thread returns from item 0: it must start nothing more
+    assert sorted(runs.started) == [0, 1, 2]
+    assert runs.threads[0] == "dspex-worker-1"
+    assert runs.threads[1] == runs.threads[2] == "dspex-worker-2"
+
+
+def test_the_item_sent_ahead_of_a_dying_worker_runs_once_on_the_new_worker(make_pool):
+    pool = make_pool("thread", size=1)
+    runs = _Runs()
+    outcomes = by_index(pool.map(runs, [(0, "exit"), (1, 0.0), (2, 0.0)]))
+    assert outcomes[0].failure == "crashed"
+    assert outcomes[1].ok and outcomes[2].ok
+    assert sorted(runs.started) == [0, 1, 2]
+    assert runs.threads[1] == runs.threads[2] == "dspex-worker-2"
+
+
+def by_index(outcomes):
+    return {o.index: o for o in outcomes}

@@ -126,6 +126,9 @@ class Worker(ABC):
         self.pid = 0
         self.state = WorkerState.STARTING
         self.task: Task | None = None
+        # the item sent ahead while ``task`` runs (pools with look_ahead): it starts the
+        # moment ``task`` ends, without waiting for the pool to hear of that end
+        self.next_task: Task | None = None
         self.launched = 0.0
         self._events = events
         self.init = init

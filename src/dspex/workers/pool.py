@@ -191,6 +191,11 @@ class SupervisedPool(WorkerPool):
             ) from exc
 
     _needs_pickling: ClassVar[bool] = True
+    #: Send a busy worker its next item ahead (one), so that it goes on without waiting
+    #: for the pool to take in each result: the two thread switches per item of a pool of
+    #: one thread cost it more than the item's work on a busy machine. Only adapters
+    #: whose workers stamp ``task.started`` when they really start an item may say so.
+    _look_ahead: ClassVar[bool] = False
 
     def start(self) -> None:
         with self._lock:
@@ -352,21 +357,47 @@ class SupervisedPool(WorkerPool):
             idle = [w for w in self._workers.values() if w.state is WorkerState.IDLE]
             while self._state == "running" and run.pending and idle:
                 worker = idle.pop()
-                index = run.pending.popleft()
-                task = Task(next(self._task_ids), index, run.items[index], run.job, run.timeout)
-                task.started = time.monotonic()
-                run.task_ids.add(task.id)
-                try:
-                    worker.send(task)
-                except Exception as exc:  # noqa: BLE001 - the item or fn could not be serialized
-                    run.outstanding.discard(index)
-                    result = Result.from_exception(exc)
-                    unsendable.append(_result(task, worker, result))
+                task = self._send(worker, run, unsendable)
+                if task is None:
                     idle.append(worker)
                     continue
                 worker.state = WorkerState.BUSY
                 worker.task = task
+            if self._look_ahead and self.size == 1:
+                for worker in self._workers.values():
+                    if self._state != "running" or not run.pending:
+                        break
+                    if worker.state is WorkerState.BUSY and worker.next_task is None:
+                        worker.next_task = self._send(worker, run, unsendable, ahead=True)
         yield from unsendable
+
+    def _send(
+        self, worker: Worker, run: _Run, unsendable: list[TaskOutcome], *, ahead: bool = False
+    ) -> Task | None:
+        """Send ``worker`` the run's next pending item; None when it could not be sent (its
+        outcome is then in ``unsendable``). An item sent ``ahead`` has not started yet:
+        its clock starts when the worker takes it (or when the pool hears that the item
+        before it ended, whichever it learns first)."""
+        index = run.pending.popleft()
+        task = Task(next(self._task_ids), index, run.items[index], run.job, run.timeout)
+        task.started = 0.0 if ahead else time.monotonic()
+        run.task_ids.add(task.id)
+        try:
+            worker.send(task)
+        except Exception as exc:  # noqa: BLE001 - the item or fn could not be serialized
+            run.outstanding.discard(index)
+            unsendable.append(_result(task, worker, Result.from_exception(exc)))
+            return None
+        return task
+
+    @staticmethod
+    def _take_back(worker: Worker, run: _Run) -> None:
+        """The item sent ahead to a worker that is gone goes back to the front of the
+        queue (its worker never started it: it stops before taking a queued item once
+        given up on)."""
+        task, worker.next_task = worker.next_task, None
+        if task is not None and task.index in run.outstanding:
+            run.pending.appendleft(task.index)
 
     def _wake_time(self) -> float | None:
         deadlines = []
@@ -387,9 +418,12 @@ class SupervisedPool(WorkerPool):
             task = worker.task
             if task is None or task.id != event.task_id:
                 return
-            worker.task = None
+            worker.task, worker.next_task = worker.next_task, None
             with self._lock:
-                if worker.state is WorkerState.BUSY:
+                if worker.task is not None:  # the item sent ahead runs now
+                    if not worker.task.started:
+                        worker.task.started = time.monotonic()
+                elif worker.state is WorkerState.BUSY:
                     worker.state = WorkerState.IDLE
             outcome = run.finish(task, _result(task, worker, event.payload))
             if outcome is not None:
@@ -400,6 +434,7 @@ class SupervisedPool(WorkerPool):
     def _on_death(self, worker: Worker, cause: str, run: _Run) -> Iterator[TaskOutcome]:
         task = worker.task
         stopping = worker.state is WorkerState.STOPPING
+        self._take_back(worker, run)
         self._retire(worker, kill=False)
         if stopping:
             return  # killed by shutdown after its grace period: not reported
@@ -445,6 +480,7 @@ class SupervisedPool(WorkerPool):
             deadline = task.deadline if task else None
             if worker.state is WorkerState.BUSY and deadline is not None and deadline <= now:
                 assert task is not None
+                self._take_back(worker, run)
                 self._retire(worker, kill=True)
                 self._launch()
                 message = (

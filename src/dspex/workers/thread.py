@@ -12,6 +12,7 @@ import contextvars
 import os
 import queue
 import threading
+import time
 from typing import Any
 
 from dspex.model import ErrorInfo
@@ -32,6 +33,7 @@ class ThreadWorker(Worker):
         self._inbox: queue.Queue[Any] = queue.Queue()
         self._context = context
         self._abandoned = False
+        self._stopping = False
         self._thread = threading.Thread(
             target=self._context.run, args=(self._main,), name=f"dspex-{self.name}", daemon=True
         )
@@ -44,6 +46,7 @@ class ThreadWorker(Worker):
         self._inbox.put(task)
 
     def stop(self) -> None:
+        self._stopping = True  # finish the item running, not one sent ahead
         self._inbox.put(_STOP)
 
     def join(self, timeout: float) -> bool:
@@ -64,8 +67,11 @@ class ThreadWorker(Worker):
             return
         while True:
             task = self._inbox.get()
-            if task is _STOP:
+            if task is _STOP or self._abandoned or (self._stopping and not task.started):
+                # given up on, this worker starts nothing more; stopping, it finishes what
+                # the pool counts as running, not an item sent ahead (task.started unset)
                 return
+            task.started = time.monotonic()  # an item sent ahead starts its clock now
             try:
                 result = Result(value=task.job.fn(task.item))
             except Exception as exc:  # noqa: BLE001 - the user's function: the item's error
@@ -98,6 +104,7 @@ class ThreadPool(SupervisedPool):
 
     adapter = "thread"
     _needs_pickling = False
+    _look_ahead = True  # a worker stamps task.started when it takes the item
 
     def start(self) -> None:
         self._start_context = contextvars.copy_context()
