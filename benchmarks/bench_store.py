@@ -2,6 +2,13 @@
 
     python -m benchmarks            # every benchmark, full size
     python -m benchmarks.bench_store --quick
+    python -m benchmarks.bench_store --streaming [--issue]   # long trials, appends, rates
+
+Streaming rows (issue 19): a trial of 20,000 events (200,000 with ``--issue``) appended
+100 at a time, sealed without its events in memory, read back whole, a page of 100 and
+its count; the file and SQLite stores recording 1,000 trials (20,000) of 30 events from
+one and eight threads, beside the disk's fdatasync floor; the memory backend's time per
+trial early and late; get_experiment of 200 trials (2,000).
     DSPEX_BENCH_SCALE=0.1 python -m benchmarks.bench_store
 
 Archive: one experiment of 1,000 trials x 30 events (LM-call payloads of about 2.5 KB)
@@ -232,6 +239,201 @@ def bench_archive(tmp: Path, pg: Postgres, factor: float) -> list[list[Any]]:
     return rows
 
 
+# -- streaming: long trials, appended events, record rate, first view --------------------
+
+
+def long_trial_experiment(events: int) -> Experiment:
+    """One trial of ``events`` LM-call events of about 300 bytes, as ``trusted_event``
+    makes them (the journal's shape), for the long-trial rows."""
+    from dspex.model.event import trusted_event
+
+    experiment = Experiment(name="long", program=ProgramInfo(name="qa"), status="completed")
+    trial_id = new_id("trl")
+    start = datetime.now(UTC)
+    made = tuple(
+        trusted_event(
+            id=new_id("evt"), trial_id=trial_id, parent_id=None, sequence=i,
+            timestamp=start, monotonic_ns=i, source="execution", kind="lm_call", pid=1,
+            worker="w0",
+            payload={"model": "m", "messages": [{"role": "user", "content": "2+2? " * 30}],
+                     "response": "4", "usage": {"prompt_tokens": 40, "completion_tokens": 1}},
+        )
+        for i in range(events)
+    )  # fmt: skip
+    trial = Trial(id=trial_id, experiment_id=experiment.id, index=0, started_at=start,
+                  events=made)  # fmt: skip
+    return experiment.replace(trials=(trial,))
+
+
+def fsync_floor(folder: Path, count: int = 50) -> float:
+    """Appends of 75 KB, each followed by fdatasync, per second on this disk."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / "floor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    block = os.urandom(75_000)
+    start = time.perf_counter()
+    for _ in range(count):
+        os.write(fd, block)
+        os.fdatasync(fd)
+    elapsed = time.perf_counter() - start
+    os.close(fd)
+    return count / elapsed
+
+
+_TEXTS = [_text(random.Random(k), 1200) for k in range(8)]
+
+
+def quick_trial(experiment_id: str, index: int) -> Trial:
+    """A trial of 30 LM-call events of about 2.5 KB, built quickly (the recorder's way),
+    so that 20,000 of them need not be held in memory at once."""
+    from dspex.model.event import trusted_event
+
+    trial_id = new_id("trl")
+    start = datetime.now(UTC)
+    text = _TEXTS[index % len(_TEXTS)]
+    events = tuple(
+        trusted_event(
+            id=new_id("evt"), trial_id=trial_id, parent_id=None, sequence=i, timestamp=start,
+            monotonic_ns=i, source="execution", kind="lm_call", pid=4242, worker="worker-1",
+            payload={"model": "openai/gpt-4o-mini",
+                     "messages": [{"role": "system", "content": text},
+                                  {"role": "user", "content": text[:600]}],
+                     "response": text[:500], "usage": {"prompt_tokens": 412}},
+        )
+        for i in range(30)
+    )  # fmt: skip
+    return Trial(id=trial_id, experiment_id=experiment_id, index=index, score=0.5,
+                 started_at=start, finished_at=start, events=events)  # fmt: skip
+
+
+def record_rate(url: str, trials: int, threads: int) -> tuple[float, float | None]:
+    """(trials per second through record_trial from ``threads`` threads at once, the
+    same without the time to build the trials), at ``trials`` trials."""
+    import threading
+
+    experiment = Experiment(name="rate", program=ProgramInfo(name="qa"), status="running")
+    store = ResultStore.open(url, auto_migrate=True).connect()
+    store.start_experiment(experiment)
+    building = [0.0] * threads
+
+    def work(k: int) -> None:
+        for index in range(k, trials, threads):
+            started = time.perf_counter()
+            trial = quick_trial(experiment.id, index)
+            building[k] += time.perf_counter() - started
+            store.record_trial(experiment.id, trial)
+
+    workers = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+    start = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - start
+    store.close()
+    if threads > 1:  # building overlaps other threads' flushes: no fair subtraction
+        return trials / elapsed, None
+    return trials / elapsed, trials / max(elapsed - sum(building), 1e-9)
+
+
+def memory_write_times(trials: int) -> tuple[float, float]:
+    """Median ms per record_trial on the memory backend over the first 200 trials and
+    over 200 after ``trials`` (constant time: the same)."""
+    experiment = big_experiment(trials + 200, 3, random.Random(3))
+    store = ResultStore.open("memory://").connect()
+    store.start_experiment(experiment.replace(status="running", trials=(), best_trial_id=None))
+    times = []
+    for trial in experiment.trials:
+        times.append(timed(lambda t=trial: store.record_trial(experiment.id, t)))
+    early = statistics.median(times[:200]) * 1000
+    late = statistics.median(times[trials : trials + 200]) * 1000
+    return early, late
+
+
+def long_trial_rows(tmp: Path, events: int) -> list[list[Any]]:
+    import gc
+
+    rows: list[list[Any]] = []
+    long = long_trial_experiment(events)
+    trial = long.trials[0]
+    bare = long.replace(trials=(trial.replace(events=()),))
+    for name in ("memory", "file", "sqlite"):
+        url = store_urls(tmp, Postgres(), f"long-{name}")[name]
+        store = ResultStore.open(url, auto_migrate=True).connect()
+        store.start_experiment(bare.replace(status="running", trials=()))
+        appended = timed(lambda s=store: [
+            s.append_events(long.id, trial.id, i, trial.events[i : i + 100])
+            for i in range(0, events, 100)
+        ])  # fmt: skip
+        seal = timed(lambda s=store: s.archive_experiment(bare))
+        gc.collect()
+        whole = timed(lambda s=store: s.get_trial(long.id, trial.id))
+        gc.collect()
+        page = p50(lambda i, s=store: s.read_events(long.id, trial.id, events // 2 + i, 100), 20)
+        count = p50(lambda _, s=store: s.count_events(long.id, trial.id), 20)
+        rows.append([f"{name}: {events:,}-event trial", appended, seal, whole, page * 1000,
+                     count * 1000])  # fmt: skip
+        store.close()
+    return rows
+
+
+def bench_streaming(tmp: Path, issue: bool) -> list[list[Any]]:
+    """Rows of the streaming-journal work (issue 19): the issue's sizes with ``--issue``."""
+    import gc
+
+    events = 200_000 if issue else 20_000
+    trials = 20_000 if issue else 1_000
+    view_trials = 2_000 if issue else 200
+    rows = long_trial_rows(tmp, events)
+    gc.collect()
+    rates: list[list[Any]] = [
+        ["fdatasync floor (75 KB appends)", fsync_floor(tmp / "floor-sync"), None]
+    ]
+    for threads in (1, 8):
+        url = f"file://{tmp / f'rate-{threads}'}"
+        rates.append(
+            [f"file record_trial, {threads} thread(s)", *record_rate(url, trials, threads)]
+        )
+    url = f"sqlite:///{tmp / 'rate.db'}"
+    rates.append(["sqlite record_trial, 1 thread (2,000 at most)",
+                  *record_rate(url, min(trials, 2_000), 1)])  # fmt: skip
+    many = big_experiment(view_trials, 30, random.Random(11))
+    first, later = memory_write_times(2_000)
+    viewed = many.replace(trials=many.trials[:view_trials])
+    best = max(viewed.trials, key=lambda t: t.score or 0.0)
+    viewed = viewed.replace(best_trial_id=best.id)
+    view_rows = []
+    for name in ("file", "sqlite"):
+        url = store_urls(tmp, Postgres(), f"view-{name}")[name]
+        store = ResultStore.open(url, auto_migrate=True).connect()
+        store.archive_experiment(viewed)
+        gc.collect()
+        view_rows.append([f"{name}: get_experiment, {view_trials:,} trials x 30 events",
+                          timed(lambda s=store: s.get_experiment(viewed.id))])  # fmt: skip
+        store.close()
+    return [rows, rates, [[first, later]], view_rows, [[events, trials, view_trials]]]
+
+
+def print_streaming(result: list[list[Any]]) -> None:
+    rows, rates, memory, views, sizes = result
+    events, trials, _ = sizes[0]
+    print("\nLong trials: appended 100 events a call, sealed without them in memory, read back")
+    print(table(["what", "append s", "seal s", "get_trial s", "page of 100 ms", "count ms"],
+                rows))  # fmt: skip
+    print(f"\nRecording {trials:,} trials of 30 LM-call events (each durable when it returns)")
+    print(table(["what", "trials/s", "1 thread, without building them"], rates))
+    print(f"\nMemory backend record_trial, median: {memory[0][0]:.3f} ms over the first 200 "
+          f"trials, {memory[0][1]:.3f} ms over 200 after 2,000")  # fmt: skip
+    print("\nFirst view of an experiment: the record read back whole")
+    print(table(["what", "seconds"], views))
+    print("\nTargets (issue 19)")
+    for row in rows:
+        print(f"  {row[0]}: seal {row[2]:.2f} s (< 1 s), read {row[3]:.2f} s (< 2 s)")
+    file_rates = [r for r in rates if r[0].startswith("file")]
+    best_rate = max(r[1] for r in file_rates)
+    verdict = "ok" if best_rate >= 300 else "MISSED"
+    print(f"  file store {best_rate:.0f} trials/s (>= 300): {verdict}")
+
+
 # -- query ---------------------------------------------------------------------------------
 
 
@@ -382,6 +584,12 @@ def main() -> None:
     factor = scale()
     tmp = Path(tempfile.mkdtemp(prefix="dspex-bench-"))
     pg = Postgres()
+    if "--streaming" in sys.argv[1:]:  # only the streaming rows; --issue: the issue's sizes
+        try:
+            print_streaming(bench_streaming(tmp, "--issue" in sys.argv[1:]))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
     try:
         print(f"\nResultStore benchmark (scale {factor}; temp dir {tmp})\n")
         archive = bench_archive(tmp, pg, factor)
@@ -399,6 +607,7 @@ def main() -> None:
             "its SQLite tables; fill s = that load)"
         )
         _targets(archive, query)
+        print_streaming(bench_streaming(tmp, "--issue" in sys.argv[1:]))
     finally:
         pg.drop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ _TRAILER = b"\ndspex-record v1 %020d %020d %s\n"
 _TRAILER_LEN = len(_TRAILER % (0, 0, b"0" * 64))
 _TRAILER_RE = re.compile(rb"\ndspex-record v1 ([0-9]{20}) ([0-9]{20}) ([0-9a-f]{64})\n")
 _CHUNK = 1 << 20
-_TEMP_SUFFIXES = (".tmp", ".staged")
+_TEMP_SUFFIXES = (".tmp", ".staged", ".trash")
 
 
 def fsync_dir(path: Path) -> None:
@@ -100,7 +101,11 @@ def remove_stale_temp_files(folder: Path) -> int:
         return 0
     for name in names:
         if name.startswith(".") and name.endswith(_TEMP_SUFFIXES) and not _writer_alive(name):
-            (folder / name).unlink(missing_ok=True)
+            path = folder / name
+            if path.is_dir():  # a sealed experiment's running files, set aside
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
             removed += 1
     return removed
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -340,7 +341,7 @@ class FileBackend(StoreBackend):
                     return SealOutcome(stored=False, existing_checksum=existing)
                 os.replace(staged, target.path)
                 fsync_dir(folder)
-                _remove_running(folder)
+                _remove_running(folder, self.root / "tmp")
                 self._log.forget(folder / LOG_NAME)
         finally:
             staged.unlink(missing_ok=True)
@@ -784,20 +785,26 @@ def _parse_events(record: RecordFile, data: bytes, trial_id: str) -> list[TraceE
         raise CorruptRecordError(record.record_id, f"does not parse: {exc}") from exc
 
 
-def _remove_running(folder: Path) -> None:
-    # After the seal is durable; a crash here leaves files that readers ignore.
+def _remove_running(folder: Path, tmp: Path) -> None:
+    """Remove a sealed experiment's running files (after the seal is durable; a crash
+    here leaves files that readers ignore). Its trials and appended events are moved
+    aside in one rename and deleted by a background thread: deleting thousands of part
+    files would otherwise lengthen the seal (what a crash leaves aside, reindex and the
+    next open remove)."""
     (folder / "running.json").unlink(missing_ok=True)
     (folder / LOG_NAME).unlink(missing_ok=True)
     trials = folder / "trials"
-    if trials.is_dir():
-        for path in trials.iterdir():
-            if path.is_dir():  # a trial's appended events
-                for part in path.iterdir():
-                    part.unlink(missing_ok=True)
-                path.rmdir()
-            else:
-                path.unlink(missing_ok=True)
-        trials.rmdir()
+    if not trials.is_dir():
+        return
+    aside = tmp / temp_name(folder.name, ".trash")
+    try:
+        os.replace(trials, aside)
+    except OSError:  # another file system, or gone: delete it here
+        shutil.rmtree(trials, ignore_errors=True)
+        return
+    threading.Thread(
+        target=shutil.rmtree, args=(aside,), kwargs={"ignore_errors": True}, daemon=True
+    ).start()
 
 
 register_backend("file", FileBackend)
