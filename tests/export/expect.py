@@ -28,7 +28,15 @@ def expected_span_count(trial: Trial) -> int:
 
 
 def expected_parent(trial: Trial, event: TraceEvent) -> str | None:
-    """The id of the event whose span encloses ``event``'s; None for the trial's span."""
+    """The id of the event whose span encloses ``event``'s; None for the trial's span.
+
+    A program run an example scored is under that example (``scored_runs``, whose pairs
+    ``test_mapping`` checks against the records on their own)."""
+    from dspex.model.spans import span_tree
+
+    scored = span_tree(trial.events).scored_runs
+    if event.id in scored:
+        return scored[event.id]
     opening = {e.id for e in span_events(trial)}
     by_id = {e.id: e for e in trial.events}
     current = event.parent_id

@@ -13,6 +13,7 @@ from openinference.semconv.trace import (
 from dspex import ErrorInfo, Experiment, ProgramInfo, TraceEvent, Trial, new_id
 from dspex.export import experiment_spans, trial_spans
 from dspex.export.spans import span_id_of, time_ns, trace_id_of
+from dspex.model.spans import span_tree
 from tests.view.fixtures import simba_experiment
 
 from .expect import created_candidate, events_of, expected_parent, expected_span_count, span_events
@@ -60,10 +61,16 @@ def test_spans_keep_the_recorded_start_times_and_durations(recorded):
             span = ids[start.id]
             assert span.start_ns == time_ns(start.timestamp)
             assert span.end_ns == time_ns(ends[start.id].timestamp)
+        runs = {example: run for run, example in span_tree(trial.events).scored_runs.items()}
         for call in events_of(trial, "lm_call") + events_of(trial, "example_result"):
             span = ids[call.id]
             assert span.end_ns == time_ns(call.timestamp)
             latency_ns = call.payload["latency_ms"] * 1_000_000
+            if call.id in runs:  # an example's span starts with the run it scored
+                run = next(e for e in trial.events if e.id == runs[call.id])
+                want = min(time_ns(run.timestamp), span.end_ns - latency_ns)
+                assert abs(span.start_ns - want) < 1000
+                continue
             assert abs((span.end_ns - span.start_ns) - latency_ns) < 1
         root = spans[0]
         assert root.start_ns <= time_ns(trial.started_at)
@@ -99,7 +106,7 @@ def test_each_candidates_decisions_are_events_on_its_span(recorded):
     strategies = set()
     for trial in candidates:
         root = trial_spans(trial, recorded.experiment)[0]
-        decisions = [e for e in root.events if e.name == "dspex.decision"]
+        decisions = [e for e in root.events if e.name.startswith("dspex.decision")]
         recorded_decisions = events_of(trial, "decision")
         assert len(decisions) == len(recorded_decisions)
         for event, decision in zip(decisions, recorded_decisions, strict=True):
@@ -330,3 +337,33 @@ def test_the_experiment_header_is_enough(recorded):
     assert [(s.span_id, s.attributes) for s in from_header] == [
         (s.span_id, s.attributes) for s in trial_spans(trial, experiment)
     ]
+
+
+def test_each_example_span_is_the_parent_of_the_run_it_scored(recorded):
+    """Read from the records alone: the run under an example's span is a program call
+    with the example's inputs, on a worker that ran it, and every run is under one example."""
+    paired = 0
+    for trial in recorded.experiment.trials:
+        spans = trial_spans(trial, recorded.experiment)
+        ids = by_event(spans)
+        by_span = {s.span_id: s for s in spans}
+        examples = {e.id: e for e in events_of(trial, "example_result")}
+        starts = events_of(trial, "module_start")
+        for start in starts:
+            parent = by_span.get(ids[start.id].parent_span_id)
+            if parent is None or parent.attributes.get("dspex.event_id") not in examples:
+                continue
+            example = examples[parent.attributes["dspex.event_id"]]
+            assert start.payload["inputs"] == example.payload["inputs"], trial.name
+            assert ids[example.id].start_ns <= ids[start.id].start_ns
+            paired += 1
+        runs_of = {}
+        for start in starts:
+            parent = by_span[ids[start.id].parent_span_id]
+            runs_of.setdefault(parent.attributes.get("dspex.event_id"), []).append(start)
+        for example in examples:
+            assert len(runs_of.get(example, [])) <= 1
+        top = [s for s in starts if s.parent_id is None]
+        if examples and top and trial.metadata.get("role") in (None, "evaluation"):
+            assert all(ids[s.id].parent_span_id != spans[0].span_id for s in top), trial.name
+    assert paired > 20

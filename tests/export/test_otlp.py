@@ -191,3 +191,38 @@ def test_without_the_extra_a_live_export_stops_the_experiment_before_it_runs(wit
         with dspex.experiment("needs-otel", program_name="qa", store=store):
             pytest.fail("the block must not run")
     assert store.count_experiments() == 0
+
+
+def test_spans_that_ended_well_are_ok_and_failed_ones_errors(recorded):
+    from opentelemetry.trace import StatusCode
+
+    seen = set()
+    for trial in recorded.experiment.trials:
+        records = trial_spans(trial, recorded.experiment)
+        for record, span in zip(reversed(records), sdk_spans(records), strict=True):
+            if record.error is not None:
+                assert span.status.status_code is StatusCode.ERROR
+            elif record.attributes.get("dspex.unfinished"):
+                assert span.status.status_code is StatusCode.UNSET
+            else:
+                assert span.status.status_code is StatusCode.OK, record.name
+            seen.add(span.status.status_code)
+    assert StatusCode.OK in seen
+
+
+def test_decisions_are_span_events_named_by_strategy_and_outcome(recorded):
+    names = set()
+    for trial in recorded.experiment.trials:
+        records = trial_spans(trial, recorded.experiment)
+        events = {e.attributes["dspex.event_id"]: e for r in records for e in r.events}
+        for decision in (e for e in trial.events if e.kind.value == "decision"):
+            shown = events[decision.id]
+            payload = decision.payload
+            by = payload["strategy"] or payload["optimizer"]
+            assert shown.name.startswith(f"dspex.decision.{by.lower()}"), shown.name
+            assert shown.attributes["dspex.kind"] == "decision"
+            if (payload.get("details") or {}).get("skipped") is True:
+                assert shown.name.endswith(".no_change")
+            names.add(shown.name)
+    assert "dspex.decision" not in names
+    assert {"dspex.decision.append_a_rule", "dspex.decision.append_a_demo"} <= names

@@ -58,6 +58,7 @@ from dspex.export.spans import (
 from dspex.model import EventKind, Experiment, TraceEvent, Trial
 from dspex.model.payloads import (
     AdapterPayload,
+    DecisionPayload,
     ExampleResultPayload,
     LmCallPayload,
     ToolCallPayload,
@@ -98,6 +99,7 @@ class _TrialTrace:
         self.trace_id = trace_id_of(trial.id)
         self.events = sorted(trial.events, key=attrgetter("sequence"))
         self.tree = span_tree(self.events)
+        self.examples_with_runs = set(self.tree.scored_runs.values())
         self.common: Attributes = {"dspex.experiment_id": experiment.id, "dspex.trial_id": trial.id}
         self.root = self._root()
         self.spans: dict[str, SpanRecord] = {}  # by the id of the event that opened it
@@ -179,7 +181,10 @@ class _TrialTrace:
         if kind is EventKind.MODULE_END:
             return self._module(None, event)
         name, attributes = _CALLS[kind](_redacted(typed_payload(event)))
-        span = self._span(event, name, attributes, *_call_times(event))
+        start_ns, end_ns = _call_times(event)
+        if event.id in self.examples_with_runs:  # it starts with the run it scored
+            start_ns = min(start_ns, time_ns(node.start))
+        span = self._span(event, name, attributes, start_ns, end_ns)
         if kind is EventKind.LM_CALL or kind is EventKind.EMBEDDING:
             span.kind = "client"
         self._fail_on(span, redact(common_of(event).get("error")), span.end_ns)
@@ -259,7 +264,12 @@ class _TrialTrace:
             target.fail(f"{error['type'] or 'error'}: {error['message'] or ''}")
             return
         attributes = {**dspex_attributes(redact(event.payload)), "dspex.event_id": event.id}
-        target.events.append(SpanEventRecord(f"dspex.{event.kind.value}", at_ns, attributes))
+        name = f"dspex.{event.kind.value}"
+        decision = payload_of(event, EventKind.DECISION)
+        if decision is not None:
+            name = _decision_name(decision)
+            attributes["dspex.kind"] = "decision"
+        target.events.append(SpanEventRecord(name, at_ns, attributes))
         created = payload_of(event, EventKind.CANDIDATE_CREATED)
         if (
             created is not None
@@ -267,6 +277,24 @@ class _TrialTrace:
             and isinstance(created["strategy"], str)
         ):
             self.root.attributes["dspex.strategy"] = redact(created["strategy"])
+
+
+def _decision_name(decision: DecisionPayload) -> str:
+    """``dspex.decision.<strategy>`` (else ``.<optimizer>``), with the outcome when the
+    decision is a verdict: ``dspex.decision.reflective_mutation.rejected``; receivers list
+    and filter span events by name."""
+    by = decision["strategy"] or decision["optimizer"] or "optimizer"
+    name = f"dspex.decision.{_token(str(by))}"
+    details = decision["details"] if isinstance(decision["details"], dict) else {}
+    if isinstance(details.get("accepted"), bool):
+        name += ".accepted" if details["accepted"] else ".rejected"
+    elif details.get("skipped") is True:
+        name += ".no_change"
+    return name
+
+
+def _token(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "_-" else "_" for c in text.strip()).lower() or "_"
 
 
 P = TypeVar("P", bound=Mapping[str, Any])

@@ -117,6 +117,8 @@ def sdk_spans(records: Iterable[SpanRecord], *, project: str = "dspex") -> list[
             sdk.Status(sdk.StatusCode.ERROR, record.error)
             if record.error is not None
             else sdk.Status(sdk.StatusCode.UNSET)
+            if record.attributes.get("dspex.unfinished")
+            else sdk.Status(sdk.StatusCode.OK)  # it ended, and well: say so
         )
         spans.append(
             sdk.ReadableSpan(

@@ -16,7 +16,9 @@ exported trace too. The rules:
 * **Parents.** A span's parent is the span of its nearest ancestor event by
   ``parent_id`` that opened a span; an optimizer's step
   or a log in between is skipped. No such ancestor: the trial itself (``parent`` None).
-  Threads and workers need nothing more: each call records the call it ran in.
+  Threads and workers need nothing more: each call records the call it ran in. One
+  exception: an evaluated example encloses the program run it scored (the module call
+  paired with its ``example_result``, :attr:`SpanTree.scored_runs`), and starts with it.
 * Everything else (steps, decisions, candidates, scores, logs, errors) is a point in
   time on :meth:`SpanTree.enclosing` of its parent.
 
@@ -128,6 +130,13 @@ class SpanTree:
         ]
         self._opening = {event.id for event in opening}
         parents = {event.id: self.enclosing(event.parent_id) for event in opening}
+        self.scored_runs = _scored_runs(opening, parents)
+        """Program run -> the example that scored it (ids of their opening events); see
+        :func:`_scored_runs`. The example's span encloses its run."""
+        run_start: dict[str, datetime] = {}
+        for run_id, example_id in self.scored_runs.items():
+            parents[run_id] = example_id
+            run_start[example_id] = self._by_id[run_id].timestamp
         depths: dict[str, int] = {}
         nodes: dict[str, SpanNode] = {}
         for event in opening:
@@ -139,6 +148,8 @@ class SpanTree:
                 finish = max(end.timestamp, start) if end is not None else None
             else:
                 start, finish = call_interval(event)
+                if event.id in run_start:  # an example's span starts with its run
+                    start = min(start, run_start[event.id])
             parent = parents[event.id]
             nodes[event.id] = SpanNode(
                 event, end, parent, _depth(event.id, parents, depths), start, finish
@@ -170,6 +181,47 @@ class SpanTree:
                 return None
             parent_id = parent.parent_id
         return None
+
+
+def _scored_runs(opening: list[TraceEvent], parents: dict[str, str | None]) -> dict[str, str]:
+    """Program run -> the evaluated example that scored it.
+
+    The run of an ``example_result`` is a module call in the same enclosing span: the last
+    one its worker made before the result that no other example claimed, else the first
+    unclaimed one whose inputs are the example's (DSPy's ``Evaluate`` records results on
+    another thread than the calls). The timeline pairs a run with its score the same way;
+    an example without such a call has no run."""
+    last_run: dict[tuple[str, str | None], str] = {}  # (worker, enclosing span) -> its call
+    unscored: dict[str, TraceEvent] = {}
+    pairs: dict[str, str] = {}
+    for event in opening:
+        if event.kind is EventKind.MODULE_START:
+            last_run[(event.worker, parents[event.id])] = event.id
+            unscored[event.id] = event
+            continue
+        scored = payload_of(event, EventKind.EXAMPLE_RESULT)
+        if scored is None:
+            continue
+        parent = parents[event.id]
+        run = last_run.pop((event.worker, parent), None)
+        if run is None or run not in unscored:
+            run = next(
+                (
+                    e.id
+                    for e in unscored.values()
+                    if parents[e.id] == parent and _inputs(e) == scored["inputs"]
+                ),
+                None,
+            )
+        if run is not None:
+            del unscored[run]
+            pairs[run] = event.id
+    return pairs
+
+
+def _inputs(event: TraceEvent) -> object:
+    start = payload_of(event, EventKind.MODULE_START)
+    return start["inputs"] if start is not None else None
 
 
 def _depth(event_id: str, parents: dict[str, str | None], depths: dict[str, int]) -> int:
