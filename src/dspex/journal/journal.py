@@ -25,12 +25,12 @@ import logging
 import shlex
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol, cast
 
 from dspex.analysis import with_verdict
 from dspex.capture.program import module_paths, program_info, root_key, variables_of
-from dspex.capture.recorder import TrialRecorder, trace_events
+from dspex.capture.recorder import RawEvent, TrialRecorder, trace_events
 from dspex.config import get_settings
 from dspex.errors import (
     DspexError,
@@ -71,6 +71,8 @@ logger = logging.getLogger(__name__)
 
 APPEND_CHUNK = 5000
 """Events per ``append_events`` call when a trial goes from the spool to the store."""
+PUMP_INTERVAL = 1.0
+"""Seconds between two sends of running trials' new events to the store."""
 
 
 class _AppendsEvents(Protocol):
@@ -79,6 +81,18 @@ class _AppendsEvents(Protocol):
     def append_events(
         self, experiment_id: str, trial_id: str, first_seq: int, events: Sequence[TraceEvent]
     ) -> None: ...
+
+
+class _Pumped:
+    """How far the pump has sent a running trial's events to the store."""
+
+    __slots__ = ("healthy", "lock", "offset", "sent")
+
+    def __init__(self) -> None:
+        self.offset = 0  # in the trial's spool file
+        self.sent = 0  # events appended
+        self.healthy = True
+        self.lock = threading.Lock()
 
 
 class _OpenTrial:
@@ -151,6 +165,9 @@ class ExperimentJournal:
         self._in_spool: set[str] = set()  # finished trials whose events the spool holds
         self._streamed = False  # the trials kept here have no events: the store has them
         self._full: Experiment | None = None  # the sealed record read back, when asked
+        self._pumped: dict[str, _Pumped] = {}  # running trials sent to the store so far
+        self._pump_stop = threading.Event()
+        self._pump_thread: threading.Thread | None = None
         self._unsaved: list[str] = []  # finished trials the store has not taken yet
         self._save_lock = threading.Lock()
         self._save_error: BaseException | None = None  # the store's last failure
@@ -253,6 +270,12 @@ class ExperimentJournal:
                 f"no write-ahead spool ({exc}): a store failure or a crash loses the trials "
                 "not yet written; set journal.spool_dir to a writable local directory"
             )
+            return
+        if self._streams():
+            self._pump_thread = threading.Thread(
+                target=self._pump, name="dspex-store-pump", daemon=True
+            )
+            self._pump_thread.start()
 
     def set_optimizer(self, optimizer: OptimizerInfo) -> None:
         with self._lock:
@@ -510,19 +533,64 @@ class ExperimentJournal:
         return True
 
     def _append_spooled(self, trial_id: str) -> None:
-        """Send a trial's events from the spool to the store, from the first on (the store
-        skips what it holds already), in chunks of about APPEND_CHUNK events."""
+        """Send a finished trial's events from the spool to the store: from where the pump
+        got while it ran, else from the first (the store skips what it holds already)."""
         assert self._spool is not None
+        with self._lock:
+            state = self._pumped.pop(trial_id, None)
+        if state is None:
+            state = _Pumped()
+        with state.lock:
+            if not state.healthy:
+                state.offset = state.sent = 0
+            self._send(trial_id, state, self._spool.event_batches(trial_id, state.offset))
+
+    def _send(self, trial_id: str, state: _Pumped, batches: Iterable[list[RawEvent]]) -> None:
+        """Append ``batches`` to the store from ``state.sent`` on, in chunks of about
+        APPEND_CHUNK events, numbering each batch in time order."""
         append = cast(_AppendsEvents, self._store()).append_events
-        sent = 0
         chunk: list[TraceEvent] = []
-        for batch in self._spool.event_batches(trial_id):
-            chunk.extend(trace_events(trial_id, batch, sent + len(chunk)))
+        for batch in batches:
+            chunk.extend(trace_events(trial_id, batch, state.sent + len(chunk)))
             if len(chunk) >= APPEND_CHUNK:
-                append(self.id, trial_id, sent, chunk)
-                sent, chunk = sent + len(chunk), []
+                append(self.id, trial_id, state.sent, chunk)
+                state.sent, chunk = state.sent + len(chunk), []
         if chunk:
-            append(self.id, trial_id, sent, chunk)
+            append(self.id, trial_id, state.sent, chunk)
+            state.sent += len(chunk)
+
+    def _pump(self) -> None:
+        """While the experiment runs: every PUMP_INTERVAL, the new events of each open
+        trial go from the spool to the store, so that a running trial can be read there
+        (live views). A trial whose append fails is left to its end (sent whole then)."""
+        assert self._spool is not None
+        spool = self._spool
+        while not self._pump_stop.wait(PUMP_INTERVAL):
+            for trial_id in spool.open_trial_ids():
+                with self._lock:
+                    state = self._pumped.setdefault(trial_id, _Pumped())
+                with state.lock:
+                    if not state.healthy:
+                        continue
+                    try:
+                        self._send(trial_id, state, self._pumped_batches(trial_id, state))
+                    except Exception as exc:  # noqa: BLE001 - the trial's end sends it all
+                        state.healthy = False
+                        logger.info(
+                            "dspex: trial %s goes to the store at its end: %s", trial_id, exc
+                        )
+
+    def _pumped_batches(self, trial_id: str, state: _Pumped) -> Iterator[list[RawEvent]]:
+        assert self._spool is not None
+        for batch, end in self._spool.batches_from(trial_id, state.offset):
+            yield batch
+            state.offset = end
+
+    def _stop_pump(self) -> None:
+        self._pump_stop.set()
+        if self._pump_thread is not None:
+            self._pump_thread.join()
+            self._pump_thread = None
 
     def finish(
         self,
@@ -589,6 +657,7 @@ class ExperimentJournal:
         does not hold every trial's events, which the seal would then leave out."""
         if self._spool is None:
             return True
+        self._stop_pump()
         saved = self._save_unsaved()
         try:
             self._spool.finish(final)

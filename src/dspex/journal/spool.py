@@ -198,6 +198,7 @@ class SpoolFile:
 class SpoolRecord:
     type: RecordType
     body: Any  # JSON data; for EVENTS the compressed bytes (decode_events)
+    end: int = 0  # the file offset just after this record
 
 
 @dataclass
@@ -209,9 +210,10 @@ class SpoolRead:
     dropped_bytes: int = 0
 
 
-def iter_records(path: Path) -> Iterator[SpoolRecord | int]:
+def iter_records(path: Path, start: int = 0) -> Iterator[SpoolRecord | int]:
     """The whole records of ``path`` one by one, then (if the tail is torn) the number of
-    bytes dropped. Reads in bounded memory: one record at a time."""
+    bytes dropped. Reads in bounded memory: one record at a time. ``start``: the ``end``
+    of a record read before (a file still being written is read on from there)."""
     try:
         handle = path.open("rb")
     except OSError as exc:
@@ -222,7 +224,8 @@ def iter_records(path: Path) -> Iterator[SpoolRecord | int]:
             if size:
                 yield size
             return
-        offset = len(MAGIC)
+        offset = max(start, len(MAGIC))
+        handle.seek(offset)
         while offset < size:
             head = handle.read(_FRAME.size)
             if len(head) < _FRAME.size:
@@ -238,7 +241,8 @@ def iter_records(path: Path) -> Iterator[SpoolRecord | int]:
             except ValueError:
                 break
             offset += _FRAME.size + length
-            yield SpoolRecord(rtype, data if rtype is RecordType.EVENTS else from_json(data))
+            body = data if rtype is RecordType.EVENTS else from_json(data)
+            yield SpoolRecord(rtype, body, offset)
         if offset < size:
             yield size - offset
 

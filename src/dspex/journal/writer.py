@@ -176,17 +176,28 @@ class ExperimentSpool:
             raw.extend(batch)
         return trace_events(trial_id, raw)
 
-    def event_batches(self, trial_id: str) -> Iterator[list[RawEvent]]:
-        """The trial's events as spooled, batch by batch (bounded memory)."""
-        path = self.trial_path(trial_id)
-        if not path.exists():
-            path = self.trial_path(trial_id, STORED_SUFFIX)
-        for record in iter_records(path):
-            if not isinstance(record, int) and record.type is RecordType.EVENTS:
-                yield decode_events(record.body)
+    def event_batches(self, trial_id: str, start: int = 0) -> Iterator[list[RawEvent]]:
+        """The trial's events as spooled, batch by batch (bounded memory), from file
+        offset ``start`` (see :meth:`batches_from`) on."""
+        for batch, _ in self.batches_from(trial_id, start):
+            yield batch
         leftover = self._leftovers.get(trial_id)
         if leftover:
             yield leftover
+
+    def batches_from(self, trial_id: str, start: int = 0) -> Iterator[tuple[list[RawEvent], int]]:
+        """The whole event batches in the trial's file from offset ``start``, each with the
+        offset just after it: a trial still being written is read on from there."""
+        path = self.trial_path(trial_id)
+        if not path.exists():
+            path = self.trial_path(trial_id, STORED_SUFFIX)
+        for record in iter_records(path, start):
+            if not isinstance(record, int) and record.type is RecordType.EVENTS:
+                yield decode_events(record.body), record.end
+
+    def open_trial_ids(self) -> list[str]:
+        with self._files_lock:
+            return list(self._open)
 
     def mark_stored(self, trial_id: str) -> None:
         """The store holds the trial: recovery need not write it again."""
