@@ -304,3 +304,50 @@ def test_the_instructions_shown_for_each_lm_call_are_the_ones_in_its_prompt(
     calls = [e for t in archived.trials for e in events_of(t, "lm_call")]
     assert sum(len(e.payload["response"]) for e in calls) == lm.engine.calls
     assert _check_each_call_ran_what_is_shown(archived, {"qa.predict"}) > 0
+    _check_no_label_over_nothing(archived)
+
+
+def _check_no_label_over_nothing(archived):
+    """In every trial's text view, full and abridged: a label (``details:``,
+    ``qa.predict.instructions after:``, ``parent:``) always has something after it."""
+    from dspex.view.text import render_trial_text
+
+    for trial in archived.trials:
+        for abridged in (False, True):
+            lines = render_trial_text(archived, trial, abridged=abridged, max_events=None)
+            lines = lines.splitlines()
+            for number, line in enumerate(lines):
+                assert not line.endswith(" parent:"), (trial.name, line)
+                if line.lstrip().startswith(">") or not line.endswith(":"):
+                    continue
+                following = lines[number + 1] if number + 1 < len(lines) else ""
+                if following.lstrip().startswith(">"):  # a quoted text: not blank
+                    assert following.strip(" >"), (trial.name, line)
+
+
+def test_a_text_of_only_whitespace_is_said_to_be_so():
+    from datetime import UTC, datetime
+
+    from dspex.model import EventKind, TraceEvent
+    from dspex.view.entries import describe
+
+    change = {"predictor": "qa.predict", "field": "prefix", "before": "Answer:", "after": " "}
+    event = TraceEvent(
+        trial_id="trl_01M91K9DJ5E22TN93RKEB62P6Q",
+        sequence=0,
+        timestamp=datetime.now(UTC),
+        monotonic_ns=0,
+        source="orchestration",
+        kind=EventKind.CANDIDATE_CREATED,
+        pid=1,
+        worker="main",
+        payload={
+            "optimizer": "COPRO",
+            "candidate": "trl_01M91K9DJ5E22TN93RKEB62P6Q",
+            "name": "candidate 1",
+            "parents": [],
+            "strategy": None,
+            "changes": [change],
+        },
+    )
+    assert describe(event).texts == (("qa.predict.prefix after", "(only whitespace: ' ')"),)

@@ -384,9 +384,15 @@ def describe(event: TraceEvent) -> Description:
     return Description(
         title=title or kind.value.replace("_", " ").capitalize(),
         fields=tuple(fields),
-        texts=tuple((label, text) for label, text in texts if text),
+        texts=tuple((label, _visible(text)) for label, text in texts if text),
         failed=failed(event),
     )
+
+
+def _visible(text: str) -> str:
+    """A text that is only whitespace (a blank completion, a prefix set to a space) said
+    as such, not shown as a label over nothing."""
+    return text if text.strip() else f"(only whitespace: {text!r})"
 
 
 def failed(event: TraceEvent) -> bool:

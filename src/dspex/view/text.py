@@ -221,7 +221,30 @@ def _title_lines(timeline: Timeline, width: int) -> list[str]:
     if timeline.strategy:
         meta.append(f"strategy {timeline.strategy}")
     meta += [f"{name} {value}" for name, value in rag_lines(rag_stats(trial.events))]
-    return [timeline.title, *textwrap.wrap(" · ".join(meta), width=width), "=" * width]
+    return [timeline.title, *wrap_items(meta, width), "=" * width]
+
+
+def wrap_items(items: list[str], width: int, sep: str = " · ") -> list[str]:
+    """``items`` joined by ``sep`` in lines of ``width``, broken between items only (a
+    label such as ``parent:`` never ends a line without its value); an item longer
+    than a line is wrapped on its own.
+
+    >>> wrap_items(["depth 1 candidate 4", "status ok", "parent: Trial 2"], 30)
+    ['depth 1 candidate 4 · status ok', 'parent: Trial 2']
+    """
+    lines: list[str] = []
+    line = ""
+    for item in items:
+        joined = f"{line}{sep}{item}" if line else item
+        if len(joined) <= width:
+            line = joined
+            continue
+        if line:
+            lines.append(line)
+        pieces = textwrap.wrap(item, width=width) or [""]
+        lines += pieces[:-1]
+        line = pieces[-1]
+    return [*lines, line] if line else lines
 
 
 NO_VARIABLES = "not recorded (this trial records no variables: it runs its parent as it is)"
