@@ -396,3 +396,22 @@ def test_threads_recording_at_once_share_flushes_and_every_trial_is_kept(root, m
         worker.join()
     assert sorted(_open(root).get_experiment(experiment.id).trials, key=lambda t: t.index) == trials
     assert 0 < len(flushes) <= len(trials)
+
+
+def test_a_torn_events_log_keeps_every_acknowledged_append(root):
+    store = _open(root)
+    experiment = make_experiment(status="running", trials=0)
+    store.start_experiment(experiment)
+    trial = make_trial(experiment.id, 0, 0.5, events=30)
+    store.append_events(experiment.id, trial.id, 0, trial.events[:10])
+    [log] = root.glob(f"experiments/*/*/*/{experiment.id}/trials/{trial.id}.events")
+    whole = log.read_bytes()
+    log.write_bytes(whole + whole[: len(whole) // 2])  # a crash mid-append
+    assert store.count_events(experiment.id, trial.id) == 10
+    store.append_events(experiment.id, trial.id, 5, trial.events[5:])  # overlapping replay
+    assert store.read_events(experiment.id, trial.id) == list(trial.events)
+    data = bytearray(log.read_bytes())
+    data[-10] ^= 1
+    log.write_bytes(bytes(data))
+    with pytest.raises(CorruptRecordError, match=experiment.id):
+        store.read_events(experiment.id, trial.id, offset=25)

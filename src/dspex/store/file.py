@@ -46,6 +46,7 @@ from dspex.errors import (
 from dspex.errors import ValidationError as DspexValidationError
 from dspex.ids import id_timestamp, is_valid_id
 from dspex.model import Experiment, StudyRecord, StudySummary, TraceEvent, Trial
+from dspex.store import _eventlog as eventlog
 from dspex.store._events import (
     EventIndex,
     EventPart,
@@ -272,57 +273,42 @@ class FileBackend(StoreBackend):
             if self._resync_or_defer(experiment_id):
                 marker.unlink(missing_ok=True)
 
-    def _parts_dir(self, experiment_id: str, trial_id: str) -> Path:
-        return self._dir(experiment_id) / "trials" / f"{trial_id}.parts"
+    def _events_log(self, experiment_id: str, trial_id: str) -> Path:
+        return self._dir(experiment_id) / "trials" / f"{trial_id}.events"
 
-    def _part_spans(self, experiment_id: str, trial_id: str) -> list[tuple[int, int, Path]]:
-        """(first, count, file) of each part appended to a running trial, in order."""
-        try:
-            paths = list(self._parts_dir(experiment_id, trial_id).glob("*.part"))
-        except FileNotFoundError:
-            return []
-        spans = []
-        for path in paths:
-            first, _, count = path.stem.partition("-")
-            if first.isdigit() and count.isdigit():
-                spans.append((int(first), int(count), path))
-        spans.sort()
-        return spans
+    def _part_spans(self, experiment_id: str, trial_id: str) -> list[eventlog.Span]:
+        """The parts appended to a running trial, in order."""
+        return eventlog.spans(self._events_log(experiment_id, trial_id), experiment_id)[0]
 
     def append_events(
         self, experiment_id: str, trial_id: str, first_seq: int, events: Sequence[TraceEvent]
     ) -> None:
         folder = self._dir(experiment_id)
+        log = self._events_log(experiment_id, trial_id)
         with self._locked():
             if self._record(experiment_id).path.exists():
                 raise ImmutableRecordError(f"experiment {experiment_id!r} is sealed")
             if not (folder / "running.json").exists():
                 raise ExperimentNotFound(experiment_id)
-            spans = self._part_spans(experiment_id, trial_id)
-            stored = spans[-1][0] + spans[-1][1] if spans else 0
+            spans, end = eventlog.spans(log, experiment_id)
+            stored = spans[-1].first + spans[-1].count if spans else 0
             where = f"trial {trial_id} of experiment {experiment_id}"
             parts = plan_append(stored, first_seq, events, where)
-            if not parts:
-                return
-            target = self._parts_dir(experiment_id, trial_id)
-            ensure_dir(target)
-            for part in parts:  # each durable before the next: the stored ones stay contiguous
-                write_atomic(
-                    target / f"{part.first:012d}-{part.count:06d}.part",
-                    [part.data],
-                    temp_dir=self.root / "tmp",
-                )
+            if parts:
+                ensure_dir(log.parent)
+                eventlog.append(log, parts, end)
 
     def event_parts(self, experiment_id: str, trial_id: str) -> list[EventPart]:
         if self._record(experiment_id).path.exists():
             return []
-        parts = []
-        for first, count, path in self._part_spans(experiment_id, trial_id):
-            try:
-                parts.append(EventPart(first, count, path.read_bytes()))
-            except FileNotFoundError:  # sealed meanwhile
-                return []
-        return parts
+        log = self._events_log(experiment_id, trial_id)
+        try:
+            return [
+                EventPart(span.first, span.count, eventlog.read(log, span, experiment_id))
+                for span in self._part_spans(experiment_id, trial_id)
+            ]
+        except FileNotFoundError:  # sealed meanwhile
+            return []
 
     def seal(self, record: EncodedRecord) -> SealOutcome:
         folder = self._dir(record.id)
@@ -460,10 +446,11 @@ class FileBackend(StoreBackend):
         elif self._appended_only(experiment_id, trial_id):
             spans = self._part_spans(experiment_id, trial_id)
             if spans or self._running_trial(experiment_id, trial_id) is not None:
+                log = self._events_log(experiment_id, trial_id)
                 try:
                     return read_parts(
-                        [(first, count) for first, count, _ in spans],
-                        lambda k: spans[k][2].read_bytes(),
+                        [(span.first, span.count) for span in spans],
+                        lambda k: eventlog.read(log, spans[k], experiment_id),
                         trial_id,
                         offset,
                         limit,
@@ -498,7 +485,7 @@ class FileBackend(StoreBackend):
         elif self._appended_only(experiment_id, trial_id):
             spans = self._part_spans(experiment_id, trial_id)
             if spans:
-                return spans[-1][0] + spans[-1][1]
+                return spans[-1].first + spans[-1].count
         return super().count_events(experiment_id, trial_id)
 
     def query(self, query: Query) -> list[ExperimentSummary]:
