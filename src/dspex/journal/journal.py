@@ -684,8 +684,9 @@ class ExperimentJournal:
             f"  {unsaved} of {len(final.trials)} trial(s) are not in the store, and the "
             "experiment is not sealed there. Nothing is lost: all of it is kept in\n"
             f"    {directory}\n"
-            "  Once the store answers again, save it with:\n"
-            f"    dspex store recover --store {_quoted(url)} {_quoted(directory)}"
+            "  Once the store answers again, save it with"
+            + (" (the store's URL with its password):\n" if "***" in url else ":\n")
+            + f"    dspex store recover --store {_quoted(url)} {_quoted(directory)}"
         )
         logger.warning("%s", message)
         print(message, file=sys.stderr, flush=True)

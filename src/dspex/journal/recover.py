@@ -107,6 +107,11 @@ def recover(
         if store is None:
             if open_store is None or not result.store:
                 raise SpoolError(f"the spool at {directory} names no store; pass one")
+            if "***" in result.store:
+                raise SpoolError(
+                    f"the spool at {directory} names its store without the password "
+                    f"({result.store}): pass the full URL with --store"
+                )
             store = open_store(result.store)
         trials, stored = _trials(directory, experiment.id, result)
         if not _already_sealed(store, experiment.id):
