@@ -29,7 +29,8 @@ def test_each_attempt_and_the_accepted_demos_are_recorded(lm, arith, store):
     assert all(d.parent_id == s.id for s, d in zip(steps, decisions, strict=True))
     accepted = [d.payload for d in decisions if d.payload["details"]["accepted"]]
     rejected = [d.payload for d in decisions if not d.payload["details"]["accepted"]]
-    assert len(accepted) == 3 and accepted[0]["action"] == "Keep its trace as demo(s) for predict"
+    assert len(accepted) == 3
+    assert accepted[0]["action"] == "Keep its trace as demo(s) for qa.predict"
     assert all(r["action"] == "Discard the trace" for r in rejected)
     demos = compiled.predict.demos
     bootstrapped = [d for d in demos if d.get("augmented")]

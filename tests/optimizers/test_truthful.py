@@ -45,6 +45,9 @@ _BARE = {
         p, trainset=topics(2), eval_kwargs=EVAL
     ),
     "LabeledFewShot": lambda p: dspy.LabeledFewShot(k=3).compile(p, trainset=topics(2)),
+    "BootstrapFewShot": lambda p: dspy.BootstrapFewShot(
+        metric=scripted_metric, max_bootstrapped_demos=2, max_labeled_demos=0
+    ).compile(p, trainset=topics(2)),
     "GEPA": lambda p: dspy.GEPA(
         metric=scripted_metric,
         max_metric_calls=30,
@@ -72,6 +75,10 @@ def test_a_bare_predict_is_named_predict_in_every_record(store, optimizer):
             events_of(t, "decision")[0].payload["details"]["predictor"] == "predict"
             for t in candidates
         )
+    if optimizer == "BootstrapFewShot":
+        kept = [d for t in archived.trials for d in _decisions(t) if d["details"].get("accepted")]
+        assert kept and all(d["details"]["demos_added"] == {"predict": 1} for d in kept)
+        assert all(d["action"] == "Keep its trace as demo(s) for predict" for d in kept)
     if optimizer == "LabeledFewShot":
         decision = events_of(archived.trials[0], "decision")[0].payload
         assert decision["decision"] == "Labeled demos: predict gets 3"

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from dspex.capture.callback import error_event
-from dspex.capture.program import module_paths
+from dspex.capture.program import module_paths, predictor_path, program_name
 from dspex.model import EventKind
 from dspex.optimizers import register_hook
 from dspex.optimizers.base import OptimizerHook, Unrecognised
@@ -50,8 +50,11 @@ class BootstrapFewShotHook(OptimizerHook):
         return -1
 
     def _trace_counts(self) -> dict[str, int]:
+        """Traces kept so far per predictor, named as its variables are (``qa.predict``;
+        DSPy's ``name2traces`` says ``predict``, and ``self`` for a bare Predict)."""
         traces = getattr(self.optimizer, "name2traces", None) or {}
-        return {name: len(demos) for name, demos in traces.items()}
+        root = self.journal.program_name or program_name(self.student)
+        return {predictor_path(root, name): len(demos) for name, demos in traces.items()}
 
     def _attempt(self, original: Any, example: Any, round_idx: int) -> Any:
         assert self.recorder is not None
