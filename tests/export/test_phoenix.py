@@ -31,6 +31,7 @@ def exported(recorded, phoenix):
          "--store", recorded.store_url],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert " score annotations" in result.output  # found to be Phoenix: scores annotated
     expected = sum(expected_span_count(t) for t in recorded.experiment.trials)
     return recorded.experiment, phoenix_spans(phoenix, PROJECT, recorded.experiment), expected
 
@@ -138,3 +139,38 @@ def test_exporting_again_keeps_one_copy(exported, recorded, phoenix):
         time.sleep(0.5)
     everything = phoenix.client.spans.get_spans(project_identifier=PROJECT, limit=expected + 500)
     assert len(everything) == expected + len(marker_spans)
+
+
+def test_scores_are_phoenix_span_annotations_and_statuses_ok(exported, phoenix):
+    """Detected as Phoenix, the export annotates each trial's root span with its score
+    and scope, and each example's span with its value: Phoenix sorts and filters by them."""
+    from dspex.export.spans import span_id_of
+    from dspex.model.scopes import scope_of
+
+    experiment, spans, _ = exported
+    scored = [t for t in experiment.trials if t.score is not None]
+    assert scored
+    ids = {f"{span_id_of(t.id):016x}": t for t in scored}
+    examples = {
+        f"{span_id_of(e.id):016x}": e
+        for t in scored
+        for e in t.events
+        if e.kind.value == "example_result"
+    }
+    found = phoenix.client.spans.get_span_annotations(
+        span_ids=[*ids, *examples], project_identifier=PROJECT, limit=10000
+    )
+    by_span = {}
+    for annotation in found:
+        by_span.setdefault(annotation["span_id"], {})[annotation["name"]] = annotation
+    for span_id, trial in ids.items():
+        annotation = by_span[span_id]["dspex.score"]
+        scope = scope_of(trial)
+        assert annotation["result"]["score"] == trial.score
+        assert annotation["result"]["label"] == f"{scope.name} (n={scope.n})"
+    for span_id, event in examples.items():
+        annotation = by_span[span_id]["dspex.example_score"]
+        assert annotation["result"]["score"] == event.payload["value"]
+        assert annotation["result"]["label"] == ("passed" if event.payload["passed"] else "failed")
+    statuses = {s["status_code"] for s in spans}
+    assert "OK" in statuses  # spans that ended well say so (they were unset, shown "-")

@@ -55,7 +55,11 @@ def _to_otlp(experiment: Experiment, endpoint: str, options: Mapping[str, Any]) 
     rule = GiveUp(after=settings.otlp_give_up_after, seconds=settings.otlp_give_up_seconds)
     try:
         outcome = send_experiment(
-            experiment, destination, trial_ids=_trial_ids(experiment, options), give_up=rule
+            experiment,
+            destination,
+            trial_ids=_trial_ids(experiment, options),
+            give_up=rule,
+            phoenix_annotations=options.get("phoenix_annotations"),
         )
     finally:
         destination.shutdown()
@@ -201,6 +205,13 @@ def _headers(pairs: tuple[str, ...]) -> dict[str, str]:
     help="Only these trials (with --otlp or --otlp-file): row numbers (the # column), "
     "ranges and trial ids, comma-separated, such as 0-2,5,9-40. A failed export prints "
     "the command with the trials it did not send.",
+)
+@click.option(
+    "--phoenix-annotations/--no-phoenix-annotations",
+    "phoenix_annotations",
+    default=None,
+    help="With --otlp: also send the scores as Phoenix span annotations, so traces sort "
+    "and filter by score in Phoenix (default: when the receiver answers as Phoenix).",
 )
 @click.option(
     "--project",

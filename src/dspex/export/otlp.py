@@ -205,6 +205,11 @@ class OtlpDestination:
             listener(reason)
 
     @property
+    def headers(self) -> dict[str, str]:
+        """The headers given for every request (for other requests to the same server)."""
+        return dict(self._headers)
+
+    @property
     def shown_url(self) -> str:
         """The URL as messages show it (never a credential)."""
         return redact_url(self.url)

@@ -27,6 +27,7 @@ from pathlib import Path
 from dspex.errors import ExportError
 from dspex.export.mapping import trial_spans
 from dspex.export.otlp import OtlpDestination, otlp_json_lines
+from dspex.export.phoenix import is_phoenix, phoenix_base, score_annotations, send_annotations
 from dspex.export.selection import TrialRows
 from dspex.model import Experiment, Trial
 
@@ -81,6 +82,9 @@ class ExportOutcome:
     gave_up: str | None = None
     seconds: float = 0.0
     shown: str = ""  # the trials not sent, as messages name them: "0–2, 5"
+    annotated: int = 0
+    """Phoenix span annotations sent (scores; see :mod:`dspex.export.phoenix`)."""
+    annotation_problem: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -91,6 +95,10 @@ class ExportOutcome:
             f"exported {len(self.delivered)} of {self.trials} trials ({self.spans} spans) "
             f"of {self.experiment_id} to {self.destination} in {self.seconds:.1f}s"
         )
+        if self.annotated:
+            head += f"; {self.annotated} score annotations"
+        if self.annotation_problem is not None:
+            head += f"; annotations NOT all sent ({self.annotation_problem})"
         if self.ok:
             return head
         missing = f"{len(self.not_sent)} not delivered (trials {self.shown})"
@@ -106,10 +114,12 @@ def send_experiment(
     *,
     trial_ids: Collection[str] | None = None,
     give_up: GiveUp | None = None,
+    phoenix_annotations: bool | None = False,
 ) -> ExportOutcome:
     """Send every trial of ``experiment`` (or those in ``trial_ids``) as OTLP traces,
     one request per trial, giving up on a receiver that is not there (``give_up``,
-    default :class:`GiveUp()`)."""
+    default :class:`GiveUp()`). ``phoenix_annotations``: also send the scores as Phoenix
+    span annotations (None: when the receiver answers as Phoenix)."""
     rule = give_up or GiveUp()
     started = time.perf_counter()
     outcome = ExportOutcome(experiment.id, destination.shown_url)
@@ -136,6 +146,19 @@ def send_experiment(
             outcome.trials += len(selected) - position - 1
             break
     delivered = set(outcome.delivered)
+    base = phoenix_base(destination.url)
+    if phoenix_annotations is None and delivered:
+        phoenix_annotations = is_phoenix(base, destination.headers)
+    if phoenix_annotations:
+        for trial in selected:
+            if trial.id not in delivered:
+                continue
+            annotations = score_annotations(trial)
+            problem = send_annotations(base, annotations, headers=destination.headers)
+            if problem is not None:
+                outcome.annotation_problem = problem
+                break
+            outcome.annotated += len(annotations)
     outcome.not_sent = [t.id for t in selected if t.id not in delivered]
     outcome.shown = TrialRows.of(experiment.trials).shown(outcome.not_sent)
     outcome.seconds = time.perf_counter() - started
