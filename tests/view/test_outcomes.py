@@ -277,3 +277,28 @@ def test_trial_rows_say_what_the_views_say(gepa_run, simba_run, tmp_path):
     first = table.column("started_at")[0].as_py()
     assert first == gepa_run.trials[0].started_at
     assert table.column("outcome").to_pylist() == [r["outcome"] for r in rows]
+
+
+def test_the_examples_export_names_workers_as_the_trial_view_does():
+    """DSPy's Evaluate records an example's result on another thread than the one its
+    program ran on: the export names the run's worker, as the trial view's example runs do."""
+    from dspex.model.rows import example_rows
+    from dspex.offline import exact_match
+    from dspex.view.runs import segments
+    from dspex.view.timeline import build_timeline
+
+    _, dev = load_arith()
+    store = dspex.ResultStore.open("memory://")
+    with dspy.context(lm=dspex.offline_lm()), contextlib.redirect_stderr(io.StringIO()):
+        with dspex.experiment("workers", program=ArithQA(), store=store) as exp:
+            dspy.Evaluate(devset=dev[:12], metric=exact_match, num_threads=4)(ArithQA())
+    run = store.get_experiment(exp.id)
+    (trial,) = run.trials
+    shown = {}
+    for segment in segments(list(build_timeline(trial, run).blocks)):
+        for example in getattr(segment, "runs", ()):
+            shown[int(example.example)] = example.worker
+    assert len(shown) == 12
+    exported = {r["example_index"]: r["worker"] for r in example_rows(run)}
+    assert exported == shown
+    assert all(w.startswith("ThreadPoolExecutor") for w in exported.values())

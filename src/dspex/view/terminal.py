@@ -38,6 +38,7 @@ from dspex.view.text import (
     change_lines,
     lineage_line,
     rag_lines,
+    wrap_items,
 )
 from dspex.view.timeline import Entry, Timeline
 
@@ -53,6 +54,18 @@ TEXT_LINES = 12
 FOLD_WIDTH = 1000
 """Over :data:`~dspex.view.safetext.WRAP_BUDGET`, texts are cut into lines this long
 before rich wraps them (rich wraps one long line in quadratic time)."""
+
+
+class _Items:
+    """Items joined by `` · `` and wrapped between items at the console's width (rich
+    wraps at any space: ``parent:`` would end a line without its value)."""
+
+    def __init__(self, items: list[str], style: str = "") -> None:
+        self.items, self.style = items, style
+
+    def __rich_console__(self, console: Any, options: Any) -> Iterator[RenderableType]:
+        for line in wrap_items(self.items, options.max_width):
+            yield _text(line, style=self.style)
 
 
 def _text(value: str, style: str = "") -> Text:
@@ -123,7 +136,7 @@ def timeline_renderables(
         meta.append(f"strategy {timeline.strategy}")
     meta += [f"{name} {value}" for name, value in rag_lines(rag_stats(trial.events))]
     yield _text(timeline.title, style="bold underline")
-    yield _text(" · ".join(meta), style="dim")
+    yield _Items(meta, style="dim")
     yield from _time_bar(timeline)
     if timeline.parent is not None:
         lines = [f"Changes against parent ({trial_label(timeline.parent)}):"]
