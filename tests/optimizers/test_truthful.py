@@ -317,12 +317,17 @@ def test_the_instructions_shown_for_each_lm_call_are_the_ones_in_its_prompt(
 def _check_no_label_over_nothing(archived):
     """In every trial's text view, full and abridged: a label (``details:``,
     ``qa.predict.instructions after:``, ``parent:``) always has something after it."""
+    from rich.console import Console
+
+    from dspex.view.display import TrialView
     from dspex.view.text import render_trial_text
 
     for trial in archived.trials:
-        for abridged in (False, True):
-            lines = render_trial_text(archived, trial, abridged=abridged, max_events=None)
-            lines = lines.splitlines()
+        console = Console(file=io.StringIO(), width=100, color_system=None)
+        console.print(TrialView(archived, trial))
+        views = [render_trial_text(archived, trial, abridged=a, max_events=None) for a in (0, 1)]
+        for text in [*views, console.file.getvalue()]:
+            lines = [line.strip("│").rstrip() for line in text.splitlines()]
             for number, line in enumerate(lines):
                 assert not line.endswith(" parent:"), (trial.name, line)
                 if line.lstrip().startswith(">") or not line.endswith(":"):
