@@ -43,9 +43,10 @@ test: $(VENV)/.installed-test system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ## test-dspy: the capture, optimizer and contract tests against DSPy 3.2, 3.3 and 3.4
-## (the latest patch release of each, one uv venv each under .venv-dspy/).
+## (the latest patch release of each, one uv venv each under .venv-dspy/). DSPY_LINES="3.2 3.3"
+## runs some lines; TEST_DSPY_TESTS="tests/capture tests/contract" a subset of the tests.
 test-dspy: | $(UV)
-	PATH="$(CURDIR)/$(VENV)/uv/bin:$$PATH" bash scripts/test-dspy.sh
+	PATH="$(CURDIR)/$(VENV)/uv/bin:$$PATH" bash scripts/test-dspy.sh $(DSPY_LINES)
 
 ## check: lint, type-check, and the import contracts (layers, no cycles inside a package).
 check: $(VENV)/.installed-test
