@@ -208,6 +208,11 @@ def test_the_trial_page_leads_with_the_decision_and_the_change(gepa_run):
     assert str(trial_html(gepa_run, trial)).count(verdict.find("b").text()) == 1
     entry = root.find(id=verdict.find("a", "to-event").attrs["href"][1:])
     assert entry.find("a", href="#why") is not None
+    from dspex.view import TrialView
+
+    text = TrialView(gepa_run, trial).to_text(400)
+    assert text.count(verdict.find("b").text()) == 1
+    assert text.index("Why this trial: rejected") < text.index("Changes against parent")
 
 
 def test_the_returned_candidates_page_says_why(gepa_run):

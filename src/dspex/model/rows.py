@@ -23,6 +23,7 @@ from dspex.model.event import EventKind
 from dspex.model.outcomes import returned_trial_id, trial_outcome
 from dspex.model.payloads import LmCallPayload, payload_of
 from dspex.model.scopes import example_value, scope_of
+from dspex.model.spans import span_tree
 from dspex.model.trial import ExampleResult, Trial, example_key
 from dspex.model.trialref import candidate_number
 
@@ -151,11 +152,25 @@ def example_rows(experiment: Experiment) -> list[Row]:
     rows = []
     for trial in experiment.trials:
         scope = scope_of(trial)
+        workers = run_workers(trial)
         for result in trial.example_results:
-            rows.append(
-                _example_row(experiment, trial, result, scope.metric if scope else None, names)
-            )
+            row = _example_row(experiment, trial, result, scope.metric if scope else None, names)
+            row["worker"] = workers.get(result.index, result.worker)
+            rows.append(row)
     return rows
+
+
+def run_workers(trial: Trial) -> dict[int, str]:
+    """Example index -> the worker its program run ran on, as the views name it (the
+    run the span tree pairs with the example's result; DSPy's ``Evaluate`` records the
+    result on another thread than the run)."""
+    events = {e.id: e for e in trial.events}
+    found: dict[int, str] = {}
+    for run_id, example_id in span_tree(trial.events).scored_runs.items():
+        scored = payload_of(events[example_id], EventKind.EXAMPLE_RESULT)
+        if scored is not None and isinstance(scored["example"], int):
+            found[scored["example"]] = events[run_id].worker
+    return found
 
 
 def _example_row(

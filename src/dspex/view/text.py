@@ -158,7 +158,10 @@ def timeline_text(
     lines += _time_bar(timeline, width)
     if abridged:
         timeline = _without_routine(timeline)
-    lines += _blocks_text(timeline, width=width, max_lines=max_lines, max_events=max_events)
+    verdicts = frozenset(d.event_id for d in why.decisions if d.verdict) if why else frozenset()
+    lines += _blocks_text(
+        timeline, width=width, max_lines=max_lines, max_events=max_events, verdicts=verdicts
+    )
     lines += _problem_lines(timeline, width=width, max_lines=max_lines)
     return terminal_safe("\n".join(line.rstrip() for line in lines) + "\n")
 
@@ -263,7 +266,12 @@ def _parent_lines(timeline: Timeline, width: int) -> list[str]:
 
 
 def _blocks_text(
-    timeline: Timeline, *, width: int, max_lines: int | None, max_events: int | None
+    timeline: Timeline,
+    *,
+    width: int,
+    max_lines: int | None,
+    max_events: int | None,
+    verdicts: frozenset[str] = frozenset(),
 ) -> list[str]:
     lines: list[str] = []
     limit = timeline.event_count if max_events is None else max_events
@@ -276,6 +284,10 @@ def _blocks_text(
             lines += wrap_field(name, value, width=width, indent=0)
         several = len(block.workers) > 1
         for entry in block.entries[: limit - shown]:
+            if entry.event.id in verdicts:  # shown once, under "Why this trial"
+                pad = " " * (2 + 2 * min(entry.depth, 6))
+                lines.append(f"{pad}[{_clock(entry)}] {entry.title}: the verdict, above")
+                continue
             lines += _entry_text(entry, width=width, max_lines=max_lines, show_worker=several)
         shown += min(len(block.entries), limit - shown)
     if not timeline.blocks:
