@@ -594,6 +594,9 @@ def _own_attribute(instance: Any, name: str) -> Any:
 
 
 _demo_jsons: dict[int, tuple[Any, tuple[int, ...], list[Any]]] = {}
+# it keeps the user's demo lists alive: a few hundred candidates' worth is enough to
+# serve the calls of the ones running now
+_DEMO_CACHE_SIZE = 256
 _instruction_texts: dict[Any, tuple[Any, str]] = {}
 
 
@@ -626,7 +629,7 @@ def _demos_json(demos: Any) -> list[Any]:
     if cached is not None and cached[0] is demos and cached[1] == items:
         return cached[2]
     value = demos_json(demos)
-    if len(_demo_jsons) >= _CACHE_SIZE:
+    if len(_demo_jsons) >= _DEMO_CACHE_SIZE:
         _demo_jsons.clear()
     _demo_jsons[id(demos)] = (demos, items, value)
     return value
