@@ -23,6 +23,9 @@ def _isolated_settings(tmp_path, monkeypatch) -> Iterator[None]:
     # the tests' environment: the default store is this process's memory (the one
     # default that depends on DSPEX_ENV; docs/configuration.md)
     monkeypatch.setenv("DSPEX_ENV", "test")
+    # the write-ahead spool of experiments with a file or sql store (children inherit it):
+    # the test's own, not ~/.local/state (a killed child leaves its spool, by design)
+    monkeypatch.setenv("DSPEX_JOURNAL_SPOOL_DIR", str(tmp_path / "spool"))
     dspex.config.reset()
     ResultStore.reset_default()
     yield
