@@ -18,7 +18,12 @@ a page of events needs::
     >>> data == t.to_json_bytes(), index.count
     (True, 3)
     >>> [e.sequence for e in parse_events(index.events_bytes(data, 1, 3), trial_id)]
+    [0, 1, 2]
+    >>> [e.sequence for e in index.read(data, trial_id, 1, 2)]
     [1, 2]
+
+(:meth:`EventIndex.events_bytes` gives whole parts, here the one part of three events;
+:meth:`EventIndex.read` cuts the page out of them.)
 
 Parsing is fast: the bytes were written by dspex and are checked against their SHA-256
 before they are parsed, so events are built without pydantic's validation (which costs
