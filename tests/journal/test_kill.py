@@ -100,10 +100,12 @@ def _kills(tmp_path: Path, count: int, seed: int) -> None:
     assert ResultStore.open(f"file://{tmp_path / 'store'}", read_only=True).verify() == []
 
 
+@pytest.mark.timeout(900)
 def test_five_kills_lose_only_the_last_flush_interval(tmp_path):
     _kills(tmp_path, 5, seed=19)
 
 
 @pytest.mark.long
+@pytest.mark.timeout(3600)
 def test_fifty_kills_lose_only_the_last_flush_interval(tmp_path):
     _kills(tmp_path, 50, seed=1919)
