@@ -180,7 +180,13 @@ def test_worker_pools_record_every_call_in_the_trial(adapter, request, tmp_path)
     if adapter == "ray":
         request.getfixturevalue("ray_session")
     dspex.configure(
-        workers={"adapter": adapter, "pooling_enabled": True, "worker_shutdown_grace_period": 1.0},
+        workers={
+            "adapter": adapter,
+            "pooling_enabled": True,
+            "worker_shutdown_grace_period": 1.0,
+            "worker_init_timeout": 60.0,  # a loaded machine can exceed the default 10 s
+            "pool_startup_timeout": 90.0,
+        },
         evaluation={"harness_pool_size": 2},
     )
     count = tmp_path / "calls.txt"

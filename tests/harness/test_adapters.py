@@ -37,6 +37,9 @@ def _configure(adapter: str, request: pytest.FixtureRequest, **extra) -> None:
             "adapter": adapter if pooling else "thread",
             "pooling_enabled": pooling,
             "worker_shutdown_grace_period": 1.0,
+            # a loaded 2-core machine can take more than the default 10 s to start a worker
+            "worker_init_timeout": 60.0,
+            "pool_startup_timeout": 90.0,
             **extra,
         },
         evaluation={"harness_pool_size": 2},
