@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from typing import Any
 
 import dspy
 
@@ -30,6 +31,11 @@ class ScriptedEngine:
     def __init__(self) -> None:
         self.calls = 0
         self._lock = threading.Lock()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ScriptedEngine:
+        # DSPy 3.2's LM.copy deep-copies the LM and so its engine (SIMBA's sampling LMs):
+        # shared like a client connection, so that the counter sees every call
+        return self
 
     def answer(self, model, system, messages, temperature, candidate=0):
         with self._lock:
