@@ -173,6 +173,7 @@ def test_a_reflection_reads_as_proposal_minibatch_before_after_and_verdict(recor
 
 
 @full_record
+@offline_reflection
 def test_rejected_proposals_and_skipped_iterations_say_why(recorded):
     _, _, archived, _ = recorded
     rejected = [t for t in role(archived, "candidate") if t.metadata.get("accepted") is False]
