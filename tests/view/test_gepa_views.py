@@ -14,6 +14,7 @@ import dspex
 from dspex.offline import ArithQA, exact_match_with_feedback, load_arith
 from dspex.view import ExperimentView, TrialView
 from dspex.view.html import experiment_html
+from dspex.view.labels import trial_label
 from dspex.view.pareto import pareto_front
 from tests.view.htmltree import parse
 
@@ -55,8 +56,11 @@ def test_the_trial_view_reads_proposal_reflection_minibatch_and_verdict(gepa_run
         "Decision: New instruction for qa.predict",
         f"Candidate created: iteration {trial.metadata['iteration']} proposal",
         "Candidate scored",
-        f"Decision: Iteration {trial.metadata['iteration']} proposal accepted",
+        "Decision: the verdict, above",  # the verdict is shown once, under the why
     ]
+    verdict = f"Iteration {trial.metadata['iteration']} proposal accepted"
+    assert text.count(verdict) == 1 and text.index(verdict) < text.index(order[0])
+    assert text.startswith(trial_label(trial)) and "Why this trial: accepted" in text
     positions = [text.find(marker) for marker in order]
     assert -1 not in positions and positions == sorted(positions), list(
         zip(order, positions, strict=True)
