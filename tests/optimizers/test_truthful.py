@@ -13,6 +13,7 @@ import pytest
 import dspex
 from dspex import ExperimentStatus
 from dspex.offline import exact_match, exact_match_with_feedback
+from dspex.optimizers.gepa import MIN_GEPA, gepa_version
 
 from .conftest import QA, events_of, role
 from .scripted import FIRST, scripted_lm, scripted_metric, topics
@@ -59,6 +60,9 @@ _BARE = {
 
 @pytest.mark.parametrize("optimizer", sorted(_BARE))
 def test_a_bare_predict_is_named_predict_in_every_record(store, optimizer):
+    if optimizer == "GEPA" and (gepa_version() or MIN_GEPA) < MIN_GEPA:
+        pytest.skip("gepa < 0.1 (DSPy 3.2): GEPA runs in degraded mode, checked by "
+                    "test_gepa.py::test_the_record_is_full_or_says_it_is_degraded")  # fmt: skip
     lm, archived = _compile_bare(store, _BARE[optimizer])
     assert archived.status is ExperimentStatus.COMPLETED
     assert archived.warnings == ()  # no degraded mode: the hook understood the program
@@ -298,6 +302,9 @@ _OPTIMIZERS = {
 def test_the_instructions_shown_for_each_lm_call_are_the_ones_in_its_prompt(
     lm, arith, store, optimizer
 ):
+    if optimizer == "GEPA" and (gepa_version() or MIN_GEPA) < MIN_GEPA:
+        pytest.skip("gepa < 0.1 (DSPy 3.2): GEPA runs in degraded mode, checked by "
+                    "test_gepa.py::test_the_record_is_full_or_says_it_is_degraded")  # fmt: skip
     train, dev = arith
     quiet = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO())
     with quiet[0], quiet[1]:
