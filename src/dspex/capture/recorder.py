@@ -170,6 +170,8 @@ class TrialRecorder:
         self._raw: list[RawEvent] = []
         self._released = 0  # events handed to the journal's spool and dropped from _raw
         self._lock = threading.Lock()
+        self._drained = threading.Condition(self._lock)  # notified by release()
+        self._backlog_limit: int | None = None  # see bound_backlog()
         self._pid = os.getpid()
 
     # One overload per kind: the payload must be that kind's type (dspex.model.payloads).
@@ -249,7 +251,24 @@ class TrialRecorder:
                 ),
             )
         )
+        if self._backlog_limit is not None and len(self._raw) > self._backlog_limit:
+            self._wait_for_release()
         return event_id
+
+    def bound_backlog(self, limit: int) -> None:
+        """Keep at most about ``limit`` unreleased events in memory: past it, :meth:`emit`
+        waits until the journal's spool has taken them (:meth:`release`). Without it a
+        program that records faster than the spool writes would grow without bound."""
+        self._backlog_limit = limit
+
+    def _wait_for_release(self) -> None:
+        with self._drained:
+            limit = self._backlog_limit
+            if limit is None or len(self._raw) <= limit:
+                return
+            released = self._drained.wait_for(lambda: len(self._raw) <= limit // 2, timeout=2.0)
+            if not released:  # the spool stopped taking events: never slow the run again
+                self._backlog_limit = None
 
     def adopt(self, program: Any, paths: dict[int, str], key: Any = None) -> str:
         """Name ``program`` and its sub-modules with ``paths`` (from
@@ -293,6 +312,7 @@ class TrialRecorder:
             if count > 0:
                 del self._raw[:count]  # one step under the GIL: a concurrent emit appends after
                 self._released = position
+                self._drained.notify_all()
 
     def __len__(self) -> int:
         return self._released + len(self._raw)

@@ -48,6 +48,10 @@ logger = logging.getLogger(__name__)
 
 STORED_SUFFIX = ".stored"
 SPOOL_SUFFIX = ".spool"
+BACKLOG_LIMIT = 1_000
+"""Unspooled events a released trial may hold in memory: a program that records faster
+than the spool writes waits there (measured on an idle 2-core machine, direct calls
+outran the writer and the process grew about 5 KB per call)."""
 
 
 @dataclass
@@ -122,6 +126,8 @@ class ExperimentSpool:
             raise
         with self._files_lock:
             self._open[recorder.trial_id] = _SpooledTrial(recorder, file, release)
+        if release:
+            recorder.bound_backlog(BACKLOG_LIMIT)
 
     def flush_trial(self, spooled: _SpooledTrial) -> None:
         with spooled.lock:

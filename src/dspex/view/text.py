@@ -232,8 +232,10 @@ def wrap_items(items: list[str], width: int, sep: str = " · ") -> list[str]:
     label such as ``parent:`` never ends a line without its value); an item longer
     than a line is wrapped on its own.
 
-    >>> wrap_items(["depth 1 candidate 4", "status ok", "parent: Trial 2"], 30)
+    >>> wrap_items(["depth 1 candidate 4", "status ok", "parent: Trial 2"], 31)
     ['depth 1 candidate 4 · status ok', 'parent: Trial 2']
+    >>> wrap_items(["depth 1 candidate 4", "status ok", "parent: Trial 2"], 30)
+    ['depth 1 candidate 4', 'status ok · parent: Trial 2']
     """
     lines: list[str] = []
     line = ""
