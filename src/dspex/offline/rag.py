@@ -51,6 +51,7 @@ from typing import Any
 
 import dspy
 
+from dspex.offline.datasets import _normalize, exact_match
 from dspex.offline.harbor import CORPUS, RAG_RULES, STOPWORDS, WORD, harbor_rows
 
 __all__ = [
@@ -176,16 +177,10 @@ def load_harbor() -> tuple[list[Any], list[Any]]:
     return examples[:18], examples[18:]
 
 
-def _normalize(value: Any) -> str:
-    return " ".join(str(value).split()).strip().rstrip(".").lower()
-
-
 def rag_match(example: Any, pred: Any, trace: Any = None) -> float:
-    """1.0 when the predicted answer equals the label (case and a final period aside)."""
-    answer = getattr(pred, "answer", None) if pred is not None else None
-    if answer is None:
-        return 0.0
-    return 1.0 if _normalize(answer) == _normalize(example.answer) else 0.0
+    """1.0 when the predicted answer equals the label (case and a final period aside):
+    the arithmetic demo's :func:`~dspex.offline.datasets.exact_match`."""
+    return exact_match(example, pred, trace)
 
 
 def rag_match_with_feedback(
