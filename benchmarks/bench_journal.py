@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 WARM = 1000
 
@@ -35,7 +36,7 @@ def _rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _child(mode: str, calls: int, history: bool = True) -> dict[str, float]:
+def _child(mode: str, calls: int, history: bool = True) -> dict[str, Any]:
     import dspy
 
     import dspex
@@ -65,6 +66,7 @@ def _child(mode: str, calls: int, history: bool = True) -> dict[str, float]:
         seal = time.perf_counter() - leave
     warm = samples[0] if samples else _rss_mb()
     return {
+        "samples_mb": samples,
         "growth_mb": max(samples, default=warm) - warm,
         "end_mb": samples[-1] if samples else warm,
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -73,7 +75,21 @@ def _child(mode: str, calls: int, history: bool = True) -> dict[str, float]:
     }
 
 
-def run_child(mode: str, calls: int, *, history: bool = True) -> dict[str, float]:
+def growth_per_call_kb(samples_mb: list[float], skip: int = 3) -> float:
+    """The least-squares slope of RSS over the calls, in KB per call, leaving out the
+    first ``skip`` samples (one every 1,000 calls): a leak shows as a slope, while the
+    jitter of one sample (a batch in flight to the store, a malloc arena) does not."""
+    points = list(enumerate(samples_mb))[skip:]
+    if len(points) < 2:
+        raise ValueError(f"need at least {skip + 2} samples, got {len(samples_mb)}")
+    mean_x = sum(x for x, _ in points) / len(points)
+    mean_y = sum(y for _, y in points) / len(points)
+    spread = sum((x - mean_x) ** 2 for x, _ in points)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / spread
+    return slope * 1024 / 1000  # MB per 1,000 calls -> KB per call
+
+
+def run_child(mode: str, calls: int, *, history: bool = True) -> dict[str, Any]:
     """One configuration in a fresh process: ``dspy`` (DSPy alone), ``dspex`` (a block
     with a file store), ``memory`` (a block with the memory store)."""
     argv = ["--child", mode, str(calls)] + ([] if history else ["--no-history"])
@@ -84,8 +100,15 @@ def run_child(mode: str, calls: int, *, history: bool = True) -> dict[str, float
         check=True,
         cwd=Path(__file__).parents[1],
     )
-    last: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    last: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return last
+
+
+def _slope(row: dict[str, Any]) -> str:
+    try:
+        return f"{growth_per_call_kb(row['samples_mb']):.2f} KB/call"
+    except ValueError:
+        return "(too few calls)"
 
 
 def main(argv: list[str]) -> None:
@@ -103,13 +126,14 @@ def main(argv: list[str]) -> None:
     )
     print(
         f"{'':28} {'RSS growth':>11} {'RSS at end':>11} {'peak RSS':>9} "
-        f"{'leave block':>12} {'per call':>9}"
+        f"{'leave block':>12} {'per call':>9} {'slope':>13}"
     )
     names = {"dspy": "DSPy alone", "dspex": "dspex.experiment + spool"}
     for mode, row in rows.items():
         print(
             f"{names[mode]:28} {row['growth_mb']:>8.1f} MB {row['end_mb']:>8.0f} MB "
             f"{row['peak_mb']:>6.0f} MB {row['seal_s']:>10.2f} s {row['per_call_us']:>6.0f} us"
+            f" {_slope(row):>13}"
         )
     extra = rows["dspex"]["growth_mb"] - rows["dspy"]["growth_mb"]
     print(f"growth over DSPy alone: {extra:.1f} MB ({extra * 1024 / calls:.2f} KB per call)")
