@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from dspex.errors import ValidationError
 from dspex.model import Experiment, TraceEvent, Trial
@@ -243,13 +244,16 @@ def join_parts(header: bytes, index_at: int, parts: Sequence[bytes]) -> bytes:
 
 # -- parsing ------------------------------------------------------------------------------
 
-_loads: Callable[[bytes], Any]
+_loads: Callable[[bytes | memoryview], Any]
 try:  # a dependency of DSPy; the standard library's parser otherwise
     import orjson
 
     _loads = orjson.loads
 except ModuleNotFoundError:  # pragma: no cover - DSPy brings orjson
-    _loads = json.loads
+
+    def _loads(data: bytes | memoryview) -> Any:
+        return json.loads(bytes(data))
+
 
 _FIELDS = frozenset(TraceEvent.model_fields)
 _SOURCES = {s.value: s for s in EventSource}
@@ -258,48 +262,70 @@ _new_event = TraceEvent.__new__
 _ADAPTER: TypeAdapter[list[TraceEvent]] = TypeAdapter(list[TraceEvent])
 
 
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
+_set_attr = object.__setattr__
+_from_iso = datetime.fromisoformat
+
+
 def _event(d: dict[str, Any], trial_id: str) -> TraceEvent:
+    # Called once per stored event (200,000 times for a long trial): the checks of
+    # TraceEvent's validation that bytes written by dspex could fail, and the instance
+    # built as pydantic builds it, through the slots' own setters.
     if d.keys() != _FIELDS or d["trial_id"] != trial_id:
         raise ValueError("not an event of this trial")
-    stamp = datetime.fromisoformat(d["timestamp"])
-    if stamp.utcoffset() is None or type(d["sequence"]) is not int:
+    stamp = _from_iso(d["timestamp"])
+    if stamp.tzinfo is not UTC:
+        if stamp.utcoffset() is None:
+            raise ValueError("not a stored event")
+        stamp = stamp.astimezone(UTC)
+    if type(d["sequence"]) is not int or type(d["payload"]) is not dict:
         raise ValueError("not a stored event")
-    d["timestamp"] = stamp if stamp.tzinfo is UTC else stamp.astimezone(UTC)
+    d["timestamp"] = stamp
     d["source"] = _SOURCES[d["source"]]
     d["kind"] = _KINDS[d["kind"]]
-    if type(d["payload"]) is not dict:
-        raise ValueError("payload is not an object")
     event = _new_event(TraceEvent)
-    object.__setattr__(event, "__dict__", d)
-    object.__setattr__(event, "__pydantic_fields_set__", _FIELDS)
-    object.__setattr__(event, "__pydantic_extra__", None)
-    object.__setattr__(event, "__pydantic_private__", None)
+    _set_attr(event, "__dict__", d)
+    _set_fields_set(event, _FIELDS)
+    _set_extra(event, None)
+    _set_private(event, None)
     return event
 
 
-def parse_events(data: bytes, trial_id: str) -> list[TraceEvent]:
+def parse_events(data: bytes | memoryview, trial_id: str) -> list[TraceEvent]:
     """The events of a JSON array of stored events of ``trial_id``.
 
     Raises :class:`dspex.ValidationError` when ``data`` is not that. Garbage collection
     waits while a large array is parsed: it would otherwise walk the growing heap over
     and over (half the time of a 200,000-event trial), for objects that are all kept.
     """
-    if len(data) < _NO_GC_BYTES or not gc.isenabled():
+    with _no_gc(len(data)):
         return _parse_events(data, trial_id)
-    gc.disable()
-    try:
-        return _parse_events(data, trial_id)
-    finally:
-        gc.enable()
 
 
 _NO_GC_BYTES = 1 << 20
 
 
-def _parse_events(data: bytes, trial_id: str) -> list[TraceEvent]:
+@contextmanager
+def _no_gc(size: int) -> Iterator[None]:
+    """Garbage collection off while ``size`` bytes of JSON become records (see
+    :func:`parse_events`), when it is on and the JSON is large."""
+    if size < _NO_GC_BYTES or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _parse_events(data: bytes | memoryview, trial_id: str) -> list[TraceEvent]:
     try:
         raw = _loads(data)
     except ValueError:  # NaN, Infinity, integers beyond 64 bits: the full parser reads them
+        data = bytes(data)
         try:
             raw = json.loads(data)
         except ValueError:
@@ -310,7 +336,7 @@ def _parse_events(data: bytes, trial_id: str) -> list[TraceEvent]:
     except (KeyError, TypeError, ValueError, AttributeError):
         pass
     try:
-        events = _ADAPTER.validate_json(data)
+        events = _ADAPTER.validate_json(bytes(data))
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         raise ValidationError(f"stored events do not parse: {exc}") from exc
     for event in events:
@@ -319,20 +345,36 @@ def _parse_events(data: bytes, trial_id: str) -> list[TraceEvent]:
     return events
 
 
-def parse_trial(data: bytes, index: EventIndex | None, *, events: bool = True) -> Trial:
+def parse_trial(
+    data: bytes | memoryview, index: EventIndex | None, *, events: bool = True
+) -> Trial:
     """A trial from its stored JSON; quickly when ``index`` says where its events are.
 
     ``events=False``: the trial without its events (they are not parsed).
     Raises :class:`dspex.ValidationError` when ``data`` is not a trial.
     """
     if index is None:
-        trial = Trial.from_json(data)
+        trial = Trial.from_json(bytes(data))
         return trial if events else trial.model_copy(update={"events": ()})
     header = Trial.from_json(index.header(data))
     if not events or not index.count:
         return header
-    parsed = parse_events(b"".join((b"[", data[index.at : index.end], b"]")), header.id)
-    return header.model_copy(update={"events": tuple(parsed)})
+    array = _array(data, index)
+    with _no_gc(len(array)):  # the tuple and the copy of the header too
+        parsed = tuple(_parse_events(array, header.id))
+        return header.model_copy(update={"events": parsed})
+
+
+def _array(data: bytes | memoryview, index: EventIndex) -> bytes | memoryview:
+    """The JSON array of a trial's events, as it sits in ``data`` (no copy)."""
+    view = memoryview(data)
+    at, end = index.at, index.end
+    if 0 < at <= end < len(view) and view[at - 1] == _OPEN and view[end] == _CLOSE:
+        return view[at - 1 : end + 1]
+    return b"".join((b"[", view[at:end], b"]"))
+
+
+_OPEN, _CLOSE = ord("["), ord("]")
 
 
 # -- events appended while a trial runs ---------------------------------------------------

@@ -217,13 +217,13 @@ class MemoryBackend(StoreBackend):
         found = self._trial_bytes(experiment_id, trial_id)
         if found is None or isinstance(found, list):
             return None
-        return parse_trial(bytes(found[0]), found[1])
+        return parse_trial(found[0], found[1])
 
     def load_trial_header(self, experiment_id: str, trial_id: str) -> Trial | None:
         found = self._trial_bytes(experiment_id, trial_id)
         if found is None or isinstance(found, list):
             return None
-        return parse_trial(bytes(found[0]), found[1], events=False)
+        return parse_trial(found[0], found[1], events=False)
 
     def load_events(
         self, experiment_id: str, trial_id: str, offset: int, limit: int | None
