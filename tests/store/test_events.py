@@ -7,7 +7,14 @@ from datetime import UTC, datetime
 import pytest
 
 from dspex import TraceEvent, Trial, ValidationError, new_id
-from dspex.store._events import PART_EVENTS, parse_events, parse_trial, trial_json
+from dspex.store._events import (
+    PART_EVENTS,
+    parse_events,
+    parse_trial,
+    plan_append,
+    trial_json,
+    trial_with_parts,
+)
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -79,3 +86,18 @@ def test_events_of_another_trial_are_refused():
     trial = _trial(2)
     with pytest.raises(ValidationError):
         parse_events(_array(trial), new_id("trl"))
+
+
+@pytest.mark.parametrize(
+    ("count", "chunk"), [(1, 1), (PART_EVENTS, 100), (2 * PART_EVENTS + 7, 100)]
+)
+def test_appended_parts_spliced_give_the_json_and_index_of_the_whole_trial(count, chunk):
+    trial = _trial(count)
+    parts = []
+    for first in range(0, count, chunk):
+        parts += plan_append(first, first, trial.events[first : first + chunk], "t")
+    data, same, index = trial_with_parts(trial.model_copy(update={"events": ()}), parts)
+    assert (data, index) == trial_json(trial)[::2]
+    assert index is not None and index.count == count
+    assert parse_trial(data, index) == trial
+    assert same.events == ()

@@ -215,7 +215,7 @@ def trial_json(trial: Trial) -> tuple[bytes, Trial, EventIndex | None]:
     at = head.index(_EMPTY) + _AT
     if not events:
         return head, trial, EventIndex(0, at, at)
-    pieces: list[bytes] = []
+    pieces: list[bytes] = [head[:at]]
     firsts: list[int] = []
     starts: list[int] = []
     offset = at
@@ -224,16 +224,18 @@ def trial_json(trial: Trial) -> tuple[bytes, Trial, EventIndex | None]:
         if piece is None:
             data, clean = stored_json(trial)
             return data, clean, None
+        if first:
+            pieces.append(b",")
+            offset += 1
         firsts.append(first)
         starts.append(offset)
-        offset += len(piece) + 1
+        offset += len(piece)
         pieces.append(piece)
-    body = b",".join(pieces)
-    end = at + len(body)
+    pieces.append(head[at:])
     return (
-        b"".join((head[:at], body, head[at:])),
+        b"".join(pieces),  # joined once: a long trial's JSON is not copied twice
         trial,
-        EventIndex(len(events), at, end, tuple(firsts), tuple(starts)),
+        EventIndex(len(events), at, offset, tuple(firsts), tuple(starts)),
     )
 
 
@@ -468,32 +470,31 @@ def trial_with_parts(
 
 def splice_parts(head: bytes, at: int, parts: Sequence[EventPart]) -> tuple[bytes, EventIndex]:
     """A trial's JSON from its JSON without events (``"events":[]``, ``[`` ending at
-    ``at``) and its parts; small parts are joined into parts of about PART_EVENTS."""
-    groups: list[list[EventPart]] = []
-    size = 0
+    ``at``) and its parts; small parts are joined into parts of about PART_EVENTS.
+
+    The JSON is joined once, from the parts as they are: a long trial's events are then
+    in memory twice at most while it is sealed (its parts, and the trial's JSON)."""
+    pieces: list[bytes] = [head[:at]]
+    firsts: list[int] = []
+    starts: list[int] = []
+    offset, size, count = at, 0, 0
     for part in parts:
         if not part.count:
             continue
-        if groups and size + part.count <= PART_EVENTS:
-            groups[-1].append(part)
-            size += part.count
-        else:
-            groups.append([part])
-            size = part.count
-    merged = [
-        g[0]
-        if len(g) == 1
-        else EventPart(g[0].first, sum(p.count for p in g), b",".join(p.data for p in g))
-        for g in groups
-    ]
-    firsts, starts, offset = [], [], at
-    for part in merged:
-        firsts.append(part.first)
-        starts.append(offset)
-        offset += len(part.data) + 1
-    body = b",".join(p.data for p in merged)
-    index = EventIndex(stored_count(merged), at, at + len(body), tuple(firsts), tuple(starts))
-    return b"".join((head[:at], body, head[at:])), index
+        if count:
+            pieces.append(b",")
+            offset += 1
+        if not firsts or size + part.count > PART_EVENTS:  # a part of the index begins
+            firsts.append(part.first)
+            starts.append(offset)
+            size = 0
+        size += part.count
+        pieces.append(part.data)
+        offset += len(part.data)
+        count = part.stop
+    pieces.append(head[at:])
+    index = EventIndex(count, at, offset, tuple(firsts), tuple(starts))
+    return b"".join(pieces), index
 
 
 def parse_experiment(
