@@ -30,6 +30,8 @@ exported trace too. The rules:
 
 from __future__ import annotations
 
+import json
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -190,14 +192,34 @@ def _scored_runs(opening: list[TraceEvent], parents: dict[str, str | None]) -> d
     one its worker made before the result that no other example claimed, else the first
     unclaimed one whose inputs are the example's (DSPy's ``Evaluate`` records results on
     another thread than the calls). The timeline pairs a run with its score the same way;
-    an example without such a call has no run."""
+    an example without such a call has no run.
+
+    >>> from datetime import UTC, datetime
+    >>> from dspex.model.event import trusted_event
+    >>> def event(id, kind, source, worker, payload):
+    ...     return trusted_event(id=id, trial_id="t", parent_id=None, sequence=0,
+    ...         timestamp=datetime.now(UTC), monotonic_ns=0, pid=1, source=source,
+    ...         kind=kind, worker=worker, payload=payload)
+    >>> def start(id, worker, inputs):
+    ...     payload = {"module": "qa", "class": "Predict", "inputs": inputs}
+    ...     return event(id, "module_start", "execution", worker, payload)
+    >>> def result(id, worker, inputs):
+    ...     payload = {"index": 0, "inputs": inputs, "score": 1.0}
+    ...     return event(id, "example_result", "evaluation", worker, payload)
+    >>> events = [start("a", "w1", {"q": 1}), start("b", "w1", {"q": 2}),
+    ...           result("r2", "w2", {"q": 2}), result("r1", "w2", {"q": 1})]
+    >>> _scored_runs(events, {e.id: None for e in events})
+    {'b': 'r2', 'a': 'r1'}
+    """
     last_run: dict[tuple[str, str | None], str] = {}  # (worker, enclosing span) -> its call
     unscored: dict[str, TraceEvent] = {}
+    by_inputs = _RunsByInputs(unscored, parents)
     pairs: dict[str, str] = {}
     for event in opening:
         if event.kind is EventKind.MODULE_START:
             last_run[(event.worker, parents[event.id])] = event.id
             unscored[event.id] = event
+            by_inputs.add(event.id)
             continue
         scored = payload_of(event, EventKind.EXAMPLE_RESULT)
         if scored is None:
@@ -205,18 +227,45 @@ def _scored_runs(opening: list[TraceEvent], parents: dict[str, str | None]) -> d
         parent = parents[event.id]
         run = last_run.pop((event.worker, parent), None)
         if run is None or run not in unscored:
-            run = next(
-                (
-                    e.id
-                    for e in unscored.values()
-                    if parents[e.id] == parent and _inputs(e) == scored["inputs"]
-                ),
-                None,
-            )
+            run = by_inputs.first(parent, scored["inputs"])
         if run is not None:
             del unscored[run]
             pairs[run] = event.id
     return pairs
+
+
+class _RunsByInputs:
+    """The unclaimed module calls of :func:`_scored_runs` by (enclosing span, inputs), in
+    the order they were made: finding the first whose inputs are an example's is a lookup,
+    not a scan of every call so far (a trial of 50,000 events took a minute to show).
+    Calls are indexed only when a lookup needs them, and claimed ones are dropped then."""
+
+    def __init__(self, unscored: dict[str, TraceEvent], parents: dict[str, str | None]):
+        self._unscored = unscored
+        self._parents = parents
+        self._pending: list[str] = []
+        self._buckets: dict[tuple[str | None, str], deque[str]] = {}
+
+    def add(self, run_id: str) -> None:
+        self._pending.append(run_id)
+
+    def first(self, parent: str | None, inputs: object) -> str | None:
+        for run_id in self._pending:
+            if run_id in self._unscored:
+                key = (self._parents[run_id], _inputs_key(_inputs(self._unscored[run_id])))
+                self._buckets.setdefault(key, deque()).append(run_id)
+        self._pending.clear()
+        bucket = self._buckets.get((parent, _inputs_key(inputs)))
+        while bucket and bucket[0] not in self._unscored:
+            bucket.popleft()  # claimed since
+        for run_id in bucket or ():
+            if run_id in self._unscored and _inputs(self._unscored[run_id]) == inputs:
+                return run_id
+        return None
+
+
+def _inputs_key(inputs: object) -> str:
+    return json.dumps(inputs, sort_keys=True, default=repr)
 
 
 def _inputs(event: TraceEvent) -> object:
