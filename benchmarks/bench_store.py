@@ -3,12 +3,14 @@
     python -m benchmarks            # every benchmark, full size
     python -m benchmarks.bench_store --quick
     python -m benchmarks.bench_store --streaming [--issue]   # long trials, appends, rates
+    python -m benchmarks.bench_store --first-view [--issue]  # only the experiment page rows
 
 Streaming rows (issue 19): a trial of 20,000 events (200,000 with ``--issue``) appended
 100 at a time, sealed without its events in memory, read back whole, a page of 100 and
 its count; the file and SQLite stores recording 1,000 trials (20,000) of 30 events from
 one and eight threads, beside the disk's fdatasync floor; the memory backend's time per
-trial early and late; get_experiment of 200 trials (2,000).
+trial early and late; get_experiment of 200 trials (2,000), whole and without events, and
+the web UI's first view of that experiment's page and JSON (fresh app, server time).
     DSPEX_BENCH_SCALE=0.1 python -m benchmarks.bench_store
 
 Archive: one experiment of 1,000 trials x 30 events (LM-call payloads of about 2.5 KB)
@@ -396,21 +398,65 @@ def bench_streaming(tmp: Path, issue: bool) -> list[list[Any]]:
     url = f"sqlite:///{tmp / 'rate.db'}"
     rates.append(["sqlite record_trial, 1 thread (2,000 at most)",
                   *record_rate(url, min(trials, 2_000), 1)])  # fmt: skip
-    many = big_experiment(view_trials, 30, random.Random(11))
     first, later = memory_write_times(2_000)
-    viewed = many.replace(trials=many.trials[:view_trials])
-    best = max(viewed.trials, key=lambda t: t.score or 0.0)
-    viewed = viewed.replace(best_trial_id=best.id)
-    view_rows = []
-    for name in ("file", "sqlite"):
-        url = store_urls(tmp, Postgres(), f"view-{name}")[name]
-        store = ResultStore.open(url, auto_migrate=True).connect()
-        store.archive_experiment(viewed)
-        gc.collect()
-        view_rows.append([f"{name}: get_experiment, {view_trials:,} trials x 30 events",
-                          timed(lambda s=store: s.get_experiment(viewed.id))])  # fmt: skip
-        store.close()
+    view_rows = first_view_rows(tmp, view_trials)
     return [rows, rates, [[first, later]], view_rows, [[events, trials, view_trials]]]
+
+
+def first_view_rows(tmp: Path, view_trials: int) -> list[list[Any]]:
+    """A finished experiment of ``view_trials`` trials x 30 LM-call events archived in
+    the file and SQLite stores, then read: ``get_experiment`` whole and without events,
+    and the web UI's first view of its page and of its JSON (a fresh app each, the
+    record not yet read: the server time its Server-Timing header reports)."""
+    import gc
+
+    many = big_experiment(view_trials, 30, random.Random(11))
+    best = max(many.trials, key=lambda t: t.score or 0.0)
+    viewed = many.replace(best_trial_id=best.id)
+    del many
+    urls = {name: store_urls(tmp, Postgres(), f"view-{name}")[name] for name in ("file", "sqlite")}
+    for url in urls.values():
+        with ResultStore.open(url, auto_migrate=True) as store:
+            store.archive_experiment(viewed)
+    experiment_id = viewed.id
+    del viewed, best  # the reader's process holds no events: nothing for GC to walk
+    gc.collect()
+    rows: list[list[Any]] = []
+    size = f"{view_trials:,} trials x 30 events"
+    for name, url in urls.items():
+        with ResultStore.open(url, read_only=True) as store:
+            rows.append([f"{name}: get_experiment, {size}",
+                         timed(lambda s=store: s.get_experiment(experiment_id))])  # fmt: skip
+        gc.collect()
+        with ResultStore.open(url, read_only=True) as store:
+            bare = timed(lambda s=store: s.get_experiment(experiment_id, events=False))
+            rows.append([f"{name}: get_experiment(events=False), {size}", bare])
+        for path, what in ((f"/experiments/{experiment_id}", "page"),
+                           (f"/api/experiments/{experiment_id}", "JSON")):  # fmt: skip
+            gc.collect()
+            rows.append([f"{name}: dspex ui first view of its {what} (server)",
+                         ui_first_view(url, path)])  # fmt: skip
+    return rows
+
+
+def ui_first_view(url: str, path: str) -> float:
+    """Seconds of server time (Server-Timing) for ``path`` in a fresh web app over the
+    store at ``url``, as ``benchmarks.bench_viewer`` measures it."""
+    import warnings
+
+    from dspex.view.web import create_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from starlette.testclient import TestClient
+    store = ResultStore.open(url, read_only=True)
+    try:
+        client = TestClient(create_app(store), base_url="http://127.0.0.1")
+        response = client.get(path)
+        assert response.status_code == 200, response.text[:200]
+        return float(response.headers["server-timing"].split("dur=")[1]) / 1000
+    finally:
+        store.close()
 
 
 def print_streaming(result: list[list[Any]]) -> None:
@@ -423,7 +469,7 @@ def print_streaming(result: list[list[Any]]) -> None:
     print(table(["what", "trials/s", "1 thread, without building them"], rates))
     print(f"\nMemory backend record_trial, median: {memory[0][0]:.3f} ms over the first 200 "
           f"trials, {memory[0][1]:.3f} ms over 200 after 2,000")  # fmt: skip
-    print("\nFirst view of an experiment: the record read back whole")
+    print("\nFirst view of an experiment: the record read back, and the web UI's first view")
     print(table(["what", "seconds"], views))
     print("\nTargets (issue 19)")
     for row in rows:
@@ -432,6 +478,14 @@ def print_streaming(result: list[list[Any]]) -> None:
     best_rate = max(r[1] for r in file_rates)
     verdict = "ok" if best_rate >= 300 else "MISSED"
     print(f"  file store {best_rate:.0f} trials/s (>= 300): {verdict}")
+    print_first_view_targets(views)
+
+
+def print_first_view_targets(views: list[list[Any]]) -> None:
+    for what, seconds in views:
+        if "first view of its page" in what:
+            verdict = "ok" if seconds < 0.3 else "MISSED"
+            print(f"  {what}: {seconds * 1000:.0f} ms (< 300 ms): {verdict}")
 
 
 # -- query ---------------------------------------------------------------------------------
@@ -584,6 +638,15 @@ def main() -> None:
     factor = scale()
     tmp = Path(tempfile.mkdtemp(prefix="dspex-bench-"))
     pg = Postgres()
+    if "--first-view" in sys.argv[1:]:  # only the first-view rows; --issue: 2,000 trials
+        try:
+            views = first_view_rows(tmp, 2_000 if "--issue" in sys.argv[1:] else 200)
+            print("\nFirst view of an experiment: the record read back, and the web UI's")
+            print(table(["what", "seconds"], views))
+            print_first_view_targets(views)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
     if "--streaming" in sys.argv[1:]:  # only the streaming rows; --issue: the issue's sizes
         try:
             print_streaming(bench_streaming(tmp, "--issue" in sys.argv[1:]))

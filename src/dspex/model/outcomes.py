@@ -34,11 +34,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from dspex.formatting import format_number, format_score
-from dspex.model.event import EventKind
-from dspex.model.payloads import DecisionPayload, OptimizerEndPayload, payload_of
+from dspex.model.payloads import DecisionPayload, OptimizerEndPayload
 from dspex.model.trial import Trial
 
 __all__ = [
@@ -83,11 +82,6 @@ def scored_text(score: float | None, scope: str | None, n: int | None) -> str:
     return text
 
 
-def _decisions(trial: Trial) -> list[DecisionPayload]:
-    found = (payload_of(e, EventKind.DECISION) for e in trial.events)
-    return [d for d in found if d is not None]
-
-
 def trial_outcome(trial: Trial) -> Outcome | None:
     """The outcome of ``trial`` (see the module docs), None when nothing was decided."""
     metadata = trial.metadata
@@ -98,13 +92,9 @@ def trial_outcome(trial: Trial) -> Outcome | None:
         return Outcome.SKIPPED
     if metadata.get("role") == "iteration":  # GEPA: an iteration that proposed nothing
         return Outcome.NO_CHANGE
-    for decision in reversed(_decisions(trial)):
-        details = decision["details"] if isinstance(decision["details"], dict) else {}
-        if isinstance(details.get("accepted"), bool):
-            return Outcome.ACCEPTED if details["accepted"] else Outcome.REJECTED
-        if details.get("skipped") is True:
-            return Outcome.NO_CHANGE
-    return None
+    # the last decision whose details say accepted (true or false) or skipped
+    decided = trial.summarized_events().decided
+    return Outcome(decided) if decided is not None else None
 
 
 def compile_trial(trials: Sequence[Trial]) -> Trial | None:
@@ -117,11 +107,11 @@ def compile_trial(trials: Sequence[Trial]) -> Trial | None:
 
 
 def _end_of(trial: Trial) -> OptimizerEndPayload | None:
-    for event in reversed(trial.events):
-        end = payload_of(event, EventKind.OPTIMIZER_END)
-        if end is not None:
-            return end
-    return None
+    """The trial's last ``optimizer_end`` (its required keys there, as ``payload_of``)."""
+    end = trial.summarized_events().optimizer_end
+    if end is None:
+        return None
+    return cast(OptimizerEndPayload, {"optimizer": None, "ok": None, "error": None, **end})
 
 
 def returned_trial_id(trials: Sequence[Trial]) -> str | None:
@@ -219,16 +209,10 @@ def return_reason(
 
 def _return_decision(compiled: Trial) -> tuple[str, DecisionPayload] | None:
     """The compile's last run-level decision that says what it returns (``Return ...``)."""
-    for event in reversed(compiled.events):
-        decision = payload_of(event, EventKind.DECISION)
-        if decision is not None and decision["step"] is None and _is_return(decision):
-            return event.id, decision
-    return None
-
-
-def _is_return(decision: DecisionPayload) -> bool:
-    text = decision["decision"]
-    return isinstance(text, str) and text.startswith("Return")
+    summary = compiled.summarized_events()
+    if summary.return_event is None or summary.return_decision is None:
+        return None
+    return summary.return_event, cast(DecisionPayload, summary.return_decision)
 
 
 def outcomes_of(trials: Iterable[Trial]) -> dict[str, Outcome | None]:

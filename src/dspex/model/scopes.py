@@ -19,10 +19,10 @@ fingerprint of their inputs and labels, as the scoring code computes it::
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import cast
 
-from dspex.model.event import EventKind
 from dspex.model.intervals import metric_kind
-from dspex.model.payloads import TrialScorePayload, payload_of
+from dspex.model.payloads import TrialScorePayload
 from dspex.model.trial import ExampleResult, MetricKind, ScoreScope, Trial, TrialStatus
 
 __all__ = [
@@ -60,11 +60,10 @@ def scope_of(trial: Trial) -> ScoreScope | None:
 
 
 def _score_payload(trial: Trial) -> TrialScorePayload | None:
-    for event in reversed(trial.events):
-        score = payload_of(event, EventKind.TRIAL_SCORE)
-        if score is not None:
-            return score
-    return None
+    score = trial.summarized_events().trial_score  # the last trial_score event's
+    if score is None:
+        return None
+    return cast(TrialScorePayload, {"score": None, "failures": None, **score})
 
 
 def _metric_of(trial: Trial) -> str | None:

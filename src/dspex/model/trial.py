@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 from dspex.ids import new_id
 from dspex.model._base import ExperimentId, JsonDict, Record, TrialId, UtcDatetime
 from dspex.model.event import TraceEvent
+from dspex.model.eventsummary import EventSummary, summarize_events
 
 __all__ = [
     "ErrorInfo",
@@ -283,6 +284,11 @@ class Trial(Record):
     """The version of the event payload format (:data:`dspex.model.payloads.EVENT_FORMAT`);
     records written before it was recorded read as 1."""
     metadata: JsonDict = Field(default_factory=dict)
+    event_summary: EventSummary | None = Field(default=None, exclude_if=lambda v: v is None)
+    """What the experiment views need from ``events`` (:mod:`dspex.model.eventsummary`),
+    stored when the trial is recorded so that they need not read its events; None in
+    records written before it (it is then computed from the events). Not written when
+    None, so those records serialize to the same bytes as before."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Trial:
@@ -296,6 +302,13 @@ class Trial(Record):
                     f"event {event.id} belongs to trial {event.trial_id}, not {self.id}"
                 )
         return self
+
+    def summarized_events(self) -> EventSummary:
+        """:attr:`event_summary` as stored, else computed from :attr:`events` (a trial
+        read without its events, ``get_trial(events=False)``, has it stored)."""
+        if self.event_summary is not None:
+            return self.event_summary
+        return summarize_events(self.events)
 
     @property
     def duration_ms(self) -> float | None:

@@ -19,10 +19,10 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from dspex.errors import CorruptRecordError, ValidationError
 from dspex.store._events import EventIndex
@@ -149,6 +149,9 @@ def write_record(path: Path, record: EncodedRecord, *, temp_dir: Path | None = N
         ],
         "summary": record.summary.to_dict(),
     }
+    if record.summaries and record.at is not None:  # derived: for reading trials alone
+        content["head"] = hashlib.sha256(record.header).hexdigest()  # JSON without trials
+        content["summaries"] = [s.to_dict() for s in record.summaries]
     if record.events:
         content["events"] = [
             None if index is None else _event_entry(data, index, start)
@@ -251,6 +254,39 @@ class RecordFile:
             )
         return body, header, trials
 
+    def headers(self) -> tuple[bytes, list[bytes], dict[str, Any]] | None:
+        """The experiment's JSON without its trials, each trial's JSON without its events
+        (whole where its events are not indexed), checked, and the summaries of their
+        events, and nothing else of the file; None for records written before the footer
+        kept the header's SHA-256 and the summaries."""
+        footer = self.footer()
+        head, spans, summaries = footer.get("head"), footer["trials"], footer.get("summaries")
+        entries = footer.get("events") or [None] * len(spans)
+        if not isinstance(head, str) or not spans:
+            return None
+        if not isinstance(summaries, list) or len(summaries) != len(spans):
+            return None
+        try:
+            with open(self.path, "rb") as f:
+                read = _reader(f)
+                header = read(0, spans[0][1]) + read(spans[-1][2], footer["body_length"])
+                if hashlib.sha256(header).hexdigest() != head:
+                    raise self._fail("content does not match its checksum")
+                trials = []
+                for (trial_id, start, end, digest), entry in zip(spans, entries, strict=True):
+                    events = _trial_events(entry)
+                    if events is None:
+                        data, expected = read(start, end), digest
+                    else:
+                        index, expected = events.index, events.header_digest
+                        data = read(start, index.at) + read(index.end, end)
+                    if hashlib.sha256(data).hexdigest() != expected:
+                        raise self._fail(f"trial {trial_id} does not match its checksum")
+                    trials.append(data)
+        except OSError as exc:
+            raise self._fail(f"cannot read: {exc}") from exc
+        return header, trials, {span[0]: s for span, s in zip(spans, summaries, strict=True)}
+
     def trial(self, trial_id: str) -> tuple[bytes, EventIndex | None] | None:
         """A trial's JSON, checked, and where its events are in it (None for records
         written before events were indexed)."""
@@ -327,6 +363,17 @@ class RecordFile:
                 remaining -= len(chunk)
         if "sha256:" + digest.hexdigest() != footer["checksum"]:
             yield f"content does not match its checksum ({self.path})"
+
+
+def _reader(f: BinaryIO) -> Callable[[int, int], bytes]:
+    def read(start: int, end: int) -> bytes:
+        f.seek(start)
+        data = f.read(end - start)
+        if len(data) != end - start:
+            raise OSError(f"file is truncated ({start}..{end})")
+        return data
+
+    return read
 
 
 def _span(index: EventIndex, offset: int, limit: int | None) -> tuple[int, int]:

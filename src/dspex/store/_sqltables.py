@@ -71,6 +71,10 @@ trials = Table(
     Column("position", Integer, nullable=False),  # order in the record (the index while running)
     Column("payload", LargeBinary, nullable=False),  # zlib: the trial's JSON
     Column("events", Text),  # where its events are in that JSON (EventIndex.to_list)
+    # Derived, when sealed (migration 0006): the trial's JSON without its events, and what
+    # views need from its events (EventSummary), each after the start of its SHA-256.
+    Column("header", Text),
+    Column("summary", Text),
     PrimaryKeyConstraint("experiment_id", "trial_id"),
     ForeignKeyConstraint(["experiment_id"], ["dspex_experiments.id"], ondelete="CASCADE"),
 )
@@ -147,6 +151,12 @@ def compress_many(parts: list[bytes]) -> list[bytes]:
         return [payload for batch in done for payload in batch]
 
 
+def has_digest(data: bytes) -> bool:
+    """Whether a payload carries the SHA-256 of its JSON (checked by :func:`decompress`
+    alone, without the record's checksum)."""
+    return data[: len(_CHECKED)] == _CHECKED
+
+
 def decompress(record_id: str, data: bytes) -> bytes:
     """What :func:`compress` stored; :class:`dspex.CorruptRecordError` naming ``record_id``
     when it does not decompress or does not match its digest.
@@ -197,6 +207,7 @@ def experiment_rows(record: EncodedRecord) -> tuple[dict[str, Any], list[dict[st
     if payloads is None:
         payloads = tuple(compress_many([data for _, data in record.trials]))
     indexes = record.events or (None,) * len(record.trials)
+    summaries = record.summaries or (None,) * len(record.trials)
     trial_rows = [
         {
             "experiment_id": record.id,
@@ -204,9 +215,11 @@ def experiment_rows(record: EncodedRecord) -> tuple[dict[str, Any], list[dict[st
             "position": position,
             "payload": payload,
             "events": index_text(index),
+            "header": None if index is None else checked_text(index.header(data).decode()),
+            "summary": None if summary is None else checked_text(summary.to_json()),
         }
-        for position, ((tid, _), payload, index) in enumerate(
-            zip(record.trials, payloads, indexes, strict=True)
+        for position, ((tid, data), payload, index, summary) in enumerate(
+            zip(record.trials, payloads, indexes, summaries, strict=True)
         )
     ]
     return row, trial_rows
@@ -218,6 +231,21 @@ def index_text(index: EventIndex | None) -> str | None:
         return None
     text = json.dumps(index.to_list(), separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16] + ":" + text
+
+
+def checked_text(text: str) -> str:
+    """Derived JSON as stored beside a record: after the start of its SHA-256."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16] + ":" + text
+
+
+def checked_body(text: str | None) -> str | None:
+    """What :func:`checked_text` stored, or None: none stored, or damaged."""
+    if text is None:
+        return None
+    digest, _, body = text.partition(":")
+    if hashlib.sha256(body.encode()).hexdigest()[:16] != digest:
+        return None
+    return body
 
 
 def index_of(text: str | None) -> EventIndex | None:

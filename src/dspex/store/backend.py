@@ -21,6 +21,7 @@ from dspex.extras import require
 from dspex.model import Experiment, StudyRecord, StudySummary, TraceEvent, Trial
 from dspex.redact import redact_url
 from dspex.store._events import EventPart
+from dspex.store._summaries import stripped
 from dspex.store.codec import EncodedRecord, PartTransform
 from dspex.store.query import ExperimentSummary, Query
 
@@ -139,6 +140,13 @@ class StoreBackend(ABC):
         none, or when the experiment is sealed): what :meth:`seal` gets in their place
         when the trial is archived without events."""
         return []
+
+    def load_headers(self, experiment_id: str) -> Experiment | None:
+        """The experiment with every trial without its events (``events == ()``), with
+        its :attr:`~dspex.Trial.event_summary` where the record kept one (the service
+        computes the missing ones). Backends that store events apart do not read them."""
+        experiment = self.load(experiment_id)
+        return None if experiment is None else stripped(experiment)
 
     def load_trial_header(self, experiment_id: str, trial_id: str) -> Trial | None:
         """One trial without its events (``events == ()``); backends that store events

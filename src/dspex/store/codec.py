@@ -35,6 +35,7 @@ from typing import Any
 
 from dspex.model import Experiment, Trial
 from dspex.model._base import plain_json, stored_json
+from dspex.model.eventsummary import EventSummary
 from dspex.store._events import EventIndex, EventPart, parse_events, trial_json, trial_with_parts
 from dspex.store.query import ExperimentSummary, summary_of
 
@@ -64,6 +65,7 @@ class EncodedRecord:
     summary: ExperimentSummary
     stored: tuple[bytes, ...] | None = None  # each trial's JSON transformed, when asked for
     events: tuple[EventIndex | None, ...] = ()  # where each trial's events are in its JSON
+    summaries: tuple[EventSummary, ...] = ()  # of each trial's events, kept beside (derived)
 
     def chunks(self) -> Iterator[bytes]:
         """The record's JSON, piece by piece (concatenated they are :attr:`body`)."""

@@ -69,6 +69,7 @@ from dspex.store._filerecord import (
     write_record,
 )
 from dspex.store._filestudies import StudyFiles
+from dspex.store._summaries import parse_headers, stripped
 from dspex.store._triallog import LOG_NAME, TrialLog, frame
 from dspex.store.backend import (
     BackendOptions,
@@ -409,6 +410,23 @@ class FileBackend(StoreBackend):
         if found is None:
             return None
         return _parse_trial(record, found[0], found[1], trial_id)
+
+    def load_headers(self, experiment_id: str) -> Experiment | None:
+        record = self._record(experiment_id)
+        if record.path.exists():
+            found = record.headers()
+            if found is not None:
+                header, trials, summaries = found
+                try:
+                    parsed = parse_headers(header, trials, summaries)
+                except DspexValidationError as exc:
+                    raise CorruptRecordError(experiment_id, f"does not parse: {exc}") from exc
+                if parsed.id != experiment_id:
+                    raise CorruptRecordError(
+                        experiment_id, f"a file in its folder holds experiment {parsed.id!r}"
+                    )
+                return stripped(parsed)  # trials whose events were not indexed hold them
+        return super().load_headers(experiment_id)
 
     def load_trial_header(self, experiment_id: str, trial_id: str) -> Trial | None:
         record = self._record(experiment_id)

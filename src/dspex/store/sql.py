@@ -14,6 +14,7 @@ failing.
 from __future__ import annotations
 
 import functools
+import json
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -58,6 +59,7 @@ from dspex.store._events import (
     splice_parts,
     trial_json,
 )
+from dspex.store._summaries import parse_headers
 from dspex.store._summarytable import micros, select_count, select_page, summary_from_row
 from dspex.store.backend import (
     BackendOptions,
@@ -479,6 +481,39 @@ class SqlBackend(StoreBackend):
                 header, [(p, tables.index_of(r.events)) for p, r in zip(parts, rows, strict=True)]
             )
         except ValidationError as exc:
+            raise CorruptRecordError(experiment_id, f"does not parse: {exc}") from exc
+        if parsed.id != experiment_id:
+            raise CorruptRecordError(experiment_id, f"its row holds experiment {parsed.id!r}")
+        return parsed
+
+    def load_headers(self, experiment_id: str) -> Experiment | None:
+        """A sealed experiment's trials without their events: their headers and the
+        summaries of their events as sealed (migration 0006), not their payloads; rows
+        sealed before, or a damaged copy, read the trials' payloads instead."""
+        with self._read(snapshot=True) as conn:
+            row = conn.execute(
+                select(E.c.sealed, E.c.header, E.c.trials_at).where(E.c.id == experiment_id)
+            ).first()
+            if row is None:
+                return None
+            rows = conn.execute(
+                select(T.c.trial_id, T.c.header, T.c.summary)
+                .where(T.c.experiment_id == experiment_id)
+                .order_by(T.c.position)
+            ).all()
+        if not row.sealed or not rows or not tables.has_digest(row.header):
+            return super().load_headers(experiment_id)
+        headers = [tables.checked_body(r.header) for r in rows]
+        summaries = {r.trial_id: tables.checked_body(r.summary) for r in rows}
+        if any(h is None for h in headers) or any(s is None for s in summaries.values()):
+            return super().load_headers(experiment_id)
+        try:
+            parsed = parse_headers(
+                tables.decompress(experiment_id, row.header),
+                [h.encode() for h in headers if h is not None],
+                {k: json.loads(v) for k, v in summaries.items() if v is not None},
+            )
+        except (ValidationError, ValueError) as exc:
             raise CorruptRecordError(experiment_id, f"does not parse: {exc}") from exc
         if parsed.id != experiment_id:
             raise CorruptRecordError(experiment_id, f"its row holds experiment {parsed.id!r}")

@@ -371,10 +371,11 @@ TRIAL_COLUMNS = (
 
 
 def _linker(trial_url: TrialUrl | None) -> Callable[[Trial, str], Markup]:
+    # Concatenation, not Markup.format: a page of 2,000 trials makes thousands of links.
     def link(trial: Trial, text: str) -> Markup:
         if trial_url is None:
             return escape(text)
-        return Markup('<a href="{}">{}</a>').format(trial_url(trial), text)
+        return Markup('<a href="' + _text(trial_url(trial)) + '">' + _text(text) + "</a>")
 
     return link
 
@@ -455,6 +456,7 @@ def experiment_html(
             pareto=pareto_front(experiment),
             facets=_facets(overview),
             columns=TRIAL_COLUMNS,
+            rows_html=_rows_html(overview, link),
             link=link,
             verdict=verdict_html(experiment, trial_url=trial_url, compare_url=compare_url),
             best_lines=best_against_baseline(overview),
@@ -472,6 +474,71 @@ def experiment_html(
         )
     )
     return Markup(html)
+
+
+def _rows_html(overview: Overview, link: Callable[[Trial, str], Markup]) -> Markup:
+    """The trial table's rows. Built in Python: the template took ~150 µs a row, and an
+    experiment of 2,000 trials has 2,000 of them."""
+    best_id = overview.best.id if overview.best else None
+    rows = []
+    for row in overview.rows:
+        t = row.trial
+        outcome = row.outcome.value if row.outcome else ""
+        outcome_css = _esc(outcome.replace(" ", "-"))
+        classes = (
+            ("best" if best_id is not None and best_id == t.id else "")
+            + (" returned" if row.returned else "")
+            + (" outcome-" + outcome_css if row.outcome else "")
+        )
+        score = "" if t.score is None else _esc(str(t.score))
+        duration = t.duration_ms
+        parents = (
+            ", ".join(
+                '<span title="'
+                + _esc(full_label(p))
+                + '">'
+                + str(link(p, short_label(p)))
+                + "</span>"
+                for p in row.parent_trials
+            )
+            or "–"
+        )
+        tid = _esc(t.id)
+        rows.append(
+            '<tr class="' + _esc(classes) + '" id="row-' + tid + '" data-trial="' + tid
+            + '" data-role="' + _esc(row.role or "") + '" data-strategy="'
+            + _esc(row.strategy or "") + '" data-outcome="' + _esc(outcome)
+            + '" data-status="' + _esc(t.status.value) + '" data-scope="'
+            + _esc(row.scope or "") + '" data-score="' + score + '"><td class="num">'
+            + str(t.index) + '</td><td class="name">' + str(link(t, t.name or trial_label(t)))
+            + (' <span class="badge returned">returned</span>' if row.returned else "")
+            + "</td><td>" + _esc(row.role or "–") + "</td><td>" + _esc(row.strategy or "–")
+            + '</td><td class="outcome">'
+            + ('<span class="badge outcome-' + outcome_css + '">' + _esc(outcome) + "</span>"
+               if row.outcome else "–")
+            + '</td><td class="num" data-value="' + score + '" title="' + _esc(scored(t))
+            + '">' + _esc(format_score(t.score)) + "</td><td>" + _esc(row.scope or "–")
+            + '</td><td class="num">' + ("" if row.n is None else str(row.n))
+            + '</td><td class="parents">' + parents + '</td><td class="num">'
+            + str(row.lm_calls) + '</td><td class="num">' + str(row.tokens)
+            + '</td><td class="num">' + str(row.errors) + '</td><td class="num" data-value="'
+            + _esc(str(duration or "")) + '">'
+            + _esc(format_ms(duration) if duration is not None else "") + "</td><td>"
+            + _esc(t.status.value) + "</td></tr>\n"
+        )  # fmt: skip
+    return Markup("".join(rows))
+
+
+def _esc(text: str) -> str:
+    """``text`` escaped exactly as :func:`markupsafe.escape` does, as a plain ``str``
+    (faster for the many short strings of a large table)."""
+    return (
+        text.replace("&", "&amp;")
+        .replace(">", "&gt;")
+        .replace("<", "&lt;")
+        .replace("'", "&#39;")
+        .replace('"', "&#34;")
+    )
 
 
 def _facets(overview: Overview) -> list[tuple[str, list[str]]]:
@@ -522,28 +589,48 @@ def _close(node: LineageNode) -> Markup:
 def _lineage_item(
     node: LineageNode, link: Callable[[Trial, str], Markup], has_children: bool
 ) -> Markup:
+    # Built by concatenating escaped pieces (Markup.format costs ~70 µs a call, and the
+    # lineage of a 2,000-trial experiment has 2,000 items).
     trial = node.trial
-    how = Markup(" via <code>{}</code>").format(node.strategy) if node.strategy else Markup("")
-    marks = Markup("")
-    if node.outcome is not None:
-        marks += Markup(' <span class="badge outcome-{}">{}</span>').format(
-            node.outcome.value.replace(" ", "-"), node.outcome.value
-        )
-    if node.returned:
-        marks += Markup(' <span class="badge returned">returned</span>')
-    text = Markup('{} <span class="meta">({})</span>{}{}').format(
-        link(trial, full_label(trial)), scored(trial), how, marks
-    )
+    how = " via <code>" + _text(node.strategy) + "</code>" if node.strategy else ""
+    marks = ""
     classes = [
         c for c, on in (("on-best-path", node.on_best_path), ("returned", node.returned)) if on
     ]
     if node.outcome is not None:
+        value = _text(node.outcome.value)
+        css = _text(node.outcome.value.replace(" ", "-"))
+        marks += ' <span class="badge outcome-' + css + '">' + value + "</span>"
         classes.append("outcome-" + node.outcome.value.replace(" ", "-"))
-    best = Markup(' class="{}"').format(" ".join(classes)) if classes else Markup("")
+    if node.returned:
+        marks += ' <span class="badge returned">returned</span>'
+    text = (
+        str(link(trial, full_label(trial)))
+        + ' <span class="meta">('
+        + _text(scored(trial))
+        + ")</span>"
+        + how
+        + marks
+    )
+    best = ' class="' + _text(" ".join(classes)) + '"' if classes else ""
     if not has_children:
-        return Markup("<li{}>{}").format(best, text)
-    opened = Markup(" open") if node.on_best_path else Markup("")
+        return Markup("<li" + best + ">" + text)
+    opened = " open" if node.on_best_path else ""
     return Markup(
-        '<li{}><details{}><summary>{} <span class="meta">· {} below</span></summary>'
-        '<ul class="lineage">'
-    ).format(best, opened, text, node.descendants)
+        "<li"
+        + best
+        + "><details"
+        + opened
+        + "><summary>"
+        + text
+        + ' <span class="meta">· '
+        + _text(str(node.descendants))
+        + " below</span></summary>"
+        + '<ul class="lineage">'
+    )
+
+
+def _text(value: object) -> str:
+    """``value`` escaped for HTML, as a plain ``str`` (adding a ``str`` to a ``Markup``
+    would escape the ``str``: pieces of markup are joined as ``str`` and wrapped once)."""
+    return str(escape(value))

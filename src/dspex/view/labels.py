@@ -25,9 +25,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from dspex.model import EventKind, Trial
+from dspex.model import Trial
 from dspex.model.outcomes import scored_text
-from dspex.model.payloads import payload_of
 from dspex.model.trialref import candidate_number, find_trial, parse_trial_ref
 
 __all__ = [
@@ -82,13 +81,11 @@ def score_scope_of(trial: Trial) -> ScopeLabel:
         return ScopeLabel(trial.score_scope.name, trial.score_scope.n)
     name: str | None = None
     n: int | None = None
-    for event in reversed(trial.events):
-        score = payload_of(event, EventKind.TRIAL_SCORE)
-        if score is not None:
-            scope, count = score["scope"], score["n"]
-            name = str(scope) if isinstance(scope, str) and scope else None
-            n = count if isinstance(count, int) and not isinstance(count, bool) else None
-            break
+    score = trial.summarized_events().trial_score
+    if score is not None:
+        scope, count = score.get("scope"), score.get("n")
+        name = str(scope) if isinstance(scope, str) and scope else None
+        n = count if isinstance(count, int) and not isinstance(count, bool) else None
     if n is None and trial.example_results:
         n = len(trial.example_results)
     return ScopeLabel(name, n)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from dspex.analysis import Comparison, compare
 from dspex.errors import NotComparableError
 from dspex.model import (
-    EventKind,
     Experiment,
     ScoreScope,
     Statistics,
@@ -23,7 +22,6 @@ from dspex.model import (
 )
 from dspex.model.experiment import best_trial_of, summarize
 from dspex.model.outcomes import Outcome, ReturnReason, return_reason, trial_outcome
-from dspex.model.payloads import payload_of
 from dspex.model.scopes import baseline_in
 from dspex.view.labels import full_label, score_scope_of
 from dspex.view.timeline import Change, variables_diff
@@ -109,12 +107,7 @@ def strategies_by_trial(experiment: Experiment) -> dict[str, str | None]:
     """Trial id -> the strategy named by the candidate_created event that made it."""
     found: dict[str, str | None] = {}
     for trial in experiment.trials:
-        for event in trial.events:
-            created = payload_of(event, EventKind.CANDIDATE_CREATED)
-            if created is not None:
-                candidate, strategy = created["candidate"], created["strategy"]
-                if isinstance(candidate, str):
-                    found[candidate] = str(strategy) if strategy else None
+        found.update(trial.summarized_events().candidates)
     return found
 
 
@@ -186,19 +179,16 @@ def _row(
     parents = tuple(by_id[p] for p in trial.parent_trial_ids if p in by_id)
     scope = score_scope_of(trial)
     role = trial.metadata.get("role")
+    events = trial.summarized_events()
     return TrialRow(
         trial=trial,
         strategy=strategies.get(trial.id),
         parents=tuple(p.index for p in parents),
-        lm_calls=sum(1 for e in trial.events if e.kind is EventKind.LM_CALL),
-        cache_hits=sum(
-            1
-            for e in trial.events
-            if (call := payload_of(e, EventKind.LM_CALL)) and call["cache_hit"]
-        ),
+        lm_calls=events.lm_calls,
+        cache_hits=events.cache_hits,
         tokens=sum(r.tokens for r in trial.example_results),
         errors=sum(1 for r in trial.example_results if r.error is not None),
-        event_count=len(trial.events),
+        event_count=events.events,
         parent_trials=parents,
         role=str(role) if isinstance(role, str) else None,
         scope=scope.name,

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from dspex.formatting import format_score
-from dspex.model import EventKind, Experiment, Trial
-from dspex.model.payloads import DecisionPayload, payload_of
+from dspex.model import Experiment, Trial
+from dspex.model.eventsummary import EventSummary
 
 __all__ = ["FrontMember", "ParetoFront", "pareto_front", "pareto_lines"]
 
@@ -40,21 +40,18 @@ class ParetoFront:
     displaced: tuple[Trial, ...]
 
 
-def _details(decision: DecisionPayload) -> dict[str, Any]:
-    details = decision["details"]
+def _details(value: Any) -> dict[str, Any]:
+    details = value.get("details") if isinstance(value, dict) else None
     return details if isinstance(details, dict) else {}
 
 
-def _front_decisions(experiment: Experiment) -> list[DecisionPayload]:
-    """GEPA's Pareto-front decisions, in order (their details name the front)."""
-    decisions = (
-        payload_of(event, EventKind.DECISION)
+def _compile_summaries(experiment: Experiment) -> list[EventSummary]:
+    """What the compile trials' events say, in trial order (GEPA records its Pareto-front
+    decisions there)."""
+    return [
+        trial.summarized_events()
         for trial in sorted(experiment.trials, key=lambda t: t.index)
         if trial.metadata.get("role") == "compile"
-        for event in trial.events
-    )
-    return [
-        d for d in decisions if d is not None and isinstance(_details(d).get("pareto_front"), list)
     ]
 
 
@@ -68,11 +65,12 @@ def _number(value: Any) -> float | None:
 
 def pareto_front(experiment: Experiment) -> ParetoFront | None:
     """The last Pareto front recorded in ``experiment``, or None when there is none."""
-    events = _front_decisions(experiment)
-    if not events:
+    summaries = [s for s in _compile_summaries(experiment) if s.pareto_updates]
+    if not summaries:
         return None
+    last = summaries[-1].pareto_last
     by_id = {t.id: t for t in experiment.trials}
-    details = _details(events[-1])
+    details = _details(last)
     scores = details.get("valset_scores")
     scores = scores if isinstance(scores, dict) else {}
     best_on = details.get("best_on")
@@ -82,18 +80,14 @@ def pareto_front(experiment: Experiment) -> ParetoFront | None:
         for i in _ids(details.get("pareto_front"))
         if i in by_id
     )
-    displaced = {
-        i: by_id[i]
-        for event in events
-        for i in _ids(_details(event).get("displaced"))
-        if i in by_id
-    }
+    displaced = {i: by_id[i] for s in summaries for i in s.pareto_displaced if i in by_id}
     size = details.get("valset_size")
+    optimizer = last.get("optimizer") if last is not None else None
     return ParetoFront(
-        optimizer=str(events[-1]["optimizer"] or ""),
+        optimizer=str(optimizer or ""),
         members=members,
         valset_size=size if isinstance(size, int) else None,
-        updates=len(events),
+        updates=sum(s.pareto_updates for s in summaries),
         displaced=tuple(displaced.values()),
     )
 

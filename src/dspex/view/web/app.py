@@ -7,7 +7,8 @@ Routes (all GET)::
     /experiments/{experiment_id}/trials/{id}  the trial view (events paginated)
     /compare?a=EXP[:TRIAL]&b=EXP[:TRIAL]      two trials or experiments side by side
     /api/experiments                          summaries as JSON (same filters)
-    /api/experiments/{experiment_id}         the experiment without events, as JSON
+    /api/experiments/{experiment_id}         the experiment without events (each trial's
+                                              event_count and event_summary), as JSON
     /api/experiments/{experiment_id}/progress  trials done, best per scope, time (polled
                                               by the page of a running experiment)
     /api/experiments/{experiment_id}/trials/{id}  one trial without its events (with
@@ -206,7 +207,9 @@ class _Handlers:
         known = self._known(request, ("page", request.path_params["experiment_id"]), (root,))
         if known is not None:
             return HTMLResponse(known)
-        version, experiment = self.cache.versioned(request.path_params["experiment_id"])
+        version, experiment = self.cache.versioned(
+            request.path_params["experiment_id"], events=False
+        )
 
         def build() -> bytes:
             content = experiment_html(
@@ -328,7 +331,9 @@ class _Handlers:
         known = self._known(request, ("api", request.path_params["experiment_id"]), ())
         if known is not None:
             return Response(known, media_type="application/json")
-        version, experiment = self.cache.versioned(request.path_params["experiment_id"])
+        version, experiment = self.cache.versioned(
+            request.path_params["experiment_id"], events=False
+        )
         body = self.cache.rendered(
             ("api", experiment.id, version), lambda: _without_events(experiment)
         )
@@ -382,14 +387,22 @@ def _json(data: Any) -> Response:
 def _without_events(experiment: Experiment) -> bytes:
     """The record as the API serves it: each trial's events left out (``event_count``
     instead), no secrets in its settings, non-finite numbers as strings (see :func:`_json`)."""
-    bare = experiment.replace(trials=tuple(t.replace(events=()) for t in experiment.trials))
+    summaries = [t.summarized_events() for t in experiment.trials]
+    bare = experiment.model_copy(
+        update={
+            "trials": tuple(
+                t.model_copy(update={"events": (), "event_summary": summary})
+                for t, summary in zip(experiment.trials, summaries, strict=True)
+            )
+        }
+    )
     data = bare.to_dict()
     data["environment"]["config"] = redact(data["environment"]["config"])
     if data["optimizer"] is not None:
         data["optimizer"]["settings"] = redact(data["optimizer"]["settings"])
-    for trial, record in zip(data["trials"], experiment.trials, strict=True):
+    for trial, summary in zip(data["trials"], summaries, strict=True):
         trial_dict(trial)
-        trial["event_count"] = len(record.events)
+        trial["event_count"] = summary.events
     return bytes(to_json(data, inf_nan_mode="strings"))
 
 

@@ -108,15 +108,22 @@ class ExperimentCache:
     def experiment(self, experiment_id: str) -> Experiment:
         return self.versioned(experiment_id)[1]
 
-    def versioned(self, experiment_id: str) -> tuple[str, Experiment]:
-        """``(version, experiment)``: the version changes whenever the record does."""
+    def versioned(self, experiment_id: str, *, events: bool = True) -> tuple[str, Experiment]:
+        """``(version, experiment)``: the version changes whenever the record does.
+
+        ``events=False``: the trials may come without their events (each with its
+        ``event_summary``), as the experiment page needs them: read so when the whole
+        record is not kept already, in a fraction of the time."""
         key = ("experiment", experiment_id)
         cached: tuple[str, Experiment] | None = self.entries.get(key)
+        if cached is None and not events:
+            key = ("headers", experiment_id)
+            cached = self.entries.get(key)
         if cached is not None and (
             cached[1].status.is_final or self._running_version(experiment_id) == cached[0]
         ):
             return cached
-        experiment = self.store.get_experiment(experiment_id)
+        experiment = self.store.get_experiment(experiment_id, events=events)
         entry = (_version(experiment), experiment)
         self._keep(key, entry)
         if experiment.status.is_final:
