@@ -284,11 +284,11 @@ class Trial(Record):
     """The version of the event payload format (:data:`dspex.model.payloads.EVENT_FORMAT`);
     records written before it was recorded read as 1."""
     metadata: JsonDict = Field(default_factory=dict)
-    event_summary: EventSummary | None = Field(default=None, exclude_if=lambda v: v is None)
+    event_summary: EventSummary | None = Field(default=None, exclude=True)
     """What the experiment views need from ``events`` (:mod:`dspex.model.eventsummary`),
-    stored when the trial is recorded so that they need not read its events; None in
-    records written before it (it is then computed from the events). Not written when
-    None, so those records serialize to the same bytes as before."""
+    set on trials read without their events (``get_experiment(id, events=False)``) from
+    what the store keeps beside the record; None otherwise. Derived data, not part of the
+    record: never serialized (records read and checksum as without it)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Trial:

@@ -389,12 +389,7 @@ def _without_events(experiment: Experiment) -> bytes:
     instead), no secrets in its settings, non-finite numbers as strings (see :func:`_json`)."""
     summaries = [t.summarized_events() for t in experiment.trials]
     bare = experiment.model_copy(
-        update={
-            "trials": tuple(
-                t.model_copy(update={"events": (), "event_summary": summary})
-                for t, summary in zip(experiment.trials, summaries, strict=True)
-            )
-        }
+        update={"trials": tuple(t.model_copy(update={"events": ()}) for t in experiment.trials)}
     )
     data = bare.to_dict()
     data["environment"]["config"] = redact(data["environment"]["config"])
@@ -403,6 +398,7 @@ def _without_events(experiment: Experiment) -> bytes:
     for trial, summary in zip(data["trials"], summaries, strict=True):
         trial_dict(trial)
         trial["event_count"] = summary.events
+        trial["event_summary"] = summary.to_dict()
     return bytes(to_json(data, inf_nan_mode="strings"))
 
 
