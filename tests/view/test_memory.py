@@ -270,7 +270,9 @@ def test_a_finished_experiment_too_large_to_keep_is_not_read_again_for_its_pages
     store.archive_experiment(experiment)
     reads = []
     read = store.get_experiment
-    store.get_experiment = lambda experiment_id: reads.append(experiment_id) or read(experiment_id)
+    store.get_experiment = lambda experiment_id, events=True: (
+        reads.append((experiment_id, events)) or read(experiment_id, events=events)
+    )
     client = make_client(create_app(store, cache_mb=16))
     short = experiment.trials[0]
     for url in (
@@ -280,5 +282,7 @@ def test_a_finished_experiment_too_large_to_keep_is_not_read_again_for_its_pages
     ):
         first, again = client.get(url), client.get(url)
         assert first.status_code == again.status_code == 200 and first.text == again.text
-    assert len(reads) == 3  # once per page, not once per view
+    # once per page, not once per view: the page and its JSON read the trials without
+    # their events (small: kept), the trial page the whole record (too large to keep)
+    assert reads == [(experiment.id, False), (experiment.id, True)]
     assert ("experiment", experiment.id) not in _cache_of(client.app).sizes()
