@@ -163,3 +163,33 @@ def test_the_page_from_trials_without_events_is_the_page_of_the_full_record(stor
     headers = store.get_experiment(experiment.id, events=False)
     url = lambda t: f"/experiments/{t.experiment_id}/trials/{t.id}"  # noqa: E731
     assert experiment_html(headers, trial_url=url) == experiment_html(experiment, trial_url=url)
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_sql_summaries_that_fail_their_check_are_read_from_the_record(store):
+    """The sql store keeps each trial's header and summary in checked columns: a copy that
+    fails its digest is read from the record instead, and verify names it; a copy that is
+    wrong yet carries a valid digest is found by verify."""
+    from sqlalchemy import update
+
+    from dspex.store import _sqltables as tables
+
+    experiment = rich_experiment()
+    store.archive_experiment(experiment)
+    assert store.verify() == []
+    backend = store.backend
+    first, second = experiment.trials[1].id, experiment.trials[2].id
+    wrong = tables.checked_text(EventSummary(events=99).to_json())
+    with backend._write() as conn:  # the test damages the rows
+        t = tables.trials
+        conn.execute(update(t).where(t.c.trial_id == first).values(summary="0:{}"))
+        conn.execute(update(t).where(t.c.trial_id == second).values(summary=wrong))
+    damaged = {d.reason.split(":")[0] for d in store.verify()}
+    assert damaged == {f"trial {first}", f"trial {second}"}
+    with backend._write() as conn:
+        conn.execute(update(tables.trials).where(tables.trials.c.trial_id == second).values(
+            summary=tables.checked_text(summarize_events(experiment.trials[2].events).to_json())
+        ))  # fmt: skip
+    _check_headers(store, experiment)  # the damaged copy is not used

@@ -17,6 +17,7 @@ import json
 import os
 import threading
 import zlib
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -34,7 +35,9 @@ from sqlalchemy import (
     Text,
 )
 
-from dspex.errors import CorruptRecordError
+from dspex.errors import CorruptRecordError, ValidationError
+from dspex.model import Experiment, Trial
+from dspex.model.eventsummary import EventSummary, summarize_events
 from dspex.store._events import EventIndex
 from dspex.store._summarytable import ID, summary_row, summary_tables, tag_rows
 from dspex.store.codec import EncodedRecord
@@ -246,6 +249,30 @@ def checked_body(text: str | None) -> str | None:
     if hashlib.sha256(body.encode()).hexdigest()[:16] != digest:
         return None
     return body
+
+
+def derived_problems(experiment: Experiment, rows: Sequence[Any]) -> Iterator[str]:
+    """What is wrong with the headers and summaries kept beside a sealed record's trials
+    (``rows``: trial_id, header, summary), checked against the record itself (``dspex
+    store verify``; readers fall back to the record when a copy fails its digest)."""
+    trials = {t.id: t for t in experiment.trials}
+    for row in rows:
+        trial = trials.get(row.trial_id)
+        if trial is None or (row.header is None and row.summary is None):
+            continue
+        header, summary = checked_body(row.header), checked_body(row.summary)
+        if header is None or summary is None:
+            yield f"trial {row.trial_id}: its kept header or summary does not match its checksum"
+            continue
+        try:
+            kept_trial, kept_summary = Trial.from_json(header), EventSummary.from_json(summary)
+        except ValidationError:
+            yield f"trial {row.trial_id}: its kept header or summary does not parse"
+            continue
+        if kept_trial != trial.model_copy(update={"events": ()}):
+            yield f"trial {row.trial_id}: its kept header is not the trial's"
+        elif kept_summary != summarize_events(trial.events):
+            yield f"trial {row.trial_id}: its kept summary is not the one of its events"
 
 
 def index_of(text: str | None) -> EventIndex | None:

@@ -624,9 +624,19 @@ class SqlBackend(StoreBackend):
                 return
             for experiment_id in ids:
                 try:
-                    self.load(experiment_id)
+                    experiment = self.load(experiment_id)
                 except CorruptRecordError as exc:
                     yield DamagedRecord(experiment_id, exc.reason)
+                    continue
+                if experiment is not None:
+                    with self._read() as conn:
+                        rows = conn.execute(
+                            select(T.c.trial_id, T.c.header, T.c.summary).where(
+                                T.c.experiment_id == experiment_id
+                            )
+                        ).all()
+                    for reason in tables.derived_problems(experiment, rows):
+                        yield DamagedRecord(experiment_id, reason)
             last = ids[-1]
 
     # -- studies ----------------------------------------------------------------------------
