@@ -42,11 +42,12 @@ __all__ = ["EventSummary", "summarize_events", "summarize_raw"]
 
 Decided = Literal["accepted", "rejected", "no change"]
 
-_LM_CALL = EventKind.LM_CALL.value
-_DECISION = EventKind.DECISION.value
-_CREATED = EventKind.CANDIDATE_CREATED.value
-_SCORE = EventKind.TRIAL_SCORE.value
-_END = EventKind.OPTIMIZER_END.value
+# Kinds compare equal to their text (StrEnum): events and their JSON are read alike.
+_LM_CALL = EventKind.LM_CALL
+_DECISION = EventKind.DECISION
+_CREATED = EventKind.CANDIDATE_CREATED
+_SCORE = EventKind.TRIAL_SCORE
+_END = EventKind.OPTIMIZER_END
 _END_KEYS = ("optimizer", "ok", "error", "returned", "best_candidate", "best_score")
 _FRONT_KEYS = ("pareto_front", "valset_scores", "best_on", "valset_size")
 
@@ -85,7 +86,7 @@ class EventSummary(Record):
 
 def summarize_events(events: Iterable[TraceEvent]) -> EventSummary:
     """The summary of ``events`` (a trial's, in sequence order)."""
-    return _summarize((e.kind.value, e.id, e.payload) for e in events)
+    return _summarize((e.kind, e.id, e.payload) for e in events)
 
 
 def summarize_raw(events: Iterable[Mapping[str, Any]]) -> EventSummary:
@@ -99,6 +100,7 @@ def _raw(events: Iterable[Mapping[str, Any]]) -> Iterator[tuple[str, str, Any]]:
 
 
 def _summarize(events: Iterable[tuple[str, str, Any]]) -> EventSummary:
+    """The summary of (kind, event id, payload) triples, in order."""
     count = lm_calls = cache_hits = updates = 0
     candidates: list[tuple[str, str | None]] = []
     displaced: dict[str, None] = {}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import weakref
 from collections.abc import Iterable
 from enum import StrEnum
 
@@ -259,6 +261,16 @@ class ScoreScope(Record):
         )
 
 
+_NO_EVENTS = EventSummary()
+_SUMMARIES: dict[int, tuple[weakref.ref[Trial], EventSummary]] = {}
+"""Summaries computed from trials' events, by trial object (records never change; an
+entry goes with its trial)."""
+
+
+def _forget(key: int, _: object) -> None:
+    _SUMMARIES.pop(key, None)
+
+
 class Trial(Record):
     """One candidate program, evaluated: its variables, results, score and timeline.
 
@@ -304,11 +316,20 @@ class Trial(Record):
         return self
 
     def summarized_events(self) -> EventSummary:
-        """:attr:`event_summary` as stored, else computed from :attr:`events` (a trial
-        read without its events, ``get_trial(events=False)``, has it stored)."""
+        """:attr:`event_summary` when set (a trial read without its events), else the
+        summary of :attr:`events`, computed once per trial object (views ask for it many
+        times, and a long trial has many events)."""
         if self.event_summary is not None:
             return self.event_summary
-        return summarize_events(self.events)
+        if not self.events:
+            return _NO_EVENTS
+        key = id(self)
+        found = _SUMMARIES.get(key)
+        if found is not None and found[0]() is self:
+            return found[1]
+        summary = summarize_events(self.events)
+        _SUMMARIES[key] = (weakref.ref(self, functools.partial(_forget, key)), summary)
+        return summary
 
     @property
     def duration_ms(self) -> float | None:
