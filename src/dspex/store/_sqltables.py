@@ -258,20 +258,23 @@ def derived_problems(experiment: Experiment, rows: Sequence[Any]) -> Iterator[st
     trials = {t.id: t for t in experiment.trials}
     for row in rows:
         trial = trials.get(row.trial_id)
-        if trial is None or (row.header is None and row.summary is None):
+        if trial is None:
             continue
-        header, summary = checked_body(row.header), checked_body(row.summary)
-        if header is None or summary is None:
+        # either copy may be absent: a trial without an event index keeps no header
+        kept = [(text, checked_body(text)) for text in (row.header, row.summary)]
+        if any(text is not None and body is None for text, body in kept):
             yield f"trial {row.trial_id}: its kept header or summary does not match its checksum"
             continue
+        (_, header), (_, summary) = kept
         try:
-            kept_trial, kept_summary = Trial.from_json(header), EventSummary.from_json(summary)
+            kept_trial = Trial.from_json(header) if header is not None else None
+            kept_summary = EventSummary.from_json(summary) if summary is not None else None
         except ValidationError:
             yield f"trial {row.trial_id}: its kept header or summary does not parse"
             continue
-        if kept_trial != trial.model_copy(update={"events": ()}):
+        if kept_trial is not None and kept_trial != trial.model_copy(update={"events": ()}):
             yield f"trial {row.trial_id}: its kept header is not the trial's"
-        elif kept_summary != summarize_events(trial.events):
+        elif kept_summary is not None and kept_summary != summarize_events(trial.events):
             yield f"trial {row.trial_id}: its kept summary is not the one of its events"
 
 
