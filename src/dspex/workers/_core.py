@@ -121,7 +121,7 @@ class Worker(ABC):
     every event the worker still had to post, ``kill`` ends it now (threads are abandoned).
     """
 
-    def __init__(self, name: str, events: queue.Queue[PoolEvent], init: Init | None):
+    def __init__(self, name: str, events: queue.SimpleQueue[PoolEvent], init: Init | None):
         self.name = name
         self.pid = 0
         self.state = WorkerState.STARTING

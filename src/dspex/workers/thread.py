@@ -30,7 +30,7 @@ class ThreadWorker(Worker):
 
     def __init__(self, *args: Any, context: contextvars.Context):
         super().__init__(*args)
-        self._inbox: queue.Queue[Any] = queue.Queue()
+        self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._context = context
         self._abandoned = False
         self._stopping = False
