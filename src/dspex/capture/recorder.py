@@ -170,7 +170,9 @@ class TrialRecorder:
         self._raw: list[RawEvent] = []
         self._released = 0  # events handed to the journal's spool and dropped from _raw
         self._lock = threading.Lock()
-        self._drained = threading.Condition(self._lock)  # notified by release()
+        # notified by release(); made by bound_backlog(), the only one to wait on it (the
+        # harness makes a recorder per example: most never need one)
+        self._drained: threading.Condition | None = None
         self._backlog_limit: int | None = None  # see bound_backlog()
         self._pid = os.getpid()
 
@@ -259,14 +261,20 @@ class TrialRecorder:
         """Keep at most about ``limit`` unreleased events in memory: past it, :meth:`emit`
         waits until the journal's spool has taken them (:meth:`release`). Without it a
         program that records faster than the spool writes would grow without bound."""
+        with self._lock:
+            if self._drained is None:
+                self._drained = threading.Condition(self._lock)
         self._backlog_limit = limit
 
     def _wait_for_release(self) -> None:
-        with self._drained:
+        drained = self._drained
+        if drained is None:
+            return
+        with drained:
             limit = self._backlog_limit
             if limit is None or len(self._raw) <= limit:
                 return
-            released = self._drained.wait_for(lambda: len(self._raw) <= limit // 2, timeout=2.0)
+            released = drained.wait_for(lambda: len(self._raw) <= limit // 2, timeout=2.0)
             if not released:  # the spool stopped taking events: never slow the run again
                 self._backlog_limit = None
 
@@ -312,7 +320,8 @@ class TrialRecorder:
             if count > 0:
                 del self._raw[:count]  # one step under the GIL: a concurrent emit appends after
                 self._released = position
-                self._drained.notify_all()
+                if self._drained is not None:
+                    self._drained.notify_all()
 
     def __len__(self) -> int:
         return self._released + len(self._raw)
