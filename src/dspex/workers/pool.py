@@ -340,10 +340,12 @@ class SupervisedPool(WorkerPool):
                 self._mapping = False
 
     def _drain(self, run: _Run) -> Iterator[TaskOutcome]:
-        while not run.closed:
+        # asked before taking: an empty queue, the common case, costs no raised and caught
+        # queue.Empty per item
+        while not run.closed and not self._events.empty():
             try:
                 event = self._events.get_nowait()
-            except queue.Empty:
+            except queue.Empty:  # taken meanwhile by another reader (a shutdown)
                 return
             yield from self._handle(event, run)
 
