@@ -26,7 +26,8 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
     """
     # Exact-type checks first: this runs for every recorded call, and the common
     # values (str, dict, list) are answered without an ABC isinstance check; the leaves
-    # of a dict or list are kept without a call per leaf.
+    # of a dict or list (finite floats too: ``v - v`` is nan for inf and nan) are kept
+    # without a call per leaf.
     cls = type(value)
     if cls in _AS_IS:
         return value
@@ -35,11 +36,18 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
     depth = _depth + 1
     if cls is dict:
         return {
-            (k if type(k) is str else str(k)): (v if type(v) in _AS_IS else jsonable(v, depth))
+            (k if type(k) is str else str(k)): (
+                v
+                if type(v) in _AS_IS or (type(v) is float and v - v == 0.0)  # finite: as is
+                else jsonable(v, depth)
+            )
             for k, v in value.items()
         }
     if cls is list or cls is tuple:
-        return [v if type(v) in _AS_IS else jsonable(v, depth) for v in value]
+        return [
+            v if type(v) in _AS_IS or (type(v) is float and v - v == 0.0) else jsonable(v, depth)
+            for v in value
+        ]
     if cls is float:
         return value if math.isfinite(value) else repr(value)
     return _jsonable_other(value, _depth)
