@@ -6,12 +6,14 @@ import os
 import subprocess
 import sys
 import textwrap
+import zlib
 
 import pytest
 
 from dspex.capture.recorder import TrialRecorder
 from dspex.ids import new_id
 from dspex.journal.spool import (
+    COMPRESS_MIN,
     MAGIC,
     RecordType,
     SpoolError,
@@ -112,3 +114,23 @@ def test_an_unwritable_spool_is_a_spool_error_naming_the_file(tmp_path):
             SpoolFile(target)
     finally:
         (tmp_path / "ro").chmod(0o700)
+
+
+def test_small_batches_are_plain_json_and_large_ones_compressed():
+    """A batch under COMPRESS_MIN bytes is written as its JSON (compressing a few events
+    costs more CPU than it saves disk); a larger one is zlib-compressed; both, and batches
+    written compressed by earlier versions, read back the same."""
+    recorder = TrialRecorder(new_id("trl"))
+    recorder.emit(EventKind.LOG, {"level": "INFO", "message": "short"})
+    small = recorder.raw_events()
+    for i in range(40):
+        recorder.emit(EventKind.LOG, {"level": "INFO", "message": f"line {i} " + "x" * 200})
+    large = recorder.raw_events()
+    plain, packed = encode_events(small), encode_events(large)
+    assert plain.startswith(b"[") and len(plain) < COMPRESS_MIN
+    assert zlib.decompress(packed).startswith(b"[")
+    assert len(packed) < len(zlib.decompress(packed)) >= COMPRESS_MIN
+    assert [e._replace(json_ready=False) for e in decode_events(plain)] == small
+    assert [e._replace(json_ready=False) for e in decode_events(packed)] == large
+    written_before = zlib.compress(plain, 1)  # every batch was compressed before
+    assert decode_events(written_before) == decode_events(plain)

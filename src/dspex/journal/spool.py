@@ -10,7 +10,8 @@ Every experiment with a durable store (file or sql) gets a directory under
 
 Each file starts with :data:`MAGIC` and holds records framed as
 ``<u32 length><u32 crc32><u8 type><body>`` (little-endian; the checksum covers the type
-byte and the body). A body is JSON; event batches are zlib-compressed JSON lists. A
+byte and the body). A body is JSON; an event batch is a JSON list, zlib-compressed when
+it holds :data:`COMPRESS_MIN` bytes or more (a zlib stream never starts with ``[``). A
 record is written by one ``write`` call; a process killed in the middle of one leaves a
 torn tail that :func:`read_records` detects (short frame or bad checksum) and drops, so
 a reader sees whole records only. A write that fails (disk full, file size limit) is
@@ -48,6 +49,7 @@ from dspex.capture.recorder import RawEvent
 from dspex.errors import StoreError
 
 __all__ = [
+    "COMPRESS_MIN",
     "MAGIC",
     "EventRow",
     "RecordType",
@@ -79,7 +81,7 @@ class RecordType(IntEnum):
     HEADER = 1  # experiment.spool: the experiment as started, and the store URL
     FINAL = 2  # experiment.spool: the finished experiment (trials not included)
     TRIAL_OPEN = 3  # <trial>.spool: index, name, parents, variables, metadata, start time
-    EVENTS = 4  # <trial>.spool: a batch of events (zlib JSON)
+    EVENTS = 4  # <trial>.spool: a batch of events (JSON, zlib-compressed when large)
     TRIAL_END = 5  # <trial>.spool: the trial's record without its events
 
 
@@ -102,8 +104,30 @@ EventRow = list[Any]
 parent_id, pid, worker]`` with the payload as JSON data."""
 
 
+COMPRESS_MIN = 4096
+"""Event batches of fewer JSON bytes are written as they are. Compressing costs about 100
+CPU instructions per byte in a small batch (an LM call's prompt appears once there, as
+literals; in a large one it repeats and compresses in long matches, at about 30), and the
+writer flushes every ``journal.flush_interval``: a program that records slowly (an LM
+with latency, a few calls per flush) paid that for every call. Such a program's spool
+grows by at most ``COMPRESS_MIN`` bytes per flush uncompressed; a fast one's batches are
+larger and compressed (about 11x for LM calls)."""
+
+
 def encode_events(events: Sequence[RawEvent]) -> bytes:
-    """A batch of captured events as spool bytes (payloads made JSON data here)."""
+    """A batch of captured events as spool bytes (payloads made JSON data here): their
+    JSON list, zlib-compressed when it is :data:`COMPRESS_MIN` bytes or more.
+
+        >>> from dspex.capture.recorder import TrialRecorder
+        >>> from dspex.model import EventKind
+        >>> recorder = TrialRecorder("trl_x")
+        >>> _ = recorder.emit(EventKind.LOG, {"level": "INFO", "message": "hi"})
+        >>> encode_events(recorder.raw_events())[:1]
+        b'['
+        >>> _ = recorder.emit(EventKind.LOG, {"level": "INFO", "message": "x" * COMPRESS_MIN})
+        >>> encode_events(recorder.raw_events())[:1]  # zlib's header
+        b'x'
+    """
     rows = [
         [
             e.id,
@@ -118,11 +142,13 @@ def encode_events(events: Sequence[RawEvent]) -> bytes:
         ]
         for e in events
     ]
-    return zlib.compress(to_json(rows), 1)
+    data = to_json(rows)
+    return zlib.compress(data, 1) if len(data) >= COMPRESS_MIN else data
 
 
 def decode_events(body: bytes) -> list[RawEvent]:
-    rows: list[EventRow] = from_json(zlib.decompress(body))
+    """The events of a batch written by :func:`encode_events` (compressed or not)."""
+    rows: list[EventRow] = from_json(body if body[:1] == b"[" else zlib.decompress(body))
     return [RawEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], True) for r in rows]
 
 
@@ -197,7 +223,7 @@ class SpoolFile:
 @dataclass(frozen=True)
 class SpoolRecord:
     type: RecordType
-    body: Any  # JSON data; for EVENTS the compressed bytes (decode_events)
+    body: Any  # JSON data; for EVENTS the bytes as written (decode_events)
     end: int = 0  # the file offset just after this record
 
 
