@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,17 +37,30 @@ class Span:
     digest: bytes
 
 
+_KEEP = 64
+"""Logs whose frames are remembered (the running trials a process appends to)."""
+_known: OrderedDict[str, tuple[tuple[int, int], int, tuple[Span, ...]]] = OrderedDict()
+_known_lock = threading.Lock()
+
+
 def spans(path: Path, record_id: str) -> tuple[list[Span], int]:
     """The whole frames of a trial's events log, and where they end ([] and 0 when
-    there is no log)."""
+    there is no log).
+
+    The frames found are remembered, so that the next call reads only the frames
+    appended since (the journal appends every second: reading every frame header of a
+    long trial on each append made its appends quadratic). What is remembered is used
+    only while the file is the same one (device and inode) and its last remembered frame
+    header is still where it was; otherwise the log is read from the start.
+    """
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return [], 0
     try:
-        size = os.fstat(fd).st_size
-        found: list[Span] = []
-        at = 0
+        stat = os.fstat(fd)
+        size, identity = stat.st_size, (stat.st_dev, stat.st_ino)
+        found, at = _remembered(fd, str(path), identity, size)
         while at + _HEAD.size <= size:
             magic, first, count, length, digest = _HEAD.unpack(os.pread(fd, _HEAD.size, at))
             if magic != _MAGIC:
@@ -57,9 +72,29 @@ def spans(path: Path, record_id: str) -> tuple[list[Span], int]:
                 raise CorruptRecordError(record_id, f"the events log {path.name} is damaged")
             found.append(Span(first, count, at + _HEAD.size, length, digest))
             at += _HEAD.size + length
+        with _known_lock:
+            _known[str(path)] = (identity, at, tuple(found))
+            _known.move_to_end(str(path))
+            while len(_known) > _KEEP:
+                _known.popitem(last=False)
         return found, at
     finally:
         os.close(fd)
+
+
+def _remembered(fd: int, key: str, identity: tuple[int, int], size: int) -> tuple[list[Span], int]:
+    """The frames remembered for the log open as ``fd`` and where they end, if they
+    still describe it; else ``([], 0)``."""
+    with _known_lock:
+        known = _known.get(key)
+    if known is None or known[0] != identity or known[1] > size or not known[2]:
+        return [], 0
+    _, end, frames = known
+    last = frames[-1]
+    head = os.pread(fd, _HEAD.size, last.offset - _HEAD.size)
+    if head != _HEAD.pack(_MAGIC, last.first, last.count, last.length, last.digest):
+        return [], 0  # replaced or rewritten since: read it all again
+    return list(frames), end
 
 
 def read(path: Path, span: Span, record_id: str) -> bytes:
