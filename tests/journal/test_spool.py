@@ -10,6 +10,7 @@ import zlib
 
 import pytest
 
+import dspex
 from dspex.capture.recorder import TrialRecorder
 from dspex.ids import new_id
 from dspex.journal.spool import (
@@ -134,3 +135,35 @@ def test_small_batches_are_plain_json_and_large_ones_compressed():
     assert [e._replace(json_ready=False) for e in decode_events(packed)] == large
     written_before = zlib.compress(plain, 1)  # every batch was compressed before
     assert decode_events(written_before) == decode_events(plain)
+
+
+def test_the_trial_exp_evaluate_returns_is_the_one_the_store_holds(tmp_path, spool_dir):
+    """An evaluation's events come back from the recorder's memory rather than being
+    read back from the spool: they must equal, event for event, what the store got from
+    the spool (payloads made JSON data there, a tuple becoming a list)."""
+    import dspy
+
+    from dspex.store import ResultStore
+
+    class Tagged(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.qa = dspy.Predict("question -> answer")
+
+        def forward(self, question: str, tags: tuple[str, ...]) -> dspy.Prediction:
+            return self.qa(question=question)
+
+    devset = [
+        dspy.Example(
+            question=f"What is {i} + 1?", tags=("a", str(i)), answer=str(i + 1)
+        ).with_inputs("question", "tags")
+        for i in range(4)
+    ]
+    store = ResultStore.open(f"file://{tmp_path / 'store'}")
+    with dspy.context(lm=dspex.offline_lm()), dspex.experiment("same", store=store) as exp:
+        returned = exp.evaluate(Tagged(), devset, lambda e, p, t=None: e.answer == p.answer)
+    stored = store.get_trial(exp.experiment.id, returned.id)
+    assert len(returned.events) > 8
+    starts = [e.payload for e in returned.events if e.kind == "module_start"]
+    assert {"tags": ["a", "0"]}.items() <= starts[0]["inputs"].items(), starts[0]
+    assert [e.to_dict() for e in returned.events] == [e.to_dict() for e in stored.events]

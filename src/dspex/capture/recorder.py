@@ -326,6 +326,11 @@ class TrialRecorder:
     def __len__(self) -> int:
         return self._released + len(self._raw)
 
+    def keeps_all(self) -> bool:
+        """Whether every event recorded is still here (:meth:`release` dropped none)."""
+        with self._lock:
+            return self._released == 0
+
     def events(self) -> tuple[TraceEvent, ...]:
         """Validated TraceEvents in time order, numbered 0..n-1."""
         return trace_events(self.trial_id, self.raw_events())

@@ -463,6 +463,8 @@ class ExperimentJournal:
         """The trial's events read back from the spool (from memory where the spool failed
         on the way), in time order."""
         assert self._spool is not None
+        if recorder.keeps_all():  # the spool holds the same events: no need to read them
+            return recorder.events()
         try:
             return self._spool.trial_events(trial.id)
         except SpoolError as exc:  # the file went away: what the recorder still holds
