@@ -75,9 +75,8 @@ def ray_session() -> Iterator[Any]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``long`` (50 SIGKILLs of a recording process, the UI viewing the
-    attack's 100,000-event trials) run only when selected with ``-m long``: ``make test``
-    runs their short variants."""
+    """Tests marked ``long`` (50 SIGKILLs of a recording process) run only when selected
+    with ``-m long``: ``make test`` runs their short variants."""
     if "long" in (config.option.markexpr or ""):
         return
     kept = [item for item in items if item.get_closest_marker("long") is None]
