@@ -246,10 +246,11 @@ def test_a_running_file_holding_another_experiment_is_damage_not_that_experiment
     assert [p.record_id for p in store.backend.reindex()] == [mine.id]
     trial = make_trial(other.id, 0, 0.5)
     store.record_trial(other.id, trial)
-    [folder] = root.glob(f"experiments/*/*/*/{other.id}")  # a trial file of older versions:
+    [folder] = root.glob(f"experiments/*/*/*/{other.id}")  # a trial file of older versions
     (folder / "trials" / f"{new_id('trl')}.json").write_bytes(trial.to_json_bytes())
+    store.close()  # (a store lists those once per experiment: this version writes none)
     with pytest.raises(CorruptRecordError, match="holds trial"):
-        store.get_experiment(other.id)
+        _open(root).get_experiment(other.id)
 
 
 def test_a_reader_never_sees_part_of_an_experiment_that_is_being_sealed(root, monkeypatch):
@@ -370,32 +371,54 @@ def test_a_torn_or_damaged_trial_log_loses_only_the_unacknowledged_frame(root):
 
 
 def test_threads_recording_at_once_share_flushes_and_every_trial_is_kept(root, monkeypatch):
+    """Group commit: one flush serves several writers, yet each record_trial returns
+    only once its own trial is within what a flush made durable; the index counts every
+    trial though writers update it together."""
     import threading
+    import time
 
     store = _open(root)
     experiment = make_experiment(status="running", trials=0)
     store.start_experiment(experiment)
     trials = [make_trial(experiment.id, i, 0.5, events=2) for i in range(64)]
+    [log] = root.glob(f"experiments/*/*/*/{experiment.id}")
+    log = log / "trials.log"
+    durable = [0]  # the log's size when the last flush began: durable once it ends
+    lock = threading.Lock()
     flushes = []
     real = os.fdatasync
 
     def counted(fd):
-        flushes.append(fd)
+        size = os.fstat(fd).st_size
+        time.sleep(0.005)  # a disk's flush: writers pile up meanwhile
         real(fd)
+        with lock:
+            flushes.append(fd)
+            durable[0] = max(durable[0], size)
+
+    def record(part):
+        for trial in part:
+            store.record_trial(experiment.id, trial)
+            with lock:
+                flushed = log.read_bytes()[: durable[0]]
+            assert trial.id.encode() in flushed, "record_trial returned before its flush"
 
     monkeypatch.setattr(os, "fdatasync", counted)
-    workers = [
-        threading.Thread(
-            target=lambda k=k: [store.record_trial(experiment.id, t) for t in trials[k::8]]
-        )
-        for k in range(8)
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    workers = [threading.Thread(target=record, args=(trials[k::8],)) for k in range(8)]
+    errors = []
+    threading.excepthook = lambda args: errors.append(args.exc_value)
+    try:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        threading.excepthook = threading.__excepthook__
+    assert errors == []
     assert sorted(_open(root).get_experiment(experiment.id).trials, key=lambda t: t.index) == trials
-    assert 0 < len(flushes) <= len(trials)
+    assert 0 < len(flushes) < len(trials)
+    assert [s.trial_count for s in store.query_experiments()] == [len(trials)]
+    assert [s.trial_count for s in _open(root).query_experiments()] == [len(trials)]
 
 
 def test_a_torn_events_log_keeps_every_acknowledged_append(root):
@@ -415,3 +438,25 @@ def test_a_torn_events_log_keeps_every_acknowledged_append(root):
     log.write_bytes(bytes(data))
     with pytest.raises(CorruptRecordError, match=experiment.id):
         store.read_events(experiment.id, trial.id, offset=25)
+
+
+def test_trials_of_older_versions_beside_the_trial_log_are_counted_once(root):
+    """A running experiment continued by this version: trial files of older versions
+    (``trials/<id>.json``) and logged trials are read and counted once each, also when
+    a trial is in both; the count stays right as trials are added."""
+    store = _open(root)
+    experiment = make_experiment(status="running", trials=0)
+    store.start_experiment(experiment)
+    trials = [make_trial(experiment.id, i, 0.5, events=2) for i in range(4)]
+    [folder] = root.glob(f"experiments/*/*/*/{experiment.id}")
+    for trial in trials[:2]:  # as older versions wrote them
+        (folder / "trials" / f"{trial.id}.json").write_bytes(trial.to_json_bytes())
+    store.close()
+    store = _open(root)
+    store.record_trial(experiment.id, trials[1])  # logged too
+    assert [s.trial_count for s in store.query_experiments()] == [2]
+    for count, trial in enumerate(trials[2:], start=3):
+        store.record_trial(experiment.id, trial)
+        assert [s.trial_count for s in store.query_experiments()] == [count]
+    assert store.get_experiment(experiment.id).trials == tuple(trials)
+    assert [s.trial_count for s in _open(root).query_experiments()] == [4]

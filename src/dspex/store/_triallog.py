@@ -115,7 +115,19 @@ class TrialLog:
 
     def trial_ids(self, path: Path, record_id: str) -> list[str]:
         scan = self._scan(path, record_id)
-        return [] if scan is None else list(scan.trials)
+        if scan is None:
+            return []
+        with self._lock:
+            return list(scan.trials)
+
+    def count(self, path: Path, record_id: str, others: frozenset[str]) -> int:
+        """How many trials the log and ``others`` hold together, without listing the
+        log's (the index counts the trials of a running experiment on every write)."""
+        scan = self._scan(path, record_id)
+        if scan is None:
+            return len(others)
+        with self._lock:
+            return len(scan.trials) + sum(1 for other in others if other not in scan.trials)
 
     def read(
         self, path: Path, record_id: str, trial_id: str
