@@ -180,5 +180,157 @@ def _long_response(size: int) -> None:
     print("target: every view of a 10 MB event within a second")
 
 
+# -- a 200,000-event trial: the first view, cold, each in a fresh process --------------------
+
+LONG_EVENTS = 200_000
+
+
+def long_experiment(events: int) -> Any:
+    """A finished experiment whose second trial has ``events`` events shaped like an
+    evaluation's (per example: a module call with its LM call, its end and the result;
+    every 50 examples an optimizer decision), and a short baseline trial before it."""
+    from datetime import UTC, datetime, timedelta
+
+    from dspex import Experiment, ProgramInfo, Trial, new_id
+    from dspex.model.event import trusted_event
+
+    experiment = Experiment(name="long trial", program=ProgramInfo(name="qa"),
+                            status="completed")  # fmt: skip
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    baseline = Trial(experiment_id=experiment.id, index=0, started_at=start, score=0.5)
+    trial_id = new_id("trl")
+    made: list[Any] = []
+
+    def add(kind: str, source: str, payload: dict[str, Any], parent: str | None = None) -> str:
+        sequence = len(made)
+        event_id = new_id("evt")
+        made.append(
+            trusted_event(
+                id=event_id, trial_id=trial_id, parent_id=parent, sequence=sequence,
+                timestamp=start + timedelta(milliseconds=sequence), monotonic_ns=sequence,
+                source=source, kind=kind, pid=1, worker=f"w{sequence // 4 % 2}",
+                payload=payload,
+            )
+        )  # fmt: skip
+        return event_id
+
+    example = 0
+    while len(made) < events:
+        if example % 50 == 0:
+            add("decision", "orchestration", {
+                "optimizer": "SIMBA", "step": example // 50, "decision": "Keep candidate 0",
+                "rationale": "a <b>rationale</b> with markup", "action": "", "details": {},
+            })  # fmt: skip
+        question = f"What is {example} + 30? " + "Show your work. " * 20
+        module = add("module_start", "execution", {
+            "module": "qa.predict", "class": "dspy.Predict", "signature": "question -> answer",
+            "inputs": {"question": question},
+        })  # fmt: skip
+        add("lm_call", "execution", {
+            "model": "offline/arith",
+            "messages": [{"role": "system", "content": "Answer the question. " * 10},
+                         {"role": "user", "content": question}],
+            "response": f"[[ ## answer ## ]]\n{example + 30}", "latency_ms": 1.5,
+            "usage": {"prompt_tokens": 120, "completion_tokens": 4, "total_tokens": 124},
+            "cache_hit": example % 3 == 0, "settings": {"temperature": 0.0},
+        }, module)  # fmt: skip
+        add("module_end", "execution", {
+            "module": "qa.predict", "class": "dspy.Predict",
+            "outputs": {"answer": str(example + 30)}, "error": None, "latency_ms": 2.0,
+            "start_id": module,
+        })  # fmt: skip
+        add("example_result", "evaluation", {
+            "example": example, "inputs": {"question": question},
+            "labels": {"answer": str(example + 30)}, "prediction": {"answer": str(example + 30)},
+            "metric": "accuracy", "value": 1.0, "passed": True, "latency_ms": 3.0,
+            "error": None,
+        })  # fmt: skip
+        example += 1
+    trial = Trial(id=trial_id, experiment_id=experiment.id, index=1, started_at=start,
+                  score=1.0, events=tuple(made[:events]))  # fmt: skip
+    return experiment.replace(trials=(baseline, trial))
+
+
+def _child(mode: str, url: str, experiment_id: str, trial_id: str) -> None:
+    """One cold first view in this (fresh) process; prints its numbers as JSON."""
+    import json
+    import resource
+
+    from dspex import ResultStore, TraceViewer
+
+    store = ResultStore.open(url, read_only=True)
+    wall, cpu = time.perf_counter(), time.process_time()
+    server = None
+    if mode == "ui":
+        response = _client(url).get(f"/experiments/{experiment_id}/trials/{trial_id}")
+        assert response.status_code == 200, response.text[:300]
+        server = _server_ms(response)
+        size = len(response.content)
+    else:
+        view = TraceViewer.view_trial(experiment_id, trial_id, store=store)
+        size = len(view.to_text() if mode == "text" else view._repr_html_())
+    usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    wall_ms, cpu_ms = (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000
+    print(json.dumps({
+        "wall_ms": wall_ms, "cpu_ms": cpu_ms, "server_ms": server, "peak_mb": usage,
+        "child_peak_mb": children, "bytes": size,
+    }))  # fmt: skip
+
+
+def long_trial_rows(events: int = LONG_EVENTS) -> list[tuple[str, dict[str, Any]]]:
+    """The cold first view of an ``events``-event trial: in ``dspex ui`` (a fresh app in a
+    fresh process: server time, CPU time, peak RSS of the process and of any worker it
+    ran) and by ``TraceViewer.view_trial`` shown as notebook HTML and as text."""
+    import gc
+    import json
+    import subprocess
+    import sys
+
+    from dspex import ResultStore
+
+    rows = []
+    with tempfile.TemporaryDirectory() as root:
+        url = f"file://{root}/store"
+        experiment = long_experiment(events)
+        ResultStore.open(url).archive_experiment(experiment)
+        experiment_id, trial_id = experiment.id, experiment.trials[1].id
+        del experiment
+        gc.collect()
+        for mode, what in (("ui", "dspex ui trial page, first view"),
+                           ("html", "view_trial, notebook HTML"),
+                           ("text", "view_trial, text")):  # fmt: skip
+            done = subprocess.run(
+                [sys.executable, "-m", "benchmarks.bench_viewer", "--child", mode, url,
+                 experiment_id, trial_id],
+                capture_output=True, text=True, timeout=1800, check=False,
+            )  # fmt: skip
+            if done.returncode != 0:
+                rows.append((what, {"error": done.stderr.strip()[-300:]}))
+                continue
+            rows.append((what, json.loads(done.stdout.strip().splitlines()[-1])))
+    print(f"\ncold first view of a trial of {events:,} events (file store), a fresh process each")
+    print(f"{'view':<36}{'wall ms':>10}{'server ms':>11}{'CPU ms':>9}{'peak MB':>9}"
+          f"{'worker MB':>11}{'KB':>9}")  # fmt: skip
+    for what, row in rows:
+        if "error" in row:
+            print(f"{what:<36} failed: {row['error']}")
+            continue
+        server = "" if row["server_ms"] is None else f"{row['server_ms']:.0f}"
+        print(
+            f"{what:<36}{row['wall_ms']:>10.0f}{server:>11}{row['cpu_ms']:>9.0f}"
+            f"{row['peak_mb']:>9.0f}{row['child_peak_mb']:>11.0f}{row['bytes'] / 1024:>9.0f}"
+        )
+    print("target: the first view well under 2 s, memory independent of the trial's length")
+    return rows
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if sys.argv[1:2] == ["--child"]:
+        _child(*sys.argv[2:6])
+    elif "--long" in sys.argv[1:]:
+        long_trial_rows()
+    else:
+        main()

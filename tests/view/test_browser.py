@@ -319,7 +319,7 @@ def test_example_runs_fold_into_one_row_each_and_the_waterfall_links_to_events(s
     expect(p.locator(f"[id='{target}']")).to_be_visible()  # its run opened to show it
 
 
-def test_a_long_trial_rendered_by_a_worker_pages_and_links_its_events(tmp_path, page):
+def test_a_long_trial_read_a_page_at_a_time_pages_and_opens_a_deep_link(tmp_path, page):
     from tests.view.big_trials import LONG_TRIAL, long_experiment
 
     store = ResultStore.open(f"file://{tmp_path / 'store'}")
@@ -327,27 +327,29 @@ def test_a_long_trial_rendered_by_a_worker_pages_and_links_its_events(tmp_path, 
     store.archive_experiment(experiment)
     app = create_app(store)
     handlers = next(r.endpoint.__self__ for r in app.routes if hasattr(r.endpoint, "__self__"))
-    handlers.render_elsewhere, handlers.long_trial = True, 1_000  # a worker renders it
+    handlers.long_trial = 1_000  # read a page at a time
     trial = experiment.trials[LONG_TRIAL]
     p = page.page
     with LiveServer(app) as live:
         p.goto(f"{live.url}/experiments/{experiment.id}/trials/{trial.id}")
         expect(p.locator(".pager").first).to_contain_text("Events 1–400 of 3000")
+        expect(p.locator(".window-note")).to_contain_text("events 1–400 of 3,000")
         assert p.locator(".dspex-entry").count() == 400
         p.locator(".pager a", has_text="later").first.click()
         expect(p.locator(".pager").first).to_contain_text("Events 401–800 of 3000")
         first = p.locator(".dspex-entry").first.get_attribute("id")
         assert first == trial.events[400].id
-        # A waterfall row whose event is on another page: the link opens that page there.
+        # every waterfall row points into the page: it covers the page's events
         away = p.locator(".dspex-waterfall a.wf-row").evaluate_all(
             "rows => rows.map(r => r.getAttribute('href').slice(1))"
             ".filter(id => !document.getElementById(id))"
         )
-        assert away, "every waterfall row points into this page"
-        p.locator(".dspex-waterfall summary").first.click()
-        p.locator(f".dspex-waterfall a.wf-row[href='#{away[-1]}']").click()
-        p.wait_for_url(f"**event={away[-1]}*")
-        target = p.locator(f"[id='{away[-1]}']")
+        assert away == []
+        # a link to an event on another page: the server finds its page
+        far = trial.events[2_500].id
+        p.goto(f"{live.url}/experiments/{experiment.id}/trials/{trial.id}?event={far}")
+        expect(p.locator(".pager").first).to_contain_text("Events 2401–2800 of 3000")
+        target = p.locator(f"[id='{far}']")
         expect(target).to_be_visible()
         expect(target).to_have_class(re.compile(r"\btarget\b"))
     page.assert_no_script_ran()

@@ -151,44 +151,6 @@ def _cache_of(app) -> ByteCache:
     raise AssertionError("no cache in the app")
 
 
-# -- long trials: rendered by a worker process ----------------------------------------------
-
-
-def _handlers_of(app):
-    for route in app.routes:
-        handlers = getattr(route.endpoint, "__self__", None)
-        if handlers is not None and hasattr(handlers, "render_elsewhere"):
-            return handlers
-    raise AssertionError("no handlers in the app")
-
-
-def test_a_long_trials_pages_come_from_a_worker_and_match_the_apps_own(tmp_path):
-    store = ResultStore.open(f"file://{tmp_path / 'store'}")
-    experiment = long_experiment(2_000)
-    store.archive_experiment(experiment)
-    trial = experiment.trials[LONG_TRIAL]
-    here = make_client(create_app(store))
-    app = create_app(store)
-    handlers = _handlers_of(app)
-    handlers.render_elsewhere, handlers.long_trial = True, 1_000
-    elsewhere = make_client(app)
-    base = f"/experiments/{experiment.id}/trials/{trial.id}"
-    event = trial.events[1_500].id
-    for query in ("", "?offset=400", f"?event={event}", "?source=execution&offset=400"):
-        mine, theirs = here.get(base + query), elsewhere.get(base + query)
-        assert theirs.status_code == 200 and theirs.text == mine.text, query
-    assert f'id="{event}"' in elsewhere.get(f"{base}?event={event}").text
-    pages = [k for k in _cache_of(app).sizes() if k[0] == "long"]
-    # each worker run brought the next pages (and one before) for the clicks to come
-    assert {k[-1] for k in pages if k[-2] == "()"} >= {"0", "400", "800", "1200", "1600"}
-    before = len(_cache_of(app))
-    first = elsewhere.get(base).text
-    assert elsewhere.get(f"{base}?event=not-an-event").text == first  # no worker run
-    assert len(_cache_of(app)) == before
-    missing = elsewhere.get(f"/experiments/{experiment.id}/trials/{dspex.new_id('trl')}")
-    assert missing.status_code == 404
-
-
 # -- the report's views, full size, in a real dspex ui (hostile) -----------------------------
 
 CACHE_MB = 64
@@ -228,7 +190,7 @@ def test_five_100000_event_trials_and_one_of_200000_stay_within_the_cache_bound(
             api = f"/api/experiments/{experiment_id}/trials/{trial_id}"
             views = [
                 page,
-                page + "?offset=400",  # rendered ahead by the same worker run
+                page + "?offset=400",
                 api,
                 api + "/events",
                 api + f"/events?offset={events - 5000}&limit=5000",

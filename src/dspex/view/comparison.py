@@ -16,6 +16,7 @@ settings that differ. Every renderer (text, rich, HTML) reads these records::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from dspex.analysis import (
@@ -28,7 +29,7 @@ from dspex.analysis import (
 )
 from dspex.errors import NotComparableError
 from dspex.formatting import format_score
-from dspex.model import EventKind, Experiment, ScoreScope, Trial, scope_of
+from dspex.model import Experiment, ScoreScope, Trial, scope_of
 from dspex.model.stats import percentile
 from dspex.view.retrievals import RetrievalDiff, rag_stats, retrieval_diff
 from dspex.view.timeline import Change, variables_diff
@@ -108,6 +109,9 @@ class TrialsSideBySide:
     retrievals: RetrievalDiff | None = None
     """Example by example, whether B retrieved other passages than A (None: no example
     both ran with retrievals)."""
+    unread: tuple[str, ...] = ()
+    """What was not compared because a trial came without its events (a long trial,
+    which the web UI does not read whole): one line per such trial."""
 
 
 @dataclass(frozen=True)
@@ -136,26 +140,54 @@ def trials_side_by_side(
         not_comparable=reason,
         changes=tuple(_changes(trial_a, trial_b)),
         costs=_costs(trial_a, trial_b),
-        retrievals=retrieval_diff(trial_a, trial_b),
+        retrievals=_retrievals(trial_a, trial_b),
+        unread=_unread_lines(trial_a, trial_b),
     )
 
 
-def experiments_side_by_side(a: Experiment, b: Experiment) -> ExperimentsSideBySide:
-    """The best trials of ``a`` and ``b`` on their shared examples, and their settings diff."""
+def experiments_side_by_side(
+    a: Experiment, b: Experiment, *, load: Callable[[Trial], Trial] | None = None
+) -> ExperimentsSideBySide:
+    """The best trials of ``a`` and ``b`` on their shared examples, and their settings diff.
+
+    ``load``: the best trials with their events, when ``a`` and ``b`` were read without
+    them (``get_experiment(id, events=False)``); it may give a long trial back as it is."""
     try:
         result = compare_experiments(a, b)
     except NotComparableError as exc:
         return ExperimentsSideBySide(a, b, settings_diff(a, b), None, None, str(exc))
+    best_a, best_b = result.best_a, result.best_b
+    if load is not None:
+        best_a, best_b = load(best_a), load(best_b)
     trials = TrialsSideBySide(
-        a=Side("A", a, result.best_a),
-        b=Side("B", b, result.best_b),
+        a=Side("A", a, best_a),
+        b=Side("B", b, best_b),
         comparison=result.comparison,
         not_comparable=None,
-        changes=tuple(_changes(result.best_a, result.best_b)),
-        costs=_costs(result.best_a, result.best_b),
-        retrievals=retrieval_diff(result.best_a, result.best_b),
+        changes=tuple(_changes(best_a, best_b)),
+        costs=_costs(best_a, best_b),
+        retrievals=_retrievals(best_a, best_b),
+        unread=_unread_lines(best_a, best_b),
     )
     return ExperimentsSideBySide(a, b, result.settings, result, trials, None)
+
+
+def _unread(trial: Trial) -> bool:
+    """Whether ``trial`` came without the events it has (read as a header)."""
+    return not trial.events and trial.summarized_events().events > 0
+
+
+def _unread_lines(a: Trial, b: Trial) -> tuple[str, ...]:
+    return tuple(
+        f"{letter} (Trial {t.index}): its {t.summarized_events().events:,} events were not "
+        "read; its LM calls come from its stored summary, its retrievals are not compared."
+        for letter, t in (("A", a), ("B", b))
+        if _unread(t)
+    )
+
+
+def _retrievals(a: Trial, b: Trial) -> RetrievalDiff | None:
+    return None if _unread(a) or _unread(b) else retrieval_diff(a, b)
 
 
 def _changes(a: Trial, b: Trial) -> list[Change]:
@@ -179,7 +211,7 @@ def _costs(a: Trial, b: Trial) -> tuple[CostRow, ...]:
         return float(sum(getattr(r, attribute) or 0 for r in trial.example_results))
 
     def lm_calls(trial: Trial) -> float:
-        return float(sum(1 for e in trial.events if e.kind is EventKind.LM_CALL))
+        return float(trial.summarized_events().lm_calls)  # also of a trial read without events
 
     def errors(trial: Trial) -> float:
         return float(sum(1 for r in trial.example_results if r.error is not None))
@@ -203,11 +235,17 @@ def _rag_costs(a: Trial, b: Trial) -> tuple[CostRow, ...]:
     if rag_a is None and rag_b is None:
         return ()
 
-    def count(stats: object, attribute: str) -> float:
+    side_a, side_b = not _unread(a), not _unread(b)  # False: its events were not read
+
+    def count(stats: object, attribute: str, known: bool) -> float | None:
+        if not known:
+            return None
         return float(getattr(stats, attribute)) if stats is not None else 0.0
 
     return (
-        CostRow("retrievals", count(rag_a, "retrievals"), count(rag_b, "retrievals")),
+        CostRow(
+            "retrievals", count(rag_a, "retrievals", side_a), count(rag_b, "retrievals", side_b)
+        ),
         CostRow(
             "retrieval p50",
             rag_a.latency_p50 if rag_a else None,
@@ -215,12 +253,14 @@ def _rag_costs(a: Trial, b: Trial) -> tuple[CostRow, ...]:
             "ms",
         ),
         CostRow(
-            "embedding calls", count(rag_a, "embedding_calls"), count(rag_b, "embedding_calls")
+            "embedding calls",
+            count(rag_a, "embedding_calls", side_a),
+            count(rag_b, "embedding_calls", side_b),
         ),
         CostRow(
             "embedding cost",
-            count(rag_a, "embedding_cost"),
-            count(rag_b, "embedding_cost"),
+            count(rag_a, "embedding_cost", side_a),
+            count(rag_b, "embedding_cost", side_b),
             "$",
         ),
     )

@@ -15,6 +15,7 @@ holds each view once), rich in a terminal (``__rich_console__``), Markdown
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from functools import cached_property
 from typing import Any
 
@@ -22,6 +23,7 @@ from dspex.model import Experiment, Trial
 from dspex.view.labels import find_trial, scored, trial_label
 from dspex.view.safetext import terminal_safe
 from dspex.view.timeline import Timeline, build_timeline
+from dspex.view.window import EventWindow
 
 __all__ = ["ExperimentView", "TrialView"]
 
@@ -29,26 +31,37 @@ TEXT_WIDTH = 100
 
 
 class TrialView:
-    """One trial's unified timeline; ``timeline`` is the data every rendering shares."""
+    """One trial's unified timeline; ``timeline`` is the data every rendering shares.
 
-    def __init__(self, experiment: Experiment, trial: Trial) -> None:
+    ``window``: ``trial`` holds only these events of a long trial (read a page at a time,
+    see :mod:`dspex.view.window`); every rendering says which, and how to see more.
+    """
+
+    def __init__(
+        self, experiment: Experiment, trial: Trial, window: EventWindow | None = None
+    ) -> None:
         self.experiment = experiment
         self.trial = trial
+        self.window = window
 
     @cached_property
     def timeline(self) -> Timeline:
-        return build_timeline(self.trial, self.experiment)
+        timeline = build_timeline(self.trial, self.experiment)
+        return timeline if self.window is None else replace(timeline, window=self.window)
 
     def filter(self, **filters: Any) -> TrialView:
         """A view showing only the events that match (``sources=``, ``workers=``,
-        ``modules=``, ``text=``; see :meth:`Timeline.filter`)."""
-        view = TrialView(self.experiment, self.trial)
+        ``modules=``, ``text=``; see :meth:`Timeline.filter`). On a window of a long
+        trial, only its events are searched."""
+        view = TrialView(self.experiment, self.trial, self.window)
         view.__dict__["timeline"] = self.timeline.filter(**filters)
         return view
 
     def to_html(self) -> str:
-        from dspex.view.html import timeline_html
+        from dspex.view.html import timeline_html, window_html
 
+        if self.window is not None:
+            return str(window_html(self.timeline, limit=0, experiment=self.experiment))
         return str(timeline_html(self.timeline, experiment=self.experiment))
 
     def to_markdown(self) -> str:
@@ -69,18 +82,27 @@ class TrialView:
 
     def to_short_text(self) -> str:
         """A few lines for front ends that cannot show HTML (the notebook's text fallback)."""
-        tl, trial = self.timeline, self.trial
+        tl, trial, window = self.timeline, self.trial, self.window
         meta = [trial.name] if trial.name else []
         meta += [trial.id, f"status {trial.status.value}"]
         if tl.parent is not None:
             meta.append(f"parent: {trial_label(tl.parent)}")
-        return terminal_safe(
+        if window is not None:
+            events, calls, hits = window.total, window.lm_calls, window.cache_hits
+        else:
+            events, calls, hits = tl.event_count, tl.lm_call_count, tl.cache_hit_count
+        text = (
             f"{tl.title}\n{' · '.join(meta)}\n"
-            f"{tl.event_count} events, {tl.lm_call_count} LM calls"
-            + (f" ({tl.cache_hit_count} from DSPy's cache)" if tl.cache_hit_count else "")
+            f"{events} events, {calls} LM calls"
+            + (f" ({hits} from DSPy's cache)" if hits else "")
             + "; "
-            "the whole timeline: print(view) or view.to_text()"
         )
+        if window is not None:
+            text += f"this view holds {window.range_text}: print(view) or view.to_text()"
+            text += f"\n{window.left_out_line}" if window.left_out_line else ""
+        else:
+            text += "the whole timeline: print(view) or view.to_text()"
+        return terminal_safe(text)
 
     def _repr_html_(self) -> str:
         return self.to_html()

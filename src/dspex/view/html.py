@@ -54,6 +54,7 @@ __all__ = [
     "timeline_html",
     "timeline_pages",
     "trial_html",
+    "window_html",
     "verdict_html",
 ]
 
@@ -76,6 +77,8 @@ class Pager:
     total: int
     prev_url: str | None = None
     next_url: str | None = None
+    matching: int | None = None
+    """Of a long trial's page (read alone) under filters: how many of its events match."""
 
 
 def json_for_script(value: Any) -> str:
@@ -209,6 +212,38 @@ def timeline_pages(
     return {offset: _timeline_page(whole, trial_url, offset, limit, page_url) for offset in offsets}
 
 
+def window_html(
+    timeline: Timeline,
+    *,
+    limit: int,
+    trial_url: TrialUrl | None = None,
+    page_url: Callable[[int], str] | None = None,
+    experiment: Experiment | None = None,
+    filtered: bool = False,
+) -> Markup:
+    """The trial page of a timeline that holds one page of a long trial's events
+    (``timeline.window``, see :mod:`dspex.view.window`): those events, with links to the
+    ``limit`` events before and after them (``page_url(offset)``; no links without it, as
+    in a notebook), and a note of what the page covers and how to see more.
+    ``filtered``: the timeline was filtered after it was read (the pager says how many of
+    the page's events match)."""
+    window = timeline.window
+    if window is None:
+        raise ValueError("window_html needs a timeline of one window of a trial")
+    pager = Pager(
+        first=window.first,
+        last=window.last,
+        total=window.total,
+        prev_url=page_url(max(window.offset - limit, 0))
+        if page_url and window.offset > 0
+        else None,
+        next_url=page_url(window.last) if page_url and window.last < window.total else None,
+        matching=timeline.event_count if filtered else None,
+    )
+    whole = _WholeTrial(timeline, experiment, trial_url)
+    return _timeline_page(whole, trial_url, 0, None, page_url, pager=pager)
+
+
 class _WholeTrial:
     """A timeline with the parts every page of it shows computed once."""
 
@@ -221,7 +256,9 @@ class _WholeTrial:
         self.timeline = timeline
         self.counted = _Counted(timeline)
         self.waterfall = timeline_waterfall(timeline)
-        self.rag = rag_lines(rag_stats(timeline.trial.events))
+        # a window's retrievals are its page's only: not shown as the trial's
+        windowed = timeline.window is not None
+        self.rag = [] if windowed else rag_lines(rag_stats(timeline.trial.events))
         self.why = why_of(timeline.trial, experiment)
         self.linked = _mention_linker(experiment, trial_url)
         returned = self.why.returned
@@ -238,6 +275,12 @@ class _Counted:
 
     def __init__(self, timeline: Timeline) -> None:
         self._timeline = timeline
+        window = timeline.window
+        if window is not None:  # one page of a long trial: its counts from the summary
+            self.event_count = window.total
+            self.lm_call_count = window.lm_calls
+            self.cache_hit_count = window.cache_hits
+            return
         self.event_count = timeline.event_count
         self.lm_call_count = timeline.lm_call_count
         self.cache_hit_count = timeline.cache_hit_count
@@ -252,9 +295,14 @@ def _timeline_page(
     offset: int,
     limit: int | None,
     page_url: Callable[[int], str] | None,
+    *,
+    pager: Pager | None = None,
 ) -> Markup:
     timeline = whole.timeline
-    blocks, pager = _page(timeline, offset, limit, page_url)
+    if pager is None:
+        blocks, pager = _page(timeline, offset, limit, page_url)
+    else:  # a window: the timeline holds exactly the page's events
+        blocks = list(timeline.blocks)
     html = (
         _environment()
         .get_template("trial.html")
@@ -265,6 +313,7 @@ def _timeline_page(
             wf=whole.waterfall,
             rag=whole.rag,
             pager=pager,
+            window=timeline.window,
             trial_url=trial_url,
             why=whole.why,
             verdict_ids={d.event_id for d in whole.why.decisions if d.verdict},

@@ -91,6 +91,10 @@ def _parent_markdown(timeline: Timeline) -> list[str]:
 def timeline_markdown(timeline: Timeline, *, max_events: int | None = None) -> str:
     """The trial's timeline as Markdown, in the layout of the design document."""
     lines = [f"# Unified Trace: {md(timeline.title)}", "", *_parent_markdown(timeline)]
+    if timeline.window is not None:
+        window = timeline.window
+        note = window.note + (f" {window.left_out_line}" if window.left_out_line else "")
+        lines += ["", f"*{md(note)}*", ""]
     if timeline.time_by_source:
         lines += [
             "",

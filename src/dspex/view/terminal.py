@@ -134,9 +134,13 @@ def timeline_renderables(
         meta.append(f"parent: {trial_label(timeline.parent)}")
     if timeline.strategy:
         meta.append(f"strategy {timeline.strategy}")
-    meta += [f"{name} {value}" for name, value in rag_lines(rag_stats(trial.events))]
+    if timeline.window is None:  # a window's retrievals are its page's, not the trial's
+        meta += [f"{name} {value}" for name, value in rag_lines(rag_stats(trial.events))]
     yield _text(timeline.title, style="bold underline")
     yield _Items(meta, style="dim")
+    if timeline.window is not None:
+        window = timeline.window
+        yield _text(window.note + (f" {window.left_out_line}" if window.left_out_line else ""))
     yield from _time_bar(timeline)
     if timeline.parent is not None:
         lines = [f"Changes against parent ({trial_label(timeline.parent)}):"]

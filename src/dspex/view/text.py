@@ -153,6 +153,7 @@ def timeline_text(
     its decisions, outcome, why it was returned), the changes, then the time and events."""
     max_lines = ABRIDGED_TEXT_LINES if abridged else None
     lines = _title_lines(timeline, width)
+    lines += window_lines(timeline, width)
     lines += why_lines(why, width) if why is not None else []
     lines += _parent_lines(timeline, width)
     lines += _time_bar(timeline, width)
@@ -164,6 +165,16 @@ def timeline_text(
     )
     lines += _problem_lines(timeline, width=width, max_lines=max_lines)
     return terminal_safe("\n".join(line.rstrip() for line in lines) + "\n")
+
+
+def window_lines(timeline: Timeline, width: int) -> list[str]:
+    """What a view of one window of a long trial covers, and how to see more (nothing
+    for a timeline that holds every event)."""
+    window = timeline.window
+    if window is None:
+        return []
+    text = window.note + (f" {window.left_out_line}" if window.left_out_line else "")
+    return [*textwrap.wrap(text, width=width), "-" * width]
 
 
 ROUTINE_KINDS = ("adapter_format", "adapter_parse", "module_end")
@@ -223,7 +234,8 @@ def _title_lines(timeline: Timeline, width: int) -> list[str]:
         meta.append(f"parent: {trial_label(timeline.parent)}")
     if timeline.strategy:
         meta.append(f"strategy {timeline.strategy}")
-    meta += [f"{name} {value}" for name, value in rag_lines(rag_stats(trial.events))]
+    if timeline.window is None:  # a window's retrievals are its page's, not the trial's
+        meta += [f"{name} {value}" for name, value in rag_lines(rag_stats(trial.events))]
     return [timeline.title, *wrap_items(meta, width), "=" * width]
 
 

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from dspex.formatting import format_score
 from dspex.model import EventKind, EventSource, Experiment, TraceEvent, Trial
@@ -39,6 +39,9 @@ from dspex.view.entries import Description, Fields, describe, format_time, short
 from dspex.view.labels import score_scope_of, trial_label
 from dspex.view.ordering import tree_order
 from dspex.view.spans import Span, busy_time, module_self_time, trial_spans
+
+if TYPE_CHECKING:
+    from dspex.view.window import EventWindow
 
 __all__ = [
     "Block",
@@ -191,6 +194,9 @@ class Timeline:
     diffable: bool = True
     """False when the trial or its parent records no variables (a sampling trial runs
     the parent's program as it is): then there is nothing to compare."""
+    window: EventWindow | None = None
+    """Set when the timeline holds one page of a long trial's events (see
+    :mod:`dspex.view.window`); None: it holds them all."""
 
     @property
     def title(self) -> str:
@@ -357,11 +363,10 @@ def _strategy_of(trial: Trial, experiment: Experiment | None) -> str | None:
     """The strategy that created ``trial``, from a candidate_created event naming it."""
     trials = experiment.trials if experiment is not None else (trial,)
     for candidate in trials:
-        for event in candidate.events:
-            created = payload_of(event, EventKind.CANDIDATE_CREATED)
-            if created is not None and created["candidate"] == trial.id:
-                strategy = created["strategy"]
-                return str(strategy) if strategy else None
+        # from the trial's event summary: trials read without their events have it too
+        for created, strategy in candidate.summarized_events().candidates:
+            if created == trial.id:
+                return strategy
     return None
 
 

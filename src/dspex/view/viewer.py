@@ -16,12 +16,15 @@ dspex.errors.ExperimentNotFound: no experiment with id 'exp_...' in memory://
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from dspex.errors import ValidationError
 from dspex.ids import validate_id
 from dspex.store import ResultStore
 from dspex.view.compare_view import ComparisonView
 from dspex.view.comparison import experiments_side_by_side, trials_side_by_side
 from dspex.view.display import ExperimentView, TrialView
+from dspex.view.window import LONG_TRIAL, PAGE_EVENTS, read_window
 
 __all__ = ["TraceViewer"]
 
@@ -42,13 +45,43 @@ class TraceViewer:
 
     @staticmethod
     def view_trial(
-        experiment_id: str, trial_id: str, store: ResultStore | None = None
+        experiment_id: str,
+        trial_id: str,
+        store: ResultStore | None = None,
+        *,
+        offset: int = 0,
+        limit: int | None = None,
     ) -> TrialView:
-        """The unified timeline of one trial (its experiment is read to find the parent)."""
+        """The unified timeline of one trial (its experiment is read to find the parent).
+
+        A trial of more than :data:`~dspex.view.window.LONG_TRIAL` events is read a page
+        at a time: its first :data:`~dspex.view.window.PAGE_EVENTS` events (the view says
+        how many it left out and how to see the next ones). ``offset`` and ``limit`` ask
+        for such a page of any trial: events ``offset`` .. ``offset + limit - 1``. An
+        offset past the trial's last event raises :class:`dspex.InvalidQueryError`.
+        """
         validate_id(trial_id, "trl")
         store = store or ResultStore.default()
-        experiment = store.get_experiment(experiment_id)
-        return TrialView(experiment, experiment.trial(trial_id))
+        headers = store.get_experiment(experiment_id, events=False)
+        headers.trial(trial_id)  # an unknown trial: the error names the rows there are
+        total = store.count_events(experiment_id, trial_id)
+        if offset == 0 and limit is None and total <= LONG_TRIAL:
+            experiment = store.get_experiment(experiment_id)
+            return TrialView(experiment, experiment.trial(trial_id))
+        size = PAGE_EVENTS if limit is None else limit
+        experiment, trial, window = read_window(
+            store, experiment_id, trial_id, offset, size, experiment=headers, total=total
+        )
+        if window.last < window.total:
+            following = min(size, window.total - window.last)
+            window = replace(
+                window,
+                more=f"The next {following:,}: TraceViewer.view_trial({experiment_id!r}, "
+                f"{trial_id!r}, offset={window.last}"
+                + (f", limit={limit}" if limit is not None else "")
+                + ").",
+            )
+        return TrialView(experiment, trial, window)
 
     @staticmethod
     def compare(

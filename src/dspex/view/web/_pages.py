@@ -1,16 +1,15 @@
-"""The trial page, a page of events at a time, and where a long trial's pages are made.
+"""The trial page, a page of events at a time, and a long trial's pages read alone.
 
 A trial page shows :data:`EVENTS_PER_PAGE` events of the trial's timeline (filtered by
 the query string) with links to the earlier and later ones; ``?event=evt_...`` opens the
 page that holds that event. :func:`trial_pages` renders the asked page and a few around
 it in one go (what covers the whole trial, such as the waterfall, once).
 
-A trial of more than :data:`LONG_TRIAL` events is parsed to hundreds of megabytes (about
-4 KB an event), and a process that has held that much keeps most of it from the system
-afterwards. So the app does not build such a trial's timeline itself: a short-lived
-worker process (:mod:`dspex.view.web._render_child`) reads the trial from the store,
-renders the pages asked for and the next ones, hands back their HTML and exits; the
-app keeps the pages (a few hundred KB each) in its cache::
+A trial of more than :data:`LONG_TRIAL` events parses to hundreds of megabytes (about
+4 KB an event), so the app never reads one whole: :func:`window_page` reads the
+experiment's trials without their events (their stored summaries), the trial's event
+count and the one page of events asked for (:mod:`dspex.view.window`), and the page says
+what it covers. Its filters apply to that page's events::
 
     pages = PageRequest.from_query("/experiments/E/trials/T", [("offset", "400")])
     pages.offset, pages.key()
@@ -18,43 +17,35 @@ app keeps the pages (a few hundred KB each) in its cache::
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
 from markupsafe import Markup
 
-from dspex.errors import DspexError, ExperimentNotFound, TrialNotFound
+from dspex.errors import InvalidQueryError
 from dspex.ids import is_valid_id
-from dspex.model import Experiment, Trial
-from dspex.view.html import timeline_pages
+from dspex.model import Experiment, TraceEvent, Trial
+from dspex.view.html import timeline_pages, window_html
 from dspex.view.labels import trial_label
-from dspex.view.timeline import Timeline
+from dspex.view.timeline import Timeline, build_timeline
+from dspex.view.window import LONG_TRIAL, EventWindow
 
 __all__ = [
     "EVENTS_PER_PAGE",
     "LONG_TRIAL",
-    "PAGES_AHEAD",
     "PageRequest",
-    "render_elsewhere",
+    "page_holding",
     "trial_pages",
+    "window_page",
 ]
 
 EVENTS_PER_PAGE = 400
 """Trial pages show this many events at a time; longer trials get earlier/later links."""
 
-LONG_TRIAL = 20_000
-"""Trials with more events than this are rendered by a worker process (see above)."""
-
-PAGES_AHEAD = 3
-"""Pages rendered after the one asked for (and one before), for the next clicks."""
-
-CHILD_TIMEOUT = 600.0
-"""Seconds a worker process may take before the request fails."""
+SCAN_CHUNK = 2_000
+"""Events read at a time when looking for the page of a long trial that holds an event."""
 
 Wrap = Callable[[str, Markup, list[tuple[str, str]]], bytes]
 """``wrap(title, content, crumbs)``: the whole HTML page around a view."""
@@ -78,7 +69,7 @@ class PageRequest:
         event = given.get("event") if "offset" not in given else None
         if event is not None and not is_valid_id(event, "evt"):
             event = None  # names no event: the first page (and no worker run for it)
-        return cls(path, params, _int(given.get("offset"), 0), event, _filters(items))
+        return cls(path, params, _offset(given.get("offset")), event, _filters(items))
 
     def key(self, offset: int | None = None) -> tuple[str, ...]:
         """The cache key of one page of this view (``offset``: of another page of it)."""
@@ -168,47 +159,63 @@ def _filters(items: Sequence[tuple[str, str]]) -> dict[str, Any]:
     return filters
 
 
-def _int(value: str | None, default: int) -> int:
+def _offset(value: str | None) -> int:
+    """The ``offset`` parameter: an integer >= 0 (:class:`InvalidQueryError` otherwise)."""
+    if value is None:
+        return 0
     try:
-        return max(int(value), 0) if value is not None else default
+        offset = int(value)
     except ValueError:
-        return default
+        offset = -1
+    if offset < 0:
+        raise InvalidQueryError(f"offset must be an integer >= 0, got {value[:40]!r}")
+    return offset
 
 
-class RenderFailed(DspexError):
-    """The worker process that renders a long trial's pages failed."""
+def window_page(
+    experiment: Experiment,
+    trial: Trial,
+    window: EventWindow,
+    request: PageRequest,
+    *,
+    root: str,
+    wrap: Wrap,
+) -> bytes:
+    """The whole HTML page of one window of a long trial (``trial`` holds its events),
+    filtered by ``request``'s filters."""
+    timeline = replace(build_timeline(trial, experiment), window=window)
+    if request.filters:
+        timeline = timeline.filter(**request.filters)
 
+    def trial_url(t: Trial) -> str:
+        return f"{root}/experiments/{t.experiment_id}/trials/{t.id}"
 
-def render_elsewhere(
-    store_url: str, experiment_id: str, trial_id: str, request: PageRequest, root: str
-) -> tuple[int, dict[int, bytes]]:
-    """:func:`trial_pages` (with :data:`PAGES_AHEAD` pages ahead) in a worker process
-    that reads the trial from ``store_url`` and exits, so that its memory goes back to
-    the system. The store URL (which may hold a password) goes through a pipe."""
-    job = {
-        "store": store_url,
-        "experiment": experiment_id,
-        "trial": trial_id,
-        "request": request.to_json(),
-        "root": root,
-        "ahead": PAGES_AHEAD,
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "dspex.view.web._render_child"],
-        input=json.dumps(job).encode(),
-        capture_output=True,
-        timeout=CHILD_TIMEOUT,
-        check=False,
+    content = window_html(
+        timeline,
+        limit=EVENTS_PER_PAGE,
+        trial_url=trial_url,
+        page_url=request.page_url,
+        experiment=experiment,
+        filtered=bool(request.filters),
     )
-    if done.returncode != 0:
-        raise RenderFailed(
-            f"rendering trial {trial_id} in a worker process failed (exit {done.returncode}): "
-            + done.stderr.decode(errors="replace").strip()[-2000:]
-        )
-    answer = json.loads(done.stdout)
-    if "missing" in answer:
-        if answer["missing"] == "experiment":
-            raise ExperimentNotFound(experiment_id, store=answer["store"])
-        raise TrialNotFound(experiment_id, trial_id)
-    pages = {int(o): html.encode() for o, html in answer["pages"].items()}
-    return int(answer["offset"]), pages
+    crumbs = [
+        (experiment.name, f"{root}/experiments/{experiment.id}"),
+        (trial_label(trial), request.path),
+    ]
+    return wrap(f"{trial_label(trial)} · {experiment.name}", content, crumbs)
+
+
+def page_holding(
+    read: Callable[[int, int], list[TraceEvent]], total: int, event_id: str
+) -> int | None:
+    """The offset of the page of a long trial that holds ``event_id`` (None: no event of
+    it has that id), reading its events :data:`SCAN_CHUNK` at a time with
+    ``read(offset, limit)``: never more than a chunk of them parsed at once."""
+    for start in range(0, total, SCAN_CHUNK):
+        chunk = read(start, SCAN_CHUNK)
+        for position, event in enumerate(chunk, start):
+            if event.id == event_id:
+                return position // EVENTS_PER_PAGE * EVENTS_PER_PAGE
+        if not chunk:
+            break
+    return None

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import secrets
 import sys
-import threading
 import time
 from collections.abc import Callable
 from functools import cache
@@ -67,8 +66,9 @@ from dspex.view.web._pages import (
     EVENTS_PER_PAGE,
     LONG_TRIAL,
     PageRequest,
-    render_elsewhere,
+    page_holding,
     trial_pages,
+    window_page,
 )
 from dspex.view.web.access import check_token
 from dspex.view.web.cache import DEFAULT_BUDGET, ExperimentCache, release_memory
@@ -82,6 +82,7 @@ from dspex.view.web.trial_api import (
     page_bounds,
     trial_dict,
 )
+from dspex.view.window import check_offset, read_window
 
 __all__ = ["EVENTS_PER_PAGE", "create_app", "page_html"]
 
@@ -148,13 +149,8 @@ class _Handlers:
         self.cache = ExperimentCache(store, cache_bytes)
         self.events = StoreEvents(store, self.cache)
         self.live_every = live_every
-        # Long trials are rendered by a worker process that opens the store by its URL:
-        # it needs the store's range reads (to count events) and a store it can reach.
-        self.render_elsewhere = self.events.ranged and not store.url.startswith("memory:")
+        # Longer trials are read a page of events at a time (see _window_page).
         self.long_trial = LONG_TRIAL
-        self._locks: dict[tuple[str, ...], threading.Lock] = {}
-        self._locks_lock = threading.Lock()
-        self._workers = threading.Semaphore(1)
 
     def _trial_url(self, request: Request) -> Callable[[Trial], str]:
         root = request.scope.get("root_path", "")
@@ -247,22 +243,36 @@ class _Handlers:
         root = request.scope.get("root_path", "")
         a = parse_ref(request.query_params.get("a"), "a")
         b = parse_ref(request.query_params.get("b"), "b")
-        context = compare_context(self.store, self.cache.experiment, a, b, root=root)
+        context = compare_context(
+            self.store,
+            lambda experiment_id: self.cache.versioned(experiment_id, events=False)[1],
+            a,
+            b,
+            root=root,
+            load=self._compared,
+        )
         content = Markup(_templates().get_template("compare_page.html").render(**context))
         return _page(request, context["title"], content, [("Compare", f"{root}/compare")])
+
+    def _compared(self, trial: Trial) -> Trial:
+        """A trial of the compare page with its events, unless it is too long to read
+        whole (then its header: the page says what it did not compare)."""
+        if trial.events or self.events.count(trial.experiment_id, trial.id) > self.long_trial:
+            return trial
+        return self.store.get_trial(trial.experiment_id, trial.id)
 
     def trial(self, request: Request) -> Response:
         experiment_id = request.path_params["experiment_id"]
         root = request.scope.get("root_path", "")
         asked = PageRequest.from_query(request.url.path, request.query_params.multi_items())
         ref = request.path_params["trial_id"]
-        if self.render_elsewhere and is_valid_id(ref, "trl"):
-            count = self.events.count(experiment_id, ref)
-            if count > self.long_trial:
-                key = ("long", experiment_id, ref, str(count), root)
-                return HTMLResponse(self._long_trial_page(key, experiment_id, ref, asked, root))
+        if not is_valid_id(ref, "trl"):  # a row or candidate number: its id, from the headers
+            ref = self.cache.versioned(experiment_id, events=False)[1].trial(ref).id
+        count = self.events.count(experiment_id, ref)
+        if count > self.long_trial:
+            return HTMLResponse(self._window_page(experiment_id, ref, count, asked, root))
         known = self.cache.known_version(experiment_id)
-        if known is not None and is_valid_id(ref, "trl"):
+        if known is not None:
             body = self._cached_page(("trial", experiment_id, known, ref, root), asked)
             if body is not None:
                 return HTMLResponse(body)
@@ -282,6 +292,37 @@ class _Handlers:
         self._release(experiment.id)
         return HTMLResponse(body)
 
+    def _window_page(
+        self, experiment_id: str, trial_id: str, count: int, asked: PageRequest, root: str
+    ) -> bytes:
+        """A page of a trial too long to read whole: the experiment's trials without their
+        events (kept), the trial's event count and the page's events only, from the store."""
+        key = ("window", experiment_id, trial_id, str(count), root)
+        body = self._cached_page(key, asked)
+        if body is not None:
+            return body
+        _, experiment = self.cache.versioned(experiment_id, events=False)
+        offset = asked.offset
+        if asked.event is not None:  # read a chunk at a time until it turns up
+            found = page_holding(
+                lambda start, limit: self.events.read(experiment_id, trial_id, start, limit),
+                count,
+                asked.event,
+            )
+            offset = found or 0
+        check_offset(offset, count)
+        experiment, trial, window = read_window(
+            self.store,
+            experiment_id,
+            trial_id,
+            offset,
+            EVENTS_PER_PAGE,
+            experiment=experiment,
+            total=count,
+        )
+        page = window_page(experiment, trial, window, asked, root=root, wrap=self._wrap(root))
+        return self._keep_pages(key, asked, (offset, {offset: page}))
+
     def _wrap(self, root: str) -> Callable[[str, Markup, list[tuple[str, str]]], bytes]:
         return lambda title, content, crumbs: page_html(root, title, content, crumbs).encode()
 
@@ -300,28 +341,6 @@ class _Handlers:
         if asked.event is not None:
             self.cache.entries.put((*key, *asked.key()), offset, sys.getsizeof(offset))
         return pages[offset]
-
-    def _long_trial_page(
-        self, key: tuple[str, ...], experiment_id: str, trial_id: str, asked: PageRequest, root: str
-    ) -> bytes:
-        """A page of a trial too long to parse here: from the cache, or from a worker
-        process that renders it and the next ones (one worker at a time, so that many
-        requests for different long trials never hold more than one parsed at once)."""
-        body = self._cached_page(key, asked)
-        if body is not None:
-            return body
-        with self._lock_for(key):
-            body = self._cached_page(key, asked)
-            if body is None:
-                url = self.store.backend.url
-                with self._workers:  # one at a time: each holds a whole trial parsed
-                    rendered = render_elsewhere(url, experiment_id, trial_id, asked, root)
-                body = self._keep_pages(key, asked, rendered)
-        return body
-
-    def _lock_for(self, key: tuple[str, ...]) -> threading.Lock:
-        with self._locks_lock:
-            return self._locks.setdefault(key[:3], threading.Lock())
 
     def api_experiments(self, request: Request) -> Response:
         filters = list_filters(request)
@@ -348,7 +367,7 @@ class _Handlers:
     def _trial_id(self, request: Request) -> tuple[str, str]:
         experiment_id, ref = request.path_params["experiment_id"], request.path_params["trial_id"]
         if not is_valid_id(ref, "trl"):  # a row or candidate number, as everywhere
-            ref = self.cache.experiment(experiment_id).trial(ref).id
+            ref = self.cache.versioned(experiment_id, events=False)[1].trial(ref).id
         return experiment_id, ref
 
     def api_trial(self, request: Request) -> Response:

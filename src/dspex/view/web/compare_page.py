@@ -74,8 +74,14 @@ def compare_context(
     b: Ref | None,
     *,
     root: str,
+    load: Callable[[Trial], Trial] | None = None,
 ) -> dict[str, Any]:
-    """What ``compare_page.html`` shows: the comparison (if both sides are set) and pickers."""
+    """What ``compare_page.html`` shows: the comparison (if both sides are set) and pickers.
+
+    ``read`` may give experiments without their events (``get_experiment(id,
+    events=False)``): ``load`` then gives the two compared trials with theirs (or, for a
+    long trial, as they are: the comparison says what it could not compare)."""
+    fill = load or (lambda trial: trial)
     exp_a = read(a.experiment_id) if a else None
     exp_b = read(b.experiment_id) if b else None
 
@@ -88,12 +94,12 @@ def compare_context(
     title, content = "Compare", Markup("")
     if a and b and exp_a and exp_b and a.trial and b.trial:
         view = trials_side_by_side(
-            exp_a, find_trial(exp_a, a.trial), exp_b, find_trial(exp_b, b.trial)
+            exp_a, fill(find_trial(exp_a, a.trial)), exp_b, fill(find_trial(exp_b, b.trial))
         )
         content = comparison_html(view, trial_url=trial_url, experiment_url=experiment_url)
         title = f"{view.a.title} vs {view.b.title}"
     elif a and b and exp_a and exp_b and not a.trial and not b.trial and exp_a.id != exp_b.id:
-        sides = experiments_side_by_side(exp_a, exp_b)
+        sides = experiments_side_by_side(exp_a, exp_b, load=load)
         content = comparison_html(
             experiments=sides, trial_url=trial_url, experiment_url=experiment_url
         )
