@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from dspex import Experiment, ProgramInfo, TraceEvent, Trial, new_id
+from dspex import Experiment, ProgramInfo, ResultStore, TraceEvent, Trial, new_id
 from dspex.model.eventsummary import EventSummary, summarize_events
 from dspex.store.codec import encode
 from dspex.view.html import experiment_html
@@ -193,3 +193,90 @@ def test_sql_summaries_that_fail_their_check_are_read_from_the_record(store):
             summary=tables.checked_text(summarize_events(experiment.trials[2].events).to_json())
         ))  # fmt: skip
     _check_headers(store, experiment)  # the damaged copy is not used
+
+
+@pytest.mark.parametrize("make", [rich_experiment, simba_experiment])
+def test_the_summaries_of_chunks_then_each_other_are_the_summary_of_all(make):
+    """A trial summarized chunk by chunk as its events arrive: ``then`` joins the chunks'
+    summaries into the one of all its events, wherever the chunks are cut."""
+    for trial in make().trials:
+        events = trial.events
+        whole = summarize_events(events)
+        for cut in range(len(events) + 1):
+            for second in sorted({cut, (cut + len(events)) // 2, len(events)}):
+                joined = (
+                    summarize_events(events[:cut])
+                    .then(summarize_events(events[cut:second]))
+                    .then(summarize_events(events[second:]))
+                )
+                assert joined == whole, (trial.name, cut, second)
+
+
+def _appending(store, experiment: Experiment, *, replay: bool) -> list[Trial]:
+    """Append each trial's events in chunks (with ``replay``: each chunk sent twice and
+    overlapping the previous, as a journal resends after a failure); the bare trials."""
+    store.start_experiment(experiment.replace(status="running", trials=()))
+    bare = []
+    for trial in experiment.trials:
+        events = trial.events
+        for start in range(0, len(events), 2):
+            chunk = events[start : start + 2]
+            store.append_events(experiment.id, trial.id, start, chunk)
+            if replay:
+                store.append_events(experiment.id, trial.id, start, chunk)
+                store.append_events(experiment.id, trial.id, max(0, start - 1),
+                                    events[max(0, start - 1) : start + 3])  # fmt: skip
+        bare.append(trial.replace(events=()))
+        store.record_trial(experiment.id, bare[-1])
+    return bare
+
+
+@pytest.mark.parametrize("replay", [False, True])
+def test_a_seal_after_appends_through_the_store_does_not_read_the_events_again(
+    store, monkeypatch, replay
+):
+    """The store summarizes each appended chunk as it arrives: sealing trials whose
+    events were appended through it parses none of them (a long trial's seal read them
+    all back), and a replayed or overlapping chunk counts once."""
+    from dspex.store import _summaries
+
+    experiment = rich_experiment()
+    bare = _appending(store, experiment, replay=replay)
+
+    def parsed(*_: object) -> None:
+        raise AssertionError("the seal parsed appended events to summarize them")
+
+    monkeypatch.setattr(_summaries, "summarize_raw", parsed)
+    store.archive_experiment(experiment.replace(trials=tuple(bare)))
+    _check_headers(store, experiment)
+
+
+@pytest.mark.parametrize("backend", ["file", "sqlite"])
+def test_events_appended_by_another_process_are_summarized_from_the_store(
+    store_url_factory, monkeypatch
+):
+    """Events of a trial appended in part through another store (another process, or
+    ``dspex store recover``): what this store saw covers only some of them, so the seal
+    summarizes the stored events."""
+    from dspex.store import _summaries
+
+    url = store_url_factory()
+    mine = ResultStore.open(url, auto_migrate=True).connect()
+    other = ResultStore.open(url).connect()
+    experiment = rich_experiment()
+    mine.start_experiment(experiment.replace(status="running", trials=()))
+    bare = []
+    for trial in experiment.trials:
+        half = len(trial.events) // 2
+        if trial.events:
+            mine.append_events(experiment.id, trial.id, 0, trial.events[:half])
+            other.append_events(experiment.id, trial.id, half, trial.events[half:])
+        bare.append(trial.replace(events=()))
+    parsed = []
+    real = _summaries.summarize_raw
+    monkeypatch.setattr(_summaries, "summarize_raw", lambda e: parsed.append(1) or real(e))
+    mine.archive_experiment(experiment.replace(trials=tuple(bare)))
+    assert len(parsed) == sum(1 for t in experiment.trials if t.events)
+    _check_headers(mine, experiment)
+    other.close()
+    mine.close()

@@ -83,6 +83,41 @@ class EventSummary(Record):
     pareto_displaced: tuple[str, ...] = ()
     """The candidates any of them displaced, in the order first named."""
 
+    def then(self, later: EventSummary) -> EventSummary:
+        """The summary of this summary's events followed by ``later``'s: what
+        summarizing them all at once gives, so that a trial whose events arrive in
+        chunks is summarized chunk by chunk::
+
+            >>> first = EventSummary(events=2, lm_calls=1, decided="rejected")
+            >>> first.then(EventSummary(events=1, pareto_displaced=("trl_a",))).decided
+            'rejected'
+        """
+        last = {name: value for name in _LAST_WINS if (value := getattr(later, name)) is not None}
+        return self.model_copy(
+            update={
+                "events": self.events + later.events,
+                "lm_calls": self.lm_calls + later.lm_calls,
+                "cache_hits": self.cache_hits + later.cache_hits,
+                "candidates": self.candidates + later.candidates,
+                "pareto_updates": self.pareto_updates + later.pareto_updates,
+                "pareto_displaced": tuple(
+                    dict.fromkeys((*self.pareto_displaced, *later.pareto_displaced))
+                ),
+                **last,
+            }
+        )
+
+
+_LAST_WINS = (
+    "decided",
+    "trial_score",
+    "optimizer_end",
+    "return_event",
+    "return_decision",
+    "pareto_last",
+)
+"""The fields that the last event setting them decides (never set to None)."""
+
 
 def summarize_events(events: Iterable[TraceEvent]) -> EventSummary:
     """The summary of ``events`` (a trial's, in sequence order)."""

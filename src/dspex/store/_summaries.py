@@ -25,7 +25,7 @@ from typing import Any
 from dspex.errors import ValidationError
 from dspex.model import Experiment, Trial
 from dspex.model.eventsummary import EventSummary, summarize_events, summarize_raw
-from dspex.store._events import EventPart
+from dspex.store._events import EventPart, stored_count
 
 __all__ = [
     "event_summaries",
@@ -50,20 +50,32 @@ def with_summary(trial: Trial) -> Trial:
     return trial.model_copy(update={"event_summary": summarize_events(trial.events)})
 
 
-def summary_of(trial: Trial, parts: Sequence[EventPart] | None = None) -> EventSummary:
+def summary_of(
+    trial: Trial,
+    parts: Sequence[EventPart] | None = None,
+    running: tuple[int, EventSummary] | None = None,
+) -> EventSummary:
     """The summary of ``trial``'s events: those in memory, else ``parts`` (the events
-    appended to it, as stored)."""
+    appended to it, as stored). ``running``: the summary of the first events of
+    ``parts`` made as they were appended, and how many it covers; when it covers them
+    all the parts are not parsed, else it is ignored."""
     if trial.events or not parts:
         return summarize_events(trial.events)
+    if running is not None and running[0] == stored_count(parts):
+        return running[1]
     return summarize_raw(e for part in parts for e in loads(b"[" + part.data + b"]"))
 
 
 def event_summaries(
-    experiment: Experiment, appended: Mapping[str, Sequence[EventPart]]
+    experiment: Experiment,
+    appended: Mapping[str, Sequence[EventPart]],
+    running: Mapping[str, tuple[int, EventSummary]] | None = None,
 ) -> tuple[EventSummary, ...]:
     """Each trial's summary as it is sealed (``appended``: the events appended to trials
-    that hold none in memory), in record order."""
-    return tuple(summary_of(t, appended.get(t.id)) for t in experiment.trials)
+    that hold none in memory; ``running``: summaries made as they were appended, see
+    :func:`summary_of`), in record order."""
+    running = running or {}
+    return tuple(summary_of(t, appended.get(t.id), running.get(t.id)) for t in experiment.trials)
 
 
 def stripped(experiment: Experiment) -> Experiment:

@@ -51,6 +51,7 @@ from dspex.model import (
     scope_of,
     utc_now,
 )
+from dspex.model.eventsummary import EventSummary, summarize_events
 from dspex.model.study import validate_study_name
 from dspex.redact import redact_text
 from dspex.store._summaries import event_summaries, with_summary
@@ -153,6 +154,11 @@ class ResultStore:
         self.read_only = read_only
         self._opened = False
         self._lock = threading.Lock()
+        # The summary of the events appended to each running trial through this store,
+        # and how many events (from the first) it covers: the seal then does not read
+        # and parse them again to summarize them.
+        self._appended: dict[tuple[str, str], tuple[int, EventSummary]] = {}
+        self._appended_lock = threading.Lock()
         ResultStore._known.add(self)
 
     # -- construction -------------------------------------------------------------
@@ -309,7 +315,8 @@ class ResultStore:
         }
         record = encode(experiment, self.backend.part_transform, appended)
         # Kept beside the record (derived data): what views need from each trial's events.
-        record = dataclasses.replace(record, summaries=event_summaries(experiment, appended))
+        summaries = event_summaries(experiment, appended, self._appended_summaries(experiment))
+        record = dataclasses.replace(record, summaries=summaries)
         checksum = record.checksum
         outcome = self.backend.seal(record)
         if outcome.stored or outcome.existing_checksum == checksum:
@@ -324,6 +331,34 @@ class ResultStore:
             f"({outcome.existing_checksum}, new {checksum}); archived experiments never "
             "change: archive the new content under a new id"
         )
+
+    def _appended_summaries(self, experiment: Experiment) -> dict[str, tuple[int, EventSummary]]:
+        """The summaries of the events appended through this store to ``experiment``'s
+        trials (forgotten: the experiment is being sealed), with how many events each
+        covers."""
+        with self._appended_lock:
+            return {
+                trial.id: found
+                for trial in experiment.trials
+                if (found := self._appended.pop((experiment.id, trial.id), None)) is not None
+            }
+
+    def _note_appended(
+        self, experiment_id: str, trial_id: str, first_seq: int, events: Sequence[TraceEvent]
+    ) -> None:
+        """Summarize the events just appended that the running summary of the trial does
+        not cover yet (a replay covers none); a chunk past what this store appended
+        (another process appended the rest) makes the summary unknown: the seal then
+        reads the stored events."""
+        key = (experiment_id, trial_id)
+        with self._appended_lock:
+            covered, summary = self._appended.get(key, (0, _NO_EVENTS))
+            if first_seq > covered:
+                self._appended.pop(key, None)
+                return
+            new = events[covered - first_seq :]
+            if new:
+                self._appended[key] = (covered + len(new), summary.then(summarize_events(new)))
 
     def _with_stored_events(self, experiment: Experiment) -> Experiment:
         trials = []
@@ -379,6 +414,7 @@ class ResultStore:
                 )
         if events:
             self.backend.append_events(experiment_id, trial_id, first_seq, events)
+            self._note_appended(experiment_id, trial_id, first_seq, events)
 
     # -- reading ------------------------------------------------------------------
 
@@ -575,6 +611,9 @@ class ResultStore:
                 f"offset must be an integer from 0 to {MAX_OFFSET}, not {offset!r}"
             )
         return self.backend.list_studies(limit, offset)
+
+
+_NO_EVENTS = EventSummary()
 
 
 def _stores_holding(experiment_id: str, searched: ResultStore) -> list[str]:
