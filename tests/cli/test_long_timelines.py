@@ -53,3 +53,40 @@ def test_full_prints_every_event_once(url, large, width):
     assert max(len(line) for line in lines) <= width
     assert sum(1 for line in lines if STAMP.match(line)) == len(large.trials[0].events)
     assert "more events" not in out
+
+
+def test_a_trial_over_the_long_bound_prints_one_page_and_the_command_for_the_next(
+    monkeypatch, tmp_path
+):
+    from tests.view.big_trials import LONG_TRIAL, long_experiment
+
+    url = f"file://{tmp_path / 'store'}"
+    experiment = long_experiment(3_000)
+    ResultStore.open(url).archive_experiment(experiment)
+    trial = experiment.trials[LONG_TRIAL]
+    monkeypatch.setattr("dspex.view.window.LONG_TRIAL", 1_000)
+    whole = []
+    read = ResultStore.get_experiment
+
+    def get_experiment(self, experiment_id, *, events=True):
+        whole.append(events)
+        return read(self, experiment_id, events=events)
+
+    monkeypatch.setattr(ResultStore, "get_experiment", get_experiment)
+    show = ["experiments", "show", experiment.id, "--trial", str(trial.index), "--store", url]
+    env = {"COLUMNS": "100"}
+    out = CliRunner().invoke(main, show, env=env).output
+    assert whole == [False]  # the trials' headers only
+    flat = " ".join(out.split())
+    assert "this view read events 1–200 of 3,000 (a page at a time)" in flat
+    assert "2,800 events not shown (2,800 after)." in flat
+    command = f"dspex experiments show {experiment.id} --trial {trial.index} --offset 200"
+    assert f"The next 200: {command}" in out.splitlines()
+    assert sum(1 for line in out.splitlines() if STAMP.match(line)) <= 200
+    last = CliRunner().invoke(main, [*show, "--offset", "2900", "--full"], env=env).output
+    assert sum(1 for line in last.splitlines() if STAMP.match(line)) == 100
+    assert "events 2,901–3,000 of 3,000" in " ".join(last.split()) and "The next" not in last
+    past = CliRunner().invoke(main, [*show, "--offset", "3000"], env=env)
+    assert past.exit_code == 1 and "offset 3,000 is past the trial's events" in past.output
+    alone = CliRunner().invoke(main, ["experiments", "show", experiment.id, "--offset", "5"])
+    assert alone.exit_code == 2 and "--offset applies to one trial's timeline" in alone.output

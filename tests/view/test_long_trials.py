@@ -50,13 +50,26 @@ class _Reads:
         self.events.clear()
 
 
+REJECTED = {
+    "optimizer": "SIMBA", "step": 9, "decision": "Reject candidate 1", "strategy": None,
+    "rationale": "worse on the batch", "action": "", "details": {"accepted": False},
+}  # fmt: skip
+
+
 def _with_markup(experiment: dspex.Experiment) -> dspex.Experiment:
-    """The long trial's first decision speaks in markup (a program's strings are data)."""
+    """The long trial's first decision speaks in markup (a program's strings are data),
+    and its last event is the decision that rejects it (on the last page only)."""
     trial = experiment.trials[LONG_TRIAL]
     events = list(trial.events)
     first = next(i for i, e in enumerate(events) if e.kind.value == "decision")
     payload = {**events[first].payload, "rationale": XSS_TEXT}
     events[first] = events[first].model_copy(update={"payload": payload})
+    last = events[-1]
+    events[-1] = dspex.TraceEvent(
+        id=last.id, trial_id=last.trial_id, sequence=last.sequence, timestamp=last.timestamp,
+        monotonic_ns=last.monotonic_ns, source="orchestration", kind="decision", pid=last.pid,
+        worker=last.worker, payload=REJECTED,
+    )  # fmt: skip
     trials = list(experiment.trials)
     trials[LONG_TRIAL] = trial.model_copy(update={"events": tuple(events)})
     return experiment.model_copy(update={"trials": tuple(trials)})
@@ -111,6 +124,8 @@ def test_the_first_view_reads_one_page_and_says_which_events_it_shows(ui):
     lm_calls = sum(1 for e in trial.events if e.kind.value == "lm_call")
     assert f"{EVENTS} events · {lm_calls} LM calls" in html
     assert "Where the time went <span" in html and "events 1–400 of 3,000" in html
+    # the outcome, decided on the last page, from the summary stored with the trial
+    assert 'Why this trial: <span class="badge outcome-rejected">rejected</span>' in html
     # read: the trials' headers and one page of events, never the whole trial
     assert reads.whole == []
     assert reads.events == [(0, 400)]
@@ -206,6 +221,7 @@ def test_view_trial_of_a_long_trial_shows_its_first_page_and_how_to_see_more(rec
     assert _ids_in(html) == _page_of(trial, 0, 499)[0]
     assert "<script>alert(1)</script>" not in html
     assert f"{EVENTS} events" in view.to_short_text()
+    assert "Why this trial: rejected" in text
     nxt = TraceViewer.view_trial(experiment.id, trial.id, store=store, offset=2_900, limit=200)
     assert [e.sequence for e in nxt.trial.events] == list(range(2_900, 3_000))
     last = " ".join(str(nxt).split())
@@ -240,3 +256,12 @@ def test_the_compare_page_of_two_short_trials_reads_them_whole_and_notes_nothing
     html = client.get(f"/compare?a={experiment.id}:{a.id}&b={experiment.id}:{b.id}").text
     assert reads.whole == ["get_trial", "get_trial"]
     assert "were not read" not in html
+
+
+def test_a_page_says_the_whole_trials_outcome_when_the_whole_experiment_is_cached(ui):
+    client, experiment, trial, reads = ui
+    client.get(f"/experiments/{experiment.id}/trials/{experiment.trials[0].id}")
+    assert reads.whole == ["get_experiment"]  # the short trial's page kept the record
+    html = client.get(f"/experiments/{experiment.id}/trials/{trial.id}").text
+    assert 'Why this trial: <span class="badge outcome-rejected">rejected</span>' in html
+    assert _ids_in(html) == _page_of(trial, 0, 399)[0]

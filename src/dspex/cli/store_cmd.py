@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from dspex.cli._store import cli_store, cli_store_url, store_option
 from dspex.errors import DspexError
+
+if TYPE_CHECKING:
+    from dspex.model import Experiment, Trial
+    from dspex.store import ResultStore
 
 __all__ = ["experiments_group", "in_flags", "store_group"]
 
@@ -97,39 +101,90 @@ def ls(
     "its candidate number (c8 or 'candidate 8') or its id.",
 )
 @click.option("--full", is_flag=True, help="With --trial: every event, long texts unfolded.")
+@click.option(
+    "--offset",
+    type=click.IntRange(min=0),
+    default=None,
+    help="With --trial: start at this event (0-based) and print a page of them. A trial "
+    "of more than 20,000 events is always read a page at a time.",
+)
 @store_option
-def show(store_url: str | None, experiment_id: str, trial_ref: str | None, full: bool) -> None:
+def show(
+    store_url: str | None,
+    experiment_id: str,
+    trial_ref: str | None,
+    full: bool,
+    offset: int | None,
+) -> None:
     """Show one experiment: what it tested, its result and its trials."""
-    if full and trial_ref is None:
+    if (full or offset is not None) and trial_ref is None:
         raise click.UsageError(
-            "--full applies to one trial's timeline: add --trial N (the # column) or "
-            "--trial cN (candidate N)"
+            f"{'--full' if full else '--offset'} applies to one trial's timeline: add "
+            "--trial N (the # column) or --trial cN (candidate N)"
         )
     from dspex.cli._tables import experiment_summary_text, terminal_width
     from dspex.view.labels import find_trial
 
     store = cli_store(store_url, read_only=True)
     width = terminal_width()
+    text_width = max(60, min(width, 160))
     try:
-        experiment = store.get_experiment(experiment_id)
         if trial_ref is None:
+            experiment = store.get_experiment(experiment_id)
             click.echo(experiment_summary_text(experiment, width=width))
             return
-        trial = find_trial(experiment, trial_ref)
+        from dspex.view import render_trial_text
+        from dspex.view.window import LONG_TRIAL
+
+        headers = store.get_experiment(experiment_id, events=False)
+        trial = find_trial(headers, trial_ref)
+        total = store.count_events(experiment_id, trial.id)
+        if offset is None and total <= LONG_TRIAL:
+            experiment = store.get_experiment(experiment_id)
+            text = render_trial_text(
+                experiment,
+                experiment.trial(trial.id),
+                width=text_width,
+                abridged=not full,
+                max_events=None if full else 200,
+            )
+        else:  # a page of events only: a long trial is never read whole
+            text = _trial_page_text(store, headers, trial, offset or 0, total, full, text_width)
     except DspexError as exc:
         raise click.ClickException(str(exc)) from exc
-    from dspex.view import render_trial_text
+    click.echo(text, nl=False)
 
-    click.echo(
-        render_trial_text(
-            experiment,
-            trial,
-            width=max(60, min(width, 160)),
-            abridged=not full,
-            max_events=None if full else 200,
-        ),
-        nl=False,
+
+def _trial_page_text(
+    store: ResultStore,
+    headers: Experiment,
+    header: Trial,
+    offset: int,
+    total: int,
+    full: bool,
+    width: int,
+) -> str:
+    """The timeline of events ``offset`` on of a trial (200 of them, or 500 with
+    ``full``), read alone, saying which they are and the command for the next ones."""
+    from dataclasses import replace
+
+    from dspex.view.text import timeline_text
+    from dspex.view.timeline import build_timeline
+    from dspex.view.why import why_of
+    from dspex.view.window import PAGE_EVENTS, read_window
+
+    limit = PAGE_EVENTS if full else 200
+    experiment, trial, window = read_window(
+        store, headers.id, header.id, offset, limit, experiment=headers, total=total
     )
+    if window.last < total:
+        command = (
+            f"dspex experiments show {headers.id} --trial {trial.index} --offset {window.last}"
+            + (" --full" if full else "")
+        )
+        window = replace(window, more=f"The next {min(limit, total - window.last):,}: {command}")
+    timeline = replace(build_timeline(trial, experiment), window=window)
+    return timeline_text(timeline, width=width, abridged=not full, why=why_of(trial, experiment))
 
 
 @click.group("store")

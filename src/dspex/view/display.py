@@ -99,7 +99,8 @@ class TrialView:
         )
         if window is not None:
             text += f"this view holds {window.range_text}: print(view) or view.to_text()"
-            text += f"\n{window.left_out_line}" if window.left_out_line else ""
+            rest = f"{window.left_out_line} {window.more}".strip()
+            text += f"\n{rest}" if rest else ""
         else:
             text += "the whole timeline: print(view) or view.to_text()"
         return terminal_safe(text)

@@ -93,8 +93,8 @@ def timeline_markdown(timeline: Timeline, *, max_events: int | None = None) -> s
     lines = [f"# Unified Trace: {md(timeline.title)}", "", *_parent_markdown(timeline)]
     if timeline.window is not None:
         window = timeline.window
-        note = window.note + (f" {window.left_out_line}" if window.left_out_line else "")
-        lines += ["", f"*{md(note)}*", ""]
+        lines += ["", f"*{md(window.said)}*", ""]
+        lines += [md(window.more), ""] if window.more else []
     if timeline.time_by_source:
         lines += [
             "",

@@ -140,7 +140,7 @@ def timeline_renderables(
     yield _Items(meta, style="dim")
     if timeline.window is not None:
         window = timeline.window
-        yield _text(window.note + (f" {window.left_out_line}" if window.left_out_line else ""))
+        yield _text(window.said + (f"\n{window.more}" if window.more else ""))
     yield from _time_bar(timeline)
     if timeline.parent is not None:
         lines = [f"Changes against parent ({trial_label(timeline.parent)}):"]

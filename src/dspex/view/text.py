@@ -173,8 +173,8 @@ def window_lines(timeline: Timeline, width: int) -> list[str]:
     window = timeline.window
     if window is None:
         return []
-    text = window.note + (f" {window.left_out_line}" if window.left_out_line else "")
-    return [*textwrap.wrap(text, width=width), "-" * width]
+    more = [window.more] if window.more else []  # a command: on its own line, unwrapped
+    return [*textwrap.wrap(window.said, width=width), *more, "-" * width]
 
 
 ROUTINE_KINDS = ("adapter_format", "adapter_parse", "module_end")

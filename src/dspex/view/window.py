@@ -81,14 +81,19 @@ class EventWindow:
 
     @property
     def left_out_line(self) -> str:
-        """``N events not shown (...)`` and how to see them; empty when none are left out."""
+        """``N events not shown (N before, N after).``; empty when none are left out."""
         if not self.left_out:
             return ""
         before = f"{self.offset:,} before" if self.offset else ""
         after = self.total - self.last
         parts = [p for p in (before, f"{after:,} after" if after else "") if p]
-        line = f"{self.left_out:,} events not shown ({', '.join(parts)})."
-        return f"{line} {self.more}" if self.more else line
+        return f"{self.left_out:,} events not shown ({', '.join(parts)})."
+
+    @property
+    def said(self) -> str:
+        """:attr:`note` and :attr:`left_out_line`: what every view of the window says
+        first (then :attr:`more`, on a line of its own in text)."""
+        return f"{self.note} {self.left_out_line}".rstrip()
 
 
 def check_offset(offset: int, total: int) -> None:
@@ -132,5 +137,6 @@ def read_window(
         lm_calls=summary.lm_calls,
         cache_hits=summary.cache_hits,
     )
-    # The header keeps its stored summary: outcome and scope still cover every event.
-    return experiment, header.model_copy(update={"events": tuple(events)}), window
+    # The page keeps the whole trial's summary: outcome and scope cover every event.
+    page = header.model_copy(update={"events": tuple(events), "event_summary": summary})
+    return experiment, page, window

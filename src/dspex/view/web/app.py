@@ -297,11 +297,13 @@ class _Handlers:
     ) -> bytes:
         """A page of a trial too long to read whole: the experiment's trials without their
         events (kept), the trial's event count and the page's events only, from the store."""
-        key = ("window", experiment_id, trial_id, str(count), root)
+        # the experiment's version too: a sealed trial's header changes (its score, its
+        # status) while its count may not
+        version, experiment = self.cache.versioned(experiment_id, events=False)
+        key = ("window", experiment_id, version, trial_id, str(count), root)
         body = self._cached_page(key, asked)
         if body is not None:
             return body
-        _, experiment = self.cache.versioned(experiment_id, events=False)
         offset = asked.offset
         if asked.event is not None:  # read a chunk at a time until it turns up
             found = page_holding(
