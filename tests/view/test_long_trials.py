@@ -265,3 +265,18 @@ def test_a_page_says_the_whole_trials_outcome_when_the_whole_experiment_is_cache
     html = client.get(f"/experiments/{experiment.id}/trials/{trial.id}").text
     assert 'Why this trial: <span class="badge outcome-rejected">rejected</span>' in html
     assert _ids_in(html) == _page_of(trial, 0, 399)[0]
+
+
+def test_trace_viewer_compare_reads_a_long_trial_by_its_summary(recorded, monkeypatch):
+    url, experiment = recorded
+    monkeypatch.setattr("dspex.view.viewer.LONG_TRIAL", 1_000)
+    store = ResultStore.open(url, read_only=True)
+    reads = _Reads(store)
+    trial = experiment.trials[LONG_TRIAL]
+    view = TraceViewer.compare(experiment.id, 0, experiment.id, trial.index, store=store)
+    assert reads.whole == ["get_trial"] and reads.events == []  # the short trial only
+    note = f"B (Trial {trial.index}): its {EVENTS:,} events were not read"
+    assert note in " ".join(str(view).split()) and note in view._repr_html_()
+    lm_calls = sum(1 for e in trial.events if e.kind.value == "lm_call")
+    assert [row.b for row in view.trials.costs if row.name == "LM calls"] == [lm_calls]
+    store.close()

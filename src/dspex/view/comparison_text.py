@@ -90,6 +90,8 @@ def trials_text(view: TrialsSideBySide, *, width: int = 100, max_examples: int |
             width=width,
             indent=0,
         )
+    for line in view.unread:
+        lines += textwrap.wrap(line, width=width)
     lines += _heading("Statistics", width)
     for name, value in statistics_rows(view):
         lines += wrap_field(name, value, width=width, indent=2)
@@ -192,6 +194,8 @@ def trials_renderables(view: TrialsSideBySide) -> Iterator[RenderableType]:
             for side in (view.a, view.b)
         ]
     )
+    for line in view.unread:
+        yield Text(line)
     yield Text("Statistics", style="bold underline")
     yield _grid(statistics_rows(view))
     changes = [line for c in view.changes for line in change_lines(c, width=96, indent=2)]

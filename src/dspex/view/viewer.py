@@ -20,6 +20,7 @@ from dataclasses import replace
 
 from dspex.errors import ValidationError
 from dspex.ids import validate_id
+from dspex.model import Trial
 from dspex.store import ResultStore
 from dspex.view.compare_view import ComparisonView
 from dspex.view.comparison import experiments_side_by_side, trials_side_by_side
@@ -103,19 +104,29 @@ class TraceViewer:
         their shared example set, and the settings that differ.
         """
         store = store or ResultStore.default()
-        first = store.get_experiment(experiment_a)
-        second = store.get_experiment(experiment_b) if experiment_b else first
+        # the experiments without their events, then the compared trials with theirs: a
+        # trial of more than LONG_TRIAL events is compared by its header and summary
+        first = store.get_experiment(experiment_a, events=False)
+        second = store.get_experiment(experiment_b, events=False) if experiment_b else first
+
+        def load(trial: Trial) -> Trial:
+            if store.count_events(trial.experiment_id, trial.id) > LONG_TRIAL:
+                return trial
+            return store.get_trial(trial.experiment_id, trial.id)
+
         if trial_a is None and trial_b is None:
             if second.id == first.id:
                 raise ValidationError(
                     "name two trials to compare within one experiment, or two experiments: "
                     "TraceViewer.compare(exp_a, trial_a, exp_b, trial_b)"
                 )
-            return ComparisonView(experiments=experiments_side_by_side(first, second))
+            return ComparisonView(experiments=experiments_side_by_side(first, second, load=load))
         if trial_a is None or trial_b is None:
             raise ValidationError(
                 "name both trials (trial_a and trial_b), or neither to compare the experiments"
             )
         return ComparisonView(
-            trials_side_by_side(first, first.trial(trial_a), second, second.trial(trial_b))
+            trials_side_by_side(
+                first, load(first.trial(trial_a)), second, load(second.trial(trial_b))
+            )
         )
