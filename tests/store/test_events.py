@@ -101,3 +101,72 @@ def test_appended_parts_spliced_give_the_json_and_index_of_the_whole_trial(count
     assert index is not None and index.count == count
     assert parse_trial(data, index) == trial
     assert same.events == ()
+
+
+def test_a_large_parse_leaves_its_objects_old_without_a_collection_and_keeps_frozen_ones():
+    """After a large trial is parsed, collection is on again and the young generation is
+    nearly empty (the objects built were moved to the oldest one, not walked by a
+    collection); a process's own frozen objects stay frozen."""
+    import gc
+
+    data, _, index = trial_json(_trial(12_000))
+    assert len(data) > 1 << 20  # large enough for the quick path
+    gc.collect()
+    collections: list[int] = []
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(note)
+    try:
+        trial = parse_trial(data, index)
+        kept = [[k] for k in range(500)]  # what the next allocations would collect
+    finally:
+        gc.callbacks.remove(note)
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    assert collections == []  # the ~100,000 objects just built were not walked
+    assert len(trial.events) == 12_000 and len(kept) == 500
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    try:
+        assert len(parse_trial(data, index).events) == 12_000
+        assert gc.isenabled() and gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
+@pytest.mark.parametrize(("count", "chunk"), [(0, 1), (7, 3), (2 * PART_EVENTS + 7, 100)])
+def test_a_record_written_from_unjoined_pieces_is_the_record_written_from_joined_json(
+    tmp_path, count, chunk
+):
+    """The file store writes a trial sealed from its appended parts as pieces, never
+    joined: the record file (body, digests of each trial, part and header, footer) is
+    byte for byte the one written from the joined JSON."""
+    from dspex import Experiment, ProgramInfo
+    from dspex.store._events import Pieces, digest_of, digests
+    from dspex.store._filerecord import write_record
+    from dspex.store.codec import encode
+
+    exp_id = new_id("exp")
+    trial, other = (_trial(n).model_copy(update={"experiment_id": exp_id}) for n in (count, 3))
+    bare = trial.model_copy(update={"events": ()})
+    experiment = Experiment(id=exp_id, name="e", program=ProgramInfo(name="qa"),
+                            status="completed",
+                            trials=(bare, other.model_copy(update={"index": 1})))  # fmt: skip
+    parts = []
+    for first in range(0, count, chunk):
+        parts += plan_append(first, first, trial.events[first : first + chunk], "t")
+    appended = {bare.id: parts} if parts else {}
+    joined = encode(experiment, appended=appended)
+    pieces = encode(experiment, appended=appended, joined=False)
+    assert joined.checksum == pieces.checksum and b"".join(pieces.chunks()) == joined.body
+    assert any(isinstance(data, Pieces) for _, data in pieces.trials) == bool(parts)
+    write_record(tmp_path / "joined", joined)
+    write_record(tmp_path / "pieces", pieces)
+    assert (tmp_path / "pieces").read_bytes() == (tmp_path / "joined").read_bytes()
+    data = joined.trials[0][1]
+    ranges = [(0, 5), (5, 5), (9, len(data) // 2), (len(data) - 3, len(data))]
+    split = Pieces(tuple(data[k : k + 7] for k in range(0, len(data), 7)), len(data))
+    assert digests(split, ranges) == digests(data, ranges)
+    assert digest_of(split, ranges) == digest_of(data, ranges)

@@ -22,7 +22,7 @@ from pathlib import Path
 from dspex.errors import CorruptRecordError
 from dspex.store._events import EventPart
 
-__all__ = ["Span", "append", "read", "spans"]
+__all__ = ["Span", "append", "read", "read_all", "spans"]
 
 _MAGIC = b"DXE1"
 _HEAD = struct.Struct(">4sQQI32s")
@@ -99,12 +99,21 @@ def _remembered(fd: int, key: str, identity: tuple[int, int], size: int) -> tupl
 
 def read(path: Path, span: Span, record_id: str) -> bytes:
     """One frame's events JSON, checked."""
+    return read_all(path, [span], record_id)[0]
+
+
+def read_all(path: Path, spans: list[Span], record_id: str) -> list[bytes]:
+    """The events JSON of each of ``spans`` (frames of the log), checked; the file is
+    opened once (a long trial's seal reads thousands of frames)."""
+    found = []
     with open(path, "rb") as f:
-        f.seek(span.offset)
-        data = f.read(span.length)
-    if len(data) != span.length or hashlib.sha256(data).digest() != span.digest:
-        raise CorruptRecordError(record_id, f"the events log {path.name} is damaged")
-    return data
+        for span in spans:
+            f.seek(span.offset)
+            data = f.read(span.length)
+            if len(data) != span.length or hashlib.sha256(data).digest() != span.digest:
+                raise CorruptRecordError(record_id, f"the events log {path.name} is damaged")
+            found.append(data)
+    return found
 
 
 def append(path: Path, parts: list[EventPart], end: int) -> None:

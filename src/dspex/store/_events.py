@@ -33,6 +33,7 @@ more than everything else); anything unexpected falls back to the full validatio
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -51,7 +52,9 @@ __all__ = [
     "PART_EVENTS",
     "EventIndex",
     "EventPart",
+    "Pieces",
     "plan_append",
+    "resume_gc",
     "read_parts",
     "splice_parts",
     "stored_count",
@@ -61,6 +64,9 @@ __all__ = [
     "parse_experiment",
     "parse_trial",
     "serialize_events",
+    "splice_pieces",
+    "digest_of",
+    "digests",
     "trial_json",
 ]
 
@@ -320,7 +326,25 @@ def _no_gc(size: int) -> Iterator[None]:
     try:
         yield
     finally:
+        resume_gc(size)
+
+
+def resume_gc(size: int) -> None:
+    """Turn garbage collection back on after a large parse, without the collection
+    that the next allocation would then start: the objects just built are all kept, and
+    that collection only walked them (0.2 s of CPU for a 200,000-event trial) to move
+    them to an older generation. ``gc.freeze()`` and ``gc.unfreeze()`` move every
+    tracked object to the oldest generation at once instead, and reset the count that
+    starts a collection. Only after ``size`` bytes of JSON or more (a young object of
+    the process that becomes garbage meanwhile waits for a full collection), and not
+    when the process keeps frozen objects of its own (a server that froze them before
+    forking): unfreezing would release those too."""
+    if size < _NO_GC_BYTES or gc.get_freeze_count():
         gc.enable()
+        return
+    gc.freeze()
+    gc.enable()
+    gc.unfreeze()
 
 
 def _parse_events(data: bytes | memoryview, trial_id: str) -> list[TraceEvent]:
@@ -454,18 +478,35 @@ def read_parts(
     return events[offset - base : stop - base]
 
 
+@dataclass(frozen=True)
+class Pieces:
+    """A trial's JSON as the pieces it is made of, not joined (``bytes(pieces)`` joins
+    them): a long trial sealed from its appended parts is then in memory once, as its
+    parts, and a backend that writes pieces (the file store) never copies it whole."""
+
+    pieces: tuple[bytes, ...]
+    length: int
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.pieces)
+
+
 def trial_with_parts(
-    trial: Trial, parts: Sequence[EventPart]
-) -> tuple[bytes, Trial, EventIndex | None]:
+    trial: Trial, parts: Sequence[EventPart], *, joined: bool = True
+) -> tuple[bytes | Pieces, Trial, EventIndex | None]:
     """The stored JSON of ``trial`` (whose ``events`` are empty) with the appended
     ``parts`` as its events, as :func:`trial_json` gives it, without parsing them; small
-    parts are joined into parts of about :data:`PART_EVENTS`."""
+    parts are joined into parts of about :data:`PART_EVENTS`. ``joined=False``: the
+    JSON as :class:`Pieces` (where the events could be located)."""
     head = plain_json(trial)
     if head is None or head.count(_EMPTY) != 1:  # rare: parse them, serialize the whole
         events = parse_events(b"[" + b",".join(p.data for p in parts) + b"]", trial.id)
         return trial_json(trial.model_copy(update={"events": tuple(events)}))
-    data, index = splice_parts(head, head.index(_EMPTY) + _AT, parts)
-    return data, trial, index
+    pieces, index = splice_pieces(head, head.index(_EMPTY) + _AT, parts)
+    return (bytes(pieces) if joined else pieces), trial, index
 
 
 def splice_parts(head: bytes, at: int, parts: Sequence[EventPart]) -> tuple[bytes, EventIndex]:
@@ -473,7 +514,13 @@ def splice_parts(head: bytes, at: int, parts: Sequence[EventPart]) -> tuple[byte
     ``at``) and its parts; small parts are joined into parts of about PART_EVENTS.
 
     The JSON is joined once, from the parts as they are: a long trial's events are then
-    in memory twice at most while it is sealed (its parts, and the trial's JSON)."""
+    in memory twice at most (its parts, and the trial's JSON)."""
+    pieces, index = splice_pieces(head, at, parts)
+    return bytes(pieces), index
+
+
+def splice_pieces(head: bytes, at: int, parts: Sequence[EventPart]) -> tuple[Pieces, EventIndex]:
+    """What :func:`splice_parts` joins: the trial's JSON as pieces, and its index."""
     pieces: list[bytes] = [head[:at]]
     firsts: list[int] = []
     starts: list[int] = []
@@ -494,7 +541,49 @@ def splice_parts(head: bytes, at: int, parts: Sequence[EventPart]) -> tuple[byte
         count = part.stop
     pieces.append(head[at:])
     index = EventIndex(count, at, offset, tuple(firsts), tuple(starts))
-    return b"".join(pieces), index
+    return Pieces(tuple(pieces), offset + len(head) - at), index
+
+
+def digests(data: bytes | Pieces, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+    """The SHA-256 of each byte range of ``data`` (ranges in order, not overlapping),
+    read in place: a range of :class:`Pieces` is hashed piece by piece, never joined."""
+    found = []
+    for views in _views(data, ranges):
+        digest = hashlib.sha256()
+        for view in views:
+            digest.update(view)
+        found.append(digest.digest())
+    return found
+
+
+def digest_of(data: bytes | Pieces, ranges: Sequence[tuple[int, int]]) -> bytes:
+    """The SHA-256 of the byte ranges of ``data`` one after the other, read in place."""
+    digest = hashlib.sha256()
+    for views in _views(data, ranges):
+        for view in views:
+            digest.update(view)
+    return digest.digest()
+
+
+def _views(data: bytes | Pieces, ranges: Sequence[tuple[int, int]]) -> Iterator[list[memoryview]]:
+    """For each range (in order, not overlapping), the views of ``data`` that make it."""
+    if isinstance(data, bytes):
+        whole = memoryview(data)
+        for a, b in ranges:
+            yield [whole[a:b]]
+        return
+    pieces = iter(data.pieces)
+    piece, base = memoryview(b""), 0  # the current piece and where it starts
+    for a, b in ranges:
+        views = []
+        while True:
+            end = base + len(piece)
+            if end > a and b > base:
+                views.append(piece[max(a - base, 0) : min(b, end) - base])
+            if end >= b:
+                break
+            base, piece = end, memoryview(next(pieces))
+        yield views
 
 
 def parse_experiment(
@@ -519,4 +608,4 @@ def parse_experiment(
         return Experiment.from_dict({**fields, "trials": parsed})
     finally:
         if enabled:
-            gc.enable()
+            resume_gc(len(header) + sum(len(data) for data, _ in trials))

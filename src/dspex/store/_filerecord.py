@@ -20,12 +20,13 @@ import re
 import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from dspex.errors import CorruptRecordError, ValidationError
-from dspex.store._events import EventIndex
+from dspex.store._events import EventIndex, Pieces, digest_of, digests
 from dspex.store.codec import EncodedRecord, sha256
 from dspex.store.query import ExperimentSummary
 
@@ -136,45 +137,82 @@ def write_atomic(
 
 
 def write_record(path: Path, record: EncodedRecord, *, temp_dir: Path | None = None) -> None:
-    """Write a sealed record atomically (see the module docstring for the layout)."""
-    spans = record.spans
+    """Write a sealed record atomically (see the module docstring for the layout).
+
+    The footer's digests of a large record (each trial's, each part of its events) are
+    computed on worker threads while its body is written (SHA-256 and writes release
+    the GIL), so a long trial's seal takes about as long as the longer of the two."""
     body_length = sum(len(chunk) for chunk in record.chunks())
+    if body_length < _PARALLEL_BYTES:
+        footer = _footer(record, body_length, _trial_digests(record), _event_entries(record))
+        write_atomic(path, [*record.chunks(), footer, _trailer(body_length, footer)],
+                     temp_dir=temp_dir)  # fmt: skip
+        return
+    with ThreadPoolExecutor(2, thread_name_prefix="dspex-digest") as pool:
+        trials = pool.submit(_trial_digests, record)
+        events = pool.submit(_event_entries, record)
+
+        def chunks() -> Iterator[bytes]:
+            yield from record.chunks()
+            footer = _footer(record, body_length, trials.result(), events.result())
+            yield footer
+            yield _trailer(body_length, footer)
+
+        write_atomic(path, chunks(), temp_dir=temp_dir)
+
+
+_PARALLEL_BYTES = 8 << 20
+
+
+def _trial_digests(record: EncodedRecord) -> list[str]:
+    return [digests(data, [(0, len(data))])[0].hex() for _, data in record.trials]
+
+
+def _event_entries(record: EncodedRecord) -> list[Any] | None:
+    if not record.events:
+        return None
+    return [
+        None if index is None else _event_entry(data, index, start)
+        for (_, start, _), (_, data), index in zip(
+            record.spans, record.trials, record.events, strict=True
+        )
+    ]
+
+
+def _footer(
+    record: EncodedRecord, body_length: int, trials: list[str], events: list[Any] | None
+) -> bytes:
     content: dict[str, Any] = {
         "id": record.id,
         "checksum": record.checksum,
         "body_length": body_length,
         "trials": [
-            [tid, start, end, hashlib.sha256(data).hexdigest()]
-            for (tid, start, end), (_, data) in zip(spans, record.trials, strict=True)
+            [tid, start, end, digest]
+            for (tid, start, end), digest in zip(record.spans, trials, strict=True)
         ],
         "summary": record.summary.to_dict(),
     }
     if record.summaries and record.at is not None:  # derived: for reading trials alone
         content["head"] = hashlib.sha256(record.header).hexdigest()  # JSON without trials
         content["summaries"] = [s.to_dict() for s in record.summaries]
-    if record.events:
-        content["events"] = [
-            None if index is None else _event_entry(data, index, start)
-            for (_, start, _), (_, data), index in zip(
-                spans, record.trials, record.events, strict=True
-            )
-        ]
-    footer = json.dumps(content, separators=(",", ":")).encode()
-    trailer = _TRAILER % (body_length, len(footer), hashlib.sha256(footer).hexdigest().encode())
-    write_atomic(path, [*record.chunks(), footer, trailer], temp_dir=temp_dir)
+    if events is not None:
+        content["events"] = events
+    return json.dumps(content, separators=(",", ":")).encode()
 
 
-def _event_entry(data: bytes, index: EventIndex, start: int) -> list[Any]:
+def _trailer(body_length: int, footer: bytes) -> bytes:
+    return _TRAILER % (body_length, len(footer), hashlib.sha256(footer).hexdigest().encode())
+
+
+def _event_entry(data: bytes | Pieces, index: EventIndex, start: int) -> list[Any]:
     """A trial's events in the footer: its :class:`EventIndex` (offsets in the body), the
     SHA-256 of each part and of the trial without its events, so that a page of events,
-    or the trial's header, is read and checked alone."""
-    view = memoryview(data)
-    digests = [
-        hashlib.sha256(view[a:b]).hexdigest()
-        for a, b in (index.part_bounds(k) for k in range(len(index.starts)))
-    ]
-    header = hashlib.sha256(index.header(view)).hexdigest()
-    return [*index.shifted(start).to_list(), digests, header]
+    or the trial's header, is read and checked alone (hashed where the JSON is, pieces
+    included: never joined)."""
+    bounds = [index.part_bounds(k) for k in range(len(index.starts))]
+    parts = [digest.hex() for digest in digests(data, bounds)]
+    header = digest_of(data, [(0, index.at), (index.end, len(data))]).hex()
+    return [*index.shifted(start).to_list(), parts, header]
 
 
 @dataclass(frozen=True)

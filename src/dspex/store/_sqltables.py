@@ -208,7 +208,7 @@ def experiment_rows(record: EncodedRecord) -> tuple[dict[str, Any], list[dict[st
     }
     payloads = record.stored  # compressed while the record was encoded (see sql.part_transform)
     if payloads is None:
-        payloads = tuple(compress_many([data for _, data in record.trials]))
+        payloads = tuple(compress_many([bytes(data) for _, data in record.trials]))
     indexes = record.events or (None,) * len(record.trials)
     summaries = record.summaries or (None,) * len(record.trials)
     trial_rows = [
@@ -218,7 +218,7 @@ def experiment_rows(record: EncodedRecord) -> tuple[dict[str, Any], list[dict[st
             "position": position,
             "payload": payload,
             "events": index_text(index),
-            "header": None if index is None else checked_text(index.header(data).decode()),
+            "header": None if index is None else checked_text(index.header(bytes(data)).decode()),
             "summary": None if summary is None else checked_text(summary.to_json()),
         }
         for position, ((tid, data), payload, index, summary) in enumerate(

@@ -25,7 +25,7 @@ from typing import Any
 from dspex.errors import ValidationError
 from dspex.model import Experiment, Trial
 from dspex.model.eventsummary import EventSummary, summarize_events, summarize_raw
-from dspex.store._events import EventPart, stored_count
+from dspex.store._events import EventPart, resume_gc, stored_count
 
 __all__ = [
     "event_summaries",
@@ -126,4 +126,4 @@ def parse_headers(
         return Experiment.from_dict({**fields, "trials": parsed})
     finally:
         if enabled:
-            gc.enable()
+            resume_gc(len(header) + sum(map(len, trials)))

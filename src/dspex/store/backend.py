@@ -78,6 +78,9 @@ class StoreBackend(ABC):
     part_transform: PartTransform | None = None
     """Applied to each trial's JSON while a record is encoded for :meth:`seal` (the
     results are ``record.stored``); the sql backend compresses there."""
+    writes_pieces: bool = False
+    """Whether :meth:`seal` takes a trial's JSON as :class:`~dspex.store._events.Pieces`
+    (a trial sealed from appended parts, not joined); else every trial's is bytes."""
 
     @abstractmethod
     def open(self) -> None:

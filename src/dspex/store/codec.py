@@ -36,7 +36,14 @@ from typing import Any
 from dspex.model import Experiment, Trial
 from dspex.model._base import plain_json, stored_json
 from dspex.model.eventsummary import EventSummary
-from dspex.store._events import EventIndex, EventPart, parse_events, trial_json, trial_with_parts
+from dspex.store._events import (
+    EventIndex,
+    EventPart,
+    Pieces,
+    parse_events,
+    trial_json,
+    trial_with_parts,
+)
 from dspex.store.query import ExperimentSummary, summary_of
 
 __all__ = ["EncodedRecord", "PartTransform", "encode", "sha256", "splice"]
@@ -60,7 +67,7 @@ class EncodedRecord:
     id: str
     header: bytes
     at: int | None  # None when there are no trials
-    trials: tuple[tuple[str, bytes], ...]  # (trial id, its JSON), in record order
+    trials: tuple[tuple[str, bytes | Pieces], ...]  # (trial id, its JSON), in record order
     checksum: str
     summary: ExperimentSummary
     stored: tuple[bytes, ...] | None = None  # each trial's JSON transformed, when asked for
@@ -90,12 +97,15 @@ def encode(
     experiment: Experiment,
     transform: PartTransform | None = None,
     appended: Mapping[str, Sequence[EventPart]] | None = None,
+    *,
+    joined: bool = True,
 ) -> EncodedRecord:
     """Serialize ``experiment`` once, as a header and one JSON part per trial.
 
     With ``transform``, :attr:`EncodedRecord.stored` holds ``transform(part)`` for each
     trial, worked out alongside the serialization. ``appended``: for trials without
-    events, the events appended to them (their JSON, spliced in without being parsed).
+    events, the events appended to them (their JSON, spliced in without being parsed);
+    with ``joined=False`` such a trial's JSON stays :class:`Pieces` (never copied whole).
 
     What is encoded is the experiment as stored (:meth:`~dspex.Record.representable`):
     text that JSON cannot carry is stored as text, in the summary too.
@@ -120,11 +130,11 @@ def encode(
     clean_trials: list[Trial] = []
     indexes: list[EventIndex | None] = []
     try:
-        parts = []
+        parts: list[bytes | Pieces] = []
         for trial in trials:
             events = None if trial.events or not appended else appended.get(trial.id)
             if events:
-                data, clean_trial, index = trial_with_parts(trial, events)
+                data, clean_trial, index = trial_with_parts(trial, events, joined=joined)
             else:
                 data, clean_trial, index = trial_json(trial)
             parts.append(data)
@@ -140,7 +150,7 @@ def encode(
         digest.update(header[at:])
     else:
         if parts:  # some metadata also holds an empty "trials" list: locate the real one
-            header, at = _locate(experiment, parts)
+            header, at = _locate(experiment, [bytes(part) for part in parts])
         for chunk in _chunks(header, at, parts):
             digest.update(chunk)
     checksum = "sha256:" + digest.hexdigest()
@@ -162,7 +172,7 @@ class _Pipeline:
     def __init__(self, digest: Any, transform: PartTransform | None) -> None:
         self.digest = digest
         self.transform = transform
-        self.batch: list[bytes] = []
+        self.batch: list[bytes | Pieces] = []
         self.batch_bytes = 0
         self.first = True
         self.hasher: ThreadPoolExecutor | None = None
@@ -170,7 +180,7 @@ class _Pipeline:
         self.pending: list[Future[Any]] = []
         self.stored: list[Future[list[bytes]]] = []
 
-    def add(self, data: bytes) -> None:
+    def add(self, data: bytes | Pieces) -> None:
         self.batch.append(data)
         self.batch_bytes += len(data)
         if self.batch_bytes >= _BATCH_BYTES:
@@ -210,18 +220,22 @@ class _Pipeline:
                 pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _hash(digest: Any, batch: list[bytes], first: bool) -> None:
+def _hash(digest: Any, batch: list[bytes | Pieces], first: bool) -> None:
     for position, data in enumerate(batch):
         if position or not first:
             digest.update(b",")
-        digest.update(data)
+        if isinstance(data, Pieces):
+            for piece in data.pieces:
+                digest.update(piece)
+        else:
+            digest.update(data)
 
 
-def _apply(transform: PartTransform, batch: list[bytes]) -> list[bytes]:
-    return [transform(data) for data in batch]
+def _apply(transform: PartTransform, batch: list[bytes | Pieces]) -> list[bytes]:
+    return [transform(bytes(data)) for data in batch]
 
 
-def _chunks(header: bytes, at: int | None, parts: Sequence[bytes]) -> Iterator[bytes]:
+def _chunks(header: bytes, at: int | None, parts: Sequence[bytes | Pieces]) -> Iterator[bytes]:
     if at is None:
         yield header
         return
@@ -229,7 +243,10 @@ def _chunks(header: bytes, at: int | None, parts: Sequence[bytes]) -> Iterator[b
     for position, data in enumerate(parts):
         if position:
             yield b","
-        yield data
+        if isinstance(data, Pieces):
+            yield from data.pieces
+        else:
+            yield data
     yield header[at:]
 
 

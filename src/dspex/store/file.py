@@ -110,6 +110,8 @@ def path_from_url(url: str) -> Path:
 class FileBackend(StoreBackend):
     """Records as files under one root directory; see the module docstring."""
 
+    writes_pieces = True  # a long trial sealed from its parts is written, never joined
+
     def __init__(self, url: str, options: BackendOptions | None = None) -> None:
         self.url = url
         self.root = path_from_url(url)
@@ -324,9 +326,11 @@ class FileBackend(StoreBackend):
             return []
         log = self._events_log(experiment_id, trial_id)
         try:
+            spans = self._part_spans(experiment_id, trial_id)
+            read = eventlog.read_all(log, spans, experiment_id) if spans else []
             return [
-                EventPart(span.first, span.count, eventlog.read(log, span, experiment_id))
-                for span in self._part_spans(experiment_id, trial_id)
+                EventPart(span.first, span.count, data)
+                for span, data in zip(spans, read, strict=True)
             ]
         except FileNotFoundError:  # sealed meanwhile
             return []
@@ -400,7 +404,7 @@ class FileBackend(StoreBackend):
         if not parts:
             return trial
         data, _, index = trial_with_parts(trial, parts)
-        return _parse_trial(record, data, index, trial.id)
+        return _parse_trial(record, bytes(data), index, trial.id)
 
     def _running_trial(
         self, experiment_id: str, trial_id: str

@@ -313,7 +313,12 @@ class ResultStore:
             for trial in experiment.trials
             if not trial.events and (parts := self.backend.event_parts(experiment.id, trial.id))
         }
-        record = encode(experiment, self.backend.part_transform, appended)
+        record = encode(
+            experiment,
+            self.backend.part_transform,
+            appended,
+            joined=not self.backend.writes_pieces,
+        )
         # Kept beside the record (derived data): what views need from each trial's events.
         summaries = event_summaries(experiment, appended, self._appended_summaries(experiment))
         record = dataclasses.replace(record, summaries=summaries)
