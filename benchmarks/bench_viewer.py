@@ -311,14 +311,18 @@ def long_trial_rows(events: int = LONG_EVENTS) -> list[tuple[str, dict[str, Any]
         experiment = long_experiment(events)
         ResultStore.open(url).archive_experiment(experiment)
         experiment_id, trial_id = experiment.id, experiment.trials[1].id
+        short_id = experiment.trials[0].id
         del experiment
         gc.collect()
-        for mode, what in (("ui", "dspex ui trial page, first view"),
-                           ("html", "view_trial, notebook HTML"),
-                           ("text", "view_trial, text")):  # fmt: skip
+        for mode, what, viewed in (
+            ("ui", "dspex ui trial page, first view", trial_id),
+            ("html", "view_trial, notebook HTML", trial_id),
+            ("text", "view_trial, text", trial_id),
+            ("ui", "dspex ui, a short trial beside it", short_id),
+        ):
             done = subprocess.run(
                 [sys.executable, "-m", "benchmarks.bench_viewer", "--child", mode, url,
-                 experiment_id, trial_id],
+                 experiment_id, viewed],
                 capture_output=True, text=True, timeout=1800, check=False,
             )  # fmt: skip
             if done.returncode != 0:

@@ -191,12 +191,19 @@ def test_a_bad_offset_is_a_400_that_says_why(ui, query, message):
     assert response.status_code == 400 and message in response.text
 
 
-def test_a_short_trial_still_shows_every_event_of_its_page_from_the_whole_timeline(ui):
-    client, experiment, _, _ = ui
+def test_a_short_trial_beside_a_long_one_reads_only_the_long_ones_ends_and_looks_the_same(
+    ui, recorded
+):
+    client, experiment, _, reads = ui
     short = experiment.trials[0]
     html = client.get(f"/experiments/{experiment.id}/trials/{short.id}").text
     assert _ids_in(html) == {e.id for e in short.events}
     assert "window-note" not in html
+    assert reads.whole == ["get_trial"]  # this trial whole; the others' first, last events
+    assert all(limit == 1 for _, limit in reads.events)
+    with ResultStore.open(recorded[0], read_only=True) as store:  # the whole record read
+        whole = make_client(create_app(store))
+        assert whole.get(f"/experiments/{experiment.id}/trials/{short.id}").text == html
     bad = client.get(f"/experiments/{experiment.id}/trials/{short.id}?offset=-5")
     assert bad.status_code == 400
 
@@ -228,9 +235,15 @@ def test_view_trial_of_a_long_trial_shows_its_first_page_and_how_to_see_more(rec
     assert "events 2,901–3,000 of 3,000" in last and "The next" not in last
     with pytest.raises(InvalidQueryError, match="offset 3,000 is past the trial's events"):
         TraceViewer.view_trial(experiment.id, trial.id, store=store, offset=3_000)
-    # a short trial reads whole, as it always did
+    # a short trial shows whole, as it always did, without reading the long one
+    reads.clear()
     short = TraceViewer.view_trial(experiment.id, experiment.trials[0].id, store=store)
     assert short.window is None and "a page at a time" not in short.to_text()
+    assert reads.whole == ["get_trial"] and all(limit == 1 for _, limit in reads.events)
+    monkeypatch.setattr("dspex.view.viewer.LONG_TRIAL", 20_000)
+    same = TraceViewer.view_trial(experiment.id, experiment.trials[0].id, store=store)
+    assert "get_experiment" in reads.whole  # read whole this time
+    assert same.to_text() == short.to_text() and same.to_html() == short.to_html()
     store.close()
 
 
@@ -260,8 +273,11 @@ def test_the_compare_page_of_two_short_trials_reads_them_whole_and_notes_nothing
 
 def test_a_page_says_the_whole_trials_outcome_when_the_whole_experiment_is_cached(ui):
     client, experiment, trial, reads = ui
-    client.get(f"/experiments/{experiment.id}/trials/{experiment.trials[0].id}")
-    assert reads.whole == ["get_experiment"]  # the short trial's page kept the record
+    handlers = next(
+        r.endpoint.__self__ for r in client.app.routes if hasattr(r.endpoint, "__self__")
+    )
+    handlers.cache.versioned(experiment.id)  # as when another page read the whole record
+    assert reads.whole == ["get_experiment"]
     html = client.get(f"/experiments/{experiment.id}/trials/{trial.id}").text
     assert 'Why this trial: <span class="badge outcome-rejected">rejected</span>' in html
     assert _ids_in(html) == _page_of(trial, 0, 399)[0]

@@ -134,13 +134,16 @@ def show(
             click.echo(experiment_summary_text(experiment, width=width))
             return
         from dspex.view import render_trial_text
-        from dspex.view.window import LONG_TRIAL
+        from dspex.view.window import LONG_TRIAL, around_trial, holds_long_trial
 
         headers = store.get_experiment(experiment_id, events=False)
         trial = find_trial(headers, trial_ref)
         total = store.count_events(experiment_id, trial.id)
         if offset is None and total <= LONG_TRIAL:
-            experiment = store.get_experiment(experiment_id)
+            if holds_long_trial(headers, LONG_TRIAL):  # the other trials' ends only
+                experiment = around_trial(store, headers, trial.id)
+            else:
+                experiment = store.get_experiment(experiment_id)
             text = render_trial_text(
                 experiment,
                 experiment.trial(trial.id),

@@ -25,7 +25,13 @@ from dspex.store import ResultStore
 from dspex.view.compare_view import ComparisonView
 from dspex.view.comparison import experiments_side_by_side, trials_side_by_side
 from dspex.view.display import ExperimentView, TrialView
-from dspex.view.window import LONG_TRIAL, PAGE_EVENTS, read_window
+from dspex.view.window import (
+    LONG_TRIAL,
+    PAGE_EVENTS,
+    around_trial,
+    holds_long_trial,
+    read_window,
+)
 
 __all__ = ["TraceViewer"]
 
@@ -67,7 +73,10 @@ class TraceViewer:
         headers.trial(trial_id)  # an unknown trial: the error names the rows there are
         total = store.count_events(experiment_id, trial_id)
         if offset == 0 and limit is None and total <= LONG_TRIAL:
-            experiment = store.get_experiment(experiment_id)
+            if holds_long_trial(headers, LONG_TRIAL):  # the other trials' ends only
+                experiment = around_trial(store, headers, trial_id)
+            else:
+                experiment = store.get_experiment(experiment_id)
             return TrialView(experiment, experiment.trial(trial_id))
         size = PAGE_EVENTS if limit is None else limit
         experiment, trial, window = read_window(

@@ -26,7 +26,9 @@ __all__ = [
     "LONG_TRIAL",
     "PAGE_EVENTS",
     "EventWindow",
+    "around_trial",
     "check_offset",
+    "holds_long_trial",
     "read_window",
 ]
 
@@ -140,3 +142,29 @@ def read_window(
     # The page keeps the whole trial's summary: outcome and scope cover every event.
     page = header.model_copy(update={"events": tuple(events), "event_summary": summary})
     return experiment, page, window
+
+
+def holds_long_trial(experiment: Experiment, bound: int = LONG_TRIAL) -> bool:
+    """Whether any trial of ``experiment`` (read without events: by its summary) has more
+    than ``bound`` events."""
+    return any(t.summarized_events().events > bound for t in experiment.trials)
+
+
+def around_trial(store: ResultStore, experiment: Experiment, trial_id: str) -> Experiment:
+    """``experiment`` (read without its events) with ``trial_id`` read whole and every
+    other trial holding only its first and last events (each keeping its summary): all
+    that a trial's view reads of the other trials (when they were recording), so that a
+    short trial of an experiment that also holds a long one is shown as it always was,
+    without reading the long one."""
+    trials = []
+    for trial in experiment.trials:
+        if trial.id == trial_id:
+            trial = store.get_trial(experiment.id, trial.id)
+        else:
+            count = trial.summarized_events().events
+            ends = store.read_events(experiment.id, trial.id, 0, 1) if count else []
+            if count > 1:
+                ends += store.read_events(experiment.id, trial.id, count - 1, 1)
+            trial = trial.model_copy(update={"events": tuple(ends)})
+        trials.append(trial)
+    return experiment.model_copy(update={"trials": tuple(trials)})

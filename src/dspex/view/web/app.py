@@ -82,7 +82,7 @@ from dspex.view.web.trial_api import (
     page_bounds,
     trial_dict,
 )
-from dspex.view.window import check_offset, read_window
+from dspex.view.window import around_trial, check_offset, holds_long_trial, read_window
 
 __all__ = ["EVENTS_PER_PAGE", "create_app", "page_html"]
 
@@ -276,7 +276,11 @@ class _Handlers:
             body = self._cached_page(("trial", experiment_id, known, ref, root), asked)
             if body is not None:
                 return HTMLResponse(body)
-        version, experiment = self.cache.versioned(experiment_id)
+        version, experiment = self.cache.versioned(experiment_id, events=False)
+        if holds_long_trial(experiment, self.long_trial):  # the other trials' ends only
+            experiment = around_trial(self.store, experiment, ref)
+        else:
+            version, experiment = self.cache.versioned(experiment_id)
         trial = experiment.trial(ref)
         key = ("trial", experiment.id, version, trial.id, root)
         body = self._cached_page(key, asked)
@@ -363,7 +367,8 @@ class _Handlers:
         return Response(body, media_type="application/json")
 
     def api_progress(self, request: Request) -> Response:
-        experiment = self.cache.experiment(request.path_params["experiment_id"])
+        # the trials' headers are enough (scores, scopes from their summaries)
+        _, experiment = self.cache.versioned(request.path_params["experiment_id"], events=False)
         return _json(progress_of(experiment).to_dict(self._trial_url(request)))
 
     def _trial_id(self, request: Request) -> tuple[str, str]:
