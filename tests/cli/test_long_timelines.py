@@ -73,8 +73,15 @@ def test_a_trial_over_the_long_bound_prints_one_page_and_the_command_for_the_nex
         return read(self, experiment_id, events=events)
 
     monkeypatch.setattr(ResultStore, "get_experiment", get_experiment)
-    show = ["experiments", "show", experiment.id, "--trial", str(trial.index), "--store", url]
     env = {"COLUMNS": "100"}
+    summary = CliRunner().invoke(
+        main, ["experiments", "show", experiment.id, "--store", url], env={"COLUMNS": "160"}
+    )
+    assert whole == [False] and summary.exit_code == 0  # the summaries, no event
+    rows = [line.split() for line in summary.output.splitlines() if trial.id in line]
+    assert rows and "3000" in rows[0]  # the EVENTS column, from the trial's summary
+    whole.clear()
+    show = ["experiments", "show", experiment.id, "--trial", str(trial.index), "--store", url]
     out = CliRunner().invoke(main, show, env=env).output
     assert whole == [False]  # the trials' headers only
     flat = " ".join(out.split())

@@ -213,7 +213,7 @@ def test_a_short_trial_beside_a_long_one_reads_only_the_long_ones_ends_and_looks
 
 def test_view_trial_of_a_long_trial_shows_its_first_page_and_how_to_see_more(recorded, monkeypatch):
     url, experiment = recorded
-    monkeypatch.setattr("dspex.view.viewer.LONG_TRIAL", 1_000)
+    monkeypatch.setattr("dspex.view.display.LONG_TRIAL", 1_000)
     store = ResultStore.open(url, read_only=True)
     reads = _Reads(store)
     trial = experiment.trials[LONG_TRIAL]
@@ -240,7 +240,7 @@ def test_view_trial_of_a_long_trial_shows_its_first_page_and_how_to_see_more(rec
     short = TraceViewer.view_trial(experiment.id, experiment.trials[0].id, store=store)
     assert short.window is None and "a page at a time" not in short.to_text()
     assert reads.whole == ["get_trial"] and all(limit == 1 for _, limit in reads.events)
-    monkeypatch.setattr("dspex.view.viewer.LONG_TRIAL", 20_000)
+    monkeypatch.setattr("dspex.view.display.LONG_TRIAL", 20_000)
     same = TraceViewer.view_trial(experiment.id, experiment.trials[0].id, store=store)
     assert "get_experiment" in reads.whole  # read whole this time
     assert same.to_text() == short.to_text() and same.to_html() == short.to_html()

@@ -185,7 +185,8 @@ def trials_table(experiment: Experiment, *, width: int) -> str:
         rows.append(
             [t.index, "" if number is None else f"c{number}", t.name, t.status.value,
              format_score(t.score) if t.score is not None else "", scope.name or "",
-             "" if scope.n is None else scope.n, decided or "-", len(t.events), duration, t.id]
+             "" if scope.n is None else scope.n, decided or "-", t.summarized_events().events,
+             duration, t.id]
         )  # fmt: skip
     return render(rows, columns, width=width)
 

@@ -129,8 +129,8 @@ def show(
     width = terminal_width()
     text_width = max(60, min(width, 160))
     try:
-        if trial_ref is None:
-            experiment = store.get_experiment(experiment_id)
+        if trial_ref is None:  # the trials' stored summaries are what it shows
+            experiment = store.get_experiment(experiment_id, events=False)
             click.echo(experiment_summary_text(experiment, width=width))
             return
         from dspex.view import render_trial_text

@@ -20,12 +20,20 @@ from functools import cached_property
 from typing import Any
 
 from dspex.model import Experiment, Trial
+from dspex.store import ResultStore
 from dspex.view.labels import find_trial, scored, trial_label
 from dspex.view.safetext import terminal_safe
 from dspex.view.timeline import Timeline, build_timeline
-from dspex.view.window import EventWindow
+from dspex.view.window import (
+    LONG_TRIAL,
+    PAGE_EVENTS,
+    EventWindow,
+    around_trial,
+    holds_long_trial,
+    read_window,
+)
 
-__all__ = ["ExperimentView", "TrialView"]
+__all__ = ["ExperimentView", "TrialView", "read_trial_view"]
 
 TEXT_WIDTH = 100
 
@@ -175,3 +183,39 @@ class ExperimentView:
 
     def __repr__(self) -> str:
         return f"<ExperimentView {self.experiment.name!r} ({self.experiment.id})>"
+
+
+def read_trial_view(
+    store: ResultStore,
+    experiment_id: str,
+    trial_id: str,
+    *,
+    offset: int = 0,
+    limit: int | None = None,
+) -> TrialView:
+    """The view of one trial of ``store`` (see :meth:`dspex.TraceViewer.view_trial`): a
+    trial of more than :data:`LONG_TRIAL` events, or any trial when ``offset`` or
+    ``limit`` is given, as a window of its events read alone."""
+    headers = store.get_experiment(experiment_id, events=False)
+    headers.trial(trial_id)  # an unknown trial: the error names the rows there are
+    total = store.count_events(experiment_id, trial_id)
+    if offset == 0 and limit is None and total <= LONG_TRIAL:
+        if holds_long_trial(headers, LONG_TRIAL):  # the other trials' ends only
+            experiment = around_trial(store, headers, trial_id)
+        else:
+            experiment = store.get_experiment(experiment_id)
+        return TrialView(experiment, experiment.trial(trial_id))
+    size = PAGE_EVENTS if limit is None else limit
+    experiment, trial, window = read_window(
+        store, experiment_id, trial_id, offset, size, experiment=headers, total=total
+    )
+    if window.last < window.total:
+        following = min(size, window.total - window.last)
+        window = replace(
+            window,
+            more=f"The next {following:,}: TraceViewer.view_trial({experiment_id!r}, "
+            f"{trial_id!r}, offset={window.last}"
+            + (f", limit={limit}" if limit is not None else "")
+            + ").",
+        )
+    return TrialView(experiment, trial, window)

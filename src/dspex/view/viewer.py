@@ -16,22 +16,14 @@ dspex.errors.ExperimentNotFound: no experiment with id 'exp_...' in memory://
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from dspex.errors import ValidationError
 from dspex.ids import validate_id
 from dspex.model import Trial
 from dspex.store import ResultStore
 from dspex.view.compare_view import ComparisonView
 from dspex.view.comparison import experiments_side_by_side, trials_side_by_side
-from dspex.view.display import ExperimentView, TrialView
-from dspex.view.window import (
-    LONG_TRIAL,
-    PAGE_EVENTS,
-    around_trial,
-    holds_long_trial,
-    read_window,
-)
+from dspex.view.display import ExperimentView, TrialView, read_trial_view
+from dspex.view.window import LONG_TRIAL
 
 __all__ = ["TraceViewer"]
 
@@ -69,29 +61,7 @@ class TraceViewer:
         """
         validate_id(trial_id, "trl")
         store = store or ResultStore.default()
-        headers = store.get_experiment(experiment_id, events=False)
-        headers.trial(trial_id)  # an unknown trial: the error names the rows there are
-        total = store.count_events(experiment_id, trial_id)
-        if offset == 0 and limit is None and total <= LONG_TRIAL:
-            if holds_long_trial(headers, LONG_TRIAL):  # the other trials' ends only
-                experiment = around_trial(store, headers, trial_id)
-            else:
-                experiment = store.get_experiment(experiment_id)
-            return TrialView(experiment, experiment.trial(trial_id))
-        size = PAGE_EVENTS if limit is None else limit
-        experiment, trial, window = read_window(
-            store, experiment_id, trial_id, offset, size, experiment=headers, total=total
-        )
-        if window.last < window.total:
-            following = min(size, window.total - window.last)
-            window = replace(
-                window,
-                more=f"The next {following:,}: TraceViewer.view_trial({experiment_id!r}, "
-                f"{trial_id!r}, offset={window.last}"
-                + (f", limit={limit}" if limit is not None else "")
-                + ").",
-            )
-        return TrialView(experiment, trial, window)
+        return read_trial_view(store, experiment_id, trial_id, offset=offset, limit=limit)
 
     @staticmethod
     def compare(
