@@ -124,6 +124,7 @@ def test_the_first_view_reads_one_page_and_says_which_events_it_shows(ui):
     lm_calls = sum(1 for e in trial.events if e.kind.value == "lm_call")
     assert f"{EVENTS} events · {lm_calls} LM calls" in html
     assert "Where the time went <span" in html and "events 1–400 of 3,000" in html
+    assert '<span class="meta">· the decisions in events 1–400 of 3,000</span></h3>' in html
     # the outcome, decided on the last page, from the summary stored with the trial
     assert 'Why this trial: <span class="badge outcome-rejected">rejected</span>' in html
     # read: the trials' headers and one page of events, never the whole trial
