@@ -20,10 +20,13 @@ from dspex.journal.spool import (
     SpoolError,
     SpoolFile,
     decode_events,
+    decode_part,
     encode_events,
+    encode_part,
     read_records,
 )
 from dspex.model import EventKind
+from dspex.store import EventPart
 
 
 def _file_with_three(path):
@@ -168,3 +171,43 @@ def test_the_trial_exp_evaluate_returns_is_the_one_the_store_holds(tmp_path, spo
     tags = sorted(p["inputs"]["tags"] for p in starts if "tags" in p["inputs"])
     assert tags == [["a", str(i)] for i in range(4)], starts  # JSON data: lists, any order
     assert [e.to_dict() for e in returned.events] == [e.to_dict() for e in stored.events]
+
+
+def test_spooled_parts_are_the_events_numbered_and_serialized_as_the_store_keeps_them(
+    tmp_path,
+):
+    """The spool holds each batch as the store's parts (numbered from where the trial got
+    to, serialized once): the store is given those bytes, and they read back as the
+    events the recorder made, in the numbering a whole read gives."""
+    from dspex.journal.writer import ExperimentSpool
+    from dspex.model import Experiment, ProgramInfo
+    from dspex.store import encode_parts
+
+    experiment = Experiment(name="e", program=ProgramInfo(name="p"), status="running")
+    spool = ExperimentSpool.create(tmp_path, experiment, "memory://", flush_interval=60)
+    recorder = TrialRecorder(new_id("trl"))
+    spool.open_trial(recorder, {"id": recorder.trial_id}, release=False)
+    for i in range(3):
+        recorder.emit(EventKind.LOG, {"level": "INFO", "message": f"first {i}"})
+    spool.flush()
+    for i in range(700):  # a batch of more than one stored part, compressed
+        recorder.emit(EventKind.LOG, {"level": "INFO", "message": f"second {i} " + "y" * 50})
+    spool.flush()
+    parts = [part for part, _ in spool.parts_from(recorder.trial_id)]
+    assert [(p.first, p.count) for p in parts] == [(0, 3), (3, 500), (503, 200)]
+    events = recorder.events()
+    assert parts == encode_parts(0, events[:3]) + encode_parts(3, events[3:])
+    assert spool.trial_events(recorder.trial_id) == events
+    records = read_records(spool.trial_path(recorder.trial_id)).records
+    assert [r.type for r in records].count(RecordType.EVENT_PART) == 3
+    assert zlib.decompress(records[-1].body[12:]).startswith(b'{"id":')
+    spool.close()
+
+
+def test_a_part_round_trips_plain_or_compressed():
+    small = EventPart(5, 1, b'{"id":"evt_1","x":1}')
+    large = EventPart(0, 2, b'{"id":"evt_2"}' + b"," + b'{"p":"' + b"z" * COMPRESS_MIN + b'"}')
+    assert encode_part(small).endswith(small.data)  # under COMPRESS_MIN: as it is
+    assert len(encode_part(large)) < len(large.data)
+    assert decode_part(encode_part(small)) == small
+    assert decode_part(encode_part(large)) == large

@@ -42,6 +42,7 @@ from dspex.ids import id_at
 from dspex.model import ScoreScope, StudyRecord, VerdictOutcome, best_trial_of, summarize
 from dspex.model.study import CellAttempt, CellResult, StudyArm, StudyCell
 from dspex.redact import redact_url
+from dspex.store import EventPart, encode_parts
 from dspex.store._events import PART_EVENTS
 from dspex.store.codec import encode
 from dspex.store.query import (
@@ -986,3 +987,45 @@ def test_appending_to_a_sealed_or_missing_experiment_or_another_trial_is_refused
     with pytest.raises(ValidationError, match="first_seq"):
         store.append_events(experiment.id, trial.id, -1, trial.events)
     assert store.get_experiment(experiment.id) == experiment
+
+
+def test_events_appended_as_serialized_parts_are_stored_as_they_are(store):
+    experiment = long_experiment()
+    started(store, experiment)
+    long = experiment.trials[2]
+    parts = [encode_parts(i, long.events[i : i + 200])[0] for i in range(0, LONG, 200)]
+    assert len(parts) == 6
+    store.append_event_parts(experiment.id, long.id, parts[:2])
+    store.append_event_parts(experiment.id, long.id, parts[:2])  # a replay: skipped
+    assert store.count_events(experiment.id, long.id) == parts[1].stop
+    # a part the store holds in part: cut to its new events
+    overlap = encode_parts(parts[1].stop - 3, long.events[parts[1].stop - 3 : parts[2].stop])
+    store.append_event_parts(experiment.id, long.id, overlap)
+    store.append_event_parts(experiment.id, long.id, parts[3:])
+    assert store.read_events(experiment.id, long.id) == list(long.events)
+    for trial in experiment.trials[:2]:
+        store.record_trial(experiment.id, trial)
+    bare = experiment.replace(trials=(*experiment.trials[:2], long.replace(events=())))
+    assert store.archive_experiment(bare) == experiment.content_checksum()
+    assert store.get_experiment(experiment.id) == experiment
+    assert store.verify() == []
+
+
+def test_serialized_parts_with_a_gap_or_out_of_order_are_refused(store):
+    experiment = make_experiment(trials=0)
+    started(store, experiment)
+    trial = make_trial(experiment.id, 0, 0.5, events=10)
+    first, second, third = (encode_parts(i, trial.events[i : i + 3])[0] for i in (0, 3, 6))
+    with pytest.raises(ValidationError, match=r"0\.\.2"):
+        store.append_event_parts(experiment.id, trial.id, [second])
+    with pytest.raises(ValidationError, match="in order"):
+        store.append_event_parts(experiment.id, trial.id, [first, third])
+    with pytest.raises(TrialNotFound):  # nothing was stored
+        store.count_events(experiment.id, trial.id)
+    with pytest.raises(ValidationError, match="encode_parts"):
+        store.append_event_parts(experiment.id, trial.id, [EventPart(0, 0, b"")])
+    with pytest.raises(ValidationError, match="dspex.store.EventPart"):
+        store.append_event_parts(experiment.id, trial.id, [b"not a part"])
+    store.append_event_parts(experiment.id, trial.id, [first, second, third])
+    store.append_events(experiment.id, trial.id, 9, trial.events[9:])
+    assert store.read_events(experiment.id, trial.id) == list(trial.events)

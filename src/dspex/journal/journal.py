@@ -30,7 +30,7 @@ from typing import Any, Protocol, cast
 
 from dspex.analysis import with_verdict
 from dspex.capture.program import module_paths, program_info, root_key, variables_of
-from dspex.capture.recorder import RawEvent, TrialRecorder, trace_events
+from dspex.capture.recorder import TrialRecorder
 from dspex.config import get_settings
 from dspex.errors import (
     DspexError,
@@ -63,7 +63,7 @@ from dspex.model import (
 )
 from dspex.model.payloads import EVENT_FORMAT
 from dspex.redact import redact
-from dspex.store import ResultStore
+from dspex.store import EventPart, ResultStore
 
 __all__ = ["ExperimentJournal", "finished_record"]
 
@@ -76,10 +76,10 @@ PUMP_INTERVAL = 1.0
 
 
 class _AppendsEvents(Protocol):
-    """The store's ``append_events`` (dspex.store), where the store has it."""
+    """The store's ``append_event_parts`` (dspex.store), where the store has it."""
 
-    def append_events(
-        self, experiment_id: str, trial_id: str, first_seq: int, events: Sequence[TraceEvent]
+    def append_event_parts(
+        self, experiment_id: str, trial_id: str, parts: Sequence[EventPart]
     ) -> None: ...
 
 
@@ -448,7 +448,9 @@ class ExperimentJournal:
         ``append_events``), so that the journal keeps no events in memory."""
         if self._spool is None:
             return False
-        self._streamed = self._streamed or callable(getattr(self._store(), "append_events", None))
+        self._streamed = self._streamed or callable(
+            getattr(self._store(), "append_event_parts", None)
+        )
         return self._streamed
 
     def _end_spool(self, recorder: TrialRecorder, trial: Trial) -> None:
@@ -545,21 +547,25 @@ class ExperimentJournal:
         with state.lock:
             if not state.healthy:
                 state.offset = state.sent = 0
-            self._send(trial_id, state, self._spool.event_batches(trial_id, state.offset))
+            self._send(trial_id, state, self._spool.event_parts(trial_id, state.offset))
 
-    def _send(self, trial_id: str, state: _Pumped, batches: Iterable[list[RawEvent]]) -> None:
-        """Append ``batches`` to the store from ``state.sent`` on, in chunks of about
-        APPEND_CHUNK events, numbering each batch in time order."""
-        append = cast(_AppendsEvents, self._store()).append_events
-        chunk: list[TraceEvent] = []
-        for batch in batches:
-            chunk.extend(trace_events(trial_id, batch, state.sent + len(chunk)))
-            if len(chunk) >= APPEND_CHUNK:
-                append(self.id, trial_id, state.sent, chunk)
-                state.sent, chunk = state.sent + len(chunk), []
+    def _send(self, trial_id: str, state: _Pumped, parts: Iterable[EventPart]) -> None:
+        """Append ``parts`` (as spooled: numbered and serialized) to the store from
+        ``state.sent`` on, about APPEND_CHUNK events a call; the store skips what it holds."""
+        append = cast(_AppendsEvents, self._store()).append_event_parts
+        chunk: list[EventPart] = []
+        size = 0
+        for part in parts:
+            if part.stop <= state.sent:
+                continue  # sent already (the pump got this far)
+            chunk.append(part)
+            size += part.count
+            if size >= APPEND_CHUNK:
+                append(self.id, trial_id, chunk)
+                state.sent, chunk, size = part.stop, [], 0
         if chunk:
-            append(self.id, trial_id, state.sent, chunk)
-            state.sent += len(chunk)
+            append(self.id, trial_id, chunk)
+            state.sent = chunk[-1].stop
 
     def _pump(self) -> None:
         """While the experiment runs: every PUMP_INTERVAL, the new events of each open
@@ -575,17 +581,17 @@ class ExperimentJournal:
                     if not state.healthy:
                         continue
                     try:
-                        self._send(trial_id, state, self._pumped_batches(trial_id, state))
+                        self._send(trial_id, state, self._pumped_parts(trial_id, state))
                     except Exception as exc:  # noqa: BLE001 - the trial's end sends it all
                         state.healthy = False
                         logger.info(
                             "dspex: trial %s goes to the store at its end: %s", trial_id, exc
                         )
 
-    def _pumped_batches(self, trial_id: str, state: _Pumped) -> Iterator[list[RawEvent]]:
+    def _pumped_parts(self, trial_id: str, state: _Pumped) -> Iterator[EventPart]:
         assert self._spool is not None
-        for batch, end in self._spool.batches_from(trial_id, state.offset):
-            yield batch
+        for part, end in self._spool.parts_from(trial_id, state.offset):
+            yield part
             state.offset = end
 
     def _stop_pump(self) -> None:

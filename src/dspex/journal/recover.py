@@ -38,6 +38,7 @@ from dspex.journal.spool import (
     RecordType,
     SpoolError,
     decode_events,
+    decode_part,
     iter_records,
     try_lock,
 )
@@ -46,11 +47,13 @@ from dspex.model import (
     ErrorInfo,
     Experiment,
     ExperimentStatus,
+    TraceEvent,
     Trial,
     TrialStatus,
     utc_now,
 )
-from dspex.store import ResultStore
+from dspex.store import EventPart, ResultStore
+from dspex.store._events import parse_events
 
 __all__ = ["Recovered", "recover", "spool_directories"]
 
@@ -167,12 +170,15 @@ def _trials(directory: Path, experiment_id: str, result: Recovered) -> tuple[lis
 def _trial(path: Path, experiment_id: str, result: Recovered) -> Trial | None:
     opening: dict[str, Any] | None = None
     end: dict[str, Any] | None = None
-    raw: list[RawEvent] = []
+    raw: list[RawEvent] = []  # spooled by an earlier release (EVENTS records)
+    parts: list[EventPart] = []
     for record in iter_records(path):
         if isinstance(record, int):
             result.torn_bytes += record
         elif record.type is RecordType.TRIAL_OPEN:
             opening = record.body
+        elif record.type is RecordType.EVENT_PART:
+            parts.append(decode_part(record.body))
         elif record.type is RecordType.EVENTS:
             raw.extend(decode_events(record.body))
         elif record.type is RecordType.TRIAL_END:
@@ -180,7 +186,7 @@ def _trial(path: Path, experiment_id: str, result: Recovered) -> Trial | None:
     if opening is None and end is None:
         return None  # created, never written to: nothing to save
     trial_id = str((end or opening or {})["id"])
-    events = trace_events(trial_id, raw)
+    events = _part_events(trial_id, parts) + trace_events(trial_id, raw, _stop(parts))
     result.events += len(events)
     if end is not None:
         return Trial.from_dict({**end, "events": events})
@@ -202,6 +208,24 @@ def _trial(path: Path, experiment_id: str, result: Recovered) -> Trial | None:
             "events": events,
         }
     )
+
+
+def _part_events(trial_id: str, parts: list[EventPart]) -> tuple[TraceEvent, ...]:
+    """The events of a trial's spooled parts, in order; should a part repeat events or
+    leave a gap, each event is kept once and nothing after a gap (numbers stay 0..n-1)."""
+    events: list[TraceEvent] = []
+    for part in parts:
+        if part.stop <= len(events):
+            continue
+        if part.first > len(events):
+            break
+        parsed = parse_events(b"".join((b"[", part.data, b"]")), trial_id)
+        events.extend(parsed[len(events) - part.first :])
+    return tuple(events)
+
+
+def _stop(parts: list[EventPart]) -> int:
+    return parts[-1].stop if parts else 0
 
 
 def _already_sealed(store: ResultStore, experiment_id: str) -> bool:

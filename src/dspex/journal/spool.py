@@ -11,7 +11,10 @@ Every experiment with a durable store (file or sql) gets a directory under
 Each file starts with :data:`MAGIC` and holds records framed as
 ``<u32 length><u32 crc32><u8 type><body>`` (little-endian; the checksum covers the type
 byte and the body). A body is JSON; an event batch is a JSON list, zlib-compressed when
-it holds :data:`COMPRESS_MIN` bytes or more (a zlib stream never starts with ``[``). A
+it holds :data:`COMPRESS_MIN` bytes or more (a zlib stream never starts with ``[``).
+Events are now spooled as :data:`RecordType.EVENT_PART` records instead: the
+events numbered and serialized as the store keeps them (:func:`encode_part`), so that
+they go to the store as they are; ``EVENTS`` records (written by earlier releases) are still read. A
 record is written by one ``write`` call; a process killed in the middle of one leaves a
 torn tail that :func:`read_records` detects (short frame or bad checksum) and drops, so
 a reader sees whole records only. A write that fails (disk full, file size limit) is
@@ -47,6 +50,7 @@ from pydantic_core import from_json, to_json
 from dspex.capture.jsonable import jsonable
 from dspex.capture.recorder import RawEvent
 from dspex.errors import StoreError
+from dspex.store import EventPart
 
 __all__ = [
     "COMPRESS_MIN",
@@ -58,8 +62,10 @@ __all__ = [
     "SpoolRead",
     "SpoolRecord",
     "decode_events",
+    "decode_part",
     "default_spool_dir",
     "encode_events",
+    "encode_part",
     "experiment_dir",
     "hold_lock",
     "read_records",
@@ -83,6 +89,10 @@ class RecordType(IntEnum):
     TRIAL_OPEN = 3  # <trial>.spool: index, name, parents, variables, metadata, start time
     EVENTS = 4  # <trial>.spool: a batch of events (JSON, zlib-compressed when large)
     TRIAL_END = 5  # <trial>.spool: the trial's record without its events
+    EVENT_PART = 6  # <trial>.spool: events numbered and serialized as the store keeps them
+
+
+_BYTES_BODIES = frozenset((RecordType.EVENTS, RecordType.EVENT_PART))
 
 
 def default_spool_dir() -> Path:
@@ -152,6 +162,34 @@ def decode_events(body: bytes) -> list[RawEvent]:
     return [RawEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], True) for r in rows]
 
 
+_PART_HEAD = struct.Struct("<QI")
+
+
+def encode_part(part: EventPart) -> bytes:
+    """An :data:`RecordType.EVENT_PART` body: the part's first sequence number and count,
+    then its JSON (events as the store keeps them), zlib-compressed when it is
+    :data:`COMPRESS_MIN` bytes or more (a part's JSON starts with ``{``, zlib's with
+    ``x``). The store is later given the same JSON, not serialized again.
+
+        >>> part = EventPart(7, 1, b'{"id":"evt_1"}')
+        >>> decode_part(encode_part(part)) == part
+        True
+    """
+    data = part.data
+    if len(data) >= COMPRESS_MIN:
+        data = zlib.compress(data, 1)
+    return _PART_HEAD.pack(part.first, part.count) + data
+
+
+def decode_part(body: bytes) -> EventPart:
+    """The part of an :data:`RecordType.EVENT_PART` body (see :func:`encode_part`)."""
+    first, count = _PART_HEAD.unpack_from(body)
+    data = body[_PART_HEAD.size :]
+    if data[:1] != b"{":
+        data = zlib.decompress(data)
+    return EventPart(first, count, data)
+
+
 # -- writing ---------------------------------------------------------------------------
 
 
@@ -174,11 +212,20 @@ class SpoolFile:
 
         Raises :class:`SpoolError` when the write fails; the file is then as it was.
         """
-        data = body if raw else to_json(body)
-        framed = bytes([kind]) + data
-        frame = _FRAME.pack(len(data), zlib.crc32(framed), kind) + data
+        self.append_many(kind, [body if raw else to_json(body)])
+
+    def append_many(self, kind: RecordType, bodies: Sequence[bytes]) -> None:
+        """Write one record of type ``kind`` per body (bytes), all with one ``write``.
+
+        Raises :class:`SpoolError` when the write fails; the file is then as it was.
+        """
+        head = bytes([kind])
+        frames = b"".join(
+            _FRAME.pack(len(data), zlib.crc32(data, zlib.crc32(head)), kind) + data
+            for data in bodies
+        )
         try:
-            self._write(frame)
+            self._write(frames)
         except OSError as exc:
             raise SpoolError(f"cannot write the spool file {self.path}: {exc}") from exc
         self.bytes_written = self._size
@@ -223,7 +270,7 @@ class SpoolFile:
 @dataclass(frozen=True)
 class SpoolRecord:
     type: RecordType
-    body: Any  # JSON data; for EVENTS the bytes as written (decode_events)
+    body: Any  # JSON data; for EVENTS and EVENT_PART the bytes as written (decode_*)
     end: int = 0  # the file offset just after this record
 
 
@@ -267,7 +314,7 @@ def iter_records(path: Path, start: int = 0) -> Iterator[SpoolRecord | int]:
             except ValueError:
                 break
             offset += _FRAME.size + length
-            body = data if rtype is RecordType.EVENTS else from_json(data)
+            body = data if rtype in _BYTES_BODIES else from_json(data)
             yield SpoolRecord(rtype, body, offset)
         if offset < size:
             yield size - offset

@@ -34,13 +34,15 @@ from dspex.journal.spool import (
     RecordType,
     SpoolError,
     SpoolFile,
-    decode_events,
-    encode_events,
+    decode_part,
+    encode_part,
     experiment_dir,
     hold_lock,
     iter_records,
 )
 from dspex.model import Experiment, TraceEvent
+from dspex.store import EventPart, encode_parts
+from dspex.store._events import parse_events
 
 __all__ = ["ExperimentSpool"]
 
@@ -73,7 +75,8 @@ class ExperimentSpool:
         self._lock_fd = lock_fd
         self._files_lock = threading.Lock()
         self._open: dict[str, _SpooledTrial] = {}
-        self._leftovers: dict[str, list[RawEvent]] = {}  # events a broken file could not take
+        # events a broken file could not take, and the sequence number of the first
+        self._leftovers: dict[str, tuple[int, list[RawEvent]]] = {}
         self._experiment_file = SpoolFile(directory / ("experiment" + SPOOL_SUFFIX))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dspex-spool", daemon=True)
@@ -136,8 +139,14 @@ class ExperimentSpool:
             batch = spooled.recorder.raw_since(spooled.cursor)
             if not batch:
                 return
+            # numbered and serialized once, as the store keeps them: the store is given
+            # these bytes (ExperimentJournal._send), not the events again
+            trial_id = spooled.recorder.trial_id
+            parts = encode_parts(spooled.cursor, trace_events(trial_id, batch, spooled.cursor))
             try:
-                spooled.file.append(RecordType.EVENTS, encode_events(batch), raw=True)
+                spooled.file.append_many(
+                    RecordType.EVENT_PART, [encode_part(part) for part in parts]
+                )
             except SpoolError as exc:
                 spooled.broken = exc
                 logger.warning(
@@ -169,7 +178,10 @@ class ExperimentSpool:
         with spooled.lock:
             try:
                 if spooled.broken is not None:
-                    self._leftovers[recorder.trial_id] = recorder.raw_since(spooled.cursor)
+                    self._leftovers[recorder.trial_id] = (
+                        spooled.cursor,
+                        recorder.raw_since(spooled.cursor),
+                    )
                     raise spooled.broken
                 spooled.file.append(RecordType.TRIAL_END, header)
             finally:
@@ -177,29 +189,30 @@ class ExperimentSpool:
 
     def trial_events(self, trial_id: str) -> tuple[TraceEvent, ...]:
         """The trial's events read back from its file, in time order, numbered 0..n-1."""
-        raw: list[RawEvent] = []
-        for batch in self.event_batches(trial_id):
-            raw.extend(batch)
-        return trace_events(trial_id, raw)
+        events: list[TraceEvent] = []
+        for part in self.event_parts(trial_id):
+            events.extend(parse_events(b"".join((b"[", part.data, b"]")), trial_id))
+        return tuple(events)
 
-    def event_batches(self, trial_id: str, start: int = 0) -> Iterator[list[RawEvent]]:
-        """The trial's events as spooled, batch by batch (bounded memory), from file
-        offset ``start`` (see :meth:`batches_from`) on."""
-        for batch, _ in self.batches_from(trial_id, start):
-            yield batch
+    def event_parts(self, trial_id: str, start: int = 0) -> Iterator[EventPart]:
+        """The trial's events as spooled, part by part (bounded memory), from file offset
+        ``start`` (see :meth:`parts_from`) on, then those a failing file could not take."""
+        for part, _ in self.parts_from(trial_id, start):
+            yield part
         leftover = self._leftovers.get(trial_id)
         if leftover:
-            yield leftover
+            cursor, raw = leftover
+            yield from encode_parts(cursor, trace_events(trial_id, raw, cursor))
 
-    def batches_from(self, trial_id: str, start: int = 0) -> Iterator[tuple[list[RawEvent], int]]:
-        """The whole event batches in the trial's file from offset ``start``, each with the
+    def parts_from(self, trial_id: str, start: int = 0) -> Iterator[tuple[EventPart, int]]:
+        """The whole event parts in the trial's file from offset ``start``, each with the
         offset just after it: a trial still being written is read on from there."""
         path = self.trial_path(trial_id)
         if not path.exists():
             path = self.trial_path(trial_id, STORED_SUFFIX)
         for record in iter_records(path, start):
-            if not isinstance(record, int) and record.type is RecordType.EVENTS:
-                yield decode_events(record.body), record.end
+            if not isinstance(record, int) and record.type is RecordType.EVENT_PART:
+                yield decode_part(record.body), record.end
 
     def open_trial_ids(self) -> list[str]:
         with self._files_lock:

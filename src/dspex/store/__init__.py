@@ -3,16 +3,19 @@
 See :class:`ResultStore` for the API and :mod:`dspex.store.backend` for the contract.
 """
 
+from dspex.store._events import EventPart, encode_parts
 from dspex.store.backend import DamagedRecord, StoreBackend, register_backend
 from dspex.store.query import ExperimentSummary, Query
 from dspex.store.service import Page, ResultStore
 
 __all__ = [
+    "EventPart",
     "ExperimentSummary",
     "Page",
     "DamagedRecord",
     "Query",
     "ResultStore",
     "StoreBackend",
+    "encode_parts",
     "register_backend",
 ]

@@ -53,6 +53,8 @@ __all__ = [
     "EventIndex",
     "EventPart",
     "Pieces",
+    "encode_parts",
+    "fit_parts",
     "plan_append",
     "resume_gc",
     "read_parts",
@@ -437,6 +439,56 @@ def plan_append(
         chunk = new[start : start + PART_EVENTS]
         parts.append(EventPart(stored + start, len(chunk), _part_json(chunk)))
     return parts
+
+
+def encode_parts(first_seq: int, events: Sequence[TraceEvent]) -> list[EventPart]:
+    """Events ``first_seq`` .. of a trial as the parts a store keeps (at most
+    :data:`PART_EVENTS` events each), serialized once: what
+    :meth:`dspex.ResultStore.append_event_parts` takes, and what a backend writes as it
+    is. A caller that keeps these bytes (the journal's spool) never serializes the
+    events again."""
+    return [
+        EventPart(first_seq + start, len(chunk), _part_json(chunk))
+        for start in range(0, len(events), PART_EVENTS)
+        for chunk in (events[start : start + PART_EVENTS],)
+    ]
+
+
+def fit_parts(
+    stored: int, parts: Sequence[EventPart], trial_id: str, where: str
+) -> list[EventPart]:
+    """What to store of ``parts`` (contiguous, in order) when ``stored`` events (0 ..
+    stored - 1) of trial ``trial_id`` are stored already: parts stored already are
+    skipped (a replay), a part stored in part is cut to its new events; a gap, or parts
+    that do not follow each other, raise :class:`dspex.ValidationError` naming
+    ``where``."""
+    new: list[EventPart] = []
+    expected: int | None = None
+    for part in parts:
+        if expected is not None and part.first != expected:
+            raise ValidationError(
+                f"{where}: a part of events {part.first}..{part.stop - 1} follows one that "
+                f"ended at {expected - 1}; give the parts in order, without gaps"
+            )
+        expected = part.stop
+        if part.stop <= stored:
+            continue
+        if part.first > stored:
+            raise ValidationError(
+                f"{where}: events from {part.first} cannot be appended, only {stored} are "
+                f"stored (events {stored}..{part.first - 1} are missing); append them in order"
+            )
+        if part.first < stored:  # overlaps what is stored: keep the rest
+            events = parse_events(b"".join((b"[", part.data, b"]")), trial_id)
+            if len(events) != part.count:
+                raise ValidationError(
+                    f"{where}: a part says it holds {part.count} events, its JSON {len(events)}"
+                )
+            rest = events[stored - part.first :]
+            part = EventPart(stored, len(rest), _part_json(rest))
+        new.append(part)
+        stored = part.stop
+    return new
 
 
 def _part_json(events: Sequence[TraceEvent]) -> bytes:

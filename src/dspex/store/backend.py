@@ -20,7 +20,7 @@ from dspex.errors import StoreUnavailable
 from dspex.extras import require
 from dspex.model import Experiment, StudyRecord, StudySummary, TraceEvent, Trial
 from dspex.redact import redact_url
-from dspex.store._events import EventPart
+from dspex.store._events import EventPart, encode_parts
 from dspex.store._summaries import stripped
 from dspex.store.codec import EncodedRecord, PartTransform
 from dspex.store.query import ExperimentSummary, Query
@@ -127,8 +127,14 @@ class StoreBackend(ABC):
         self, experiment_id: str, trial_id: str, first_seq: int, events: Sequence[TraceEvent]
     ) -> None:
         """Durably add events ``first_seq`` .. of a trial of a running experiment (the
-        trial itself may not be written yet). Events already stored are skipped (use
-        :func:`dspex.store._events.plan_append`); a gap raises :class:`dspex.ValidationError`.
+        trial itself may not be written yet): :meth:`append_parts` of their parts."""
+        self.append_parts(experiment_id, trial_id, encode_parts(first_seq, events))
+
+    def append_parts(self, experiment_id: str, trial_id: str, parts: Sequence[EventPart]) -> None:
+        """Durably add ``parts`` (contiguous, serialized by
+        :func:`dspex.store._events.encode_parts`) to a trial of a running experiment, their
+        bytes as they are. Events already stored are skipped (use
+        :func:`dspex.store._events.fit_parts`); a gap raises :class:`dspex.ValidationError`.
 
         Raises :class:`dspex.ExperimentNotFound` if no running experiment has that id,
         :class:`dspex.ImmutableRecordError` if it is sealed.

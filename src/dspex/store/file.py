@@ -50,10 +50,10 @@ from dspex.store import _eventlog as eventlog
 from dspex.store._events import (
     EventIndex,
     EventPart,
+    fit_parts,
     parse_events,
     parse_experiment,
     parse_trial,
-    plan_append,
     read_parts,
     trial_json,
     trial_with_parts,
@@ -303,9 +303,7 @@ class FileBackend(StoreBackend):
         """The parts appended to a running trial, in order."""
         return eventlog.spans(self._events_log(experiment_id, trial_id), experiment_id)[0]
 
-    def append_events(
-        self, experiment_id: str, trial_id: str, first_seq: int, events: Sequence[TraceEvent]
-    ) -> None:
+    def append_parts(self, experiment_id: str, trial_id: str, parts: Sequence[EventPart]) -> None:
         folder = self._dir(experiment_id)
         log = self._events_log(experiment_id, trial_id)
         with self._locked():
@@ -316,10 +314,10 @@ class FileBackend(StoreBackend):
             spans, end = eventlog.spans(log, experiment_id)
             stored = spans[-1].first + spans[-1].count if spans else 0
             where = f"trial {trial_id} of experiment {experiment_id}"
-            parts = plan_append(stored, first_seq, events, where)
-            if parts:
+            new = fit_parts(stored, parts, trial_id, where)
+            if new:
                 ensure_dir(log.parent)
-                eventlog.append(log, parts, end)
+                eventlog.append(log, new, end)
 
     def event_parts(self, experiment_id: str, trial_id: str) -> list[EventPart]:
         if self._record(experiment_id).path.exists():

@@ -17,9 +17,9 @@ from dspex.store._catalog import Catalog
 from dspex.store._events import (
     EventIndex,
     EventPart,
+    fit_parts,
     parse_experiment,
     parse_trial,
-    plan_append,
     read_parts,
     splice_parts,
     stored_count,
@@ -134,13 +134,11 @@ class MemoryBackend(StoreBackend):
             raise ImmutableRecordError(f"experiment {experiment_id!r} is sealed")
         return entry
 
-    def append_events(
-        self, experiment_id: str, trial_id: str, first_seq: int, events: Sequence[TraceEvent]
-    ) -> None:
+    def append_parts(self, experiment_id: str, trial_id: str, parts: Sequence[EventPart]) -> None:
         with self._s.lock:
-            parts = self._running(experiment_id).parts.setdefault(trial_id, [])
+            stored = self._running(experiment_id).parts.setdefault(trial_id, [])
             where = f"trial {trial_id} of experiment {experiment_id}"
-            parts.extend(plan_append(stored_count(parts), first_seq, events, where))
+            stored.extend(fit_parts(stored_count(stored), parts, trial_id, where))
 
     def event_parts(self, experiment_id: str, trial_id: str) -> list[EventPart]:
         with self._s.lock:

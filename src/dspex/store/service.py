@@ -54,6 +54,7 @@ from dspex.model import (
 from dspex.model.eventsummary import EventSummary, summarize_events
 from dspex.model.study import validate_study_name
 from dspex.redact import redact_text
+from dspex.store._events import EventPart
 from dspex.store._summaries import event_summaries, with_summary
 from dspex.store.backend import (
     BackendOptions,
@@ -420,6 +421,47 @@ class ResultStore:
         if events:
             self.backend.append_events(experiment_id, trial_id, first_seq, events)
             self._note_appended(experiment_id, trial_id, first_seq, events)
+
+    @_store_failures
+    def append_event_parts(
+        self, experiment_id: str, trial_id: str, parts: Sequence[EventPart]
+    ) -> None:
+        """:meth:`append_events` of events serialized already, as
+        :func:`dspex.store.encode_parts` gives them: the store writes their bytes as they
+        are (the journal serializes each event once, for its spool and the store alike).
+        Parts must follow each other; the same idempotence as :meth:`append_events`::
+
+            >>> from datetime import UTC, datetime
+            >>> from dspex import Experiment, ProgramInfo, TraceEvent, Trial
+            >>> from dspex.store import encode_parts
+            >>> store = ResultStore.open("memory://")
+            >>> exp = Experiment(name="e", program=ProgramInfo(name="qa"), status="running")
+            >>> store.start_experiment(exp)
+            >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+            >>> trial = Trial(experiment_id=exp.id, index=0, started_at=t)
+            >>> events = [TraceEvent(trial_id=trial.id, sequence=i, timestamp=t,
+            ...     monotonic_ns=i, source="execution", kind="log", pid=1, worker="w")
+            ...     for i in range(3)]
+            >>> store.append_event_parts(exp.id, trial.id, encode_parts(0, events))
+            >>> store.read_events(exp.id, trial.id) == events
+            True
+        """
+        self._writable()
+        validate_id(experiment_id, "exp")
+        validate_id(trial_id, "trl")
+        parts = tuple(parts)
+        for part in parts:
+            if not isinstance(part, EventPart):
+                raise ValidationError(
+                    f"each part must be a dspex.store.EventPart, not {type(part).__name__}"
+                )
+            if part.first < 0 or part.count < 1 or not isinstance(part.data, bytes):
+                raise ValidationError(
+                    f"part of events {part.first}..{part.stop - 1} of trial {trial_id} is not "
+                    "a stored part; make parts with dspex.store.encode_parts"
+                )
+        if parts:
+            self.backend.append_parts(experiment_id, trial_id, parts)
 
     # -- reading ------------------------------------------------------------------
 

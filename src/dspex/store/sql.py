@@ -52,9 +52,9 @@ from dspex.store import migrate
 from dspex.store._events import (
     EventIndex,
     EventPart,
+    fit_parts,
     parse_experiment,
     parse_trial,
-    plan_append,
     read_parts,
     splice_parts,
     trial_json,
@@ -375,9 +375,7 @@ class SqlBackend(StoreBackend):
         raise StoreUnavailable(f"experiment {record.id}: concurrent writers kept colliding")
 
     @_retrying
-    def append_events(
-        self, experiment_id: str, trial_id: str, first_seq: int, events: Sequence[TraceEvent]
-    ) -> None:
+    def append_parts(self, experiment_id: str, trial_id: str, parts: Sequence[EventPart]) -> None:
         with self._write() as conn:
             row = self._lock_row(conn, experiment_id)  # appenders of one experiment queue here
             if row is None:
@@ -389,8 +387,8 @@ class SqlBackend(StoreBackend):
             ).scalar()
             stored = 0 if last is None else int(last) + 1
             where = f"trial {trial_id} of experiment {experiment_id}"
-            parts = plan_append(stored, first_seq, events, where)
-            if parts:
+            new = fit_parts(stored, parts, trial_id, where)
+            if new:
                 conn.execute(
                     insert(P),
                     [
@@ -401,7 +399,7 @@ class SqlBackend(StoreBackend):
                             "last_seq": part.stop - 1,
                             "payload": tables.compress(part.data),
                         }
-                        for part in parts
+                        for part in new
                     ],
                 )
 
