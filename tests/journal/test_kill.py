@@ -41,6 +41,7 @@ def _kill_once(tmp_path: Path, rng: random.Random, number: int) -> dict[str, flo
         line = child.stdout.readline()
         assert line.startswith("started "), (line, child.stderr and child.stderr.read())
         experiment_id = line.split()[1]
+        _wait_for_first_call(log, child)  # a loaded machine may take seconds to get there
         time.sleep(rng.uniform(0.2, 4.0))
         if number == 0:  # a live process's spool is left alone
             live = CliRunner().invoke(main, ["store", "recover", str(spool / experiment_id)])
@@ -92,9 +93,19 @@ def _kill_once(tmp_path: Path, rng: random.Random, number: int) -> dict[str, flo
     }
 
 
+def _wait_for_first_call(log: Path, child: subprocess.Popen[str]) -> None:
+    """Until the run has made an LM call: a kill before it would check nothing."""
+    deadline = time.monotonic() + 120
+    while not (log.exists() and log.read_text().split()):
+        assert child.poll() is None, "the run ended before its first LM call"
+        assert time.monotonic() < deadline, "no LM call within 120 s of the run's start"
+        time.sleep(0.02)
+
+
 def _kills(tmp_path: Path, count: int, seed: int) -> None:
     rng = random.Random(seed)
     outcomes = [_kill_once(tmp_path, rng, n) for n in range(count)]
+    assert all(o["answered"] > 0 for o in outcomes)  # every kill hit a running SIMBA
     assert sum(o["recorded"] for o in outcomes) > 0
     print("\n".join(str(o) for o in outcomes))
     assert ResultStore.open(f"file://{tmp_path / 'store'}", read_only=True).verify() == []
