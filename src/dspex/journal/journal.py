@@ -466,7 +466,8 @@ class ExperimentJournal:
         on the way), in time order."""
         assert self._spool is not None
         if recorder.keeps_all():  # the spool holds the same events: no need to read them
-            return recorder.events()
+            built = self._spool.take_events(trial.id)  # as numbered for the spool
+            return built if built is not None else recorder.events()
         try:
             return self._spool.trial_events(trial.id)
         except SpoolError as exc:  # the file went away: what the recorder still holds

@@ -64,6 +64,9 @@ class _SpooledTrial:
     cursor: int = 0  # events of the recorder written to the file
     lock: threading.Lock = field(default_factory=threading.Lock)
     broken: SpoolError | None = None  # the file failed: the rest stays in the recorder
+    # the events as numbered when spooled, kept for a trial that is not released (its
+    # caller gets them back at its end without building them again)
+    built: list[TraceEvent] | None = None
 
 
 class ExperimentSpool:
@@ -75,6 +78,7 @@ class ExperimentSpool:
         self._lock_fd = lock_fd
         self._files_lock = threading.Lock()
         self._open: dict[str, _SpooledTrial] = {}
+        self._ended: dict[str, _SpooledTrial] = {}  # not released, until take_events()
         # events a broken file could not take, and the sequence number of the first
         self._leftovers: dict[str, tuple[int, list[RawEvent]]] = {}
         self._experiment_file = SpoolFile(directory / ("experiment" + SPOOL_SUFFIX))
@@ -128,7 +132,9 @@ class ExperimentSpool:
             file.close()
             raise
         with self._files_lock:
-            self._open[recorder.trial_id] = _SpooledTrial(recorder, file, release)
+            self._open[recorder.trial_id] = _SpooledTrial(
+                recorder, file, release, built=None if release else []
+            )
         if release:
             recorder.bound_backlog(BACKLOG_LIMIT)
 
@@ -142,7 +148,8 @@ class ExperimentSpool:
             # numbered and serialized once, as the store keeps them: the store is given
             # these bytes (ExperimentJournal._send), not the events again
             trial_id = spooled.recorder.trial_id
-            parts = encode_parts(spooled.cursor, trace_events(trial_id, batch, spooled.cursor))
+            events = trace_events(trial_id, batch, spooled.cursor)
+            parts = encode_parts(spooled.cursor, events)
             try:
                 spooled.file.append_many(
                     RecordType.EVENT_PART, [encode_part(part) for part in parts]
@@ -156,6 +163,8 @@ class ExperimentSpool:
                 )
                 return
             spooled.cursor += len(batch)
+            if spooled.built is not None:
+                spooled.built.extend(events)
             if spooled.release:
                 spooled.recorder.release(spooled.cursor)
 
@@ -170,11 +179,15 @@ class ExperimentSpool:
 
         Events that a failing file could not take are kept in memory for
         :meth:`trial_events`; raises SpoolError only if even the end cannot be written
-        (the trial is then complete in memory and in the caller's hands).
+        (the trial is then complete in memory and in the caller's hands). For a trial
+        opened with ``release=False``, :meth:`take_events` then gives its events.
         """
         with self._files_lock:
             spooled = self._open.pop(recorder.trial_id)
         self.flush_trial(spooled)
+        if spooled.built is not None:
+            with self._files_lock:
+                self._ended[recorder.trial_id] = spooled
         with spooled.lock:
             try:
                 if spooled.broken is not None:
@@ -186,6 +199,23 @@ class ExperimentSpool:
                 spooled.file.append(RecordType.TRIAL_END, header)
             finally:
                 spooled.file.close()
+
+    def take_events(self, trial_id: str) -> tuple[TraceEvent, ...] | None:
+        """The events of a trial opened with ``release=False`` and ended, as they were
+        numbered and spooled (those a failing file could not take after them), once;
+        None for another trial. The same events as :meth:`trial_events` reads back."""
+        with self._files_lock:
+            spooled = self._ended.pop(trial_id, None)
+        if spooled is None or spooled.built is None:
+            return None
+        with spooled.lock:
+            events = spooled.built
+            spooled.built = None
+        leftover = self._leftovers.get(trial_id)
+        if leftover:
+            cursor, raw = leftover
+            events.extend(trace_events(trial_id, raw, cursor))
+        return tuple(events)
 
     def trial_events(self, trial_id: str) -> tuple[TraceEvent, ...]:
         """The trial's events read back from its file, in time order, numbered 0..n-1."""
@@ -244,6 +274,7 @@ class ExperimentSpool:
         with self._files_lock:
             open_trials = list(self._open.values())
             self._open.clear()
+            self._ended.clear()
         for spooled in open_trials:
             spooled.file.close()
         self._experiment_file.close()
