@@ -200,7 +200,9 @@ def test_spooled_parts_are_the_events_numbered_and_serialized_as_the_store_keeps
     assert spool.trial_events(recorder.trial_id) == events
     records = read_records(spool.trial_path(recorder.trial_id)).records
     assert [r.type for r in records].count(RecordType.EVENT_PART) == 3
-    assert zlib.decompress(records[-1].body[12:]).startswith(b'{"id":')
+    last = decode_part(records[-1].body)
+    assert last.summary is not None and last.summary.events == 200
+    assert records[-1].body.endswith(zlib.compress(last.data, 1))  # its JSON, compressed
     spool.close()
 
 
@@ -211,3 +213,28 @@ def test_a_part_round_trips_plain_or_compressed():
     assert len(encode_part(large)) < len(large.data)
     assert decode_part(encode_part(small)) == small
     assert decode_part(encode_part(large)) == large
+
+
+def test_a_streamed_trial_is_sealed_without_its_events_parsed_again(
+    tmp_path, spool_dir, monkeypatch
+):
+    """The parts the spool hands the store carry their summaries: sealing a trial of
+    direct calls summarizes it from them, without reading its events back."""
+    import dspy
+
+    from dspex.store import ResultStore, _summaries, service
+
+    def parsed(*_: object) -> None:
+        raise AssertionError("the store parsed the streamed events to summarize them")
+
+    monkeypatch.setattr(_summaries, "summarize_raw", parsed)
+    monkeypatch.setattr(service, "parse_events", parsed)
+    store = ResultStore.open(f"file://{tmp_path / 'store'}")
+    program = dspy.Predict("question -> answer")
+    with dspy.context(lm=dspex.offline_lm()), dspex.experiment("calls", store=store) as exp:
+        for i in range(30):
+            program(question=f"What is {i} + 1?")
+    (trial,) = store.get_experiment(exp.experiment.id, events=False).trials
+    assert trial.event_summary is not None
+    assert trial.event_summary.lm_calls == 30
+    assert trial.event_summary.events == store.count_events(exp.experiment.id, trial.id) > 30

@@ -9,6 +9,7 @@ kept) must read the same way.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 
 from dspex import Experiment, ProgramInfo, ResultStore, TraceEvent, Trial, new_id
 from dspex.model.eventsummary import EventSummary, summarize_events
+from dspex.store import encode_parts
 from dspex.store.codec import encode
 from dspex.view.html import experiment_html
 from tests.view.fixtures import simba_experiment
@@ -212,28 +214,36 @@ def test_the_summaries_of_chunks_then_each_other_are_the_summary_of_all(make):
                 assert joined == whole, (trial.name, cut, second)
 
 
-def _appending(store, experiment: Experiment, *, replay: bool) -> list[Trial]:
+def _appending(store, experiment: Experiment, *, replay: bool, parts: bool = False) -> list[Trial]:
     """Append each trial's events in chunks (with ``replay``: each chunk sent twice and
-    overlapping the previous, as a journal resends after a failure); the bare trials."""
+    overlapping the previous, as a journal resends after a failure), as events or (with
+    ``parts``) serialized parts, as the journal sends them; the bare trials."""
+
+    def append(first: int, chunk: Sequence[TraceEvent]) -> None:
+        if parts:
+            store.append_event_parts(experiment.id, trial.id, encode_parts(first, chunk))
+        else:
+            store.append_events(experiment.id, trial.id, first, chunk)
+
     store.start_experiment(experiment.replace(status="running", trials=()))
     bare = []
     for trial in experiment.trials:
         events = trial.events
         for start in range(0, len(events), 2):
             chunk = events[start : start + 2]
-            store.append_events(experiment.id, trial.id, start, chunk)
+            append(start, chunk)
             if replay:
-                store.append_events(experiment.id, trial.id, start, chunk)
-                store.append_events(experiment.id, trial.id, max(0, start - 1),
-                                    events[max(0, start - 1) : start + 3])  # fmt: skip
+                append(start, chunk)
+                append(max(0, start - 1), events[max(0, start - 1) : start + 3])
         bare.append(trial.replace(events=()))
         store.record_trial(experiment.id, bare[-1])
     return bare
 
 
+@pytest.mark.parametrize("parts", [False, True], ids=["events", "parts"])
 @pytest.mark.parametrize("replay", [False, True])
 def test_a_seal_after_appends_through_the_store_does_not_read_the_events_again(
-    store, monkeypatch, replay
+    store, monkeypatch, replay, parts
 ):
     """The store summarizes each appended chunk as it arrives: sealing trials whose
     events were appended through it parses none of them (a long trial's seal read them
@@ -241,7 +251,7 @@ def test_a_seal_after_appends_through_the_store_does_not_read_the_events_again(
     from dspex.store import _summaries
 
     experiment = rich_experiment()
-    bare = _appending(store, experiment, replay=replay)
+    bare = _appending(store, experiment, replay=replay, parts=parts)
 
     def parsed(*_: object) -> None:
         raise AssertionError("the seal parsed appended events to summarize them")

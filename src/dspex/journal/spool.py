@@ -50,6 +50,7 @@ from pydantic_core import from_json, to_json
 from dspex.capture.jsonable import jsonable
 from dspex.capture.recorder import RawEvent
 from dspex.errors import StoreError
+from dspex.model.eventsummary import EventSummary
 from dspex.store import EventPart
 
 __all__ = [
@@ -162,14 +163,15 @@ def decode_events(body: bytes) -> list[RawEvent]:
     return [RawEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], True) for r in rows]
 
 
-_PART_HEAD = struct.Struct("<QI")
+_PART_HEAD = struct.Struct("<QII")
 
 
 def encode_part(part: EventPart) -> bytes:
-    """An :data:`RecordType.EVENT_PART` body: the part's first sequence number and count,
-    then its JSON (events as the store keeps them), zlib-compressed when it is
-    :data:`COMPRESS_MIN` bytes or more (a part's JSON starts with ``{``, zlib's with
-    ``x``). The store is later given the same JSON, not serialized again.
+    """An :data:`RecordType.EVENT_PART` body: the part's first sequence number, its count
+    and the length of its summary's JSON (0: none), that JSON, then the part's JSON
+    (events as the store keeps them), zlib-compressed when it is :data:`COMPRESS_MIN`
+    bytes or more (a part's JSON starts with ``{``, zlib's with ``x``). The store is later
+    given the same JSON and summary, neither made again.
 
         >>> part = EventPart(7, 1, b'{"id":"evt_1"}')
         >>> decode_part(encode_part(part)) == part
@@ -178,16 +180,19 @@ def encode_part(part: EventPart) -> bytes:
     data = part.data
     if len(data) >= COMPRESS_MIN:
         data = zlib.compress(data, 1)
-    return _PART_HEAD.pack(part.first, part.count) + data
+    summary = b"" if part.summary is None else part.summary.to_json_bytes()
+    return b"".join((_PART_HEAD.pack(part.first, part.count, len(summary)), summary, data))
 
 
 def decode_part(body: bytes) -> EventPart:
     """The part of an :data:`RecordType.EVENT_PART` body (see :func:`encode_part`)."""
-    first, count = _PART_HEAD.unpack_from(body)
-    data = body[_PART_HEAD.size :]
+    first, count, size = _PART_HEAD.unpack_from(body)
+    at = _PART_HEAD.size + size
+    summary = EventSummary.from_json(body[_PART_HEAD.size : at]) if size else None
+    data = body[at:]
     if data[:1] != b"{":
         data = zlib.decompress(data)
-    return EventPart(first, count, data)
+    return EventPart(first, count, data, summary)
 
 
 # -- writing ---------------------------------------------------------------------------

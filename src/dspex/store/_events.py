@@ -37,7 +37,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +47,7 @@ from dspex.errors import ValidationError
 from dspex.model import Experiment, TraceEvent, Trial
 from dspex.model._base import Record, plain_json, stored_json
 from dspex.model.event import EventKind, EventSource
+from dspex.model.eventsummary import EventSummary, summarize_events
 
 __all__ = [
     "PART_EVENTS",
@@ -410,11 +411,14 @@ _OPEN, _CLOSE = ord("["), ord("]")
 
 @dataclass(frozen=True)
 class EventPart:
-    """Events ``first`` .. ``first + count - 1`` of a trial, as their comma-separated JSON."""
+    """Events ``first`` .. ``first + count - 1`` of a trial, as their comma-separated JSON;
+    ``summary``, when known, their :class:`~dspex.model.eventsummary.EventSummary` (the
+    store then need not parse them to summarize the trial at its seal)."""
 
     first: int
     count: int
     data: bytes
+    summary: EventSummary | None = field(default=None, compare=False)
 
     @property
     def stop(self) -> int:
@@ -448,7 +452,7 @@ def encode_parts(first_seq: int, events: Sequence[TraceEvent]) -> list[EventPart
     is. A caller that keeps these bytes (the journal's spool) never serializes the
     events again."""
     return [
-        EventPart(first_seq + start, len(chunk), _part_json(chunk))
+        EventPart(first_seq + start, len(chunk), _part_json(chunk), summarize_events(chunk))
         for start in range(0, len(events), PART_EVENTS)
         for chunk in (events[start : start + PART_EVENTS],)
     ]
@@ -485,7 +489,7 @@ def fit_parts(
                     f"{where}: a part says it holds {part.count} events, its JSON {len(events)}"
                 )
             rest = events[stored - part.first :]
-            part = EventPart(stored, len(rest), _part_json(rest))
+            part = EventPart(stored, len(rest), _part_json(rest), summarize_events(rest))
         new.append(part)
         stored = part.stop
     return new

@@ -54,7 +54,7 @@ from dspex.model import (
 from dspex.model.eventsummary import EventSummary, summarize_events
 from dspex.model.study import validate_study_name
 from dspex.redact import redact_text
-from dspex.store._events import EventPart
+from dspex.store._events import EventPart, parse_events
 from dspex.store._summaries import event_summaries, with_summary
 from dspex.store.backend import (
     BackendOptions,
@@ -366,6 +366,29 @@ class ResultStore:
             if new:
                 self._appended[key] = (covered + len(new), summary.then(summarize_events(new)))
 
+    def _note_appended_parts(
+        self, experiment_id: str, trial_id: str, parts: Sequence[EventPart]
+    ) -> None:
+        """:meth:`_note_appended` for parts, from the summaries they carry (a part that
+        overlaps what the running summary covers, or carries none, is parsed for it); a
+        part past what it covers makes it unknown (the seal then reads the stored
+        events)."""
+        key = (experiment_id, trial_id)
+        with self._appended_lock:
+            covered, summary = self._appended.get(key, (0, _NO_EVENTS))
+            for part in parts:
+                if part.stop <= covered:
+                    continue  # a replay
+                if part.first > covered:
+                    self._appended.pop(key, None)
+                    return
+                new = part.summary
+                if part.first < covered or new is None:
+                    events = parse_events(b"".join((b"[", part.data, b"]")), trial_id)
+                    new = summarize_events(events[covered - part.first :])
+                covered, summary = part.stop, summary.then(new)
+            self._appended[key] = (covered, summary)
+
     def _with_stored_events(self, experiment: Experiment) -> Experiment:
         trials = []
         for trial in experiment.trials:
@@ -462,6 +485,7 @@ class ResultStore:
                 )
         if parts:
             self.backend.append_parts(experiment_id, trial_id, parts)
+            self._note_appended_parts(experiment_id, trial_id, parts)
 
     # -- reading ------------------------------------------------------------------
 
