@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
+from markupsafe import Markup, escape
 
 from dspex.model.scopes import scored
 from dspex.view import ExperimentView, TrialView
+from dspex.view import html as html_module
 from dspex.view.html import json_for_script
 from dspex.view.labels import trial_label
 from dspex.view.overview import build_overview
 from dspex.view.runs import segments
 from dspex.view.timeline import build_timeline
-from tests.view.fixtures import XSS
+from tests.view.fixtures import XSS, XSS_TEXT
 from tests.view.htmltree import parse
 
 
@@ -164,6 +166,18 @@ def test_data_is_escaped_and_only_our_scripts_exist(simba, view):
     assert XSS[0] in visible  # shown as text in the experiment name or the response
     if view == "trial":
         assert all(x in visible for x in XSS)
+
+
+@pytest.mark.parametrize("escape_str", [html_module._esc, html_module._replace_escape])
+def test_table_escaping_is_markupsafes(escape_str):
+    # the trial table and lineage escape with markupsafe's inner routine when it escapes
+    # the same (else the replacements in Python): both must equal markupsafe.escape
+    texts = [*XSS, XSS_TEXT, "&amp; already", "é ü – 😀", "", "plain", "a\x00b"]
+    for text in texts:
+        assert escape_str(text) == str(escape(text))
+        assert type(escape_str(text)) is str
+    assert html_module._text(Markup("<b>kept</b>")) == "<b>kept</b>"
+    assert html_module._text(3) == "3"
 
 
 def test_json_for_script_cannot_close_the_script():
