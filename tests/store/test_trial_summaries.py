@@ -120,6 +120,27 @@ def test_the_summary_is_the_one_of_the_full_trial(store):
     assert store.verify() == []
 
 
+def test_headers_the_fast_json_parser_refuses_read_the_same(store):
+    # trial headers are parsed all at once by orjson; what it refuses (an infinite score,
+    # an integer beyond 64 bits) falls back to the standard parser, with the same result
+    experiment = rich_experiment()
+    odd = experiment.trials[1].replace(score=float("inf"), metadata={"seed": 2**70})
+    experiment = experiment.replace(trials=(experiment.trials[0], odd, *experiment.trials[2:]))
+    store.archive_experiment(experiment)
+    headers = _check_headers(store, experiment)
+    assert headers.trials[1].score == float("inf")
+    assert headers.trials[1].metadata["seed"] == 2**70
+
+
+def test_trial_headers_parsed_together_must_be_one_value_each():
+    from dspex.store._summaries import _load_each
+
+    assert _load_each([b'{"a":1}', b'{"b":NaN}', b"[]"])[0] == {"a": 1}
+    for parts in ([b'{"a":1},{"b":2}'], [b'{"a":1}', b""], [b'{"a":']):
+        with pytest.raises(ValueError):
+            _load_each(parts)
+
+
 def test_archiving_again_changes_nothing(store):
     experiment = rich_experiment()
     checksum = store.archive_experiment(experiment)
