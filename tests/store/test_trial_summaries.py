@@ -133,12 +133,12 @@ def test_headers_the_fast_json_parser_refuses_read_the_same(store):
 
 
 def test_trial_headers_parsed_together_must_be_one_value_each():
-    from dspex.store._summaries import _load_each
+    from dspex.store._summaries import load_each
 
-    assert _load_each([b'{"a":1}', b'{"b":NaN}', b"[]"])[0] == {"a": 1}
+    assert load_each([b'{"a":1}', b'{"b":NaN}', b"[]"])[0] == {"a": 1}
     for parts in ([b'{"a":1},{"b":2}'], [b'{"a":1}', b""], [b'{"a":']):
         with pytest.raises(ValueError):
-            _load_each(parts)
+            load_each(parts)
 
 
 def test_archiving_again_changes_nothing(store):

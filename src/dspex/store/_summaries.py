@@ -29,6 +29,7 @@ from dspex.store._events import EventPart, resume_gc, stored_count
 
 __all__ = [
     "event_summaries",
+    "load_each",
     "parse_headers",
     "stripped",
     "summary_of",
@@ -114,7 +115,7 @@ def parse_headers(
     try:
         try:
             fields = json.loads(header)
-            parsed = _load_each(trials)
+            parsed = load_each(trials)
         except ValueError as exc:
             raise ValidationError(f"the record does not parse: {exc}") from exc
         if not isinstance(fields, dict) or not all(isinstance(t, dict) for t in parsed):
@@ -129,11 +130,15 @@ def parse_headers(
             resume_gc(len(header) + sum(map(len, trials)))
 
 
-def _load_each(parts: Sequence[bytes]) -> list[Any]:
+def load_each(parts: Sequence[bytes]) -> list[Any]:
     """Each of ``parts`` (one JSON value each) parsed, in one call over them joined as an
     array: the fast parser (3 ms for the headers of 2,000 trials, against 12 ms for
     ``json.loads`` of each), the standard one for what it refuses (NaN, integers beyond
-    64 bits, lone surrogates). Raises ValueError when they are not one value each."""
+    64 bits, lone surrogates). Raises ValueError when they are not one value each::
+
+        >>> load_each([b'{"a": 1}', b"NaN"])
+        [{'a': 1}, nan]
+    """
     joined = b"[" + b",".join(parts) + b"]"
     try:
         values = loads(joined)

@@ -14,7 +14,6 @@ failing.
 from __future__ import annotations
 
 import functools
-import json
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -59,7 +58,7 @@ from dspex.store._events import (
     splice_parts,
     trial_json,
 )
-from dspex.store._summaries import parse_headers
+from dspex.store._summaries import load_each, parse_headers
 from dspex.store._summarytable import micros, select_count, select_page, summary_from_row
 from dspex.store.backend import (
     BackendOptions,
@@ -505,11 +504,13 @@ class SqlBackend(StoreBackend):
         summaries = {r.trial_id: tables.checked_body(r.summary) for r in rows}
         if any(h is None for h in headers) or any(s is None for s in summaries.values()):
             return super().load_headers(experiment_id)
+        texts = [s for s in summaries.values() if s is not None]
         try:
             parsed = parse_headers(
                 tables.decompress(experiment_id, row.header),
                 [h.encode() for h in headers if h is not None],
-                {k: json.loads(v) for k, v in summaries.items() if v is not None},
+                # parsed all at once (none is None: checked above)
+                dict(zip(summaries, load_each([v.encode() for v in texts]), strict=True)),
             )
         except (ValidationError, ValueError) as exc:
             raise CorruptRecordError(experiment_id, f"does not parse: {exc}") from exc
