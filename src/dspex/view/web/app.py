@@ -117,6 +117,11 @@ def _compile_templates() -> None:
         html._environment().get_template(name)
     for name in ("base.html", "list.html", "compare_page.html", "studies.html"):
         _templates().get_template(name)
+    # what else the first page would load: the CSS and script every view inlines, and
+    # the C library release_memory asks (find_library runs ldconfig in a subprocess)
+    for name in ("view.css", "view.js"):
+        html._static(name)
+    release_memory()
 
 
 def page_html(root: str, title: str, content: object, crumbs: list[tuple[str, str]]) -> str:
