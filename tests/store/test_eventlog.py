@@ -56,3 +56,42 @@ def test_a_damaged_frame_after_the_remembered_ones_is_refused(tmp_path):
         f.write(b"XXXX" + bytes(60))
     with pytest.raises(CorruptRecordError, match="damaged"):
         eventlog.spans(path, "exp_x")
+
+
+def _sha_frame(first: int, count: int) -> bytes:
+    """A frame as earlier releases wrote it (b"DXE1", the data's SHA-256)."""
+    import hashlib
+    import struct
+
+    data = b",".join(b'{"n":%d}' % n for n in range(first, first + count))
+    head = struct.pack(">4sQQI32s", b"DXE1", first, count, len(data), hashlib.sha256(data).digest())
+    return head + data
+
+
+def test_frames_of_earlier_releases_are_read_and_appended_to(tmp_path):
+    """A trial's log started by an earlier release (SHA-256 frames) is read, checked and
+    appended to (CRC-32 frames after them), and its events read back whole."""
+    path = tmp_path / "t.events"
+    path.write_bytes(_sha_frame(0, 2) + _sha_frame(2, 3))
+    spans, end = _fresh(path)
+    assert [(s.first, s.count, len(s.digest)) for s in spans] == [(0, 2, 32), (2, 3, 32)]
+    assert end == path.stat().st_size
+    _append(path, 5, count=4)
+    spans, _ = _fresh(path)
+    assert [(s.first, len(s.digest)) for s in spans] == [(0, 32), (2, 32), (5, 4)]
+    data = b",".join(eventlog.read_all(path, spans, "exp_x"))
+    assert data == b",".join(b'{"n":%d}' % n for n in range(9))
+
+
+@pytest.mark.parametrize("frame", [0, 1], ids=["earlier release's frame", "crc frame"])
+def test_a_damaged_byte_in_a_frame_is_found_when_it_is_read(tmp_path, frame):
+    path = tmp_path / "t.events"
+    path.write_bytes(_sha_frame(0, 2))
+    _append(path, 2, count=3)
+    spans, _ = _fresh(path)
+    raw = bytearray(path.read_bytes())
+    raw[spans[frame].offset + 3] ^= 0x01  # a byte of the frame's events JSON
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CorruptRecordError, match="damaged"):
+        eventlog.read_all(path, spans, "exp_x")
+    assert eventlog.read_all(path, [spans[1 - frame]], "exp_x")  # the other one is fine
