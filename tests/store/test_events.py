@@ -131,7 +131,9 @@ def test_a_large_parse_leaves_its_objects_old_without_a_collection_and_keeps_fro
     frozen = gc.get_freeze_count()
     try:
         assert len(parse_trial(data, index).events) == 12_000
-        assert gc.isenabled() and gc.get_freeze_count() == frozen
+        # neither unfrozen (about 0) nor the ~100,000 new objects frozen; frozen objects
+        # that other threads free meanwhile leave the count (as the full suite's do)
+        assert gc.isenabled() and frozen - 5_000 < gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()
 
