@@ -222,19 +222,21 @@ def test_a_streamed_trial_is_sealed_without_its_events_parsed_again(
     direct calls summarizes it from them, without reading its events back."""
     import dspy
 
-    from dspex.store import ResultStore, _summaries, service
+    from dspex.store import EventPart, ResultStore, _summaries
+    from tests.capture.conftest import AdditionEngine, addition_lm
 
     def parsed(*_: object) -> None:
         raise AssertionError("the store parsed the streamed events to summarize them")
 
     monkeypatch.setattr(_summaries, "summarize_raw", parsed)
-    monkeypatch.setattr(service, "parse_events", parsed)
+    monkeypatch.setattr(EventPart, "events", parsed)
     store = ResultStore.open(f"file://{tmp_path / 'store'}")
     program = dspy.Predict("question -> answer")
-    with dspy.context(lm=dspex.offline_lm()), dspex.experiment("calls", store=store) as exp:
+    engine = AdditionEngine()  # an LM this test wrote, counting what it answers
+    with dspy.context(lm=addition_lm(engine)), dspex.experiment("calls", store=store) as exp:
         for i in range(30):
             program(question=f"What is {i} + 1?")
     (trial,) = store.get_experiment(exp.experiment.id, events=False).trials
     assert trial.event_summary is not None
-    assert trial.event_summary.lm_calls == 30
+    assert engine.calls == 30 and trial.event_summary.lm_calls == engine.calls
     assert trial.event_summary.events == store.count_events(exp.experiment.id, trial.id) > 30

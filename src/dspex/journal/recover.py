@@ -53,7 +53,6 @@ from dspex.model import (
     utc_now,
 )
 from dspex.store import EventPart, ResultStore
-from dspex.store._events import parse_events
 
 __all__ = ["Recovered", "recover", "spool_directories"]
 
@@ -219,7 +218,7 @@ def _part_events(trial_id: str, parts: list[EventPart]) -> tuple[TraceEvent, ...
             continue
         if part.first > len(events):
             break
-        parsed = parse_events(b"".join((b"[", part.data, b"]")), trial_id)
+        parsed = part.events(trial_id)
         events.extend(parsed[len(events) - part.first :])
     return tuple(events)
 

@@ -42,7 +42,6 @@ from dspex.journal.spool import (
 )
 from dspex.model import Experiment, TraceEvent
 from dspex.store import EventPart, encode_parts
-from dspex.store._events import parse_events
 
 __all__ = ["ExperimentSpool"]
 
@@ -221,7 +220,7 @@ class ExperimentSpool:
         """The trial's events read back from its file, in time order, numbered 0..n-1."""
         events: list[TraceEvent] = []
         for part in self.event_parts(trial_id):
-            events.extend(parse_events(b"".join((b"[", part.data, b"]")), trial_id))
+            events.extend(part.events(trial_id))
         return tuple(events)
 
     def event_parts(self, trial_id: str, start: int = 0) -> Iterator[EventPart]:

@@ -424,6 +424,10 @@ class EventPart:
     def stop(self) -> int:
         return self.first + self.count
 
+    def events(self, trial_id: str) -> list[TraceEvent]:
+        """The part's events, parsed (events of trial ``trial_id``)."""
+        return parse_events(b"".join((b"[", self.data, b"]")), trial_id)
+
 
 def plan_append(
     stored: int, first_seq: int, events: Sequence[TraceEvent], where: str
@@ -483,7 +487,7 @@ def fit_parts(
                 f"stored (events {stored}..{part.first - 1} are missing); append them in order"
             )
         if part.first < stored:  # overlaps what is stored: keep the rest
-            events = parse_events(b"".join((b"[", part.data, b"]")), trial_id)
+            events = part.events(trial_id)
             if len(events) != part.count:
                 raise ValidationError(
                     f"{where}: a part says it holds {part.count} events, its JSON {len(events)}"

@@ -54,7 +54,7 @@ from dspex.model import (
 from dspex.model.eventsummary import EventSummary, summarize_events
 from dspex.model.study import validate_study_name
 from dspex.redact import redact_text
-from dspex.store._events import EventPart, parse_events
+from dspex.store._events import EventPart
 from dspex.store._summaries import event_summaries, with_summary
 from dspex.store.backend import (
     BackendOptions,
@@ -384,7 +384,7 @@ class ResultStore:
                     return
                 new = part.summary
                 if part.first < covered or new is None:
-                    events = parse_events(b"".join((b"[", part.data, b"]")), trial_id)
+                    events = part.events(trial_id)
                     new = summarize_events(events[covered - part.first :])
                 covered, summary = part.stop, summary.then(new)
             self._appended[key] = (covered, summary)
