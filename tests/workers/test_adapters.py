@@ -198,5 +198,57 @@ def test_the_item_sent_ahead_of_a_dying_worker_runs_once_on_the_new_worker(make_
     assert runs.threads[1] == runs.threads[2] == "dspex-worker-2"
 
 
+def test_a_one_thread_pool_is_not_woken_for_each_item(make_pool):
+    """Every item is sent ahead and its result posted quietly: the pool's thread wakes
+    every so often and at the end, not once per item (two thread switches each)."""
+    pool = make_pool("thread", size=1)
+    waits = []
+    next_event = pool._next_event
+
+    def counted(wake):
+        waits.append(wake)
+        return next_event(wake)
+
+    pool._next_event = counted
+    runs = _Runs()
+    outcomes = list(pool.map(runs, [(i, 0.003) for i in range(100)]))  # 0.3 s or more
+    assert [o.index for o in outcomes] == list(range(100)) and all(o.ok for o in outcomes)
+    assert runs.started == list(range(100))
+    assert len(waits) < 40, f"the pool waited {len(waits)} times for 100 items"
+
+
+def test_a_one_thread_pool_reports_each_outcome_soon_after_its_item_ends(make_pool):
+    pool = make_pool("thread", size=1)
+    runs = _Runs()
+    outcomes = pool.map(runs, [(i, 0.4) for i in range(4)])
+    first = next(outcomes)
+    with runs.lock:  # item 0 ended at 0.4 s; item 2 starts at 0.8 s
+        started = list(runs.started)
+    assert first.index == 0 and first.ok
+    assert started in ([0], [0, 1]), f"outcome 0 came only after items {started} started"
+    assert [o.index for o in outcomes] == [1, 2, 3]
+
+
+def test_shutting_down_a_one_thread_pool_reports_the_result_it_posted_quietly(make_pool):
+    pool = make_pool("thread", size=1)
+    seen = []
+    errors = []
+
+    def consume():
+        try:
+            seen.extend(pool.map(_Runs(), [(i, 0.5) for i in range(6)]))
+        except dspex.WorkerError as exc:
+            errors.append(exc)
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    time.sleep(0.2)  # item 0 runs, items 1-5 are sent ahead
+    pool.shutdown(grace=5.0)  # item 0 ends (its result posted quietly); 1-5 never start
+    consumer.join(10)
+    assert not consumer.is_alive()
+    assert [(o.index, o.ok) for o in seen] == [(0, True)]
+    assert len(errors) == 1 and "5 of 6 items" in str(errors[0])
+
+
 def by_index(outcomes):
     return {o.index: o for o in outcomes}

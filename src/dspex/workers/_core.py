@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -126,15 +127,25 @@ class Worker(ABC):
         self.pid = 0
         self.state = WorkerState.STARTING
         self.task: Task | None = None
-        # the item sent ahead while ``task`` runs (pools with look_ahead): it starts the
-        # moment ``task`` ends, without waiting for the pool to hear of that end
-        self.next_task: Task | None = None
+        # the items sent ahead while ``task`` runs (pools with look_ahead), in order: each
+        # starts the moment the one before it ends, without waiting for the pool to hear
+        # of that end
+        self.ahead: deque[Task] = deque()
+        # results posted without waking the pool (see post_quiet); only the pool takes
+        # from it
+        self.quiet: deque[PoolEvent] = deque()
         self.launched = 0.0
         self._events = events
         self.init = init
 
     def post(self, kind: PoolEventKind, task_id: int | None = None, payload: Any = None) -> None:
         self._events.put(PoolEvent(self, kind, task_id, payload))
+
+    def post_quiet(self, kind: PoolEventKind, task_id: int | None, payload: Any) -> None:
+        """Post an event that the pool takes in the next time it wakes, without waking it:
+        for a result while the worker still has items sent ahead (the pool has nothing
+        to send it). The pool takes these before any event posted after them."""
+        self.quiet.append(PoolEvent(self, kind, task_id, payload))
 
     def mark_launched(self) -> None:
         self.launched = time.monotonic()

@@ -79,7 +79,10 @@ class ThreadWorker(Worker):
             except BaseException as exc:  # noqa: B036, BLE001 - the worker dies, the pool lives on
                 self.post(PoolEventKind.DIED, task.id, f"ended by {_describe(exc)}")
                 return
-            self.post(PoolEventKind.RESULT, task.id, result)
+            if self._inbox.empty():  # the pool has more to send, or the run is over
+                self.post(PoolEventKind.RESULT, task.id, result)
+            else:  # items sent ahead are waiting: the pool need not wake for this one
+                self.post_quiet(PoolEventKind.RESULT, task.id, result)
 
     def _initialize(self) -> bool:
         try:
