@@ -25,6 +25,10 @@ class Solver(dspy.Module):
             os._exit(7)  # a worker that dies holding this example
         if "STALL" in question:
             time.sleep(60)  # far longer than the task timeout of the test (the worker is killed)
+        if "PAUSE" in question:
+            time.sleep(4)  # past a 3 s task timeout, back while the evaluation goes on
+        if "SLOW" in question:
+            time.sleep(2)
         return self.answer(question=question)
 
 
@@ -122,6 +126,25 @@ def test_an_example_past_the_task_timeout_fails_alone(adapter, request):
     assert any(
         e.kind is EventKind.ERROR and e.payload["failure"] == "timeout" for e in trial.events
     )
+
+
+def test_a_timed_out_example_whose_worker_comes_back_later_adds_nothing_to_the_trial(request):
+    """A pool of one thread: the worker given up on at 3 s makes its LM call at 4 s, while
+    the next example still runs on its replacement; the trial records the time-out, not
+    the events of an example it reports as failed."""
+    _configure("thread", request, task_timeout=3.0)
+    dspex.configure(evaluation={"harness_pool_size": 1})
+    devset = load_arith()[1][:2]
+    pause = dspy.Example(question="PAUSE: 1 + 1", answer="2").with_inputs("question")
+    slow = dspy.Example(question="SLOW: 2 + 2", answer="4").with_inputs("question")
+    lm, trial = _evaluate([devset[0], pause, slow, devset[1]])
+    assert [r.index for r in trial.example_results if r.error] == [1]
+    assert "WorkerTimeout" in trial.example_results[1].error.type
+    assert lm.engine.calls == 4  # the abandoned worker came back and called the LM
+    lm_calls = [e for e in trial.events if e.kind is EventKind.LM_CALL]
+    assert len(lm_calls) == 3
+    assert not any("PAUSE" in str(e.payload["messages"]) for e in lm_calls)
+    assert [e.sequence for e in trial.events] == list(range(len(trial.events)))
 
 
 class Doubler(dspy.Module):

@@ -37,6 +37,7 @@ from dspex.errors import ValidationError
 from dspex.harness.example import ExampleTask, arun_example
 from dspex.harness.remote import (
     EvaluationState,
+    EventSink,
     WorkerTask,
     evaluate_in_worker,
     forget,
@@ -171,6 +172,7 @@ class EvaluationHarness:
         # the caller's own callbacks run too in this process; in others, only dspex's
         # (each worker process adds its own)
         settings["callbacks"] = list(setting("callbacks") or []) if in_process else []
+        sink = EventSink(recorder) if in_process else None
         state = EvaluationState(
             uuid.uuid4().hex,
             recorder.trial_id,
@@ -179,6 +181,7 @@ class EvaluationHarness:
             settings,
             dict(recorder.module_paths),
             self.journal.program_name or program_name(program),
+            sink,
         )
         blob = register(state, in_process=in_process)
         tasks = [
@@ -187,8 +190,12 @@ class EvaluationHarness:
         results: list[ExampleResult] = []
         try:
             for outcome in pool.map(evaluate_in_worker, tasks):
+                if sink is not None and not outcome.ok:
+                    sink.refuse(outcome.index)  # given up on: a late end records nothing
                 results.append(_result_of(outcome, tasks, recorder, metric))
         finally:
+            if sink is not None:
+                sink.close()
             forget(state.evaluation_id)
         return results
 

@@ -5,6 +5,10 @@ program, the metric, a snapshot of the caller's DSPy settings) cannot travel wit
 pool's initializer. In-process workers (threads, inline) find it in a registry of this
 process; for process and Ray workers each task carries it pickled once per evaluation
 (bytes, not the objects), and each worker unpickles it once and keeps the last few.
+
+In-process workers also hand an example's events to the trial's recorder themselves, the
+moment the example ends (:class:`EventSink`): they reach the journal's spool within its
+bound however late the pool reports the example's outcome.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ from dspex.capture import instrument
 from dspex.capture.callback import DspexCallback, shared_callback
 from dspex.capture.dspy_bridge import settings_scope
 from dspex.capture.program import module_paths
+from dspex.capture.recorder import RawEvent, TrialRecorder
 from dspex.harness.example import ExampleOutcome, ExampleTask, run_example
 
 __all__ = [
     "EvaluationState",
+    "EventSink",
     "WorkerTask",
     "evaluate_in_worker",
     "forget",
@@ -37,6 +43,38 @@ __all__ = [
 _KEEP = 8
 
 
+class EventSink:
+    """The trial's recorder, as in-process workers see it: an example's events go in when
+    it ends, unless the evaluation has given the example up (timed out) or has ended.
+
+        sink = EventSink(recorder)
+        sink(3, events)      # True: merged into the trial
+        sink.refuse(4)       # example 4 timed out: whatever its worker records is dropped
+        sink.close()         # the evaluation ended: nothing more goes in
+    """
+
+    def __init__(self, recorder: TrialRecorder) -> None:
+        self._recorder = recorder
+        self._lock = threading.Lock()
+        self._refused: set[int] = set()
+        self._open = True
+
+    def __call__(self, index: int, events: list[RawEvent]) -> bool:
+        with self._lock:
+            if not self._open or index in self._refused:
+                return False
+            self._recorder.merge(events)
+            return True
+
+    def refuse(self, index: int) -> None:
+        with self._lock:
+            self._refused.add(index)
+
+    def close(self) -> None:
+        with self._lock:
+            self._open = False
+
+
 @dataclass(frozen=True)
 class EvaluationState:
     evaluation_id: str
@@ -46,6 +84,7 @@ class EvaluationState:
     settings: dict[str, Any]
     module_paths: dict[int, str]
     program_name: str
+    sink: EventSink | None = None  # in-process workers only (it is not sent elsewhere)
 
 
 @dataclass(frozen=True)
@@ -132,7 +171,7 @@ def evaluate_in_worker(task: WorkerTask) -> ExampleOutcome:
     if not any(isinstance(c, DspexCallback) for c in callbacks):
         callbacks.append(shared_callback())
     with settings_scope(**{**state.settings, "callbacks": callbacks}):
-        return run_example(
+        outcome = run_example(
             ExampleTask(
                 state.trial_id,
                 task.index,
@@ -142,3 +181,6 @@ def evaluate_in_worker(task: WorkerTask) -> ExampleOutcome:
                 state.module_paths,
             )
         )
+    if state.sink is not None and state.sink(task.index, outcome.events):
+        return ExampleOutcome(outcome.result, [])  # the trial has its events already
+    return outcome
