@@ -190,7 +190,7 @@ def test_spooled_parts_are_the_events_numbered_and_serialized_as_the_store_keeps
     for i in range(3):
         recorder.emit(EventKind.LOG, {"level": "INFO", "message": f"first {i}"})
     spool.flush()
-    for i in range(700):  # a batch of more than one stored part, compressed
+    for i in range(700):  # a batch of more than one stored part
         recorder.emit(EventKind.LOG, {"level": "INFO", "message": f"second {i} " + "y" * 50})
     spool.flush()
     parts = [part for part, _ in spool.parts_from(recorder.trial_id)]
@@ -202,7 +202,37 @@ def test_spooled_parts_are_the_events_numbered_and_serialized_as_the_store_keeps
     assert [r.type for r in records].count(RecordType.EVENT_PART) == 3
     last = decode_part(records[-1].body)
     assert last.summary is not None and last.summary.events == 200
-    assert records[-1].body.endswith(zlib.compress(last.data, 1))  # its JSON, compressed
+    assert records[-1].body.endswith(last.data)  # its JSON as it is (a small spool)
+    spool.close()
+
+
+def test_a_spool_past_its_plain_budget_compresses_the_parts_after(tmp_path, monkeypatch):
+    """Parts go uncompressed until the experiment's spool holds PLAIN_SPOOL_BYTES, then
+    compressed; all of them read back as the recorder's events."""
+    from dspex.journal import writer
+    from dspex.model import Experiment, ProgramInfo
+
+    monkeypatch.setattr(writer, "PLAIN_SPOOL_BYTES", 50_000)
+    experiment = Experiment(name="e", program=ProgramInfo(name="p"), status="running")
+    spool = writer.ExperimentSpool.create(tmp_path, experiment, "memory://", flush_interval=60)
+    recorder = TrialRecorder(new_id("trl"))
+    spool.open_trial(recorder, {"id": recorder.trial_id}, release=False)
+    for batch in range(6):
+        for i in range(200):
+            recorder.emit(EventKind.LOG, {"level": "INFO", "message": f"{batch} {i} " + "y" * 60})
+        spool.flush()
+    bodies = [
+        r.body
+        for r in read_records(spool.trial_path(recorder.trial_id)).records
+        if r.type is RecordType.EVENT_PART
+    ]
+    plain = [body.endswith(decode_part(body).data) for body in bodies]
+    before = [sum(map(len, bodies[:k])) for k in range(len(bodies))]
+    assert plain == [written < 50_000 for written in before]
+    assert plain[0] and not plain[-1]
+    compressed = [body for body, as_is in zip(bodies, plain, strict=True) if not as_is]
+    assert all(len(body) < len(decode_part(body).data) for body in compressed)
+    assert spool.trial_events(recorder.trial_id) == recorder.events()
     spool.close()
 
 

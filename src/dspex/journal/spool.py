@@ -55,6 +55,7 @@ from dspex.store import EventPart
 
 __all__ = [
     "COMPRESS_MIN",
+    "PLAIN_SPOOL_BYTES",
     "MAGIC",
     "EventRow",
     "RecordType",
@@ -124,6 +125,14 @@ with latency, a few calls per flush) paid that for every call. Such a program's 
 grows by at most ``COMPRESS_MIN`` bytes per flush uncompressed; a fast one's batches are
 larger and compressed (about 11x for LM calls)."""
 
+PLAIN_SPOOL_BYTES = 64 * 1024 * 1024
+"""The writer of an experiment's spool (:class:`dspex.journal.writer.ExperimentSpool`)
+writes its event parts uncompressed until its files hold this many bytes, compressed
+after: compressing cost a program making LM calls back to back about 10% of its time
+(its batches compress at about 85 MB/s), and a spool lives only until its experiment is
+sealed. An experiment that records more than this (some 20,000 LM calls of a short
+prompt) spools the rest at about a tenth of the size."""
+
 
 def encode_events(events: Sequence[RawEvent]) -> bytes:
     """A batch of captured events as spool bytes (payloads made JSON data here): their
@@ -166,19 +175,19 @@ def decode_events(body: bytes) -> list[RawEvent]:
 _PART_HEAD = struct.Struct("<QII")
 
 
-def encode_part(part: EventPart) -> bytes:
+def encode_part(part: EventPart, *, compress: bool = True) -> bytes:
     """An :data:`RecordType.EVENT_PART` body: the part's first sequence number, its count
     and the length of its summary's JSON (0: none), that JSON, then the part's JSON
-    (events as the store keeps them), zlib-compressed when it is :data:`COMPRESS_MIN`
-    bytes or more (a part's JSON starts with ``{``, zlib's with ``x``). The store is later
-    given the same JSON and summary, neither made again.
+    (events as the store keeps them), zlib-compressed when ``compress`` and it is
+    :data:`COMPRESS_MIN` bytes or more (a part's JSON starts with ``{``, zlib's with
+    ``x``). The store is later given the same JSON and summary, neither made again.
 
         >>> part = EventPart(7, 1, b'{"id":"evt_1"}')
         >>> decode_part(encode_part(part)) == part
         True
     """
     data = part.data
-    if len(data) >= COMPRESS_MIN:
+    if compress and len(data) >= COMPRESS_MIN:
         data = zlib.compress(data, 1)
     summary = b"" if part.summary is None else part.summary.to_json_bytes()
     return b"".join((_PART_HEAD.pack(part.first, part.count, len(summary)), summary, data))

@@ -31,6 +31,7 @@ from typing import Any
 
 from dspex.capture.recorder import RawEvent, TrialRecorder, trace_events
 from dspex.journal.spool import (
+    PLAIN_SPOOL_BYTES,
     RecordType,
     SpoolError,
     SpoolFile,
@@ -81,6 +82,9 @@ class ExperimentSpool:
         # events a broken file could not take, and the sequence number of the first
         self._leftovers: dict[str, tuple[int, list[RawEvent]]] = {}
         self._experiment_file = SpoolFile(directory / ("experiment" + SPOOL_SUFFIX))
+        # bytes of event parts written so far, by every thread (close enough: it decides
+        # only from when parts are compressed, see PLAIN_SPOOL_BYTES)
+        self._part_bytes = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dspex-spool", daemon=True)
         self._thread.start()
@@ -149,10 +153,11 @@ class ExperimentSpool:
             trial_id = spooled.recorder.trial_id
             events = trace_events(trial_id, batch, spooled.cursor)
             parts = encode_parts(spooled.cursor, events)
+            compress = self._part_bytes >= PLAIN_SPOOL_BYTES
+            bodies = [encode_part(part, compress=compress) for part in parts]
+            self._part_bytes += sum(map(len, bodies))
             try:
-                spooled.file.append_many(
-                    RecordType.EVENT_PART, [encode_part(part) for part in parts]
-                )
+                spooled.file.append_many(RecordType.EVENT_PART, bodies)
             except SpoolError as exc:
                 spooled.broken = exc
                 logger.warning(
