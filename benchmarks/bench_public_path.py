@@ -33,6 +33,7 @@ answered.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import statistics
 import subprocess
@@ -164,10 +165,13 @@ class Setup:
         instrumentor, exporter = self.openinference
         before = self.engine.calls
         instrumentor.instrument(tracer_provider=exporter.provider)
+        originals = _wrapped_originals(instrumentor)
         try:
             yield
         finally:
             instrumentor.uninstrument()
+            for owner, name, original in originals:
+                setattr(owner, name, original)
         self._to_check_spans.append((before, self.engine.calls - before))
 
     def evaluate_openinference(self) -> None:
@@ -253,6 +257,26 @@ def _openinference() -> tuple[Any, str | None]:
     except ImportError:
         return None, "OpenInference not installed: pip install 'dspex[bench]'"
     return (DSPyInstrumentor(), _SpanSink()), None
+
+
+def _wrapped_originals(instrumentor: Any) -> list[tuple[Any, str, Any]]:
+    """(owner, name, what it held before) for each attribute the instrumentor wrapped.
+
+    Its ``uninstrument`` restores the innermost ``__wrapped__`` of each, which strips
+    DSPy's own ``with_callbacks`` decorator from ``Module.__call__``, ``LM.__call__``,
+    ``Adapter.__call__`` and ``Tool.__call__``: every callback (dspex's included) would
+    go unheard for the rest of the process."""
+    found = []
+    for module, path in getattr(instrumentor, "_originals", ()):
+        owner: Any = importlib.import_module(module)
+        *parents, name = path.split(".")
+        for parent in parents:
+            owner = getattr(owner, parent)
+        wrapper = vars(owner).get(name) if isinstance(owner, type) else getattr(owner, name)
+        original = getattr(wrapper, "__wrapped__", None)
+        if original is not None:
+            found.append((owner, name, original))
+    return found
 
 
 def _timed(fn: Run) -> float:
