@@ -132,15 +132,26 @@ def test_a_timed_out_example_whose_worker_comes_back_later_adds_nothing_to_the_t
     """A pool of one thread: the worker given up on at 3 s makes its LM call at 4 s, while
     the next example still runs on its replacement; the trial records the time-out, not
     the events of an example it reports as failed."""
+    from tests.capture.conftest import AdditionEngine, addition_lm
+
     _configure("thread", request, task_timeout=3.0)
     dspex.configure(evaluation={"harness_pool_size": 1})
-    devset = load_arith()[1][:2]
-    pause = dspy.Example(question="PAUSE: 1 + 1", answer="2").with_inputs("question")
-    slow = dspy.Example(question="SLOW: 2 + 2", answer="4").with_inputs("question")
-    lm, trial = _evaluate([devset[0], pause, slow, devset[1]])
+    questions = ["3 + 4", "PAUSE: 1 + 1", "SLOW: 2 + 2", "5 + 6"]
+    devset = [
+        dspy.Example(question=q, answer=str(sum(map(int, q.split(":")[-1].split(" + ")))))
+        for q in questions
+    ]
+    engine = AdditionEngine()
+    store = ResultStore.open("memory://")
+    with (
+        dspy.context(lm=addition_lm(engine)),
+        dspex.experiment("timeouts", program_name="solver", store=store) as exp,
+    ):
+        done = exp.evaluate(Solver(), [e.with_inputs("question") for e in devset], exact_match)
+    trial = store.get_trial(exp.id, done.id)
     assert [r.index for r in trial.example_results if r.error] == [1]
     assert "WorkerTimeout" in trial.example_results[1].error.type
-    assert lm.engine.calls == 4  # the abandoned worker came back and called the LM
+    assert engine.calls == 4  # the abandoned worker came back and called the LM
     lm_calls = [e for e in trial.events if e.kind is EventKind.LM_CALL]
     assert len(lm_calls) == 3
     assert not any("PAUSE" in str(e.payload["messages"]) for e in lm_calls)
