@@ -5,7 +5,9 @@
 
 Wall time on a shared 2-core machine moves by ±50% from one minute to the next, which
 hides differences of 10-30%. Valgrind's callgrind counts the instructions a run executes,
-the same on every run to within a fraction of a percent, whatever else the machine does.
+whatever else the machine does: the floors to within a fraction of a percent from run to
+run; a configuration with background threads (the journal's spool, a pool) within a few
+percent, since how its threads take turns changes what each flush or hand-off does.
 It is the measure the speed targets of ``docs/capture.md`` are checked against;
 ``bench_public_path`` gives the wall-time view beside MLflow.
 
