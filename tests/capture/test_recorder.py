@@ -83,12 +83,12 @@ def test_an_unknown_kind_is_refused_when_the_trial_is_built():
 def test_event_times_are_the_utc_microsecond_below_the_clocks_nanoseconds(time_ns):
     from datetime import UTC, datetime
 
-    from dspex.capture.recorder import _utc
+    from dspex.capture.recorder import utc_time
 
     seconds, nanos = divmod(time_ns, 1_000_000_000)
     expected = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=nanos // 1000)
-    assert _utc(time_ns) == expected
-    assert _utc(time_ns).isoformat() == expected.isoformat()
+    assert utc_time(time_ns) == expected
+    assert utc_time(time_ns).isoformat() == expected.isoformat()
 
 
 def test_events_are_ordered_by_time_then_clock_then_id():

@@ -58,11 +58,13 @@ from dspex.workers.outcome import pool_worker_name
 
 __all__ = [
     "EmitOptions",
+    "TIME_ORDER",
     "RawEvent",
     "TrialRecorder",
     "current_worker_name",
     "new_event_id",
     "trace_events",
+    "utc_time",
 ]
 
 
@@ -125,13 +127,13 @@ os.register_at_fork(after_in_child=_new_series_in_child)  # a forked child draws
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _utc(time_ns: int) -> datetime:
+def utc_time(time_ns: int) -> datetime:
     """The UTC time of ``time_ns`` (nanoseconds since the epoch), to the microsecond below.
 
     One addition to the epoch: ``datetime.fromtimestamp(..., tz=UTC).replace(...)`` made
     the same value at twice the cost, for every event of every trial sealed.
 
-        >>> _utc(1_780_000_000_123_456_789).isoformat()
+        >>> utc_time(1_780_000_000_123_456_789).isoformat()
         '2026-05-28T20:26:40.123456+00:00'
     """
     return _EPOCH + timedelta(microseconds=time_ns // 1000)
@@ -139,7 +141,7 @@ def _utc(time_ns: int) -> datetime:
 
 # The order of a trial's events: time, then the monotonic clock, then the id (a tie
 # breaker); picked out of the RawEvent tuple in C, not by a Python key function per event.
-_TIME_ORDER = itemgetter(1, 2, 0)
+TIME_ORDER = itemgetter(1, 2, 0)
 assert RawEvent._fields[:3] == ("id", "time_ns", "monotonic_ns")
 
 
@@ -339,14 +341,14 @@ class TrialRecorder:
 def trace_events(trial_id: str, raw: Iterable[RawEvent], first: int = 0) -> tuple[TraceEvent, ...]:
     """``raw`` as validated TraceEvents of ``trial_id`` in time order, numbered from
     ``first`` on (0..n-1 by default)."""
-    ordered = sorted(raw, key=_TIME_ORDER)
+    ordered = sorted(raw, key=TIME_ORDER)
     return tuple(
         trusted_event(
             id=e.id,
             trial_id=trial_id,
             parent_id=e.parent_id,
             sequence=sequence,
-            timestamp=_utc(e.time_ns),
+            timestamp=utc_time(e.time_ns),
             monotonic_ns=e.monotonic_ns,
             source=e.source or SOURCE_OF[e.kind],  # type: ignore[index]
             kind=e.kind,

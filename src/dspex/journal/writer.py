@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from dspex.capture.recorder import RawEvent, TrialRecorder, trace_events
+from dspex.journal.parts import built_parts, raw_parts
 from dspex.journal.spool import (
     PLAIN_SPOOL_BYTES,
     RecordType,
@@ -151,8 +152,14 @@ class ExperimentSpool:
             # numbered and serialized once, as the store keeps them: the store is given
             # these bytes (ExperimentJournal._send), not the events again
             trial_id = spooled.recorder.trial_id
-            events = trace_events(trial_id, batch, spooled.cursor)
-            parts = encode_parts(spooled.cursor, events)
+            events: tuple[TraceEvent, ...] = ()
+            # a released trial's events are read back from disk only: no TraceEvents
+            fast = raw_parts(trial_id, batch, spooled.cursor) if spooled.release else None
+            if fast is not None:
+                parts = fast
+            else:
+                events = trace_events(trial_id, batch, spooled.cursor)
+                parts = built_parts(spooled.cursor, events)
             compress = self._part_bytes >= PLAIN_SPOOL_BYTES
             bodies = [encode_part(part, compress=compress) for part in parts]
             self._part_bytes += sum(map(len, bodies))

@@ -38,7 +38,7 @@ from pydantic import Field
 from dspex.model._base import JsonDict, Record
 from dspex.model.event import EventKind, TraceEvent
 
-__all__ = ["EventSummary", "summarize_events", "summarize_raw"]
+__all__ = ["EventSummary", "summarize_events", "summarize_fields", "summarize_raw"]
 
 Decided = Literal["accepted", "rejected", "no change"]
 
@@ -122,6 +122,14 @@ _LAST_WINS = (
 def summarize_events(events: Iterable[TraceEvent]) -> EventSummary:
     """The summary of ``events`` (a trial's, in sequence order)."""
     return _summarize((e.kind, e.id, e.payload) for e in events)
+
+
+def summarize_fields(
+    kinds: Iterable[str], ids: Iterable[str], payloads: Iterable[Any]
+) -> EventSummary:
+    """The summary of events given field by field (their kinds, ids and JSON payloads, in
+    sequence order): for a writer that holds the fields, not TraceEvents."""
+    return _summarize(zip(kinds, ids, payloads, strict=True))
 
 
 def summarize_raw(events: Iterable[Mapping[str, Any]]) -> EventSummary:

@@ -3,12 +3,13 @@
 See :class:`ResultStore` for the API and :mod:`dspex.store.backend` for the contract.
 """
 
-from dspex.store._events import EventPart, encode_parts
+from dspex.store._events import PART_EVENTS, EventPart, encode_parts, json_rows
 from dspex.store.backend import DamagedRecord, StoreBackend, register_backend
 from dspex.store.query import ExperimentSummary, Query
 from dspex.store.service import Page, ResultStore
 
 __all__ = [
+    "PART_EVENTS",
     "EventPart",
     "ExperimentSummary",
     "Page",
@@ -17,5 +18,6 @@ __all__ = [
     "ResultStore",
     "StoreBackend",
     "encode_parts",
+    "json_rows",
     "register_backend",
 ]
