@@ -51,13 +51,19 @@ def test_an_unparseable_completion_is_recorded_as_a_failed_parse(lm):
     assert isinstance(recorder.error, Exception)  # type: ignore[attr-defined]
 
 
-def test_successful_calls_nest_adapter_and_lm_events_under_their_module(lm):
+def test_successful_calls_nest_lm_events_and_sum_adapter_calls_on_their_module(lm):
     predict = dspy.Predict("question -> answer")
     _, events = _record(lambda: predict(question="What is 2 + 2?"))
     kinds = [e.kind.value for e in events]
-    assert kinds == ["module_start", "adapter_format", "lm_call", "adapter_parse", "module_end"]
+    assert kinds == ["module_start", "lm_call", "module_end"]
     start = events[0]
     assert all(e.parent_id == start.id for e in events[1:-1])
+    # the adapter calls that worked are on the module's end, with their times
+    times = events[-1].payload["adapter"]
+    assert times["adapter"] == "ChatAdapter"
+    assert (times["formats"], times["parses"]) == (1, 1)
+    assert 0 < times["format_ms"] < events[-1].payload["latency_ms"]
+    assert 0 < times["parse_ms"] < events[-1].payload["latency_ms"]
     # the end sits beside its start (same parent) and points back at it
     assert events[-1].parent_id == start.parent_id
     assert events[-1].payload["start_id"] == start.id
@@ -94,3 +100,13 @@ def test_lm_settings_are_recorded_without_their_secrets():
     assert settings["api_key"] == "********" and settings["temperature"] == 0.3
     assert settings["api_base"] == "https://user:***@proxy.example/v1"
     assert "sk-live-000111" not in event.to_json() and "proxy-pass" not in event.to_json()
+
+
+def test_the_timeline_entry_of_a_module_end_says_its_adapter_calls(lm):
+    from dspex.view.entries import describe
+
+    predict = dspy.Predict("question -> answer")
+    _, events = _record(lambda: predict(question="What is 2 + 2?"))
+    fields = dict(describe(events[-1]).fields)
+    assert fields["Adapter"].startswith("ChatAdapter: format ")
+    assert ", parse " in fields["Adapter"] and fields["Adapter"].endswith(" ms")

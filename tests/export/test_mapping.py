@@ -367,3 +367,22 @@ def test_each_example_span_is_the_parent_of_the_run_it_scored(recorded):
         if examples and top and trial.metadata.get("role") in (None, "evaluation"):
             assert all(ids[s.id].parent_span_id != spans[0].span_id for s in top), trial.name
     assert paired > 20
+
+
+def test_a_module_span_carries_the_adapter_calls_summed_on_its_end(recorded):
+    """Event format 3: successful adapter calls are no spans of their own; the module
+    call that made them says which adapter, how many and how long, as recorded."""
+    checked = 0
+    for trial in recorded.experiment.trials:
+        ids = by_event(trial_spans(trial, recorded.experiment))
+        for end in events_of(trial, "module_end"):
+            times = end.payload.get("adapter")
+            if times is None:
+                continue
+            span = ids[end.payload["start_id"]]
+            assert span.attributes["dspex.adapter.adapter"] == times["adapter"]
+            assert span.attributes["dspex.adapter.formats"] == times["formats"] >= 1
+            assert span.attributes["dspex.adapter.parse_ms"] == times["parse_ms"] > 0
+            checked += 1
+    assert checked > 20
+    assert not any(events_of(t, "adapter_format") for t in recorded.experiment.trials)

@@ -59,10 +59,12 @@ from dspex.capture.recorder import TrialRecorder
 from dspex.model.event import EventKind
 from dspex.model.payloads import (
     AdapterPayload,
+    AdapterTimes,
     ErrorEventPayload,
     ErrorPayload,
     LmCallPayload,
     LmUsage,
+    ModuleEndPayload,
     ModuleStartPayload,
 )
 from dspex.redact import redact_settings
@@ -109,7 +111,16 @@ def error_event(exc: BaseException) -> ErrorEventPayload:
 
 
 class _Call:
-    __slots__ = ("recorder", "event_id", "parent_id", "started", "module", "extra", "listener")
+    __slots__ = (
+        "recorder",
+        "event_id",
+        "parent_id",
+        "started",
+        "module",
+        "extra",
+        "listener",
+        "adapter",
+    )
 
     def __init__(
         self,
@@ -128,6 +139,8 @@ class _Call:
         self.extra = extra
         # the listener that placed this top-level call, told when it ends
         self.listener = listener
+        # a module call's adapter calls that succeeded (recorded on its module_end)
+        self.adapter: AdapterTimes | None = None
 
 
 _Placed = tuple[TrialRecorder, _Call | None, CaptureListener | None]
@@ -253,19 +266,17 @@ class DspexCallback(BaseCallback):  # type: ignore[misc]  # DSPy ships no type i
             if self._unplaced:
                 self._unplaced.pop(call_id, None)
             return
-        call.recorder.emit(
-            _MODULE_END,
-            {
-                "module": call.module,
-                "class": call.extra,
-                "outputs": jsonable(outputs) if exception is None else None,
-                "error": error_payload(exception),
-                "latency_ms": (time.perf_counter() - call.started) * 1000,
-                "start_id": call.event_id,
-            },
-            parent_id=call.parent_id,
-            json_ready=True,
-        )
+        payload: ModuleEndPayload = {
+            "module": call.module,
+            "class": call.extra,
+            "outputs": jsonable(outputs) if exception is None else None,
+            "error": error_payload(exception),
+            "latency_ms": (time.perf_counter() - call.started) * 1000,
+            "start_id": call.event_id,
+        }
+        if call.adapter is not None:
+            payload["adapter"] = call.adapter
+        call.recorder.emit(_MODULE_END, payload, parent_id=call.parent_id, json_ready=True)
         if call.listener is not None:
             call.listener.calls_done(call.recorder)
 
@@ -331,7 +342,8 @@ class DspexCallback(BaseCallback):  # type: ignore[misc]  # DSPy ships no type i
     def on_adapter_format_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
         placed = self._place(instance, call_id)
         if placed is not None and not _same_adapter_call(placed[1], _ADAPTER_FORMAT):
-            self._begin(call_id, placed, instance, (type(instance).__name__, None, _ADAPTER_FORMAT))
+            extra = (type(instance).__name__, None, _ADAPTER_FORMAT, placed[1])
+            self._begin(call_id, placed, instance, extra)
 
     def on_adapter_format_end(
         self, call_id: str, outputs: Any | None, exception: Exception | None = None
@@ -341,7 +353,7 @@ class DspexCallback(BaseCallback):  # type: ignore[misc]  # DSPy ships no type i
     def on_adapter_parse_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
         placed = self._place(instance, call_id)
         if placed is not None and not _same_adapter_call(placed[1], _ADAPTER_PARSE):
-            extra = (type(instance).__name__, inputs.get("completion"), _ADAPTER_PARSE)
+            extra = (type(instance).__name__, inputs.get("completion"), _ADAPTER_PARSE, placed[1])
             self._begin(call_id, placed, instance, extra)
 
     def on_adapter_parse_end(
@@ -358,13 +370,29 @@ class DspexCallback(BaseCallback):  # type: ignore[misc]  # DSPy ships no type i
         call = self._end(call_id)
         if call is None:
             return
-        adapter, completion, _ = call.extra
+        adapter, completion, _, module_call = call.extra
+        latency_ms = (time.perf_counter() - call.started) * 1000
+        if exception is None and module_call is not None and module_call.event_id is not None:
+            # a call that worked, inside a module call: its time goes on the module's end
+            times = module_call.adapter
+            if times is None:
+                times = module_call.adapter = {
+                    "adapter": adapter, "formats": 0, "format_ms": 0.0, "parses": 0, "parse_ms": 0.0
+                }  # fmt: skip
+            times["adapter"] = adapter
+            if kind is _ADAPTER_FORMAT:
+                times["formats"] += 1
+                times["format_ms"] += latency_ms
+            else:
+                times["parses"] += 1
+                times["parse_ms"] += latency_ms
+            return
         payload: AdapterPayload = {
             "adapter": adapter,
             "module": call.module,
             "ok": exception is None,
             "error": error_payload(exception),
-            "latency_ms": (time.perf_counter() - call.started) * 1000,
+            "latency_ms": latency_ms,
         }
         if kind is _ADAPTER_PARSE and exception is not None:
             payload["completion"] = jsonable(completion)
@@ -436,7 +464,7 @@ def _same_adapter_call(enclosing: _Call | None, kind: EventKind) -> bool:
     wraps the method of every adapter class, so an adapter that inherits it (JSONAdapter's
     ``format`` is ChatAdapter's) reports one call twice, nested. The outer one is the call."""
     extra = enclosing.extra if enclosing is not None else None
-    return type(extra) is tuple and len(extra) == 3 and extra[2] is kind
+    return type(extra) is tuple and len(extra) == 4 and extra[2] is kind
 
 
 def _history_to_callbacks(entry: dict[str, Any]) -> None:

@@ -211,6 +211,10 @@ class _TrialTrace:
         }
         if end is not None and start is not None:
             attributes["dspex.end_event_id"] = end.id
+        if finish is not None and "adapter" in finish and isinstance(finish["adapter"], dict):
+            # event format 3: the adapter calls that worked, summed on the module call
+            for key, value in dspex_attributes(finish["adapter"]).items():
+                attributes[key.replace("dspex.", "dspex.adapter.", 1)] = value
         if start is None:
             times = _call_times(opening)
         else:

@@ -24,6 +24,11 @@ Format versions (:data:`EVENT_FORMAT`, stored on each trial as ``event_format``)
    same keys, but a producer could write any; a key a format-1 record lacks reads as None.
 2. typed payloads: each payload holds its kind's required keys, with values of the
    declared types (JSON data: tuples are lists, and non-finite numbers may be text).
+3. as 2, but an adapter call that succeeded inside a module call is no event of its own:
+   its time is summed on that call's ``module_end`` (``adapter``, :class:`AdapterTimes`).
+   A failed one is an ``adapter_format`` or ``adapter_parse`` event, as before. (Two of
+   the five events of every predictor call repeated what the module and LM events say;
+   recording them cost about 3% of a DSPy call.)
 
 Adding a kind: a member of ``EventKind``, a TypedDict here, its entries in
 :data:`PAYLOAD_TYPES` and :data:`SOURCE_OF`, an overload of :func:`payload_of` and of
@@ -45,6 +50,7 @@ __all__ = [
     "PAYLOAD_TYPES",
     "SOURCE_OF",
     "AdapterPayload",
+    "AdapterTimes",
     "CandidateCreatedPayload",
     "CandidateScoredPayload",
     "CandidateScores",
@@ -78,7 +84,7 @@ __all__ = [
     "payload_problems",
 ]
 
-EVENT_FORMAT = 2
+EVENT_FORMAT = 3
 """The version of the event format this dspex writes (see the module docs)."""
 
 Json = Any
@@ -237,8 +243,25 @@ ModuleEndPayload = TypedDict(
         "error": ErrorPayload | None,
         "latency_ms": float | None,
         "start_id": str | None,  # the id of the matching ``module_start``
+        # format 3: the adapter calls of this module call that succeeded (a failed one is
+        # an ``adapter_format`` or ``adapter_parse`` event of its own)
+        "adapter": NotRequired["AdapterTimes"],
     },
 )
+
+
+class AdapterTimes(TypedDict):
+    """A module call's adapter calls that succeeded, on its ``module_end`` (event format 3;
+    format 2 recorded each as an ``adapter_format`` or ``adapter_parse`` event)."""
+
+    adapter: str
+    """The adapter class that made the last of them (``ChatAdapter``)."""
+    formats: int
+    format_ms: float
+    """The time the ``formats`` prompt formattings took, together."""
+    parses: int
+    parse_ms: float
+    """The time the ``parses`` completion parsings took, together."""
 
 
 class LmCallPayload(TypedDict):

@@ -17,6 +17,7 @@ from dspex.formatting import format_score
 from dspex.model import EventKind, TraceEvent
 from dspex.model.payloads import (
     AdapterPayload,
+    AdapterTimes,
     CandidateCreatedPayload,
     CandidateScoredPayload,
     DecisionPayload,
@@ -201,7 +202,27 @@ def _module_end(p: ModuleEndPayload) -> Described:
     fields: Fields = []
     _put(fields, "Outputs", p["outputs"])
     _put(fields, "Latency", format_ms(p["latency_ms"]))
+    if "adapter" in p and isinstance(p["adapter"], dict):
+        _put(fields, "Adapter", adapter_times(p["adapter"]))
     return f"{shown(p['module'])} finished", fields, _error_texts(p["error"])
+
+
+def adapter_times(times: AdapterTimes) -> str:
+    """A module call's adapter calls that worked (event format 3), in one line.
+
+    >>> adapter_times({"adapter": "ChatAdapter", "formats": 1, "format_ms": 0.21,
+    ...                "parses": 2, "parse_ms": 0.5})
+    'ChatAdapter: format 0.2 ms, 2 parses 0.5 ms'
+    """
+    parts = []
+    for count, noun, ms in (
+        (times["formats"], "format", times["format_ms"]),
+        (times["parses"], "parse", times["parse_ms"]),
+    ):
+        if isinstance(count, int) and count > 0:
+            said = noun if count == 1 else f"{count} {noun}s"
+            parts.append(f"{said} {format_ms(ms)}".rstrip())
+    return f"{shown(times['adapter'])}: {', '.join(parts)}" if parts else shown(times["adapter"])
 
 
 def _lm_call(p: LmCallPayload) -> Described:
