@@ -460,3 +460,95 @@ def test_trials_of_older_versions_beside_the_trial_log_are_counted_once(root):
         assert [s.trial_count for s in store.query_experiments()] == [count]
     assert store.get_experiment(experiment.id).trials == tuple(trials)
     assert [s.trial_count for s in _open(root).query_experiments()] == [4]
+
+
+# -- how a trial is checked -----------------------------------------------------------------
+
+
+def _experiment_with_long_trials():
+    from dspex.store import PART_EVENTS
+
+    experiment = make_experiment(trials=0)
+    trials = tuple(make_trial(experiment.id, i, 0.5, events=PART_EVENTS * 2 + 7) for i in range(2))
+    return experiment.replace(trials=trials)
+
+
+def _footer(path):
+    import json
+    import re
+
+    data = path.read_bytes()
+    body_length, footer_length = map(
+        int, re.search(rb"dspex-record v1 ([0-9]{20}) ([0-9]{20})", data).groups()
+    )
+    return json.loads(data[body_length : body_length + footer_length]), data
+
+
+def _flip_in_an_event(root, experiment, position):
+    """Flip one bit inside an event of the second trial's ``position``-th part."""
+    path = _record_path(root, experiment.id)
+    footer, data = _footer(path)
+    entry = footer["events"][1]
+    starts = entry[4]
+    at = starts[position] + data[starts[position] :].index(b'"worker":"') + 11
+    damaged = bytearray(data)
+    damaged[at] ^= 0x01
+    path.write_bytes(bytes(damaged))
+
+
+def test_a_trial_with_indexed_events_is_checked_by_its_header_and_a_crc_of_each_part(root):
+    store = _open(root)
+    experiment = _experiment_with_long_trials()
+    store.archive_experiment(experiment)
+    footer, _ = _footer(_record_path(root, experiment.id))
+    assert [t[3] for t in footer["trials"]] == ["", ""]  # no SHA-256 of the whole trial
+    assert all(len(d) == 8 for entry in footer["events"] for d in entry[5])  # CRC-32s
+    assert all(len(entry[6]) == 64 for entry in footer["events"])  # the header's SHA-256
+    trial = experiment.trials[1]
+    assert store.get_trial(experiment.id, trial.id) == trial
+    _flip_in_an_event(root, experiment, 1)  # the second part of the second trial
+    with pytest.raises(CorruptRecordError, match="does not match its checksum"):
+        store.get_trial(experiment.id, trial.id)
+    with pytest.raises(CorruptRecordError, match="does not match its checksum"):
+        store.read_events(experiment.id, trial.id, offset=600, limit=10)
+    # a page in an undamaged part still reads, and so does the other trial
+    assert store.read_events(experiment.id, trial.id, offset=0, limit=10) == list(trial.events[:10])
+    first = experiment.trials[0]
+    assert store.get_trial(experiment.id, first.id) == first
+    assert [p.record_id for p in store.verify()] == [experiment.id]
+
+
+def test_records_written_with_sha256_digests_of_each_trial_and_part_still_read(root, monkeypatch):
+    """Records written before 2026-12-06 hold a SHA-256 of each trial and of each part."""
+    from dspex.store import _filerecord
+    from dspex.store._events import digest_of, digests
+
+    def trial_digests(record):
+        return [digests(data, [(0, len(data))])[0].hex() for _, data in record.trials]
+
+    def event_entry(data, index, start):
+        bounds = [index.part_bounds(k) for k in range(len(index.starts))]
+        parts = [digest.hex() for digest in digests(data, bounds)]
+        header = digest_of(data, [(0, index.at), (index.end, len(data))]).hex()
+        return [*index.shifted(start).to_list(), parts, header]
+
+    store = _open(root)
+    experiment = _experiment_with_long_trials()
+    with monkeypatch.context() as patch:
+        patch.setattr(_filerecord, "_trial_digests", trial_digests)
+        patch.setattr(_filerecord, "_event_entry", event_entry)
+        store.archive_experiment(experiment)
+    footer, _ = _footer(_record_path(root, experiment.id))
+    assert all(len(t[3]) == 64 for t in footer["trials"])
+    assert all(len(d) == 64 for entry in footer["events"] for d in entry[5])
+    trial = experiment.trials[1]
+    assert store.get_experiment(experiment.id) == experiment
+    assert store.get_trial(experiment.id, trial.id) == trial
+    assert store.read_events(experiment.id, trial.id, offset=600, limit=10) == list(
+        trial.events[600:610]
+    )
+    _flip_in_an_event(root, experiment, 1)
+    with pytest.raises(CorruptRecordError, match="does not match its checksum"):
+        store.get_trial(experiment.id, trial.id)
+    with pytest.raises(CorruptRecordError, match="does not match its checksum"):
+        store.read_events(experiment.id, trial.id, offset=600, limit=10)

@@ -5,10 +5,19 @@ directory), laid out as::
 
     <body: the experiment's exact JSON> <footer JSON> <trailer line>
 
-The footer holds the checksum, the summary and where each trial sits in the body (with
-its own SHA-256), so a summary or one trial is read without reading the rest. The
+The footer holds the checksum, the summary and where each trial sits in the body, so a
+summary, one trial or a page of its events is read without reading the rest, and checked.
+A trial whose events are indexed is checked by the SHA-256 of its JSON without its events
+and a CRC-32 of each part of its events (records written before 2026-12-06: a SHA-256 of
+each part, and of the whole trial); any other trial by the SHA-256 of its JSON. The
+record's checksum (SHA-256 of the whole body) is what ``dspex store verify`` checks. The
 fixed-length trailer names the footer's length and SHA-256; a truncated or damaged file
 fails these checks and raises :class:`dspex.CorruptRecordError` naming the record.
+
+Why a CRC-32 for parts: these digests catch damage (a flipped bit, a torn write), as the
+event log's and the spool's frames do; none of them is keyed, so none stops a deliberate
+change that rewrites the footer too. Hashing each event's bytes three times with SHA-256
+(record, trial, part) cost a recorded call more than all of its JSON writing did.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import os
 import re
 import shutil
 import threading
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from dspex.errors import CorruptRecordError, ValidationError
-from dspex.store._events import EventIndex, Pieces, digest_of, digests
+from dspex.store._events import EventIndex, Pieces, crc32s, digest_of, digests
 from dspex.store.codec import EncodedRecord, sha256
 from dspex.store.query import ExperimentSummary
 
@@ -173,7 +183,13 @@ _PARALLEL_BYTES = 8 << 20
 
 
 def _trial_digests(record: EncodedRecord) -> list[str]:
-    return [digests(data, [(0, len(data))])[0].hex() for _, data in record.trials]
+    """Each trial's SHA-256, or ``""`` for a trial whose events are indexed (checked by
+    its header's digest and its parts')."""
+    indexed = record.events or (None,) * len(record.trials)
+    return [
+        "" if index is not None else digests(data, [(0, len(data))])[0].hex()
+        for (_, data), index in zip(record.trials, indexed, strict=True)
+    ]
 
 
 def _event_entries(record: EncodedRecord) -> list[Any] | None:
@@ -214,11 +230,11 @@ def _trailer(body_length: int, footer: bytes) -> bytes:
 
 def _event_entry(data: bytes | Pieces, index: EventIndex, start: int) -> list[Any]:
     """A trial's events in the footer: its :class:`EventIndex` (offsets in the body), the
-    SHA-256 of each part and of the trial without its events, so that a page of events,
-    or the trial's header, is read and checked alone (hashed where the JSON is, pieces
-    included: never joined)."""
+    CRC-32 of each part and the SHA-256 of the trial without its events, so that a page
+    of events, or the trial's header, is read and checked alone (hashed where the JSON
+    is, pieces included: never joined)."""
     bounds = [index.part_bounds(k) for k in range(len(index.starts))]
-    parts = [digest.hex() for digest in digests(data, bounds)]
+    parts = [f"{crc:08x}" for crc in crc32s(data, bounds)]
     header = digest_of(data, [(0, index.at), (index.end, len(data))]).hex()
     return [*index.shifted(start).to_list(), parts, header]
 
@@ -228,8 +244,28 @@ class TrialEvents:
     """Where a sealed trial's events are in a record file, with their digests."""
 
     index: EventIndex  # offsets within the record's body
-    digests: tuple[str, ...]  # of each part
+    digests: tuple[str, ...]  # of each part: CRC-32 (8 hex digits) or SHA-256 (64)
     header_digest: str  # of the trial's JSON without its events
+
+    def part_matches(self, k: int, data: bytes | memoryview) -> bool:
+        """Whether ``data`` is part ``k`` as written."""
+        digest = self.digests[k]
+        if len(digest) == 8:
+            return f"{zlib.crc32(data):08x}" == digest
+        return hashlib.sha256(data).hexdigest() == digest
+
+    def matches(self, data: bytes, start: int) -> bool:
+        """Whether ``data`` (the trial's JSON, at ``start`` in the body) is as written."""
+        index = self.index.shifted(-start)
+        header = b"".join((data[: index.at], data[index.end :]))
+        if hashlib.sha256(header).hexdigest() != self.header_digest:
+            return False
+        view = memoryview(data)
+        for k in range(len(index.starts)):
+            a, b = index.part_bounds(k)
+            if not self.part_matches(k, view[a:b]):
+                return False
+        return True
 
 
 @dataclass
@@ -346,7 +382,11 @@ class RecordFile:
             return None
         start, end, digest, events = found
         data = self._read(start, end)
-        if hashlib.sha256(data).hexdigest() != digest:
+        if digest or events is None:
+            sound = hashlib.sha256(data).hexdigest() == digest
+        else:  # checked by its header's digest and its parts'
+            sound = events.matches(data, start)
+        if not sound:
             raise self._fail(f"trial {trial_id} does not match its checksum")
         return data, None if events is None else events.index.shifted(-start)
 
@@ -392,7 +432,7 @@ class RecordFile:
         view = memoryview(data)
         for k in events.index.parts_for(*_span(events.index, offset, limit)):
             a, b = events.index.part_bounds(k)
-            if hashlib.sha256(view[a - start : b - start]).hexdigest() != events.digests[k]:
+            if not events.part_matches(k, view[a - start : b - start]):
                 raise self._fail(f"trial {trial_id} does not match its checksum")
         return b"".join((b"[", data, b"]"))
 
@@ -463,21 +503,28 @@ def _parse_footer(
     for entry in data["trials"]:
         if not _trial_entry(entry, body_length):
             return None
-    events = data.get("events")
-    located: list[TrialEvents | None] = [None] * len(data["trials"])
+    located = _located(data["trials"], data.get("events"))
+    return None if located is None else (data, located)
+
+
+def _located(trials: list[Any], events: Any) -> list[TrialEvents | None] | None:
+    """Where each trial's events are (None: not indexed), or None when the footer's
+    ``events`` do not fit its ``trials``."""
+    located: list[TrialEvents | None] = [None] * len(trials)
     if events is not None:
-        if not isinstance(events, list) or len(events) != len(data["trials"]):
+        if not isinstance(events, list) or len(events) != len(trials):
             return None
-        for k, (event_entry, (_, start, end, _)) in enumerate(
-            zip(events, data["trials"], strict=True)
-        ):
+        for k, (event_entry, (_, start, end, _)) in enumerate(zip(events, trials, strict=True)):
             found = _trial_events(event_entry)
             if event_entry is not None and (
                 found is None or not start <= found.index.at <= found.index.end <= end
             ):
                 return None
             located[k] = found
-    return data, located
+    for (_, _, _, digest), found in zip(trials, located, strict=True):
+        if not digest and found is None:  # checked by parts it does not list
+            return None
+    return located
 
 
 def _loads(data: bytes) -> Any:
