@@ -4,9 +4,11 @@
 (while the experiment still runs), so each trial is a complete trace: a root span for the
 trial, and under it, nested as recorded, one span per
 
-* module call (``module_start`` with its ``module_end``; kind CHAIN),
+* module call (``module_start`` with its ``module_end``; kind CHAIN; from event format 3
+  with the adapter calls that worked inside it as ``dspex.adapter.*`` attributes),
 * LM call (``lm_call``; kind LLM, OpenTelemetry span kind CLIENT),
-* adapter format or parse (``adapter_format``, ``adapter_parse``; kind CHAIN),
+* adapter format or parse that is an event (``adapter_format``, ``adapter_parse``: every
+  one in format 2, a failed one or one outside any module call since; kind CHAIN),
 * tool call (``tool_call``; kind TOOL),
 * retrieval (``retrieval``; kind RETRIEVER, with ``retrieval.documents``) and embedding
   call (``embedding``; kind EMBEDDING): see :mod:`dspex.export.retrieval`,
