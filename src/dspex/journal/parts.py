@@ -28,15 +28,12 @@ from typing import Any
 from dspex.capture.jsonable import jsonable
 from dspex.capture.recorder import TIME_ORDER, RawEvent, utc_time
 from dspex.model import TraceEvent
-from dspex.model.event import EventKind, EventSource
+from dspex.model.event import KIND_OF_VALUE, SOURCE_OF_VALUE
 from dspex.model.eventsummary import summarize_fields
 from dspex.model.payloads import SOURCE_OF
 from dspex.store import PART_EVENTS, EventPart, encode_parts, json_rows
 
 __all__ = ["built_parts", "raw_parts"]
-
-_SOURCES = {s.value: s for s in EventSource}
-_KINDS = {k.value: k for k in EventKind}
 
 
 def raw_parts(trial_id: str, raw: Sequence[RawEvent], first: int) -> list[EventPart] | None:
@@ -52,8 +49,8 @@ def raw_parts(trial_id: str, raw: Sequence[RawEvent], first: int) -> list[EventP
             "timestamp": utc_time(e.time_ns),
             "monotonic_ns": e.monotonic_ns,
             # checked as trusted_event checks them: a KeyError names a bad one
-            "source": _SOURCES[e.source or SOURCE_OF[e.kind]],  # type: ignore[index]
-            "kind": _KINDS[e.kind],
+            "source": SOURCE_OF_VALUE[e.source or SOURCE_OF[e.kind]],  # type: ignore[index]
+            "kind": KIND_OF_VALUE[e.kind],
             "pid": e.pid,
             "worker": e.worker,
             "payload": e.payload if e.json_ready else jsonable(e.payload),

@@ -28,7 +28,7 @@ Format versions (:data:`EVENT_FORMAT`, stored on each trial as ``event_format``)
    its time is summed on that call's ``module_end`` (``adapter``, :class:`AdapterTimes`).
    A failed one is an ``adapter_format`` or ``adapter_parse`` event, as before. (Two of
    the five events of every predictor call repeated what the module and LM events say;
-   recording them cost about 3% of a DSPy call.)
+   recording them cost about 2% of a DSPy call's instructions.)
 
 Adding a kind: a member of ``EventKind``, a TypedDict here, its entries in
 :data:`PAYLOAD_TYPES` and :data:`SOURCE_OF`, an overload of :func:`payload_of` and of

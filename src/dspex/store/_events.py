@@ -48,7 +48,7 @@ from pydantic import BaseModel, TypeAdapter
 from dspex.errors import ValidationError
 from dspex.model import Experiment, TraceEvent, Trial
 from dspex.model._base import Record, plain_json, stored_json
-from dspex.model.event import EventKind, EventSource
+from dspex.model.event import KIND_OF_VALUE, SOURCE_OF_VALUE
 from dspex.model.eventsummary import EventSummary, summarize_events
 
 __all__ = [
@@ -287,8 +287,6 @@ _loads: Callable[[bytes | memoryview], Any] = orjson.loads
 
 
 _FIELDS = frozenset(TraceEvent.model_fields)
-_SOURCES = {s.value: s for s in EventSource}
-_KINDS = {k.value: k for k in EventKind}
 _new_event = TraceEvent.__new__
 _ADAPTER: TypeAdapter[list[TraceEvent]] = TypeAdapter(list[TraceEvent])
 
@@ -314,8 +312,8 @@ def _event(d: dict[str, Any], trial_id: str) -> TraceEvent:
     if type(d["sequence"]) is not int or type(d["payload"]) is not dict:
         raise ValueError("not a stored event")
     d["timestamp"] = stamp
-    d["source"] = _SOURCES[d["source"]]
-    d["kind"] = _KINDS[d["kind"]]
+    d["source"] = SOURCE_OF_VALUE[d["source"]]
+    d["kind"] = KIND_OF_VALUE[d["kind"]]
     event = _new_event(TraceEvent)
     _set_attr(event, "__dict__", d)
     _set_fields_set(event, _FIELDS)
