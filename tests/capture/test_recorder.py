@@ -143,3 +143,49 @@ def test_example_results_built_without_validation_equal_validated_ones(fields):
     assert built.model_fields_set == expected.model_fields_set
     read_back = ExampleResult.from_json(built.to_json())  # nan != nan: compared as JSON
     assert read_back.to_json() == ExampleResult.from_json(expected.to_json()).to_json()
+
+
+def test_a_due_flush_is_called_once_by_the_next_event_recorded_or_merged():
+    import time
+
+    recorder = TrialRecorder(dspex.new_id("trl"))
+    calls: list[int] = []
+
+    def flush() -> None:
+        calls.append(len(recorder.raw_events()))
+        recorder.flush_due_at(time.monotonic_ns() + 3_600 * 10**9)
+
+    recorder.flush_when_due(flush, time.monotonic_ns() + 3_600 * 10**9)
+    recorder.emit(EventKind.LOG, {"level": "INFO", "message": "not due"})
+    assert calls == []
+    recorder.flush_due_at(0)
+    recorder.emit(EventKind.LOG, {"level": "INFO", "message": "due"})
+    recorder.emit(EventKind.LOG, {"level": "INFO", "message": "not due again"})
+    assert calls == [2]
+    other = TrialRecorder(dspex.new_id("trl"))
+    other.emit(EventKind.LOG, {"level": "INFO", "message": "elsewhere"})
+    recorder.flush_due_at(0)
+    recorder.merge(other.raw_events())
+    assert calls == [2, 4]
+    recorder.flush_when_due(None)
+    recorder.flush_due_at(0)  # no flush any more: nothing is due
+    recorder.emit(EventKind.LOG, {"level": "INFO", "message": "after"})
+    assert calls == [2, 4]
+
+
+def test_a_failing_flush_does_not_fail_the_event(caplog):
+    import time
+
+    recorder = TrialRecorder(dspex.new_id("trl"))
+
+    def flush() -> None:
+        raise OSError("disk gone")
+
+    recorder.flush_when_due(flush, 0)
+    with caplog.at_level("WARNING", logger="dspex.capture.recorder"):
+        first = recorder.emit(EventKind.LOG, {"level": "INFO", "message": "kept"})
+        second = recorder.emit(EventKind.LOG, {"level": "INFO", "message": "kept too"})
+    assert [e.id for e in recorder.raw_events()] == [first, second]
+    warned = [r for r in caplog.records if "from the recording thread failed" in r.message]
+    assert len(warned) == 1  # tried again a second later, not on every event
+    assert recorder.flush_due_ns > time.monotonic_ns() + 500_000_000

@@ -1,9 +1,12 @@
 """A recording process for the journal's fault tests (run as a script, killed or not).
 
-    python child.py STORE_URL SPOOL_DIR LM_LOG [--rounds N]
+    python child.py STORE_URL SPOOL_DIR LM_LOG [--rounds N] [--calls]
 
 Runs SIMBA compiles on the offline arithmetic task inside one dspex experiment, round
-after round (forever without --rounds), on an engine that appends the completion time of
+after round (forever without --rounds); with ``--calls``, direct calls of the task's
+program instead, one after another in the calling thread, a round being one pass over the
+examples (a program that records as fast as it can, with no thread of DSPy's own). On an
+engine that appends the completion time of
 every request it answers to LM_LOG with one unbuffered write (so the log survives a
 SIGKILL). Prints ``started <experiment id>`` once the experiment runs.
 """
@@ -43,6 +46,7 @@ def main() -> None:
     parser.add_argument("spool")
     parser.add_argument("log")
     parser.add_argument("--rounds", type=int, default=0)
+    parser.add_argument("--calls", action="store_true")
     args = parser.parse_args()
     dspex.configure(journal={"spool_dir": args.spool})
     engine = LoggingEngine(args.log)
@@ -54,7 +58,13 @@ def main() -> None:
     with dspy.context(lm=lm), dspex.experiment("killed", store=store) as exp:
         print("started", exp.id, flush=True)
         round_ = 0
+        program = ArithQA()
         while not args.rounds or round_ < args.rounds:
+            if args.calls:
+                for example in train:
+                    program(**example.inputs())
+                round_ += 1
+                continue
             optimizer = dspy.SIMBA(
                 metric=exact_match, bsize=4, num_candidates=2, max_steps=2, max_demos=2
             )

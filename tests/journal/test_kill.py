@@ -24,13 +24,15 @@ FLUSH_INTERVAL = 0.1  # journal.flush_interval's default, the stated bound
 SCHEDULING = 0.15  # what a loaded 2-core machine may add before the flusher runs
 
 
-def _kill_once(tmp_path: Path, rng: random.Random, number: int) -> dict[str, float]:
+def _kill_once(
+    tmp_path: Path, rng: random.Random, number: int, mode: tuple[str, ...] = ()
+) -> dict[str, float]:
     store_url = f"file://{tmp_path / 'store'}"
     spool = tmp_path / "spool"
     log = tmp_path / f"lm-{number}.log"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     child = subprocess.Popen(
-        [sys.executable, str(CHILD), store_url, str(spool), str(log)],
+        [sys.executable, str(CHILD), store_url, str(spool), str(log), *mode],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -102,9 +104,9 @@ def _wait_for_first_call(log: Path, child: subprocess.Popen[str]) -> None:
         time.sleep(0.02)
 
 
-def _kills(tmp_path: Path, count: int, seed: int) -> None:
+def _kills(tmp_path: Path, count: int, seed: int, mode: tuple[str, ...] = ()) -> None:
     rng = random.Random(seed)
-    outcomes = [_kill_once(tmp_path, rng, n) for n in range(count)]
+    outcomes = [_kill_once(tmp_path, rng, n, mode) for n in range(count)]
     assert all(o["answered"] > 0 for o in outcomes)  # every kill hit a running SIMBA
     assert sum(o["recorded"] for o in outcomes) > 0
     print("\n".join(str(o) for o in outcomes))
@@ -114,6 +116,16 @@ def _kills(tmp_path: Path, count: int, seed: int) -> None:
 @pytest.mark.timeout(900)
 def test_five_kills_lose_only_the_last_flush_interval(tmp_path):
     _kills(tmp_path, 5, seed=19)
+
+
+@pytest.mark.timeout(900)
+def test_kills_of_a_program_that_records_as_fast_as_it_can_lose_only_the_last_interval(
+    tmp_path,
+):
+    """Direct calls one after another in the calling thread: DSPy releases the GIL several
+    times a call (``uuid4`` reads ``os.urandom``), which starves a flusher thread waiting
+    for it; the recording thread writes the spool itself when a flush is due."""
+    _kills(tmp_path, 5, seed=23, mode=("--calls",))
 
 
 @pytest.mark.long

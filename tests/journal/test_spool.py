@@ -270,3 +270,47 @@ def test_a_streamed_trial_is_sealed_without_its_events_parsed_again(
     assert trial.event_summary is not None
     assert engine.calls == 30 and trial.event_summary.lm_calls == engine.calls
     assert trial.event_summary.events == store.count_events(exp.experiment.id, trial.id) > 30
+
+
+def test_the_recording_thread_writes_the_spool_when_the_flusher_is_late(tmp_path, monkeypatch):
+    """A flusher thread kept from running (as one waiting for the GIL can be, for seconds,
+    behind a thread that runs Python and lets the GIL go for a moment, again and again):
+    the first event recorded once a flush is due writes the trial's events, in the thread
+    that records it, before emit returns."""
+    import threading
+    import time
+
+    from dspex.journal import writer
+    from dspex.model import Experiment, ProgramInfo
+
+    held = threading.Event()
+    kept_from_running = threading.Event()
+
+    def late_flusher(self):
+        held.set()
+        kept_from_running.wait(30)
+        return 60.0
+
+    monkeypatch.setattr(writer.ExperimentSpool, "_flush_late", late_flusher)
+    experiment = Experiment(name="e", program=ProgramInfo(name="p"), status="running")
+    spool = writer.ExperimentSpool.create(tmp_path, experiment, "memory://", flush_interval=0.05)
+    try:
+        recorder = TrialRecorder(new_id("trl"))
+        spool.open_trial(recorder, {"id": recorder.trial_id}, release=True)
+        for i in range(3):
+            recorder.emit(EventKind.LOG, {"level": "INFO", "message": f"before {i}"})
+        assert held.wait(10)  # the flusher is stuck
+        assert list(spool.parts_from(recorder.trial_id)) == []  # not due yet: nothing written
+        time.sleep(0.06)
+        recorder.emit(EventKind.LOG, {"level": "INFO", "message": "due"})
+        written = spool.trial_events(recorder.trial_id)
+        assert [e.payload["message"] for e in written] == [f"before {i}" for i in range(3)] + [
+            "due"
+        ]
+        assert recorder.raw_events() == []  # released: they left memory
+        recorder.emit(EventKind.LOG, {"level": "INFO", "message": "next"})  # not due again
+        assert len(spool.trial_events(recorder.trial_id)) == 4
+        assert recorder.flush_due_ns > time.monotonic_ns()
+    finally:
+        kept_from_running.set()
+        spool.close()

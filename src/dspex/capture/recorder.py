@@ -22,10 +22,11 @@ overloads let mypy check every producer's payload against it.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any, Literal, NamedTuple, TypedDict, Unpack, overload
@@ -125,6 +126,9 @@ os.register_at_fork(after_in_child=_new_series_in_child)  # a forked child draws
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NEVER = 1 << 62  # a monotonic time no run reaches: no flush due
+_RETRY_NS = 1_000_000_000  # a flush that failed is tried again this much later
+logger = logging.getLogger(__name__)
 
 
 def utc_time(time_ns: int) -> datetime:
@@ -176,6 +180,10 @@ class TrialRecorder:
         # harness makes a recorder per example: most never need one)
         self._drained: threading.Condition | None = None
         self._backlog_limit: int | None = None  # see bound_backlog()
+        # see flush_when_due(): called by the thread that records once _due_ns has passed
+        self._on_due: Callable[[], None] | None = None
+        self._due_ns = _NEVER
+        self._flush_failed = False  # warned once; later failures are logged at debug level
         self._pid = os.getpid()
 
     # One overload per kind: the payload must be that kind's type (dspex.model.payloads).
@@ -238,13 +246,14 @@ class TrialRecorder:
         """
         if event_id is None:
             event_id = _next_event_id()
+        now = time.monotonic_ns()
         self._raw.append(
             _new_tuple(
                 RawEvent,
                 (
                     event_id,
                     time.time_ns(),
-                    time.monotonic_ns(),
+                    now,
                     source,
                     kind,
                     payload,
@@ -255,9 +264,51 @@ class TrialRecorder:
                 ),
             )
         )
+        if now >= self._due_ns:
+            self._flush_due()
         if self._backlog_limit is not None and len(self._raw) > self._backlog_limit:
             self._wait_for_release()
         return event_id
+
+    def flush_when_due(self, flush: Callable[[], None] | None, due_ns: int = _NEVER) -> None:
+        """Have the thread that records call ``flush()`` with each event recorded (or
+        merged) once ``time.monotonic_ns()`` reaches ``due_ns``, until ``flush`` sets the
+        next time with :meth:`flush_due_at` (so a flush under way makes the others wait
+        for it, see :meth:`ExperimentSpool.flush_trial`). ``None`` stops it.
+
+        The journal's spool has a flusher thread, but a thread that waits for the GIL
+        while another runs Python and lets the GIL go for a moment, again and again (DSPy
+        draws a ``uuid4`` from ``os.urandom`` several times a call), may wait for seconds:
+        each short release restarts its wait. A program that records as fast as it can
+        would then keep its events in memory far longer than the spool's bound.
+        """
+        self._on_due = flush
+        self._due_ns = due_ns if flush is not None else _NEVER
+
+    @property
+    def flush_due_ns(self) -> int:
+        """When the next flush is due (``time.monotonic_ns()``; far ahead when none is)."""
+        return self._due_ns
+
+    def flush_due_at(self, due_ns: int) -> None:
+        """The next time (``time.monotonic_ns()``) at which recording calls the flush."""
+        if self._on_due is not None:
+            self._due_ns = due_ns
+
+    def _flush_due(self) -> None:
+        # The time stays passed while a flush is under way: another thread that records
+        # meanwhile calls flush() too, which waits for it (and so lets the flushing thread
+        # have the GIL); flush() sets the next time.
+        flush = self._on_due
+        if flush is None:
+            return
+        try:
+            flush()
+        except Exception:  # noqa: BLE001 - recording never fails the program; retried in 1 s
+            self._due_ns = time.monotonic_ns() + _RETRY_NS
+            log = logger.debug if self._flush_failed else logger.warning
+            self._flush_failed = True
+            log("dspex: writing the spool from the recording thread failed", exc_info=True)
 
     def bound_backlog(self, limit: int) -> None:
         """Keep at most about ``limit`` unreleased events in memory: past it, :meth:`emit`
@@ -301,6 +352,8 @@ class TrialRecorder:
         incoming = [e if isinstance(e, RawEvent) else RawEvent(**e) for e in events]
         with self._lock:
             self._raw.extend(incoming)
+        if incoming and time.monotonic_ns() >= self._due_ns:
+            self._flush_due()
 
     def raw_events(self) -> list[RawEvent]:
         """The events recorded so far (after :meth:`release`, those not released)."""

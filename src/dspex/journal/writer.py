@@ -12,8 +12,11 @@ happen (see :mod:`dspex.journal.spool` for the files and their format).
 A flusher thread copies each open trial's new events from its recorder into the trial's
 file every ``flush_interval`` seconds, with one ``write`` per batch: once written, an
 event survives the process being killed (SIGKILL), so a kill loses at most the events of
-the last ``flush_interval`` plus the time one flush takes. The recorder's hot path is not
-touched: the thread reads what ``emit`` appended. A trial opened with ``release=True``
+the last ``flush_interval`` plus the time one flush takes. The thread reads what ``emit``
+appended. When it is late (a thread waiting for the GIL can be starved by one that
+runs Python and lets the GIL go for a moment, again and again), the thread that records
+writes the batch itself: the first event recorded once a flush is due does it
+(:meth:`TrialRecorder.flush_when_due`). A trial opened with ``release=True``
 (nobody reads its events back while it runs) has its spooled events dropped from memory.
 """
 
@@ -24,6 +27,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +69,8 @@ class _SpooledTrial:
     cursor: int = 0  # events of the recorder written to the file
     lock: threading.Lock = field(default_factory=threading.Lock)
     broken: SpoolError | None = None  # the file failed: the rest stays in the recorder
+    ended: bool = False  # end_trial() wrote its end: a late flush from a recorder does nothing
+    flushing: int | None = None  # the thread flushing it (under lock)
     # the events as numbered when spooled, kept for a trial that is not released (its
     # caller gets them back at its end without building them again)
     built: list[TraceEvent] | None = None
@@ -76,6 +82,7 @@ class ExperimentSpool:
     def __init__(self, directory: Path, lock_fd: int, flush_interval: float) -> None:
         self.directory = directory
         self.flush_interval = flush_interval
+        self._interval_ns = int(flush_interval * 1e9)
         self._lock_fd = lock_fd
         self._files_lock = threading.Lock()
         self._open: dict[str, _SpooledTrial] = {}
@@ -86,6 +93,10 @@ class ExperimentSpool:
         # bytes of event parts written so far, by every thread (close enough: it decides
         # only from when parts are compressed, see PLAIN_SPOOL_BYTES)
         self._part_bytes = 0
+        self.max_lag_ms = 0.0
+        """The longest an event waited in memory before it was written (ms), so far: the
+        spool's bound (``flush_interval``) as it held, and an example's time where a
+        harness worker hands its events over when the example ends."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dspex-spool", daemon=True)
         self._thread.start()
@@ -135,49 +146,77 @@ class ExperimentSpool:
         except SpoolError:
             file.close()
             raise
+        spooled = _SpooledTrial(recorder, file, release, built=None if release else [])
         with self._files_lock:
-            self._open[recorder.trial_id] = _SpooledTrial(
-                recorder, file, release, built=None if release else []
-            )
+            self._open[recorder.trial_id] = spooled
         if release:
             recorder.bound_backlog(BACKLOG_LIMIT)
+        recorder.flush_when_due(
+            lambda: self.flush_trial(spooled, if_due=True), time.monotonic_ns() + self._interval_ns
+        )
 
-    def flush_trial(self, spooled: _SpooledTrial) -> None:
+    def flush_trial(self, spooled: _SpooledTrial, *, if_due: bool = False) -> None:
+        """Write the trial's new events; the next flush is due ``flush_interval`` after.
+
+        Called by :meth:`end_trial`, and with ``if_due`` by the flusher thread and by the
+        recorder from a thread that records once a flush is due
+        (:meth:`TrialRecorder.flush_when_due`). Such a thread waits here while another
+        thread's flush of the trial finishes, then writes only if one is still due: the
+        thread flushing gets the GIL, instead of being starved by the threads that record
+        (a re-entrant call, from the flushing thread itself, does nothing).
+        """
+        me = threading.get_ident()
+        if spooled.flushing == me:
+            return
         with spooled.lock:
-            if spooled.broken is not None:
-                return
-            batch = spooled.recorder.raw_since(spooled.cursor)
-            if not batch:
-                return
-            # numbered and serialized once, as the store keeps them: the store is given
-            # these bytes (ExperimentJournal._send), not the events again
-            trial_id = spooled.recorder.trial_id
-            events: tuple[TraceEvent, ...] = ()
-            # a released trial's events are read back from disk only: no TraceEvents
-            fast = raw_parts(trial_id, batch, spooled.cursor) if spooled.release else None
-            if fast is not None:
-                parts = fast
-            else:
-                events = trace_events(trial_id, batch, spooled.cursor)
-                parts = built_parts(spooled.cursor, events)
-            compress = self._part_bytes >= PLAIN_SPOOL_BYTES
-            bodies = [encode_part(part, compress=compress) for part in parts]
-            self._part_bytes += sum(map(len, bodies))
+            if if_due and spooled.recorder.flush_due_ns > time.monotonic_ns():
+                return  # another thread wrote them while this one waited
+            spooled.flushing = me
             try:
-                spooled.file.append_many(RecordType.EVENT_PART, bodies)
-            except SpoolError as exc:
-                spooled.broken = exc
-                logger.warning(
-                    "dspex: trial %s is kept in memory from now on: %s",
-                    spooled.recorder.trial_id,
-                    exc,
-                )
-                return
-            spooled.cursor += len(batch)
-            if spooled.built is not None:
-                spooled.built.extend(events)
-            if spooled.release:
-                spooled.recorder.release(spooled.cursor)
+                self._flush_locked(spooled)
+            finally:
+                spooled.flushing = None
+                spooled.recorder.flush_due_at(time.monotonic_ns() + self._interval_ns)
+
+    def _flush_locked(self, spooled: _SpooledTrial) -> None:
+        if spooled.broken is not None or spooled.ended:
+            return
+        batch = spooled.recorder.raw_since(spooled.cursor)
+        if not batch:
+            return
+        # numbered and serialized once, as the store keeps them: the store is given
+        # these bytes (ExperimentJournal._send), not the events again
+        trial_id = spooled.recorder.trial_id
+        events: tuple[TraceEvent, ...] = ()
+        # a released trial's events are read back from disk only: no TraceEvents
+        fast = raw_parts(trial_id, batch, spooled.cursor) if spooled.release else None
+        if fast is not None:
+            parts = fast
+        else:
+            events = trace_events(trial_id, batch, spooled.cursor)
+            parts = built_parts(spooled.cursor, events)
+        compress = self._part_bytes >= PLAIN_SPOOL_BYTES
+        bodies = [encode_part(part, compress=compress) for part in parts]
+        self._part_bytes += sum(map(len, bodies))
+        writing = time.monotonic_ns()  # not after: the write's return waits for the GIL
+        try:
+            spooled.file.append_many(RecordType.EVENT_PART, bodies)
+        except SpoolError as exc:
+            spooled.broken = exc
+            logger.warning(
+                "dspex: trial %s is kept in memory from now on: %s",
+                spooled.recorder.trial_id,
+                exc,
+            )
+            return
+        spooled.cursor += len(batch)
+        lag = (writing - min(e.monotonic_ns for e in batch)) / 1e6
+        if lag > self.max_lag_ms:
+            self.max_lag_ms = lag
+        if spooled.built is not None:
+            spooled.built.extend(events)
+        if spooled.release:
+            spooled.recorder.release(spooled.cursor)
 
     def flush(self) -> None:
         with self._files_lock:
@@ -195,6 +234,7 @@ class ExperimentSpool:
         """
         with self._files_lock:
             spooled = self._open.pop(recorder.trial_id)
+        recorder.flush_when_due(None)
         self.flush_trial(spooled)
         if spooled.built is not None:
             with self._files_lock:
@@ -209,6 +249,7 @@ class ExperimentSpool:
                     raise spooled.broken
                 spooled.file.append(RecordType.TRIAL_END, header)
             finally:
+                spooled.ended = True
                 spooled.file.close()
 
     def take_events(self, trial_id: str) -> tuple[TraceEvent, ...] | None:
@@ -287,7 +328,10 @@ class ExperimentSpool:
             self._open.clear()
             self._ended.clear()
         for spooled in open_trials:
-            spooled.file.close()
+            spooled.recorder.flush_when_due(None)
+            with spooled.lock:
+                spooled.ended = True
+                spooled.file.close()
         self._experiment_file.close()
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
@@ -299,8 +343,22 @@ class ExperimentSpool:
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.flush_interval):
+        """The flusher: each open trial whose flush is due and that its recording thread
+        has not flushed (it records nothing just now) is flushed here, on time."""
+        wait = self.flush_interval
+        while not self._stop.wait(wait):
             try:
-                self.flush()
+                wait = self._flush_late()
             except Exception as exc:  # noqa: BLE001 - the next round tries again; the run goes on
                 logger.warning("dspex: the spool flusher failed: %s", exc)
+                wait = self.flush_interval
+
+    def _flush_late(self) -> float:
+        """Flush the trials whose flush is due; the seconds until the next one is."""
+        with self._files_lock:
+            open_trials = list(self._open.values())
+        next_due = time.monotonic_ns() + self._interval_ns
+        for spooled in open_trials:
+            self.flush_trial(spooled, if_due=True)
+            next_due = min(next_due, spooled.recorder.flush_due_ns)
+        return max(next_due - time.monotonic_ns(), 1_000_000) / 1e9
