@@ -8,8 +8,10 @@ Each configuration runs in its own process (fresh RSS): ``N`` direct ``dspy.Pred
 calls on the offline LM inside one ``dspex.experiment`` block with a file store (and the
 write-ahead spool), against the same calls with DSPy alone. Columns: RSS growth over the
 calls (from the 1,000th call to the last, so that imports and caches warmed up are not
-counted), peak RSS, time to leave the block (the trial's write and the seal), and the
-wall time per call. RSS is read from /proc/self/statm every 1,000 calls. DSPy itself keeps
+counted), peak RSS, time to leave the block (the trial's write and the seal), the wall
+time per call, and the spool's lag: the longest an event waited in memory before it was
+written to the spool (the SIGKILL loss bound, ``journal.flush_interval``, as it held).
+RSS is read from /proc/self/statm every 1,000 calls. DSPy itself keeps
 the last ``max_history_size`` (10,000) LM calls and ``max_trace_size`` (10,000) predictions
 in memory; ``--no-history`` turns both off (``disable_history``, ``max_trace_size=0``) to
 show what dspex alone keeps.
@@ -60,6 +62,8 @@ def _child(mode: str, calls: int, history: bool = True) -> dict[str, Any]:
             if (i + 1) % 1000 == 0:
                 samples.append(_rss_mb())
         per_call = (time.perf_counter() - started) / calls
+        spool = block.journal.spool if block is not None else None
+        lag_ms = spool.max_lag_ms if spool is not None else None
         leave = time.perf_counter()
         if block is not None:
             block.__exit__(None, None, None)
@@ -72,6 +76,7 @@ def _child(mode: str, calls: int, history: bool = True) -> dict[str, Any]:
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "seal_s": seal,
         "per_call_us": per_call * 1e6,
+        "spool_lag_ms": lag_ms,
     }
 
 
@@ -111,6 +116,11 @@ def _slope(row: dict[str, Any]) -> str:
         return "(too few calls)"
 
 
+def _lag(row: dict[str, Any]) -> str:
+    lag = row.get("spool_lag_ms")
+    return "" if lag is None else f"{lag:.0f} ms"
+
+
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--child"]:
         print(json.dumps(_child(argv[1], int(argv[2]), "--no-history" not in argv)))
@@ -126,14 +136,14 @@ def main(argv: list[str]) -> None:
     )
     print(
         f"{'':28} {'RSS growth':>11} {'RSS at end':>11} {'peak RSS':>9} "
-        f"{'leave block':>12} {'per call':>9} {'slope':>13}"
+        f"{'leave block':>12} {'per call':>9} {'slope':>13} {'spool lag':>10}"
     )
     names = {"dspy": "DSPy alone", "dspex": "dspex.experiment + spool"}
     for mode, row in rows.items():
         print(
             f"{names[mode]:28} {row['growth_mb']:>8.1f} MB {row['end_mb']:>8.0f} MB "
             f"{row['peak_mb']:>6.0f} MB {row['seal_s']:>10.2f} s {row['per_call_us']:>6.0f} us"
-            f" {_slope(row):>13}"
+            f" {_slope(row):>13} {_lag(row):>10}"
         )
     extra = rows["dspex"]["growth_mb"] - rows["dspy"]["growth_mb"]
     print(f"growth over DSPy alone: {extra:.1f} MB ({extra * 1024 / calls:.2f} KB per call)")

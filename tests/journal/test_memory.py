@@ -19,6 +19,8 @@ def test_direct_calls_do_not_grow_the_recording_process():
     assert flat < 1.0, (flat, spooled["samples_mb"])
     assert spooled["growth_mb"] < 30, spooled
     assert growing > 3.0, (growing, in_memory["samples_mb"])
+    assert spooled["spool_lag_ms"] > 0  # the spool wrote them (its bound: tests/journal/test_kill)
+    assert in_memory["spool_lag_ms"] is None  # no spool with the memory store
 
 
 def test_growth_per_call_is_the_slope_after_the_warm_up():

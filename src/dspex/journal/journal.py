@@ -193,6 +193,12 @@ class ExperimentJournal:
             )
 
     @property
+    def spool(self) -> ExperimentSpool | None:
+        """The running experiment's write-ahead spool (None with the memory store, which
+        keeps no spool, and once the experiment is sealed)."""
+        return self._spool
+
+    @property
     def finished(self) -> bool:
         return self._finished is not None
 
