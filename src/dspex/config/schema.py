@@ -312,7 +312,8 @@ class JournalSettings(_Section):
         gt=0,
         le=60,
         description="Seconds between two writes of new events to the spool: what a killed "
-        "process can lose at most (plus the time of one write).",
+        "process can lose at most (plus the time of one write and any pause of the whole "
+        "process, such as a full garbage collection).",
     )
 
 
