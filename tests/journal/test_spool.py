@@ -314,3 +314,28 @@ def test_the_recording_thread_writes_the_spool_when_the_flusher_is_late(tmp_path
     finally:
         kept_from_running.set()
         spool.close()
+
+
+def test_a_released_trial_whose_built_events_are_kept_holds_them_once(tmp_path):
+    """An evaluation's trial (``release=True, keep_built=True``): its recorder drops each
+    event once spooled, and the events as built for the spool come back at its end: the
+    same records a recorder that kept everything would give, held once, not twice."""
+    from dspex.journal.writer import ExperimentSpool
+    from dspex.model import Experiment, ProgramInfo
+
+    experiment = Experiment(name="e", program=ProgramInfo(name="p"), status="running")
+    spool = ExperimentSpool.create(tmp_path, experiment, "memory://", flush_interval=60)
+    recorder = TrialRecorder(new_id("trl"))
+    twin = TrialRecorder(recorder.trial_id)  # the same events, never released
+    spool.open_trial(recorder, {"id": recorder.trial_id}, release=True, keep_built=True)
+    for batch in range(3):
+        for i in range(4):
+            recorder.emit(EventKind.LOG, {"level": "INFO", "message": f"{batch}.{i}"})
+        twin.merge(recorder.raw_events())
+        spool.flush()
+        assert recorder.raw_events() == []  # spooled: gone from the recorder
+    spool.end_trial(recorder, {"id": recorder.trial_id})
+    kept = spool.take_events(recorder.trial_id)
+    assert kept == twin.events() == spool.trial_events(recorder.trial_id)
+    assert spool.take_events(recorder.trial_id) is None  # given once
+    spool.close()

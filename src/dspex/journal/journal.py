@@ -336,10 +336,16 @@ class ExperimentJournal:
             "event_format": EVENT_FORMAT,
         }
         try:
-            # Nobody reads a trial of direct calls back while it runs: its spooled
-            # events leave memory (the other trials' hooks read their own events).
+            # Nobody reads a trial of direct calls or of an evaluation back while it runs:
+            # its spooled events leave the recorder (the other trials' hooks read their
+            # own events). An evaluation's are given back at its end as built for the
+            # spool; a trial of direct calls keeps none (read them from the store).
+            role = opened.metadata.get("role")
             self._spool.open_trial(
-                recorder, opening, release=opened.metadata.get("role") == "calls"
+                recorder,
+                opening,
+                release=role in ("calls", "evaluation"),
+                keep_built=role != "calls",
             )
         except SpoolError as exc:
             logger.warning("dspex: trial %s is not spooled: %s", recorder.trial_id, exc)
@@ -471,9 +477,11 @@ class ExperimentJournal:
         """The trial's events read back from the spool (from memory where the spool failed
         on the way), in time order."""
         assert self._spool is not None
+        built = self._spool.take_events(trial.id)  # as numbered for the spool, if kept
+        if built is not None:
+            return built
         if recorder.keeps_all():  # the spool holds the same events: no need to read them
-            built = self._spool.take_events(trial.id)  # as numbered for the spool
-            return built if built is not None else recorder.events()
+            return recorder.events()
         try:
             return self._spool.trial_events(trial.id)
         except SpoolError as exc:  # the file went away: what the recorder still holds

@@ -136,17 +136,27 @@ class ExperimentSpool:
         return self.directory / (trial_id + suffix)
 
     def open_trial(
-        self, recorder: TrialRecorder, opening: dict[str, Any], *, release: bool
+        self,
+        recorder: TrialRecorder,
+        opening: dict[str, Any],
+        *,
+        release: bool,
+        keep_built: bool | None = None,
     ) -> None:
         """Spool ``recorder``'s events from now on; ``opening`` is what recovery needs to
-        rebuild the trial if the process dies (index, name, parents, variables...)."""
+        rebuild the trial if the process dies (index, name, parents, variables...).
+
+        ``release``: the recorder drops its events once spooled (nobody reads them there
+        while the trial runs). ``keep_built`` (default: not ``release``): the events as
+        built for the spool are kept for :meth:`take_events` at the trial's end."""
         file = SpoolFile(self.trial_path(recorder.trial_id))
         try:
             file.append(RecordType.TRIAL_OPEN, opening)
         except SpoolError:
             file.close()
             raise
-        spooled = _SpooledTrial(recorder, file, release, built=None if release else [])
+        keep = not release if keep_built is None else keep_built
+        spooled = _SpooledTrial(recorder, file, release, built=[] if keep else None)
         with self._files_lock:
             self._open[recorder.trial_id] = spooled
         if release:
@@ -188,8 +198,8 @@ class ExperimentSpool:
         # these bytes (ExperimentJournal._send), not the events again
         trial_id = spooled.recorder.trial_id
         events: tuple[TraceEvent, ...] = ()
-        # a released trial's events are read back from disk only: no TraceEvents
-        fast = raw_parts(trial_id, batch, spooled.cursor) if spooled.release else None
+        # no TraceEvents for a trial whose events are read back from disk only
+        fast = raw_parts(trial_id, batch, spooled.cursor) if spooled.built is None else None
         if fast is not None:
             parts = fast
         else:
