@@ -9,15 +9,17 @@ happen (see :mod:`dspex.journal.spool` for the files and their format).
     spool.mark_stored(header.id)                         # the store has it
     spool.finish(final_header); spool.remove()           # sealed: the spool is not needed
 
-A flusher thread copies each open trial's new events from its recorder into the trial's
-file every ``flush_interval`` seconds, with one ``write`` per batch: once written, an
-event survives the process being killed (SIGKILL), so a kill loses at most the events of
-the last ``flush_interval`` plus the time one flush takes. The thread reads what ``emit``
-appended. When it is late (a thread waiting for the GIL can be starved by one that
-runs Python and lets the GIL go for a moment, again and again), the thread that records
-writes the batch itself: the first event recorded once a flush is due does it
-(:meth:`TrialRecorder.flush_when_due`). A trial opened with ``release=True``
-(nobody reads its events back while it runs) has its spooled events dropped from memory.
+Each open trial's new events go from its recorder into the trial's file at most
+``flush_interval`` seconds after the last write, with one ``write`` per batch: once
+written, an event survives the process being killed (SIGKILL), so a kill loses at most the
+events of the last ``flush_interval`` plus the time one flush takes. The thread that
+records writes the batch when it records an event once a write is due
+(:meth:`TrialRecorder.flush_when_due`), and every thread recording into the trial waits
+for a write under way; a flusher thread writes the trials nobody records into just then.
+(A flusher thread alone was starved: a thread waiting for the GIL restarts its wait each
+time another lets the GIL go for a moment, which DSPy does several times a call.) A trial
+opened with ``release=True`` (nobody reads its events back while it runs) has its spooled
+events dropped from memory.
 """
 
 from __future__ import annotations
