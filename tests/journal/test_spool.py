@@ -339,3 +339,38 @@ def test_a_released_trial_whose_built_events_are_kept_holds_them_once(tmp_path):
     assert kept == twin.events() == spool.trial_events(recorder.trial_id)
     assert spool.take_events(recorder.trial_id) is None  # given once
     spool.close()
+
+
+def test_a_write_that_hangs_does_not_stop_the_thread_that_records(tmp_path):
+    """Another thread's write of the trial hangs (a stalled disk, here its lock held): a
+    thread that records once a write is due waits WRITE_WAIT at most, records on, and
+    does not wait again before a second has passed."""
+    import time
+
+    from dspex.journal import writer
+    from dspex.model import Experiment, ProgramInfo
+
+    experiment = Experiment(name="e", program=ProgramInfo(name="p"), status="running")
+    spool = writer.ExperimentSpool.create(tmp_path, experiment, "memory://", flush_interval=60)
+    recorder = TrialRecorder(new_id("trl"))
+    spool.open_trial(recorder, {"id": recorder.trial_id}, release=True)
+    spooled = spool._open[recorder.trial_id]
+    try:
+        with spooled.lock:  # the write under way, never ending
+            recorder.flush_due_at(0)
+            started = time.monotonic()
+            recorder.emit(EventKind.LOG, {"level": "INFO", "message": "due"})
+            waited = time.monotonic() - started
+            started = time.monotonic()
+            recorder.emit(EventKind.LOG, {"level": "INFO", "message": "right after"})
+            again = time.monotonic() - started
+        assert writer.WRITE_WAIT * 0.9 <= waited < writer.WRITE_WAIT + 2, waited
+        assert again < writer.WRITE_WAIT * 0.5, again  # not due again yet
+        assert len(recorder.raw_events()) == 2  # kept, for the next write
+        assert recorder.flush_due_ns > time.monotonic_ns()
+    finally:
+        spool.close()
+    assert [e.payload["message"] for e in spool.trial_events(recorder.trial_id)] == [
+        "due",
+        "right after",
+    ]

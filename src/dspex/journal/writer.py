@@ -57,6 +57,10 @@ logger = logging.getLogger(__name__)
 
 STORED_SUFFIX = ".stored"
 SPOOL_SUFFIX = ".spool"
+WRITE_WAIT = 0.5
+"""Seconds a thread that records waits for another thread's write of the same trial (see
+:meth:`ExperimentSpool.flush_trial`) before it gives up and records on."""
+_RETRY_NS = 1_000_000_000  # after giving up, the next write is due this much later
 BACKLOG_LIMIT = 1_000
 """Unspooled events a released trial may hold in memory: a program that records faster
 than the spool writes waits there (measured on an idle 2-core machine, direct calls
@@ -175,12 +179,17 @@ class ExperimentSpool:
         (:meth:`TrialRecorder.flush_when_due`). Such a thread waits here while another
         thread's flush of the trial finishes, then writes only if one is still due: the
         thread flushing gets the GIL, instead of being starved by the threads that record
-        (a re-entrant call, from the flushing thread itself, does nothing).
+        (a re-entrant call, from the flushing thread itself, does nothing). It waits at
+        most WRITE_WAIT: a write that hangs (a stalled disk) does not stop the program,
+        which records on and tries again a second later.
         """
         me = threading.get_ident()
         if spooled.flushing == me:
             return
-        with spooled.lock:
+        if not spooled.lock.acquire(timeout=WRITE_WAIT if if_due else -1):
+            spooled.recorder.flush_due_at(time.monotonic_ns() + _RETRY_NS)
+            return
+        try:
             if if_due and spooled.recorder.flush_due_ns > time.monotonic_ns():
                 return  # another thread wrote them while this one waited
             spooled.flushing = me
@@ -189,6 +198,8 @@ class ExperimentSpool:
             finally:
                 spooled.flushing = None
                 spooled.recorder.flush_due_at(time.monotonic_ns() + self._interval_ns)
+        finally:
+            spooled.lock.release()
 
     def _flush_locked(self, spooled: _SpooledTrial) -> None:
         if spooled.broken is not None or spooled.ended:
