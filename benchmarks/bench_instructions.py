@@ -26,6 +26,18 @@ and ``mlflow.dspy.autolog()`` (traces in a sqlite tracking store, flushed) get r
 their own, each in its own processes like every configuration, when installed
 (``pip install 'dspex[bench]'``); MLflow's runs take the longest under callgrind.
 
+Callgrind runs the program tens of times slower than the machine does, but some of
+dspex's work is driven by time: new events go to the spool every
+``journal.flush_interval`` (0.1 s) and to the store every second (the pump, for live
+views), and the harness's pool looks at results posted by a worker running items sent
+ahead every 50 ms. Left as they are, a write (or a look) under callgrind would cover tens
+of times fewer examples than it does natively, and its fixed cost would be counted that
+many times too often. So each table first measures how much slower callgrind runs its
+floor (the floor's seconds per example under callgrind over its seconds per example run
+natively, the median of three), and its other configurations run with these intervals
+stretched by that factor: a write covers as many examples as it would natively. The
+factor is printed above the table.
+
 Callgrind runs without the CPU's SHA extensions, so hashing (the store's per-record
 SHA-256) counts more instructions than it costs on the machine.
 """
@@ -37,10 +49,12 @@ import importlib.metadata
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 __all__ = ["main"]
@@ -64,13 +78,27 @@ TOOLS = {"openinference": "openinference-instrumentation-dspy", "mlflow": "mlflo
 
 _ROOT = Path(__file__).resolve().parents[1]
 _TOTALS = re.compile(r"^(?:summary|totals):\s+(\d+)", re.MULTILINE)
+_TIMED = re.compile(r"^seconds per example: ([0-9.e+-]+)$", re.MULTILINE)
+_FLUSH_INTERVAL = 0.1  # journal.flush_interval's default
+SCALE_ENV = "DSPEX_BENCH_TIME_SCALE"
+"""The factor the child stretches the journal's time-driven intervals by."""
 
 
 def _child(method: str, examples: int, built: int) -> None:
     """One configuration in this process (run under callgrind by the parent): a warm-up
-    run on one example, then a run on ``examples`` examples (none when 0)."""
+    run on one example, then a run on ``examples`` examples (none when 0), whose seconds
+    per example it prints. With ``DSPEX_BENCH_TIME_SCALE`` set, the journal's flush and
+    pump intervals and the pool's polls are that many times their defaults (see the module docs)."""
     from benchmarks.bench_public_path import Setup
 
+    scale = float(os.environ.get(SCALE_ENV) or 1)
+    if scale != 1:
+        import dspex.journal.journal
+        import dspex.workers.pool
+
+        os.environ["DSPEX_JOURNAL_FLUSH_INTERVAL"] = str(min(_FLUSH_INTERVAL * scale, 60))
+        dspex.journal.journal.PUMP_INTERVAL *= scale
+        dspex.workers.pool._QUIET_POLL *= scale
     with tempfile.TemporaryDirectory(prefix="dspex-bench-") as tmp:
         # the same data whatever is measured; a tool only in its own configurations
         tool = {name: name in method for name in TOOLS}
@@ -80,7 +108,9 @@ def _child(method: str, examples: int, built: int) -> None:
         getattr(setup, method)()
         if examples:
             setup.devset = devset[:examples]
+            started = time.perf_counter()
             getattr(setup, method)()
+            print(f"seconds per example: {(time.perf_counter() - started) / examples}")
         os.getsid(0)  # the parent's callgrind dumps its count here (--dump-before=getsid)
         counted = setup.check()  # so reading the records back is not counted
         if tool["mlflow"]:
@@ -92,7 +122,25 @@ def _child(method: str, examples: int, built: int) -> None:
             raise SystemExit(f"{method}: {counted} LM calls made but not recorded")
 
 
-def _instructions(method: str, examples: int, built: int) -> int:
+def _native_seconds(method: str, examples: int) -> float:
+    """Seconds per example of ``method`` run natively (no callgrind): the median of three."""
+    times = []
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.bench_instructions", "--child", method]
+            + [str(examples)] * 2,
+            capture_output=True, text=True, check=False, cwd=_ROOT,
+        )  # fmt: skip
+        match = _TIMED.search(done.stdout)
+        if done.returncode != 0 or match is None:
+            raise SystemExit(f"{method} failed:\n{done.stderr[-2000:]}")
+        times.append(float(match.group(1)))
+    return statistics.median(times)
+
+
+def _instructions(method: str, examples: int, built: int, scale: float = 1) -> tuple[int, float]:
+    """Instructions counted in ``method``'s child under callgrind, and its seconds per
+    example (0 without a measured run)."""
     with tempfile.TemporaryDirectory(prefix="dspex-callgrind-") as tmp:
         out = Path(tmp) / "callgrind.out"
         command = [
@@ -108,7 +156,7 @@ def _instructions(method: str, examples: int, built: int) -> int:
             str(examples),
             str(built),
         ]
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        env = {**os.environ, "PYTHONHASHSEED": "0", SCALE_ENV: str(scale)}
         done = subprocess.run(
             command, capture_output=True, text=True, env=env, check=False, cwd=_ROOT
         )
@@ -120,26 +168,36 @@ def _instructions(method: str, examples: int, built: int) -> int:
         match = _TOTALS.search(counted.read_text())
         if match is None:
             raise SystemExit(f"no instruction total in callgrind's output for {method}")
-        return int(match.group(1))
+        timed = _TIMED.search(done.stdout)
+        return int(match.group(1)), float(timed.group(1)) if timed else 0.0
 
 
 def table(name: str, configs: dict[str, str], examples: int, jobs: int) -> str:
     built = examples + 1
-    with ThreadPoolExecutor(max_workers=jobs) as pool:  # counts do not depend on load
-        futures = {
-            label: [pool.submit(_instructions, method, n, built) for n in (0, 1, built)]
-            for label, method in configs.items()
-        }
-        runs = {label: [f.result() for f in fs] for label, fs in futures.items()}
-    per = {label: (many - one) / examples for label, (_, one, many) in runs.items()}
-    once = {label: one - warm - per[label] for label, (warm, one, _) in runs.items()}
     labels = list(configs)
     floor = labels[0]
+    native = _native_seconds(configs[floor], built)  # first: alone on the machine
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # counts do not depend on load
+        futures: dict[str, list[Future[tuple[int, float]]]] = {
+            floor: [pool.submit(_instructions, configs[floor], n, built) for n in (0, 1, built)]
+        }
+        scale = max(futures[floor][2].result()[1] / native, 1.0)
+        for label in labels[1:]:
+            futures[label] = [
+                pool.submit(_instructions, configs[label], n, built, scale) for n in (0, 1, built)
+            ]
+        runs = {label: [f.result()[0] for f in fs] for label, fs in futures.items()}
+    per = {label: (many - one) / examples for label, (_, one, many) in runs.items()}
+    once = {label: one - warm - per[label] for label, (warm, one, _) in runs.items()}
+    note = (
+        f"callgrind ran the floor {scale:.0f}x slower than natively: the journal's writes"
+        f" spaced {scale:.0f}x (flush every {min(_FLUSH_INTERVAL * scale, 60):.1f} s)"
+    )
     header = (
         f"{'configuration':<40} {'instr/' + name:>14} {'× floor':>8} "
         f"{'fixed/experiment':>17} {f'× floor, {examples} + fixed':>22}"
     )
-    rows = [header, "-" * len(header)]
+    rows = [note, header, "-" * len(header)]
     for label in labels:
         fixed = once[label] - once[floor]
         whole = (per[label] * examples + fixed) / (per[floor] * examples)
