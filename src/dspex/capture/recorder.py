@@ -267,7 +267,7 @@ class TrialRecorder:
         if now >= self._due_ns:
             self._flush_due()
         if self._backlog_limit is not None and len(self._raw) > self._backlog_limit:
-            self._wait_for_release()
+            self._over_backlog()
         return event_id
 
     def flush_when_due(self, flush: Callable[[], None] | None, due_ns: int = _NEVER) -> None:
@@ -312,12 +312,24 @@ class TrialRecorder:
 
     def bound_backlog(self, limit: int) -> None:
         """Keep at most about ``limit`` unreleased events in memory: past it, :meth:`emit`
-        waits until the journal's spool has taken them (:meth:`release`). Without it a
-        program that records faster than the spool writes would grow without bound."""
+        calls the flush (:meth:`flush_when_due`) at once, and waits until the journal's
+        spool has taken them (:meth:`release`) if another thread is writing them. Without
+        it a program that records faster than the spool writes would grow without bound."""
         with self._lock:
             if self._drained is None:
                 self._drained = threading.Condition(self._lock)
         self._backlog_limit = limit
+
+    def _over_backlog(self) -> None:
+        """More unreleased events than the bound: the flush is due now, in this thread
+        (the flusher writes only every ``flush_interval``, up to a minute); wait only if
+        the events are still there after it (another thread's write under way)."""
+        if self._on_due is not None:
+            self._due_ns = 0
+            self._flush_due()
+        limit = self._backlog_limit
+        if limit is not None and len(self._raw) > limit:
+            self._wait_for_release()
 
     def _wait_for_release(self) -> None:
         drained = self._drained
