@@ -316,6 +316,77 @@ def test_the_recording_thread_writes_the_spool_when_the_flusher_is_late(tmp_path
         spool.close()
 
 
+def test_a_trial_past_its_backlog_is_written_at_once_whatever_the_interval(tmp_path):
+    """A released trial that records more than BACKLOG_LIMIT events within one (long)
+    flush interval: the event past the bound writes them, in the thread that records, at
+    once. It used to wait two seconds for the flusher, then drop the bound and grow."""
+    import time
+
+    from dspex.journal import writer
+    from dspex.model import Experiment, ProgramInfo
+
+    experiment = Experiment(name="e", program=ProgramInfo(name="p"), status="running")
+    spool = writer.ExperimentSpool.create(tmp_path, experiment, "memory://", flush_interval=60)
+    try:
+        recorder = TrialRecorder(new_id("trl"))
+        spool.open_trial(recorder, {"id": recorder.trial_id}, release=True)
+        started = time.monotonic()
+        for i in range(3 * writer.BACKLOG_LIMIT):
+            recorder.emit(EventKind.LOG, {"level": "INFO", "message": str(i)})
+            assert len(recorder.raw_events()) <= writer.BACKLOG_LIMIT
+        assert time.monotonic() - started < 1.5  # no wait for the flusher (2 s each)
+        assert recorder._backlog_limit == writer.BACKLOG_LIMIT  # the bound still holds
+        written = spool.trial_events(recorder.trial_id)
+        assert len(written) + len(recorder.raw_events()) == 3 * writer.BACKLOG_LIMIT
+        assert [e.payload["message"] for e in written] == [str(i) for i in range(len(written))]
+    finally:
+        spool.close()
+
+
+def test_an_ended_trials_last_write_is_sent_from_memory_as_the_file_holds_it(tmp_path, monkeypatch):
+    """The journal sends an ended trial's events to the store from the spool: the parts
+    of its last write come from memory (not read back and checked again), equal to what
+    the file holds; once the store has the trial, they are read from the file."""
+    from dspex.journal import spool as spool_module
+    from dspex.journal import writer
+    from dspex.model import Experiment, ProgramInfo
+
+    decoded = []
+    real_decode = spool_module.decode_part
+    monkeypatch.setattr(writer, "decode_part", lambda body: decoded.append(1) or real_decode(body))
+    experiment = Experiment(name="e", program=ProgramInfo(name="p"), status="running")
+    spool = writer.ExperimentSpool.create(tmp_path, experiment, "memory://", flush_interval=60)
+    try:
+        recorder = TrialRecorder(new_id("trl"))
+        spool.open_trial(recorder, {"id": recorder.trial_id}, release=True)
+        for i in range(700):  # two parts in the first write
+            recorder.emit(EventKind.LOG, {"level": "INFO", "message": str(i)})
+        spool.flush()
+        for i in range(700, 1300):  # two more in the last
+            recorder.emit(EventKind.LOG, {"level": "INFO", "message": str(i)})
+        spool.end_trial(recorder, {"id": recorder.trial_id})
+        from_file = [
+            (real_decode(r.body), r.end)
+            for r in spool_module.iter_records(spool.trial_path(recorder.trial_id))
+            if r.type is RecordType.EVENT_PART
+        ]
+        assert [(p.first, p.count) for p, _ in from_file] == [
+            (0, 500),
+            (500, 200),
+            (700, 500),
+            (1200, 100),
+        ]
+        assert list(spool.parts_from(recorder.trial_id)) == from_file
+        assert len(decoded) == 2  # the first write's parts only
+        assert list(spool.parts_from(recorder.trial_id, from_file[2][1])) == from_file[3:]
+        assert len(decoded) == 2
+        spool.mark_stored(recorder.trial_id)
+        assert list(spool.parts_from(recorder.trial_id)) == from_file
+        assert len(decoded) == 6  # read back from the file, all four
+    finally:
+        spool.close()
+
+
 def test_a_released_trial_whose_built_events_are_kept_holds_them_once(tmp_path):
     """An evaluation's trial (``release=True, keep_built=True``): its recorder drops each
     event once spooled, and the events as built for the spool come back at its end: the

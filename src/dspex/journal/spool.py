@@ -228,8 +228,9 @@ class SpoolFile:
         """
         self.append_many(kind, [body if raw else to_json(body)])
 
-    def append_many(self, kind: RecordType, bodies: Sequence[bytes]) -> None:
-        """Write one record of type ``kind`` per body (bytes), all with one ``write``.
+    def append_many(self, kind: RecordType, bodies: Sequence[bytes]) -> list[int]:
+        """Write one record of type ``kind`` per body (bytes), all with one ``write``;
+        return the file offset just after each record (:attr:`SpoolRecord.end`).
 
         Raises :class:`SpoolError` when the write fails; the file is then as it was.
         """
@@ -238,11 +239,17 @@ class SpoolFile:
             _FRAME.pack(len(data), zlib.crc32(data, zlib.crc32(head)), kind) + data
             for data in bodies
         )
+        start = self._size
         try:
             self._write(frames)
         except OSError as exc:
             raise SpoolError(f"cannot write the spool file {self.path}: {exc}") from exc
         self.bytes_written = self._size
+        ends = []
+        for data in bodies:
+            start += _FRAME.size + len(data)
+            ends.append(start)
+        return ends
 
     def _write(self, data: bytes) -> None:
         start = self._size
@@ -297,16 +304,21 @@ class SpoolRead:
     dropped_bytes: int = 0
 
 
-def iter_records(path: Path, start: int = 0) -> Iterator[SpoolRecord | int]:
+def iter_records(
+    path: Path, start: int = 0, stop: int | None = None
+) -> Iterator[SpoolRecord | int]:
     """The whole records of ``path`` one by one, then (if the tail is torn) the number of
     bytes dropped. Reads in bounded memory: one record at a time. ``start``: the ``end``
-    of a record read before (a file still being written is read on from there)."""
+    of a record read before (a file still being written is read on from there); ``stop``:
+    the ``end`` of the last record to read (the rest is not read)."""
     try:
         handle = path.open("rb")
     except OSError as exc:
         raise SpoolError(f"cannot read the spool file {path}: {exc}") from exc
     with handle:
         size = os.fstat(handle.fileno()).st_size
+        if stop is not None:
+            size = min(size, stop)
         if handle.read(len(MAGIC)) != MAGIC:
             if size:
                 yield size

@@ -61,10 +61,21 @@ WRITE_WAIT = 0.5
 """Seconds a thread that records waits for another thread's write of the same trial (see
 :meth:`ExperimentSpool.flush_trial`) before it gives up and records on."""
 _RETRY_NS = 1_000_000_000  # after giving up, the next write is due this much later
+KEPT_TAILS = 64
+"""Ended trials whose last write is kept in memory until the store holds them: past it
+(a store that is down), the oldest are read back from their files when sent."""
 BACKLOG_LIMIT = 1_000
 """Unspooled events a released trial may hold in memory: a program that records faster
 than the spool writes waits there (measured on an idle 2-core machine, direct calls
 outran the writer and the process grew about 5 KB per call)."""
+
+
+@dataclass(frozen=True)
+class _Tail:
+    """The parts of one write, each with the file offset just after it."""
+
+    start: int  # the file offset where the write began
+    parts: list[tuple[EventPart, int]]
 
 
 @dataclass
@@ -80,6 +91,10 @@ class _SpooledTrial:
     # the events as numbered when spooled, kept for a trial that is not released (its
     # caller gets them back at its end without building them again)
     built: list[TraceEvent] | None = None
+    # the parts of the last write, each with the file offset after it: the journal sends
+    # a trial's events to the store from the spool when it ends, and the last ones are
+    # then read from here instead of back from the file
+    tail: _Tail | None = None
 
 
 class ExperimentSpool:
@@ -95,6 +110,8 @@ class ExperimentSpool:
         self._ended: dict[str, _SpooledTrial] = {}  # not released, until take_events()
         # events a broken file could not take, and the sequence number of the first
         self._leftovers: dict[str, tuple[int, list[RawEvent]]] = {}
+        # ended trials' last writes (see _SpooledTrial.tail), until the store holds them
+        self._tails: dict[str, _Tail] = {}
         self._experiment_file = SpoolFile(directory / ("experiment" + SPOOL_SUFFIX))
         # bytes of event parts written so far, by every thread (close enough: it decides
         # only from when parts are compressed, see PLAIN_SPOOL_BYTES)
@@ -222,8 +239,9 @@ class ExperimentSpool:
         bodies = [encode_part(part, compress=compress) for part in parts]
         self._part_bytes += sum(map(len, bodies))
         writing = time.monotonic_ns()  # not after: the write's return waits for the GIL
+        start = spooled.file.bytes_written
         try:
-            spooled.file.append_many(RecordType.EVENT_PART, bodies)
+            ends = spooled.file.append_many(RecordType.EVENT_PART, bodies)
         except SpoolError as exc:
             spooled.broken = exc
             logger.warning(
@@ -233,6 +251,7 @@ class ExperimentSpool:
             )
             return
         spooled.cursor += len(batch)
+        spooled.tail = _Tail(start, list(zip(parts, ends, strict=True)))
         lag = (writing - min(e.monotonic_ns for e in batch)) / 1e6
         if lag > self.max_lag_ms:
             self.max_lag_ms = lag
@@ -271,6 +290,12 @@ class ExperimentSpool:
                     )
                     raise spooled.broken
                 spooled.file.append(RecordType.TRIAL_END, header)
+                if spooled.tail is not None:
+                    with self._files_lock:
+                        self._tails[recorder.trial_id] = spooled.tail
+                        while len(self._tails) > KEPT_TAILS:  # the store is behind
+                            del self._tails[next(iter(self._tails))]
+                spooled.tail = None
             finally:
                 spooled.ended = True
                 spooled.file.close()
@@ -312,12 +337,19 @@ class ExperimentSpool:
     def parts_from(self, trial_id: str, start: int = 0) -> Iterator[tuple[EventPart, int]]:
         """The whole event parts in the trial's file from offset ``start``, each with the
         offset just after it: a trial still being written is read on from there."""
-        path = self.trial_path(trial_id)
-        if not path.exists():
-            path = self.trial_path(trial_id, STORED_SUFFIX)
-        for record in iter_records(path, start):
-            if not isinstance(record, int) and record.type is RecordType.EVENT_PART:
-                yield decode_part(record.body), record.end
+        with self._files_lock:
+            tail = self._tails.get(trial_id)
+        # an ended trial's last write is taken as it was written, not read back
+        stop = tail.start if tail is not None else None
+        if stop is None or start < stop:
+            path = self.trial_path(trial_id)
+            if not path.exists():
+                path = self.trial_path(trial_id, STORED_SUFFIX)
+            for record in iter_records(path, start, stop):
+                if not isinstance(record, int) and record.type is RecordType.EVENT_PART:
+                    yield decode_part(record.body), record.end
+        if tail is not None:
+            yield from ((part, end) for part, end in tail.parts if end > start)
 
     def open_trial_ids(self) -> list[str]:
         with self._files_lock:
@@ -325,6 +357,8 @@ class ExperimentSpool:
 
     def mark_stored(self, trial_id: str) -> None:
         """The store holds the trial: recovery need not write it again."""
+        with self._files_lock:
+            self._tails.pop(trial_id, None)
         with contextlib.suppress(OSError):
             os.replace(self.trial_path(trial_id), self.trial_path(trial_id, STORED_SUFFIX))
 
@@ -350,6 +384,7 @@ class ExperimentSpool:
             open_trials = list(self._open.values())
             self._open.clear()
             self._ended.clear()
+            self._tails.clear()
         for spooled in open_trials:
             spooled.recorder.flush_when_due(None)
             with spooled.lock:
