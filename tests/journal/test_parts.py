@@ -142,3 +142,27 @@ def test_any_captured_payload_is_written_as_the_general_path_writes_it(value, re
     built = built_parts(0, trace_events(recorder.trial_id, raw, 0))
     assert [p.data for p in built] == [p.data for p in general]
     assert [p.summary for p in built] == [p.summary for p in general]
+
+
+@pytest.mark.parametrize(
+    "time_ns",
+    [
+        1_780_000_000_123_456_789,
+        1_780_000_000_000_000_999,  # a whole microsecond count of zero: no fraction
+        1_780_000_000_000_001_000,
+        1_709_164_799_999_999_999,  # the last microsecond of 2024-02-28
+        1_709_164_800_000_000_000,  # a leap day begins
+        1_735_689_599_999_999_000,  # the last of 2024
+        0,
+    ],
+)
+def test_the_raw_path_writes_a_timestamp_as_the_general_path_does(time_ns):
+    """The writer formats each second once instead of making a datetime per event: the
+    bytes are the general path's, a fraction of zero microseconds included."""
+    recorder = TrialRecorder(new_id("trl"))
+    recorder.emit(EventKind.LOG, {"level": "INFO", "message": "x"})
+    recorder.emit(EventKind.LOG, {"level": "INFO", "message": "y"})
+    recorder._raw[:] = [e._replace(time_ns=time_ns + i) for i, e in enumerate(recorder._raw)]
+    fast = raw_parts(recorder.trial_id, recorder.raw_events(), 0)
+    assert fast is not None
+    assert [p.data for p in fast] == [p.data for p in _general(recorder, 0)]

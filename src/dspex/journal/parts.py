@@ -22,18 +22,46 @@ JSON data as the recorder's contract has it (``json_ready``, or made so by
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from dspex.capture.jsonable import jsonable
-from dspex.capture.recorder import TIME_ORDER, RawEvent, utc_time
+from dspex.capture.recorder import TIME_ORDER, RawEvent
 from dspex.model import TraceEvent
-from dspex.model.event import KIND_OF_VALUE, SOURCE_OF_VALUE
+from dspex.model.event import EventKind, EventSource
 from dspex.model.eventsummary import summarize_fields
 from dspex.model.payloads import SOURCE_OF
 from dspex.store import PART_EVENTS, EventPart, encode_parts, json_rows
 
-__all__ = ["built_parts", "raw_parts"]
+__all__ = ["built_parts", "raw_parts", "utc_text"]
+
+# Each kind and source, given as a member or as its value, by its value as plain text:
+# orjson reads an enum's value through Python (two calls per field, per event). A
+# KeyError names a value that is no kind (source), as trusted_event's check does.
+_KIND_TEXT: dict[str, str] = {str(k.value): str(k.value) for k in EventKind}
+_SOURCE_TEXT: dict[str, str] = {str(s.value): str(s.value) for s in EventSource}
+_SOURCE_TEXT_OF_KIND: dict[str, str] = {str(k): str(s.value) for k, s in SOURCE_OF.items()}
+
+_second: tuple[int, str] = (-1, "")  # the last second formatted, and its text
+
+
+def utc_text(time_ns: int) -> str:
+    """``time_ns`` (nanoseconds since the epoch) as orjson writes the event's timestamp,
+    ``utc_time(time_ns)`` with ``OPT_UTC_Z``: to the microsecond below, the fraction
+    left out when it is zero. The text of a second is made once (events come many a
+    second), not a datetime per event.
+
+        >>> utc_text(1_780_000_000_123_456_789), utc_text(1_780_000_000_000_000_999)
+        ('2026-05-28T20:26:40.123456Z', '2026-05-28T20:26:40Z')
+    """
+    global _second
+    seconds, micro = divmod(time_ns // 1000, 1_000_000)
+    last, text = _second
+    if seconds != last:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _second = (seconds, text)
+    return f"{text}.{micro:06d}Z" if micro else text + "Z"
 
 
 def raw_parts(trial_id: str, raw: Sequence[RawEvent], first: int) -> list[EventPart] | None:
@@ -46,11 +74,11 @@ def raw_parts(trial_id: str, raw: Sequence[RawEvent], first: int) -> list[EventP
             "trial_id": trial_id,
             "parent_id": e.parent_id,
             "sequence": sequence,
-            "timestamp": utc_time(e.time_ns),
+            "timestamp": utc_text(e.time_ns),
             "monotonic_ns": e.monotonic_ns,
             # checked as trusted_event checks them: a KeyError names a bad one
-            "source": SOURCE_OF_VALUE[e.source or SOURCE_OF[e.kind]],  # type: ignore[index]
-            "kind": KIND_OF_VALUE[e.kind],
+            "source": _SOURCE_TEXT[e.source] if e.source else _SOURCE_TEXT_OF_KIND[e.kind],
+            "kind": _KIND_TEXT[e.kind],
             "pid": e.pid,
             "worker": e.worker,
             "payload": e.payload if e.json_ready else jsonable(e.payload),
