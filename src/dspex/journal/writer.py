@@ -336,7 +336,8 @@ class ExperimentSpool:
 
     def parts_from(self, trial_id: str, start: int = 0) -> Iterator[tuple[EventPart, int]]:
         """The whole event parts in the trial's file from offset ``start``, each with the
-        offset just after it: a trial still being written is read on from there."""
+        offset just after it: a trial still being written is read on from there. An ended
+        trial's last write comes from memory, as it was written (until :meth:`mark_stored`)."""
         with self._files_lock:
             tail = self._tails.get(trial_id)
         # an ended trial's last write is taken as it was written, not read back
