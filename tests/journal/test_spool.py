@@ -320,8 +320,6 @@ def test_a_trial_past_its_backlog_is_written_at_once_whatever_the_interval(tmp_p
     """A released trial that records more than BACKLOG_LIMIT events within one (long)
     flush interval: the event past the bound writes them, in the thread that records, at
     once. It used to wait two seconds for the flusher, then drop the bound and grow."""
-    import time
-
     from dspex.journal import writer
     from dspex.model import Experiment, ProgramInfo
 
@@ -330,12 +328,11 @@ def test_a_trial_past_its_backlog_is_written_at_once_whatever_the_interval(tmp_p
     try:
         recorder = TrialRecorder(new_id("trl"))
         spool.open_trial(recorder, {"id": recorder.trial_id}, release=True)
-        started = time.monotonic()
         for i in range(3 * writer.BACKLOG_LIMIT):
             recorder.emit(EventKind.LOG, {"level": "INFO", "message": str(i)})
             assert len(recorder.raw_events()) <= writer.BACKLOG_LIMIT
-        assert time.monotonic() - started < 1.5  # no wait for the flusher (2 s each)
-        assert recorder._backlog_limit == writer.BACKLOG_LIMIT  # the bound still holds
+        # a wait that gave up (the flusher writes once a minute here) drops the bound
+        assert recorder._backlog_limit == writer.BACKLOG_LIMIT
         written = spool.trial_events(recorder.trial_id)
         assert len(written) + len(recorder.raw_events()) == 3 * writer.BACKLOG_LIMIT
         assert [e.payload["message"] for e in written] == [str(i) for i in range(len(written))]
