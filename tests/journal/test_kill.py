@@ -114,8 +114,8 @@ def _kills(tmp_path: Path, count: int, seed: int, mode: tuple[str, ...] = ()) ->
 
 
 @pytest.mark.timeout(900)
-def test_five_kills_lose_only_the_last_flush_interval(tmp_path):
-    _kills(tmp_path, 5, seed=19)
+def test_four_kills_lose_only_the_last_flush_interval(tmp_path):
+    _kills(tmp_path, 4, seed=19)
 
 
 @pytest.mark.timeout(900)

@@ -104,8 +104,21 @@ class RayEngine(Engine):
         now = time.monotonic()
         for ref, (_, started) in list(self._flight.items()):
             if ref not in self._timed_out and now - started > self.timeout:
+                if not self._unfinished([ref]):
+                    continue  # it ended just now: its outcome is read as it is
                 self._timed_out.add(ref)
                 self._ray.cancel(ref, force=True)
+
+    def _unfinished(self, refs: list[Any]) -> list[Any]:
+        """Those of ``refs`` whose task has not ended. Only they are cancelled: Ray 2.60 can
+        abort the driver ("Check failed: ... Tried to complete task that was not pending")
+        when a forced cancel meets a task's completing reply. Asking first narrows that
+        window; it cannot close it (the reply may land between the two calls)."""
+        if not refs:
+            return []
+        ready, _ = self._ray.wait(refs, num_returns=len(refs), timeout=0)
+        done = set(ready)
+        return [ref for ref in refs if ref not in done]
 
     def _outcome(self, ref: Any, task: CellTask) -> CellEvent:
         exceptions = self._ray.exceptions
@@ -138,7 +151,7 @@ class RayEngine(Engine):
             self._stopped = True
             return []
         self._stopped = True
-        for ref in list(self._flight):
+        for ref in self._unfinished(list(self._flight)):
             try:
                 self._ray.cancel(ref, force=True)
             except Exception:  # noqa: BLE001 - already finished or gone, whatever Ray raises for it
