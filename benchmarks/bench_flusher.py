@@ -9,7 +9,10 @@ callback) in the same process. Three ways of running the journal's flusher threa
 a process of its own:
 
 - ``as shipped``: it wakes when a trial's flush is due (every ``journal.flush_interval``,
-  0.1 s);
+  0.1 s), and the recording thread, right after it wrote its trial itself, gives it the
+  GIL (:class:`dspex.workers.handoff.Handoff`);
+- ``without the hand-off``: the same, but the recording thread keeps the GIL (dspex
+  before the hand-off);
 - ``woken every 1 s``: it sleeps at least a second between rounds;
 - ``never woken``: it does not run (the recording thread still writes the spool itself
   when a flush is due, so nothing stays in memory longer).
@@ -17,9 +20,9 @@ a process of its own:
 The main thread's kernel time per call (``RUSAGE_THREAD``) is printed beside the wall
 time: a thread that waits for the GIL while the main thread runs Python is woken each time
 the main thread lets the GIL go for a moment (DSPy reads ``os.urandom`` several times a
-call), and that wake is paid in the main thread's kernel time. This benchmark shows how
-much of dspex's wall-time overhead on direct calls is that, and is the check for any
-change to when the flusher wakes.
+call), and that wake is paid in the main thread's kernel time. Without the hand-off that
+was most of dspex's wall-time overhead on direct calls; this benchmark is the check for
+any change to when the flusher wakes.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ __all__ = ["main", "run_child"]
 
 MODES = {
     "as shipped": "shipped",
+    "without the hand-off": "no_handoff",
     "woken every 1 s": "every_second",
     "never woken": "never",
 }
@@ -48,7 +52,14 @@ _ROOT = Path(__file__).resolve().parents[1]
 def _set_flusher(mode: str) -> None:
     import dspex.journal.writer as writer
 
-    if mode == "every_second":
+    if mode == "no_handoff":
+        from dspex.workers.handoff import Handoff
+
+        def keep_the_gil(self: Any, timeout: float = 0.0) -> bool:
+            return False
+
+        Handoff.give_way = keep_the_gil  # type: ignore[method-assign]
+    elif mode == "every_second":
         late = writer.ExperimentSpool._flush_late
 
         def at_least_a_second(self: Any) -> float:
@@ -107,7 +118,7 @@ def run_child(mode: str, calls: int, reps: int) -> dict[str, list[list[float]]]:
 
 def table(calls: int, reps: int) -> str:
     lines = [
-        f"{'flusher thread':<18} {'floor µs':>9} {'dspex µs':>9} {'× floor':>8} "
+        f"{'flusher thread':<22} {'floor µs':>9} {'dspex µs':>9} {'× floor':>8} "
         f"{'kernel µs (floor / dspex)':>26}",
     ]
     for label, mode in MODES.items():
@@ -119,7 +130,7 @@ def table(calls: int, reps: int) -> str:
             f"{statistics.median(d[1] for d in dspex):.0f}"
         )
         lines.append(
-            f"{label:<18} {statistics.median(f[0] for f in floor):>9.0f} "
+            f"{label:<22} {statistics.median(f[0] for f in floor):>9.0f} "
             f"{statistics.median(d[0] for d in dspex):>9.0f} {ratio:>8.3f} {kernel:>26}"
         )
     return "\n".join(lines)

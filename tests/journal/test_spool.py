@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import zlib
 
 import pytest
@@ -442,3 +443,38 @@ def test_a_write_that_hangs_does_not_stop_the_thread_that_records(tmp_path):
         "due",
         "right after",
     ]
+
+
+def test_a_thread_that_records_gives_the_flusher_the_gil_after_its_own_write(tmp_path, monkeypatch):
+    """A thread that records as fast as it can writes its trial itself when a write is
+    due, and then waits for the flusher's round (due on the same schedule) instead of
+    keeping the GIL from it (benchmarks/bench_flusher.py measures what that costs)."""
+    from dspex.journal import writer
+    from dspex.model import Experiment, ProgramInfo
+    from dspex.workers.handoff import Handoff
+
+    gave_way: list[bool] = []
+    real = Handoff.give_way
+
+    def counted(self: Handoff, timeout: float = 0.002) -> bool:
+        result = real(self, timeout)
+        gave_way.append(result)
+        return result
+
+    monkeypatch.setattr(Handoff, "give_way", counted)
+    experiment = Experiment(name="e", program=ProgramInfo(name="p"), status="running")
+    spool = writer.ExperimentSpool.create(tmp_path, experiment, "memory://", flush_interval=0.02)
+    try:
+        recorder = TrialRecorder(new_id("trl"))
+        spool.open_trial(recorder, {"id": recorder.trial_id}, release=True)
+        deadline = time.monotonic() + 0.5
+        emitted = 0
+        while time.monotonic() < deadline:
+            recorder.emit(EventKind.LOG, {"level": "INFO", "message": str(emitted)})
+            emitted += 1
+        assert gave_way and any(gave_way)  # about 25 writes, each followed by a give-way
+        spool.flush()  # a round of the flusher may be writing a batch just now
+        written = spool.trial_events(recorder.trial_id)
+        assert len(written) + len(recorder.raw_events()) == emitted
+    finally:
+        spool.close()

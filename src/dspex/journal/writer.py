@@ -50,6 +50,7 @@ from dspex.journal.spool import (
 )
 from dspex.model import Experiment, TraceEvent
 from dspex.store import EventPart, encode_parts
+from dspex.workers.handoff import Handoff
 
 __all__ = ["ExperimentSpool"]
 
@@ -121,6 +122,10 @@ class ExperimentSpool:
         spool's bound (``flush_interval``) as it held, and an example's time where a
         harness worker hands its events over when the example ends."""
         self._stop = threading.Event()
+        # a thread that records gives the flusher the GIL once its time has come, right
+        # after it wrote its own trial (the flusher wakes on the same schedule)
+        self._handoff = Handoff()
+        self._handoff.sleep_until(time.monotonic_ns() + self._interval_ns)
         self._thread = threading.Thread(target=self._run, name="dspex-spool", daemon=True)
         self._thread.start()
 
@@ -217,6 +222,8 @@ class ExperimentSpool:
                 spooled.recorder.flush_due_at(time.monotonic_ns() + self._interval_ns)
         finally:
             spooled.lock.release()
+        if if_due and me != self._thread.ident:
+            self._handoff.give_way()
 
     def _flush_locked(self, spooled: _SpooledTrial) -> None:
         if spooled.broken is not None or spooled.ended:
@@ -403,7 +410,13 @@ class ExperimentSpool:
 
     def _run(self) -> None:
         """The flusher: each open trial whose flush is due and that its recording thread
-        has not flushed (it records nothing just now) is flushed here, on time."""
+        has not flushed (it records nothing just now) is flushed here, on time.
+
+        A thread that records as fast as it can writes its trial itself and then gives
+        the flusher the GIL (:class:`~dspex.workers.handoff.Handoff`): waiting for the GIL
+        while that thread runs Python, the flusher would be woken at each of the
+        thread's short releases of it, for up to a hundred milliseconds, at the
+        thread's cost (``benchmarks/bench_flusher.py``)."""
         wait = self.flush_interval
         while not self._stop.wait(wait):
             try:
@@ -411,6 +424,8 @@ class ExperimentSpool:
             except Exception as exc:  # noqa: BLE001 - the next round tries again; the run goes on
                 logger.warning("dspex: the spool flusher failed: %s", exc)
                 wait = self.flush_interval
+            self._handoff.sleep_until(time.monotonic_ns() + int(wait * 1e9))
+        self._handoff.sleep_until(None)
 
     def _flush_late(self) -> float:
         """Flush the trials whose flush is due; the seconds until the next one is."""

@@ -21,6 +21,7 @@ from typing import Any
 import cloudpickle
 
 from dspex.model import ErrorInfo
+from dspex.workers.handoff import Handoff
 
 __all__ = ["PoolEvent", "PoolEventKind", "Init", "Job", "Result", "Task", "Worker", "WorkerState"]
 
@@ -134,6 +135,9 @@ class Worker(ABC):
         # results posted without waking the pool (see post_quiet); only the pool takes
         # from it
         self.quiet: deque[PoolEvent] = deque()
+        # the pool's, set when it launches the worker: a worker that posts quietly gives
+        # way to the pool once the pool's time to look at those results has come
+        self.handoff: Handoff | None = None
         self.launched = 0.0
         self._events = events
         self.init = init
@@ -144,8 +148,15 @@ class Worker(ABC):
     def post_quiet(self, kind: PoolEventKind, task_id: int | None, payload: Any) -> None:
         """Post an event that the pool takes in the next time it wakes, without waking it:
         for a result while the worker still has items sent ahead (the pool has nothing
-        to send it). The pool takes these before any event posted after them."""
+        to send it). The pool takes these before any event posted after them.
+
+        When the pool's time to look at them has come, the worker waits a moment for it
+        (:meth:`Handoff.give_way <dspex.workers.handoff.Handoff.give_way>`): a pool that
+        waits for the GIL while this worker runs Python would otherwise be woken at each
+        of the worker's short releases of it, at the worker's cost."""
         self.quiet.append(PoolEvent(self, kind, task_id, payload))
+        if self.handoff is not None:
+            self.handoff.give_way()
 
     def mark_launched(self) -> None:
         self.launched = time.monotonic()

@@ -43,6 +43,7 @@ from dspex.workers._core import (
     Worker,
     WorkerState,
 )
+from dspex.workers.handoff import Handoff
 from dspex.workers.outcome import Failure, TaskOutcome
 
 __all__ = ["UNSET", "WorkerPool"]
@@ -171,6 +172,7 @@ class SupervisedPool(WorkerPool):
         # SimpleQueue is implemented in C: no Python-level lock and condition per event,
         # which a pool of one thread paid twice per example
         self._events: queue.SimpleQueue[PoolEvent] = queue.SimpleQueue()
+        self._handoff = Handoff()
         self._workers: dict[str, Worker] = {}
         self._lock = threading.RLock()
         self._state = "new"  # new -> running -> closing -> closed
@@ -280,6 +282,7 @@ class SupervisedPool(WorkerPool):
             if self._state != "running":
                 return None
             worker = self._new_worker(f"worker-{next(self._names)}")
+            worker.handoff = self._handoff
             self._workers[worker.name] = worker
             worker.mark_launched()
         worker.launch()
@@ -293,6 +296,10 @@ class SupervisedPool(WorkerPool):
             worker.kill()
 
     def _next_event(self, wake: float | None) -> PoolEvent | None:
+        # a worker posting quietly gives way to the pool once ``wake`` has come, until the
+        # pool sleeps here again (see Worker.post_quiet); time.monotonic() and
+        # monotonic_ns() read the same clock
+        self._handoff.sleep_until(None if wake is None else int(wake * 1e9))
         try:
             if wake is None:
                 return self._events.get()
