@@ -83,3 +83,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if len(kept) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept
+
+
+@pytest.fixture
+def give_ways(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """What each :meth:`Handoff.give_way <dspex.workers.handoff.Handoff.give_way>` call
+    returned while the test ran (True: the running thread waited for a sleeper)."""
+    from dspex.workers.handoff import GIVE_WAY_WAIT, Handoff
+
+    returned: list[bool] = []
+    real = Handoff.give_way
+
+    def counted(self: Handoff, timeout: float = GIVE_WAY_WAIT) -> bool:
+        result = real(self, timeout)
+        returned.append(result)
+        return result
+
+    monkeypatch.setattr(Handoff, "give_way", counted)
+    return returned

@@ -445,23 +445,13 @@ def test_a_write_that_hangs_does_not_stop_the_thread_that_records(tmp_path):
     ]
 
 
-def test_a_thread_that_records_gives_the_flusher_the_gil_after_its_own_write(tmp_path, monkeypatch):
+def test_a_thread_that_records_gives_the_flusher_the_gil_after_its_own_write(tmp_path, give_ways):
     """A thread that records as fast as it can writes its trial itself when a write is
     due, and then waits for the flusher's round (due on the same schedule) instead of
     keeping the GIL from it (benchmarks/bench_flusher.py measures what that costs)."""
     from dspex.journal import writer
     from dspex.model import Experiment, ProgramInfo
-    from dspex.workers.handoff import Handoff
 
-    gave_way: list[bool] = []
-    real = Handoff.give_way
-
-    def counted(self: Handoff, timeout: float = 0.002) -> bool:
-        result = real(self, timeout)
-        gave_way.append(result)
-        return result
-
-    monkeypatch.setattr(Handoff, "give_way", counted)
     experiment = Experiment(name="e", program=ProgramInfo(name="p"), status="running")
     spool = writer.ExperimentSpool.create(tmp_path, experiment, "memory://", flush_interval=0.02)
     try:
@@ -472,7 +462,7 @@ def test_a_thread_that_records_gives_the_flusher_the_gil_after_its_own_write(tmp
         while time.monotonic() < deadline:
             recorder.emit(EventKind.LOG, {"level": "INFO", "message": str(emitted)})
             emitted += 1
-        assert gave_way and any(gave_way)  # about 25 writes, each followed by a give-way
+        assert any(give_ways)  # about 25 writes, each followed by a give-way
         spool.flush()  # a round of the flusher may be writing a batch just now
         written = spool.trial_events(recorder.trial_id)
         assert len(written) + len(recorder.raw_events()) == emitted

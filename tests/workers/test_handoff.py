@@ -54,24 +54,15 @@ def test_a_stopped_sleeper_is_not_waited_for():
 
 
 def test_a_pool_of_one_thread_gets_the_gil_from_its_busy_worker_at_each_quiet_poll(
-    make_pool, monkeypatch
+    make_pool, give_ways
 ):
     """Items sent ahead to the one worker: it posts results quietly, and once the pool's
     50 ms look comes it gives way to the pool."""
-    waited: list[bool] = []
-    real = Handoff.give_way
-
-    def counted(self: Handoff, timeout: float = 0.002) -> bool:
-        result = real(self, timeout)
-        waited.append(result)
-        return result
-
-    monkeypatch.setattr(Handoff, "give_way", counted)
     pool = make_pool("thread", size=1)
     outcomes = list(pool.map(_busy, range(300)))
     assert sorted(o.value for o in outcomes) == list(range(300))
-    assert len(waited) >= 299  # each quiet post asks
-    assert any(waited)  # ~0.3 s of items: the pool looked several times
+    assert len(give_ways) >= 299  # each quiet post asks
+    assert any(give_ways)  # ~0.3 s of items: the pool looked several times
 
 
 def _busy(item: int) -> int:
