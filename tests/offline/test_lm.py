@@ -109,11 +109,16 @@ def test_same_call_twice_gives_the_same_answer_and_threads_change_nothing():
     sequential = _answers(lm, questions)
     assert _answers(lm, questions) == sequential
 
-    def one(question):
-        return _answers(lm, [question])[0]
+    # Each thread gets a program of its own, built here: CPython 3.11 keeps the AST
+    # constructor's recursion depth in state all threads share (python/cpython#106905), so
+    # threads that parse "question -> answer" at the same moment can raise SystemError.
+    programs = [dspy.Predict("question -> answer") for _ in questions]
+
+    def one(question, program):
+        return _answers(lm, [question], program)[0]
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        concurrent = list(pool.map(one, questions))
+        concurrent = list(pool.map(one, questions, programs))
     assert concurrent == sequential
     assert lm.engine.calls == 3 * len(questions)
 
