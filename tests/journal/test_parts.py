@@ -166,3 +166,16 @@ def test_the_raw_path_writes_a_timestamp_as_the_general_path_does(time_ns):
     fast = raw_parts(recorder.trial_id, recorder.raw_events(), 0)
     assert fast is not None
     assert [p.data for p in fast] == [p.data for p in _general(recorder, 0)]
+
+
+def test_jsonable_reads_a_prediction_without_giving_it_a_dict_of_its_own():
+    import gc
+
+    import dspy
+
+    prediction = dspy.Prediction(answer="4")
+    assert jsonable(prediction) == {"answer": "4"}
+    # An instance asked for its __dict__ keeps that dict as long as it lives (DSPy's
+    # history keeps each Prediction for 10,000 calls): one more object for the collector.
+    materialized = [r for r in gc.get_referents(prediction) if type(r) is dict and "_store" in r]
+    assert materialized == []

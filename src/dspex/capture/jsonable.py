@@ -90,7 +90,14 @@ def _example_store(value: Any) -> dict[str, Any] | None:
 
         _example_class = Example
     if isinstance(value, _example_class):
-        store = value.__dict__.get("_store")
+        # Read past the instance's __dict__: on Python 3.11+ an instance keeps its
+        # attributes inline until someone asks for __dict__, which then becomes a dict of
+        # its own for as long as the object lives (DSPy's LM history keeps each call's
+        # Prediction for 10,000 calls; one more object per call for the collector).
+        try:
+            store = object.__getattribute__(value, "_store")
+        except AttributeError:
+            return None
         if type(store) is dict:
             return store
     return None
