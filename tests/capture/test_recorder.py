@@ -189,3 +189,44 @@ def test_a_failing_flush_does_not_fail_the_event(caplog):
     warned = [r for r in caplog.records if "from the recording thread failed" in r.message]
     assert len(warned) == 1  # tried again a second later, not on every event
     assert recorder.flush_due_ns > time.monotonic_ns() + 500_000_000
+
+
+def test_a_flush_is_due_after_so_many_events_before_its_time():
+    import time
+
+    recorder = TrialRecorder(dspex.new_id("trl"))
+    later = time.monotonic_ns() + 3_600 * 10**9
+    calls: list[int] = []
+
+    def flush() -> None:
+        calls.append(len(recorder))
+        recorder.release(len(recorder))  # what the spool does with a released trial
+        recorder.flush_due_at(later)
+
+    recorder.flush_when_due(flush, later, events=3)
+    for i in range(7):
+        recorder.emit(EventKind.LOG, {"level": "INFO", "message": str(i)})
+    assert calls == [3, 6]
+    assert len(recorder.raw_events()) == 1
+    recorder.flush_when_due(None)
+    for i in range(5):
+        recorder.emit(EventKind.LOG, {"level": "INFO", "message": str(i)})
+    assert calls == [3, 6]
+
+
+def test_a_flush_due_by_count_that_fails_is_tried_again_after_as_many_events(caplog):
+    import time
+
+    recorder = TrialRecorder(dspex.new_id("trl"))
+    tries: list[int] = []
+
+    def flush() -> None:
+        tries.append(len(recorder))
+        raise OSError("disk gone")
+
+    recorder.flush_when_due(flush, time.monotonic_ns() + 3_600 * 10**9, events=4)
+    with caplog.at_level("WARNING", logger="dspex.capture.recorder"):
+        for i in range(10):
+            recorder.emit(EventKind.LOG, {"level": "INFO", "message": str(i)})
+    assert tries == [4, 8]  # not once per event after the first failure
+    assert len(recorder.raw_events()) == 10  # nothing lost

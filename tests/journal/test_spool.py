@@ -341,6 +341,34 @@ def test_a_trial_past_its_backlog_is_written_at_once_whatever_the_interval(tmp_p
         spool.close()
 
 
+def test_a_released_trial_holds_at_most_flush_events_whatever_the_interval(tmp_path):
+    """Events held until the next write (a tenth of a second: hundreds of fast calls) kept
+    the garbage collector busy walking DSPy's history (see writer.FLUSH_EVENTS): a released
+    trial is written once it holds FLUSH_EVENTS events; a trial whose events are read back
+    while it runs waits for the interval."""
+    from dspex.journal import writer
+    from dspex.model import Experiment, ProgramInfo
+
+    experiment = Experiment(name="e", program=ProgramInfo(name="p"), status="running")
+    spool = writer.ExperimentSpool.create(tmp_path, experiment, "memory://", flush_interval=60)
+    try:
+        released, kept = TrialRecorder(new_id("trl")), TrialRecorder(new_id("trl"))
+        spool.open_trial(released, {"id": released.trial_id}, release=True)
+        spool.open_trial(kept, {"id": kept.trial_id}, release=False)
+        most = 0
+        for i in range(5 * writer.FLUSH_EVENTS + 3):
+            released.emit(EventKind.LOG, {"level": "INFO", "message": str(i)})
+            kept.emit(EventKind.LOG, {"level": "INFO", "message": str(i)})
+            most = max(most, len(released.raw_events()))
+        assert most == writer.FLUSH_EVENTS - 1
+        written = spool.trial_events(released.trial_id)
+        assert len(written) == 5 * writer.FLUSH_EVENTS
+        assert [e.payload["message"] for e in written] == [str(i) for i in range(len(written))]
+        assert len(kept.raw_events()) == 5 * writer.FLUSH_EVENTS + 3  # not written yet
+    finally:
+        spool.close()
+
+
 def test_an_ended_trials_last_write_is_sent_from_memory_as_the_file_holds_it(tmp_path, monkeypatch):
     """The journal sends an ended trial's events to the store from the spool: the parts
     of its last write come from memory (not read back and checked again), equal to what
@@ -352,6 +380,7 @@ def test_an_ended_trials_last_write_is_sent_from_memory_as_the_file_holds_it(tmp
     decoded = []
     real_decode = spool_module.decode_part
     monkeypatch.setattr(writer, "decode_part", lambda body: decoded.append(1) or real_decode(body))
+    monkeypatch.setattr(writer, "FLUSH_EVENTS", 10_000)  # the writes made here only
     experiment = Experiment(name="e", program=ProgramInfo(name="p"), status="running")
     spool = writer.ExperimentSpool.create(tmp_path, experiment, "memory://", flush_interval=60)
     try:

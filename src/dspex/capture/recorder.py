@@ -183,6 +183,8 @@ class TrialRecorder:
         # see flush_when_due(): called by the thread that records once _due_ns has passed
         self._on_due: Callable[[], None] | None = None
         self._due_ns = _NEVER
+        self._flush_events = _NEVER  # see flush_when_due()
+        self._flush_len = _NEVER  # len(self._raw) at which a flush is due
         self._flush_failed = False  # warned once; later failures are logged at debug level
         self._pid = os.getpid()
 
@@ -264,13 +266,16 @@ class TrialRecorder:
                 ),
             )
         )
-        if now >= self._due_ns:
+        if now >= self._due_ns or len(self._raw) >= self._flush_len:
+            self._due_ns = 0  # due now: flush() then sets the next time
             self._flush_due()
         if self._backlog_limit is not None and len(self._raw) > self._backlog_limit:
             self._over_backlog()
         return event_id
 
-    def flush_when_due(self, flush: Callable[[], None] | None, due_ns: int = _NEVER) -> None:
+    def flush_when_due(
+        self, flush: Callable[[], None] | None, due_ns: int = _NEVER, *, events: int | None = None
+    ) -> None:
         """Have the thread that records call ``flush()`` with each event recorded (or
         merged) once ``time.monotonic_ns()`` reaches ``due_ns``, until ``flush`` sets the
         next time with :meth:`flush_due_at` (so a flush under way makes the others wait
@@ -281,9 +286,14 @@ class TrialRecorder:
         draws a ``uuid4`` from ``os.urandom`` several times a call), may wait for seconds:
         each short release restarts its wait. A program that records as fast as it can
         would then keep its events in memory far longer than the spool's bound.
+
+        ``events``: a flush is also due once that many events were recorded since the
+        last one (for :data:`dspex.journal.writer.FLUSH_EVENTS`).
         """
         self._on_due = flush
         self._due_ns = due_ns if flush is not None else _NEVER
+        self._flush_events = events if flush is not None and events else _NEVER
+        self._flush_len = len(self._raw) + self._flush_events
 
     @property
     def flush_due_ns(self) -> int:
@@ -294,6 +304,7 @@ class TrialRecorder:
         """The next time (``time.monotonic_ns()``) at which recording calls the flush."""
         if self._on_due is not None:
             self._due_ns = due_ns
+            self._flush_len = len(self._raw) + self._flush_events
 
     def _flush_due(self) -> None:
         # The time stays passed while a flush is under way: another thread that records
@@ -306,6 +317,7 @@ class TrialRecorder:
             flush()
         except Exception:  # noqa: BLE001 - recording never fails the program; retried in 1 s
             self._due_ns = time.monotonic_ns() + _RETRY_NS
+            self._flush_len = len(self._raw) + self._flush_events
             log = logger.debug if self._flush_failed else logger.warning
             self._flush_failed = True
             log("dspex: writing the spool from the recording thread failed", exc_info=True)

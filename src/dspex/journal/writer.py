@@ -69,6 +69,19 @@ BACKLOG_LIMIT = 1_000
 """Unspooled events a released trial may hold in memory: a program that records faster
 than the spool writes waits there (measured on an idle 2-core machine, direct calls
 outran the writer and the process grew about 5 KB per call)."""
+FLUSH_EVENTS = 48
+"""Unspooled events after which the thread that records writes a released trial at
+once, before ``journal.flush_interval`` has passed (16 direct ``Predict`` calls).
+
+A program that allocates as much as it frees never starts a garbage collection. DSPy's
+LM history is such a program once it is full: each call's entry replaces the oldest, so
+the collector's count stays near zero while the young generation fills with the entries.
+Events held until the next write (a tenth of a second: hundreds of calls of a fast LM)
+pushed the count past its threshold (700) again and again; each collection then walked
+DSPy's recent history and moved it to an older generation, which led to full
+collections of the whole process every few thousand calls (about 0.1 s each). Held for
+48 events at most, they stay under the threshold (``python -m benchmarks.bench_flusher``
+prints the collections)."""
 
 
 @dataclass(frozen=True)
@@ -190,7 +203,9 @@ class ExperimentSpool:
         if release:
             recorder.bound_backlog(BACKLOG_LIMIT)
         recorder.flush_when_due(
-            lambda: self.flush_trial(spooled, if_due=True), time.monotonic_ns() + self._interval_ns
+            lambda: self.flush_trial(spooled, if_due=True),
+            time.monotonic_ns() + self._interval_ns,
+            events=FLUSH_EVENTS if release else None,
         )
 
     def flush_trial(self, spooled: _SpooledTrial, *, if_due: bool = False) -> None:
