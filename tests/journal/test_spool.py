@@ -344,8 +344,8 @@ def test_a_trial_past_its_backlog_is_written_at_once_whatever_the_interval(tmp_p
 def test_a_released_trial_holds_at_most_flush_events_whatever_the_interval(tmp_path):
     """Events held until the next write (a tenth of a second: hundreds of fast calls) kept
     the garbage collector busy walking DSPy's history (see writer.FLUSH_EVENTS): a released
-    trial is written once it holds FLUSH_EVENTS events; a trial whose events are read back
-    while it runs waits for the interval."""
+    trial is written once it holds FLUSH_EVENTS events; a trial whose events are kept (read
+    back while it runs, or built for its end) waits for the interval."""
     from dspex.journal import writer
     from dspex.model import Experiment, ProgramInfo
 
@@ -353,18 +353,22 @@ def test_a_released_trial_holds_at_most_flush_events_whatever_the_interval(tmp_p
     spool = writer.ExperimentSpool.create(tmp_path, experiment, "memory://", flush_interval=60)
     try:
         released, kept = TrialRecorder(new_id("trl")), TrialRecorder(new_id("trl"))
+        built = TrialRecorder(new_id("trl"))
         spool.open_trial(released, {"id": released.trial_id}, release=True)
         spool.open_trial(kept, {"id": kept.trial_id}, release=False)
+        spool.open_trial(built, {"id": built.trial_id}, release=True, keep_built=True)
         most = 0
         for i in range(5 * writer.FLUSH_EVENTS + 3):
             released.emit(EventKind.LOG, {"level": "INFO", "message": str(i)})
             kept.emit(EventKind.LOG, {"level": "INFO", "message": str(i)})
+            built.emit(EventKind.LOG, {"level": "INFO", "message": str(i)})
             most = max(most, len(released.raw_events()))
         assert most == writer.FLUSH_EVENTS - 1
         written = spool.trial_events(released.trial_id)
         assert len(written) == 5 * writer.FLUSH_EVENTS
         assert [e.payload["message"] for e in written] == [str(i) for i in range(len(written))]
-        assert len(kept.raw_events()) == 5 * writer.FLUSH_EVENTS + 3  # not written yet
+        for waiting in (kept, built):
+            assert len(waiting.raw_events()) == 5 * writer.FLUSH_EVENTS + 3  # not written yet
     finally:
         spool.close()
 

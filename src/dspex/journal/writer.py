@@ -70,8 +70,9 @@ BACKLOG_LIMIT = 1_000
 than the spool writes waits there (measured on an idle 2-core machine, direct calls
 outran the writer and the process grew about 5 KB per call)."""
 FLUSH_EVENTS = 48
-"""Unspooled events after which the thread that records writes a released trial at
-once, before ``journal.flush_interval`` has passed (16 direct ``Predict`` calls).
+"""Unspooled events after which the thread that records writes a released trial whose
+events leave memory once written (a trial of direct calls) at once, before
+``journal.flush_interval`` has passed (16 direct ``Predict`` calls).
 
 A program that allocates as much as it frees never starts a garbage collection. DSPy's
 LM history is such a program once it is full: each call's entry replaces the oldest, so
@@ -205,7 +206,8 @@ class ExperimentSpool:
         recorder.flush_when_due(
             lambda: self.flush_trial(spooled, if_due=True),
             time.monotonic_ns() + self._interval_ns,
-            events=FLUSH_EVENTS if release else None,
+            # events that leave memory when written (not kept built for the trial's end)
+            events=FLUSH_EVENTS if release and not keep else None,
         )
 
     def flush_trial(self, spooled: _SpooledTrial, *, if_due: bool = False) -> None:
