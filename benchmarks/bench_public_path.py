@@ -23,8 +23,9 @@ tool's rows run in a process of their own, against a floor measured in that proc
 Both are in the ``bench`` extra (``pip install 'dspex[bench]'``); a tool that is not
 installed is left out with a note.
 
-Wall time, since writing the record is part of the cost. Configurations run interleaved
-in a rotating order within each repetition; the table gives medians and the median of
+Wall time, since writing the record is part of the cost; each run starts from a collected
+heap (see ``_timed``). Configurations run interleaved in a rotating order within each
+repetition; the table gives medians and the median of
 the per-repetition ratios to the floor (paired: a slow spell of the machine hits both).
 Every dspex run is checked, after the timing, to have recorded as many LM calls as the LM
 answered.
@@ -33,6 +34,7 @@ answered.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import statistics
@@ -280,6 +282,11 @@ def _wrapped_originals(instrumentor: Any) -> list[tuple[Any, str, Any]]:
 
 
 def _timed(fn: Run) -> float:
+    """``fn``'s wall time, from a collected heap: a full collection that earlier rows made
+    due (about 0.1 s; a few in a run) would otherwise land in whichever row comes next,
+    and where it lands moved a row's ratio by up to 0.3 between runs. The row's own
+    collections stay in its time."""
+    gc.collect()
     started = time.perf_counter()
     fn()
     return time.perf_counter() - started
