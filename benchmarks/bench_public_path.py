@@ -17,6 +17,10 @@ recorder pays), with a zero-latency LM (cache off), one thread:
    ``dspex.experiment``, sealed in a file store; under OpenInference's instrumentor; under
    ``mlflow.dspy.autolog()``.
 
+Each table also has a row for dspex's capture layer alone (its callback recording into
+an in-memory ``TrialRecorder``; no experiment, journal, spool or store): what recording
+these events costs before anything is written, the lower bound of the experiment rows.
+
 ``mlflow.dspy.autolog()`` and OpenInference's instrumentor patch DSPy for the life of
 their process (MLflow's also grows the heap that later garbage collections walk), so each
 tool's rows run in a process of their own, against a floor measured in that process.
@@ -82,6 +86,7 @@ class Setup:
         self.unrecorded = 0
         self._to_check: list[tuple[str, int]] = []
         self._to_check_spans: list[tuple[int, int]] = []
+        self._to_check_captured: list[tuple[Any, int]] = []
 
     def metric(self, example: Any, prediction: Any, trace: Any = None) -> bool:
         return bool(example.answer == prediction.answer)
@@ -97,6 +102,10 @@ class Setup:
             recorded = sum(1 for t in archived.trials for e in t.events if e.kind == "lm_call")
             self.unrecorded += abs(made - recorded)
         self._to_check.clear()
+        for recorder, made in self._to_check_captured:
+            captured = sum(1 for e in recorder.raw_events() if e.kind == "lm_call")
+            self.unrecorded += abs(made - captured)
+        self._to_check_captured.clear()
         if self._to_check_spans:
             _, exporter = self.openinference
             spans = exporter.finished_llm_spans()
@@ -134,6 +143,31 @@ class Setup:
             with dspex.experiment("bench", store=self.store) as run:
                 dspy.Evaluate(devset=self.devset, metric=self.metric, num_threads=1)(self.program)
         self._checked(run.id, before)
+
+    @contextmanager
+    def _capture_only(self) -> Iterator[None]:
+        """dspex's capture layer alone, no experiment: its callback recording into one
+        in-memory ``TrialRecorder`` (the six handlers, each call's payloads copied and its
+        events appended), with no journal, spool, store or seal. What any design that
+        records what dspex records pays before it writes anything: the lower bound of the
+        experiment rows. Its LM calls are checked like theirs."""
+        import dspy
+
+        from dspex.capture import TrialRecorder, instrumented, recording, shared_callback
+        from dspex.ids import new_id
+
+        recorder = TrialRecorder(new_id("trl"))
+        before = self.engine.calls
+        with dspy.context(lm=self.lm, callbacks=[shared_callback()]):
+            with instrumented(), recording(recorder):
+                yield
+        self._to_check_captured.append((recorder, self.engine.calls - before))
+
+    def evaluate_capture_only(self) -> None:
+        import dspy
+
+        with self._capture_only():
+            dspy.Evaluate(devset=self.devset, metric=self.metric, num_threads=1)(self.program)
 
     @contextmanager
     def _mlflow_autolog(self) -> Iterator[Any]:
@@ -204,6 +238,10 @@ class Setup:
             with dspex.experiment("bench", store=self.store) as run:
                 self._calls()
         self._checked(run.id, before)
+
+    def calls_capture_only(self) -> None:
+        with self._capture_only():
+            self._calls()
 
     def calls_openinference(self) -> None:
         import dspy
@@ -293,6 +331,11 @@ def _timed(fn: Run) -> float:
 
 
 FLOORS = {"evaluation": "dspy.Evaluate, no-op callback", "direct calls": "calls, no-op callback"}
+CAPTURE_ONLY = {
+    "evaluation": "dspy.Evaluate, capture layer only",
+    "direct calls": "calls, capture layer only",
+}
+"""The rows of dspex's capture layer alone (see ``Setup._capture_only``)."""
 
 
 def _tables(setup: Setup, side: str) -> dict[str, dict[str, Run]]:
@@ -323,10 +366,12 @@ def _tables(setup: Setup, side: str) -> dict[str, dict[str, Run]]:
             FLOORS["evaluation"]: setup.evaluate_floor,
             "exp.evaluate + archive": setup.exp_evaluate,
             "dspy.Evaluate in experiment + archive": setup.evaluate_in_experiment,
+            CAPTURE_ONLY["evaluation"]: setup.evaluate_capture_only,
         },
         "direct calls": {
             FLOORS["direct calls"]: setup.calls_floor,
             "calls in experiment + archive": setup.calls_in_experiment,
+            CAPTURE_ONLY["direct calls"]: setup.calls_capture_only,
         },
     }
 

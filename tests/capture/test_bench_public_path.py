@@ -16,8 +16,10 @@ def test_bench_public_path_prints_both_tables_and_finds_every_call(capsys):
         "dspy.Evaluate, no-op callback",
         "exp.evaluate + archive",
         "dspy.Evaluate in experiment + archive",
+        "dspy.Evaluate, capture layer only",
         "calls, no-op callback",
         "calls in experiment + archive",
+        "calls, capture layer only",
     ):
         assert re.search(rf"^{re.escape(row)}\s+[\d.]+\s+[\d.]+\s+[\d.]+$", out, re.M), row
     assert "LM calls made but not recorded by dspex: 0" in out
@@ -28,6 +30,18 @@ def test_a_run_that_drops_calls_is_counted(monkeypatch):
     monkeypatch.setattr(setup_class, "check", lambda self: 3)
     with pytest.raises(SystemExit, match="3 LM calls made but not recorded"):
         bench_instructions.main(["--child", "calls_in_experiment", "2", "3"])
+
+
+def test_the_capture_layer_rows_count_the_calls_they_did_not_record(monkeypatch, tmp_path):
+    from dspex.capture.callback import DspexCallback
+
+    setup = bench_public_path.Setup(3, str(tmp_path), mlflow=False)
+    setup.calls_capture_only()
+    assert setup.check() == 0
+    monkeypatch.setattr(DspexCallback, "on_lm_end", lambda self, *args, **kwargs: None)
+    setup.calls_capture_only()  # three LM calls, none recorded
+    assert setup.engine.calls == 6
+    assert setup.check() == 3
 
 
 METHODS = sorted(m for c in bench_instructions.CONFIGURATIONS.values() for m in c.values())
