@@ -150,7 +150,9 @@ class Setup:
         in-memory ``TrialRecorder`` (the six handlers, each call's payloads copied and its
         events appended), with no journal, spool, store or seal. What any design that
         records what dspex records pays before it writes anything: the lower bound of the
-        experiment rows. Its LM calls are checked like theirs."""
+        experiment rows. (The LM calls' messages and responses are kept as DSPy handed
+        them over; they become JSON data only when written.) Its LM calls are checked
+        like theirs."""
         import dspy
 
         from dspex.capture import TrialRecorder, instrumented, recording, shared_callback
