@@ -86,7 +86,7 @@ class Setup:
         self.unrecorded = 0
         self._to_check: list[tuple[str, int]] = []
         self._to_check_spans: list[tuple[int, int]] = []
-        self._to_check_captured: list[tuple[Any, int]] = []
+        self._to_check_captured: list[tuple[int, int]] = []  # (recorded, made)
 
     def metric(self, example: Any, prediction: Any, trace: Any = None) -> bool:
         return bool(example.answer == prediction.answer)
@@ -102,8 +102,7 @@ class Setup:
             recorded = sum(1 for t in archived.trials for e in t.events if e.kind == "lm_call")
             self.unrecorded += abs(made - recorded)
         self._to_check.clear()
-        for recorder, made in self._to_check_captured:
-            captured = sum(1 for e in recorder.raw_events() if e.kind == "lm_call")
+        for captured, made in self._to_check_captured:
             self.unrecorded += abs(made - captured)
         self._to_check_captured.clear()
         if self._to_check_spans:
@@ -163,7 +162,10 @@ class Setup:
         with dspy.context(lm=self.lm, callbacks=[shared_callback()]):
             with instrumented(), recording(recorder):
                 yield
-        self._to_check_captured.append((recorder, self.engine.calls - before))
+        # counted now (a pass over a few events a call), so that the run's events are not
+        # kept until check(): they would grow the heap every later row's collections walk
+        captured = sum(1 for e in recorder.raw_events() if e.kind == "lm_call")
+        self._to_check_captured.append((captured, self.engine.calls - before))
 
     def evaluate_capture_only(self) -> None:
         import dspy
