@@ -64,6 +64,7 @@ CONFIGURATIONS = {
         "dspy.Evaluate, no-op callback": "evaluate_floor",
         "exp.evaluate + archive": "exp_evaluate",
         "dspy.Evaluate in experiment + archive": "evaluate_in_experiment",
+        "exp.evaluate, events not written": "exp_evaluate_unwritten",
         "dspy.Evaluate, capture layer only": "evaluate_capture_only",
         "dspy.Evaluate, OpenInference": "evaluate_openinference",
         "dspy.Evaluate, mlflow.dspy.autolog": "evaluate_mlflow",
@@ -71,6 +72,7 @@ CONFIGURATIONS = {
     "direct calls": {
         "calls, no-op callback": "calls_floor",
         "calls in experiment + archive": "calls_in_experiment",
+        "calls in experiment, events not written": "calls_unwritten",
         "calls, capture layer only": "calls_capture_only",
         "calls, OpenInference": "calls_openinference",
         "calls, mlflow.dspy.autolog": "calls_mlflow",

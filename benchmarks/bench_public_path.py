@@ -20,6 +20,10 @@ recorder pays), with a zero-latency LM (cache off), one thread:
 Each table also has a row for dspex's capture layer alone (its callback recording into
 an in-memory ``TrialRecorder``; no experiment, journal, spool or store): what recording
 these events costs before anything is written, the lower bound of the experiment rows.
+Two more rows are an ablation: the experiment rows with the journal's event writes
+dropped (each batch counted and let go; harness, trial records, archive and seal as
+shipped), the lower bound of any design that moves writing events off the recording
+thread.
 
 ``mlflow.dspy.autolog()`` and OpenInference's instrumentor patch DSPy for the life of
 their process (MLflow's also grows the heap that later garbage collections walk), so each
@@ -167,6 +171,48 @@ class Setup:
         captured = sum(1 for e in recorder.raw_events() if e.kind == "lm_call")
         self._to_check_captured.append((captured, self.engine.calls - before))
 
+    @contextmanager
+    def _events_not_written(self) -> Iterator[None]:
+        """An ablation: the experiment rows with the spool's event writes dropped. Each
+        batch of events the journal would serialize and write (to the spool, then the
+        store) is counted and let go instead; everything else runs as shipped: the
+        harness, the recorders, the trial and experiment records, the archive and the
+        seal. What any design that moves writing events off the recording thread (a
+        writer thread or process) leaves on it: the lower bound of such a design, as
+        the capture-layer rows are of any design. Its LM calls are checked like the
+        other rows': the ``lm_call`` events dropped against the LM's counter."""
+        from dspex.journal.writer import ExperimentSpool
+
+        flush = ExperimentSpool._flush_locked
+        dropped = 0
+
+        def drop(spool: ExperimentSpool, spooled: Any) -> None:
+            nonlocal dropped
+            if spooled.broken is not None or spooled.ended:
+                return
+            batch = spooled.recorder.raw_since(spooled.cursor)
+            dropped += sum(1 for e in batch if e.kind == "lm_call")
+            spooled.cursor += len(batch)
+            if spooled.release:
+                spooled.recorder.release(spooled.cursor)
+
+        before = self.engine.calls
+        ExperimentSpool._flush_locked = drop  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            ExperimentSpool._flush_locked = flush  # type: ignore[method-assign]
+        self._to_check_captured.append((dropped, self.engine.calls - before))
+
+    def exp_evaluate_unwritten(self) -> None:
+        import dspy
+
+        import dspex
+
+        with self._events_not_written(), dspy.context(lm=self.lm, callbacks=[]):
+            with dspex.experiment("bench", store=self.store, pool_size=1) as run:
+                run.evaluate(self.program, self.devset, self.metric)
+
     def evaluate_capture_only(self) -> None:
         import dspy
 
@@ -246,6 +292,15 @@ class Setup:
     def calls_capture_only(self) -> None:
         with self._capture_only():
             self._calls()
+
+    def calls_unwritten(self) -> None:
+        import dspy
+
+        import dspex
+
+        with self._events_not_written(), dspy.context(lm=self.lm, callbacks=[]):
+            with dspex.experiment("bench", store=self.store):
+                self._calls()
 
     def calls_openinference(self) -> None:
         import dspy
@@ -340,6 +395,12 @@ CAPTURE_ONLY = {
     "direct calls": "calls, capture layer only",
 }
 """The rows of dspex's capture layer alone (see ``Setup._capture_only``)."""
+EVENTS_NOT_WRITTEN = {
+    "evaluation": "exp.evaluate, events not written",
+    "direct calls": "calls in experiment, events not written",
+}
+"""The ablation rows: an experiment with the spool's event writes dropped (see
+``Setup._events_not_written``)."""
 
 
 def _tables(setup: Setup, side: str) -> dict[str, dict[str, Run]]:
@@ -370,11 +431,13 @@ def _tables(setup: Setup, side: str) -> dict[str, dict[str, Run]]:
             FLOORS["evaluation"]: setup.evaluate_floor,
             "exp.evaluate + archive": setup.exp_evaluate,
             "dspy.Evaluate in experiment + archive": setup.evaluate_in_experiment,
+            EVENTS_NOT_WRITTEN["evaluation"]: setup.exp_evaluate_unwritten,
             CAPTURE_ONLY["evaluation"]: setup.evaluate_capture_only,
         },
         "direct calls": {
             FLOORS["direct calls"]: setup.calls_floor,
             "calls in experiment + archive": setup.calls_in_experiment,
+            EVENTS_NOT_WRITTEN["direct calls"]: setup.calls_unwritten,
             CAPTURE_ONLY["direct calls"]: setup.calls_capture_only,
         },
     }

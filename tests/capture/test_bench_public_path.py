@@ -17,9 +17,11 @@ def test_bench_public_path_prints_both_tables_and_finds_every_call(capsys):
         "exp.evaluate + archive",
         "dspy.Evaluate in experiment + archive",
         "dspy.Evaluate, capture layer only",
+        "exp.evaluate, events not written",
         "calls, no-op callback",
         "calls in experiment + archive",
         "calls, capture layer only",
+        "calls in experiment, events not written",
     ):
         assert re.search(rf"^{re.escape(row)}\s+[\d.]+\s+[\d.]+\s+[\d.]+$", out, re.M), row
     assert "LM calls made but not recorded by dspex: 0" in out
@@ -41,6 +43,29 @@ def test_the_capture_layer_rows_count_the_calls_they_did_not_record(monkeypatch,
     monkeypatch.setattr(DspexCallback, "on_lm_end", lambda self, *args, **kwargs: None)
     setup.calls_capture_only()  # three LM calls, none recorded
     assert setup.engine.calls == 6
+    assert setup.check() == 3
+
+
+def test_the_events_not_written_rows_write_no_event_and_count_every_call(monkeypatch, tmp_path):
+    from dspex.capture.callback import DspexCallback
+    from dspex.journal.writer import ExperimentSpool
+
+    flush = ExperimentSpool._flush_locked
+    setup = bench_public_path.Setup(3, str(tmp_path), mlflow=False)
+    setup.calls_unwritten()
+    setup.exp_evaluate_unwritten()
+    assert ExperimentSpool._flush_locked is flush  # the ablation is undone after each run
+    assert setup.check() == 0  # the dropped lm_call events match the LM's 6 calls
+    # the experiments were archived and sealed, without a single event
+    experiments = [setup.store.get_experiment(e.id) for e in setup.store.query_experiments()]
+    assert len(experiments) == 2
+    assert all(e.status == "completed" for e in experiments)
+    trials = [t for e in experiments for t in e.trials]
+    assert trials and all(len(t.events) == 0 for t in trials)
+    assert sum(len(t.example_results) for t in trials) == 3
+
+    monkeypatch.setattr(DspexCallback, "on_lm_end", lambda self, *args, **kwargs: None)
+    setup.calls_unwritten()  # three LM calls, no lm_call event to drop
     assert setup.check() == 3
 
 
