@@ -25,6 +25,12 @@ dropped (each batch counted and let go; harness, trial records, archive and seal
 shipped), the lower bound of any design that moves writing events off the recording
 thread.
 
+After the two tables, a budget table: the issue's targets (``exp.evaluate`` with archive
+at most 1.15x the floor, direct calls in an experiment at most 1.10x) as microseconds per
+example or call above the floor, and how much of that budget each dspex row spends. Run
+with ``--examples 1``, the same table gives each experiment's fixed cost (opening,
+sealing and archiving it) in the rows' "above the floor".
+
 ``mlflow.dspy.autolog()`` and OpenInference's instrumentor patch DSPy for the life of
 their process (MLflow's also grows the heap that later garbage collections walk), so each
 tool's rows run in a process of their own, against a floor measured in that process.
@@ -401,6 +407,8 @@ EVENTS_NOT_WRITTEN = {
 }
 """The ablation rows: an experiment with the spool's event writes dropped (see
 ``Setup._events_not_written``)."""
+TARGETS = {"evaluation": 1.15, "direct calls": 1.10}
+"""The wall-time targets of each table's experiment rows, as ratios to the floor."""
 
 
 def _tables(setup: Setup, side: str) -> dict[str, dict[str, Run]]:
@@ -517,6 +525,33 @@ def table(
     return "\n".join(rows)
 
 
+def budget(
+    samples: dict[str, list[float]], per: int, unit: str, floor_name: str, target: float
+) -> str:
+    """What the ``target`` ratio allows above the floor, per example or call, and the share
+    of it each configuration spends: its median minus the floor's, over the allowance. A
+    share above 1 is a configuration over the target; a lower-bound row (the capture layer
+    alone, the events not written) over 1 is a target no design above that row can meet.
+
+        >>> print(budget({"floor": [1.0], "row": [1.3]}, 1, "µs", "floor", 1.2))
+        target 1.20x the floor: 200000.0 µs above it
+        configuration                               µs above floor  share of budget
+        ---------------------------------------------------------------------------
+        row                                               300000.0            1.500
+    """
+    floor = statistics.median(samples[floor_name])
+    allowed = (target - 1) * floor / per * 1e6
+    header = f"{'configuration':<40} {unit + ' above floor':>19} {'share of budget':>16}"
+    rows = [f"target {target:.2f}x the floor: {allowed:.1f} {unit} above it", header]
+    rows.append("-" * len(header))
+    for name, values in samples.items():
+        if name == floor_name:
+            continue
+        above = (statistics.median(values) - floor) / per * 1e6
+        rows.append(f"{name:<40} {above:>19.1f} {above / allowed:>16.3f}")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench_public_path", description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=300, help="examples (and direct calls)")
@@ -577,6 +612,13 @@ def _report(samples: Samples, tools: dict[str, Samples], n: int, reps: int) -> N
                     floors[name] = tool[table_name][FLOORS[table_name]]
         print(f"{title}, one thread, wall time ({reps} reps)")
         print(table(rows, n, unit, FLOORS[table_name], floors))
+        print()
+    for table_name, title, unit in (
+        ("evaluation", "Evaluation", "µs/example"),
+        ("direct calls", "Direct calls", "µs/call"),
+    ):
+        print(f"{title}: dspex's rows against the target's budget")
+        print(budget(samples[table_name], n, unit, FLOORS[table_name], TARGETS[table_name]))
         print()
 
 

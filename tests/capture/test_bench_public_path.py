@@ -25,6 +25,24 @@ def test_bench_public_path_prints_both_tables_and_finds_every_call(capsys):
     ):
         assert re.search(rf"^{re.escape(row)}\s+[\d.]+\s+[\d.]+\s+[\d.]+$", out, re.M), row
     assert "LM calls made but not recorded by dspex: 0" in out
+    budgets = out.split("against the target's budget")
+    assert len(budgets) == 3  # one budget table per table, after both
+    assert "target 1.15x the floor" in budgets[1] and "target 1.10x the floor" in budgets[2]
+    for row in ("exp.evaluate, events not written", "calls, capture layer only"):
+        assert re.search(rf"^{re.escape(row)}\s+-?[\d.]+\s+-?[\d.]+$", out, re.M), row
+
+
+def test_the_budget_is_what_the_target_allows_above_the_floor_and_each_rows_share():
+    samples = {"floor": [2.0, 1.0, 3.0], "over": [2.6, 2.6, 2.6], "under": [2.1, 2.1, 2.1]}
+    text = bench_public_path.budget(samples, 100, "µs/call", "floor", 1.10)
+    # the floor's median is 2.0 s for 100 calls: 1.10x allows 0.2 s, 2,000 µs a call
+    assert "target 1.10x the floor: 2000.0 µs/call above it" in text
+    shares = {
+        m[1]: (float(m[2]), float(m[3]))
+        for m in re.finditer(r"^(\w+)\s+(\S+)\s+(\S+)$", text, re.M)
+    }
+    assert shares == {"over": (6000.0, 3.0), "under": (1000.0, 0.5)}
+    assert "floor " not in text.splitlines()[-1]
 
 
 def test_a_run_that_drops_calls_is_counted(monkeypatch):
