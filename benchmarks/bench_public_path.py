@@ -533,11 +533,11 @@ def budget(
     share above 1 is a configuration over the target; a lower-bound row (the capture layer
     alone, the events not written) over 1 is a target no design above that row can meet.
 
-        >>> print(budget({"floor": [1.0], "row": [1.3]}, 1, "µs", "floor", 1.2))
-        target 1.20x the floor: 200000.0 µs above it
-        configuration                               µs above floor  share of budget
-        ---------------------------------------------------------------------------
-        row                                               300000.0            1.500
+        >>> text = budget({"floor": [1.0], "row": [1.3]}, 1, "µs", "floor", 1.2)
+        >>> text.splitlines()[0]
+        'target 1.20x the floor: 200000.0 µs above it'
+        >>> text.splitlines()[-1].split()  # 0.3 s above the floor, of 0.2 s allowed
+        ['row', '300000.0', '1.500']
     """
     floor = statistics.median(samples[floor_name])
     allowed = (target - 1) * floor / per * 1e6
