@@ -32,6 +32,10 @@ def make_pool(request: pytest.FixtureRequest) -> Iterator[Callable[..., WorkerPo
         pooling = adapter != "inline"
         options = {"adapter": adapter if pooling else "thread", "pooling_enabled": pooling}
         options.setdefault("worker_shutdown_grace_period", 1.0)
+        if adapter == "ray":
+            # a Ray worker starts a process that imports DSPy: on a slow 2-core machine the
+            # third of three took more than the default 10 s (tests of the timeouts set theirs)
+            options.update(worker_init_timeout=60.0, pool_startup_timeout=90.0)
         config = WorkersSettings(**{**options, "pool_size": size, **settings})
         pool = create_pool(config, initializer=initializer, initargs=initargs)
         pools.append(pool)
