@@ -25,7 +25,7 @@ dropped (each batch counted and let go; harness, trial records, archive and seal
 shipped), the lower bound of any design that moves writing events off the recording
 thread.
 
-After the two tables, a budget table: the issue's targets (``exp.evaluate`` with archive
+After the two tables, a budget table: dspex's wall-time targets (``exp.evaluate`` with archive
 at most 1.15x the floor, direct calls in an experiment at most 1.10x) as microseconds per
 example or call above the floor, and how much of that budget each dspex row spends. Run
 with ``--examples 1``, the same table gives each experiment's fixed cost (opening,
